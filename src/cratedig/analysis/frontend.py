@@ -1,0 +1,179 @@
+"""The one time-frequency front end every analysis stage shares.
+
+Two short-time Fourier transforms of the signal decimated to 11025 Hz, each computed once:
+
+- a *rhythm* STFT (1024-point window, hop 256 = 23.2 ms): onset strength per band, band
+  energies, RMS;
+- a *tonal* STFT (4096-point window, hop 1024 = 92.9 ms, 2.7 Hz bins): tuning and chroma, fine
+  enough to resolve semitones down to the bass register (55 Hz) that names a key's tonic.
+
+Why not librosa's ``onset_strength`` + ``chroma_cqt``: the CQT alone runs at ~200x realtime and
+recomputes its own transforms; two real FFT passes at 11 kHz cost ~0.1 s for a 3-minute track
+(``bench/speed.py`` measures it). Frame/second conversions happen only in :class:`Frontend`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import scipy.fft
+import soxr
+
+from cratedig.errors import ParameterError
+
+#: Rate of the decimated signal both STFTs read.
+FRONTEND_SR = 11025
+RHYTHM_NFFT, RHYTHM_HOP = 1024, 256
+TONAL_NFFT, TONAL_HOP = 4096, 1024
+#: Band edges in Hz for the spectral balance and the band-wise onset envelopes.
+BAND_EDGES = (200.0, 2000.0)
+N_MEL = 40
+
+
+@dataclass
+class Frontend:
+    """Spectral views of one track.
+
+    Attributes
+    ----------
+    fps : float
+        Frames per second of the rhythm features (43.07).
+    onset : np.ndarray [shape=(n,)]
+        Onset strength: half-wave rectified log-mel flux, summed over bands.
+    onset_bands : np.ndarray [shape=(3, n)]
+        The same flux restricted to low / mid / high bands (kick / snare+chords / hats).
+    band_energy : np.ndarray [shape=(3, n)]
+        Power in the low / mid / high bands per rhythm frame.
+    rms : np.ndarray [shape=(n,)]
+        RMS of each rhythm frame.
+    mel_db : np.ndarray [shape=(N_MEL, n)]
+        Log-mel spectrum (dB), the timbre view used for structure.
+    tonal_fps : float
+        Frames per second of ``tonal_mag`` (10.77).
+    tonal_mag : np.ndarray [shape=(n_t, TONAL_NFFT // 2 + 1)]
+        Magnitude spectrum of the tonal STFT.
+    duration : float
+        Seconds.
+    """
+
+    fps: float
+    onset: np.ndarray
+    onset_bands: np.ndarray
+    band_energy: np.ndarray
+    rms: np.ndarray
+    mel_db: np.ndarray
+    tonal_fps: float
+    tonal_mag: np.ndarray
+    duration: float
+
+    def frames_to_time(self, frames: np.ndarray | float) -> np.ndarray:
+        """Rhythm frame index -> seconds (frame centre)."""
+        return np.asarray(frames, dtype=np.float64) / self.fps
+
+    def time_to_frames(self, times: np.ndarray | float) -> np.ndarray:
+        """Seconds -> fractional rhythm frame index."""
+        return np.asarray(times, dtype=np.float64) * self.fps
+
+    def tonal_time_to_frames(self, times: np.ndarray | float) -> np.ndarray:
+        """Seconds -> fractional tonal frame index."""
+        return np.asarray(times, dtype=np.float64) * self.tonal_fps
+
+
+def compute_frontend(y: np.ndarray, *, sr: int) -> Frontend:
+    """Compute the shared front end of mono signal ``y`` sampled at ``sr`` Hz.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,), dtype=float32]
+    sr : int > 0
+
+    Returns
+    -------
+    Frontend
+    """
+    if y.ndim != 1:
+        raise ParameterError(f"y must be mono with shape (n,), got shape {y.shape}")
+    if sr <= 0:
+        raise ParameterError(f"sr={sr} must be positive")
+    x = y if sr == FRONTEND_SR else soxr.resample(y, sr, FRONTEND_SR, quality="HQ")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    duration = len(y) / sr
+
+    # -- rhythm STFT ----------------------------------------------------------------------
+    mag = _stft_mag(x, RHYTHM_NFFT, RHYTHM_HOP)  # (n, 513)
+    power = mag * mag
+    fps = FRONTEND_SR / RHYTHM_HOP
+    mel = power @ _mel_basis(FRONTEND_SR, RHYTHM_NFFT, N_MEL).T  # (n, N_MEL)
+    mel_db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    # Log-compressed flux: robust to level, the standard onset detection function
+    # (Böck & Widmer 2013 without the max filter), lag 1 frame.
+    logmel = np.log1p(100.0 * mel / max(float(mel.max()), 1e-10))
+    flux = np.maximum(0.0, np.diff(logmel, axis=0, prepend=logmel[:1]))
+    band_of_mel = _mel_band_index(FRONTEND_SR, N_MEL)
+    onset_bands = np.stack([flux[:, band_of_mel == b].sum(axis=1) for b in range(3)])
+    onset = onset_bands.sum(axis=0)
+    freqs = np.fft.rfftfreq(RHYTHM_NFFT, 1.0 / FRONTEND_SR)
+    band = np.digitize(freqs, BAND_EDGES)
+    band_energy = np.stack([power[:, band == b].sum(axis=1) for b in range(3)])
+    rms = np.sqrt(power.sum(axis=1) * (2.0 / (RHYTHM_NFFT * _window_power(RHYTHM_NFFT))))
+
+    # -- tonal STFT -----------------------------------------------------------------------
+    tonal_mag = _stft_mag(x, TONAL_NFFT, TONAL_HOP)
+    return Frontend(
+        fps=fps,
+        onset=onset.astype(np.float32),
+        onset_bands=onset_bands.astype(np.float32),
+        band_energy=band_energy.astype(np.float32),
+        rms=rms.astype(np.float32),
+        mel_db=mel_db.T.astype(np.float32),
+        tonal_fps=FRONTEND_SR / TONAL_HOP,
+        tonal_mag=tonal_mag,
+        duration=duration,
+    )
+
+
+def _stft_mag(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Centred STFT magnitude, frames in rows. Frame i is centred on sample i * hop."""
+    pad = n_fft // 2
+    xp = np.pad(x, (pad, pad))
+    n_frames = 1 + (len(xp) - n_fft) // hop
+    frames = np.lib.stride_tricks.as_strided(
+        xp, shape=(n_frames, n_fft), strides=(xp.strides[0] * hop, xp.strides[0]), writeable=False
+    )
+    out = np.empty((n_frames, n_fft // 2 + 1), dtype=np.float32)
+    win = _hann(n_fft)
+    # Chunked so the windowed copy stays in cache-friendly pieces.
+    step = 512
+    for i in range(0, n_frames, step):
+        spec = scipy.fft.rfft(frames[i : i + step] * win, axis=1, workers=1)
+        np.abs(spec, out=out[i : i + step], casting="same_kind")
+    return out
+
+
+@lru_cache(maxsize=8)
+def _hann(n: int) -> np.ndarray:
+    return np.hanning(n + 1)[:-1].astype(np.float32)
+
+
+def _window_power(n: int) -> float:
+    w = _hann(n)
+    return float(np.sum(w * w)) / n
+
+
+@lru_cache(maxsize=4)
+def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    import librosa  # lazy: librosa's import is slow and only this filterbank is needed here
+
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=30.0, fmax=sr / 2).astype(
+        np.float32
+    )
+
+
+@lru_cache(maxsize=4)
+def _mel_band_index(sr: int, n_mels: int) -> np.ndarray:
+    import librosa
+
+    centres = librosa.mel_frequencies(n_mels=n_mels + 2, fmin=30.0, fmax=sr / 2)[1:-1]
+    return np.digitize(centres, BAND_EDGES)

@@ -1,0 +1,247 @@
+"""path -> TrackAnalysis: decode once, one front end, every stage reads from it. Pure: no DB."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cratedig import ANALYSIS_VERSION
+from cratedig.analysis import features as feat
+from cratedig.analysis.frontend import compute_frontend
+from cratedig.analysis.loudness import loudness_blocks
+from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
+from cratedig.analysis.rhythm import ONSET_LAG, active_span, track_beats
+from cratedig.analysis.structure import bar_bounds, segment_structure
+from cratedig.analysis.tonal import chroma_from_frontend, estimate_key, estimate_tuning
+from cratedig.audio.decode import ANALYSIS_SR, MAX_DURATION, decode
+from cratedig.errors import ParameterError
+
+log = logging.getLogger("cratedig.analysis")
+
+#: How strongly a segment's key leans toward the track's key when its own evidence is weak.
+SEGMENT_KEY_PRIOR = 0.08
+
+
+def analyze_file(
+    path: str | os.PathLike[str], *, max_duration: float = MAX_DURATION
+) -> TrackAnalysis:
+    """Decode and analyse one audio file.
+
+    Parameters
+    ----------
+    path : path-like
+    max_duration : float
+        Seconds; longer files raise :class:`~cratedig.errors.UnsupportedAudio`.
+
+    Returns
+    -------
+    TrackAnalysis
+
+    Raises
+    ------
+    cratedig.errors.AudioError
+        With a one-line reason, for any file that cannot be analysed.
+
+    Examples
+    --------
+    >>> a = analyze_file("song.wav")  # doctest: +SKIP
+    >>> a.tempo, a.key.camelot  # doctest: +SKIP
+    (126.0, '8A')
+    """
+    t0 = time.perf_counter()
+    audio = decode(path, sr=ANALYSIS_SR, max_duration=max_duration)
+    t1 = time.perf_counter()
+    result = analyze_signal(
+        audio.samples,
+        sr=audio.sr,
+        path=str(Path(path)),
+        track_id=track_id_from_hash(audio.content_hash),
+        format=audio.format,
+        source_sr=audio.source_sr,
+        channels=audio.channels,
+    )
+    result.duration = audio.duration
+    result.timings = {"decode": t1 - t0, **result.timings}
+    return result
+
+
+def track_id_from_hash(content_hash: str) -> str:
+    """Track ids are the first 16 hex digits (64 bits) of the decoded-audio hash."""
+    return content_hash[:16]
+
+
+def analyze_signal(
+    y: np.ndarray,
+    *,
+    sr: int,
+    path: str = "<signal>",
+    track_id: str | None = None,
+    format: str = "PCM",
+    source_sr: int | None = None,
+    channels: int = 1,
+) -> TrackAnalysis:
+    """Analyse a mono signal: beats, downbeats, tempo, meter, key, structure and features.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,), dtype=float32]
+    sr : int > 0
+    path, track_id, format, source_sr, channels
+        Carried into the record; ``track_id`` defaults to a hash of ``y``.
+
+    Returns
+    -------
+    TrackAnalysis
+    """
+    if y.ndim != 1:
+        raise ParameterError(f"y must be mono with shape (n,), got {y.shape}")
+    if track_id is None:
+        import xxhash
+
+        track_id = track_id_from_hash(xxhash.xxh3_128(np.ascontiguousarray(y).data).hexdigest())
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        timings[name] = now - t
+        t = now
+
+    fe = compute_frontend(y, sr=sr)
+    lap("frontend")
+    grid = track_beats(fe)
+    lap("rhythm")
+    tuning = estimate_tuning(fe)
+    chroma = chroma_from_frontend(fe, tuning=tuning)
+    bass = chroma_from_frontend(fe, tuning=tuning, bass=True)
+    a0, a1 = active_span(fe)
+    t_lo, t_hi = int(a0 / fe.fps * fe.tonal_fps), int(np.ceil(a1 / fe.fps * fe.tonal_fps))
+    track_key = estimate_key(chroma[t_lo:t_hi], bass[t_lo:t_hi])
+    lap("tonal")
+    blocks = loudness_blocks(y, sr)
+    lap("loudness")
+
+    beat_period = 60.0 / grid.tempo
+    starts, ends = bar_bounds(grid.downbeats, beat_period, grid.meter, fe.duration)
+    if len(starts) == 0:
+        # No bar grid (free-time audio): the whole active span is one segment.
+        lo, hi = a0 / fe.fps, min(a1 / fe.fps, fe.duration)
+        starts, ends = np.array([lo]), np.array([hi])
+    bchroma = feat.bar_chroma(chroma, fe.tonal_fps, starts, ends)
+    bmel = feat.span_means(fe.mel_db.T, fe.fps, starts, ends)
+    bdb = feat.rms_db(fe, starts, ends)
+    bar_features = np.hstack([_standardise(bchroma) * 1.0, _standardise(bmel) * 0.7,
+                              _standardise(bdb[:, None]) * 1.0])
+    structure = segment_structure(bar_features, bdb, starts, ends)
+    rhythm_rows = feat.rhythm_pattern(fe, starts, ends, grid.meter, lag=ONSET_LAG)
+    lap("structure")
+
+    segments = _phrase_segments(
+        track_id, structure, grid, starts, ends, bchroma, rhythm_rows, chroma, bass, fe,
+        blocks, track_key.scores,
+    )
+    sections = [
+        Section(
+            index=i,
+            start=float(starts[structure.phrases[p0][0]]),
+            end=float(ends[structure.phrases[p0 + k - 1][0] + structure.phrases[p0 + k - 1][1] - 1]),
+            bar=structure.phrases[p0][0],
+            bars=sum(structure.phrases[p][1] for p in range(p0, p0 + k)),
+            label=label,
+            group=group,
+        )
+        for i, (p0, k, label, group) in enumerate(structure.sections)
+    ]
+    lap("segments")
+    return TrackAnalysis(
+        path=path,
+        track_id=track_id,
+        format=format,
+        duration=len(y) / sr,
+        sample_rate=int(source_sr or sr),
+        channels=channels,
+        tempo=grid.tempo,
+        time_signature=(grid.meter, 4),
+        key=track_key.key,
+        tuning=tuning,
+        key_clarity=track_key.clarity,
+        loudness=blocks.integrated(),
+        beats=grid.beats,
+        downbeats=grid.downbeats,
+        segments=segments,
+        sections=sections,
+        analysis_version=ANALYSIS_VERSION,
+        timings=timings,
+    )
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    sd = x.std(axis=0, keepdims=True)
+    return (x - x.mean(axis=0, keepdims=True)) / np.where(sd > 1e-9, sd, 1.0)
+
+
+def _phrase_segments(
+    track_id, structure, grid, starts, ends, bchroma, rhythm_rows, chroma, bass, fe, blocks,
+    track_scores,
+) -> list[Segment]:
+    section_of_phrase = {}
+    labels = {}
+    for si, (p0, k, label, _group) in enumerate(structure.sections):
+        for p in range(p0, p0 + k):
+            section_of_phrase[p] = si
+            labels[p] = label
+    seg_starts = np.array([starts[b0] for b0, _ in structure.phrases])
+    seg_ends = np.array([ends[b0 + n - 1] for b0, n in structure.phrases])
+    seg_db = feat.rms_db(fe, seg_starts, seg_ends)
+    loudest = float(seg_db.max()) if len(seg_db) else 0.0
+    # Pull each segment toward the track key: short spans have little harmonic evidence.
+    prior = np.zeros(24)
+    prior[int(np.argmax(track_scores))] = SEGMENT_KEY_PRIOR
+    tonal_bounds = np.stack([np.floor(seg_starts * fe.tonal_fps),
+                             np.ceil(seg_ends * fe.tonal_fps)], axis=1).astype(np.int64)
+    segments = []
+    for i, (b0, n) in enumerate(structure.phrases):
+        lo, hi = tonal_bounds[i]
+        hi = max(hi, lo + 1)
+        k = estimate_key(chroma[lo:hi], bass[lo:hi], prior=prior)
+        s, e = float(seg_starts[i]), float(seg_ends[i])
+        in_seg = grid.beats[(grid.beats >= s - 1e-6) & (grid.beats < e - 1e-6)]
+        tempo = (60.0 / float(np.median(np.diff(in_seg)))
+                 if (not grid.steady and len(in_seg) >= 3) else grid.tempo)
+        f = SegmentFeatures(
+            chroma=bchroma[b0 : b0 + n],
+            rhythm=_max_scale(rhythm_rows[b0 : b0 + n].mean(axis=0)),
+            spectral_balance=feat.spectral_balance(fe, s, e),
+            energy=float(10 ** ((seg_db[i] - loudest) / 20.0)),
+            rms_db=float(seg_db[i]),
+            loudness=blocks.integrated(s, e),
+            key_clarity=k.clarity,
+        )
+        segments.append(
+            Segment(
+                id=f"{track_id}_{i}",
+                track_id=track_id,
+                index=i,
+                level="phrase",
+                start=s,
+                end=e,
+                bar=int(b0),
+                bars=int(n),
+                label=labels.get(i, "verse"),
+                tempo=float(tempo),
+                key=k.key,
+                features=f,
+                section=section_of_phrase.get(i, 0),
+            )
+        )
+    return segments
+
+
+def _max_scale(x: np.ndarray) -> np.ndarray:
+    top = float(np.max(x)) if x.size else 0.0
+    return x / top if top > 0 else x
