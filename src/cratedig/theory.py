@@ -236,12 +236,13 @@ def shared_notes(a: Key, b: Key) -> int:
 def mirex_key_score(reference: Key, estimate: Key) -> float:
     """MIREX key score of one estimate: same 1.0, fifth 0.5, relative 0.3, parallel 0.2, else 0.
 
-    "Fifth" means the estimate's tonic is a perfect fifth above or below the reference tonic, in
-    the same mode (MIREX 2005 "Audio Key Detection" definition; mir_eval.key.weighted_score).
+    "Fifth" means the estimate's tonic is a perfect fifth *above* the reference tonic, in the same
+    mode (MIREX 2005 "Audio Key Detection"; ``mir_eval.key.weighted_score`` with its default
+    ``allow_descending_fifths=False``).
     """
     if reference == estimate:
         return 1.0
-    if reference.mode == estimate.mode and (estimate.tonic - reference.tonic) % 12 in (5, 7):
+    if reference.mode == estimate.mode and (estimate.tonic - reference.tonic) % 12 == 7:
         return 0.5
     if reference.relative == estimate:
         return 0.3

@@ -262,13 +262,42 @@ class _SndfileSource:
             raise DecodeError(f"damaged {self.format} data ({_one_line(exc)})", self.name) from exc
 
     def check_complete(self, frames: int) -> None:
-        # Uncompressed containers state their length exactly: a short read means truncation.
-        if self.format in ("WAV", "AIFF", "WAVEX", "W64", "CAF") and frames < 0.99 * self.frames:
+        # Uncompressed containers state their data size exactly; libsndfile quietly clamps it to
+        # the bytes present, so compare the header's own promise with what was read.
+        promised = _promised_frames(self.p, self.format, self.channels)
+        if promised is not None and frames < 0.99 * promised:
             raise DecodeError(
-                f"truncated: header promises {self.frames / self.sr:.1f} s, "
+                f"truncated: header promises {promised / self.sr:.1f} s, "
                 f"only {frames / self.sr:.1f} s present",
                 self.name,
             )
+
+
+def _promised_frames(p: Path, fmt: str, channels: int) -> int | None:
+    """Frames a WAV/AIFF header promises (from its data chunk size), or None if unknown."""
+    if fmt not in ("WAV", "WAVEX", "AIFF"):
+        return None
+    try:
+        with open(p, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if fmt in ("WAV", "WAVEX") and head[:4] == b"RIFF":
+        i = head.find(b"data", 12)
+        fmt_at = head.find(b"fmt ", 12)
+        if i < 0 or fmt_at < 0:
+            return None
+        size = int.from_bytes(head[i + 4 : i + 8], "little")
+        block_align = int.from_bytes(head[fmt_at + 20 : fmt_at + 22], "little")
+        if size in (0, 0xFFFFFFFF) or block_align == 0:  # streaming writers leave these
+            return None
+        return size // block_align
+    if fmt == "AIFF" and head[:4] == b"FORM":
+        i = head.find(b"COMM", 12)
+        if i < 0:
+            return None
+        return int.from_bytes(head[i + 10 : i + 14], "big")
+    return None
 
 
 class _FfmpegSource:

@@ -1,0 +1,215 @@
+"""Decoding: every format, channel layout and sample rate; every kind of bad input."""
+
+import importlib
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from cratedig.audio import decode, probe
+from cratedig.errors import AudioError, DecodeError, ParameterError, UnsupportedAudio
+
+SR = 44100
+
+
+def tone(seconds=6.0, sr=SR, channels=2, freq=440.0):
+    t = np.arange(int(seconds * sr)) / sr
+    x = 0.3 * np.sin(2 * np.pi * freq * t)
+    return np.stack([x * (1 - 0.1 * c) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def ffmpeg(src, dst, *args):
+    subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(src), *args, str(dst)], check=True)
+
+
+@pytest.fixture(scope="module")
+def formats(tmp_path_factory):
+    d = tmp_path_factory.mktemp("formats")
+    x = tone()
+    pcm = np.round(x * 32767).astype(np.int16)  # identical integers in every lossless container
+    files = {}
+    for ext, fmt, subtype in [("wav", "WAV", "PCM_16"), ("flac", "FLAC", "PCM_16"),
+                              ("ogg", "OGG", "VORBIS"), ("aiff", "AIFF", "PCM_16"),
+                              ("mp3", "MP3", "MPEG_LAYER_III")]:
+        files[ext] = d / f"tone.{ext}"
+        sf.write(files[ext], pcm if subtype == "PCM_16" else x, SR, format=fmt, subtype=subtype)
+    files["m4a"] = d / "tone.m4a"
+    ffmpeg(files["wav"], files["m4a"], "-c:a", "aac", "-b:a", "128k")
+    return files
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "aiff", "mp3", "m4a"])
+def test_every_format_decodes_to_the_same_tone(formats, ext):
+    a = decode(formats[ext])
+    assert a.sr == 22050 and a.samples.dtype == np.float32 and a.samples.ndim == 1
+    assert a.channels == 2 and a.source_sr == SR
+    assert a.duration == pytest.approx(6.0, abs=0.1)  # codecs pad a few ms
+    # The 440 Hz tone survives every codec: its spectral peak is at 440 Hz.
+    spec = np.abs(np.fft.rfft(a.samples[:22050]))
+    assert np.argmax(spec) == pytest.approx(440, abs=2)
+    assert 0.2 < a.peak < 0.4  # lossy codecs overshoot a little
+    assert len(a.content_hash) == 32
+
+
+def test_lossless_formats_share_identity(formats):
+    # Same samples, different containers: same content hash (identity is the audio, not bytes).
+    assert decode(formats["wav"]).content_hash == decode(formats["flac"]).content_hash
+    assert decode(formats["wav"]).content_hash == decode(formats["aiff"]).content_hash
+    assert decode(formats["wav"]).content_hash != decode(formats["mp3"]).content_hash
+
+
+def test_renamed_file_keeps_hash(formats, tmp_path):
+    moved = tmp_path / "renamed.flac"
+    shutil.copy(formats["flac"], moved)
+    assert decode(moved).content_hash == decode(formats["flac"]).content_hash
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 48000, 96000])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_rates_and_channel_layouts(tmp_path, sr, channels):
+    p = tmp_path / "x.wav"
+    sf.write(p, tone(sr=sr, channels=channels, freq=300.0), sr)
+    a = decode(p)
+    assert a.channels == channels and a.source_sr == sr
+    assert len(a.samples) == pytest.approx(6.0 * 22050, abs=2)
+    spec = np.abs(np.fft.rfft(a.samples[:22050]))
+    assert np.argmax(spec) == pytest.approx(300, abs=2)
+
+
+def test_stereo_kept_on_request(formats):
+    a = decode(formats["wav"], mono=False, sr=44100)
+    assert a.samples.shape == (2, 6 * 44100)
+    assert np.allclose(a.samples[1], 0.9 * a.samples[0], atol=1e-3)
+
+
+# -- bad input ------------------------------------------------------------------------------
+def reason(path, **kw):
+    with pytest.raises(AudioError) as info:
+        decode(path, **kw)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg
+    return info.value.reason
+
+
+def test_missing_file(tmp_path):
+    assert reason(tmp_path / "nope.mp3") == "no such file"
+
+
+def test_directory(tmp_path):
+    assert "directory" in reason(tmp_path)
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.wav"
+    p.write_bytes(b"")
+    assert "empty" in reason(p)
+
+
+def test_text_file_named_like_audio(tmp_path):
+    p = tmp_path / "notes.mp3"
+    p.write_text("these are not the droids you are looking for\n" * 50)
+    assert "not an audio file" in reason(p)
+
+
+def test_random_bytes(tmp_path):
+    p = tmp_path / "noise.flac"
+    p.write_bytes(np.random.default_rng(0).bytes(50_000))
+    with pytest.raises(DecodeError):
+        decode(p)
+
+
+def test_truncated_wav(formats, tmp_path):
+    p = tmp_path / "cut.wav"
+    data = formats["wav"].read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    r = reason(p)
+    assert "truncated" in r and "6.0 s" in r
+
+
+def test_truncated_flac_and_mp3_do_not_crash(formats, tmp_path):
+    for ext in ("flac", "mp3"):
+        p = tmp_path / f"cut.{ext}"
+        data = formats[ext].read_bytes()
+        p.write_bytes(data[: len(data) // 3])
+        try:
+            a = decode(p, min_duration=0.5)
+        except AudioError as exc:  # either a clear error...
+            assert exc.reason
+        else:  # ...or the part that is there.
+            assert 0.5 < a.duration < 6.0
+
+
+def test_corrupt_middle_of_flac(formats, tmp_path):
+    p = tmp_path / "bad.flac"
+    data = bytearray(formats["flac"].read_bytes())
+    rng = np.random.default_rng(1)
+    mid = len(data) // 2
+    data[mid : mid + 2000] = rng.bytes(2000)
+    p.write_bytes(bytes(data))
+    try:
+        a = decode(p)
+        assert np.all(np.isfinite(a.samples))
+    except AudioError as exc:
+        assert exc.reason
+
+
+def test_too_short(tmp_path):
+    p = tmp_path / "short.wav"
+    sf.write(p, tone(seconds=2.1), SR)
+    with pytest.raises(UnsupportedAudio, match=r"only 2\.1 s long"):
+        decode(p)
+
+
+def test_silent(tmp_path):
+    p = tmp_path / "silence.wav"
+    sf.write(p, np.zeros((SR * 6, 2), dtype=np.float32), SR)
+    with pytest.raises(UnsupportedAudio, match="silent"):
+        decode(p)
+    assert decode(p, allow_silent=True).peak == 0.0
+
+
+def test_two_hour_file_refused_from_header(tmp_path):
+    p = tmp_path / "mix.wav"
+    sf.write(p, np.zeros(2 * 3600 * 1000, dtype=np.int16), 1000, subtype="PCM_16")
+    with pytest.raises(UnsupportedAudio, match=r"2:00:00 long, over the 30:00 limit"):
+        decode(p)
+
+
+def test_max_duration_enforced_while_streaming(tmp_path):
+    p = tmp_path / "long.wav"
+    sf.write(p, tone(seconds=20), SR)
+    with pytest.raises(UnsupportedAudio, match="limit"):
+        decode(p, max_duration=10)
+
+
+def test_unreadable(formats, tmp_path, monkeypatch):
+    p = tmp_path / "locked.wav"
+    shutil.copy(formats["wav"], p)
+    p.chmod(0)
+    if os.geteuid() == 0:
+        # Root reads files whatever their mode (CI runs as root): make the check say no.
+        dec = importlib.import_module("cratedig.audio.decode")
+
+        monkeypatch.setattr(dec.os, "access", lambda *_: False)
+    assert reason(p) == "permission denied"
+
+
+def test_missing_ffmpeg_says_so(formats, monkeypatch):
+    dec = importlib.import_module("cratedig.audio.decode")
+
+    monkeypatch.setattr(dec.shutil, "which", lambda _: None)
+    r = reason(formats["m4a"])
+    assert "try installing ffmpeg" in r
+
+
+def test_bad_rate_is_a_parameter_error(formats):
+    with pytest.raises(ParameterError, match="sr=0"):
+        decode(formats["wav"], sr=0)
+
+
+def test_probe(formats):
+    info = probe(formats["m4a"])
+    assert info["sr"] == SR and info["channels"] == 2
