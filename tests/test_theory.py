@@ -24,9 +24,22 @@ keys = st.builds(Key, st.integers(0, 11), st.sampled_from(["major", "minor"]))
 
 @pytest.mark.parametrize(
     ("text", "camelot"),
-    [("A minor", "8A"), ("C major", "8B"), ("G", "9B"), ("E minor", "9A"), ("F", "7B"),
-     ("D minor", "7A"), ("F#", "2B"), ("D#m", "2A"), ("Abm", "1A"), ("B", "1B"), ("Db", "3B"),
-     ("Bbm", "3A"), ("c#", "12A"), ("E", "12B")],
+    [
+        ("A minor", "8A"),
+        ("C major", "8B"),
+        ("G", "9B"),
+        ("E minor", "9A"),
+        ("F", "7B"),
+        ("D minor", "7A"),
+        ("F#", "2B"),
+        ("D#m", "2A"),
+        ("Abm", "1A"),
+        ("B", "1B"),
+        ("Db", "3B"),
+        ("Bbm", "3A"),
+        ("c#", "12A"),
+        ("E", "12B"),
+    ],
 )
 def test_camelot_table(text, camelot):
     # Mixed In Key's wheel, read off its published chart.

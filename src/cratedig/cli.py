@@ -33,7 +33,9 @@ _verbose = False
 
 @app.callback()
 def _root(
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging and tracebacks.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Debug logging and tracebacks.")
+    ] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     global _verbose
@@ -50,9 +52,15 @@ def _root(
 @app.command()
 def analyze(
     files: Annotated[list[Path], typer.Argument(help="Audio files to analyse.")],
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per file, one per line.")] = False,
-    features: Annotated[bool, typer.Option("--features", help="Include per-segment feature vectors in the JSON.")] = False,
-    max_duration: Annotated[float, typer.Option("--max-duration", help="Refuse files longer than this many seconds.")] = 1800.0,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file, one per line.")
+    ] = False,
+    features: Annotated[
+        bool, typer.Option("--features", help="Include per-segment feature vectors in the JSON.")
+    ] = False,
+    max_duration: Annotated[
+        float, typer.Option("--max-duration", help="Refuse files longer than this many seconds.")
+    ] = 1800.0,
 ) -> None:
     """Analyse audio files (no database): tempo, key, beats, downbeats, phrases, sections."""
     from cratedig.analysis.pipeline import analyze_file
@@ -79,7 +87,9 @@ def analyze(
 
 @app.command()
 def demo(
-    folder: Annotated[Path, typer.Option("--folder", help="Where to write the demo library.")] = Path("demo-library"),
+    folder: Annotated[
+        Path, typer.Option("--folder", help="Where to write the demo library.")
+    ] = Path("demo-library"),
     n: Annotated[int, typer.Option("--n", help="Number of songs.")] = 6,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     json_out: Annotated[bool, typer.Option("--json")] = False,
@@ -96,34 +106,54 @@ def demo(
         with err.status(f"analysing {t['path']}", spinner="dots"):
             a = analyze_file(t["path"])
         true_key = Key.parse(f"{t['key']} {t['mode']}")
-        rows.append({
-            "path": str(t["path"]),
-            "true_tempo": t["tempo"], "tempo": round(a.tempo, 2),
-            "true_key": f"{true_key} ({true_key.camelot})", "key": f"{a.key} ({a.camelot})",
-            "true_meter": t["meter"], "meter": a.time_signature[0],
-            "segments": len(a.segments), "sections": len(a.sections),
-            "tempo_ok": abs(a.tempo / t["tempo"] - 1) <= 0.04,
-            "key_ok": a.key == true_key,
-        })
+        rows.append(
+            {
+                "path": str(t["path"]),
+                "true_tempo": t["tempo"],
+                "tempo": round(a.tempo, 2),
+                "true_key": f"{true_key} ({true_key.camelot})",
+                "key": f"{a.key} ({a.camelot})",
+                "true_meter": t["meter"],
+                "meter": a.time_signature[0],
+                "segments": len(a.segments),
+                "sections": len(a.sections),
+                "tempo_ok": abs(a.tempo / t["tempo"] - 1) <= 0.04,
+                "key_ok": a.key == true_key,
+            }
+        )
     if json_out:
         print(json.dumps({"folder": str(folder), "tracks": rows}))
         return
     table = Table(title=f"cratedig demo: {len(rows)} synthesized songs in {folder}/")
-    for col in ("file", "BPM truth", "BPM found", "key truth", "key found", "meter", "phrases",
-                "sections"):
+    for col in (
+        "file",
+        "BPM truth",
+        "BPM found",
+        "key truth",
+        "key found",
+        "meter",
+        "phrases",
+        "sections",
+    ):
         table.add_column(col)
     for r in rows:
         ok = lambda b: "green" if b else "red"  # noqa: E731
         table.add_row(
-            Path(r["path"]).name, f"{r['true_tempo']:.1f}",
-            f"[{ok(r['tempo_ok'])}]{r['tempo']:.2f}[/]", r["true_key"],
-            f"[{ok(r['key_ok'])}]{r['key']}[/]", f"{r['meter']}/4 (truth {r['true_meter']}/4)",
-            str(r["segments"]), str(r["sections"]),
+            Path(r["path"]).name,
+            f"{r['true_tempo']:.1f}",
+            f"[{ok(r['tempo_ok'])}]{r['tempo']:.2f}[/]",
+            r["true_key"],
+            f"[{ok(r['key_ok'])}]{r['key']}[/]",
+            f"{r['meter']}/4 (truth {r['true_meter']}/4)",
+            str(r["segments"]),
+            str(r["sections"]),
         )
     out.print(table)
     good = sum(r["tempo_ok"] and r["key_ok"] for r in rows)
-    out.print(f"{good}/{len(rows)} songs with tempo and key right. "
-              f"Try: cratedig analyze {rows[0]['path']}")
+    out.print(
+        f"{good}/{len(rows)} songs with tempo and key right. "
+        f"Try: cratedig analyze {rows[0]['path']}"
+    )
 
 
 def _print_analysis(a) -> None:  # a: TrackAnalysis
@@ -137,9 +167,14 @@ def _print_analysis(a) -> None:  # a: TrackAnalysis
         table.add_column(col, justify="right" if col not in ("label", "key") else "left")
     for s in a.segments:
         table.add_row(
-            str(s.index), f"{_clock(s.start)}–{_clock(s.end)}", f"{s.bar}+{s.bars}", s.label,
-            f"{s.key.name} {s.key.mode[:3]} {s.key.camelot}", f"{s.tempo:.1f}",
-            f"{s.features.energy:.2f}", f"{s.features.loudness:.1f}",
+            str(s.index),
+            f"{_clock(s.start)}–{_clock(s.end)}",
+            f"{s.bar}+{s.bars}",
+            s.label,
+            f"{s.key.name} {s.key.mode[:3]} {s.key.camelot}",
+            f"{s.tempo:.1f}",
+            f"{s.features.energy:.2f}",
+            f"{s.features.loudness:.1f}",
         )
     out.print(table)
 

@@ -31,9 +31,13 @@ def formats(tmp_path_factory):
     x = tone()
     pcm = np.round(x * 32767).astype(np.int16)  # identical integers in every lossless container
     files = {}
-    for ext, fmt, subtype in [("wav", "WAV", "PCM_16"), ("flac", "FLAC", "PCM_16"),
-                              ("ogg", "OGG", "VORBIS"), ("aiff", "AIFF", "PCM_16"),
-                              ("mp3", "MP3", "MPEG_LAYER_III")]:
+    for ext, fmt, subtype in [
+        ("wav", "WAV", "PCM_16"),
+        ("flac", "FLAC", "PCM_16"),
+        ("ogg", "OGG", "VORBIS"),
+        ("aiff", "AIFF", "PCM_16"),
+        ("mp3", "MP3", "MPEG_LAYER_III"),
+    ]:
         files[ext] = d / f"tone.{ext}"
         sf.write(files[ext], pcm if subtype == "PCM_16" else x, SR, format=fmt, subtype=subtype)
     files["m4a"] = d / "tone.m4a"

@@ -21,16 +21,18 @@ def span_means(values: np.ndarray, fps: float, starts: np.ndarray, ends: np.ndar
     return out if values.ndim == 2 else out[:, 0]
 
 
-def bar_chroma(chroma: np.ndarray, tonal_fps: float, starts: np.ndarray,
-               ends: np.ndarray) -> np.ndarray:
+def bar_chroma(
+    chroma: np.ndarray, tonal_fps: float, starts: np.ndarray, ends: np.ndarray
+) -> np.ndarray:
     """Chroma averaged per bar, each row L1-normalised (zeros for silent bars)."""
     c = span_means(chroma, tonal_fps, starts, ends)
     total = c.sum(axis=1, keepdims=True)
     return np.where(total > 1e-9, c / np.maximum(total, 1e-12), 0.0)
 
 
-def rhythm_pattern(fe: Frontend, starts: np.ndarray, ends: np.ndarray, meter: int,
-                   lag: float = 0.0) -> np.ndarray:
+def rhythm_pattern(
+    fe: Frontend, starts: np.ndarray, ends: np.ndarray, meter: int, lag: float = 0.0
+) -> np.ndarray:
     """Onset strength on a 16th-note grid, one row per bar -> (bars, 4 * meter), max-scaled.
 
     Each step reads the largest onset value within +-1 frame of its grid position, so a hit

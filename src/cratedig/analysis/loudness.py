@@ -30,6 +30,7 @@ def k_weighting_sos(sr: int) -> np.ndarray:
     Coefficients follow the analog prototypes of BS.1770 (as pyloudnorm derives them), so any
     sample rate gets the same response.
     """
+
     def biquad(kind: str, fc: float, q: float, gain_db: float) -> np.ndarray:
         a_ = 10 ** (gain_db / 40.0)
         w0 = 2 * np.pi * fc / sr
@@ -51,8 +52,9 @@ def k_weighting_sos(sr: int) -> np.ndarray:
             a2 = 1 - alpha
         return np.array([b0, b1, b2, a0, a1, a2]) / a0
 
-    return np.vstack([biquad("high_shelf", 1500.0, 1 / np.sqrt(2), 4.0),
-                      biquad("high_pass", 38.0, 0.5, 0.0)])
+    return np.vstack(
+        [biquad("high_shelf", 1500.0, 1 / np.sqrt(2), 4.0), biquad("high_pass", 38.0, 0.5, 0.0)]
+    )
 
 
 @dataclass
@@ -81,8 +83,9 @@ def loudness_blocks(y: np.ndarray, sr: int) -> LoudnessBlocks:
     filtered = sosfilt(k_weighting_sos(sr), y.astype(np.float64))
     block, step = int(round(_BLOCK * sr)), int(round(_STEP * sr))
     if len(filtered) < block:
-        return LoudnessBlocks(np.array([float(np.mean(filtered**2))]) if len(filtered) else
-                              np.zeros(0))
+        return LoudnessBlocks(
+            np.array([float(np.mean(filtered**2))]) if len(filtered) else np.zeros(0)
+        )
     csum = np.r_[0.0, np.cumsum(filtered * filtered)]
     starts = np.arange(0, len(filtered) - block + 1, step)
     power = (csum[starts + block] - csum[starts]) / block

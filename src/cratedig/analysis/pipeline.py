@@ -135,21 +135,34 @@ def analyze_signal(
     bchroma = feat.bar_chroma(chroma, fe.tonal_fps, starts, ends)
     bmel = feat.span_means(fe.mel_db.T, fe.fps, starts, ends)
     bdb = feat.rms_db(fe, starts, ends)
-    bar_features = np.hstack([_standardise(bchroma) * 1.0, _standardise(bmel) * 0.7,
-                              _standardise(bdb[:, None]) * 1.0])
+    bar_features = np.hstack(
+        [_standardise(bchroma) * 1.0, _standardise(bmel) * 0.7, _standardise(bdb[:, None]) * 1.0]
+    )
     structure = segment_structure(bar_features, bdb, starts, ends)
     rhythm_rows = feat.rhythm_pattern(fe, starts, ends, grid.meter, lag=ONSET_LAG)
     lap("structure")
 
     segments = _phrase_segments(
-        track_id, structure, grid, starts, ends, bchroma, rhythm_rows, chroma, bass, fe,
-        blocks, track_key.scores,
+        track_id,
+        structure,
+        grid,
+        starts,
+        ends,
+        bchroma,
+        rhythm_rows,
+        chroma,
+        bass,
+        fe,
+        blocks,
+        track_key.scores,
     )
     sections = [
         Section(
             index=i,
             start=float(starts[structure.phrases[p0][0]]),
-            end=float(ends[structure.phrases[p0 + k - 1][0] + structure.phrases[p0 + k - 1][1] - 1]),
+            end=float(
+                ends[structure.phrases[p0 + k - 1][0] + structure.phrases[p0 + k - 1][1] - 1]
+            ),
             bar=structure.phrases[p0][0],
             bars=sum(structure.phrases[p][1] for p in range(p0, p0 + k)),
             label=label,
@@ -186,7 +199,17 @@ def _standardise(x: np.ndarray) -> np.ndarray:
 
 
 def _phrase_segments(
-    track_id, structure, grid, starts, ends, bchroma, rhythm_rows, chroma, bass, fe, blocks,
+    track_id,
+    structure,
+    grid,
+    starts,
+    ends,
+    bchroma,
+    rhythm_rows,
+    chroma,
+    bass,
+    fe,
+    blocks,
     track_scores,
 ) -> list[Segment]:
     section_of_phrase = {}
@@ -202,8 +225,9 @@ def _phrase_segments(
     # Pull each segment toward the track key: short spans have little harmonic evidence.
     prior = np.zeros(24)
     prior[int(np.argmax(track_scores))] = SEGMENT_KEY_PRIOR
-    tonal_bounds = np.stack([np.floor(seg_starts * fe.tonal_fps),
-                             np.ceil(seg_ends * fe.tonal_fps)], axis=1).astype(np.int64)
+    tonal_bounds = np.stack(
+        [np.floor(seg_starts * fe.tonal_fps), np.ceil(seg_ends * fe.tonal_fps)], axis=1
+    ).astype(np.int64)
     segments = []
     for i, (b0, n) in enumerate(structure.phrases):
         lo, hi = tonal_bounds[i]
@@ -211,8 +235,11 @@ def _phrase_segments(
         k = estimate_key(chroma[lo:hi], bass[lo:hi], prior=prior)
         s, e = float(seg_starts[i]), float(seg_ends[i])
         in_seg = grid.beats[(grid.beats >= s - 1e-6) & (grid.beats < e - 1e-6)]
-        tempo = (60.0 / float(np.median(np.diff(in_seg)))
-                 if (not grid.steady and len(in_seg) >= 3) else grid.tempo)
+        tempo = (
+            60.0 / float(np.median(np.diff(in_seg)))
+            if (not grid.steady and len(in_seg) >= 3)
+            else grid.tempo
+        )
         f = SegmentFeatures(
             chroma=bchroma[b0 : b0 + n],
             rhythm=_max_scale(rhythm_rows[b0 : b0 + n].mean(axis=0)),

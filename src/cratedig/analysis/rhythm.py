@@ -150,16 +150,27 @@ def _fold_salience(onset: np.ndarray, periods: np.ndarray, bins: int = 24) -> np
     For each period the envelope is averaged per phase bin; the salience is the height of the
     best phase bin (3-bin smoothed) above the mean. Exact multiples of a pulse fold equally well.
     """
-    idx = np.arange(len(onset), dtype=np.float64)
-    total = float(onset.mean()) if onset.size else 0.0
+    n = len(onset)
+    if n == 0:
+        return np.zeros(len(periods))
+    total = float(onset.mean())
+    idx = np.arange(n, dtype=np.float64)
     out = np.empty(len(periods))
-    for i, p in enumerate(periods):
-        phase = ((idx % p) / p * bins).astype(np.int64) % bins
-        sums = np.bincount(phase, weights=onset, minlength=bins)
-        counts = np.bincount(phase, minlength=bins)
+    # All periods in one bincount: row r's phase bins live at [r * bins, (r + 1) * bins).
+    chunk = max(1, 4_000_000 // n)
+    for c0 in range(0, len(periods), chunk):
+        p = np.asarray(periods[c0 : c0 + chunk], dtype=np.float64)[:, None]
+        phase = (np.mod(idx[None, :], p) * (bins / p)).astype(np.int64)
+        np.minimum(phase, bins - 1, out=phase)
+        phase += (np.arange(len(p)) * bins)[:, None]
+        flat = phase.ravel()
+        sums = np.bincount(
+            flat, weights=np.broadcast_to(onset, phase.shape).ravel(), minlength=len(p) * bins
+        ).reshape(len(p), bins)
+        counts = np.bincount(flat, minlength=len(p) * bins).reshape(len(p), bins)
         h = sums / np.maximum(counts, 1)
-        h3 = (h + np.roll(h, 1) + np.roll(h, -1)) / 3.0
-        out[i] = float(h3.max()) - total
+        h3 = (h + np.roll(h, 1, axis=1) + np.roll(h, -1, axis=1)) / 3.0
+        out[c0 : c0 + chunk] = h3.max(axis=1) - total
     return out
 
 
@@ -331,8 +342,9 @@ def _dp_beats(onset: np.ndarray, period: float, start: int, end: int, fps: float
 
 
 # --------------------------------------------------------------------------------------------
-def beat_sync_chroma(chroma: np.ndarray, tonal_fps: float, beats: np.ndarray,
-                     end: float) -> np.ndarray:
+def beat_sync_chroma(
+    chroma: np.ndarray, tonal_fps: float, beats: np.ndarray, end: float
+) -> np.ndarray:
     """Average tonal-frame chroma over each inter-beat interval -> (len(beats), 12)."""
     edges = np.r_[beats, end if len(beats) == 0 else max(end, beats[-1] + 1e-3)]
     f = np.clip(np.round(edges * tonal_fps).astype(np.int64), 0, len(chroma))

@@ -53,8 +53,9 @@ class Structure:
     novelty: np.ndarray
 
 
-def bar_bounds(downbeats: np.ndarray, beat_period: float, meter: int,
-               duration: float) -> tuple[np.ndarray, np.ndarray]:
+def bar_bounds(
+    downbeats: np.ndarray, beat_period: float, meter: int, duration: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Start and end seconds of each bar."""
     starts = np.asarray(downbeats, dtype=np.float64)
     if starts.size == 0:
@@ -85,8 +86,7 @@ def segment_structure(
     if n == 0:
         return Structure(bar_starts, bar_ends, [], [], np.zeros(0))
     novelty = foote_novelty(bar_features, KERNEL_BARS)
-    length = PHRASE_BARS if n >= SHORT_TRACK_BARS else 4
-    offset = _phrase_offset(novelty, length)
+    length, offset = _phrase_grid(novelty)
     phrases = _lay_phrases(n, length, offset)
     sections = _sections(phrases, novelty, bar_features, bar_energy_db)
     return Structure(bar_starts, bar_ends, phrases, sections, novelty)
@@ -117,13 +117,21 @@ def foote_novelty(features: np.ndarray, half: int) -> np.ndarray:
     return nov / top if top > 0 else nov
 
 
-def _phrase_offset(novelty: np.ndarray, length: int) -> int:
-    scores = np.array([novelty[o::length].sum() for o in range(length)])
+def _phrase_grid(novelty: np.ndarray) -> tuple[int, int]:
+    """Phrase length (4 or 8 bars) and offset (bars) that put novelty peaks on phrase starts."""
+    n = len(novelty)
+    scores = np.array([novelty[o::4].mean() if o < n else 0.0 for o in range(4)])
     best = int(np.argmax(scores))
     # Bar 0 is where DJ tracks start their phrases; move only for clearly better evidence.
-    if best != 0 and scores[best] > 1.3 * scores[0] + 0.2:
-        return best
-    return 0
+    offset = best if best != 0 and scores[best] > 1.3 * scores[0] + 0.05 else 0
+    if n < SHORT_TRACK_BARS:
+        return 4, offset
+    # 8-bar phrases when changes come every 8 bars: the 4-bar positions in between stay calm.
+    on8 = novelty[offset::8]
+    mid8 = novelty[offset + 4 :: 8]
+    if mid8.size and float(mid8.mean()) > 0.6 * float(on8.mean()):
+        return 4, offset
+    return PHRASE_BARS, offset % 8 if offset < 8 else offset
 
 
 def _lay_phrases(n_bars: int, length: int, offset: int) -> list[tuple[int, int]]:
@@ -154,9 +162,14 @@ def _sections(
     boundary = np.zeros(len(phrases), dtype=bool)
     boundary[0] = True
     if len(phrases) > 1:
-        inner = nov[1:]
-        thresh = max(0.3, float(np.median(inner)) + 0.5 * float(inner.std()))
-        boundary[1:] = inner >= thresh
+        # A phrase start opens a section when its novelty stands out from the novelty *inside*
+        # phrases (the background of small changes within one section).
+        inside = np.ones(len(novelty), dtype=bool)
+        for s in starts:
+            inside[max(s - 1, 0) : s + 2] = False
+        bg = novelty[inside] if inside.any() else novelty
+        thresh = max(0.2, float(np.mean(bg)) + 2.0 * float(np.std(bg)))
+        boundary[1:] = nov[1:] >= thresh
     first_phrases = np.flatnonzero(boundary)
     spans = [
         (int(a), int(b - a))

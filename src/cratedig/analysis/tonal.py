@@ -107,7 +107,7 @@ def _chroma_map(tuning_cents: float, fmin: float, fmax: float) -> np.ndarray:
     midi = 69.0 + 12.0 * np.log2(np.where(band, freqs, 1.0) / 440.0) - tuning_cents / 100.0
     nearest = np.round(midi)
     weight = np.clip(1.0 - 2.0 * np.abs(midi - nearest), 0.0, 1.0)  # 1 at the centre, 0 at +-50c
-    pc = (nearest.astype(np.int64) % 12)
+    pc = nearest.astype(np.int64) % 12
     rows = np.flatnonzero(band)
     m[rows, pc[rows]] = weight[rows]
     return m

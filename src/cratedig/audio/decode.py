@@ -41,8 +41,24 @@ SILENCE_PEAK = 1e-4
 
 #: File suffixes cratedig looks at when scanning a folder.
 AUDIO_SUFFIXES = frozenset(
-    {".wav", ".wave", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc",
-     ".m4a", ".mp4", ".aac", ".alac", ".wma", ".webm"}
+    {
+        ".wav",
+        ".wave",
+        ".mp3",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".m4a",
+        ".mp4",
+        ".aac",
+        ".alac",
+        ".wma",
+        ".webm",
+    }
 )
 
 _BLOCK_FRAMES = 1 << 18  # ~6 s at 44.1 kHz: large enough to amortise, small enough for memory
@@ -130,6 +146,7 @@ def decode(
     name = str(path)
     _check_file(p, name)
 
+    source: _SndfileSource | _FfmpegSource
     try:
         info = sf.info(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
@@ -147,8 +164,9 @@ def decode(
 
     hasher = xxhash.xxh3_128()
     resampler = (
-        soxr.ResampleStream(source.sr, sr, 1 if mono else source.channels, dtype="float32",
-                            quality="HQ")
+        soxr.ResampleStream(
+            source.sr, sr, 1 if mono else source.channels, dtype="float32", quality="HQ"
+        )
         if source.sr != sr
         else None
     )
@@ -166,8 +184,11 @@ def decode(
             x = resampler.resample_chunk(x)
         pieces.append(x)
     if resampler is not None:
-        pieces.append(resampler.resample_chunk(np.zeros((0,) if mono else (0, source.channels),
-                                                        dtype=np.float32), last=True))
+        pieces.append(
+            resampler.resample_chunk(
+                np.zeros((0,) if mono else (0, source.channels), dtype=np.float32), last=True
+            )
+        )
     source.check_complete(native_frames)
 
     if native_frames == 0:
@@ -205,12 +226,20 @@ def probe(path: str | os.PathLike[str]) -> dict[str, object]:
     _check_file(p, str(path))
     try:
         info = sf.info(str(p))
-        return {"format": info.format, "sr": info.samplerate, "channels": info.channels,
-                "duration": info.duration}
+        return {
+            "format": info.format,
+            "sr": info.samplerate,
+            "channels": info.channels,
+            "duration": info.duration,
+        }
     except (sf.LibsndfileError, RuntimeError, TypeError):
         src = _FfmpegSource(p, str(path))
-        return {"format": src.format, "sr": src.sr, "channels": src.channels,
-                "duration": src.duration_hint}
+        return {
+            "format": src.format,
+            "sr": src.sr,
+            "channels": src.channels,
+            "duration": src.duration_hint,
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,10 +343,22 @@ class _FfmpegSource:
             )
         try:
             out = subprocess.run(
-                [ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries",
-                 "stream=sample_rate,channels,codec_name:format=duration,format_name",
-                 "-of", "json", str(p)],
-                capture_output=True, text=True, timeout=60, check=False,
+                [
+                    ffprobe,
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "a:0",
+                    "-show_entries",
+                    "stream=sample_rate,channels,codec_name:format=duration,format_name",
+                    "-of",
+                    "json",
+                    str(p),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
             meta = json.loads(out.stdout or "{}")
         except (subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as exc:
@@ -339,8 +380,21 @@ class _FfmpegSource:
 
     def blocks(self) -> Iterator[np.ndarray]:
         assert self.ffmpeg is not None
-        cmd = [self.ffmpeg, "-v", "error", "-nostdin", "-i", str(self.p), "-map", "0:a:0",
-               "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+        cmd = [
+            self.ffmpeg,
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(self.p),
+            "-map",
+            "0:a:0",
+            "-f",
+            "f32le",
+            "-acodec",
+            "pcm_f32le",
+            "-",
+        ]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None and proc.stderr is not None
         frame_bytes = 4 * self.channels
