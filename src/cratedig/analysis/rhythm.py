@@ -2,16 +2,17 @@
 
 Method
 ------
-1. **Pulse period.** The onset envelope is folded modulo each candidate period (45-320 BPM); a
+1. **Pulse period.** The onset envelope is folded modulo each candidate period (45-330 BPM); a
    period at which onsets pile up at one phase is a pulse level. Multiples of a pulse fold as well
-   as the pulse, so the *finest* strong level is taken as the tatum.
-2. **Metrical level (the octave decision).** Candidate beat periods are 1x, 2x, 3x and 4x the
-   tatum, inside 55-215 BPM. Walking from fast to slow, the next slower level is accepted while the
-   kick+snare (low+mid band) onsets *between* its beats stay weak compared with those *on* its
-   beats: at the true beat, kick and snare alternate on the beats and only hats fall between;
-   one level too slow, the snare falls between. A broad log-normal prior around 120 BPM breaks
-   near-ties. This is the rule human tappers follow on popular music, and it keeps both 70 and
-   175 BPM tracks at their annotated level where a prior alone would fold them.
+   as the pulse, and so do its sub-multiples, so the tatum is the finest *binary* subdivision of
+   the most salient pulse that still folds at half its strength (ternary when that pulse is a
+   3/4 bar, recognised by its thirds folding better than its halves).
+2. **Metrical level (the octave decision).** Candidate beat periods are 1x, 2x, 4x and 8x the
+   tatum, inside 55-215 BPM. Walking from fast to slow, the next slower level is accepted while
+   the onsets *between* its beats stay weak compared with those *on* its beats (at the true beat
+   only subdivisions fall between; one level too slow, the backbeat does). The acceptance
+   threshold moves with a log-normal tempo prior (120 BPM, one octave), so strong evidence is
+   needed to leave the common range. The two constants were set on development data only.
 3. **Beat grid.** DJ music is played to a fixed grid, so a constant-tempo grid is fitted to the
    onset peaks near each predicted beat (robust least squares, two passes), which measures the
    tempo to ~0.01 BPM over a whole track. If residuals show the tempo wanders (live drummers),
@@ -83,14 +84,14 @@ class BeatGrid:
     first_downbeat: int
 
 
-def track_beats(fe: Frontend, chroma_beats: np.ndarray | None = None) -> BeatGrid:
+def track_beats(fe: Frontend, *, harmony: np.ndarray) -> BeatGrid:
     """Estimate tempo, beats, meter and downbeats.
 
     Parameters
     ----------
     fe : Frontend
-    chroma_beats : callable or None
-        Ignored; kept for API symmetry (harmonic cues are computed from ``fe`` directly).
+    harmony : np.ndarray [shape=(n_tonal_frames, 12)]
+        Chroma per tonal frame (the bass register's works best): its changes mark bar starts.
 
     Returns
     -------
@@ -115,7 +116,7 @@ def track_beats(fe: Frontend, chroma_beats: np.ndarray | None = None) -> BeatGri
         # The grid's slope over the whole track is the most precise tempo there is.
         k = np.arange(len(beats))
         tempo = 60.0 / float(np.polyfit(k, beats, 1)[0])
-    meter, phase = _meter_and_phase(fe, beats)
+    meter, phase = _meter_and_phase(fe, beats, harmony)
     downbeats = beats[phase::meter]
     return BeatGrid(
         tempo=float(tempo),
@@ -376,14 +377,11 @@ def beat_sync_chroma(
     return (csum[hi] - csum[lo]) / n[:, None]
 
 
-def _meter_and_phase(fe: Frontend, beats: np.ndarray) -> tuple[int, int]:
+def _meter_and_phase(fe: Frontend, beats: np.ndarray, harmony: np.ndarray) -> tuple[int, int]:
     """Choose beats per bar (3 or 4) and the index of the first downbeat."""
     if len(beats) < 8:
         return 4, 0
-    from cratedig.analysis.tonal import chroma_from_frontend  # tonal depends on nothing here
-
-    chroma = chroma_from_frontend(fe, bass=True)
-    bsc = beat_sync_chroma(chroma, fe.tonal_fps, beats, fe.duration)
+    bsc = beat_sync_chroma(harmony, fe.tonal_fps, beats, fe.duration)
     norm = bsc / np.maximum(np.linalg.norm(bsc, axis=1, keepdims=True), 1e-9)
     harm_change = np.r_[0.0, 1.0 - np.sum(norm[1:] * norm[:-1], axis=1)]
     frames = fe.time_to_frames(beats + ONSET_LAG)
