@@ -111,8 +111,8 @@ def demo(
                 "path": str(t["path"]),
                 "true_tempo": t["tempo"],
                 "tempo": round(a.tempo, 2),
-                "true_key": f"{true_key} ({true_key.camelot})",
-                "key": f"{a.key} ({a.camelot})",
+                "true_key": _short_key(true_key),
+                "key": _short_key(a.key),
                 "true_meter": t["meter"],
                 "meter": a.time_signature[0],
                 "segments": len(a.segments),
@@ -125,28 +125,17 @@ def demo(
         print(json.dumps({"folder": str(folder), "tracks": rows}))
         return
     table = Table(title=f"cratedig demo: {len(rows)} synthesized songs in {folder}/")
-    for col in (
-        "file",
-        "BPM truth",
-        "BPM found",
-        "key truth",
-        "key found",
-        "meter",
-        "phrases",
-        "sections",
-    ):
-        table.add_column(col)
+    for col in ("file", "BPM", "found", "key", "found", "meter", "phrases"):
+        table.add_column(col, no_wrap=True)
     for r in rows:
-        ok = lambda b: "green" if b else "red"  # noqa: E731
         table.add_row(
             Path(r["path"]).name,
             f"{r['true_tempo']:.1f}",
-            f"[{ok(r['tempo_ok'])}]{r['tempo']:.2f}[/]",
+            _mark(r["tempo_ok"], f"{r['tempo']:.2f}"),
             r["true_key"],
-            f"[{ok(r['key_ok'])}]{r['key']}[/]",
-            f"{r['meter']}/4 (truth {r['true_meter']}/4)",
+            _mark(r["key_ok"], r["key"]),
+            f"{r['meter']}/4" + ("" if r["meter"] == r["true_meter"] else " ✗"),
             str(r["segments"]),
-            str(r["sections"]),
         )
     out.print(table)
     good = sum(r["tempo_ok"] and r["key_ok"] for r in rows)
@@ -154,6 +143,14 @@ def demo(
         f"{good}/{len(rows)} songs with tempo and key right. "
         f"Try: cratedig analyze {rows[0]['path']}"
     )
+
+
+def _short_key(key) -> str:  # key: theory.Key
+    return f"{key.name}{'m' if key.mode == 'minor' else ''} {key.camelot}"
+
+
+def _mark(ok: bool, text: str) -> str:
+    return f"[green]{text}[/green]" if ok else f"[red]{text} ✗[/red]"
 
 
 def _print_analysis(a) -> None:  # a: TrackAnalysis
