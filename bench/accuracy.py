@@ -1,0 +1,614 @@
+"""Accuracy and speed of cratedig's analysis against a plain librosa pipeline.
+
+Both systems analyse the held-out synthetic truth set of ``bench/truthset.py`` (built and cached
+on first use). One Rich table compares them side by side with the team's targets from
+``MUSIC.md``; ``bench/out/accuracy.json`` holds every number and ``bench/out/accuracy_files.csv``
+one row per file for debugging.
+
+Usage::
+
+    .venv/bin/python bench/accuracy.py                    # both systems, 40 songs, 3 repeats
+    .venv/bin/python bench/accuracy.py --only librosa --limit 8 --repeats 1
+
+Speed is measured in one process with every math library held to one thread (set below, before
+numpy is imported): audio seconds per wall-clock second, decoding included, median of
+``--repeats`` passes over the original songs.
+"""
+
+import os
+
+for _var in (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import truthset  # noqa: E402
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+PITCH_CLASSES = truthset.PITCH_CLASSES
+BEAT_WINDOW = 0.07  # seconds, the F-measure tolerance
+TEMPO_TOLERANCE = 0.04
+TEMPO_FACTORS = (1.0, 2.0, 3.0, 1.0 / 2.0, 1.0 / 3.0)
+EQUIVARIANCE_TEMPO_TOLERANCE = 0.015
+
+# Krumhansl & Kessler (1982) probe-tone profiles, C major / C minor.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+# ------------------------------------------------------------------------------------------
+# Systems
+@dataclass
+class Estimate:
+    """What one system says about one file."""
+
+    tempo: float = float("nan")
+    tonic: int | None = None
+    mode: str | None = None
+    beats: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    downbeats: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    meter: int | None = None
+    seconds: list[float] = field(default_factory=list)  # wall time per repeat
+    cpu_seconds: list[float] = field(default_factory=list)  # process CPU time per repeat
+    error: str | None = None
+
+    @property
+    def key_name(self) -> str:
+        """``"F# minor"``, or ``""`` when there is no key."""
+        return "" if self.tonic is None else f"{PITCH_CLASSES[self.tonic]} {self.mode}"
+
+
+@dataclass
+class System:
+    """An analyser under test: ``run(path) -> Estimate`` (without timings)."""
+
+    name: str
+    label: str
+    run: Callable[[str], Estimate] | None
+    unavailable: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def krumhansl_key(chroma_sum: np.ndarray) -> tuple[int, str]:
+    """Best of the 24 rotated Krumhansl-Kessler profiles by Pearson correlation."""
+    best, best_r = (0, "major"), -np.inf
+    x = (chroma_sum - chroma_sum.mean()) / (chroma_sum.std() + 1e-12)
+    for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR)):
+        for tonic in range(12):
+            p = np.roll(profile, tonic)
+            r = float(np.dot(x, (p - p.mean()) / p.std()))
+            if r > best_r:
+                best, best_r = (tonic, mode), r
+    return best
+
+
+def librosa_system() -> System:
+    """``librosa.load`` + ``beat_track`` + ``chroma_cqt`` summed + Krumhansl-Kessler key."""
+    import librosa
+
+    def run(path: str) -> Estimate:
+        y, sr = librosa.load(path)  # 22050 Hz mono, soxr_hq
+        tempo, beats = librosa.beat.beat_track(y=y, sr=sr, units="time")
+        chroma = librosa.feature.chroma_cqt(y=y, sr=sr)
+        tonic, mode = krumhansl_key(chroma.sum(axis=1))
+        beats = np.asarray(beats, dtype=float)
+        return Estimate(
+            tempo=float(np.atleast_1d(tempo)[0]),
+            tonic=tonic,
+            mode=mode,
+            beats=beats,
+            downbeats=beats[::4],
+            meter=4,
+        )
+
+    return System(
+        name="librosa",
+        label=f"librosa baseline ({librosa.__version__})",
+        run=run,
+        notes=[
+            "librosa baseline: no downbeat tracker, downbeats = every 4th beat from the first; "
+            "time signature always 4/4."
+        ],
+    )
+
+
+def cratedig_system() -> System:
+    """``cratedig.analysis.pipeline.analyze_file``; unavailable (not fatal) if it won't import."""
+    try:
+        from cratedig.analysis.pipeline import analyze_file
+    except Exception as exc:  # the module is under construction: report, don't crash
+        reason = f"import failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        return System(name="cratedig", label="cratedig", run=None, unavailable=reason)
+
+    def run(path: str) -> Estimate:
+        a = analyze_file(path)
+        return Estimate(
+            tempo=float(a.tempo),
+            tonic=int(a.key.tonic),
+            mode=str(a.key.mode),
+            beats=np.asarray(a.beats, dtype=float),
+            downbeats=np.asarray(a.downbeats, dtype=float),
+            meter=int(a.time_signature[0]),
+        )
+
+    try:
+        from cratedig import __version__ as version
+    except Exception:
+        version = "?"
+    return System(name="cratedig", label=f"cratedig ({version})", run=run)
+
+
+def call(system: System, path: str) -> tuple[Estimate, float, float]:
+    """Run one system on one file: (estimate, wall seconds, CPU seconds); errors are kept."""
+    assert system.run is not None
+    w0, c0 = time.perf_counter(), time.process_time()
+    try:
+        est = system.run(path)
+    except Exception as exc:
+        est = Estimate(error=f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+    return est, time.perf_counter() - w0, time.process_time() - c0
+
+
+# ------------------------------------------------------------------------------------------
+# Metrics
+def tempo_scores(ref: float, est: float) -> tuple[bool, bool]:
+    """(Accuracy1, Accuracy2): within 4 % of the truth, or of 2, 3, 1/2 or 1/3 of it."""
+    if not np.isfinite(est) or est <= 0:
+        return False, False
+
+    def close(factor: float) -> bool:
+        return abs(est - factor * ref) <= TEMPO_TOLERANCE * factor * ref
+
+    return close(1.0), any(close(f) for f in TEMPO_FACTORS)
+
+
+def key_score(ref: dict[str, Any], est: Estimate) -> tuple[float, bool, bool | None]:
+    """(MIREX weighted score via mir_eval, exact?, agrees with cratedig.theory or None)."""
+    import mir_eval
+
+    if est.tonic is None:
+        return 0.0, False, None
+    ref_s, est_s = f"{ref['key']} {ref['mode']}", est.key_name
+    score = float(mir_eval.key.weighted_score(ref_s, est_s))
+    try:
+        from cratedig.theory import Key, mirex_key_score
+
+        ours = mirex_key_score(Key.parse(ref_s), Key(est.tonic, est.mode))  # type: ignore[arg-type]
+        agrees: bool | None = abs(ours - score) < 1e-9
+    except Exception:
+        agrees = None
+    return score, ref_s == est_s, agrees
+
+
+def beat_f(ref: list[float] | np.ndarray, est: np.ndarray) -> float:
+    """``mir_eval.beat.f_measure`` with a 70 ms window (no trimming of the first 5 s)."""
+    import mir_eval
+
+    est = np.asarray(est, dtype=float)
+    if est.size == 0:
+        return 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return float(
+                mir_eval.beat.f_measure(
+                    np.asarray(ref, dtype=float), np.sort(est), f_measure_threshold=BEAT_WINDOW
+                )
+            )
+        except ValueError:
+            return 0.0
+
+
+def score_file(truth: dict[str, Any], est: Estimate) -> dict[str, Any]:
+    """Every per-file metric of one estimate."""
+    acc1, acc2 = tempo_scores(truth["tempo"], est.tempo)
+    kscore, kexact, kagree = key_score(truth, est)
+    return {
+        "tempo_acc1": acc1,
+        "tempo_acc2": acc2,
+        "key_mirex": kscore,
+        "key_exact": kexact,
+        "key_scores_agree": kagree,
+        "beat_f": beat_f(truth["beats"], est.beats) if est.error is None else 0.0,
+        "downbeat_f": beat_f(truth["downbeats"], est.downbeats) if est.error is None else 0.0,
+        "meter_ok": est.meter == truth["meter"],
+    }
+
+
+def mean(values: list[float | bool]) -> float:
+    """Mean, NaN for an empty list."""
+    return float(np.mean(values)) if values else float("nan")
+
+
+def aggregate(
+    songs: list[dict[str, Any]],
+    copies: list[dict[str, Any]],
+    est_song: dict[str, Estimate],
+    est_copy: dict[str, Estimate],
+) -> dict[str, Any]:
+    """All summary numbers of one system."""
+    rows = {s["id"]: score_file(s, est_song[s["id"]]) for s in songs}
+
+    def avg(metric: str, ids: list[str] | None = None) -> float:
+        return mean([rows[i][metric] for i in (ids if ids is not None else list(rows))])
+
+    four = [s["id"] for s in songs if s["meter"] == 4]
+    three = [s["id"] for s in songs if s["meter"] == 3]
+    agree = [r["key_scores_agree"] for r in rows.values() if r["key_scores_agree"] is not None]
+
+    # Equivariance: copy estimate vs its source's estimate, moved by k semitones / ratio r.
+    key_eq, tempo_eq, key_eq_pitch, tempo_eq_stretch = [], [], [], []
+    for c in copies:
+        src, cp = est_song[c["source"]], est_copy[c["id"]]
+        k_ok = (
+            src.tonic is not None
+            and cp.tonic is not None
+            and cp.tonic == (src.tonic + c["k"]) % 12
+            and cp.mode == src.mode
+        )
+        t_ok = bool(
+            np.isfinite(src.tempo)
+            and np.isfinite(cp.tempo)
+            and src.tempo > 0
+            and abs(cp.tempo / src.tempo / c["r"] - 1.0) <= EQUIVARIANCE_TEMPO_TOLERANCE
+        )
+        key_eq.append(k_ok)
+        tempo_eq.append(t_ok)
+        if c["r"] == 1.0:
+            key_eq_pitch.append(k_ok)
+        else:
+            tempo_eq_stretch.append(t_ok)
+    copy_rows = [score_file(c, est_copy[c["id"]]) for c in copies]
+
+    repeats = min(len(est_song[s["id"]].seconds) for s in songs)
+    wall = [sum(est_song[s["id"]].seconds[r] for s in songs) for r in range(repeats)]
+    cpu = [sum(est_song[s["id"]].cpu_seconds[r] for s in songs) for r in range(repeats)]
+    audio = sum(s["duration"] for s in songs)
+    median_wall = statistics.median(wall) if wall else float("nan")
+    return {
+        "n_songs": len(songs),
+        "n_copies": len(copies),
+        "errors": sum(est_song[s["id"]].error is not None for s in songs)
+        + sum(est_copy[c["id"]].error is not None for c in copies),
+        "tempo_acc1": avg("tempo_acc1"),
+        "tempo_acc2": avg("tempo_acc2"),
+        "key_mirex": avg("key_mirex"),
+        "key_exact": avg("key_exact"),
+        "key_scores_agree": mean(agree),
+        "beat_f": avg("beat_f"),
+        "downbeat_f_4_4": avg("downbeat_f", four),
+        "downbeat_f_3_4": avg("downbeat_f", three),
+        "downbeat_f": avg("downbeat_f"),
+        "meter_acc": avg("meter_ok"),
+        "equivariance_key": mean(key_eq),
+        "equivariance_tempo": mean(tempo_eq),
+        "equivariance_key_pitch_copies": mean(key_eq_pitch),
+        "equivariance_tempo_stretch_copies": mean(tempo_eq_stretch),
+        "copies_key_mirex": mean([r["key_mirex"] for r in copy_rows]),
+        "copies_tempo_acc1": mean([r["tempo_acc1"] for r in copy_rows]),
+        "audio_seconds": audio,
+        "wall_seconds_per_repeat": wall,
+        "cpu_seconds_per_repeat": cpu,
+        "x_realtime": audio / median_wall if median_wall > 0 else float("nan"),
+        "x_realtime_cpu": audio / statistics.median(cpu) if cpu else float("nan"),
+        "cpu_per_wall": statistics.median(cpu) / median_wall if median_wall > 0 else float("nan"),
+        "per_file": rows,
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# Report
+#: (key in aggregate, label, target or None, format)
+ROWS: list[tuple[str, str, float | None, str]] = [
+    ("tempo_acc1", "tempo Accuracy1 (±4 %)", 0.95, "{:.3f}"),
+    ("tempo_acc2", "tempo Accuracy2 (×1, 2, 3, ½, ⅓)", 0.99, "{:.3f}"),
+    ("key_mirex", "key MIREX weighted score", 0.90, "{:.3f}"),
+    ("key_exact", "key exact rate", None, "{:.3f}"),
+    ("beat_f", "beat F-measure (70 ms)", None, "{:.3f}"),
+    ("downbeat_f_4_4", "downbeat F-measure, 4/4 songs", 0.90, "{:.3f}"),
+    ("downbeat_f_3_4", "downbeat F-measure, 3/4 songs", None, "{:.3f}"),
+    ("meter_acc", "time-signature accuracy", None, "{:.3f}"),
+    ("equivariance_key", "equivariance: key moves by k", 0.97, "{:.3f}"),
+    ("equivariance_tempo", "equivariance: tempo × r (±1.5 %)", 0.97, "{:.3f}"),
+    ("x_realtime", "speed, × realtime (1 core, decode incl.)", 100.0, "{:.1f}"),
+    ("x_realtime_cpu", "speed by process CPU time, × realtime", None, "{:.1f}"),
+]
+
+
+def render_table(results: dict[str, dict[str, Any]], systems: list[System], meta: dict) -> None:
+    """Print the side-by-side Rich table and its footnotes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)
+    table = Table(
+        title=f"cratedig analysis benchmark — {meta['n_songs']} songs, {meta['n_copies']} "
+        f"Rubber Band copies ({meta['audio_minutes']:.1f} min of audio, seed {meta['seed']})",
+        title_justify="left",
+    )
+    table.add_column("metric")
+    table.add_column("target", justify="right")
+    for s in systems:
+        table.add_column(s.label, justify="right")
+
+    def cell(system: System, key: str, target: float | None, fmt: str) -> str:
+        if system.unavailable:
+            return "[red]n/a[/red]"
+        v = results[system.name][key]
+        if not np.isfinite(v):
+            return "—"
+        text = fmt.format(v)
+        if target is None:
+            return text
+        return f"[green]{text}[/green]" if v >= target else f"[red]{text}[/red]"
+
+    for key, label, target, fmt in ROWS:
+        tgt = "" if target is None else (f"≥ {target:g}" if key != "x_realtime" else "≥ 100")
+        table.add_row(label, tgt, *(cell(s, key, target, fmt) for s in systems))
+    names = [s.name for s in systems if not s.unavailable]
+    if "cratedig" in names and "librosa" in names:
+        ratio = results["cratedig"]["x_realtime"] / results["librosa"]["x_realtime"]
+        style = "green" if ratio >= 3 else "red"
+        cells = [
+            f"[{style}]{ratio:.2f}×[/{style}]" if s.name == "cratedig" else "1" for s in systems
+        ]
+        table.add_row("speed ratio cratedig / baseline", "≥ 3", *cells)
+    table.add_row(
+        "errors (files that raised)",
+        "0",
+        *("—" if s.unavailable else str(results[s.name]["errors"]) for s in systems),
+    )
+    console.print(table)
+    for s in systems:
+        if s.unavailable:
+            console.print(f"[red]{s.label} not run[/red]: {s.unavailable}")
+        for note in s.notes:
+            console.print(f"• {note}")
+        if not s.unavailable and results[s.name]["key_scores_agree"] < 1:
+            console.print(
+                f"[red]• {s.label}: cratedig.theory.mirex_key_score and mir_eval disagree on "
+                f"{1 - results[s.name]['key_scores_agree']:.0%} of files[/red]"
+            )
+        cpu_per_wall = float("nan") if s.unavailable else results[s.name]["cpu_per_wall"]
+        if cpu_per_wall > 1.2:
+            console.print(
+                f"[yellow]• {s.label} used {cpu_per_wall:.2f} CPU-seconds per wall-clock "
+                "second: not single-threaded[/yellow]"
+            )
+        elif cpu_per_wall < 0.9:
+            console.print(
+                f"[yellow]• {s.label} got {cpu_per_wall:.2f} CPU-seconds per wall-clock second: "
+                "the machine was busy, so wall-clock × realtime is pessimistic (see the "
+                "CPU-time row; the ratio is fairer, systems run interleaved)[/yellow]"
+            )
+    console.print(
+        f"• speed: median of {meta['repeats']} passes over the original songs "
+        f"({', '.join(f'{k}: {v}' for k, v in meta['formats'].items())}); "
+        "each system warmed up on one file first. Equivariance: copy's estimate vs its "
+        "source's estimate moved by k semitones / ratio r; key over all copies (k=0 for "
+        "stretches), tempo over all copies (r=1 for pitch shifts)."
+    )
+
+
+def write_csv(
+    path: Path,
+    songs: list[dict[str, Any]],
+    copies: list[dict[str, Any]],
+    systems: list[System],
+    est: dict[str, dict[str, Estimate]],
+) -> None:
+    """One row per file: truth and each system's estimates and per-file scores."""
+    header = [
+        "file",
+        "kind",
+        "source",
+        "k",
+        "r",
+        "format",
+        "duration",
+        "truth_tempo",
+        "truth_key",
+        "truth_meter",
+    ]
+    ran = [s for s in systems if not s.unavailable]
+    for s in ran:
+        header += [
+            f"{s.name}_{c}"
+            for c in (
+                "tempo",
+                "key",
+                "meter",
+                "tempo_acc1",
+                "tempo_acc2",
+                "key_mirex",
+                "beat_f",
+                "downbeat_f",
+                "seconds",
+                "error",
+            )
+        ]
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for kind, items in (("song", songs), ("copy", copies)):
+            for t in items:
+                row: list[Any] = [
+                    Path(t["path"]).name,
+                    kind,
+                    t.get("source", ""),
+                    t.get("k", ""),
+                    t.get("r", ""),
+                    t["format"],
+                    t["duration"],
+                    round(t["tempo"], 3),
+                    f"{t['key']} {t['mode']}",
+                    t["meter"],
+                ]
+                for s in ran:
+                    e = est[s.name][t["id"]]
+                    sc = score_file(t, e)
+                    row += [
+                        round(e.tempo, 3) if np.isfinite(e.tempo) else "",
+                        e.key_name,
+                        e.meter if e.meter is not None else "",
+                        int(sc["tempo_acc1"]),
+                        int(sc["tempo_acc2"]),
+                        sc["key_mirex"],
+                        round(sc["beat_f"], 4),
+                        round(sc["downbeat_f"], 4),
+                        round(statistics.median(e.seconds), 4) if e.seconds else "",
+                        e.error or "",
+                    ]
+                w.writerow(row)
+
+
+# ------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=40, help="songs in the truth set")
+    p.add_argument("--seed", type=int, default=2026, help="truth-set seed")
+    p.add_argument("--sr", type=int, default=44100, help="truth-set render rate")
+    p.add_argument("--copy-sources", type=int, default=15, help="songs with Rubber Band copies")
+    p.add_argument("--only", choices=("cratedig", "librosa"), help="run one system only")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes over the songs")
+    p.add_argument("--limit", type=int, help="use only the first K songs (and their copies)")
+    p.add_argument("--out", type=Path, default=OUT_DIR, help="output folder")
+    a = p.parse_args(argv)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    data = truthset.load(a.n, a.seed, a.sr, a.copy_sources, log=console.print)
+    songs = data["songs"][: a.limit] if a.limit else data["songs"]
+    ids = {s["id"] for s in songs}
+    copies = [c for c in data["copies"] if c["source"] in ids]
+
+    systems = []
+    if a.only in (None, "cratedig"):
+        systems.append(cratedig_system())
+    if a.only in (None, "librosa"):
+        systems.append(librosa_system())
+    ran = [s for s in systems if not s.unavailable]
+    for s in systems:
+        if s.unavailable:
+            console.print(f"[red]{s.label} unavailable[/red]: {s.unavailable}")
+
+    load_before = os.getloadavg()[0]
+    est: dict[str, dict[str, Estimate]] = {s.name: {} for s in ran}
+    for s in ran:  # warm-up: imports, numba compilation, caches
+        call(s, songs[0]["path"])
+    total = len(songs) * a.repeats + len(copies)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("analysing", total=total * len(ran))
+        for rep in range(a.repeats):
+            for song in songs:
+                for s in ran:  # interleaved, so slow drifts of the machine hit both alike
+                    e, wall, cpu = call(s, song["path"])
+                    kept = est[s.name].setdefault(song["id"], e)
+                    kept.seconds.append(wall)
+                    kept.cpu_seconds.append(cpu)
+                    progress.advance(task)
+            progress.update(task, description=f"analysing (pass {rep + 1}/{a.repeats} done)")
+        for c in copies:
+            for s in ran:
+                e, wall, cpu = call(s, c["path"])
+                e.seconds.append(wall)
+                e.cpu_seconds.append(cpu)
+                est[s.name][c["id"]] = e
+                progress.advance(task)
+
+    results = {
+        s.name: aggregate(
+            songs, copies, est[s.name], {c["id"]: est[s.name][c["id"]] for c in copies}
+        )
+        for s in ran
+    }
+    formats: dict[str, int] = {}
+    for s in songs:
+        formats[s["format"]] = formats.get(s["format"], 0) + 1
+    meta = {
+        "n_songs": len(songs),
+        "n_copies": len(copies),
+        "seed": a.seed,
+        "repeats": a.repeats,
+        "formats": dict(sorted(formats.items())),
+        "audio_minutes": sum(s["duration"] for s in songs) / 60,
+        "load_average": [load_before, os.getloadavg()[0]],
+        "cpu_count": os.cpu_count() or 1,
+    }
+    render_table(results, systems, meta)
+
+    a.out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "meta": {
+            **meta,
+            "truth_params": data["params"],
+            "render_latency_s": data["render_latency_s"],
+            "python": platform.python_version(),
+            "machine": platform.platform(),
+            "processor": platform.processor(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "targets": {k: t for k, _, t, _ in ROWS if t is not None},
+        },
+        "systems": {
+            s.name: {"label": s.label, "unavailable": s.unavailable, "notes": s.notes}
+            for s in systems
+        },
+        "results": results,
+    }
+    if "cratedig" in results and "librosa" in results:
+        summary["speed_ratio_cratedig_over_librosa"] = (
+            results["cratedig"]["x_realtime"] / results["librosa"]["x_realtime"]
+        )
+    text = json.dumps(_finite(summary), indent=1, default=_json_default, allow_nan=False)
+    (a.out / "accuracy.json").write_text(text)
+    write_csv(a.out / "accuracy_files.csv", songs, copies, systems, est)
+    console.print(f"wrote {a.out / 'accuracy.json'} and {a.out / 'accuracy_files.csv'}")
+    return 0
+
+
+def _finite(o: Any) -> Any:
+    """Replace NaN/inf floats by None (JSON has no NaN)."""
+    if isinstance(o, float | np.floating):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
