@@ -16,7 +16,12 @@ from cratedig.analysis.loudness import loudness_blocks
 from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
 from cratedig.analysis.rhythm import ONSET_LAG, active_span, track_beats
 from cratedig.analysis.structure import bar_bounds, segment_structure
-from cratedig.analysis.tonal import chroma_from_frontend, estimate_key, estimate_tuning
+from cratedig.analysis.tonal import (
+    bass_notes,
+    chroma_from_frontend,
+    estimate_key,
+    estimate_tuning,
+)
 from cratedig.audio.decode import ANALYSIS_SR, MAX_DURATION, decode
 from cratedig.errors import ParameterError
 
@@ -121,9 +126,6 @@ def analyze_signal(
     grid = track_beats(fe, harmony=bass)
     lap("rhythm")
     a0, a1 = active_span(fe)
-    t_lo, t_hi = int(a0 / fe.fps * fe.tonal_fps), int(np.ceil(a1 / fe.fps * fe.tonal_fps))
-    track_key = estimate_key(chroma[t_lo:t_hi], bass[t_lo:t_hi])
-    lap("tonal")
     blocks = loudness_blocks(y, sr)
     lap("loudness")
 
@@ -142,6 +144,12 @@ def analyze_signal(
     structure = segment_structure(bar_features, bdb, starts, ends)
     rhythm_rows = feat.rhythm_pattern(fe, starts, ends, grid.meter, lag=ONSET_LAG)
     lap("structure")
+    t_lo, t_hi = int(a0 / fe.fps * fe.tonal_fps), int(np.ceil(a1 / fe.fps * fe.tonal_fps))
+    strong_bars = sorted({b0 for b0, _ in structure.phrases} | {len(starts) - 1})
+    notes = bass_notes(fe, tuning=tuning)
+    cadence = feat.span_means(notes, fe.tonal_fps, starts[strong_bars], ends[strong_bars])
+    track_key = estimate_key(chroma[t_lo:t_hi], notes[t_lo:t_hi], cadence_chroma=cadence)
+    lap("key")
 
     segments = _phrase_segments(
         track_id,
@@ -152,7 +160,7 @@ def analyze_signal(
         bchroma,
         rhythm_rows,
         chroma,
-        bass,
+        notes,
         fe,
         blocks,
         track_key.scores,

@@ -56,6 +56,9 @@ KEY_PROFILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 DEFAULT_PROFILE = "albrecht"
 #: Weight of the bass-register tonic evidence against the profile correlation.
 BASS_WEIGHT = 0.25
+#: Weight of the bass heard at phrase starts and in the final bar: music states its tonic there,
+#: which is what tells a natural-minor song from its relative major (same seven notes).
+CADENCE_WEIGHT = 0.5
 
 
 @dataclass
@@ -142,6 +145,36 @@ def chroma_from_frontend(fe: Frontend, *, tuning: float = 0.0, bass: bool = Fals
     return mag @ _chroma_map(round(float(tuning), 1), fmin, fmax)
 
 
+def bass_notes(fe: Frontend, *, tuning: float = 0.0, floor: float = 0.5) -> np.ndarray:
+    """Pitch class of the bass note per tonal frame, as a (n_t, 12) one-hot weighted by level.
+
+    The bass note is the *lowest* spectral peak between 40 and 160 Hz reaching ``floor`` of the
+    band's maximum. Summing all bass-band energy instead (:func:`chroma_from_frontend` with
+    ``bass=True``) credits each note's third partial to its fifth, and a progression like
+    i-VI-III-VII then leans toward the relative major.
+    """
+    mag = fe.tonal_mag
+    freqs = np.arange(mag.shape[1]) * FRONTEND_SR / TONAL_NFFT
+    lo, hi = np.searchsorted(freqs, [BASS_FMIN, BASS_FMAX])
+    band = mag[:, lo:hi].astype(np.float64)
+    out = np.zeros((mag.shape[0], 12))
+    if band.size == 0:
+        return out
+    top = band.max(axis=1, keepdims=True)
+    # Local maxima only, so the skirt of a strong peak is not taken for a lower note.
+    peak = np.zeros_like(band, dtype=bool)
+    peak[:, 1:-1] = (band[:, 1:-1] >= band[:, :-2]) & (band[:, 1:-1] >= band[:, 2:])
+    ok = peak & (band >= floor * top) & (top > 0)
+    has = ok.any(axis=1)
+    first = np.argmax(ok, axis=1)
+    f = freqs[lo + first]
+    midi = 69.0 + 12.0 * np.log2(np.maximum(f, 1.0) / 440.0) - tuning / 100.0
+    pc = np.round(midi).astype(np.int64) % 12
+    rows = np.flatnonzero(has)
+    out[rows, pc[rows]] = top[rows, 0]
+    return out
+
+
 def _profile_matrix(name: str) -> np.ndarray:
     """(24, 12) z-scored profiles in Key.index order (majors by tonic, then minors)."""
     major, minor = (np.asarray(p, dtype=np.float64) for p in KEY_PROFILES[name])
@@ -157,6 +190,8 @@ def estimate_key(
     *,
     profile: str = DEFAULT_PROFILE,
     bass_weight: float = BASS_WEIGHT,
+    cadence_chroma: np.ndarray | None = None,
+    cadence_weight: float = CADENCE_WEIGHT,
     prior: np.ndarray | None = None,
 ) -> KeyEstimate:
     """Key of a chroma summary.
@@ -170,6 +205,10 @@ def estimate_key(
     profile : str
         A name in :data:`KEY_PROFILES`.
     bass_weight : float >= 0
+    cadence_chroma : np.ndarray [shape=(12,) or (n, 12)] or None
+        Bass chroma at structurally strong moments (phrase starts, the last bar); its
+        distribution votes for the tonic with ``cadence_weight``.
+    cadence_weight : float >= 0
     prior : np.ndarray [shape=(24,)] or None
         Added to the scores (used to pull a segment's key toward the track's key).
 
@@ -188,14 +227,16 @@ def estimate_key(
     else:
         z = (c - c.mean()) / sd
         scores = _profile_matrix(profile) @ z / 12.0  # Pearson correlation per key
-    if bass_chroma is not None and bass_weight > 0:
-        b = np.asarray(bass_chroma, dtype=np.float64)
+    for tonic_evidence, weight in ((bass_chroma, bass_weight), (cadence_chroma, cadence_weight)):
+        if tonic_evidence is None or weight <= 0:
+            continue
+        b = np.asarray(tonic_evidence, dtype=np.float64)
         if b.ndim == 2:
             b = b.sum(axis=0)
         total = b.sum()
         if total > 1e-12:
             share = b / total  # how much of the bass sits on each pitch class
-            scores = scores + bass_weight * np.r_[share, share]
+            scores = scores + weight * np.r_[share, share]
     if prior is not None:
         scores = scores + prior
     order = np.argsort(scores)[::-1]
