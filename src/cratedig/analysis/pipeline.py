@@ -148,7 +148,7 @@ def analyze_signal(
     strong_bars = sorted({b0 for b0, _ in structure.phrases} | {len(starts) - 1})
     notes = bass_notes(fe, tuning=tuning)
     cadence = feat.span_means(notes, fe.tonal_fps, starts[strong_bars], ends[strong_bars])
-    track_key = estimate_key(chroma[t_lo:t_hi], notes[t_lo:t_hi], cadence_chroma=cadence)
+    track_key = estimate_key(chroma[t_lo:t_hi], bass[t_lo:t_hi], cadence_chroma=cadence)
     lap("key")
 
     segments = _phrase_segments(
@@ -160,7 +160,7 @@ def analyze_signal(
         bchroma,
         rhythm_rows,
         chroma,
-        notes,
+        bass,
         fe,
         blocks,
         track_key.scores,
