@@ -1,0 +1,347 @@
+"""Self-supervised retrieval: does the scorer find a stem's true partner among hard decoys?
+
+For each synthesized song (``cratedig.synth``, stems known), the **query** is a phrase of the
+lead stem; its **true partner** is the accompaniment (drums + bass + chords) of the same song at
+the same bars. It hides among decoys (MUSIC.md, "How quality is measured"):
+
+- ``+1 st`` / ``+6 st``: the accompaniment pitch-shifted by Rubber Band (pedalboard);
+- ``half bar``: the accompaniment delayed by half a bar;
+- ``stretch 12%``: the accompaniment time-stretched to 1.12x speed (Rubber Band);
+- ``other songs``: every accompaniment phrase of every other song.
+
+Features of every stem and decoy are computed on the beat grid that ``analyze_signal`` finds on
+the full mix (a lone lead has too few onsets for a reliable grid), with the analysis' own
+building blocks (front end, chroma, bar chroma, rhythm pattern, spectral balance, segment key);
+the time-stretched decoy uses that grid scaled by its speed. Only ``cratedig.match.scoring``
+ranks; nothing here is tuned on its output.
+
+Reported: top-1, MRR and NDCG@10 of the true partner (one relevant item), how often it beats
+each decoy kind, and whether the suggested transform undoes each decoy's change (scored with
+wide limits, ``--max-shift 6 --max-stretch 0.15``, since +6 st and 12 % lie beyond the
+defaults; at the defaults the stretched decoy must be rejected).
+
+Usage::
+
+    .venv/bin/python bench/retrieval.py                 # 12 songs, ~2 min on 2 cores
+    .venv/bin/python bench/retrieval.py --songs 4 --workers 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cratedig.analysis import features as feat
+from cratedig.analysis.frontend import compute_frontend
+from cratedig.analysis.pipeline import SEGMENT_KEY_PRIOR, analyze_signal
+from cratedig.analysis.records import Segment, SegmentFeatures
+from cratedig.analysis.rhythm import ONSET_LAG
+from cratedig.analysis.tonal import chroma_from_frontend, estimate_key
+from cratedig.match import SegmentBatch, score_candidates
+from cratedig.match.scoring import harmonic_fit
+from cratedig.synth import synthesize_song
+from cratedig.theory import Key
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+DECOYS = ("+1 st", "+6 st", "half bar", "stretch 12%")
+STRETCH = 1.12
+#: A lead phrase counts as a query when at least this share of its bars sound.
+MIN_ACTIVE_BARS = 0.75
+TARGET_TOP1 = 0.9
+
+
+@dataclass
+class Grid:
+    """Bar bounds (seconds) and phrases (first bar, bars) found on the full mix."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    phrases: list[tuple[int, int]]
+    meter: int
+    tempo: float
+    tuning: float
+
+
+def mix_grid(y: np.ndarray, sr: int, track_id: str) -> Grid:
+    a = analyze_signal(y, sr=sr, track_id=track_id)
+    starts = np.asarray(a.downbeats, np.float64)
+    bar = a.time_signature[0] * 60.0 / a.tempo
+    ends = np.r_[starts[1:], min(starts[-1] + bar, len(y) / sr)]
+    phrases = [(s.bar, s.bars) for s in a.segments]
+    return Grid(starts, ends, phrases, a.time_signature[0], a.tempo, a.tuning)
+
+
+def features_on_grid(
+    y: np.ndarray, sr: int, grid: Grid, *, track_id: str, scale: float = 1.0
+) -> tuple[list[Segment], list[np.ndarray]]:
+    """Phrase segments of ``y`` cut on ``grid`` (times divided by ``scale``, tempo times it).
+
+    Mirrors ``cratedig.analysis.pipeline._phrase_segments`` but on a given grid; an
+    ``analyze_signal(..., grid=...)`` would make this unnecessary. Also returns each segment's
+    beat-synchronous chroma, one row per beat (bars split into ``meter`` equal beats), which
+    ``SegmentFeatures`` does not carry yet.
+    """
+    fe = compute_frontend(y, sr=sr)
+    chroma = chroma_from_frontend(fe, tuning=grid.tuning)
+    bass = chroma_from_frontend(fe, tuning=grid.tuning, bass=True)
+    starts, ends = grid.starts / scale, grid.ends / scale
+    bchroma = feat.bar_chroma(chroma, fe.tonal_fps, starts, ends)
+    frac = np.arange(grid.meter) / grid.meter
+    beat_s = (starts[:, None] + (ends - starts)[:, None] * frac).ravel()
+    beat_e = (starts[:, None] + (ends - starts)[:, None] * (frac + 1.0 / grid.meter)).ravel()
+    beat_chroma = feat.bar_chroma(chroma, fe.tonal_fps, beat_s, beat_e)
+    rhythm_rows = feat.rhythm_pattern(fe, starts, ends, grid.meter, lag=ONSET_LAG)
+    seg_s = np.array([starts[b] for b, _ in grid.phrases])
+    seg_e = np.array([ends[b + n - 1] for b, n in grid.phrases])
+    seg_db = feat.rms_db(fe, seg_s, seg_e)
+    loudest = float(seg_db.max())
+    prior = np.zeros(24)
+    prior[int(np.argmax(estimate_key(chroma, bass).scores))] = SEGMENT_KEY_PRIOR
+    out, beats = [], []
+    for i, (b0, n) in enumerate(grid.phrases):
+        beats.append(beat_chroma[b0 * grid.meter : (b0 + n) * grid.meter])
+        lo = int(np.floor(seg_s[i] * fe.tonal_fps))
+        hi = max(int(np.ceil(seg_e[i] * fe.tonal_fps)), lo + 1)
+        k = estimate_key(chroma[lo:hi], bass[lo:hi], prior=prior)
+        rhythm = rhythm_rows[b0 : b0 + n].mean(axis=0)
+        top = float(rhythm.max())
+        out.append(
+            Segment(
+                id=f"{track_id}_{i}",
+                track_id=track_id,
+                index=i,
+                level="phrase",
+                start=float(seg_s[i]),
+                end=float(seg_e[i]),
+                bar=int(b0),
+                bars=int(n),
+                label="",
+                tempo=grid.tempo * scale,
+                key=k.key,
+                features=SegmentFeatures(
+                    chroma=bchroma[b0 : b0 + n],
+                    rhythm=rhythm / top if top > 0 else rhythm,
+                    spectral_balance=feat.spectral_balance(fe, float(seg_s[i]), float(seg_e[i])),
+                    energy=float(10 ** ((seg_db[i] - loudest) / 20.0)),
+                    rms_db=float(seg_db[i]),
+                    loudness=0.0,
+                    key_clarity=k.clarity,
+                ),
+            )
+        )
+    return out, beats
+
+
+def song_segments(spec: tuple[int, float, str, int, int]) -> dict[str, Any]:
+    """Lead, accompaniment and decoy segments of one song (runs in a worker)."""
+    from pedalboard import time_stretch
+
+    index, tempo, key, bars, sr = spec
+    song = synthesize_song(tempo=tempo, key=Key.parse(key), bars=bars, seed=100 + index, sr=sr)
+    name = f"song{index:02d}"
+    grid = mix_grid(song.audio, sr, name)
+    lead = song.stems["lead"]
+    acc = (song.stems["drums"] + song.stems["bass"] + song.stems["chords"]).astype(np.float32)
+
+    def rubberband(stretch: float, semitones: float) -> np.ndarray:
+        return time_stretch(
+            acc[None], sr, stretch_factor=stretch, pitch_shift_in_semitones=semitones
+        )[0].astype(np.float32)
+
+    half_bar = int(round(grid.meter * 60.0 / grid.tempo / 2 * sr))
+    variants = {
+        "lead": (lead, 1.0),
+        "true": (acc, 1.0),
+        "+1 st": (rubberband(1.0, 1.0), 1.0),
+        "+6 st": (rubberband(1.0, 6.0), 1.0),
+        "half bar": (np.r_[np.zeros(half_bar, np.float32), acc][: len(acc)], 1.0),
+        "stretch 12%": (rubberband(STRETCH, 0.0), STRETCH),
+    }
+    segs, beats = {}, {}
+    for v, (y, scale) in variants.items():
+        segs[v], beats[v] = features_on_grid(y, sr, grid, track_id=f"{name}-{v}", scale=scale)
+    # Queries: lead phrases where the lead actually plays.
+    active = [
+        i
+        for i, s in enumerate(segs["lead"])
+        if np.mean(s.features.chroma.sum(axis=1) > 1e-6) >= MIN_ACTIVE_BARS
+        and s.features.rms_db > -45.0
+    ]
+    return {
+        "name": name,
+        "tempo": tempo,
+        "key": key,
+        "est_tempo": grid.tempo,
+        "phrases": grid.phrases,
+        "queries": active,
+        "segments": segs,
+        "beat_chroma": beats,
+        "meter": grid.meter,
+    }
+
+
+def make_batch(items: list[tuple[Segment, np.ndarray]], *, beats: bool) -> SegmentBatch:
+    """Batch of segments; with ``beats`` its chroma rows are beats instead of bars."""
+    batch = SegmentBatch.from_segments([seg for seg, _ in items])
+    if not beats:
+        return batch
+    meters = {len(bc) // max(seg.bars, 1) for seg, bc in items}
+    if len(meters) != 1:
+        raise ValueError(f"mixed meters {meters}")
+    rows = max(len(bc) for _, bc in items)
+    chroma = np.zeros((len(items), rows, 12), np.float32)
+    for i, (_, bc) in enumerate(items):
+        chroma[i, : len(bc)] = bc
+    batch.chroma, batch.chroma_mask = chroma, chroma.sum(axis=2) > 1e-6
+    batch.units_per_bar = meters.pop()
+    return batch
+
+
+def evaluate(
+    songs: list[dict[str, Any]], *, max_shift: int, max_stretch: float, beats: bool
+) -> dict[str, Any]:
+    ranks: list[int] = []
+    wins: dict[str, list[bool]] = {d: [] for d in (*DECOYS, "other songs")}
+    undo: dict[str, list[bool]] = {
+        "+1 st": [],
+        "+6 st (harmonic argmax)": [],
+        "stretch 12%": [],
+        "stretch 12% rejected": [],
+    }
+    per_query = []
+    for si, song in enumerate(songs):
+
+        def item(s: dict[str, Any], v: str, i: int) -> tuple[Segment, np.ndarray]:
+            return s["segments"][v][i], s["beat_chroma"][v][i]
+
+        others = [
+            item(o, "true", i)
+            for sj, o in enumerate(songs)
+            if sj != si
+            for i in range(len(o["segments"]["true"]))
+        ]
+        for qi in song["queries"]:
+            query = make_batch([item(song, "lead", qi)], beats=beats)
+            own = [item(song, v, qi) for v in ("true", *DECOYS)]
+            cands = make_batch(own + others, beats=beats)
+            sc = score_candidates(query, cands, max_shift=max_shift, max_stretch=max_stretch)
+            order = sc.ranking()
+            rank = int(np.flatnonzero(order == 0)[0]) + 1
+            ranks.append(rank)
+            for j, d in enumerate(DECOYS, start=1):
+                wins[d].append(bool(sc.score[0] > sc.score[j] or not sc.valid[j] and sc.valid[0]))
+            wins["other songs"].append(bool(sc.score[0] > sc.score[len(own) :].max()))
+            wide = score_candidates(query, cands.take(np.arange(len(own))), max_shift=6,
+                                    max_stretch=0.15)  # fmt: skip
+            undo["+1 st"].append(int(wide.semitones[1]) == -1)
+            # A 6-semitone shift costs more than settling for a fifth (+1): ask the harmonic
+            # term alone which rotation undoes it.
+            shifts = np.arange(-6, 7)
+            harm = harmonic_fit(
+                query.chroma[0], query.chroma_mask[0], cands.chroma[2:3], cands.chroma_mask[2:3],
+                np.zeros(1, np.int64), shifts,
+            )  # fmt: skip
+            undo["+6 st (harmonic argmax)"].append(abs(int(shifts[np.argmax(harm[0])])) == 6)
+            undo["stretch 12%"].append(
+                bool(wide.tempo_ratio[4] == 1.0)
+                and abs((1 + wide.stretch[4]) * STRETCH - 1.0) < 0.015
+            )
+            undo["stretch 12% rejected"].append(not bool(sc.valid[4]))
+            top = order[0]
+            per_query.append(
+                {
+                    "song": song["name"],
+                    "phrase": qi,
+                    "rank": rank,
+                    "true_score": round(float(sc.score[0]), 4),
+                    "true_terms": {t: round(float(v[0]), 3) for t, v in sc.terms.items()},
+                    "top": str(cands.ids[top]),
+                    "top_score": round(float(sc.score[top]), 4),
+                    "decoy_scores": {
+                        d: round(float(sc.score[j]), 4) for j, d in enumerate(DECOYS, start=1)
+                    },
+                    "decoy_shifts_wide": [int(x) for x in wide.semitones[1:3]],
+                    "decoy_stretch_wide": round(float(wide.stretch[4]), 4),
+                }
+            )
+    r = np.array(ranks)
+    return {
+        "queries": len(r),
+        "candidates_per_query": float(np.mean([len(songs[0]["segments"]["true"])])) if songs else 0,
+        "top1": float(np.mean(r == 1)),
+        "mrr": float(np.mean(1.0 / r)),
+        "ndcg@10": float(np.mean(np.where(r <= 10, 1.0 / np.log2(r + 1), 0.0))),
+        "beats": {d: float(np.mean(v)) for d, v in wins.items()},
+        "undo": {d: float(np.mean(v)) for d, v in undo.items()},
+        "per_query": per_query,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--songs", type=int, default=12)
+    p.add_argument("--bars", type=int, default=32)
+    p.add_argument("--sr", type=int, default=22050)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--max-shift", type=int, default=3)
+    p.add_argument("--max-stretch", type=float, default=0.08)
+    p.add_argument("--out", type=Path, default=OUT_DIR)
+    args = p.parse_args(argv)
+
+    rng = np.random.default_rng(args.seed)
+    keys = [Key.from_index(int(i)) for i in rng.permutation(24)[: args.songs]]
+    specs = [
+        (i, float(round(rng.uniform(100, 140), 1)), f"{k.name} {k.mode}", args.bars, args.sr)
+        for i, k in enumerate(keys)
+    ]
+    t0 = time.perf_counter()
+    if args.workers > 1:
+        with ProcessPoolExecutor(args.workers) as pool:
+            songs = list(pool.map(song_segments, specs))
+    else:
+        songs = [song_segments(s) for s in specs]
+    t1 = time.perf_counter()
+    res = evaluate(songs, max_shift=args.max_shift, max_stretch=args.max_stretch, beats=True)
+    t2 = time.perf_counter()
+    bars = evaluate(songs, max_shift=args.max_shift, max_stretch=args.max_stretch, beats=False)
+    res["bar_chroma"] = {k: v for k, v in bars.items() if k != "per_query"}
+    res.update(
+        {
+            "songs": [
+                {k: s[k] for k in ("name", "tempo", "key", "est_tempo", "queries")} for s in songs
+            ],
+            "seconds": {"synth_and_features": round(t1 - t0, 2), "scoring": round(t2 - t1, 3)},
+            "args": {k: str(v) for k, v in vars(args).items()},
+        }
+    )
+    n_other = sum(len(s["segments"]["true"]) for s in songs)
+    print(f"retrieval: {args.songs} songs, {res['queries']} lead-phrase queries")
+    print(f"  candidates per query: 1 true + {len(DECOYS)} decoys + ~{n_other} other-song phrases")
+    for label, r in (("beat chroma", res), ("bar chroma (as stored today)", bars)):
+        ok = "PASS" if r["top1"] >= TARGET_TOP1 else "FAIL"
+        print(f"  [{label}] top-1 {r['top1']:.3f} (target >= {TARGET_TOP1}: {ok}), ", end="")
+        print(f"MRR {r['mrr']:.3f}, NDCG@10 {r['ndcg@10']:.3f}")
+        print("    true partner beats: " + ", ".join(f"{d} {v:.2f}" for d, v in r["beats"].items()))
+        print(
+            "    transform undoes decoy: " + ", ".join(f"{d} {v:.2f}" for d, v in r["undo"].items())
+        )
+    print(f"  time: features {t1 - t0:.1f} s, scoring {t2 - t1:.3f} s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "retrieval.json"
+    path.write_text(json.dumps(res, indent=1))
+    print(f"  wrote {path}")
+    return 0 if res["top1"] >= TARGET_TOP1 and math.isfinite(res["mrr"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
