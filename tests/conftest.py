@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
-import numpy as np
-import pytest
+# numba (under librosa) caches compiled functions beside the package; two fresh pytest-xdist
+# workers compiling the same function at once can read a half-written cache file and segfault.
+# One cache folder per worker removes the race. Set before anything imports numba.
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR",
+    os.path.join(
+        tempfile.gettempdir(), f"cratedig-numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    ),
+)
 
-from cratedig.synth import Song, synthesize_song, write_song
-from cratedig.theory import Key
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from cratedig.synth import Song, synthesize_song, write_song  # noqa: E402
+from cratedig.theory import Key  # noqa: E402
 
 # Point the user data directory at a temp dir so no test touches a real library.
 os.environ.setdefault("CRATEDIG_DATA", "/tmp/cratedig-test-data")

@@ -28,6 +28,15 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+
+
+def _register_commands() -> None:
+    # Library commands (ingest, stats, tracks, export-slices) live beside the library package.
+    from cratedig.cli_library import register as register_library
+
+    register_library(app)
+
+
 _verbose = False
 
 
@@ -202,6 +211,8 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
 
+
+_register_commands()
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,578 @@
+"""Storing and loading analyses, files, errors; the library's queries. Functions of a Session.
+
+Every function here works inside the caller's transaction (see
+:meth:`cratedig.library.db.Library.transaction`) and commits nothing itself, so "one track, one
+transaction" is decided by the caller. Arrays go in as little-endian float32 bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import numpy as np
+from sqlalchemy import CursorResult, delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from cratedig import ANALYSIS_VERSION
+from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
+from cratedig.errors import ParameterError
+from cratedig.library.schema import (
+    FeatureRow,
+    FileRow,
+    IngestErrorRow,
+    SegmentRow,
+    TrackRow,
+)
+from cratedig.theory import Key
+
+_F32 = np.dtype("<f4")
+
+
+def array_to_bytes(x: np.ndarray) -> bytes:
+    """``x`` as little-endian float32 bytes (C order)."""
+    return np.ascontiguousarray(x, dtype=_F32).tobytes()
+
+
+def bytes_to_array(b: bytes, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Inverse of :func:`array_to_bytes`: a writable float32 array, reshaped to ``shape``."""
+    x = np.frombuffer(b, dtype=_F32).astype(np.float32)
+    return x.reshape(shape) if shape is not None else x
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# Analyses
+
+
+def store_analysis(
+    session: Session, analysis: TrackAnalysis, *, analysed_at: datetime | None = None
+) -> TrackRow:
+    """Insert or replace a track's analysis: its row, segments and features.
+
+    Re-storing a track replaces its segments and features (delete, then insert) so that no
+    duplicate can survive; its file rows are kept.
+
+    Parameters
+    ----------
+    session : Session
+        In a transaction; nothing is committed here.
+    analysis : TrackAnalysis
+    analysed_at : datetime, optional
+        Defaults to now (UTC).
+
+    Returns
+    -------
+    TrackRow
+    """
+    a = analysis
+    tid = a.track_id
+    row = session.get(TrackRow, tid)
+    if row is None:
+        row = TrackRow(id=tid)
+        session.add(row)
+    else:
+        session.execute(delete(FeatureRow).where(FeatureRow.track_id == tid))
+        session.execute(delete(SegmentRow).where(SegmentRow.track_id == tid))
+    row.format = a.format
+    row.duration = float(a.duration)
+    row.sample_rate = int(a.sample_rate)
+    row.channels = int(a.channels)
+    row.tempo = float(a.tempo)
+    row.beats_per_bar, row.beat_unit = (int(a.time_signature[0]), int(a.time_signature[1]))
+    row.key, row.mode, row.camelot = a.key.name, a.key.mode, a.key.camelot
+    row.tuning = float(a.tuning)
+    row.key_clarity = float(a.key_clarity)
+    row.loudness = float(a.loudness)
+    row.beats = array_to_bytes(a.beats)
+    row.downbeats = array_to_bytes(a.downbeats)
+    row.sections = [s.to_json() for s in a.sections]
+    row.analysis_version = int(a.analysis_version)
+    row.analysed_at = analysed_at or now()
+    row.status = "ok"
+    row.error = None
+    session.flush()
+    if a.segments:
+        session.execute(insert(SegmentRow), [_segment_values(s) for s in a.segments])
+        session.execute(insert(FeatureRow), [_feature_values(s) for s in a.segments])
+    return row
+
+
+def _segment_values(s: Segment) -> dict[str, Any]:
+    f = s.features
+    return {
+        "id": s.id,
+        "track_id": s.track_id,
+        "index": int(s.index),
+        "level": s.level,
+        "start": float(s.start),
+        "end": float(s.end),
+        "bar": int(s.bar),
+        "bars": int(s.bars),
+        "label": s.label,
+        "section": int(s.section),
+        "tempo": float(s.tempo),
+        "key": s.key.name,
+        "mode": s.key.mode,
+        "camelot": s.key.camelot,
+        "energy": float(f.energy),
+        "rms_db": float(f.rms_db),
+        "loudness": float(f.loudness),
+        "key_clarity": float(f.key_clarity),
+        "cluster_id": None,
+    }
+
+
+def _feature_values(s: Segment) -> dict[str, Any]:
+    f = s.features
+    chroma = np.asarray(f.chroma).reshape(-1, 12)
+    rhythm = np.asarray(f.rhythm).reshape(-1)
+    return {
+        "segment_id": s.id,
+        "track_id": s.track_id,
+        "chroma": array_to_bytes(chroma),
+        "chroma_bars": int(chroma.shape[0]),
+        "rhythm": array_to_bytes(rhythm),
+        "rhythm_steps": int(rhythm.shape[0]),
+        "spectral_balance": array_to_bytes(np.asarray(f.spectral_balance).reshape(-1)),
+    }
+
+
+def load_analysis(session: Session, track_id: str) -> TrackAnalysis | None:
+    """The stored analysis of ``track_id`` (None if unknown); ``path`` is its first file."""
+    row = session.get(TrackRow, track_id)
+    if row is None:
+        return None
+    path = session.scalars(
+        select(FileRow.path).where(FileRow.track_id == track_id).order_by(FileRow.id).limit(1)
+    ).first()
+    seg_rows = session.execute(
+        select(SegmentRow, FeatureRow)
+        .join(FeatureRow, FeatureRow.segment_id == SegmentRow.id)
+        .where(SegmentRow.track_id == track_id)
+        .order_by(SegmentRow.index)
+    ).all()
+    segments = [
+        Segment(
+            id=s.id,
+            track_id=s.track_id,
+            index=s.index,
+            level=s.level,
+            start=s.start,
+            end=s.end,
+            bar=s.bar,
+            bars=s.bars,
+            label=s.label,
+            tempo=s.tempo,
+            key=Key.parse(s.camelot),
+            section=s.section,
+            features=SegmentFeatures(
+                chroma=bytes_to_array(f.chroma, (f.chroma_bars, 12)),
+                rhythm=bytes_to_array(f.rhythm, (f.rhythm_steps,)),
+                spectral_balance=bytes_to_array(f.spectral_balance),
+                energy=s.energy,
+                rms_db=s.rms_db,
+                loudness=s.loudness,
+                key_clarity=s.key_clarity,
+            ),
+        )
+        for s, f in seg_rows
+    ]
+    return TrackAnalysis(
+        path=path or "",
+        track_id=row.id,
+        format=row.format,
+        duration=row.duration,
+        sample_rate=row.sample_rate,
+        channels=row.channels,
+        tempo=row.tempo,
+        time_signature=(row.beats_per_bar, row.beat_unit),
+        key=Key.parse(row.camelot),
+        tuning=row.tuning,
+        key_clarity=row.key_clarity,
+        loudness=row.loudness,
+        beats=bytes_to_array(row.beats).astype(np.float64),
+        downbeats=bytes_to_array(row.downbeats).astype(np.float64),
+        segments=segments,
+        sections=[Section(**d) for d in row.sections],  # type: ignore[arg-type]
+        analysis_version=row.analysis_version,
+    )
+
+
+@dataclass
+class FeatureTable:
+    """Feature vectors of many segments, loaded in one query.
+
+    Attributes
+    ----------
+    segment_ids : list of str
+    track_ids : list of str
+    chroma : list of np.ndarray [shape=(bars, 12)]
+        One matrix per segment (segments differ in length).
+    rhythm : list of np.ndarray [shape=(steps,)]
+        16 steps in 4/4, 12 in 3/4.
+    spectral_balance : np.ndarray [shape=(n, 3)]
+    """
+
+    segment_ids: list[str]
+    track_ids: list[str]
+    chroma: list[np.ndarray]
+    rhythm: list[np.ndarray]
+    spectral_balance: np.ndarray
+
+
+def load_features(session: Session, track_ids: Iterable[str] | None = None) -> FeatureTable:
+    """Feature vectors of every segment (or of ``track_ids``' segments), ordered by segment id.
+
+    Examples
+    --------
+    >>> table = load_features(session)  # doctest: +SKIP
+    >>> table.spectral_balance.shape  # doctest: +SKIP
+    (1234, 3)
+    """
+    q = select(
+        FeatureRow.segment_id,
+        FeatureRow.track_id,
+        FeatureRow.chroma,
+        FeatureRow.chroma_bars,
+        FeatureRow.rhythm,
+        FeatureRow.rhythm_steps,
+        FeatureRow.spectral_balance,
+    ).order_by(FeatureRow.track_id, FeatureRow.segment_id)
+    if track_ids is not None:
+        q = q.where(FeatureRow.track_id.in_(list(track_ids)))
+    rows = session.execute(q).all()
+    spectral = (
+        np.frombuffer(b"".join(r.spectral_balance for r in rows), dtype=_F32)
+        .astype(np.float32)
+        .reshape(len(rows), -1)
+        if rows
+        else np.zeros((0, 3), np.float32)
+    )
+    return FeatureTable(
+        segment_ids=[r.segment_id for r in rows],
+        track_ids=[r.track_id for r in rows],
+        chroma=[bytes_to_array(r.chroma, (r.chroma_bars, 12)) for r in rows],
+        rhythm=[bytes_to_array(r.rhythm, (r.rhythm_steps,)) for r in rows],
+        spectral_balance=spectral,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Files and errors
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """What the library remembers about a path."""
+
+    path: str
+    track_id: str
+    size: int
+    mtime_ns: int
+    analysis_version: int
+
+
+@dataclass(frozen=True)
+class KnownError:
+    """The latest failure recorded for a path."""
+
+    path: str
+    reason: str
+    size: int
+    mtime_ns: int
+    analysis_version: int
+
+
+def known_files(session: Session) -> dict[str, KnownFile]:
+    """Every recorded path with its track's analysis version."""
+    rows = session.execute(
+        select(
+            FileRow.path,
+            FileRow.track_id,
+            FileRow.size,
+            FileRow.mtime_ns,
+            TrackRow.analysis_version,
+        ).join(TrackRow, TrackRow.id == FileRow.track_id)
+    ).all()
+    return {r.path: KnownFile(*r) for r in rows}
+
+
+def known_errors(session: Session) -> dict[str, KnownError]:
+    """Every recorded failure by path."""
+    rows = session.execute(
+        select(
+            IngestErrorRow.path,
+            IngestErrorRow.reason,
+            IngestErrorRow.size,
+            IngestErrorRow.mtime_ns,
+            IngestErrorRow.analysis_version,
+        )
+    ).all()
+    return {r.path: KnownError(*r) for r in rows}
+
+
+def current_track_ids(session: Session, *, analysis_version: int = ANALYSIS_VERSION) -> set[str]:
+    """Ids of tracks whose analysis is current."""
+    return set(
+        session.scalars(select(TrackRow.id).where(TrackRow.analysis_version == analysis_version))
+    )
+
+
+def track_paths(session: Session, track_id: str) -> list[str]:
+    """Paths recorded for a track, oldest first."""
+    return list(
+        session.scalars(
+            select(FileRow.path).where(FileRow.track_id == track_id).order_by(FileRow.id)
+        )
+    )
+
+
+def record_file(session: Session, *, path: str, track_id: str, size: int, mtime_ns: int) -> None:
+    """Insert or update the row saying that ``path`` holds ``track_id``; clear its error."""
+    row = session.scalars(select(FileRow).where(FileRow.path == path)).first()
+    if row is None:
+        session.add(
+            FileRow(path=path, track_id=track_id, size=size, mtime_ns=mtime_ns, seen_at=now())
+        )
+    else:
+        row.track_id, row.size, row.mtime_ns, row.seen_at = track_id, size, mtime_ns, now()
+    session.execute(delete(IngestErrorRow).where(IngestErrorRow.path == path))
+
+
+def forget_files(session: Session, paths: Sequence[str]) -> int:
+    """Delete the rows of ``paths`` (the tracks stay); returns how many went."""
+    gone = 0
+    for i in range(0, len(paths), 500):
+        chunk = list(paths[i : i + 500])
+        result = cast(
+            CursorResult[Any], session.execute(delete(FileRow).where(FileRow.path.in_(chunk)))
+        )
+        gone += result.rowcount or 0
+    return gone
+
+
+def record_error(
+    session: Session,
+    *,
+    path: str,
+    reason: str,
+    size: int,
+    mtime_ns: int,
+    analysis_version: int = ANALYSIS_VERSION,
+) -> None:
+    """Record (or replace) why ``path`` failed; the path no longer holds any known track."""
+    session.execute(delete(FileRow).where(FileRow.path == path))
+    row = session.scalars(select(IngestErrorRow).where(IngestErrorRow.path == path)).first()
+    if row is None:
+        session.add(
+            IngestErrorRow(
+                path=path,
+                reason=reason,
+                size=size,
+                mtime_ns=mtime_ns,
+                analysis_version=analysis_version,
+                at=now(),
+            )
+        )
+    else:
+        row.reason, row.size, row.mtime_ns = reason, size, mtime_ns
+        row.analysis_version, row.at = analysis_version, now()
+
+
+def ingest_errors(session: Session) -> list[KnownError]:
+    """Every recorded failure, by path."""
+    return sorted(known_errors(session).values(), key=lambda e: e.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries
+
+
+_RANGE = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*(?:-|\.\.)\s*(\d+(?:\.\d+)?)?\s*$")
+
+
+def parse_bpm_range(text: str) -> tuple[float, float]:
+    """Parse ``"120-130"``, ``"120..130"``, ``"120-"`` or ``"128"`` (128 +- 0.5) into bounds.
+
+    Examples
+    --------
+    >>> parse_bpm_range("120-130")
+    (120.0, 130.0)
+    >>> parse_bpm_range("128")
+    (127.5, 128.5)
+    """
+    t = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", t):
+        x = float(t)
+        return (x - 0.5, x + 0.5)
+    m = _RANGE.match(t)
+    if not m or (m.group(1) is None and m.group(2) is None):
+        raise ParameterError(f"bpm={text!r} must look like '120-130', '120..130' or '128'")
+    lo = float(m.group(1)) if m.group(1) else 0.0
+    hi = float(m.group(2)) if m.group(2) else float("inf")
+    if lo > hi:
+        raise ParameterError(f"bpm={text!r}: the lower bound is above the upper one")
+    return (lo, hi)
+
+
+@dataclass
+class TrackSummary:
+    """One line of ``cratedig tracks``."""
+
+    track_id: str
+    path: str
+    paths: int
+    format: str
+    duration: float
+    tempo: float
+    time_signature: tuple[int, int]
+    key: str
+    mode: str
+    camelot: str
+    segments: int
+    analysis_version: int
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["duration"] = round(self.duration, 3)
+        out["tempo"] = round(self.tempo, 2)
+        out["time_signature"] = list(self.time_signature)
+        return out
+
+
+def query_tracks(
+    session: Session,
+    *,
+    key: str | None = None,
+    bpm: tuple[float, float] | str | None = None,
+    limit: int | None = None,
+) -> list[TrackSummary]:
+    """Tracks matching a key (any spelling :meth:`Key.parse` reads: "8A", "A minor", "Am")
+    and a BPM range, slowest first.
+
+    Examples
+    --------
+    >>> [t.camelot for t in query_tracks(session, key="8A", bpm="120-130")]  # doctest: +SKIP
+    ['8A', '8A']
+    """
+    segs = (
+        select(SegmentRow.track_id, func.count().label("n"))
+        .group_by(SegmentRow.track_id)
+        .subquery()
+    )
+    files = (
+        select(FileRow.track_id, func.min(FileRow.path).label("path"), func.count().label("paths"))
+        .group_by(FileRow.track_id)
+        .subquery()
+    )
+    q = (
+        select(TrackRow, segs.c.n, files.c.path, files.c.paths)
+        .outerjoin(segs, segs.c.track_id == TrackRow.id)
+        .outerjoin(files, files.c.track_id == TrackRow.id)
+        .order_by(TrackRow.tempo, TrackRow.id)
+    )
+    if key:
+        q = q.where(TrackRow.camelot == Key.parse(key).camelot)
+    if bpm is not None:
+        lo, hi = parse_bpm_range(bpm) if isinstance(bpm, str) else bpm
+        q = q.where(TrackRow.tempo >= lo)
+        if np.isfinite(hi):
+            q = q.where(TrackRow.tempo <= hi)
+    if limit is not None:
+        q = q.limit(limit)
+    return [
+        TrackSummary(
+            track_id=t.id,
+            path=path or "",
+            paths=int(paths or 0),
+            format=t.format,
+            duration=t.duration,
+            tempo=t.tempo,
+            time_signature=(t.beats_per_bar, t.beat_unit),
+            key=t.key,
+            mode=t.mode,
+            camelot=t.camelot,
+            segments=int(n or 0),
+            analysis_version=t.analysis_version,
+        )
+        for t, n, path, paths in session.execute(q).all()
+    ]
+
+
+@dataclass
+class LibraryStats:
+    """What ``cratedig stats`` prints."""
+
+    tracks: int
+    segments: int
+    files: int
+    duplicate_tracks: int
+    missing_tracks: int  # no file on disk any more (analysis kept: moving one back is instant)
+    stale_tracks: int
+    errors: int
+    hours: float
+    formats: dict[str, int]
+    camelot: dict[str, int]
+    tempo_min: float | None
+    tempo_max: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["hours"] = round(self.hours, 3)
+        return out
+
+
+def library_stats(session: Session, *, analysis_version: int = ANALYSIS_VERSION) -> LibraryStats:
+    """Counts and distributions over the whole library."""
+
+    def count(q: Any) -> int:
+        return int(session.execute(q).scalar_one() or 0)
+
+    dup = select(FileRow.track_id).group_by(FileRow.track_id).having(func.count() > 1).subquery()
+    tempo_min, tempo_max, seconds = session.execute(
+        select(func.min(TrackRow.tempo), func.max(TrackRow.tempo), func.sum(TrackRow.duration))
+    ).one()
+    return LibraryStats(
+        tracks=count(select(func.count()).select_from(TrackRow)),
+        segments=count(select(func.count()).select_from(SegmentRow)),
+        files=count(select(func.count()).select_from(FileRow)),
+        duplicate_tracks=count(select(func.count()).select_from(dup)),
+        missing_tracks=count(
+            select(func.count())
+            .select_from(TrackRow)
+            .where(~select(FileRow.id).where(FileRow.track_id == TrackRow.id).exists())
+        ),
+        stale_tracks=count(
+            select(func.count())
+            .select_from(TrackRow)
+            .where(TrackRow.analysis_version != analysis_version)
+        ),
+        errors=count(select(func.count()).select_from(IngestErrorRow)),
+        hours=float(seconds or 0.0) / 3600.0,
+        formats={
+            f: int(n)
+            for f, n in session.execute(
+                select(TrackRow.format, func.count())
+                .group_by(TrackRow.format)
+                .order_by(TrackRow.format)
+            ).all()
+        },
+        camelot={
+            c: int(n)
+            for c, n in session.execute(
+                select(TrackRow.camelot, func.count())
+                .group_by(TrackRow.camelot)
+                .order_by(TrackRow.camelot)
+            ).all()
+        },
+        tempo_min=float(tempo_min) if tempo_min is not None else None,
+        tempo_max=float(tempo_max) if tempo_max is not None else None,
+    )

@@ -1,0 +1,209 @@
+"""The library's tables (SQLAlchemy 2 typed ORM). Migrations in ``migrations/`` create them.
+
+Tables
+------
+tracks
+    One row per distinct decoded audio (``id`` = first 16 hex digits of its content hash) and
+    the track-level analysis. Beat and downbeat times are float32 arrays stored as bytes.
+files
+    Where a track lives on disk: ``path`` -> ``track_id`` with the size and mtime seen, so an
+    unchanged file is skipped without decoding. Several paths per track are exact duplicates.
+segments
+    Phrase segments (``id`` = ``<trackid>_<n>``) and their scalar attributes.
+features
+    One row per segment: per-bar chroma (bars x 12), rhythm pattern and spectral balance as
+    little-endian float32 bytes with their shape, so a matcher loads a feature matrix with one
+    query and ``numpy.frombuffer``.
+ingest_errors
+    The latest failure per path with its reason, size and mtime (an unchanged broken file is
+    not retried unless asked).
+ratings
+    A user's 1-5 judgement of a (query segment, candidate segment, transform). Deliberately no
+    foreign key to ``segments``: re-analysing a track replaces its segments, and ratings are
+    user data that must survive that; ``analysis_version`` says which segmentation they meant.
+models
+    Trained models (kind, version, parameters, metrics); artefacts live on disk beside the DB.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints let Alembic alter them later (SQLite batch mode needs names to drop them).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TRACK_ID_LENGTH = 16
+SEGMENT_ID_LENGTH = 40
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose metadata carries the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TrackRow(Base):
+    """A distinct piece of audio and its track-level analysis."""
+
+    __tablename__ = "tracks"
+
+    id: Mapped[str] = mapped_column(String(TRACK_ID_LENGTH), primary_key=True)
+    format: Mapped[str] = mapped_column(String(32))
+    duration: Mapped[float] = mapped_column(Float)  # seconds
+    sample_rate: Mapped[int] = mapped_column(Integer)  # of the source file, Hz
+    channels: Mapped[int] = mapped_column(Integer)
+    tempo: Mapped[float] = mapped_column(Float, index=True)  # BPM
+    beats_per_bar: Mapped[int] = mapped_column(Integer)
+    beat_unit: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(2))  # tonic name with sharps: "A", "F#"
+    mode: Mapped[str] = mapped_column(String(5))  # "major" | "minor"
+    camelot: Mapped[str] = mapped_column(String(3), index=True)
+    tuning: Mapped[float] = mapped_column(Float)  # cents off A440
+    key_clarity: Mapped[float] = mapped_column(Float)
+    loudness: Mapped[float] = mapped_column(Float)  # integrated LUFS
+    beats: Mapped[bytes] = mapped_column(LargeBinary)  # float32 seconds
+    downbeats: Mapped[bytes] = mapped_column(LargeBinary)  # float32 seconds
+    sections: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    analysis_version: Mapped[int] = mapped_column(Integer, index=True)
+    analysed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="ok")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    files: Mapped[list[FileRow]] = relationship(back_populates="track", passive_deletes=True)
+    segments: Mapped[list[SegmentRow]] = relationship(
+        back_populates="track", passive_deletes=True, order_by="SegmentRow.index"
+    )
+
+
+class FileRow(Base):
+    """A path on disk holding a track's audio (several paths = duplicates)."""
+
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    track_id: Mapped[str] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)  # st_mtime_ns
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    track: Mapped[TrackRow] = relationship(back_populates="files")
+
+
+class SegmentRow(Base):
+    """A phrase segment of a track."""
+
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("track_id", "index", name="uq_segments_track_index"),)
+
+    id: Mapped[str] = mapped_column(String(SEGMENT_ID_LENGTH), primary_key=True)
+    track_id: Mapped[str] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(16))  # "bar" | "phrase" | "section"
+    start: Mapped[float] = mapped_column(Float)  # seconds
+    end: Mapped[float] = mapped_column(Float)  # seconds
+    bar: Mapped[int] = mapped_column(Integer)
+    bars: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(32))
+    section: Mapped[int] = mapped_column(Integer)
+    tempo: Mapped[float] = mapped_column(Float, index=True)
+    key: Mapped[str] = mapped_column(String(2))
+    mode: Mapped[str] = mapped_column(String(5))
+    camelot: Mapped[str] = mapped_column(String(3), index=True)
+    energy: Mapped[float] = mapped_column(Float)
+    rms_db: Mapped[float] = mapped_column(Float)
+    loudness: Mapped[float] = mapped_column(Float)
+    key_clarity: Mapped[float] = mapped_column(Float)
+    cluster_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+
+    track: Mapped[TrackRow] = relationship(back_populates="segments")
+    features: Mapped[FeatureRow] = relationship(
+        back_populates="segment", passive_deletes=True, uselist=False
+    )
+
+
+class FeatureRow(Base):
+    """A segment's feature vectors as float32 bytes (little-endian) with their shapes."""
+
+    __tablename__ = "features"
+
+    segment_id: Mapped[str] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Repeated from the segment so that one indexed query loads a track's (or all) features.
+    track_id: Mapped[str] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
+    chroma: Mapped[bytes] = mapped_column(LargeBinary)  # shape (chroma_bars, 12)
+    chroma_bars: Mapped[int] = mapped_column(Integer)
+    rhythm: Mapped[bytes] = mapped_column(LargeBinary)  # shape (rhythm_steps,)
+    rhythm_steps: Mapped[int] = mapped_column(Integer)
+    spectral_balance: Mapped[bytes] = mapped_column(LargeBinary)  # shape (3,)
+
+    segment: Mapped[SegmentRow] = relationship(back_populates="features")
+
+
+class IngestErrorRow(Base):
+    """The latest reason a path could not be ingested."""
+
+    __tablename__ = "ingest_errors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    analysis_version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RatingRow(Base):
+    """A user's score of how well a candidate segment mixes with a query segment."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="score_range"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    query_segment_id: Mapped[str] = mapped_column(String(SEGMENT_ID_LENGTH), index=True)
+    candidate_segment_id: Mapped[str] = mapped_column(String(SEGMENT_ID_LENGTH), index=True)
+    tempo_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+    semitones: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    analysis_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ModelRow(Base):
+    """A trained model: what it is, when it was trained, with what, and how well it did."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("kind", "version", name="uq_models_kind_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    trained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    parameters: Mapped[dict[str, object]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, object]] = mapped_column(JSON)
+    artefact: Mapped[str | None] = mapped_column(Text, nullable=True)  # relative to the DB dir
