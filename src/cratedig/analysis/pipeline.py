@@ -22,7 +22,7 @@ from cratedig.analysis.tonal import (
     estimate_key,
     estimate_tuning,
 )
-from cratedig.audio.decode import ANALYSIS_SR, MAX_DURATION, decode
+from cratedig.audio.decode import ANALYSIS_SR, MAX_DURATION, DecodedAudio, decode
 from cratedig.errors import ParameterError
 
 log = logging.getLogger("cratedig.analysis")
@@ -60,6 +60,21 @@ def analyze_file(
     t0 = time.perf_counter()
     audio = decode(path, sr=ANALYSIS_SR, max_duration=max_duration)
     t1 = time.perf_counter()
+    result = analyze_decoded(audio, path)
+    result.timings = {"decode": t1 - t0, **result.timings}
+    return result
+
+
+def analyze_decoded(audio: DecodedAudio, path: str | os.PathLike[str]) -> TrackAnalysis:
+    """:func:`analyze_file` on audio already decoded (ingest decodes once, hashes, then analyses).
+
+    Parameters
+    ----------
+    audio : DecodedAudio
+        From :func:`cratedig.audio.decode` at the analysis rate, mono.
+    path : path-like
+        Recorded in the result.
+    """
     result = analyze_signal(
         audio.samples,
         sr=audio.sr,
@@ -70,7 +85,6 @@ def analyze_file(
         channels=audio.channels,
     )
     result.duration = audio.duration
-    result.timings = {"decode": t1 - t0, **result.timings}
     return result
 
 

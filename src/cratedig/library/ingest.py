@@ -24,13 +24,12 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cratedig import ANALYSIS_VERSION
-from cratedig.analysis.pipeline import analyze_signal, track_id_from_hash
+from cratedig.analysis.pipeline import analyze_decoded, track_id_from_hash
 from cratedig.analysis.records import TrackAnalysis
 from cratedig.audio.decode import ANALYSIS_SR, MAX_DURATION, DecodedAudio, decode
 from cratedig.compute import Executor, InProcessExecutor
@@ -118,22 +117,8 @@ Outcome = Analysed | AlreadyKnown | Failed | Vanished
 
 
 def analyse_decoded(audio: DecodedAudio, path: str | os.PathLike[str]) -> TrackAnalysis:
-    """:func:`cratedig.analysis.pipeline.analyze_file` on audio already decoded by it.
-
-    The same steps as ``analyze_file`` minus the decode, so that ingest reads a file once and
-    still knows its hash before analysing (a test pins the two to identical output).
-    """
-    result = analyze_signal(
-        audio.samples,
-        sr=audio.sr,
-        path=str(Path(path)),
-        track_id=track_id_from_hash(audio.content_hash),
-        format=audio.format,
-        source_sr=audio.source_sr,
-        channels=audio.channels,
-    )
-    result.duration = audio.duration
-    return result
+    """Analyse audio the worker already decoded (see :func:`~cratedig.analysis.pipeline.analyze_decoded`)."""
+    return analyze_decoded(audio, path)
 
 
 def process_file(ctx: WorkerContext, scanned: ScannedFile) -> Outcome:
