@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
-# numba (under librosa) caches compiled functions beside the package; two fresh pytest-xdist
-# workers compiling the same function at once can read a half-written cache file and segfault.
-# One cache folder per worker removes the race. Set before anything imports numba.
-os.environ.setdefault(
-    "NUMBA_CACHE_DIR",
-    os.path.join(
-        tempfile.gettempdir(), f"cratedig-numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    ),
-)
+# numba (under librosa, used here by the synthesizer's checks) caches compiled code on disk; a
+# stale or half-written entry, or two xdist workers writing one at once, segfaults the process.
+# Each worker of each run compiles into its own fresh folder, removed at exit. (cratedig's own
+# analysis calls no numba code.) Set before anything imports numba.
+if "NUMBA_CACHE_DIR" not in os.environ:
+    _numba_dir = tempfile.mkdtemp(
+        prefix=f"cratedig-numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"
+    )
+    os.environ["NUMBA_CACHE_DIR"] = _numba_dir
+    atexit.register(shutil.rmtree, _numba_dir, ignore_errors=True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

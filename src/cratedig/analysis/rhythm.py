@@ -54,6 +54,8 @@ TATUM_SHARE = 0.5
 #: Systematic delay of log-flux peaks after the true onset for our rhythm STFT (1024/11025 Hz
 #: Hann window), measured on synthetic clicks (tests/analysis/test_rhythm.py guards it).
 ONSET_LAG = 0.012
+#: Ellis's DP penalty weight for beat intervals that stray from the period (librosa's default).
+TIGHTNESS = 100.0
 #: A grid is "steady" when the median residual of onset peaks is under this share of a beat.
 STEADY_RESIDUAL = 0.06
 
@@ -343,24 +345,42 @@ def _trim_to_activity(
 
 
 def _dp_beats(onset: np.ndarray, period: float, start: int, end: int, fps: float) -> np.ndarray:
-    """Ellis DP beat tracking on our envelope, for tracks whose tempo moves."""
-    import librosa
+    """Ellis's dynamic-programming beat tracker, for tracks whose tempo moves.
 
-    bpm = 60.0 * fps / period
-    _, beats = librosa.beat.beat_track(
-        onset_envelope=onset[start:end].astype(np.float32),
-        sr=int(round(fps * 256)),
-        hop_length=256,
-        bpm=bpm,
-        tightness=100,
-        trim=True,
-        units="frames",
-    )
-    beats = beats.astype(np.float64) + start
-    if len(beats) == 0:
-        return beats
-    pos, _ = _peak_near(onset, beats, radius=2)
-    return np.asarray(pos, dtype=np.float64)
+    Each frame's score is its onset strength plus the best score of a predecessor 0.5-2 periods
+    earlier, penalised by ``tightness * log(interval / period) ** 2``; the beats are the
+    backtrace from the best-scoring frame of the last period. Written in numpy rather than
+    calling librosa's numba version, whose first call costs ~6 s in every fresh process and whose
+    on-disk cache is unsafe when several workers compile it at once.
+    """
+    env = onset[start:end].astype(np.float64)
+    n = len(env)
+    if n < 2 * period:
+        return np.zeros(0)
+    sd = float(env.std())
+    local = env / sd if sd > 0 else env
+    lags = np.arange(int(round(2 * period)), max(int(round(period / 2)), 1) - 1, -1)
+    penalty = -TIGHTNESS * np.log(lags / period) ** 2
+    cum = local.copy()
+    back = np.full(n, -1, dtype=np.int64)
+    for i in range(int(lags[-1]), n):
+        prev = i - lags
+        ok = prev >= 0
+        cand = cum[prev[ok]] + penalty[ok]
+        j = int(np.argmax(cand))
+        if cand[j] > 0:
+            cum[i] += cand[j]
+            back[i] = prev[ok][j]
+    tail = max(n - int(round(period)), 0)
+    i = tail + int(np.argmax(cum[tail:]))
+    beats = []
+    while i >= 0:
+        beats.append(i)
+        i = int(back[i])
+    frames = np.asarray(beats[::-1], dtype=np.float64) + start
+    pos, _ = _peak_near(onset, frames, radius=2)
+    frames = np.asarray(pos, dtype=np.float64)
+    return _trim_to_activity(onset, frames, period, start, end)
 
 
 # --------------------------------------------------------------------------------------------
