@@ -82,13 +82,11 @@ def mix_grid(y: np.ndarray, sr: int, track_id: str) -> Grid:
 
 def features_on_grid(
     y: np.ndarray, sr: int, grid: Grid, *, track_id: str, scale: float = 1.0
-) -> tuple[list[Segment], list[np.ndarray]]:
+) -> list[Segment]:
     """Phrase segments of ``y`` cut on ``grid`` (times divided by ``scale``, tempo times it).
 
     Mirrors ``cratedig.analysis.pipeline._phrase_segments`` but on a given grid; an
-    ``analyze_signal(..., grid=...)`` would make this unnecessary. Also returns each segment's
-    beat-synchronous chroma, one row per beat (bars split into ``meter`` equal beats), which
-    ``SegmentFeatures`` does not carry yet.
+    ``analyze_signal(..., grid=...)`` would make this unnecessary.
     """
     fe = compute_frontend(y, sr=sr)
     chroma = chroma_from_frontend(fe, tuning=grid.tuning)
@@ -106,9 +104,8 @@ def features_on_grid(
     loudest = float(seg_db.max())
     prior = np.zeros(24)
     prior[int(np.argmax(estimate_key(chroma, bass).scores))] = SEGMENT_KEY_PRIOR
-    out, beats = [], []
+    out = []
     for i, (b0, n) in enumerate(grid.phrases):
-        beats.append(beat_chroma[b0 * grid.meter : (b0 + n) * grid.meter])
         lo = int(np.floor(seg_s[i] * fe.tonal_fps))
         hi = max(int(np.ceil(seg_e[i] * fe.tonal_fps)), lo + 1)
         k = estimate_key(chroma[lo:hi], bass[lo:hi], prior=prior)
@@ -129,6 +126,7 @@ def features_on_grid(
                 key=k.key,
                 features=SegmentFeatures(
                     chroma=bchroma[b0 : b0 + n],
+                    beat_chroma=beat_chroma[b0 * grid.meter : (b0 + n) * grid.meter],
                     rhythm=rhythm / top if top > 0 else rhythm,
                     spectral_balance=feat.spectral_balance(fe, float(seg_s[i]), float(seg_e[i])),
                     energy=float(10 ** ((seg_db[i] - loudest) / 20.0)),
@@ -138,7 +136,7 @@ def features_on_grid(
                 ),
             )
         )
-    return out, beats
+    return out
 
 
 def song_segments(spec: tuple[int, float, str, int, int]) -> dict[str, Any]:
@@ -166,9 +164,10 @@ def song_segments(spec: tuple[int, float, str, int, int]) -> dict[str, Any]:
         "half bar": (np.r_[np.zeros(half_bar, np.float32), acc][: len(acc)], 1.0),
         "stretch 12%": (rubberband(STRETCH, 0.0), STRETCH),
     }
-    segs, beats = {}, {}
-    for v, (y, scale) in variants.items():
-        segs[v], beats[v] = features_on_grid(y, sr, grid, track_id=f"{name}-{v}", scale=scale)
+    segs = {
+        v: features_on_grid(y, sr, grid, track_id=f"{name}-{v}", scale=scale)
+        for v, (y, scale) in variants.items()
+    }
     # Queries: lead phrases where the lead actually plays.
     active = [
         i
@@ -184,26 +183,13 @@ def song_segments(spec: tuple[int, float, str, int, int]) -> dict[str, Any]:
         "phrases": grid.phrases,
         "queries": active,
         "segments": segs,
-        "beat_chroma": beats,
         "meter": grid.meter,
     }
 
 
-def make_batch(items: list[tuple[Segment, np.ndarray]], *, beats: bool) -> SegmentBatch:
+def make_batch(items: list[Segment], *, beats: bool) -> SegmentBatch:
     """Batch of segments; with ``beats`` its chroma rows are beats instead of bars."""
-    batch = SegmentBatch.from_segments([seg for seg, _ in items])
-    if not beats:
-        return batch
-    meters = {len(bc) // max(seg.bars, 1) for seg, bc in items}
-    if len(meters) != 1:
-        raise ValueError(f"mixed meters {meters}")
-    rows = max(len(bc) for _, bc in items)
-    chroma = np.zeros((len(items), rows, 12), np.float32)
-    for i, (_, bc) in enumerate(items):
-        chroma[i, : len(bc)] = bc
-    batch.chroma, batch.chroma_mask = chroma, chroma.sum(axis=2) > 1e-6
-    batch.units_per_bar = meters.pop()
-    return batch
+    return SegmentBatch.from_segments(items, unit="beat" if beats else "bar")
 
 
 def evaluate(
@@ -220,8 +206,8 @@ def evaluate(
     per_query = []
     for si, song in enumerate(songs):
 
-        def item(s: dict[str, Any], v: str, i: int) -> tuple[Segment, np.ndarray]:
-            return s["segments"][v][i], s["beat_chroma"][v][i]
+        def item(s: dict[str, Any], v: str, i: int) -> Segment:
+            return s["segments"][v][i]
 
         others = [
             item(o, "true", i)
@@ -327,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     n_other = sum(len(s["segments"]["true"]) for s in songs)
     print(f"retrieval: {args.songs} songs, {res['queries']} lead-phrase queries")
     print(f"  candidates per query: 1 true + {len(DECOYS)} decoys + ~{n_other} other-song phrases")
-    for label, r in (("beat chroma", res), ("bar chroma (as stored today)", bars)):
+    for label, r in (("beat chroma", res), ("bar chroma (ablation)", bars)):
         ok = "PASS" if r["top1"] >= TARGET_TOP1 else "FAIL"
         print(f"  [{label}] top-1 {r['top1']:.3f} (target >= {TARGET_TOP1}: {ok}), ", end="")
         print(f"MRR {r['mrr']:.3f}, NDCG@10 {r['ndcg@10']:.3f}")

@@ -42,6 +42,18 @@ def test_feature_shapes_and_ranges(analyses):
         for s in a.segments:
             f = s.features
             assert f.chroma.shape == (s.bars, 12)
+            meter = a.time_signature[0]
+            assert f.beat_chroma.shape == (s.bars * meter, 12) and f.beats_per_bar == meter
+            sounding = f.beat_chroma.sum(axis=1) > 0
+            assert np.allclose(f.beat_chroma.sum(axis=1)[sounding], 1.0)
+            # A bar's chroma is the energy-weighted blend of its beats: same dominant classes.
+            beats_mean = f.beat_chroma.reshape(s.bars, meter, 12).mean(axis=1)
+            loud = f.chroma.sum(axis=1) > 0
+            corr = [
+                np.corrcoef(x, y)[0, 1]
+                for x, y in zip(beats_mean[loud], f.chroma[loud], strict=True)
+            ]
+            assert np.median(corr) > 0.9
             assert np.allclose(f.chroma.sum(axis=1)[f.chroma.sum(axis=1) > 0], 1.0)
             assert f.rhythm.shape == (4 * a.time_signature[0],)
             assert f.rhythm.max() == pytest.approx(1.0)

@@ -145,11 +145,16 @@ def analyze_signal(
 
     beat_period = 60.0 / grid.tempo
     starts, ends = bar_bounds(grid.downbeats, beat_period, grid.meter, fe.duration)
+    meter = grid.meter
     if len(starts) == 0:
-        # No bar grid (free-time audio): the whole active span is one segment.
+        # No bar grid (free-time audio): the whole active span is one segment of one "beat".
         lo, hi = a0 / fe.fps, min(a1 / fe.fps, fe.duration)
-        starts, ends = np.array([lo]), np.array([hi])
+        starts, ends, meter = np.array([lo]), np.array([hi]), 1
     bchroma = feat.bar_chroma(chroma, fe.tonal_fps, starts, ends)
+    # Each bar split into its beats: one chroma row per beat for the harmonic match term.
+    beat_len = np.repeat((ends - starts) / meter, meter)
+    beat_s = np.repeat(starts, meter) + np.tile(np.arange(meter), len(starts)) * beat_len
+    beat_chroma = feat.bar_chroma(chroma, fe.tonal_fps, beat_s, beat_s + beat_len)
     bmel = feat.span_means(fe.mel_db.T, fe.fps, starts, ends)
     bdb = feat.rms_db(fe, starts, ends)
     bar_features = np.hstack(
@@ -172,6 +177,8 @@ def analyze_signal(
         starts,
         ends,
         bchroma,
+        beat_chroma,
+        meter,
         rhythm_rows,
         chroma,
         bass,
@@ -228,6 +235,8 @@ def _phrase_segments(
     starts,
     ends,
     bchroma,
+    beat_chroma,
+    meter,
     rhythm_rows,
     chroma,
     bass,
@@ -265,6 +274,7 @@ def _phrase_segments(
         )
         f = SegmentFeatures(
             chroma=bchroma[b0 : b0 + n],
+            beat_chroma=beat_chroma[b0 * meter : (b0 + n) * meter],
             rhythm=_max_scale(rhythm_rows[b0 : b0 + n].mean(axis=0)),
             spectral_balance=feat.spectral_balance(fe, s, e),
             energy=float(10 ** ((seg_db[i] - loudest) / 20.0)),

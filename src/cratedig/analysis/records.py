@@ -22,6 +22,9 @@ class SegmentFeatures:
     ----------
     chroma : np.ndarray [shape=(bars, 12)]
         Beat-synchronous chroma averaged per bar, each row L1-normalised (zeros for silent bars).
+    beat_chroma : np.ndarray [shape=(bars * beats_per_bar, 12)]
+        The same chroma one row per beat (each bar split into its beats), L1-normalised: what
+        the harmonic match term compares, since a bar average blurs a half-bar misalignment.
     rhythm : np.ndarray [shape=(steps,)]
         Onset strength on a 16th-note grid of one bar (16 steps in 4/4, 12 in 3/4), averaged over
         the segment's bars and scaled to max 1.
@@ -38,6 +41,7 @@ class SegmentFeatures:
     """
 
     chroma: np.ndarray
+    beat_chroma: np.ndarray
     rhythm: np.ndarray
     spectral_balance: np.ndarray
     energy: float
@@ -45,9 +49,16 @@ class SegmentFeatures:
     loudness: float
     key_clarity: float
 
+    @property
+    def beats_per_bar(self) -> int:
+        """Rows of ``beat_chroma`` per bar (0 when there are no bars)."""
+        bars = len(self.chroma)
+        return len(self.beat_chroma) // bars if bars else 0
+
     def to_json(self) -> dict[str, Any]:
         return {
             "chroma": np.round(self.chroma, 4).tolist(),
+            "beat_chroma": np.round(self.beat_chroma, 4).tolist(),
             "rhythm": np.round(self.rhythm, 4).tolist(),
             "spectral_balance": np.round(self.spectral_balance, 4).tolist(),
             "energy": round(float(self.energy), 4),

@@ -134,6 +134,7 @@ def _feature_values(s: Segment) -> dict[str, Any]:
     f = s.features
     chroma = np.asarray(f.chroma).reshape(-1, 12)
     rhythm = np.asarray(f.rhythm).reshape(-1)
+    beats = np.asarray(f.beat_chroma).reshape(-1, 12)
     return {
         "segment_id": s.id,
         "track_id": s.track_id,
@@ -142,6 +143,8 @@ def _feature_values(s: Segment) -> dict[str, Any]:
         "rhythm": array_to_bytes(rhythm),
         "rhythm_steps": int(rhythm.shape[0]),
         "spectral_balance": array_to_bytes(np.asarray(f.spectral_balance).reshape(-1)),
+        "beat_chroma": array_to_bytes(beats),
+        "beat_rows": int(beats.shape[0]),
     }
 
 
@@ -175,6 +178,7 @@ def load_analysis(session: Session, track_id: str) -> TrackAnalysis | None:
             section=s.section,
             features=SegmentFeatures(
                 chroma=bytes_to_array(f.chroma, (f.chroma_bars, 12)),
+                beat_chroma=_beat_chroma(f),
                 rhythm=bytes_to_array(f.rhythm, (f.rhythm_steps,)),
                 spectral_balance=bytes_to_array(f.spectral_balance),
                 energy=s.energy,
@@ -204,6 +208,13 @@ def load_analysis(session: Session, track_id: str) -> TrackAnalysis | None:
         sections=[Section(**d) for d in row.sections],  # type: ignore[arg-type]
         analysis_version=row.analysis_version,
     )
+
+
+def _beat_chroma(f: FeatureRow) -> np.ndarray:
+    if f.beat_chroma is None or f.beat_rows is None:
+        # Analysis version 1 stored no beat rows: one row per bar stands in until re-analysis.
+        return bytes_to_array(f.chroma, (f.chroma_bars, 12))
+    return bytes_to_array(f.beat_chroma, (f.beat_rows, 12))
 
 
 @dataclass

@@ -11,9 +11,12 @@ files
 segments
     Phrase segments (``id`` = ``<trackid>_<n>``) and their scalar attributes.
 features
-    One row per segment: per-bar chroma (bars x 12), rhythm pattern and spectral balance as
+    One row per segment: per-bar chroma (bars x 12), per-beat chroma, rhythm pattern and spectral balance as
     little-endian float32 bytes with their shape, so a matcher loads a feature matrix with one
     query and ``numpy.frombuffer``.
+stems
+    Stems of a track (``<name>.stems/`` folder beside the file, or streams of an NI
+    ``.stem.mp4``), by stem name.
 ingest_errors
     The latest failure per path with its reason, size and mtime (an unchanged broken file is
     not retried unless asked).
@@ -159,8 +162,25 @@ class FeatureRow(Base):
     rhythm: Mapped[bytes] = mapped_column(LargeBinary)  # shape (rhythm_steps,)
     rhythm_steps: Mapped[int] = mapped_column(Integer)
     spectral_balance: Mapped[bytes] = mapped_column(LargeBinary)  # shape (3,)
+    # One chroma row per beat, shape (beat_rows, 12); NULL for rows of analysis version 1.
+    beat_chroma: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    beat_rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     segment: Mapped[SegmentRow] = relationship(back_populates="features")
+
+
+class StemRow(Base):
+    """A stem (vocals, drums, bass, other...) of a track: a file beside it or a stream in it."""
+
+    __tablename__ = "stems"
+    __table_args__ = (UniqueConstraint("track_id", "name", name="uq_stems_track_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    track_id: Mapped[str] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    # Audio stream index inside ``path`` (NI .stem.mp4); None for a stem file of its own.
+    stream: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class IngestErrorRow(Base):

@@ -13,11 +13,13 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from cratedig.analysis.records import Segment
+from cratedig.analysis.records import Segment, SegmentFeatures
 from cratedig.errors import ParameterError
 
 #: Steps of the rhythm grid the batch stores (16ths of a 4/4 bar); 3/4 patterns use 12.
 RHYTHM_STEPS = 16
+#: Chroma rows per bar of a beat-level batch (the beats of a 4/4 bar).
+BEAT_UNITS = 4
 
 
 @dataclass
@@ -107,25 +109,43 @@ class SegmentBatch:
         return mean.astype(np.float32), count > 0
 
     @classmethod
-    def from_segments(cls, segments: Sequence[Segment], *, bars: int | None = None) -> SegmentBatch:
-        """Stack segments' features (one chroma row per bar); ``bars`` pads or truncates chroma.
+    def from_segments(
+        cls, segments: Sequence[Segment], *, bars: int | None = None, unit: str = "beat"
+    ) -> SegmentBatch:
+        """Stack segments' features.
+
+        Parameters
+        ----------
+        segments : sequence of Segment
+        bars : int, optional
+            Pad or truncate chroma to this many bars (default: the longest segment).
+        unit : {"beat", "bar"}
+            Chroma rows: ``"beat"`` stores ``SegmentFeatures.beat_chroma`` with
+            :data:`BEAT_UNITS` rows per bar (3/4 bars leave their fourth row empty; longer bars
+            fold their beats onto four slots); ``"bar"`` stores one averaged row per bar.
 
         Examples
         --------
         >>> batch = SegmentBatch.from_segments(analysis.segments)  # doctest: +SKIP
-        >>> batch.chroma.shape  # doctest: +SKIP
-        (12, 8, 12)
+        >>> batch.chroma.shape, batch.units_per_bar  # doctest: +SKIP
+        ((12, 32, 12), 4)
         """
+        if unit not in ("beat", "bar"):
+            raise ParameterError(f"unit={unit!r} must be 'beat' or 'bar'")
         n = len(segments)
         nb = (
             bars if bars is not None else max((len(s.features.chroma) for s in segments), default=1)
         )
-        chroma = np.zeros((n, nb, 12), np.float32)
+        units = BEAT_UNITS if unit == "beat" else 1
+        chroma = np.zeros((n, nb * units, 12), np.float32)
         rhythm = np.zeros((n, RHYTHM_STEPS), np.float32)
         steps = np.zeros(n, np.int64)
         for i, s in enumerate(segments):
-            c = np.asarray(s.features.chroma, np.float32).reshape(-1, 12)[:nb]
-            chroma[i, : len(c)] = c
+            if unit == "bar":
+                c = np.asarray(s.features.chroma, np.float32).reshape(-1, 12)[:nb]
+                chroma[i, : len(c)] = c
+            else:
+                _put_beats(chroma[i], s.features, nb)
             r = np.asarray(s.features.rhythm, np.float32).reshape(-1)
             if len(r) > RHYTHM_STEPS:
                 raise ParameterError(f"segment {s.id}: {len(r)} rhythm steps, at most 16")
@@ -145,6 +165,7 @@ class SegmentBatch:
                 [np.asarray(s.features.spectral_balance).reshape(3) for s in segments], np.float32
             ).reshape(n, 3),
             energy=np.array([s.features.energy for s in segments], np.float32),
+            units_per_bar=units,
         )
 
     def take(self, rows: np.ndarray | Sequence[int] | slice) -> SegmentBatch:
@@ -168,6 +189,24 @@ class SegmentBatch:
             **{f: np.concatenate([getattr(b, f) for b in padded]) for f in _array_fields()},
             units_per_bar=units.pop(),
         )
+
+
+def _put_beats(out: np.ndarray, f: SegmentFeatures, bars: int) -> None:
+    """Write ``f.beat_chroma`` into ``out`` (bars * BEAT_UNITS, 12), BEAT_UNITS slots per bar."""
+    bpb = f.beats_per_bar
+    if bpb == 0:
+        return
+    beats = np.asarray(f.beat_chroma, np.float32).reshape(-1, 12)[: bars * bpb]
+    j = np.arange(len(beats))
+    bar, beat = j // bpb, j % bpb
+    if bpb <= BEAT_UNITS:
+        out[bar * BEAT_UNITS + beat] = beats
+        return
+    # Bars of more than four beats: fold beat k onto slot floor(k * 4 / bpb), averaged.
+    slot = bar * BEAT_UNITS + beat * BEAT_UNITS // bpb
+    np.add.at(out, slot, beats)
+    total = out.sum(axis=1, keepdims=True)
+    out[:] = np.where(total > 1e-9, out / np.maximum(total, 1e-12), 0.0)
 
 
 def _array_fields() -> list[str]:
