@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import uuid
 
 # numba (under librosa, used here by the synthesizer's checks) caches compiled code on disk; a
 # stale or half-written entry, or two xdist workers writing one at once, segfaults the process.
@@ -23,6 +24,8 @@ import pytest  # noqa: E402
 
 from cratedig.synth import Song, synthesize_song, write_song  # noqa: E402
 from cratedig.theory import Key  # noqa: E402
+
+PG_ENV = "CRATEDIG_TEST_PG_URL"
 
 # Point the user data directory at a temp dir so no test touches a real library.
 os.environ.setdefault("CRATEDIG_DATA", "/tmp/cratedig-test-data")
@@ -73,3 +76,57 @@ def analyses(songs):
     from cratedig.analysis.pipeline import analyze_signal
 
     return [analyze_signal(s.audio, sr=s.sr) for s in songs]
+
+
+# -- databases: a fresh library per test on each backend (SQLite file; a real PostgreSQL
+# server given by CRATEDIG_TEST_PG_URL) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """URL of the test PostgreSQL server; fails in CI and skips elsewhere when it is missing."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        reason = (
+            f"{PG_ENV} is not set: start a server with `bash .ci/postgres.sh` and export "
+            "the URL it prints"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL tests must run in CI: {reason}")
+        pytest.skip(reason)
+    return url
+
+
+def _pg_database(admin_url: str):
+    """Create a fresh database on the test server; yields its URL, drops it afterwards."""
+    from sqlalchemy import create_engine, make_url, text
+
+    from cratedig.library.db import resolve_db_url
+
+    admin = make_url(resolve_db_url(admin_url))
+    name = f"cratedig_t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty library database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'library.db'}"
+        return
+    admin = request.getfixturevalue("pg_admin_url")
+    yield from _pg_database(admin)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    """A fresh SQLite library (for tests of SQLite-only behaviour)."""
+    return f"sqlite:///{tmp_path / 'library.db'}"

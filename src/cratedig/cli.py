@@ -35,6 +35,9 @@ def _register_commands() -> None:
     from cratedig.cli_library import register as register_library
 
     register_library(app)
+    from cratedig.cli_match import register as register_match
+
+    register_match(app)
 
 
 _verbose = False

@@ -1,5 +1,7 @@
 """Library commands: ``ingest``, ``stats``, ``tracks``, ``export-slices``. Parse, call, print.
 
+``ingest`` ends by updating the match index and segment clusters (:mod:`cratedig.cli_match`).
+
 Wire them into the main app with :func:`register`; ``python -m cratedig.cli_library`` runs them
 on their own (used by tests that kill an ingest).
 """
@@ -155,12 +157,15 @@ def ingest_command(
             _print_ingest(exc.report, json_out)
             err.print("interrupted: everything above is saved; run the same command to resume")
             raise typer.Exit(130) from exc
-    _print_ingest(report, json_out)
+        from cratedig.cli_match import after_ingest
+
+        derived = after_ingest(lib, json_out)
+    _print_ingest(report, json_out, derived)
 
 
-def _print_ingest(report: Any, json_out: bool) -> None:
+def _print_ingest(report: Any, json_out: bool, derived: dict[str, Any] | None = None) -> None:
     if json_out:
-        print(json.dumps(report.to_json()), flush=True)
+        print(json.dumps({**report.to_json(), **(derived or {})}), flush=True)
         return
     t = Table(title=f"ingest of {report.root}", show_header=False, box=None)
     t.add_column(justify="right", style="bold")

@@ -1,11 +1,8 @@
-"""Library fixtures: short synthesized tracks in several formats, and a fresh database per test
-on each backend (SQLite file; a real PostgreSQL server given by ``CRATEDIG_TEST_PG_URL``)."""
+"""Library fixtures: short synthesized tracks in several formats (databases: ../conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +11,6 @@ import soundfile as sf
 
 from cratedig.synth import synthesize_song
 from cratedig.theory import Key
-
-PG_ENV = "CRATEDIG_TEST_PG_URL"
 
 # (tempo, key, bars, file name, sample rate, channels, subtype): short songs (~12-16 s), every
 # container cratedig reads natively, mono and stereo, 16/24-bit and float, 22.05 and 44.1 kHz.
@@ -69,56 +64,6 @@ def copy_tracks(src: Path, dst: Path, names: list[str]) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, target)
     return dst
-
-
-@pytest.fixture(scope="session")
-def pg_admin_url() -> str:
-    """URL of the test PostgreSQL server; fails in CI and skips elsewhere when it is missing."""
-    url = os.environ.get(PG_ENV)
-    if not url:
-        reason = (
-            f"{PG_ENV} is not set: start a server with `bash .ci/postgres.sh` and export "
-            "the URL it prints"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL tests must run in CI: {reason}")
-        pytest.skip(reason)
-    return url
-
-
-def _pg_database(admin_url: str):
-    """Create a fresh database on the test server; yields its URL, drops it afterwards."""
-    from sqlalchemy import create_engine, make_url, text
-
-    from cratedig.library.db import resolve_db_url
-
-    admin = make_url(resolve_db_url(admin_url))
-    name = f"cratedig_t_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    """A fresh, empty library database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'library.db'}"
-        return
-    admin = request.getfixturevalue("pg_admin_url")
-    yield from _pg_database(admin)
-
-
-@pytest.fixture
-def sqlite_url(tmp_path) -> str:
-    """A fresh SQLite library (for tests of SQLite-only behaviour)."""
-    return f"sqlite:///{tmp_path / 'library.db'}"
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -320,6 +321,23 @@ class Library:
         """A session for reading (rolled back at the end)."""
         with db_errors(self.url), self._sessions() as session:
             yield session
+
+    @property
+    def artefact_dir(self) -> Path:
+        """Where files derived from this database live (match index, cluster model).
+
+        Beside a SQLite file: ``<file>.d/``; for a server database (or SQLite in memory),
+        ``<data dir>/artefacts/<backend>-<host>-<port>-<database>/``. Not created here.
+        """
+        path = sqlite_path(self.url)
+        if path is not None:
+            return Path(f"{path}.d")
+        u = make_url(self.url)
+        parts = [u.get_backend_name(), u.host or "local", str(u.port or ""), u.database or "mem"]
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(p for p in parts if p))
+        if u.database == ":memory:" or not u.database:
+            name += f"-{os.getpid()}-{id(self):x}"  # in-memory: private to this object
+        return data_dir() / "artefacts" / name
 
     def size_bytes(self) -> int:
         """Bytes the database occupies (file + WAL for SQLite, ``pg_database_size``)."""

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import CursorResult, delete, func, insert, select
+from sqlalchemy import CursorResult, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cratedig import ANALYSIS_VERSION
@@ -24,6 +24,7 @@ from cratedig.library.schema import (
     FeatureRow,
     FileRow,
     IngestErrorRow,
+    ModelRow,
     SegmentRow,
     TrackRow,
 )
@@ -162,33 +163,7 @@ def load_analysis(session: Session, track_id: str) -> TrackAnalysis | None:
         .where(SegmentRow.track_id == track_id)
         .order_by(SegmentRow.index)
     ).all()
-    segments = [
-        Segment(
-            id=s.id,
-            track_id=s.track_id,
-            index=s.index,
-            level=s.level,
-            start=s.start,
-            end=s.end,
-            bar=s.bar,
-            bars=s.bars,
-            label=s.label,
-            tempo=s.tempo,
-            key=Key.parse(s.camelot),
-            section=s.section,
-            features=SegmentFeatures(
-                chroma=bytes_to_array(f.chroma, (f.chroma_bars, 12)),
-                beat_chroma=_beat_chroma(f),
-                rhythm=bytes_to_array(f.rhythm, (f.rhythm_steps,)),
-                spectral_balance=bytes_to_array(f.spectral_balance),
-                energy=s.energy,
-                rms_db=s.rms_db,
-                loudness=s.loudness,
-                key_clarity=s.key_clarity,
-            ),
-        )
-        for s, f in seg_rows
-    ]
+    segments = [_segment_of(s, f) for s, f in seg_rows]
     return TrackAnalysis(
         path=path or "",
         track_id=row.id,
@@ -208,6 +183,200 @@ def load_analysis(session: Session, track_id: str) -> TrackAnalysis | None:
         sections=[Section(**d) for d in row.sections],  # type: ignore[arg-type]
         analysis_version=row.analysis_version,
     )
+
+
+def _segment_of(s: SegmentRow, f: FeatureRow) -> Segment:
+    return Segment(
+        id=s.id,
+        track_id=s.track_id,
+        index=s.index,
+        level=s.level,
+        start=s.start,
+        end=s.end,
+        bar=s.bar,
+        bars=s.bars,
+        label=s.label,
+        tempo=s.tempo,
+        key=Key.parse(s.camelot),
+        section=s.section,
+        features=SegmentFeatures(
+            chroma=bytes_to_array(f.chroma, (f.chroma_bars, 12)),
+            beat_chroma=_beat_chroma(f),
+            rhythm=bytes_to_array(f.rhythm, (f.rhythm_steps,)),
+            spectral_balance=bytes_to_array(f.spectral_balance),
+            energy=s.energy,
+            rms_db=s.rms_db,
+            loudness=s.loudness,
+            key_clarity=s.key_clarity,
+        ),
+    )
+
+
+#: Ids per ``IN (...)`` clause: below SQLite's bound-parameter limit, small enough for PG plans.
+_IN_CHUNK = 500
+
+
+def load_segments(
+    session: Session,
+    *,
+    track_ids: Iterable[str] | None = None,
+    segment_ids: Iterable[str] | None = None,
+) -> list[Segment]:
+    """Segments with their features: of ``track_ids``, or ``segment_ids`` (in that order), or
+    every stored segment (by track, then index). Unknown ids are left out."""
+    base = select(SegmentRow, FeatureRow).join(FeatureRow, FeatureRow.segment_id == SegmentRow.id)
+    if segment_ids is not None:
+        wanted = list(dict.fromkeys(segment_ids))
+        found: dict[str, Segment] = {}
+        for i in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[i : i + _IN_CHUNK]
+            for srow, frow in session.execute(base.where(SegmentRow.id.in_(chunk))).all():
+                found[srow.id] = _segment_of(srow, frow)
+        return [found[i] for i in wanted if i in found]
+    q = base.join(TrackRow, TrackRow.id == SegmentRow.track_id).order_by(
+        SegmentRow.track_id, SegmentRow.index
+    )
+    if track_ids is None:
+        return [_segment_of(a, b) for a, b in session.execute(q).all()]
+    out: list[Segment] = []
+    ids = sorted(set(track_ids))
+    for i in range(0, len(ids), _IN_CHUNK):
+        rows = session.execute(q.where(SegmentRow.track_id.in_(ids[i : i + _IN_CHUNK]))).all()
+        out.extend(_segment_of(a, b) for a, b in rows)
+    return out
+
+
+def track_stamps(session: Session, *, analysis_version: int = ANALYSIS_VERSION) -> dict[str, str]:
+    """``track id -> analysed-at`` (ISO text) of every current track: what a derived store
+    (the match index) compares to find tracks added, re-analysed or removed since it was built."""
+    rows = session.execute(
+        select(TrackRow.id, TrackRow.analysed_at).where(
+            TrackRow.analysis_version == analysis_version
+        )
+    ).all()
+    return {r.id: r.analysed_at.isoformat() for r in rows}
+
+
+def resolve_track_id(session: Session, text: str) -> str | None:
+    """The track whose id is ``text`` or starts with it (at least 6 hex digits); None if there
+    is none. Raises :class:`ParameterError` when a prefix matches several tracks."""
+    t = text.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{6,16}", t):
+        return None
+    ids = list(session.scalars(select(TrackRow.id).where(TrackRow.id.startswith(t)).limit(3)))
+    if len(ids) > 1:
+        raise ParameterError(f"track id prefix {text!r} matches several tracks: {', '.join(ids)}")
+    return ids[0] if ids else None
+
+
+def first_paths(session: Session, track_ids: Iterable[str]) -> dict[str, str]:
+    """The oldest recorded path of each track."""
+    ids = sorted(set(track_ids))
+    out: dict[str, str] = {}
+    for i in range(0, len(ids), _IN_CHUNK):
+        rows = session.execute(
+            select(FileRow.track_id, FileRow.path)
+            .where(FileRow.track_id.in_(ids[i : i + _IN_CHUNK]))
+            .order_by(FileRow.id.desc())
+        ).all()
+        out.update({r.track_id: r.path for r in rows})  # last write wins: the oldest
+    return out
+
+
+def set_cluster_ids(session: Session, assignments: dict[str, int | None]) -> None:
+    """Store each segment's cluster id."""
+    if assignments:
+        session.execute(
+            update(SegmentRow),
+            [{"id": sid, "cluster_id": c} for sid, c in assignments.items()],
+        )
+
+
+def segment_ids_without_cluster(session: Session) -> list[str]:
+    """Ids of segments of current tracks that have no cluster id yet."""
+    return list(
+        session.scalars(
+            select(SegmentRow.id)
+            .join(TrackRow, TrackRow.id == SegmentRow.track_id)
+            .where(SegmentRow.cluster_id.is_(None), TrackRow.analysis_version == ANALYSIS_VERSION)
+            .order_by(SegmentRow.id)
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A row of the models table."""
+
+    kind: str
+    version: int
+    trained_at: datetime
+    parameters: dict[str, Any]
+    metrics: dict[str, Any]
+    artefact: str | None
+
+
+def latest_model(session: Session, kind: str) -> ModelInfo | None:
+    """The newest model of ``kind`` (None if never trained)."""
+    row = session.scalars(
+        select(ModelRow).where(ModelRow.kind == kind).order_by(ModelRow.version.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    return ModelInfo(
+        kind=row.kind,
+        version=row.version,
+        trained_at=row.trained_at,
+        parameters=dict(row.parameters),
+        metrics=dict(row.metrics),
+        artefact=row.artefact,
+    )
+
+
+def store_model(
+    session: Session,
+    *,
+    kind: str,
+    parameters: dict[str, Any],
+    metrics: dict[str, Any],
+    artefact: str | None,
+) -> int:
+    """Record a newly trained model of ``kind``; returns its version (1, 2, ...)."""
+    top = session.scalar(select(func.max(ModelRow.version)).where(ModelRow.kind == kind))
+    version = int(top or 0) + 1
+    session.add(
+        ModelRow(
+            kind=kind,
+            version=version,
+            trained_at=now(),
+            parameters=parameters,
+            metrics=metrics,
+            artefact=artefact,
+        )
+    )
+    session.flush()
+    return version
+
+
+def set_model_artefact(session: Session, kind: str, version: int, artefact: str) -> None:
+    """Record the artefact file (relative to the library's artefact folder) of a model."""
+    session.execute(
+        update(ModelRow)
+        .where(ModelRow.kind == kind, ModelRow.version == version)
+        .values(artefact=artefact)
+    )
+
+
+def segment_clusters(session: Session) -> dict[str, int]:
+    """``segment id -> cluster id`` of every clustered segment."""
+    rows = session.execute(
+        select(SegmentRow.id, SegmentRow.cluster_id).where(SegmentRow.cluster_id.is_not(None))
+    ).all()
+    return {r.id: int(r.cluster_id) for r in rows}
 
 
 def _beat_chroma(f: FeatureRow) -> np.ndarray:

@@ -123,6 +123,9 @@ class _IndexBase:
         self.tempo = np.zeros(0, np.float64)
         self._track_code = np.zeros(0, np.int64)
         self._codes: dict[str, int] = {}
+        #: Free-form ``track id -> version stamp`` saved with the index: what the library store
+        #: (:mod:`cratedig.match.store`) compares with the database to update it incrementally.
+        self.stamps: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -150,7 +153,10 @@ class _IndexBase:
 
     def remove_tracks(self, track_ids: Iterable[str]) -> int:
         """Drop every segment of ``track_ids`` (before re-ingesting them); returns how many."""
-        gone = np.isin(self.track_ids.astype(str), [str(t) for t in track_ids])
+        names = [str(t) for t in track_ids]
+        for t in names:
+            self.stamps.pop(t, None)
+        gone = np.isin(self.track_ids.astype(str), names)
         if not gone.any():
             return 0
         keep = ~gone
@@ -255,6 +261,8 @@ class _IndexBase:
             ids=self.ids.astype(str),
             track_ids=self.track_ids.astype(str),
             tempo=self.tempo,
+            stamp_tracks=np.array(list(self.stamps), dtype=str),
+            stamp_values=np.array(list(self.stamps.values()), dtype=str),
         )
         os.replace(tmp, p)
         return p
@@ -272,6 +280,10 @@ class _IndexBase:
             index.ids = z["ids"].astype(object)
             index.track_ids = z["track_ids"].astype(object)
             index.tempo = z["tempo"].astype(np.float64)
+            if "stamp_tracks" in z:
+                index.stamps = dict(
+                    zip(z["stamp_tracks"].tolist(), z["stamp_values"].tolist(), strict=True)
+                )
         index._track_code = index._codes_of(index.track_ids)
         index._add_vectors(vectors, 0)
         return index

@@ -1,0 +1,1 @@
+"""Learning from the library: segment clusters (and, later, the learned ranker)."""

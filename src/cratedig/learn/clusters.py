@@ -1,0 +1,322 @@
+"""Segment groups: PCA + k-means over segment features (scikit-learn).
+
+Each segment is described by what a DJ browses by: its mean chroma (harmony, key-dependent on
+purpose: a group is "these sound alike", transposition included), its 16th-grid onset
+pattern, its low/mid/high balance, its energy, its tempo (log2, so 64 and 128 BPM are one
+octave apart) and its key clarity. Features are standardised, reduced by PCA to the
+components carrying 90 % of the variance (at most :data:`MAX_COMPONENTS`), then grouped by
+k-means with ``k = clip(round(sqrt(n / 2)), 2, MAX_K)`` unless asked.
+
+The fitted model is stored as plain arrays (``.npz``: scaler, PCA basis, centroids; no pickle,
+so it loads across scikit-learn versions) in the library's artefact folder, with a row in the
+``models`` table (kind ``"clusters"``). Segments ingested later are assigned to the nearest
+centroid of the current model; ``cratedig clusters --refit`` trains a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cratedig.analysis.records import Segment
+from cratedig.errors import ParameterError
+from cratedig.library import repository as repo
+from cratedig.library.db import Library
+from cratedig.match.batch import RHYTHM_STEPS, SegmentBatch
+
+log = logging.getLogger(__name__)
+
+KIND = "clusters"
+MAX_K = 32
+MAX_COMPONENTS = 12
+EXPLAINED = 0.90
+#: Fewer segments than this: no clusters (nothing meaningful to group).
+MIN_SEGMENTS = 8
+BANDS = ("low", "mid", "high")
+FEATURES = "mean chroma, rhythm pattern, low/mid/high balance, energy, log2 tempo, key clarity"
+
+
+def segment_features(batch: SegmentBatch) -> np.ndarray:
+    """Clustering features of every segment -> (n, 12 + 16 + 3 + 3) float64."""
+    chroma, mask = batch.bar_chroma()
+    m = mask[..., None].astype(np.float64)
+    mean = (chroma * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
+    total = mean.sum(axis=1, keepdims=True)
+    mean = np.where(total > 1e-9, mean / np.maximum(total, 1e-12), 0.0)
+    return np.hstack(
+        [
+            mean,
+            batch.rhythm.astype(np.float64).reshape(len(batch), RHYTHM_STEPS),
+            batch.balance.astype(np.float64),
+            batch.energy.astype(np.float64)[:, None],
+            np.log2(np.maximum(batch.tempo, 1.0))[:, None],
+            batch.key_clarity.astype(np.float64)[:, None],
+        ]
+    )
+
+
+@dataclass
+class ClusterModel:
+    """A fitted scaler + PCA + k-means, as arrays."""
+
+    mean: np.ndarray  # (d,) scaler
+    scale: np.ndarray  # (d,)
+    components: np.ndarray  # (c, d) PCA basis
+    pca_mean: np.ndarray  # (d,)
+    centroids: np.ndarray  # (k, c)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        return int(len(self.centroids))
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        """Features -> PCA coordinates."""
+        z = (x - self.mean) / self.scale
+        return (z - self.pca_mean) @ self.components.T
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Nearest centroid of each row of features -> (n,) int."""
+        if len(x) == 0:
+            return np.zeros(0, np.int64)
+        e = self.embed(x)
+        d = ((e[:, None, :] - self.centroids[None, :, :]) ** 2).sum(axis=2)
+        return np.argmin(d, axis=1).astype(np.int64)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp.npz")
+        np.savez(
+            tmp,
+            mean=self.mean,
+            scale=self.scale,
+            components=self.components,
+            pca_mean=self.pca_mean,
+            centroids=self.centroids,
+        )
+        os.replace(tmp, p)
+        return p
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ClusterModel:
+        with np.load(Path(path), allow_pickle=False) as z:
+            return cls(
+                **{k: z[k] for k in ("mean", "scale", "components", "pca_mean", "centroids")}
+            )
+
+
+def fit_clusters(x: np.ndarray, *, k: int | None = None, seed: int = 0) -> ClusterModel:
+    """Fit scaler + PCA + k-means on feature rows ``x`` (n, d).
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n, d)]
+    k : int, optional
+        Number of clusters (default ``clip(round(sqrt(n / 2)), 2, MAX_K)``).
+    seed : int
+        k-means initialisation seed (results are deterministic for a seed).
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    n = len(x)
+    if n < MIN_SEGMENTS:
+        raise ParameterError(f"{n} segments: need at least {MIN_SEGMENTS} to form clusters")
+    k = k if k is not None else int(np.clip(round(np.sqrt(n / 2)), 2, MAX_K))
+    if not 2 <= k <= n:
+        raise ParameterError(f"k={k} must be within 2..{n} (the number of segments)")
+    scaler = StandardScaler().fit(x)
+    scale = np.where(scaler.scale_ > 1e-9, scaler.scale_, 1.0)
+    z = (x - scaler.mean_) / scale
+    full = PCA(n_components=min(MAX_COMPONENTS, x.shape[1], n - 1), random_state=seed).fit(z)
+    keep = int(np.searchsorted(np.cumsum(full.explained_variance_ratio_), EXPLAINED) + 1)
+    keep = min(max(keep, 2), len(full.components_))
+    components = full.components_[:keep]
+    e = (z - full.mean_) @ components.T
+    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(e)
+    labels = km.labels_
+    sil = float(silhouette_score(e, labels)) if len(set(labels.tolist())) > 1 else 0.0
+    return ClusterModel(
+        mean=scaler.mean_,
+        scale=scale,
+        components=components,
+        pca_mean=full.mean_,
+        centroids=km.cluster_centers_,
+        metrics={
+            "segments": n,
+            "k": k,
+            "components": keep,
+            "explained_variance": round(float(full.explained_variance_ratio_[:keep].sum()), 4),
+            "inertia": round(float(km.inertia_), 4),
+            "silhouette": round(sil, 4),
+        },
+    )
+
+
+@dataclass
+class ClusterRefresh:
+    """What :func:`refresh_clusters` did."""
+
+    fitted: bool = False
+    version: int | None = None
+    assigned: int = 0
+    k: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    skipped: str | None = None  # why nothing was done
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fitted": self.fitted,
+            "version": self.version,
+            "assigned": self.assigned,
+            "k": self.k,
+            "metrics": self.metrics,
+            "skipped": self.skipped,
+        }
+
+
+def _artefact(library: Library, version: int) -> Path:
+    return library.artefact_dir / f"clusters-v{version}.npz"
+
+
+def current_model(library: Library) -> tuple[ClusterModel, int] | None:
+    """The newest cluster model whose artefact is readable, with its version."""
+    with library.reader() as s:
+        info = repo.latest_model(s, KIND)
+    if info is None or info.artefact is None:
+        return None
+    p = library.artefact_dir / info.artefact
+    try:
+        return ClusterModel.load(p), info.version
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("cluster model %s unreadable (%s): refitting", p, exc)
+        return None
+
+
+def _load(library: Library, segment_ids: list[str] | None) -> list[Segment]:
+    with library.reader() as s:
+        if segment_ids is not None:
+            return repo.load_segments(s, segment_ids=segment_ids)
+        return repo.load_segments(s, track_ids=repo.current_track_ids(s))
+
+
+def refresh_clusters(
+    library: Library, *, refit: bool = False, k: int | None = None, seed: int = 0
+) -> ClusterRefresh:
+    """Give every current segment a cluster id.
+
+    With no model yet (or ``refit``, or a ``k`` different from the model's), fit one on every
+    current segment and assign them all; otherwise assign only segments without a cluster id
+    to the nearest centroid of the current model.
+    """
+    report = ClusterRefresh()
+    have = None if refit else current_model(library)
+    if have is not None and k is not None and have[0].k != k:
+        have = None
+    if have is not None:
+        model, version = have
+        with library.reader() as s:
+            todo = repo.segment_ids_without_cluster(s)
+        segments = _load(library, todo) if todo else []
+        if segments:
+            labels = model.predict(segment_features(SegmentBatch.from_segments(segments)))
+            with library.transaction() as s:
+                repo.set_cluster_ids(
+                    s, {g.id: int(c) for g, c in zip(segments, labels, strict=True)}
+                )
+        report.version, report.assigned, report.k = version, len(segments), model.k
+        return report
+    segments = _load(library, None)
+    if len(segments) < MIN_SEGMENTS:
+        report.skipped = f"{len(segments)} segments: need at least {MIN_SEGMENTS}"
+        return report
+    x = segment_features(SegmentBatch.from_segments(segments))
+    model = fit_clusters(x, k=k, seed=seed)
+    labels = model.predict(x)
+    with library.transaction() as s:
+        version = repo.store_model(
+            s,
+            kind=KIND,
+            parameters={"k": model.k, "seed": seed, "explained": EXPLAINED, "features": FEATURES},
+            metrics=model.metrics,
+            artefact=None,
+        )
+        path = _artefact(library, version)
+        model.save(path)
+        repo.set_model_artefact(s, KIND, version, path.name)
+        repo.set_cluster_ids(s, {g.id: int(c) for g, c in zip(segments, labels, strict=True)})
+    report.fitted, report.version, report.assigned = True, version, len(segments)
+    report.k, report.metrics = model.k, model.metrics
+    return report
+
+
+@dataclass
+class ClusterInfo:
+    """One group of segments, summarised for ``cratedig clusters``."""
+
+    cluster: int
+    segments: int
+    tracks: int
+    camelot: str  # the most common key of the group
+    camelot_share: float
+    tempo: float  # median BPM
+    energy: float  # mean relative energy
+    band: str  # the dominant spectral band
+    labels: str  # most common section labels
+    examples: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "segments": self.segments,
+            "tracks": self.tracks,
+            "camelot": self.camelot,
+            "camelot_share": round(self.camelot_share, 3),
+            "tempo": round(self.tempo, 2),
+            "energy": round(self.energy, 3),
+            "band": self.band,
+            "labels": self.labels,
+            "examples": self.examples,
+        }
+
+
+def cluster_summary(library: Library, *, examples: int = 3) -> list[ClusterInfo]:
+    """Every cluster of the current segments, largest first."""
+    segments = _load(library, None)
+    with library.reader() as s:
+        cluster_of = repo.segment_clusters(s)
+    groups: dict[int, list[Segment]] = {}
+    for g in segments:
+        c = cluster_of.get(g.id)
+        if c is not None:
+            groups.setdefault(c, []).append(g)
+    out = []
+    for c, members in groups.items():
+        keys = Counter(g.key.camelot for g in members)
+        key, count = keys.most_common(1)[0]
+        balance = np.mean([g.features.spectral_balance for g in members], axis=0)
+        labels = Counter(g.label for g in members).most_common(2)
+        out.append(
+            ClusterInfo(
+                cluster=c,
+                segments=len(members),
+                tracks=len({g.track_id for g in members}),
+                camelot=key,
+                camelot_share=count / len(members),
+                tempo=float(np.median([g.tempo for g in members])),
+                energy=float(np.mean([g.features.energy for g in members])),
+                band=BANDS[int(np.argmax(balance))],
+                labels=", ".join(lbl for lbl, _ in labels),
+                examples=[g.id for g in members[:examples]],
+            )
+        )
+    return sorted(out, key=lambda i: (-i.segments, i.cluster))

@@ -1,0 +1,193 @@
+"""Matching a whole song against the library: index search, exact scoring, records.
+
+:func:`match_analysis` is what ``cratedig match`` (and later the web service) calls: for each
+query segment it fetches candidates from the index (chroma similarity under every allowed
+rotation, pre-filtered by tempo band, the query's own track excluded), loads those candidates'
+features from the database, scores them exactly with :func:`cratedig.match.scoring.
+score_candidates` and keeps the best ``top``. The result follows the ``match --json`` contract
+of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cratedig.analysis.records import Segment, TrackAnalysis
+from cratedig.errors import ParameterError
+from cratedig.library import repository as repo
+from cratedig.library.db import Library
+from cratedig.match.batch import SegmentBatch
+from cratedig.match.index import SegmentIndex
+from cratedig.match.scoring import (
+    DEFAULT_MAX_SHIFT,
+    DEFAULT_MAX_STRETCH,
+    candidate_records,
+    score_candidates,
+)
+
+#: Candidates fetched from the index per query segment before exact scoring. The index ranks
+#: by chroma similarity only; rhythm, spectral balance and the transform costs reorder them.
+DEFAULT_FETCH = 200
+
+
+@dataclass
+class MatchOptions:
+    """How to match (the ``cratedig match`` flags)."""
+
+    top: int = 5
+    max_shift: int = DEFAULT_MAX_SHIFT
+    max_stretch: float = DEFAULT_MAX_STRETCH
+    segment: int | None = None
+    fetch: int = DEFAULT_FETCH
+    include_own_track: bool = False
+
+    def check(self) -> None:
+        """Raise :class:`ParameterError` on a value out of range."""
+        if self.top < 1:
+            raise ParameterError(f"--top {self.top}: must be at least 1")
+        if not 0 <= self.max_shift <= 6:
+            raise ParameterError(f"--max-shift {self.max_shift}: must be within 0..6 semitones")
+        if not 0.0 <= self.max_stretch <= 0.5:
+            raise ParameterError(
+                f"--max-stretch {self.max_stretch}: must be within 0..0.5 (0.08 = 8 %)"
+            )
+        if self.fetch < self.top:
+            raise ParameterError(f"fetch={self.fetch} must be >= top={self.top}")
+
+
+@dataclass
+class SegmentMatches:
+    """The ranked candidates of one query segment."""
+
+    query: Segment
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"query_segment": self.query.id, "candidates": self.candidates}
+
+
+@dataclass
+class MatchResult:
+    """Everything ``cratedig match`` shows."""
+
+    analysis: TrackAnalysis
+    matches: list[SegmentMatches]
+    in_library: bool
+    library_segments: int
+
+    def to_json(self) -> dict[str, Any]:
+        a = self.analysis
+        return {
+            "query": {
+                "track_id": a.track_id,
+                "path": a.path,
+                "in_library": self.in_library,
+                "tempo": round(a.tempo, 2),
+                "key": a.key.name,
+                "mode": a.key.mode,
+                "camelot": a.key.camelot,
+                "segments": [s.to_json() for s in a.segments],
+            },
+            "matches": [m.to_json() for m in self.matches],
+        }
+
+
+def match_analysis(
+    library: Library,
+    index: SegmentIndex,
+    analysis: TrackAnalysis,
+    *,
+    options: MatchOptions | None = None,
+    in_library: bool = False,
+) -> MatchResult:
+    """Rank library segments for each segment of ``analysis``.
+
+    Parameters
+    ----------
+    library : Library
+        Where candidates' features, paths and times are read.
+    index : SegmentIndex
+        The library's index (:func:`cratedig.match.store.sync_index`).
+    analysis : TrackAnalysis
+        The query song, from the library or analysed on the fly.
+    options : MatchOptions, optional
+    in_library : bool
+        Reported in the result: whether the query is itself a library track.
+
+    Returns
+    -------
+    MatchResult
+        One :class:`SegmentMatches` per query segment (or only ``options.segment``).
+
+    Raises
+    ------
+    ParameterError
+        Bad options, or ``options.segment`` not a segment of the query.
+    """
+    opt = options or MatchOptions()
+    opt.check()
+    segments = analysis.segments
+    if opt.segment is not None:
+        if not 0 <= opt.segment < len(segments):
+            raise ParameterError(
+                f"--segment {opt.segment}: the query has segments 0..{len(segments) - 1}"
+            )
+        segments = [segments[opt.segment]]
+    result = MatchResult(
+        analysis=analysis, matches=[], in_library=in_library, library_segments=len(index)
+    )
+    if not segments:
+        return result
+    queries = SegmentBatch.from_segments(segments)
+    hits = (
+        index.search(
+            queries,
+            k=opt.fetch,
+            max_shift=opt.max_shift,
+            max_stretch=opt.max_stretch,
+            include_own_track=opt.include_own_track,
+        )
+        if len(index)
+        else [None] * len(segments)
+    )
+    wanted = sorted({str(i) for h in hits if h is not None for i in h.ids})
+    with library.reader() as s:
+        found = {c.id: c for c in repo.load_segments(s, segment_ids=wanted)}
+        paths = repo.first_paths(s, {c.track_id for c in found.values()})
+    for qi, seg in enumerate(segments):
+        h = hits[qi]
+        cands = [found[str(i)] for i in (h.ids if h is not None else []) if str(i) in found]
+        out = SegmentMatches(query=seg)
+        result.matches.append(out)
+        if not cands:
+            continue
+        batch = SegmentBatch.from_segments(cands)
+        scores = score_candidates(
+            queries.take([qi]), batch, max_shift=opt.max_shift, max_stretch=opt.max_stretch
+        )
+        order = [int(i) for i in scores.ranking() if scores.valid[i]][: opt.top]
+        records = candidate_records(
+            queries.take([qi]),
+            batch,
+            scores,
+            np.array(order, np.int64),
+            max_stretch=opt.max_stretch,
+        )
+        for rec, i in zip(records, order, strict=True):
+            c = cands[i]
+            rec.update(
+                path=paths.get(c.track_id, ""),
+                start=round(c.start, 3),
+                end=round(c.end, 3),
+                label=c.label,
+                bpm=round(c.tempo, 2),
+                key=c.key.name,
+                mode=c.key.mode,
+                camelot=c.key.camelot,
+                energy=round(float(c.features.energy), 4),
+            )
+        out.candidates = records
+    return result

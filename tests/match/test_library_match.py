@@ -1,0 +1,230 @@
+"""`cratedig match`, `index` and `clusters` end to end on an ingested library of real audio.
+
+The library holds a transposed copy (+2 semitones, Rubber Band) of a song that is not in the
+library, and unrelated songs. Matching the original file must find the copy for its phrases,
+with the -2 semitone shift that undoes the transposition and a 1:1 tempo ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from cratedig.cli import app
+from cratedig.errors import ParameterError
+from cratedig.synth import synthesize_song
+from cratedig.theory import Key
+
+SR = 22050
+CONTRACT = {
+    "segment", "track_id", "path", "start", "end", "score", "tempo_ratio", "stretch",
+    "semitones", "key_relation", "terms", "reason",
+}  # fmt: skip
+TERMS = {"harmonic", "key", "rhythm", "spectral", "energy", "tempo", "shift"}
+
+
+@pytest.fixture(scope="module")
+def songs_dir(tmp_path_factory) -> Path:
+    from pedalboard import time_stretch
+
+    root = tmp_path_factory.mktemp("matchlib")
+    query = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=16, seed=31, sr=SR)
+    sf.write(root / "query.wav", query.audio, SR)
+    lib = root / "lib"
+    lib.mkdir()
+    up2 = time_stretch(query.audio[None], SR, stretch_factor=1.0, pitch_shift_in_semitones=2.0)
+    sf.write(lib / "copy_up2.flac", up2[0], SR)
+    for name, tempo, key, seed in (
+        ("other_126.wav", 126.0, "C major", 32),
+        ("half_62.wav", 62.0, "E minor", 33),
+        ("fast_150.ogg", 150.0, "F# minor", 34),
+    ):
+        s = synthesize_song(tempo=tempo, key=Key.parse(key), bars=8 if tempo < 100 else 16,
+                            seed=seed, sr=SR)  # fmt: skip
+        sf.write(lib / name, s.audio, SR)
+    return root
+
+
+def run(*args: object, ok: bool = True):
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=not ok)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def ingest(folder: Path, db: str) -> dict:
+    return json.loads(run("ingest", folder, "--db", db, "--json").stdout)
+
+
+def test_match_a_file_not_in_the_library(songs_dir, db_url):
+    report = ingest(songs_dir / "lib", db_url)
+    assert report["analysed"] == 4
+    assert report["index"]["segments"] > 0 and report["index"]["added_tracks"] == 4
+    tracks = json.loads(run("tracks", "--db", db_url, "--json").stdout)["tracks"]
+    copy_id = next(t["track_id"] for t in tracks if t["path"].endswith("copy_up2.flac"))
+
+    res = json.loads(run("match", songs_dir / "query.wav", "--db", db_url, "--json").stdout)
+    q = res["query"]
+    assert q["in_library"] is False and q["segments"]
+    assert [m["query_segment"] for m in res["matches"]] == [s["id"] for s in q["segments"]]
+    found = 0
+    for m in res["matches"]:
+        assert len(m["candidates"]) <= 5
+        for c in m["candidates"]:
+            assert CONTRACT <= set(c) and set(c["terms"]) == TERMS
+            assert 0.0 <= c["score"] <= 1.0 and abs(c["stretch"]) <= 0.08 + 1e-9
+            assert abs(c["semitones"]) <= 3 and c["tempo_ratio"] in (0.5, 1.0, 2.0)
+            assert c["start"] < c["end"] and Path(c["path"]).exists()
+            assert c["track_id"] != q["track_id"]
+            assert c["reason"]
+        scores = [c["score"] for c in m["candidates"]]
+        assert scores == sorted(scores, reverse=True)
+        top = m["candidates"][0] if m["candidates"] else None
+        if top and top["track_id"] == copy_id and top["semitones"] == -2:
+            assert top["tempo_ratio"] == 1.0 and top["key_relation"] == "same"
+            found += 1
+    assert found >= 0.75 * len(res["matches"]), res["matches"]
+
+
+def test_own_track_only_when_asked(songs_dir, sqlite_url):
+    ingest(songs_dir / "lib", sqlite_url)
+    tracks = json.loads(run("tracks", "--db", sqlite_url, "--json").stdout)["tracks"]
+    copy_id = next(t["track_id"] for t in tracks if t["path"].endswith("copy_up2.flac"))
+    # By track id prefix: the stored analysis, no decoding.
+    res = json.loads(run("match", copy_id[:8], "--db", sqlite_url, "--json").stdout)
+    assert res["query"]["in_library"] is True and res["query"]["track_id"] == copy_id
+    assert all(c["track_id"] != copy_id for m in res["matches"] for c in m["candidates"])
+    own = json.loads(
+        run("match", copy_id, "--db", sqlite_url, "--json", "--include-own-track", "-k", "3").stdout
+    )
+    tops = [m["candidates"][0] for m in own["matches"] if m["candidates"]]
+    assert any(c["track_id"] == copy_id for c in tops)
+    # The same file given by path is recognised as the library track.
+    by_path = json.loads(
+        run("match", songs_dir / "lib" / "copy_up2.flac", "--db", sqlite_url, "--json").stdout
+    )
+    assert by_path["query"]["in_library"] is True
+    assert [s["id"] for s in by_path["query"]["segments"]] == [
+        s["id"] for s in res["query"]["segments"]
+    ]
+
+
+def test_segment_option_and_human_table(songs_dir, sqlite_url):
+    ingest(songs_dir / "lib", sqlite_url)
+    q = songs_dir / "query.wav"
+    one = json.loads(run("match", q, "--db", sqlite_url, "--json", "--segment", "1").stdout)
+    assert len(one["matches"]) == 1 and one["matches"][0]["query_segment"].endswith("_1")
+    text = run("match", q, "--db", sqlite_url, "--top", "2").stdout
+    assert "segment 0" in text and "score" in text and "st" in text
+
+
+def test_bad_requests_are_one_clear_line(songs_dir, sqlite_url):
+    ingest(songs_dir / "lib", sqlite_url)
+    r = run("match", songs_dir / "query.wav", "--db", sqlite_url, "--segment", "99", ok=False)
+    assert isinstance(r.exception, ParameterError) and "--segment 99" in str(r.exception)
+    r = run("match", "no-such-file.wav", "--db", sqlite_url, ok=False)
+    assert isinstance(r.exception, ParameterError) and "neither an audio file" in str(r.exception)
+    # As a real process: exit status 1, one line on stderr, no traceback.
+    proc = subprocess.run(
+        [sys.executable, "-m", "cratedig.cli", "match", "deadbeef00", "--db", sqlite_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "deadbeef00" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    broken = songs_dir / "broken.mp3"
+    broken.write_bytes(b"ID3" + b"\x00" * 100)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cratedig.cli", "match", str(broken), "--db", sqlite_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+
+
+def test_index_is_updated_incrementally_and_rebuilt_on_demand(songs_dir, sqlite_url, tmp_path):
+    from cratedig.library import repository as repo
+    from cratedig.library.db import open_library
+    from cratedig.match.batch import SegmentBatch
+    from cratedig.match.index import BruteForceIndex
+    from cratedig.match.store import index_path, sync_index
+
+    lib_dir = tmp_path / "lib"
+    lib_dir.mkdir()
+    for name in ("copy_up2.flac", "other_126.wav"):
+        shutil.copy(songs_dir / "lib" / name, lib_dir / name)
+    first = ingest(lib_dir, sqlite_url)["index"]
+    assert first["rebuilt"] and first["added_tracks"] == 2
+    shutil.copy(songs_dir / "lib" / "half_62.wav", lib_dir / "half_62.wav")
+    second = ingest(lib_dir, sqlite_url)["index"]
+    assert not second["rebuilt"] and second["added_tracks"] == 1 and second["written"]
+    assert second["segments"] > first["segments"]
+    unchanged = ingest(lib_dir, sqlite_url)["index"]
+    assert not unchanged["written"] and unchanged["segments"] == second["segments"]
+
+    with open_library(sqlite_url) as lib:
+        path = index_path(lib)
+        assert path.exists() and path.parent == Path(f"{lib.url.split(':///', 1)[1]}.d")
+        incremental, _ = sync_index(lib)
+        rebuilt, rep = sync_index(lib, rebuild=True)
+        assert rep.rebuilt and len(rebuilt) == len(incremental)
+        a = dict(zip(incremental.ids, incremental.vectors(), strict=True))
+        b = dict(zip(rebuilt.ids, rebuilt.vectors(), strict=True))
+        assert set(a) == set(b)
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], atol=1e-6)
+        # The index returns what brute force over every stored segment returns.
+        with lib.reader() as s:
+            segments = repo.load_segments(s)
+        brute = BruteForceIndex()
+        brute.add(SegmentBatch.from_segments(segments))
+        queries = SegmentBatch.from_segments(segments[:4])
+        for h1, h2 in zip(rebuilt.search(queries, k=10), brute.search(queries, k=10), strict=True):
+            assert list(h1.ids) == list(h2.ids)
+        # A corrupt index file is derived data: rebuilt, not an error.
+        path.write_bytes(b"not an npz")
+        again, rep = sync_index(lib)
+        assert rep.rebuilt and len(again) == len(rebuilt)
+    text = run("index", "--db", sqlite_url, "--rebuild").stdout
+    assert "rebuilt" in text
+
+
+def test_clusters_are_stored_and_listed(songs_dir, db_url, tmp_path):
+    from sqlalchemy import select
+
+    from cratedig.library.db import open_library
+    from cratedig.library.schema import SegmentRow
+
+    lib_dir = tmp_path / "lib"
+    shutil.copytree(songs_dir / "lib", lib_dir, ignore=shutil.ignore_patterns("fast_150.ogg"))
+    report = ingest(lib_dir, db_url)
+    assert report["clusters"]["fitted"] and report["clusters"]["version"] == 1
+    out = json.loads(run("clusters", "--db", db_url, "--json").stdout)
+    sizes = [c["segments"] for c in out["clusters"]]
+    with open_library(db_url) as lib, lib.reader() as s:
+        ids = s.execute(select(SegmentRow.id, SegmentRow.cluster_id)).all()
+    assert all(c is not None for _, c in ids) and sum(sizes) == len(ids)
+    k = out["model"]["k"]
+    assert 2 <= k <= len(ids) and len(out["clusters"]) <= k
+    for c in out["clusters"]:
+        Key.parse(c["camelot"])
+        assert c["tempo"] > 0 and 0 <= c["energy"] <= 1 and c["band"] in ("low", "mid", "high")
+
+    # New music is assigned to the current model; --refit trains a new version.
+    shutil.copy(songs_dir / "lib" / "fast_150.ogg", lib_dir / "fast_150.ogg")
+    later = ingest(lib_dir, db_url)["clusters"]
+    assert not later["fitted"] and later["version"] == 1 and later["assigned"] > 0
+    refit = json.loads(run("clusters", "--db", db_url, "--json", "--refit", "--k", "3").stdout)
+    assert refit["model"]["fitted"] and refit["model"]["version"] == 2 and refit["model"]["k"] == 3
+    assert sum(c["segments"] for c in refit["clusters"]) == len(ids) + later["assigned"]
+    assert "segs" in run("clusters", "--db", db_url).stdout
