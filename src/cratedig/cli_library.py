@@ -190,6 +190,8 @@ def _print_ingest(report: Any, json_out: bool, derived: dict[str, Any] | None = 
         t.add_row("vanished", f"{len(report.vanished)} (deleted during the ingest)")
     if report.pruned:
         t.add_row("gone from disk", f"{report.pruned} paths forgotten")
+    if report.stems:
+        t.add_row("stems", f"{report.stems} tracks with stems recorded or updated")
     if report.slices or report.slice_errors:
         t.add_row("slices", f"{report.slices} written, {len(report.slice_errors)} tracks failed")
     out.print(t)

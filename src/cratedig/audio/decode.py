@@ -107,6 +107,7 @@ def decode(
     min_duration: float = MIN_DURATION,
     max_duration: float = MAX_DURATION,
     allow_silent: bool = False,
+    stream: int = 0,
 ) -> DecodedAudio:
     """Decode ``path`` to float32 at ``sr`` Hz.
 
@@ -122,6 +123,9 @@ def decode(
         Seconds; files outside this range raise :class:`UnsupportedAudio`.
     allow_silent : bool
         Accept a file whose peak is below -80 dBFS.
+    stream : int
+        Audio stream of the file (0: the first; others, e.g. the stems of an NI
+        ``.stem.mp4``, are read through ffmpeg).
 
     Returns
     -------
@@ -146,14 +150,19 @@ def decode(
     name = str(path)
     _check_file(p, name)
 
+    if stream < 0:
+        raise ParameterError(f"stream={stream} must be >= 0")
     source: _SndfileSource | _FfmpegSource
-    try:
-        info = sf.info(str(p))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        log.debug("libsndfile cannot open %s (%s); trying ffmpeg", name, exc)
-        source = _FfmpegSource(p, name)
+    if stream > 0:
+        source = _FfmpegSource(p, name, stream=stream)
     else:
-        source = _SndfileSource(p, name, info)
+        try:
+            info = sf.info(str(p))
+        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            log.debug("libsndfile cannot open %s (%s); trying ffmpeg", name, exc)
+            source = _FfmpegSource(p, name)
+        else:
+            source = _SndfileSource(p, name, info)
 
     if source.duration_hint is not None and source.duration_hint > max_duration:
         raise UnsupportedAudio(
@@ -332,8 +341,8 @@ def _promised_frames(p: Path, fmt: str, channels: int) -> int | None:
 class _FfmpegSource:
     """Decode through an ``ffmpeg`` subprocess (M4A/AAC and anything libsndfile can't read)."""
 
-    def __init__(self, p: Path, name: str) -> None:
-        self.p, self.name = p, name
+    def __init__(self, p: Path, name: str, *, stream: int = 0) -> None:
+        self.p, self.name, self.stream = p, name, stream
         self.ffmpeg = shutil.which("ffmpeg")
         ffprobe = shutil.which("ffprobe")
         if not self.ffmpeg or not ffprobe:
@@ -348,7 +357,7 @@ class _FfmpegSource:
                     "-v",
                     "error",
                     "-select_streams",
-                    "a:0",
+                    f"a:{stream}",
                     "-show_entries",
                     "stream=sample_rate,channels,codec_name:format=duration,format_name",
                     "-of",
@@ -364,6 +373,8 @@ class _FfmpegSource:
         except (subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as exc:
             raise DecodeError(f"not an audio file ({_one_line(exc)})", name) from exc
         streams = meta.get("streams") or []
+        if not streams and stream > 0 and out.returncode == 0:
+            raise DecodeError(f"has no audio stream {stream}", name)
         if not streams:
             reason = _one_line(out.stderr) if out.stderr.strip() else "no audio stream"
             raise DecodeError(f"not an audio file or damaged ({reason})", name)
@@ -388,7 +399,7 @@ class _FfmpegSource:
             "-i",
             str(self.p),
             "-map",
-            "0:a:0",
+            f"0:a:{self.stream}",
             "-f",
             "f32le",
             "-acodec",

@@ -199,6 +199,7 @@ class IngestReport:
     pruned: int = 0  # library paths under root that are gone from disk
     unreadable_folders: list[tuple[str, str]] = field(default_factory=list)
     slices: int = 0
+    stems: int = 0  # tracks whose stems were recorded or updated
     slice_errors: list[tuple[str, str]] = field(default_factory=list)
     audio_seconds: float = 0.0  # of the files analysed
     elapsed: float = 0.0
@@ -230,6 +231,7 @@ class IngestReport:
             "pruned": self.pruned,
             "unreadable_folders": [{"path": p, "error": r} for p, r in self.unreadable_folders],
             "slices": self.slices,
+            "stems": self.stems,
             "slice_errors": [{"path": p, "error": r} for p, r in self.slice_errors],
             "audio_seconds": round(self.audio_seconds, 3),
             "elapsed": round(self.elapsed, 3),
@@ -365,6 +367,8 @@ def ingest(
             progress("done", path=f.path, status=status)
     except KeyboardInterrupt:
         report.interrupted = True
+    if not report.interrupted:
+        report.stems = _sync_stems(library, scan.files)
     if slices_dir is not None and not report.interrupted:
         _slice_unchanged(library, executor, ctx, seen_tracks, report, progress)
     report.elapsed = time.perf_counter() - t0
@@ -379,6 +383,32 @@ class IngestInterrupted(KeyboardInterrupt):
     def __init__(self, report: IngestReport) -> None:
         super().__init__("ingest interrupted")
         self.report = report
+
+
+def _sync_stems(library: Library, scanned: list[ScannedFile]) -> int:
+    """Record the stems found beside (or inside) the scanned files' tracks; returns how many
+    tracks' stems changed. Stems whose files are all gone are forgotten."""
+    with library.reader() as s:
+        files = repo.known_files(s)
+        stored = repo.all_stems(s)
+    wanted: dict[str, set[repo.StemInfo]] = {}
+    for f in scanned:
+        k = files.get(f.path)
+        if k is None:
+            continue
+        found = {repo.StemInfo(st.name, st.path, st.stream) for st in f.stems}
+        wanted.setdefault(k.track_id, set()).update(found)
+    changed = 0
+    for track_id, stems in wanted.items():
+        have = stored.get(track_id, set())
+        if stems == have:
+            continue
+        if not stems and any(os.path.exists(st.path) for st in have):
+            continue  # stems recorded from another path of this track
+        with library.transaction() as s:
+            repo.replace_stems(s, track_id, sorted(stems, key=lambda st: st.name))
+        changed += 1
+    return changed
 
 
 def _prune_missing(

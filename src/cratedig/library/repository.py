@@ -26,6 +26,7 @@ from cratedig.library.schema import (
     IngestErrorRow,
     ModelRow,
     SegmentRow,
+    StemRow,
     TrackRow,
 )
 from cratedig.theory import Key
@@ -377,6 +378,51 @@ def segment_clusters(session: Session) -> dict[str, int]:
         select(SegmentRow.id, SegmentRow.cluster_id).where(SegmentRow.cluster_id.is_not(None))
     ).all()
     return {r.id: int(r.cluster_id) for r in rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Stems
+
+
+@dataclass(frozen=True)
+class StemInfo:
+    """A stored stem: its name, file and (for NI .stem.mp4) audio stream."""
+
+    name: str
+    path: str
+    stream: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "stream": self.stream}
+
+
+def all_stems(session: Session) -> dict[str, set[StemInfo]]:
+    """``track id -> stems`` of every track that has some."""
+    out: dict[str, set[StemInfo]] = {}
+    for r in session.execute(select(StemRow.track_id, StemRow.name, StemRow.path, StemRow.stream)):
+        out.setdefault(r.track_id, set()).add(StemInfo(r.name, r.path, r.stream))
+    return out
+
+
+def stems_of(session: Session, track_id: str) -> list[StemInfo]:
+    """The stems of a track, by name."""
+    rows = session.execute(
+        select(StemRow.name, StemRow.path, StemRow.stream)
+        .where(StemRow.track_id == track_id)
+        .order_by(StemRow.name)
+    ).all()
+    return [StemInfo(r.name, r.path, r.stream) for r in rows]
+
+
+def replace_stems(session: Session, track_id: str, stems: Iterable[StemInfo]) -> None:
+    """Make ``stems`` the stems of ``track_id`` (an empty iterable removes them)."""
+    session.execute(delete(StemRow).where(StemRow.track_id == track_id))
+    values = [
+        {"track_id": track_id, "name": st.name, "path": st.path, "stream": st.stream}
+        for st in {st.name: st for st in stems}.values()
+    ]
+    if values:
+        session.execute(insert(StemRow), values)
 
 
 def _beat_chroma(f: FeatureRow) -> np.ndarray:

@@ -4,6 +4,11 @@ A scan only lists and ``stat``\\ s; it never opens a file. It skips hidden names
 macOS ``._foo`` resource forks), files whose suffix is not in
 :data:`~cratedig.audio.decode.AUDIO_SUFFIXES`, folders it cannot read (logged) and entries that
 vanish while it runs. Symbolic links to folders are followed once (a link cycle is not a loop).
+
+Stems: a folder ``<name>.stems/`` beside ``<name>.<ext>`` holds that track's stems (one audio
+file per stem, named ``vocals``, ``drums``, ``bass``, ``other``... by file name); it is not
+scanned for tracks. An NI ``.stem.mp4`` carries its mix in stream 0 and four stems in streams
+1-4. Stems are listed with their track, never ingested as tracks.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cratedig.audio.decode import AUDIO_SUFFIXES
@@ -33,11 +38,46 @@ class ScannedFile:
         Bytes.
     mtime_ns : int
         Modification time in nanoseconds since the epoch.
+    stems : tuple of Stem
+        Its stems, if any: files in a ``<name>.stems/`` folder beside it, or the stem streams
+        of an NI ``.stem.mp4``.
     """
 
     path: str
     size: int
     mtime_ns: int
+    stems: tuple[Stem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stem:
+    """One stem of a track: a file of its own (``stream`` None) or a stream of the track's file."""
+
+    name: str
+    path: str
+    stream: int | None = None
+
+
+#: Suffix of a folder of stems beside its mix: ``song.flac`` + ``song.stems/vocals.wav``...
+STEMS_FOLDER = ".stems"
+#: NI Stems: stream 0 is the mix, streams 1-4 the stems in this order (NI stem specification).
+NI_STEM_SUFFIX = ".stem.mp4"
+NI_STEM_NAMES = ("drums", "bass", "other", "vocals")
+
+
+def folder_stems(folder: str | os.PathLike[str]) -> tuple[Stem, ...]:
+    """The audio files of a stems folder, named by their file name without suffix."""
+    try:
+        with os.scandir(folder) as it:
+            names = sorted(e.name for e in it if e.is_file() and is_audio_name(e.name))
+    except OSError:
+        return ()
+    return tuple(Stem(Path(n).stem.lower(), os.path.join(os.fspath(folder), n)) for n in names)
+
+
+def ni_stems(path: str) -> tuple[Stem, ...]:
+    """The four stem streams of an NI ``.stem.mp4`` (named by the NI order)."""
+    return tuple(Stem(n, path, i + 1) for i, n in enumerate(NI_STEM_NAMES))
 
 
 @dataclass
@@ -96,6 +136,11 @@ def scan_folder(
         one = stat_file(top)
         if one is None or not is_audio_name(os.path.basename(top)):
             raise LibraryError(f"{top} is neither a folder nor an audio file")
+        stems_dir = os.path.splitext(top)[0] + STEMS_FOLDER
+        if os.path.isdir(stems_dir):
+            one = replace(one, stems=folder_stems(stems_dir))
+        elif top.lower().endswith(NI_STEM_SUFFIX):
+            one = replace(one, stems=ni_stems(top))
         return ScanResult([one], [])
     if not os.path.isdir(top):
         raise LibraryError(f"{top}: no such folder")
@@ -134,16 +179,32 @@ def _walk(
         log.warning("cannot read folder %s: %s", folder, exc.strerror or exc)
         unreadable.append((folder, exc.strerror or str(exc)))
         return
+    # "<name>.stems" folders hold the stems of "<name>.<ext>": not tracks of their own.
+    stem_dirs = {}
+    for entry in entries:
+        if entry.name.lower().endswith(STEMS_FOLDER) and not entry.name.startswith("."):
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    stem_dirs[entry.name[: -len(STEMS_FOLDER)]] = entry.path
+            except OSError:
+                continue
     for entry in entries:
         if entry.name.startswith("."):
             continue
         try:
             if entry.is_dir(follow_symlinks=True):
-                yield from _walk(entry.path, visited, unreadable)
+                if entry.path not in stem_dirs.values():
+                    yield from _walk(entry.path, visited, unreadable)
                 continue
             if not is_audio_name(entry.name) or not entry.is_file(follow_symlinks=True):
                 continue
             est = entry.stat(follow_symlinks=True)
         except OSError:  # vanished mid-scan, dangling link: not there, nothing to report
             continue
-        yield ScannedFile(entry.path, est.st_size, est.st_mtime_ns)
+        base = os.path.splitext(entry.name)[0]
+        stems: tuple[Stem, ...] = ()
+        if base in stem_dirs:
+            stems = folder_stems(stem_dirs[base])
+        elif entry.name.lower().endswith(NI_STEM_SUFFIX):
+            stems = ni_stems(entry.path)
+        yield ScannedFile(entry.path, est.st_size, est.st_mtime_ns, stems)
