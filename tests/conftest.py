@@ -11,12 +11,15 @@ import uuid
 # numba (under librosa, used here by the synthesizer's checks) caches compiled code on disk; a
 # stale or half-written entry, or two xdist workers writing one at once, segfaults the process.
 # Each worker of each run compiles into its own fresh folder, removed at exit. (cratedig's own
-# analysis calls no numba code.) Set before anything imports numba.
-if "NUMBA_CACHE_DIR" not in os.environ:
-    _numba_dir = tempfile.mkdtemp(
-        prefix=f"cratedig-numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"
-    )
+# analysis calls no numba code.) Set before anything imports numba. xdist workers inherit the
+# controller's environment, so the folder is keyed on the worker id, not on "is it set".
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+if os.environ.get("CRATEDIG_NUMBA_WORKER") != _WORKER and (
+    "NUMBA_CACHE_DIR" not in os.environ or "CRATEDIG_NUMBA_WORKER" in os.environ
+):
+    _numba_dir = tempfile.mkdtemp(prefix=f"cratedig-numba-{_WORKER}-")
     os.environ["NUMBA_CACHE_DIR"] = _numba_dir
+    os.environ["CRATEDIG_NUMBA_WORKER"] = _WORKER
     atexit.register(shutil.rmtree, _numba_dir, ignore_errors=True)
 
 import numpy as np  # noqa: E402
