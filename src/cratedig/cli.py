@@ -38,6 +38,9 @@ def _register_commands() -> None:
     from cratedig.cli_match import register as register_match
 
     register_match(app)
+    from cratedig.cli_render import register as register_render
+
+    register_render(app)
 
 
 _verbose = False

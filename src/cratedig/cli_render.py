@@ -1,0 +1,138 @@
+"""Render commands: ``render`` (a pair preview) and ``mashup`` (a whole song). Parse, call, print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from cratedig.cli_library import DbOption, JsonOption, err, out
+
+StemsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--stems",
+        help="Layer only these stems of the partner, comma-separated (e.g. vocals or drums,bass).",
+    ),
+]
+FormatOption = Annotated[
+    str | None, typer.Option("--format", "-f", help="wav, flac or mp3 (default: from -o).")
+]
+
+
+def _stems(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    return [s.strip().lower() for s in text.split(",") if s.strip()]
+
+
+def render_command(
+    query_segment: Annotated[str, typer.Argument(help="Query segment id (<trackid>_<n>).")],
+    candidate_segment: Annotated[str, typer.Argument(help="Candidate segment id.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the preview.")],
+    semitones: Annotated[
+        float | None,
+        typer.Option("--semitones", help="Pitch shift of the candidate (default: the suggested)."),
+    ] = None,
+    ratio: Annotated[
+        float | None,
+        typer.Option(
+            "--ratio", help="Tempo ratio: 1, 2 (half time) or 0.5 (double); default: suggested."
+        ),
+    ] = None,
+    fmt: FormatOption = None,
+    stems: StemsOption = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Render again.")] = False,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Hear a suggestion: the candidate stretched onto the query's beats, shifted, mixed."""
+    from cratedig.library.db import open_library
+    from cratedig.render.service import audio_format, check_transform, render_segments, write_audio
+
+    check_transform(semitones, ratio)
+    f = audio_format(fmt, output)
+    with open_library(db, migrate_schema=False) as lib:
+        pair = render_segments(
+            lib,
+            query_segment,
+            candidate_segment,
+            semitones=semitones,
+            ratio=ratio,
+            stems=_stems(stems),
+            use_cache=not no_cache,
+        )
+    write_audio(output, pair.audio, pair.sr, f)
+    if json_out:
+        print(json.dumps({"output": str(output), **pair.to_json()}), flush=True)
+        return
+    dur = pair.audio.shape[-1] / pair.sr
+    how = "from the cache" if pair.cached else f"in {pair.seconds:.2f} s"
+    out.print(
+        f"wrote {escape(str(output))}: {dur:.1f} s, candidate {pair.semitones:+g} st, tempo "
+        f"{pair.tempo_ratio:g}:1{', stems ' + ','.join(pair.stems) if pair.stems else ''} ({how})",
+        soft_wrap=True,
+    )
+
+
+def mashup_command(
+    query: Annotated[str, typer.Argument(help="An audio file or a library track id.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The mix.")] = Path("mashup.wav"),
+    plan: Annotated[
+        Path | None, typer.Option("--plan", help="Also write the cue sheet (JSON) here.")
+    ] = None,
+    fmt: FormatOption = None,
+    stems: StemsOption = None,
+    max_shift: Annotated[int, typer.Option("--max-shift", min=0, max=6)] = 3,
+    max_stretch: Annotated[float, typer.Option("--max-stretch", min=0.0, max=0.5)] = 0.08,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """A whole-song automatic mashup: a partner for every phrase, layered beat-aligned."""
+    from cratedig.cli_match import resolve_query
+    from cratedig.library.db import open_library
+    from cratedig.match.store import sync_index
+    from cratedig.render.service import audio_format, render_mashup, write_audio
+
+    f = audio_format(fmt, output)
+    with open_library(db) as lib:
+        analysis, _ = resolve_query(lib, query)
+        index, _ = sync_index(lib)
+        if json_out:
+            m = render_mashup(lib, index, analysis, stems=_stems(stems), max_shift=max_shift,
+                              max_stretch=max_stretch)  # fmt: skip
+        else:
+            with err.status("matching and rendering", spinner="dots"):
+                m = render_mashup(lib, index, analysis, stems=_stems(stems), max_shift=max_shift,
+                                  max_stretch=max_stretch)  # fmt: skip
+    write_audio(output, m.audio, m.sr, f)
+    sheet = m.plan.to_json()
+    if plan is not None:
+        plan.parent.mkdir(parents=True, exist_ok=True)
+        plan.write_text(json.dumps(sheet, indent=1))
+    if json_out:
+        print(json.dumps({"output": str(output), "plan_file": str(plan) if plan else None,
+                          "render_seconds": round(m.seconds, 3), "plan": sheet}), flush=True)  # fmt: skip
+        return
+    dur = m.audio.shape[-1] / m.sr
+    out.print(f"wrote {escape(str(output))}: {dur:.1f} s in {m.seconds:.1f} s", soft_wrap=True)
+    for c in m.plan.cues:
+        p = c.partner
+        if p is None:
+            out.print(f"  {c.start:7.1f}–{c.end:6.1f} s  [dim]alone[/dim]")
+            continue
+        name = Path(p.get("path") or p["track_id"]).name
+        out.print(
+            f"  {c.start:7.1f}–{c.end:6.1f} s  + {escape(name)} #{p['segment'].rsplit('_', 1)[-1]}"
+            f"  {p.get('semitones', 0):+d} st  score {c.score:.2f}",
+            soft_wrap=True,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``render`` and ``mashup`` to ``app``."""
+    app.command("render")(render_command)
+    app.command("mashup")(mashup_command)

@@ -1,0 +1,412 @@
+"""Rendering from the library: segment ids in, audio files out (the I/O edge of rendering).
+
+:func:`render_segments` loads two segments' audio (the track's file, or only the chosen stems),
+cuts them on the stored beat grid and hands them to :func:`cratedig.render.engine.render_pair`;
+previews are cached by (segments, transform, stems, rate) in the library's artefact folder.
+:func:`render_mashup` matches a whole song, plans one partner per phrase
+(:func:`cratedig.render.plan.plan_mashup`) and layers every partner over the full song.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cratedig.analysis.records import Segment, TrackAnalysis
+from cratedig.audio.decode import decode
+from cratedig.errors import ParameterError
+from cratedig.library import repository as repo
+from cratedig.library.db import Library
+from cratedig.render.engine import (
+    DEFAULT_CEILING_DB,
+    DEFAULT_MIX_GAIN_DB,
+    MAX_SEMITONES,
+    PIECE_MARGIN,
+    PairRender,
+    RenderCache,
+    cache_key,
+    limit_true_peak,
+    render_pair,
+)
+from cratedig.render.plan import MashupPlan, plan_mashup
+
+log = logging.getLogger(__name__)
+
+#: Output sample rate of renders.
+RENDER_SR = 44100
+#: Seconds of candidate audio kept after its segment (Rubber Band context, ragged last beat).
+TAIL = 0.5
+FORMATS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24"), "mp3": ("MP3", None)}
+TEMPO_RATIOS_ALLOWED = (0.5, 1.0, 2.0)
+_SEGMENT_ID = re.compile(r"^([0-9a-f]{16})_(\d+)$")
+
+
+def check_transform(semitones: float | None, ratio: float | None) -> None:
+    """Refuse a shift outside +-12 semitones or a tempo ratio outside 0.5-2 (or not metrical)."""
+    if semitones is not None and (not np.isfinite(semitones) or abs(semitones) > MAX_SEMITONES):
+        raise ParameterError(f"--semitones {semitones}: must be within -12..12")
+    if ratio is not None:
+        if not np.isfinite(ratio) or not 0.5 <= ratio <= 2.0:
+            raise ParameterError(f"--ratio {ratio}: must be within 0.5..2")
+        if not any(abs(ratio - r) < 1e-9 for r in TEMPO_RATIOS_ALLOWED):
+            raise ParameterError(
+                f"--ratio {ratio}: a metrical ratio, 1 (beat on beat), 2 (half time: one "
+                "candidate beat per two query beats) or 0.5 (double time)"
+            )
+
+
+def audio_format(fmt: str | None, path: str | os.PathLike[str]) -> str:
+    """The output format: ``fmt`` or the file's suffix; wav, flac or mp3."""
+    f = (fmt or Path(path).suffix.lstrip(".") or "wav").lower()
+    if f not in FORMATS:
+        raise ParameterError(f"format {f!r}: choose wav, flac or mp3")
+    return f
+
+
+def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sr: int, fmt: str) -> Path:
+    """Write mono or channels-first ``audio`` atomically in ``fmt``."""
+    import soundfile as sf
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    container, subtype = FORMATS[fmt]
+    tmp = p.with_name(f".{p.name}.tmp")
+    y = audio.T if audio.ndim == 2 else audio
+    try:
+        sf.write(str(tmp), y, sr, format=container, subtype=subtype)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading segments' audio
+
+
+@dataclass
+class SegmentSource:
+    """A segment, its track and its audio cut for rendering."""
+
+    segment: Segment
+    track: TrackAnalysis
+    audio: np.ndarray  # (channels, n) at sr
+    sr: int
+    offset: float  # track time of audio[:, 0]
+    beats: np.ndarray  # beat times relative to audio[:, 0]; beats[0] is the segment's downbeat
+    stems: list[str] = field(default_factory=list)
+
+
+class AudioLoader:
+    """Decodes tracks and stems at one rate, keeping the last few in memory (a mashup reads
+    the same partner track for several phrases)."""
+
+    def __init__(self, library: Library, *, sr: int = RENDER_SR, keep: int = 6) -> None:
+        self.library, self.sr, self.keep = library, sr, keep
+        self._cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._tracks: dict[str, TrackAnalysis] = {}
+
+    def decoded(self, path: str, stream: int = 0) -> np.ndarray:
+        key = (path, stream)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        y = decode(path, sr=self.sr, mono=False, stream=stream, allow_silent=True).samples
+        y = y if y.ndim == 2 else y[None, :]
+        if y.shape[0] > 2:
+            y = y[:2]
+        self._cache[key] = y
+        while len(self._cache) > self.keep:
+            self._cache.popitem(last=False)
+        return y
+
+    def track(self, track_id: str) -> TrackAnalysis:
+        if track_id not in self._tracks:
+            with self.library.reader() as s:
+                a = repo.load_analysis(s, track_id)
+                paths = repo.track_paths(s, track_id)
+            if a is None:
+                raise ParameterError(f"track {track_id} is not in the library")
+            existing = [p for p in paths if os.path.exists(p)]
+            if not existing:
+                raise ParameterError(
+                    f"track {track_id}: no file on disk any more (was {paths[0] if paths else '?'})"
+                )
+            a.path = existing[0]
+            self._tracks[track_id] = a
+        return self._tracks[track_id]
+
+    def segment(self, segment_id: str) -> tuple[Segment, TrackAnalysis]:
+        m = _SEGMENT_ID.match(segment_id.strip())
+        if not m:
+            raise ParameterError(
+                f"{segment_id!r} is not a segment id (<16 hex digit track id>_<n>, as `cratedig "
+                "match` prints)"
+            )
+        a = self.track(m.group(1))
+        n = int(m.group(2))
+        if n >= len(a.segments):
+            raise ParameterError(
+                f"segment {segment_id}: track {a.track_id} has segments 0..{len(a.segments) - 1}"
+            )
+        return a.segments[n], a
+
+    def audio_of(self, a: TrackAnalysis, stems: list[str] | None) -> tuple[np.ndarray, list[str]]:
+        """The track's audio, or the sum of the named stems (``["vocals"]``...)."""
+        if not stems:
+            return self.decoded(a.path), []
+        with self.library.reader() as s:
+            have = {st.name: st for st in repo.stems_of(s, a.track_id)}
+        if not have:
+            raise ParameterError(
+                f"track {a.track_id} has no stems (put them in a '<name>.stems/' folder beside "
+                "it, or use an NI .stem.mp4, and ingest again)"
+            )
+        missing = [n for n in stems if n not in have]
+        if missing:
+            raise ParameterError(
+                f"track {a.track_id} has no stem {', '.join(missing)}; it has {', '.join(sorted(have))}"
+            )
+        parts = [self.decoded(have[n].path, have[n].stream or 0) for n in stems]
+        n = min(p.shape[1] for p in parts)
+        ch = max(p.shape[0] for p in parts)
+        total = np.zeros((ch, n), np.float32)
+        for p in parts:
+            total += p[:, :n] if p.shape[0] == ch else np.repeat(p[:, :n], ch, axis=0)
+        return total, list(stems)
+
+    def cut(
+        self,
+        segment_id: str,
+        *,
+        lead: float = 0.0,
+        tail: float = 0.0,
+        stems: list[str] | None = None,
+    ) -> SegmentSource:
+        """The segment's audio from ``lead`` seconds before it to ``tail`` after it."""
+        seg, a = self.segment(segment_id)
+        y, used = self.audio_of(a, stems)
+        start = max(seg.start - lead, 0.0)
+        lo = int(round(start * self.sr))
+        hi = min(int(round((seg.end + tail) * self.sr)), y.shape[1])
+        if hi - lo < int(0.5 * self.sr):
+            raise ParameterError(f"segment {segment_id}: its audio is missing from {a.path}")
+        beats = np.asarray(a.beats, np.float64)
+        inside = beats[(beats >= seg.start - 0.02) & (beats < seg.end + tail - 1e-6)]
+        if len(inside) < 2:
+            raise ParameterError(f"segment {segment_id} has no beat grid to align to")
+        audio = np.ascontiguousarray(y[:, lo:hi])
+        return SegmentSource(seg, a, audio, self.sr, lo / self.sr, inside - lo / self.sr, used)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pairs
+
+
+@dataclass
+class RenderedPair:
+    """A pair preview and how it was made."""
+
+    query: str
+    candidate: str
+    audio: np.ndarray
+    sr: int
+    semitones: float
+    tempo_ratio: float
+    stems: list[str]
+    cached: bool
+    seconds: float  # work time (0 for a cache hit)
+    info: dict[str, Any] = field(default_factory=dict)
+    partner: np.ndarray | None = None  # the partner layer alone (None for a cache hit)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "query_segment": self.query,
+            "candidate_segment": self.candidate,
+            "semitones": self.semitones,
+            "tempo_ratio": self.tempo_ratio,
+            "stems": self.stems,
+            "sr": self.sr,
+            "samples": int(self.audio.shape[-1]),
+            "duration": round(self.audio.shape[-1] / self.sr, 4),
+            "cached": self.cached,
+            "render_seconds": round(self.seconds, 4),
+            **({"render": self.info} if self.info else {}),
+        }
+
+
+def suggested_transform(
+    query: Segment, candidate: Segment, *, max_shift: int = 6
+) -> tuple[int, float]:
+    """The semitone shift and tempo ratio the matcher suggests for this pair."""
+    from cratedig.match.batch import SegmentBatch
+    from cratedig.match.scoring import score_candidates
+
+    sc = score_candidates(
+        SegmentBatch.from_segments([query]),
+        SegmentBatch.from_segments([candidate]),
+        max_shift=max_shift,
+        max_stretch=1.0,
+    )
+    return int(sc.semitones[0]), float(sc.tempo_ratio[0])
+
+
+def render_segments(
+    library: Library,
+    query_id: str,
+    candidate_id: str,
+    *,
+    semitones: float | None = None,
+    ratio: float | None = None,
+    stems: list[str] | None = None,
+    sr: int = RENDER_SR,
+    use_cache: bool = True,
+    loader: AudioLoader | None = None,
+) -> RenderedPair:
+    """Render the candidate segment layered over the query segment (both in the library).
+
+    ``semitones``/``ratio`` default to the matcher's suggestion for the pair; ``stems`` layers
+    only those stems of the candidate (its track must have them).
+    """
+    check_transform(semitones, ratio)
+    loader = loader or AudioLoader(library, sr=sr)
+    q_seg, _ = loader.segment(query_id)
+    c_seg, _ = loader.segment(candidate_id)
+    if semitones is None or ratio is None:
+        s, r = suggested_transform(q_seg, c_seg)
+        semitones = s if semitones is None else semitones
+        ratio = r if ratio is None else ratio
+    key = cache_key(query_id, candidate_id, float(semitones), float(ratio), sorted(stems or []), sr)
+    cache = RenderCache(library.artefact_dir / "renders")
+    if use_cache:
+        hit = cache.get(key)
+        if hit is not None:
+            return RenderedPair(query_id, candidate_id, hit[0], hit[1], float(semitones),
+                                float(ratio), list(stems or []), True, 0.0)  # fmt: skip
+    t0 = time.perf_counter()
+    pair, used = _render(loader, query_id, candidate_id, float(semitones), float(ratio), stems)
+    elapsed = time.perf_counter() - t0
+    if use_cache:
+        cache.put(key, pair.mix, pair.sr)
+    return RenderedPair(query_id, candidate_id, pair.mix, pair.sr, float(semitones), float(ratio),
+                        used, False, elapsed, pair.metadata(), pair.partner)  # fmt: skip
+
+
+def _render(
+    loader: AudioLoader,
+    query_id: str,
+    candidate_id: str,
+    semitones: float,
+    ratio: float,
+    stems: list[str] | None,
+) -> tuple[PairRender, list[str]]:
+    q = loader.cut(query_id)
+    c = loader.cut(candidate_id, lead=PIECE_MARGIN, tail=TAIL, stems=stems)
+    meter = q.track.time_signature[0]
+    pair = render_pair(
+        q.audio,
+        q.sr,
+        q.beats,
+        c.audio,
+        c.beats,
+        semitones=semitones,
+        tempo_ratio=ratio,
+        candidate_sr=c.sr,
+        piece_beats=meter,
+    )
+    return pair, c.stems
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole-song mashups
+
+
+@dataclass
+class Mashup:
+    """A rendered mashup and its plan."""
+
+    audio: np.ndarray
+    sr: int
+    plan: MashupPlan
+    seconds: float
+    limiter_db: float
+
+
+def render_mashup(
+    library: Library,
+    index: Any,
+    analysis: TrackAnalysis,
+    *,
+    stems: list[str] | None = None,
+    top: int = 8,
+    max_shift: int = 3,
+    max_stretch: float = 0.08,
+    sr: int = RENDER_SR,
+    mix_gain_db: float = DEFAULT_MIX_GAIN_DB,
+) -> Mashup:
+    """Match every phrase of ``analysis`` (a file or a library track), choose partners with
+    :func:`plan_mashup` and layer them over the whole song, beat-aligned."""
+    from cratedig.match.query import MatchOptions, match_analysis
+
+    t0 = time.perf_counter()
+    result = match_analysis(
+        library,
+        index,
+        analysis,
+        options=MatchOptions(top=top, max_shift=max_shift, max_stretch=max_stretch),
+    )
+    plan = plan_mashup(
+        [s.to_json() for s in analysis.segments],
+        [m.candidates for m in result.matches],
+        query={
+            "track_id": analysis.track_id,
+            "path": analysis.path,
+            "tempo": round(analysis.tempo, 2),
+            "camelot": analysis.key.camelot,
+            "stems": list(stems or []),
+        },
+    )
+    loader = AudioLoader(library, sr=sr)
+    y = loader.decoded(analysis.path)
+    partners = np.zeros_like(y)
+    beats = np.asarray(analysis.beats, np.float64)
+    by_id = {s.id: s for s in analysis.segments}
+    for cue in plan.cues:
+        if cue.partner is None:
+            continue
+        seg = by_id[cue.query_segment]
+        lo, hi = int(round(seg.start * sr)), min(int(round(seg.end * sr)), y.shape[1])
+        q_beats = beats[(beats >= seg.start - 0.02) & (beats < seg.end - 1e-6)] - lo / sr
+        if len(q_beats) < 2 or hi <= lo:
+            continue
+        c = loader.cut(str(cue.partner["segment"]), lead=PIECE_MARGIN, tail=TAIL, stems=stems)
+        t = cue.partner.get("transform", cue.partner)
+        pair = render_pair(
+            y[:, lo:hi],
+            sr,
+            q_beats,
+            c.audio,
+            c.beats,
+            semitones=float(t["semitones"]),
+            tempo_ratio=float(t["tempo_ratio"]),
+            candidate_sr=sr,
+            piece_beats=analysis.time_signature[0],
+        )
+        p = (
+            pair.partner
+            if pair.partner.shape[0] == y.shape[0]
+            else np.repeat(pair.partner, y.shape[0], 0)
+        )
+        partners[:, lo:hi] += p[:, : hi - lo]
+    mix = (y + partners) * np.float32(10 ** (mix_gain_db / 20))
+    mix, reduction = limit_true_peak(mix, sr, ceiling_db=DEFAULT_CEILING_DB)
+    return Mashup(mix, sr, plan, time.perf_counter() - t0, reduction)
