@@ -1,8 +1,11 @@
 """The command line: the analyze --json contract of DESIGN.md, errors, exit codes, the demo."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from typer.testing import CliRunner
 
 from cratedig.cli import app
@@ -95,9 +98,29 @@ def test_table_output(song_files):
 
 
 def test_demo_json(tmp_path):
-    result = run("demo", "--folder", str(tmp_path / "lib"), "--n", "3", "--json")
+    """The demo's whole job: songs, library, matches, a pair preview and a mashup."""
+    result = run("demo", "--folder", str(tmp_path / "lib"), "--n", "4", "--json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)["tracks"]
-    assert len(rows) == 3
-    assert sum(r["tempo_ok"] and r["key_ok"] for r in rows) >= 2
-    assert (tmp_path / "lib" / "truth.json").exists()
+    r = json.loads(result.stdout)
+    rows = r["tracks"]
+    assert len(rows) == 4
+    assert sum(r["tempo_ok"] and r["key_ok"] for r in rows) >= 3
+    assert (tmp_path / "lib" / "music" / "truth.json").exists()
+    assert r["ingest"]["analysed"] == 4 and not r["ingest"]["failed"]
+    assert Path(r["db"]).exists() and r["ingest"]["segments"] > 0
+    # Songs 1 and 2 are a mixable pair by construction: one of them is the query.
+    assert Path(r["query"]["path"]).name in ("demo_01.wav", "demo_02.flac")
+    assert r["matches"] and all(m["score"] > 0 for m in r["matches"])
+    rd = r["renders"]
+    y, sr = sf.read(rd["pair"])
+    assert abs(len(y) / sr - rd["pair_seconds"]) < 0.01 and np.abs(y).max() < 1.0
+    y, sr = sf.read(rd["mashup"])
+    assert abs(len(y) / sr - rd["mashup_seconds"]) < 0.01
+    plan = json.loads(Path(rd["plan"]).read_text())
+    assert len(plan["cues"]) == rd["cues"] and rd["cues_with_partner"] >= 1
+    # Again: nothing new to analyse.
+    again = json.loads(
+        run("demo", "--folder", str(tmp_path / "lib"), "--n", "4", "--json", "--no-render").stdout
+    )
+    assert again["ingest"]["analysed"] == 0 and again["ingest"]["unchanged"] == 4
+    assert again["renders"] == {}

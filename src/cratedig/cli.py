@@ -105,58 +105,78 @@ def demo(
     folder: Annotated[
         Path, typer.Option("--folder", help="Where to write the demo library.")
     ] = Path("demo-library"),
-    n: Annotated[int, typer.Option("--n", help="Number of songs.")] = 6,
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of songs.")] = 8,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    render: Annotated[
+        bool, typer.Option("--render/--no-render", help="Render a pair and a mashup.")
+    ] = True,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Synthesize a small library with known tempo and key, analyse it, print truth vs estimate."""
-    from cratedig.analysis.pipeline import analyze_file
-    from cratedig.synth import demo_library
-    from cratedig.theory import Key
+    """Synthesize a small library with known tempo and key, ingest it, match and render."""
+    from cratedig.demo import run_demo
 
-    with err.status(f"synthesizing {n} songs into {folder}", spinner="dots"):
-        truth = demo_library(folder, n=n, seed=seed)
-    rows = []
-    for t in truth:
-        with err.status(f"analysing {t['path']}", spinner="dots"):
-            a = analyze_file(t["path"])
-        true_key = Key.parse(f"{t['key']} {t['mode']}")
-        rows.append(
-            {
-                "path": str(t["path"]),
-                "true_tempo": t["tempo"],
-                "tempo": round(a.tempo, 2),
-                "true_key": _short_key(true_key),
-                "key": _short_key(a.key),
-                "true_meter": t["meter"],
-                "meter": a.time_signature[0],
-                "segments": len(a.segments),
-                "sections": len(a.sections),
-                "tempo_ok": abs(a.tempo / t["tempo"] - 1) <= 0.04,
-                "key_ok": a.key == true_key,
-            }
-        )
     if json_out:
-        print(json.dumps({"folder": str(folder), "tracks": rows}))
+        r = run_demo(folder, n=n, seed=seed, render=render)
+        print(json.dumps(r), flush=True)
         return
+    with err.status("demo", spinner="dots") as status:
+        r = run_demo(folder, n=n, seed=seed, render=render, progress=status.update)
+    rows = r["tracks"]
     table = Table(title=f"cratedig demo: {len(rows)} synthesized songs in {folder}/")
     for col in ("file", "BPM", "found", "key", "found", "meter", "phrases"):
         table.add_column(col, no_wrap=True)
-    for r in rows:
+    for row in rows:
         table.add_row(
-            Path(r["path"]).name,
-            f"{r['true_tempo']:.1f}",
-            _mark(r["tempo_ok"], f"{r['tempo']:.2f}"),
-            r["true_key"],
-            _mark(r["key_ok"], r["key"]),
-            f"{r['meter']}/4" + ("" if r["meter"] == r["true_meter"] else " ✗"),
-            str(r["segments"]),
+            Path(row["path"]).name,
+            f"{row['true_tempo']:.1f}",
+            _mark(row["tempo_ok"], "-" if row["tempo"] is None else f"{row['tempo']:.2f}"),
+            f"{row['true_key']} {row['true_camelot']}",
+            _mark(row["key_ok"], f"{row['key']} {row['camelot']}"),
+            f"{row['meter']}/4" + ("" if row["meter"] == row["true_meter"] else " ✗"),
+            str(row["segments"]),
         )
     out.print(table)
-    good = sum(r["tempo_ok"] and r["key_ok"] for r in rows)
+    good = sum(row["tempo_ok"] and row["key_ok"] for row in rows)
+    ing = r["ingest"]
     out.print(
-        f"{good}/{len(rows)} songs with tempo and key right. "
-        f"Try: cratedig analyze {rows[0]['path']}"
+        f"{good}/{len(rows)} songs with tempo and key right. Library {r['db']}: "
+        f"{ing['analysed']} analysed, {ing['unchanged']} unchanged, {ing['segments']} phrases "
+        f"indexed, {len(ing['failed'])} failed.",
+        soft_wrap=True,
+    )
+    q = r["query"]
+    if q is None:
+        out.print("No two songs mix in this library (try another --seed).")
+        return
+    t = Table(
+        title=f"best matches for {Path(q['path']).name} ({q['tempo']:.1f} BPM, {q['key']} "
+        f"{q['camelot']}): {q['matched_phrases']}/{q['phrases']} phrases have partners"
+    )
+    for col in ("phrase", "time", "partner", "score", "why"):
+        t.add_column(col, overflow="fold")
+    for m in r["matches"]:
+        t.add_row(
+            m["query_segment"].rsplit("_", 1)[-1],
+            f"{m['query_start']:.1f}–{m['query_end']:.1f} s",
+            f"{Path(m['path']).name} #{m['segment'].rsplit('_', 1)[-1]}",
+            f"{m['score']:.2f}",
+            m["reason"],
+        )
+    out.print(t)
+    rd = r["renders"]
+    if rd:
+        sec = r["seconds"]
+        out.print(
+            f"pair preview  {rd['pair']} ({rd['pair_seconds']:.1f} s, rendered in "
+            f"{sec['render_pair']:.2f} s)\n"
+            f"mashup        {rd['mashup']} ({rd['mashup_seconds']:.1f} s, "
+            f"{rd['cues_with_partner']}/{rd['cues']} phrases layered, {sec['render_mashup']:.1f} s)"
+            f"\ncue sheet     {rd['plan']}",
+            soft_wrap=True,
+        )
+    out.print(
+        f"Next: cratedig match {q['path']} --db sqlite:///{Path(r['db']).resolve()}",
+        soft_wrap=True,
     )
 
 

@@ -813,7 +813,9 @@ def demo_library(
     """Write ``n`` synthesized songs with varied tempo, key, meter and format, and their truth.
 
     Tempos spread over 85..175 BPM, keys over both modes, one song in 3/4 (when ``n >= 2``),
-    some with a lead-in of silence; files cycle through WAV, FLAC and OGG.
+    some with a lead-in of silence; files cycle through WAV, FLAC and OGG. Like a DJ's crate,
+    songs come in mixable pairs: song ``2k + 1`` (4/4) is within 3 % of song ``2k``'s tempo
+    and a Camelot neighbour of its key (the relative minor, or one step from it).
 
     Parameters
     ----------
@@ -848,9 +850,18 @@ def demo_library(
     tonics = np.concatenate([rng.permutation(12) for _ in range(n // 12 + 1)])
     modes = ["major", "minor"] * (n // 2 + 1)
     waltz = n // 2 if n >= 2 else -1
+    keys = [Key(int(tonics[i]), modes[i]) for i in range(n)]  # type: ignore[arg-type]
+    # A crate, not a random draw: songs 2k and 2k+1 (both 4/4) mix, as a DJ's crate has
+    # neighbours. The odd one is within 3 % in tempo and on the Camelot wheel next to its
+    # partner (the relative minor, or one step either way from it).
+    for i in range(1, n, 2):
+        if waltz in (i, i - 1):
+            continue
+        tempos[i] = np.clip(np.round(tempos[i - 1] * (1 + rng.uniform(-0.03, 0.03))), 85, 175)
+        keys[i] = keys[i - 1].relative.transpose(int(rng.choice([0, 7, 5])))
     truth = []
     for i in range(n):
-        key = Key(int(tonics[i]), modes[i])  # type: ignore[arg-type]
+        key = keys[i]
         meter = 3 if i == waltz else 4
         tempo = float(tempos[i])
         lead_in = float(np.round(rng.uniform(0.2, 1.5), 2)) if i % 2 else 0.0

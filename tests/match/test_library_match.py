@@ -50,6 +50,10 @@ def songs_dir(tmp_path_factory) -> Path:
         s = synthesize_song(tempo=tempo, key=Key.parse(key), bars=8 if tempo < 100 else 16,
                             seed=seed, sr=SR)  # fmt: skip
         sf.write(lib / name, s.audio, SR)
+    # Same key, 1 % slower, but in 3/4: its bars would drift against the query's, never a match.
+    waltz = synthesize_song(tempo=123.0, key=Key.parse("A minor"), meter=3, bars=16, seed=35,
+                            sr=SR)  # fmt: skip
+    sf.write(lib / "waltz_123.wav", waltz.audio, SR)
     return root
 
 
@@ -66,10 +70,12 @@ def ingest(folder: Path, db: str) -> dict:
 
 def test_match_a_file_not_in_the_library(songs_dir, db_url):
     report = ingest(songs_dir / "lib", db_url)
-    assert report["analysed"] == 4
-    assert report["index"]["segments"] > 0 and report["index"]["added_tracks"] == 4
+    assert report["analysed"] == 5
+    assert report["index"]["segments"] > 0 and report["index"]["added_tracks"] == 5
     tracks = json.loads(run("tracks", "--db", db_url, "--json").stdout)["tracks"]
     copy_id = next(t["track_id"] for t in tracks if t["path"].endswith("copy_up2.flac"))
+    waltz = next(t for t in tracks if t["path"].endswith("waltz_123.wav"))
+    assert waltz["time_signature"] == [3, 4] and waltz["camelot"] == "8A"
 
     res = json.loads(run("match", songs_dir / "query.wav", "--db", db_url, "--json").stdout)
     q = res["query"]
@@ -83,7 +89,7 @@ def test_match_a_file_not_in_the_library(songs_dir, db_url):
             assert 0.0 <= c["score"] <= 1.0 and abs(c["stretch"]) <= 0.08 + 1e-9
             assert abs(c["semitones"]) <= 3 and c["tempo_ratio"] in (0.5, 1.0, 2.0)
             assert c["start"] < c["end"] and Path(c["path"]).exists()
-            assert c["track_id"] != q["track_id"]
+            assert c["track_id"] not in (q["track_id"], waltz["track_id"])
             assert c["reason"]
         scores = [c["score"] for c in m["candidates"]]
         assert scores == sorted(scores, reverse=True)
@@ -98,6 +104,8 @@ def test_own_track_only_when_asked(songs_dir, sqlite_url):
     ingest(songs_dir / "lib", sqlite_url)
     tracks = json.loads(run("tracks", "--db", sqlite_url, "--json").stdout)["tracks"]
     copy_id = next(t["track_id"] for t in tracks if t["path"].endswith("copy_up2.flac"))
+    waltz = next(t for t in tracks if t["path"].endswith("waltz_123.wav"))
+    assert waltz["time_signature"] == [3, 4] and waltz["camelot"] == "8A"
     # By track id prefix: the stored analysis, no decoding.
     res = json.loads(run("match", copy_id[:8], "--db", sqlite_url, "--json").stdout)
     assert res["query"]["in_library"] is True and res["query"]["track_id"] == copy_id

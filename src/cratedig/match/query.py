@@ -6,6 +6,11 @@ rotation, pre-filtered by tempo band, the query's own track excluded), loads tho
 features from the database, scores them exactly with :func:`cratedig.match.scoring.
 score_candidates` and keeps the best ``top``. The result follows the ``match --json`` contract
 of DESIGN.md.
+
+Meters must agree: a 3/4 segment never goes under a 4/4 one (nor the reverse), whatever its
+key and tempo. Beats align but bars do not (the downbeats meet once every 12 beats), so the
+phrases drift apart and the layering sounds wrong to any dancer. Segments stored without beat
+chroma (meter unknown) are let through.
 """
 
 from __future__ import annotations
@@ -160,6 +165,9 @@ def match_analysis(
     for qi, seg in enumerate(segments):
         h = hits[qi]
         cands = [found[str(i)] for i in (h.ids if h is not None else []) if str(i) in found]
+        meter = seg.features.beats_per_bar if seg.features is not None else 0
+        if meter:
+            cands = [c for c in cands if c.features.beats_per_bar in (0, meter)]
         out = SegmentMatches(query=seg)
         result.matches.append(out)
         if not cands:
