@@ -42,6 +42,9 @@ VECTOR_BARS = 8
 #: mean block also serves half/double-time candidates, whose bars do not line up 1:1.
 MEAN_WEIGHT = 0.4
 INDEX_FORMAT = 1
+#: Segments turned into vectors at a time: bounds the temporaries (a beat-level batch of 1 M
+#: segments is 1.5 GB of chroma; unchunked, averaging it to bars costs two more copies).
+VECTOR_CHUNK = 1 << 16
 
 
 def segment_vectors(batch: SegmentBatch, *, bars: int = VECTOR_BARS) -> np.ndarray:
@@ -62,6 +65,12 @@ def segment_vectors(batch: SegmentBatch, *, bars: int = VECTOR_BARS) -> np.ndarr
     if bars < 0:
         raise ParameterError(f"bars={bars} must be >= 0")
     n = len(batch)
+    if n > VECTOR_CHUNK:
+        out = np.empty((n, 12 * (1 + bars)), np.float32)
+        for lo in range(0, n, VECTOR_CHUNK):
+            part = batch.take(slice(lo, min(lo + VECTOR_CHUNK, n)))
+            out[lo : lo + len(part)] = segment_vectors(part, bars=bars)
+        return out
     bar_chroma, bar_mask = batch.bar_chroma()
     chroma = bar_chroma.astype(np.float32)
     m = bar_mask[..., None].astype(np.float32)
