@@ -26,6 +26,7 @@ import numpy as np
 
 from cratedig.analysis.records import Segment
 from cratedig.errors import ParameterError
+from cratedig.fileio import atomic_path
 from cratedig.library import repository as repo
 from cratedig.library.db import Library
 from cratedig.match.batch import RHYTHM_STEPS, SegmentBatch
@@ -91,17 +92,15 @@ class ClusterModel:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp.npz")
-        np.savez(
-            tmp,
-            mean=self.mean,
-            scale=self.scale,
-            components=self.components,
-            pca_mean=self.pca_mean,
-            centroids=self.centroids,
-        )
-        os.replace(tmp, p)
+        with atomic_path(p) as tmp:
+            np.savez(
+                tmp,
+                mean=self.mean,
+                scale=self.scale,
+                components=self.components,
+                pca_mean=self.pca_mean,
+                centroids=self.centroids,
+            )
         return p
 
     @classmethod

@@ -31,6 +31,7 @@ from cratedig.analysis.pipeline import track_id_from_hash
 from cratedig.analysis.records import TrackAnalysis
 from cratedig.audio.decode import DecodedAudio, decode
 from cratedig.errors import AudioError, ParameterError
+from cratedig.fileio import atomic_path
 from cratedig.library.errors import DiskFull, SliceError
 
 log = logging.getLogger("cratedig.library")
@@ -263,14 +264,8 @@ def _json_default(x: object) -> object:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def _remove_stale(out_dir: Path, track_id: str, keep: set[str]) -> None:

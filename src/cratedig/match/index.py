@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from cratedig.errors import ParameterError
+from cratedig.fileio import atomic_path
 from cratedig.match.batch import SegmentBatch
 from cratedig.match.scoring import DEFAULT_MAX_SHIFT, DEFAULT_MAX_STRETCH, _shifts, tempo_fit
 from cratedig.theory import TEMPO_RATIOS
@@ -260,20 +261,18 @@ class _IndexBase:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the index to ``path`` (``.npz``) atomically; returns the path."""
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp.npz")
-        np.savez(
-            tmp,
-            format=np.array(INDEX_FORMAT),
-            bars=np.array(self.bars),
-            vectors=self.vectors(),
-            ids=self.ids.astype(str),
-            track_ids=self.track_ids.astype(str),
-            tempo=self.tempo,
-            stamp_tracks=np.array(list(self.stamps), dtype=str),
-            stamp_values=np.array(list(self.stamps.values()), dtype=str),
-        )
-        os.replace(tmp, p)
+        with atomic_path(p) as tmp:
+            np.savez(
+                tmp,
+                format=np.array(INDEX_FORMAT),
+                bars=np.array(self.bars),
+                vectors=self.vectors(),
+                ids=self.ids.astype(str),
+                track_ids=self.track_ids.astype(str),
+                tempo=self.tempo,
+                stamp_tracks=np.array(list(self.stamps), dtype=str),
+                stamp_values=np.array(list(self.stamps.values()), dtype=str),
+            )
         return p
 
     @classmethod

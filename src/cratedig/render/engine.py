@@ -67,7 +67,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +75,7 @@ from typing import Any
 import numpy as np
 
 from cratedig.errors import ParameterError
+from cratedig.fileio import atomic_path
 from cratedig.theory import TEMPO_RATIOS
 
 __all__ = [
@@ -896,13 +896,6 @@ class RenderCache:
         p = self.path(key)
         y = _as_channels(audio, "audio")
         sr = _check_sr(sr)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{key}.", suffix=".wav")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                sf.write(fh, y.T, sr, format="WAV", subtype="FLOAT")
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(p) as tmp:
+            sf.write(str(tmp), y.T, sr, format="WAV", subtype="FLOAT")
         return p

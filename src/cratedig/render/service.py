@@ -23,6 +23,7 @@ import numpy as np
 from cratedig.analysis.records import Segment, TrackAnalysis
 from cratedig.audio.decode import decode
 from cratedig.errors import ParameterError
+from cratedig.fileio import atomic_path
 from cratedig.library import repository as repo
 from cratedig.library.db import Library
 from cratedig.render.engine import (
@@ -76,16 +77,10 @@ def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sr: int, fmt: s
     import soundfile as sf
 
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     container, subtype = FORMATS[fmt]
-    tmp = p.with_name(f".{p.name}.tmp")
     y = audio.T if audio.ndim == 2 else audio
-    try:
+    with atomic_path(p) as tmp:
         sf.write(str(tmp), y, sr, format=container, subtype=subtype)
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return p
 
 
