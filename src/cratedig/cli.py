@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cratedig import __version__
@@ -231,7 +232,7 @@ def main() -> None:
     except CratedigError as exc:
         if _verbose:
             raise
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

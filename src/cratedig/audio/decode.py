@@ -445,5 +445,5 @@ def _downmix(block: np.ndarray) -> np.ndarray:
 
 
 def _one_line(exc: object) -> str:
-    text = str(exc).strip().replace("\n", " ")
+    text = " ".join(str(exc).split())
     return text[:200]
