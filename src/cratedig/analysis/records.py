@@ -162,6 +162,10 @@ class TrackAnalysis:
     sections: list[Section]
     analysis_version: int
     timings: dict[str, float] = field(default_factory=dict)
+    #: Confidence in [0, 1] and runner-up of each track-level estimate, by name ("tempo",
+    #: "meter", "downbeat", "key"), e.g. ``{"tempo": {"value": 140.0, "confidence": 0.8,
+    #: "alternative": 105.0, "relation": "3:4"}}``. Empty for analyses stored before v4.
+    estimates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def camelot(self) -> str:
@@ -188,5 +192,6 @@ class TrackAnalysis:
             "downbeats": np.round(self.downbeats, 3).tolist(),
             "segments": [s.to_json(features=features) for s in self.segments],
             "sections": [s.to_json() for s in self.sections],
+            "estimates": self.estimates,
             "analysis_version": self.analysis_version,
         }

@@ -96,6 +96,7 @@ def store_analysis(
     row.beats = array_to_bytes(a.beats)
     row.downbeats = array_to_bytes(a.downbeats)
     row.sections = [s.to_json() for s in a.sections]
+    row.estimates = a.estimates or None
     row.analysis_version = int(a.analysis_version)
     row.analysed_at = analysed_at or now()
     row.status = "ok"
@@ -183,6 +184,7 @@ def load_analysis(session: Session, track_id: str) -> TrackAnalysis | None:
         segments=segments,
         sections=[Section(**d) for d in row.sections],  # type: ignore[arg-type]
         analysis_version=row.analysis_version,
+        estimates=dict(row.estimates or {}),  # type: ignore[arg-type]
     )
 
 

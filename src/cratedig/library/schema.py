@@ -89,6 +89,8 @@ class TrackRow(Base):
     beats: Mapped[bytes] = mapped_column(LargeBinary)  # float32 seconds
     downbeats: Mapped[bytes] = mapped_column(LargeBinary)  # float32 seconds
     sections: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    # Confidence and runner-up per estimate (tempo, meter, downbeat, key); NULL before v4.
+    estimates: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     analysis_version: Mapped[int] = mapped_column(Integer, index=True)
     analysed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default="ok")
