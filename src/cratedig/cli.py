@@ -195,6 +195,8 @@ def _print_analysis(a) -> None:  # a: TrackAnalysis
         f"{a.key} ([bold]{a.camelot}[/bold], clarity {a.key_clarity:.2f})  "
         f"{_clock(a.duration)}  {a.loudness:.1f} LUFS  tuning {a.tuning:+.0f} c  id {a.track_id}"
     )
+    for doubt in a.doubts():
+        out.print(f"  [yellow]? {escape(doubt)}[/yellow]")
     table = Table(show_edge=False)
     for col in ("#", "time", "bars", "label", "key", "BPM", "energy", "LUFS"):
         table.add_column(col, justify="right" if col not in ("label", "key") else "left")

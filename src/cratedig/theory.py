@@ -269,6 +269,29 @@ def tempo_stretch(source_bpm: float, target_bpm: float, ratio: float = 1.0) -> f
     return target_bpm / (source_bpm * ratio) - 1.0
 
 
+#: Metrical relations between two tempo readings of one track, as "alternative:estimate".
+TEMPO_RELATIONS: tuple[tuple[int, int], ...] = ((1, 2), (2, 1), (3, 4), (4, 3), (2, 3), (3, 2))
+
+
+def tempo_relation(estimate: float, alternative: float, *, tolerance: float = 0.04) -> str:
+    """Name the ratio ``alternative / estimate`` as ``"3:4"``, ``"1:2"``..., or ``"other"``.
+
+    Examples
+    --------
+    >>> tempo_relation(140.0, 105.0), tempo_relation(140.0, 70.2), tempo_relation(140, 139)
+    ('3:4', '1:2', '1:1')
+    """
+    if estimate <= 0 or alternative <= 0:
+        raise ParameterError(f"tempos must be > 0 BPM, got {estimate} and {alternative}")
+    r = alternative / estimate
+    if abs(r - 1.0) <= tolerance:
+        return "1:1"
+    for a, b in TEMPO_RELATIONS:
+        if abs(r / (a / b) - 1.0) <= tolerance:
+            return f"{a}:{b}"
+    return "other"
+
+
 def speed_to_semitones(speed: float) -> float:
     """Pitch change in semitones of playing back at ``speed`` (1.0595 -> +1) without key lock."""
     if speed <= 0:

@@ -48,6 +48,7 @@ def test_an_analysis_round_trips(db_url, analyses):
     np.testing.assert_allclose(b.beats, a.beats, atol=1e-4)
     np.testing.assert_allclose(b.downbeats, a.downbeats, atol=1e-4)
     assert [s.to_json() for s in b.sections] == [s.to_json() for s in a.sections]
+    assert b.estimates == a.estimates and set(a.estimates) == {"tempo", "meter", "downbeat", "key"}
     assert len(b.segments) == len(a.segments) > 0
     for x, y in zip(a.segments, b.segments, strict=True):
         assert x.to_json() == y.to_json()

@@ -236,3 +236,31 @@ def test_clusters_are_stored_and_listed(songs_dir, db_url, tmp_path):
     assert refit["model"]["fitted"] and refit["model"]["version"] == 2 and refit["model"]["k"] == 3
     assert sum(c["segments"] for c in refit["clusters"]) == len(ids) + later["assigned"]
     assert "segs" in run("clusters", "--db", db_url).stdout
+
+
+def test_a_partner_with_a_doubtful_tempo_is_flagged_and_ranked_down(songs_dir, sqlite_url):
+    """A 3:4 doubt cannot be absorbed by a stretch: the candidate says so and scores lower."""
+    from cratedig.library.db import open_library
+    from cratedig.library.schema import TrackRow
+
+    ingest(songs_dir / "lib", sqlite_url)
+    args = ("match", songs_dir / "query.wav", "--db", sqlite_url, "--json", "--top", "50")
+    before = json.loads(run(*args).stdout)["matches"][0]["candidates"]
+    top = before[0]
+    assert "doubts" not in top
+    with open_library(sqlite_url) as lib, lib.transaction() as s:
+        row = s.get(TrackRow, top["track_id"])
+        est = dict(row.estimates)
+        est["tempo"] = {"value": row.tempo, "confidence": 0.2,
+                        "alternative": row.tempo * 0.75, "relation": "3:4"}  # fmt: skip
+        row.estimates = est
+    after = json.loads(run(*args).stdout)["matches"][0]["candidates"]
+    same = next(c for c in after if c["segment"] == top["segment"])
+    assert same["doubts"] and "3:4" in same["doubts"][0] and "3:4" in same["reason"]
+    assert same["score"] == pytest.approx(top["score"] * 0.6, abs=2e-4)
+    assert [c["score"] for c in after] == sorted((c["score"] for c in after), reverse=True)
+    # Other tracks' candidates are untouched.
+    others = {c["segment"]: c["score"] for c in before if c["track_id"] != top["track_id"]}
+    for c in after:
+        if c["segment"] in others:
+            assert c["score"] == others[c["segment"]] and "doubts" not in c

@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,16 +15,19 @@ from cratedig.analysis import features as feat
 from cratedig.analysis.frontend import compute_frontend
 from cratedig.analysis.loudness import loudness_blocks
 from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
-from cratedig.analysis.rhythm import ONSET_LAG, active_span, track_beats
+from cratedig.analysis.rhythm import ONSET_LAG, BeatGrid, active_span, track_beats
 from cratedig.analysis.structure import bar_bounds, segment_structure
 from cratedig.analysis.tonal import (
+    KeyEstimate,
     bass_notes,
     chroma_from_frontend,
     estimate_key,
     estimate_tuning,
+    hypermetric_bars,
 )
 from cratedig.audio.decode import ANALYSIS_SR, MAX_DURATION, DecodedAudio, decode
 from cratedig.errors import ParameterError
+from cratedig.theory import Key, key_relation, tempo_relation
 
 log = logging.getLogger("cratedig.analysis")
 
@@ -137,7 +141,7 @@ def analyze_signal(
     chroma = chroma_from_frontend(fe, tuning=tuning)
     bass = chroma_from_frontend(fe, tuning=tuning, bass=True)
     lap("chroma")
-    grid = track_beats(fe, harmony=bass)
+    grid = track_beats(fe, harmony=bass, chroma=chroma)
     lap("rhythm")
     a0, a1 = active_span(fe)
     blocks = loudness_blocks(y, sr)
@@ -164,9 +168,9 @@ def analyze_signal(
     rhythm_rows = feat.rhythm_pattern(fe, starts, ends, grid.meter, lag=ONSET_LAG)
     lap("structure")
     t_lo, t_hi = int(a0 / fe.fps * fe.tonal_fps), int(np.ceil(a1 / fe.fps * fe.tonal_fps))
-    strong_bars = sorted({b0 for b0, _ in structure.phrases} | {len(starts) - 1})
     notes = bass_notes(fe, tuning=tuning)
-    cadence = feat.span_means(notes, fe.tonal_fps, starts[strong_bars], ends[strong_bars])
+    strong = hypermetric_bars(len(starts))
+    cadence = feat.span_means(notes, fe.tonal_fps, starts[strong], ends[strong])
     track_key = estimate_key(chroma[t_lo:t_hi], bass[t_lo:t_hi], cadence_chroma=cadence)
     lap("key")
 
@@ -220,7 +224,38 @@ def analyze_signal(
         sections=sections,
         analysis_version=ANALYSIS_VERSION,
         timings=timings,
+        estimates=estimates_of(grid, track_key),
     )
+
+
+def estimates_of(grid: BeatGrid, key: KeyEstimate) -> dict[str, dict[str, Any]]:
+    """Confidence and runner-up of each track-level estimate (the ``estimates`` record field)."""
+    runner = Key.from_index(int(np.argsort(key.scores)[-2]))
+    alt = float(grid.tempo_alternative)
+    return {
+        "tempo": {
+            "value": round(float(grid.tempo), 2),
+            "confidence": round(float(grid.tempo_confidence), 3),
+            "alternative": round(alt, 2) if alt > 0 else None,
+            "relation": tempo_relation(grid.tempo, alt) if alt > 0 else None,
+        },
+        "meter": {
+            "value": int(grid.meter),
+            "confidence": round(float(grid.meter_confidence), 3),
+            "alternative": 3 if grid.meter == 4 else 4,
+        },
+        "downbeat": {
+            "value": round(float(grid.downbeats[0]), 3) if len(grid.downbeats) else None,
+            "confidence": round(float(grid.downbeat_confidence), 3),
+        },
+        "key": {
+            "value": key.key.name + (" minor" if key.key.mode == "minor" else " major"),
+            "camelot": key.key.camelot,
+            "confidence": round(float(key.clarity), 3),
+            "alternative": runner.name + (" minor" if runner.mode == "minor" else " major"),
+            "relation": key_relation(key.key, runner),
+        },
+    }
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:

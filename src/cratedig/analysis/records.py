@@ -13,6 +13,9 @@ import numpy as np
 
 from cratedig.theory import Key
 
+#: Estimates under this confidence are reported as doubtful (``analyze``, ``match``).
+LOW_CONFIDENCE = 0.5
+
 
 @dataclass
 class SegmentFeatures:
@@ -170,6 +173,37 @@ class TrackAnalysis:
     @property
     def camelot(self) -> str:
         return self.key.camelot
+
+    def doubts(self, *, below: float = LOW_CONFIDENCE) -> list[str]:
+        """Plain-language notes on the estimates whose confidence is under ``below``.
+
+        Examples: ``"tempo 140.0 BPM, or 105.0 (3:4)? confidence 0.31"``,
+        ``"key A minor, or C major (relative)? confidence 0.12"``. Empty when all are sure (or
+        for analyses stored before confidences existed).
+        """
+        notes = []
+        t = self.estimates.get("tempo", {})
+        if t and t.get("confidence", 1.0) < below and t.get("alternative"):
+            notes.append(
+                f"tempo {self.tempo:.1f} BPM, or {t['alternative']:.1f} ({t['relation']})? "
+                f"confidence {t['confidence']:.2f}"
+            )
+        m = self.estimates.get("meter", {})
+        if m and m.get("confidence", 1.0) < below:
+            notes.append(
+                f"meter {self.time_signature[0]}/4, or {m['alternative']}/4? "
+                f"confidence {m['confidence']:.2f}"
+            )
+        d = self.estimates.get("downbeat", {})
+        if d and d.get("confidence", 1.0) < below:
+            notes.append(f"bar lines (downbeats) uncertain: confidence {d['confidence']:.2f}")
+        k = self.estimates.get("key", {})
+        if k and k.get("confidence", 1.0) < below and k.get("alternative"):
+            notes.append(
+                f"key {k['value']}, or {k['alternative']} ({k['relation']})? "
+                f"confidence {k['confidence']:.2f}"
+            )
+        return notes
 
     def to_json(self, *, features: bool = False) -> dict[str, Any]:
         """The ``analyze --json`` contract of DESIGN.md (plus a few documented extras)."""

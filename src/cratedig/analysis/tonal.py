@@ -56,9 +56,13 @@ KEY_PROFILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 DEFAULT_PROFILE = "albrecht"
 #: Weight of the bass-register tonic evidence against the profile correlation.
 BASS_WEIGHT = 0.25
-#: Weight of the bass heard at phrase starts and in the final bar: music states its tonic there,
-#: which is what tells a natural-minor song from its relative major (same seven notes).
-CADENCE_WEIGHT = 0.25
+#: Weight of the bass heard on hypermetric downbeats (every HYPERMETER_BARS bars from the first
+#: bar) and in the final bar: music states its tonic there, which is what tells a natural-minor
+#: song from its relative major (same seven notes) and names a modal vamp by its tonic (i-VII-
+#: VI-VII is D minor, not C major). Chosen on development data (bench/fit_key.py).
+CADENCE_WEIGHT = 0.7
+#: Bars per hypermetric unit: loops and phrases restart every 4 bars in most popular music.
+HYPERMETER_BARS = 4
 
 
 @dataclass
@@ -175,6 +179,13 @@ def bass_notes(fe: Frontend, *, tuning: float = 0.0, floor: float = 0.5) -> np.n
     rows = np.flatnonzero(has)
     out[rows, pc[rows]] = top[rows, 0]
     return out
+
+
+def hypermetric_bars(n_bars: int, *, every: int = HYPERMETER_BARS) -> list[int]:
+    """Bars where a tonic is stated: every ``every``-th bar from the first, and the last bar."""
+    if n_bars <= 0:
+        return []
+    return sorted(set(range(0, n_bars, every)) | {n_bars - 1})
 
 
 def _profile_matrix(name: str) -> np.ndarray:

@@ -96,7 +96,7 @@ def store_analysis(
     row.beats = array_to_bytes(a.beats)
     row.downbeats = array_to_bytes(a.downbeats)
     row.sections = [s.to_json() for s in a.sections]
-    row.estimates = a.estimates or None
+    row.estimates = dict(a.estimates) if a.estimates else None
     row.analysis_version = int(a.analysis_version)
     row.analysed_at = analysed_at or now()
     row.status = "ok"
@@ -283,6 +283,18 @@ def first_paths(session: Session, track_ids: Iterable[str]) -> dict[str, str]:
             .order_by(FileRow.id.desc())
         ).all()
         out.update({r.track_id: r.path for r in rows})  # last write wins: the oldest
+    return out
+
+
+def track_estimates(session: Session, track_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The stored ``estimates`` (confidence and runner-up per estimate) of each track."""
+    ids = sorted(set(track_ids))
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), _IN_CHUNK):
+        rows = session.execute(
+            select(TrackRow.id, TrackRow.estimates).where(TrackRow.id.in_(ids[i : i + _IN_CHUNK]))
+        ).all()
+        out.update({r.id: dict(r.estimates or {}) for r in rows})
     return out
 
 

@@ -7,6 +7,11 @@ features from the database, scores them exactly with :func:`cratedig.match.scori
 score_candidates` and keeps the best ``top``. The result follows the ``match --json`` contract
 of DESIGN.md.
 
+Uncertain readings are never silent: a track whose tempo confidence is low and whose runner-up
+is not an octave away (140 or 105 BPM, 3:4: the octave readings are matched anyway, since the
+tempo rule accepts 1:2 and 2:1) is matched on its estimate, flagged with a ``doubts`` note and
+its score scaled by ``0.5 + 0.5 * confidence``; the query's own doubts are in ``query.doubts``.
+
 Meters must agree: a 3/4 segment never goes under a 4/4 one (nor the reverse), whatever its
 key and tempo. Beats align but bars do not (the downbeats meet once every 12 beats), so the
 phrases drift apart and the layering sounds wrong to any dancer. Segments stored without beat
@@ -20,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from cratedig.analysis.records import Segment, TrackAnalysis
+from cratedig.analysis.records import LOW_CONFIDENCE, Segment, TrackAnalysis
 from cratedig.errors import ParameterError
 from cratedig.library import repository as repo
 from cratedig.library.db import Library
@@ -95,9 +100,25 @@ class MatchResult:
                 "mode": a.key.mode,
                 "camelot": a.key.camelot,
                 "segments": [s.to_json() for s in a.segments],
+                "doubts": a.doubts(),
             },
             "matches": [m.to_json() for m in self.matches],
         }
+
+
+def tempo_doubt(estimates: dict[str, Any]) -> tuple[float, str] | None:
+    """(confidence, note) when a track's tempo is doubtful in a way stretching cannot absorb.
+
+    Doubts between octave readings (1:2, 2:1) return None: both readings are matched anyway.
+    """
+    t = estimates.get("tempo") or {}
+    conf = t.get("confidence")
+    if conf is None or conf >= LOW_CONFIDENCE or t.get("relation") in (None, "1:2", "2:1", "1:1"):
+        return None
+    return float(conf), (
+        f"partner tempo uncertain: {t['value']:.1f} or {t['alternative']:.1f} BPM "
+        f"({t['relation']}), confidence {conf:.2f}"
+    )
 
 
 def match_analysis(
@@ -162,6 +183,7 @@ def match_analysis(
     with library.reader() as s:
         found = {c.id: c for c in repo.load_segments(s, segment_ids=wanted)}
         paths = repo.first_paths(s, {c.track_id for c in found.values()})
+        estimates = repo.track_estimates(s, {c.track_id for c in found.values()})
     for qi, seg in enumerate(segments):
         h = hits[qi]
         cands = [found[str(i)] for i in (h.ids if h is not None else []) if str(i) in found]
@@ -197,5 +219,12 @@ def match_analysis(
                 camelot=c.key.camelot,
                 energy=round(float(c.features.energy), 4),
             )
+            doubt = tempo_doubt(estimates.get(c.track_id, {}))
+            if doubt is not None:
+                confidence, note = doubt
+                rec["score"] = round(float(rec["score"]) * (0.5 + 0.5 * confidence), 4)
+                rec["doubts"] = [note]
+                rec["reason"] = f"{rec['reason']}; {note}"
+        records.sort(key=lambda r: -float(r["score"]))
         out.candidates = records
     return result
