@@ -1,0 +1,950 @@
+"""A development set of human-made music from Debian packages, with its truth.
+
+Three kinds of source, each with truth read from the file that made the audio (never from an
+analysis of the audio):
+
+* **Hydrogen demo songs** (``hydrogen-data``), rendered headless with ``h2cli``: tempo from the
+  song's ``<bpm>``, meter from the pattern size (48 ticks per quarter), beats and downbeats from
+  the pattern sequence, shifted by the measured render latency. Drums only: no key.
+* **MuseScore demo scores** (``musescore3-common``), rendered with ``musescore3``: tempo map,
+  time signatures, beats and downbeats from the score's MIDI export (pretty_midi); the key from
+  the key signature of the concert-pitch staves, major/minor from the final bass note
+  (``key_certain: false``, inferred), and only when the bass note is one of the two tonics.
+* **Tracker modules** (.mod/.s3m/.xm/.it from Debian game packages), rendered through
+  libopenmpt (ctypes): the start time of every played row is recorded while rendering, so beats
+  are exact even through speed/tempo changes, pattern breaks and loops. Rows per beat/bar from
+  the IT highlight, else 4/16 assumed (``tempo_level_certain: false``). No key.
+
+Plus **Rubber Band copies** (pedalboard) of ten sources, including five game-music OGG files
+that have no truth of their own: ×1.06, ×0.92 time stretches and +2, -3 semitone shifts, for
+equivariance (truth is relative to the source).
+
+Packages are fetched with ``apt-get download`` and unpacked with ``dpkg-deb -x`` into the cache
+(no install needed); Hydrogen and MuseScore must be installed (``h2cli``, ``musescore3``).
+hedgewars, supertuxkart, wesnoth, frozen-bubble and LMMS are reserved for outside checks and
+never used.
+
+Split: ``dev`` when the first byte of sha1(source id) is even, else ``heldout``; copies follow
+their source.
+
+Usage::
+
+    .venv/bin/python bench/realset.py            # build (cached) and print a summary
+    .venv/bin/python bench/realset.py --force    # rebuild
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+import zipfile
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BUILD_VERSION = 2
+SR = 44100
+CACHE_ROOT = Path(__file__).resolve().parent / ".cache" / "realset"
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+RESERVED = ("hedgewars", "supertuxkart", "wesnoth", "frozen-bubble", "lmms")
+
+HYDROGEN_SONGS = Path("/usr/share/hydrogen/data/demo_songs")
+MUSESCORE_DEMOS = Path("/usr/share/mscore3-3.2/demos")
+#: Debian package -> folder (inside the package) holding its tracker modules.
+TRACKER_PACKAGES = {
+    "tecnoballz-data": "usr/share/games/tecnoballz/musics",
+    "pingus-data": "usr/share/games/pingus/data/music",
+    "freedroid-data": "usr/share/games/freedroid/sound",
+    "circuslinux-data": "usr/share/games/circuslinux/data/music",
+    "pachi-data": "usr/share/pachi/music",
+    "penguin-command": "usr/share/games/penguin-command/sound",
+    "tuxmath-data": "usr/share/tuxmath/sounds",
+    "njam-data": "usr/share/games/njam/data",
+    "bugsquish": "usr/share/games/bugsquish/music",
+    "ceferino-data": "usr/share/games/ceferino/music",
+    "gltron": "usr/share/games/gltron/music",
+}
+#: Game-music recordings without truth: sources of Rubber Band copies only.
+AUDIO_SOURCES = {
+    "starfighter-data": (
+        "usr/share/starfighter/music",
+        ("frozen_jam.ogg", "orbital_colossus.ogg", "railjet_short.ogg"),
+    ),
+    "amoebax-data": (
+        "usr/share/games/amoebax/music",
+        ("AngusBackground.ogg", "KerberosBackground.ogg"),
+    ),
+}
+MODULE_EXT = (".mod", ".xm", ".s3m", ".it")
+MIN_SECONDS, MAX_SECONDS = 30.0, 100.0  # tracker renders: loop short songs up to 30 s
+MAX_RENDER_SECONDS = 120.0  # Hydrogen / MuseScore renders are cut here
+COPY_SECONDS = 60.0  # copies are made of the first minute of their source
+COPY_PLAN = (("r1.06", 0, 1.06), ("r0.92", 0, 0.92), ("k+2", 2, 1.0), ("k-3", -3, 1.0))
+FORMAT_CYCLE = ("wav", "flac", "mp3", "ogg")
+FFMPEG_CODEC = {
+    "flac": ["-c:a", "flac"],
+    "mp3": ["-c:a", "libmp3lame", "-b:a", "192k"],
+    "ogg": ["-c:a", "libvorbis", "-q:a", "5"],
+}
+STEADY_TOLERANCE = 0.04  # beat periods within ±4 % of the median: a steady tempo
+
+
+def log(*args: Any) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def split_of(source_id: str) -> str:
+    """``dev`` or ``heldout``, from the first byte of sha1(source id)."""
+    return "dev" if hashlib.sha1(source_id.encode()).digest()[0] % 2 == 0 else "heldout"
+
+
+def licence_of(doc_root: Path, package: str) -> str:
+    """The first ``License:`` field of the package's copyright file, or ``""``."""
+    for base in (doc_root, Path("/")):
+        f = base / "usr/share/doc" / package / "copyright"
+        if f.exists():
+            m = re.search(r"^License:\s*(.+)$", f.read_text(errors="replace"), re.M)
+            return m.group(1).strip() if m else ""
+    return ""
+
+
+def package_of(path: Path) -> str:
+    """The installed Debian package that owns ``path`` (``dpkg -S``)."""
+    r = subprocess.run(["dpkg", "-S", str(path)], capture_output=True, text=True)
+    return r.stdout.split(":")[0].strip() if r.returncode == 0 else ""
+
+
+def fetch_package(package: str, root: Path) -> Path:
+    """``apt-get download`` + ``dpkg-deb -x`` into ``root/pkgroot``; returns that folder."""
+    assert not any(x in package for x in RESERVED), package
+    target = root / "pkgroot"
+    stamp = root / "debs" / f"{package}.done"
+    if stamp.exists():
+        return target
+    (root / "debs").mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["apt-get", "download", "-q", package],
+        cwd=root / "debs",
+        check=True,
+        capture_output=True,
+    )
+    deb = sorted((root / "debs").glob(f"{package}_*.deb"))[-1]
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
+    stamp.write_text(deb.name)
+    return target
+
+
+def encode(y: np.ndarray, sr: int, out: Path) -> None:
+    """Write ``y`` (frames × channels) as 16-bit WAV, or through ffmpeg to FLAC/MP3/OGG."""
+    import soundfile as sf
+
+    fmt = out.suffix[1:]
+    if fmt == "wav":
+        sf.write(str(out), y, sr, subtype="PCM_16")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "x.wav"
+        sf.write(str(wav), y, sr, subtype="PCM_16")
+        cmd = ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(wav)]
+        subprocess.run([*cmd, *FFMPEG_CODEC[fmt], str(out)], check=True, capture_output=True)
+
+
+def first_onset(y: np.ndarray, sr: int) -> float:
+    """Seconds to the first sample above 10 % of the peak of the first 10 s (mono abs)."""
+    a = np.abs(y.mean(axis=1) if y.ndim == 2 else y)[: 10 * sr]
+    return float(np.argmax(a > 0.1 * a.max())) / sr
+
+
+def steady(beats: np.ndarray) -> tuple[bool, float]:
+    """(all beat periods within ±4 % of their median, the tempo from that median)."""
+    ibi = np.diff(beats)
+    if ibi.size < 4:
+        return False, float("nan")
+    med = float(np.median(ibi))
+    return bool(np.all(np.abs(ibi / med - 1) <= STEADY_TOLERANCE)), 60.0 / med
+
+
+def base_item(source_id: str, kind: str, package: str, origin: str, licence: str) -> dict:
+    return {
+        "id": re.sub(r"[^A-Za-z0-9_.-]+", "_", source_id.split(":", 1)[1]).strip("_"),
+        "source_id": source_id,
+        "kind": kind,
+        "package": package,
+        "licence": licence,
+        "origin": origin,
+        "split": split_of(source_id),
+        "tempo": None,
+        "tempo_steady": False,
+        "tempo_level_certain": False,
+        "beats": None,
+        "downbeats": None,
+        "beats_exact": False,
+        "beat_level_certain": False,
+        "downbeats_certain": False,
+        "meter": None,
+        "meter_certain": False,
+        "key": None,
+        "mode": None,
+        "key_certain": False,
+        "notes": [],
+    }
+
+
+def fmt_for(source_id: str, allowed: tuple[str, ...] = FORMAT_CYCLE) -> str:
+    return allowed[hashlib.sha1(source_id.encode()).digest()[1] % len(allowed)]
+
+
+# ------------------------------------------------------------------------------------------
+# Hydrogen
+def hydrogen_grid(song: Path) -> dict[str, Any]:
+    """Tempo, meter and the beat/downbeat grid (seconds from the song start) of an .h2song."""
+    root = ET.parse(song).getroot()
+    bpm = float(root.findtext("bpm"))
+    timeline = root.find("BPMTimeLine")
+    if timeline is not None and len(timeline):
+        raise ValueError("tempo timeline present")
+    sizes, denominators, first_note = {}, {}, {}
+    for p in root.iter("pattern"):
+        name = p.findtext("name")
+        sizes[name] = int(p.findtext("size"))
+        denominators[name] = int(p.findtext("denominator") or 4)
+        pos = [int(n.findtext("position")) for n in p.iter("note")]
+        first_note[name] = min(pos) if pos else None
+    groups = [[pid.text for pid in g.iter("patternID")] for g in root.find("patternSequence")]
+    if root.find("virtualPatternList") is not None and len(root.find("virtualPatternList")):
+        raise ValueError("virtual patterns")
+    tick = 60.0 / bpm / 48.0  # 48 ticks per quarter note
+    beats, downbeats, meters, t0, first = [], [], set(), 0, None
+    for g in groups:
+        size = max(sizes[n] for n in g) if g else 192
+        if any(denominators[n] != 4 for n in g):
+            raise ValueError("denominator other than 4")
+        meters.add(size / 48)
+        for n in g:
+            if first is None and first_note[n] is not None:
+                first = (t0 + first_note[n]) * tick
+        downbeats.append(t0 * tick)
+        beats += [(t0 + b) * tick for b in range(0, size, 48)]
+        t0 += size
+    return {
+        "bpm": bpm,
+        "meters": sorted(meters),
+        "beats": np.array(beats),
+        "downbeats": np.array(downbeats),
+        "first_note": first if first is not None else 0.0,
+        "end": t0 * tick,
+        "swing": float(root.findtext("swing_factor") or 0),
+        "humanize_time": float(root.findtext("humanize_time") or 0),
+    }
+
+
+def render_hydrogen(song: Path, out_dir: Path, licence: str) -> dict[str, Any]:
+    import soundfile as sf
+
+    package = package_of(song) or "hydrogen-data"
+    source_id = f"{package}:{song.name}"
+    item = base_item(source_id, "hydrogen", package, str(song), licence)
+    grid = hydrogen_grid(song)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "x.wav"
+        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+        subprocess.run(
+            ["h2cli", "-s", str(song), "-o", str(wav), "-r", str(SR)],
+            env=env,
+            capture_output=True,
+            timeout=600,
+            check=True,
+        )
+        y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+    assert sr == SR, sr
+    y = y[: int(MAX_RENDER_SECONDS * sr)]
+    latency = first_onset(y, sr) - grid["first_note"]
+    loops = int(np.ceil(MIN_SECONDS / grid["end"]))
+    if loops > 1:  # a short song plays in a loop (overlap-add of the render) up to 30 s
+        step = int(round(grid["end"] * sr))
+        z = np.zeros((step * (loops - 1) + len(y), y.shape[1]), dtype=np.float32)
+        for n in range(loops):
+            z[n * step : n * step + len(y)] += y
+        y = z[: step * loops + int(2 * sr)]
+        item["notes"].append(f"song {grid['end']:.1f} s long, looped {loops} times")
+    grid["loops"] = loops
+    item["render_latency_s"] = round(latency, 5)
+    item["format"] = fmt_for(source_id, ("flac", "wav", "mp3"))
+    out = out_dir / f"{item['id']}.{item['format']}"
+    y *= 0.89 / max(float(np.abs(y).max()), 1e-9)
+    encode(y, sr, out)
+    dur = len(y) / sr
+    item["duration"] = round(dur, 3)
+    item["path"] = out.name
+    item["_grid"] = grid
+    return item
+
+
+def finish_hydrogen(item: dict[str, Any], latency: float) -> dict[str, Any]:
+    """Apply the common render latency; fill the truth fields."""
+    grid = item.pop("_grid")
+    dur = item["duration"]
+    shifts = grid["end"] * np.arange(grid["loops"])
+    beats = (grid["beats"][None, :] + shifts[:, None]).ravel() + latency
+    downbeats = (grid["downbeats"][None, :] + shifts[:, None]).ravel() + latency
+    item.update(
+        tempo=grid["bpm"],
+        tempo_steady=True,
+        tempo_level_certain=True,
+        beats=np.round(beats[beats < dur - 0.05], 5).tolist(),
+        downbeats=np.round(downbeats[downbeats < dur - 0.05], 5).tolist(),
+        beats_exact=True,
+        beat_level_certain=True,
+        downbeats_certain=len(grid["meters"]) == 1,
+        meter=int(grid["meters"][0]) if len(grid["meters"]) == 1 else None,
+        meter_certain=len(grid["meters"]) == 1,
+        hydrogen_swing=grid["swing"],
+        hydrogen_humanize_time=grid["humanize_time"],
+    )
+    item["notes"].append(
+        f"latency applied {latency * 1000:.1f} ms (median over the Hydrogen renders; this "
+        f"render's first onset vs its first note: {item['render_latency_s'] * 1000:.1f} ms)"
+    )
+    if grid["humanize_time"] > 0:
+        item["notes"].append("humanized timing: hits jitter a few ms around the grid")
+    return item
+
+
+# ------------------------------------------------------------------------------------------
+# MuseScore
+def mscx_text(score: Path) -> str:
+    if score.suffix == ".mscz":
+        with zipfile.ZipFile(score) as z:
+            name = next(n for n in z.namelist() if n.endswith(".mscx"))
+            return z.read(name).decode()
+    return score.read_text()
+
+
+def concert_key_signature(score: Path) -> tuple[int | None, str | None, str]:
+    """(sharps (+) / flats (-) of the concert-pitch staves, mode tag or None, why)."""
+    root = ET.fromstring(mscx_text(score))
+    sc = root.find("Score")
+    transposing: dict[str, int] = {}
+    for part in sc.iter("Part"):
+        tr = int(part.findtext(".//Instrument/transposeChromatic") or 0)
+        for st in part.iter("Staff"):
+            if st.get("id"):
+                transposing[st.get("id")] = tr
+    accs, modes = set(), set()
+    for st in sc.findall("Staff"):
+        if transposing.get(st.get("id"), 0) != 0:
+            continue  # written pitch, not concert pitch
+        for ks in st.iter("KeySig"):
+            acc = ks.findtext("accidental")
+            if acc is None:
+                acc = ks.findtext("concertKey") or ks.findtext("key")
+            if acc is not None:
+                accs.add(int(acc))
+            if ks.findtext("mode"):
+                modes.add(ks.findtext("mode"))
+    if len(accs) != 1:
+        return None, None, f"key signatures {sorted(accs)} on concert-pitch staves"
+    mode = modes.pop() if len(modes) == 1 else None
+    return accs.pop(), mode, ""
+
+
+def render_musescore(score: Path, out_dir: Path, licence: str) -> dict[str, Any]:
+    import pretty_midi
+    import soundfile as sf
+
+    package = package_of(score) or "musescore3-common"
+    source_id = f"{package}:{score.name}"
+    item = base_item(source_id, "musescore", package, str(score), licence)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    with tempfile.TemporaryDirectory() as tmp:
+        wav, mid = Path(tmp) / "x.wav", Path(tmp) / "x.mid"
+        for target in (wav, mid):
+            subprocess.run(
+                ["musescore3", "-o", str(target), str(score)],
+                env=env,
+                capture_output=True,
+                timeout=600,
+                check=True,
+            )
+        y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pm = pretty_midi.PrettyMIDI(str(mid))
+        shutil.copy(mid, out_dir / f"{item['id']}.mid")
+    assert sr == SR, sr
+    y = y[: int(MAX_RENDER_SECONDS * sr)]
+    dur = len(y) / sr
+    notes = [(n.start, n.end, n.pitch) for i in pm.instruments if not i.is_drum for n in i.notes]
+    first_note = min(n[0] for n in notes)
+    item["render_latency_s"] = round(first_onset(y, sr) - first_note, 5)
+
+    # Tempo map: steady when every tempo is within ±4 % of the first.
+    _, tempi = pm.get_tempo_changes()
+    tempo_steady = bool(np.all(np.abs(tempi / tempi[0] - 1) <= STEADY_TOLERANCE))
+    # Beats and downbeats from the MIDI grid (pretty_midi counts beats in the denominator's
+    # unit, dotted quarters in 6/8-type meters). A first bar shorter than the next time
+    # signature's bar is a pickup: its start is not a downbeat.
+    beats = np.asarray(pm.get_beats(), dtype=float)
+    downbeats = np.asarray(pm.get_downbeats(), dtype=float)
+    ts = pm.time_signature_changes
+    meters = {(t.numerator, t.denominator) for t in ts if t.time < dur}
+    if len(ts) > 1 and ts[1].time > 0 and ts[0].time == 0 and len(downbeats) > 1:
+        first_bar = downbeats[1] - downbeats[0]
+        later = [t for t in ts[1:] if (t.numerator, t.denominator) != (ts[0].numerator, 0)]
+        if later and first_bar < 0.95 * ts[1].numerator * 4 / ts[1].denominator * 60 / tempi[0]:
+            item["notes"].append(
+                f"pickup bar {ts[0].numerator}/{ts[0].denominator}: first downbeat dropped, "
+                "beats of the pickup taken on the following meter's grid"
+            )
+            meters.discard((ts[0].numerator, ts[0].denominator))
+            # Re-grid the pickup: beats of the following meter counted back from its start.
+            step = 60 / tempi[0] * 4 / ts[1].denominator
+            pick = np.arange(downbeats[1] - step, first_note - 0.02, -step)[::-1]
+            beats = np.concatenate([pick, beats[beats >= downbeats[1] - 1e-6]])
+            downbeats = downbeats[1:]
+    tempo = 60.0 / float(np.median(np.diff(beats[beats < dur])))
+    beat_unit = {d for _, d in meters}
+    item.update(
+        tempo=round(tempo, 4),
+        tempo_steady=tempo_steady,
+        # 2/2 (cut time): half-note or quarter-note beat, both defensible.
+        tempo_level_certain=tempo_steady and beat_unit == {4},
+        beats=np.round(beats[beats < dur - 0.05], 5).tolist(),
+        downbeats=np.round(downbeats[downbeats < dur - 0.05], 5).tolist(),
+        beats_exact=True,
+        beat_level_certain=beat_unit == {4},
+        downbeats_certain=True,
+        meter=next(iter(meters))[0] if len(meters) == 1 else None,
+        meter_certain=len(meters) == 1,
+        time_signatures=sorted(f"{a}/{b}" for a, b in meters),
+        tempo_range=[round(float(tempi.min()), 2), round(float(tempi.max()), 2)],
+    )
+    if not tempo_steady:
+        item["notes"].append(
+            f"tempo changes {tempi.min():.0f}-{tempi.max():.0f} BPM (quarter): beats only"
+        )
+    # Key: concert key signature + mode from the final bass note.
+    acc, mode_tag, why = concert_key_signature(score)
+    if acc is None:
+        item["notes"].append(f"no key: {why}")
+    else:
+        major = (7 * acc) % 12
+        end = max(n[1] for n in notes)
+        final = [n for n in notes if n[1] > end - 0.1]
+        bass = min(n[2] for n in final) % 12
+        if mode_tag in ("major", "minor"):
+            tonic, mode, certain = (
+                (major if mode_tag == "major" else (major + 9) % 12),
+                mode_tag,
+                True,
+            )
+        elif bass == major:
+            tonic, mode, certain = major, "major", False
+        elif bass == (major + 9) % 12:
+            tonic, mode, certain = (major + 9) % 12, "minor", False
+        else:
+            tonic = mode = None
+            certain = False
+            item["notes"].append(
+                f"no key: signature {acc:+d} but final bass note {PITCH_CLASSES[bass]}"
+            )
+        if tonic is not None:
+            item.update(key=PITCH_CLASSES[tonic], mode=mode, key_certain=certain)
+            item["key_signature"] = acc
+            item["notes"].append(
+                f"key from signature {acc:+d}, mode from final bass {PITCH_CLASSES[bass]}"
+                + ("" if certain else " (inferred)")
+            )
+    item["format"] = fmt_for(source_id, ("ogg", "mp3", "flac"))
+    out = out_dir / f"{item['id']}.{item['format']}"
+    y *= 0.89 / max(float(np.abs(y).max()), 1e-9)
+    encode(y, sr, out)
+    item["duration"] = round(dur, 3)
+    item["path"] = out.name
+    return item
+
+
+# ------------------------------------------------------------------------------------------
+# Tracker modules through libopenmpt
+def _libopenmpt() -> ctypes.CDLL:
+    lib = ctypes.CDLL("libopenmpt.so.0")
+    vp, i32 = ctypes.c_void_p, ctypes.c_int32
+    lib.openmpt_module_create_from_memory2.restype = vp
+    lib.openmpt_module_create_from_memory2.argtypes = [vp, ctypes.c_size_t] + [vp] * 7
+    for fn in (
+        "get_current_order",
+        "get_current_row",
+        "get_current_pattern",
+        "get_current_speed",
+        "get_current_tempo",
+        "get_num_channels",
+        "get_num_patterns",
+    ):
+        f = getattr(lib, f"openmpt_module_{fn}")
+        f.argtypes, f.restype = [vp], i32
+    lib.openmpt_module_get_duration_seconds.argtypes = [vp]
+    lib.openmpt_module_get_duration_seconds.restype = ctypes.c_double
+    lib.openmpt_module_set_repeat_count.argtypes = [vp, i32]
+    lib.openmpt_module_read_interleaved_float_stereo.argtypes = [vp, i32, ctypes.c_size_t, vp]
+    lib.openmpt_module_read_interleaved_float_stereo.restype = ctypes.c_size_t
+    lib.openmpt_module_get_pattern_num_rows.argtypes = [vp, i32]
+    lib.openmpt_module_get_pattern_num_rows.restype = i32
+    lib.openmpt_module_get_pattern_row_channel_command.argtypes = [vp, i32, i32, i32, ctypes.c_int]
+    lib.openmpt_module_get_pattern_row_channel_command.restype = ctypes.c_uint8
+    lib.openmpt_module_destroy.argtypes = [vp]
+    return lib
+
+
+def it_highlight(data: bytes) -> tuple[int, int] | None:
+    """(rows per beat, rows per measure) of an IT file's pattern highlight, or None."""
+    if data[:4] != b"IMPM" or len(data) < 0x20:
+        return None
+    rpb, rpm = data[0x1E], data[0x1F]
+    return (rpb, rpm) if rpb > 0 and rpm > 0 else None
+
+
+def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
+    """Render one module and record the start time of every played row."""
+    path, package, out_dir, licence = args
+    source_id = f"{package}:{path.name}"
+    item = base_item(source_id, "tracker", package, str(path), licence)
+    lib = _libopenmpt()
+    data = path.read_bytes()
+    buf = ctypes.create_string_buffer(data, len(data))
+    mod = lib.openmpt_module_create_from_memory2(buf, len(data), *([None] * 7))
+    if not mod:
+        raise ValueError("libopenmpt could not open it")
+    try:
+        song_seconds = lib.openmpt_module_get_duration_seconds(mod)
+        length = min(MAX_SECONDS, max(MIN_SECONDS, song_seconds))
+        lib.openmpt_module_set_repeat_count(mod, -1)  # short songs loop up to 30 s
+        chunk = 16
+        total = int(length * SR)
+        audio = np.zeros((total + chunk) * 2, dtype=np.float32)
+        rows: list[tuple[float, int, int, int, int]] = []
+        frames, last = 0, None
+        get = lib.openmpt_module_get_current_pattern, lib.openmpt_module_get_current_row
+        while frames < total:
+            n = lib.openmpt_module_read_interleaved_float_stereo(
+                mod, SR, chunk, audio[frames * 2 :].ctypes.data
+            )
+            if n == 0:
+                break
+            state = (get[0](mod), get[1](mod))
+            if state != last:  # the row started inside this chunk: take its middle
+                rows.append(
+                    (
+                        (frames + n / 2) / SR,
+                        state[0],
+                        state[1],
+                        lib.openmpt_module_get_current_speed(mod),
+                        lib.openmpt_module_get_current_tempo(mod),
+                    )
+                )
+                last = state
+            frames += n
+        rows[0] = (0.0, *rows[0][1:])  # the first row starts with the render
+        # First row holding a note (for the render-latency spot check).
+        first_note_t = None
+        nch = lib.openmpt_module_get_num_channels(mod)
+        for t, pat, row, _, _ in rows:
+            if any(
+                0 < lib.openmpt_module_get_pattern_row_channel_command(mod, pat, row, c, 0) <= 120
+                for c in range(nch)
+            ):
+                first_note_t = t
+                break
+    finally:
+        lib.openmpt_module_destroy(mod)
+    y = audio[: frames * 2].reshape(-1, 2)
+    dur = frames / SR
+    hl = it_highlight(data)
+    level_certain = hl is not None and hl != (4, 16)
+    times = np.array([r[0] for r in rows])
+    rowno = np.array([r[2] for r in rows])
+    if level_certain:
+        rpb, rpm = hl
+    else:
+        # No composer's highlight: rows per beat assumed, a power of two putting the median
+        # beat between 80 and 160 BPM (4 rows at speed 6 / 125 BPM: 125), four beats a bar.
+        row_period = float(np.median(np.diff(times)))
+        rpb = 4
+        while 60 / (rpb * row_period) > 160 and rpb < 32:
+            rpb *= 2
+        while 60 / (rpb * row_period) < 80 and rpb > 1:
+            rpb //= 2
+        rpm = 4 * rpb
+    beat_rows = np.flatnonzero(rowno % rpb == 0)
+    beats = times[beat_rows]
+    downbeats = times[rowno % rpm == 0]
+    # Every beat must span exactly rpb played rows; odd pattern lengths or breaks shift it.
+    regular = bool(np.all(np.diff(beat_rows) == rpb))
+    is_steady, tempo = steady(beats)
+    speeds = sorted({r[3] for r in rows})
+    tempos = sorted({r[4] for r in rows})
+    if not regular and len(speeds) == 1 and len(tempos) == 1:
+        # One speed and tempo throughout: every row lasts the same, so the tempo at rpb rows
+        # per beat is exact even where the beat grid's phase is not.
+        row_period = float(np.median(np.diff(times)))
+        is_steady, tempo = True, 60 / (rpb * row_period)
+    item.update(
+        tempo=round(tempo, 4),
+        tempo_steady=is_steady,
+        tempo_level_certain=level_certain and is_steady and regular,
+        beats=np.round(beats[beats < dur - 0.05], 5).tolist(),
+        downbeats=np.round(downbeats[downbeats < dur - 0.05], 5).tolist(),
+        beats_exact=regular,
+        beat_level_certain=level_certain and regular,
+        downbeats_certain=level_certain and regular and rpm % rpb == 0,
+        meter=rpm // rpb if rpm % rpb == 0 else None,
+        meter_certain=level_certain and rpm % rpb == 0,
+        rows_per_beat=rpb,
+        rows_per_measure=rpm,
+        highlight_from_file=hl is not None,
+        speeds=speeds,
+        module_tempos=tempos,
+        song_seconds=round(song_seconds, 2),
+        looped=song_seconds < length - 0.5,
+    )
+    if first_note_t is not None:
+        item["render_latency_s"] = round(first_onset(y, SR) - first_note_t, 5)
+    if len(speeds) > 1 or len(tempos) > 1:
+        item["notes"].append(
+            f"speed/tempo change in the render (speeds {speeds}, tempos {tempos}): row times "
+            "are measured, so beats stay exact"
+        )
+    if not regular:
+        item["notes"].append(
+            f"some beats span other than {rpb} rows (odd pattern length or break): beat grid "
+            "not trusted (beats_exact false)"
+        )
+    if not is_steady:
+        item["notes"].append("beat periods vary by more than ±4 %: tempo unsteady, beats only")
+    if not level_certain:
+        item["notes"].append(
+            f"rows per beat/bar assumed {rpb}/{rpm} (beat in 80-160 BPM): metrical level uncertain"
+        )
+    else:
+        item["notes"].append(f"rows per beat/bar {rpb}/{rpm} from the IT highlight")
+    item["format"] = fmt_for(source_id)
+    out = out_dir / f"{item['id']}.{item['format']}"
+    peak = float(np.abs(y).max())
+    if peak < 1e-4:
+        raise ValueError("silent render")
+    encode(y * (0.89 / peak), SR, out)
+    item["duration"] = round(dur, 3)
+    item["path"] = out.name
+    return item
+
+
+# ------------------------------------------------------------------------------------------
+# Plain recordings (copy sources only) and Rubber Band copies
+def take_audio(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
+    """The first COPY_SECONDS of a game-music recording; no truth."""
+    import soundfile as sf
+    import soxr
+
+    path, package, out_dir, licence = args
+    source_id = f"{package}:{path.name}"
+    item = base_item(source_id, "audio", package, str(path), licence)
+    y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    if sr != SR:
+        y = soxr.resample(y, sr, SR).astype(np.float32)
+    y = y[: int(COPY_SECONDS * SR)]
+    item["format"] = "ogg"
+    out = out_dir / f"{item['id']}.ogg"
+    encode(y, SR, out)
+    item["duration"] = round(len(y) / SR, 3)
+    item["path"] = out.name
+    item["notes"].append("no truth: a source of Rubber Band copies (equivariance) only")
+    return item
+
+
+def make_copy(args: tuple[dict[str, Any], str, int, float, Path, Path]) -> dict[str, Any]:
+    import pedalboard
+    import soundfile as sf
+
+    src, tag, k, r, songs_dir, out_dir = args
+    y, sr = sf.read(str(songs_dir / src["path"]), dtype="float32", always_2d=True)
+    mono = y[: int(COPY_SECONDS * sr)].mean(axis=1).astype(np.float32)
+    z = pedalboard.time_stretch(
+        mono[None, :], sr, stretch_factor=r, pitch_shift_in_semitones=float(k), high_quality=True
+    )[0]
+    out = out_dir / f"{src['id']}_{tag}.wav"
+    sf.write(str(out), z, sr, subtype="PCM_16")
+    item = {
+        key: src[key]
+        for key in ("source_id", "package", "licence", "origin", "split", "kind")
+        if key in src
+    }
+    key = None if src["key"] is None else PITCH_CLASSES[(PITCH_CLASSES.index(src["key"]) + k) % 12]
+    item.update(
+        id=out.stem,
+        source=src["id"],
+        k=k,
+        r=r,
+        path=out.name,
+        format="wav",
+        duration=round(len(z) / sr, 3),
+        tempo=None if src["tempo"] is None else round(src["tempo"] * r, 4),
+        tempo_steady=src["tempo_steady"],
+        tempo_level_certain=src["tempo_level_certain"],
+        key=key,
+        mode=src["mode"],
+        key_certain=src["key_certain"],
+        meter=src["meter"],
+        meter_certain=src["meter_certain"],
+        beats_exact=False,
+        beat_level_certain=src["beat_level_certain"],
+        notes=["Rubber Band copy: truth relative to the source; beat times approximate"],
+    )
+    return item
+
+
+# ------------------------------------------------------------------------------------------
+# Build
+def build(force: bool = False, workers: int = 2) -> Path:
+    """Build the set once; returns the path of ``truth.json``."""
+    root = CACHE_ROOT
+    manifest = root / "truth.json"
+    if manifest.exists() and not force:
+        data = json.loads(manifest.read_text())
+        if data.get("version") == BUILD_VERSION:
+            return manifest
+    t0 = time.time()
+    songs_dir, copies_dir = root / "songs", root / "copies"
+    for d in (songs_dir, copies_dir):
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+    for tool in ("h2cli", "musescore3", "ffmpeg"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} missing: apt-get install hydrogen musescore3 ffmpeg")
+
+    log("fetching packages (apt-get download + dpkg-deb -x) ...")
+    pkgroot = root / "pkgroot"
+    modules: list[tuple[Path, str, Path, str]] = []
+    for package, folder in TRACKER_PACKAGES.items():
+        fetch_package(package, root)
+        lic = licence_of(pkgroot, package)
+        for f in sorted((pkgroot / folder).iterdir()):
+            if f.suffix.lower() in MODULE_EXT:
+                modules.append((f, package, songs_dir, lic))
+    recordings = []
+    for package, (folder, names) in AUDIO_SOURCES.items():
+        fetch_package(package, root)
+        lic = licence_of(pkgroot, package)
+        recordings += [(pkgroot / folder / n, package, songs_dir, lic) for n in names]
+
+    items: list[dict[str, Any]] = []
+    failures: list[str] = []
+    # h2cli and musescore3 are slow to start (h2cli ~25 s a song, mostly waiting): threads.
+    h2songs = sorted(HYDROGEN_SONGS.glob("*.h2song"))
+    scores = sorted(MUSESCORE_DEMOS.glob("*.msc[xz]"))
+    h2lic = licence_of(Path("/"), package_of(h2songs[0]) if h2songs else "hydrogen-data")
+    mslic = licence_of(Path("/"), package_of(scores[0]) if scores else "musescore3-common")
+    log(f"rendering {len(h2songs)} Hydrogen songs, {len(scores)} MuseScore scores, ")
+    log(f"{len(modules)} tracker modules, {len(recordings)} recordings ...")
+    spawn = multiprocessing.get_context("spawn")  # no fork while h2cli threads run
+    with ThreadPoolExecutor(3) as threads, ProcessPoolExecutor(workers, mp_context=spawn) as procs:
+        futs = {threads.submit(render_hydrogen, s, songs_dir, h2lic): s.name for s in h2songs}
+        futs |= {threads.submit(render_musescore, s, songs_dir, mslic): s.name for s in scores}
+        futs |= {procs.submit(render_module, m): m[0].name for m in modules}
+        futs |= {procs.submit(take_audio, r): r[0].name for r in recordings}
+        for fut, name in futs.items():
+            try:
+                items.append(fut.result())
+            except Exception as exc:
+                failures.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+                log("  failed:", failures[-1])
+    h2 = [i for i in items if i["kind"] == "hydrogen"]
+    latency = float(np.median([i["render_latency_s"] for i in h2])) if h2 else 0.0
+    for i in h2:
+        finish_hydrogen(i, latency)
+    items.sort(key=lambda i: i["id"])
+    # Keep trackers that have something to score: drop near-duplicates of one id.
+    seen: set[str] = set()
+    for i in items:
+        assert i["id"] not in seen, i["id"]
+        seen.add(i["id"])
+
+    # Rubber Band copies of ten sources: the five recordings, the MuseScore pieces with a key
+    # and steady tempo, and steady trackers / Hydrogen songs to make up ten, spread over both
+    # halves of the split.
+    by_id = {i["id"]: i for i in items}
+    sources = [i for i in items if i["kind"] == "audio"]
+    sources += [i for i in items if i["kind"] == "musescore" and i["key"] and i["tempo_steady"]]
+    steady_rest = [i for i in items if i["kind"] in ("tracker", "hydrogen") and i["tempo_steady"]]
+    steady_rest.sort(key=lambda i: hashlib.sha1(i["source_id"].encode()).hexdigest())
+    sources += steady_rest[: max(0, 10 - len(sources))]
+    jobs = [(s, tag, k, r, songs_dir, copies_dir) for s in sources for tag, k, r in COPY_PLAN]
+    log(f"making {len(jobs)} Rubber Band copies of {len(sources)} sources ...")
+    copies = []
+    with ProcessPoolExecutor(workers, mp_context=spawn) as procs:
+        for c in procs.map(make_copy, jobs):
+            copies.append(c)
+    for i in items:
+        i["path"] = f"songs/{i['path']}"
+    for c in copies:
+        c["path"] = f"copies/{c['path']}"
+        assert c["source"] in by_id
+
+    data = {
+        "version": BUILD_VERSION,
+        "sr": SR,
+        "built": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "build_seconds": round(time.time() - t0, 1),
+        "hydrogen_render_latency_s": latency,
+        "failures": failures,
+        "songs": items,
+        "copies": copies,
+    }
+    tmp = manifest.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(manifest)
+    log(f"built in {time.time() - t0:.0f} s")
+    return manifest
+
+
+def load(force: bool = False) -> dict[str, Any]:
+    """Build if needed, then load with absolute ``path`` fields."""
+    manifest = build(force)
+    data = json.loads(manifest.read_text())
+    for rec in data["songs"] + data["copies"]:
+        rec["path"] = str(manifest.parent / rec["path"])
+    return data
+
+
+def summarize(data: dict[str, Any]) -> str:
+    songs, copies = data["songs"], data["copies"]
+    lines = [
+        f"{len(songs)} source pieces ({sum(s['duration'] for s in songs) / 60:.1f} min), "
+        f"{len(copies)} Rubber Band copies; build {data['build_seconds']} s",
+        "by kind: "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(Counter(s["kind"] for s in songs).items())),
+        "by split: "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(Counter(s["split"] for s in songs).items()))
+        + " (copies: "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(Counter(c["split"] for c in copies).items()))
+        + ")",
+        "by package: "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(Counter(s["package"] for s in songs).items())),
+        "formats: "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(Counter(s["format"] for s in songs).items())),
+    ]
+    for field in (
+        "tempo_steady",
+        "tempo_level_certain",
+        "beats_exact",
+        "beat_level_certain",
+        "downbeats_certain",
+        "meter_certain",
+    ):
+        lines.append(f"{field}: {sum(bool(s.get(field)) for s in songs)}")
+    lines.append(f"with a key: {sum(s['key'] is not None for s in songs)}")
+    lat = [s.get("render_latency_s") for s in songs if s.get("render_latency_s") is not None]
+    if lat:
+        lines.append(
+            "render latency (first onset - first note), ms: "
+            + ", ".join(
+                f"{k}: median {1000 * np.median([s['render_latency_s'] for s in songs if s['kind'] == k and s.get('render_latency_s') is not None]):.1f}"
+                for k in ("hydrogen", "musescore", "tracker")
+                if any(s["kind"] == k and s.get("render_latency_s") is not None for s in songs)
+            )
+        )
+    if data["failures"]:
+        lines.append("failed: " + "; ".join(data["failures"]))
+    return "\n".join(lines)
+
+
+def check(data: dict[str, Any]) -> str:
+    """Audio-side spot checks of the truth, without ears.
+
+    Beats: the lag (±120 ms) that maximises the onset strength summed at the truth beat times,
+    and the ratio of onset strength on the beats to that half a beat later. Key: the rank of
+    the truth key among the 24 Krumhansl-Kessler correlations of the render's summed chroma.
+    """
+    import librosa
+
+    major = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+    minor = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+    lines = []
+    lags_by_kind: dict[str, list[float]] = {}
+    for s in data["songs"]:
+        if not s.get("beats"):
+            continue
+        y, sr = librosa.load(s["path"], sr=22050, mono=True)
+        hop = 128
+        env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)
+        fps = sr / hop
+        beats = np.asarray(s["beats"])
+        lags = np.arange(-0.12, 0.1201, 1 / fps)
+
+        def strength(times: np.ndarray, env: np.ndarray = env, fps: float = fps) -> float:
+            idx = np.round(times * fps).astype(int)
+            idx = idx[(idx >= 0) & (idx < len(env))]
+            return float(env[idx].mean()) if idx.size else 0.0
+
+        scores = [strength(beats + lag) for lag in lags]
+        best = float(lags[int(np.argmax(scores))])
+        half = np.median(np.diff(beats)) / 2
+        contrast = strength(beats) / max(strength(beats + half), 1e-9)
+        lags_by_kind.setdefault(s["kind"], []).append(best)
+        line = (
+            f"{s['id']:<34} {s['kind']:<9} best lag {best * 1000:+6.1f} ms, "
+            f"on/off-beat onset ratio {contrast:4.2f}"
+        )
+        if s.get("key"):
+            chroma = librosa.feature.chroma_cqt(y=y, sr=sr).sum(axis=1)
+            x = (chroma - chroma.mean()) / chroma.std()
+            corr = []
+            for mode, prof in (("major", major), ("minor", minor)):
+                for tonic in range(12):
+                    pr = np.roll(prof, tonic)
+                    corr.append((float(np.dot(x, (pr - pr.mean()) / pr.std())), tonic, mode))
+            corr.sort(reverse=True)
+            rank = [(PITCH_CLASSES[t], m) for _, t, m in corr].index((s["key"], s["mode"])) + 1
+            line += f"; key {s['key']} {s['mode']}: rank {rank}/24 in chroma (top: "
+            line += f"{PITCH_CLASSES[corr[0][1]]} {corr[0][2]})"
+        lines.append(line)
+    for kind, lags_ in sorted(lags_by_kind.items()):
+        lines.append(
+            f"{kind}: median best lag {np.median(lags_) * 1000:+.1f} ms, "
+            f"|lag| > 35 ms on {sum(abs(v) > 0.035 for v in lags_)} of {len(lags_)}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--check", action="store_true", help="audio-side spot checks of the truth")
+    a = p.parse_args(argv)
+    build(a.force, a.workers)
+    data = load()
+    print(summarize(data))
+    if a.check:
+        print(check(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
