@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-real clean
 
 $(BIN)/cratedig: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,12 @@ bench: install
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/truthset.py
 	$(BIN)/python bench/accuracy.py
+
+# Real music from Debian packages (needs hydrogen, musescore3, ffmpeg, apt-get): bench/README.md
+bench-real: install
+	$(BIN)/pip install -q -e '.[bench,bench-peers]'
+	$(BIN)/python bench/realset.py
+	$(BIN)/python bench/accuracy.py --set real --split dev
 
 clean:
 	rm -rf $(VENV) demo-library bench/out

@@ -35,6 +35,7 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from collections import Counter  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -157,6 +158,46 @@ def cratedig_system() -> System:
     except Exception:
         version = "?"
     return System(name="cratedig", label=f"cratedig ({version})", run=run)
+
+
+def essentia_system() -> System:
+    """Essentia (optional peer, AGPL-3.0, bench extra only): RhythmExtractor2013 multifeature
+    for tempo and beats, KeyExtractor for the key; no downbeats, no meter."""
+    try:
+        import essentia
+        import essentia.standard as es
+    except Exception as exc:
+        reason = f"not installed ({type(exc).__name__}): pip install -e '.[bench-peers]'"
+        return System(name="essentia", label="Essentia", run=None, unavailable=reason)
+    essentia.log.infoActive = False
+    essentia.log.warningActive = False
+    rhythm = es.RhythmExtractor2013(method="multifeature")
+    key_extractor = es.KeyExtractor()
+    names = {n: i for i, n in enumerate(PITCH_CLASSES)}
+    names |= {"Db": 1, "Eb": 3, "Gb": 6, "Ab": 8, "Bb": 10, "Cb": 11, "Fb": 4, "E#": 5, "B#": 0}
+
+    def run(path: str) -> Estimate:
+        audio = es.MonoLoader(filename=path, sampleRate=44100)()
+        bpm, beats, _, _, _ = rhythm(audio)
+        key, scale, _ = key_extractor(audio)
+        return Estimate(
+            tempo=float(bpm),
+            tonic=names.get(key),
+            mode=str(scale),
+            beats=np.asarray(beats, dtype=float),
+            downbeats=np.zeros(0),
+            meter=None,
+        )
+
+    return System(
+        name="essentia",
+        label=f"Essentia ({essentia.__version__})",
+        run=run,
+        notes=[
+            "Essentia: RhythmExtractor2013(multifeature) + KeyExtractor (defaults), MonoLoader "
+            "at 44.1 kHz; no downbeat tracker or meter (n/a)."
+        ],
+    )
 
 
 def call(system: System, path: str) -> tuple[Estimate, float, float]:
@@ -486,6 +527,430 @@ def write_csv(
 
 
 # ------------------------------------------------------------------------------------------
+# Real-music set (bench/realset.py)
+#: est/truth tempo ratios named in the confusion table, as "est:truth".
+RATIO_CLASSES: tuple[tuple[str, float], ...] = (
+    ("1:1", 1.0),
+    ("2:1", 2.0),
+    ("1:2", 0.5),
+    ("3:2", 1.5),
+    ("2:3", 2.0 / 3.0),
+    ("4:3", 4.0 / 3.0),
+    ("3:4", 0.75),
+    ("3:1", 3.0),
+    ("1:3", 1.0 / 3.0),
+)
+CONFUSION_COLUMNS = ("1:1", "1:2", "2:1", "3:4", "4:3", "2:3", "3:2", "other")
+TRIM_SECONDS = 5.0  # real set: beats before 5 s are not scored (mir_eval.beat.trim_beats)
+
+
+def ratio_class(ref: float | None, est: float) -> str:
+    """The est:truth tempo ratio class (each within ±4 %), ``other``, or ``""`` (no truth)."""
+    if ref is None or not np.isfinite(est) or est <= 0:
+        return "" if ref is None else "other"
+    for name, q in RATIO_CLASSES:
+        if abs(est / ref - q) <= TEMPO_TOLERANCE * q:
+            return name if name in CONFUSION_COLUMNS else "other"
+    return "other"
+
+
+def beat_f_trimmed(ref: list[float], est: np.ndarray) -> float:
+    """Beat F-measure (70 ms) with both sequences trimmed to t ≥ 5 s."""
+    r = np.asarray(ref, dtype=float)
+    e = np.sort(np.asarray(est, dtype=float))
+    return beat_f(r[r >= TRIM_SECONDS], e[e >= TRIM_SECONDS])
+
+
+def beat_f_any_level(ref: list[float], est: np.ndarray) -> float:
+    """Best trimmed beat F over the truth as given, doubled (midpoints) and halved (2 phases)."""
+    r = np.asarray(ref, dtype=float)
+    if r.size < 3:
+        return beat_f_trimmed(list(r), est)
+    doubled = np.sort(np.concatenate([r, (r[:-1] + r[1:]) / 2]))
+    return max(beat_f_trimmed(list(v), est) for v in (r, doubled, r[::2], r[1::2]))
+
+
+def score_real(t: dict[str, Any], e: Estimate) -> dict[str, Any]:
+    """Per-file scores on a real-set item; None where the truth lacks the field."""
+    ok = e.error is None
+    acc1 = acc2 = None
+    if t.get("tempo") is not None and t.get("tempo_steady"):
+        acc1, acc2 = tempo_scores(t["tempo"], e.tempo)
+    has_beats = bool(t.get("beats")) and t.get("beats_exact")
+    kscore = kexact = None
+    if t.get("key"):
+        kscore, kexact, _ = key_score(t, e)
+    return {
+        "ratio": ratio_class(t.get("tempo") if t.get("tempo_steady") else None, e.tempo),
+        "tempo_acc1": acc1,
+        "tempo_acc2": acc2,
+        "beat_f": (beat_f_trimmed(t["beats"], e.beats) if ok else 0.0) if has_beats else None,
+        "beat_f_any": (beat_f_any_level(t["beats"], e.beats) if ok else 0.0) if has_beats else None,
+        "downbeat_f": (beat_f_trimmed(t["downbeats"], e.downbeats) if ok else 0.0)
+        if has_beats and t.get("downbeats_certain")
+        else None,
+        "meter_ok": (e.meter == t["meter"]) if t.get("meter_certain") else None,
+        "key_mirex": kscore,
+        "key_exact": kexact,
+    }
+
+
+def aggregate_real(
+    songs: list[dict[str, Any]],
+    copies: list[dict[str, Any]],
+    est: dict[str, Estimate],
+    has_downbeats: bool,
+) -> dict[str, Any]:
+    """Summary numbers of one system on the real set."""
+    rows = {s["id"]: score_real(s, est[s["id"]]) for s in songs}
+    by_id = {s["id"]: s for s in songs}
+
+    def avg(metric: str, pred: Callable[[dict[str, Any]], bool] = lambda t: True) -> float:
+        vals = [r[metric] for i, r in rows.items() if r[metric] is not None and pred(by_id[i])]
+        return mean(vals)
+
+    def count(metric: str, pred: Callable[[dict[str, Any]], bool] = lambda t: True) -> int:
+        return sum(r[metric] is not None and pred(by_id[i]) for i, r in rows.items())
+
+    level = lambda t: bool(t.get("tempo_level_certain"))  # noqa: E731
+    beat_level = lambda t: bool(t.get("beat_level_certain"))  # noqa: E731
+    four = lambda t: t.get("meter") == 4  # noqa: E731
+    confusion = dict.fromkeys(CONFUSION_COLUMNS, 0)
+    confusion_certain = dict.fromkeys(CONFUSION_COLUMNS, 0)
+    for i, r in rows.items():
+        if r["ratio"]:
+            confusion[r["ratio"]] += 1
+            if level(by_id[i]):
+                confusion_certain[r["ratio"]] += 1
+
+    key_eq, tempo_eq = [], []
+    for c in copies:
+        src, cp = est[c["source"]], est[c["id"]]
+        key_eq.append(
+            src.tonic is not None
+            and cp.tonic is not None
+            and cp.tonic == (src.tonic + c["k"]) % 12
+            and cp.mode == src.mode
+        )
+        tempo_eq.append(
+            bool(
+                np.isfinite(src.tempo)
+                and np.isfinite(cp.tempo)
+                and src.tempo > 0
+                and abs(cp.tempo / src.tempo / c["r"] - 1.0) <= EQUIVARIANCE_TEMPO_TOLERANCE
+            )
+        )
+    timed = [s for s in songs if est[s["id"]].seconds]
+    wall = sum(statistics.median(est[s["id"]].seconds) for s in timed)
+    cpu = sum(statistics.median(est[s["id"]].cpu_seconds) for s in timed)
+    audio = sum(s["duration"] for s in timed)
+    nan = float("nan")
+    return {
+        "n_songs": len(songs),
+        "n_copies": len(copies),
+        "errors": sum(est[s["id"]].error is not None for s in songs)
+        + sum(est[c["id"]].error is not None for c in copies),
+        "tempo_acc1": avg("tempo_acc1", level),
+        "n_tempo_acc1": count("tempo_acc1", level),
+        "tempo_acc2": avg("tempo_acc2"),
+        "n_tempo_acc2": count("tempo_acc2"),
+        "tempo_acc1_assumed_level": avg("tempo_acc1"),
+        "beat_f": avg("beat_f", beat_level),
+        "n_beat_f": count("beat_f", beat_level),
+        "beat_f_any": avg("beat_f_any"),
+        "n_beat_f_any": count("beat_f_any"),
+        "downbeat_f": avg("downbeat_f") if has_downbeats else nan,
+        "downbeat_f_4_4": avg("downbeat_f", four) if has_downbeats else nan,
+        "n_downbeat_f": count("downbeat_f"),
+        "n_downbeat_f_4_4": count("downbeat_f", four),
+        "meter_acc": avg("meter_ok") if has_downbeats else nan,
+        "n_meter": count("meter_ok"),
+        "key_mirex": avg("key_mirex"),
+        "key_exact": avg("key_exact"),
+        "n_key": count("key_mirex"),
+        "equivariance_key": mean(key_eq),
+        "equivariance_tempo": mean(tempo_eq),
+        "n_copies_scored": len(copies),
+        "confusion": confusion,
+        "confusion_level_certain": confusion_certain,
+        "audio_seconds": audio,
+        "wall_seconds": wall,
+        "cpu_seconds": cpu,
+        "x_realtime": audio / wall if wall > 0 else nan,
+        "x_realtime_cpu": audio / cpu if cpu > 0 else nan,
+        "per_file": rows,
+    }
+
+
+#: (key in aggregate_real, label, target, format, key of the item count or None)
+REAL_ROWS: list[tuple[str, str, float | None, str, str | None]] = [
+    ("tempo_acc1", "tempo Acc1 (±4 %), level-certain items", 0.90, "{:.3f}", "n_tempo_acc1"),
+    ("tempo_acc2", "tempo Acc2 (×1,2,3,½,⅓), steady items", 0.95, "{:.3f}", "n_tempo_acc2"),
+    ("tempo_acc1_assumed_level", "tempo Acc1 at the assumed level, steady", None, "{:.3f}", None),
+    ("beat_f", "beat F (70 ms, t ≥ 5 s), level-certain", None, "{:.3f}", "n_beat_f"),
+    ("beat_f_any", "beat F, best of truth ×1, ×2, ×½", None, "{:.3f}", "n_beat_f_any"),
+    ("downbeat_f", "downbeat F, certain downbeats", 0.85, "{:.3f}", "n_downbeat_f"),
+    ("downbeat_f_4_4", "downbeat F, 4/4 items", 0.85, "{:.3f}", "n_downbeat_f_4_4"),
+    ("meter_acc", "time-signature accuracy", None, "{:.3f}", "n_meter"),
+    ("key_mirex", "key MIREX weighted score", 0.90, "{:.3f}", "n_key"),
+    ("key_exact", "key exact rate", None, "{:.3f}", "n_key"),
+    ("equivariance_key", "equivariance: key moves by k", 0.97, "{:.3f}", "n_copies_scored"),
+    ("equivariance_tempo", "equivariance: tempo × r (±1.5 %)", 0.97, "{:.3f}", "n_copies_scored"),
+    ("x_realtime", "speed, × realtime (1 thread, decode incl.)", 100.0, "{:.1f}", None),
+    ("x_realtime_cpu", "speed by process CPU time, × realtime", None, "{:.1f}", None),
+]
+
+
+def render_real_table(
+    results: dict[str, dict[str, Any]], systems: list[System], title: str
+) -> None:
+    """Print the real-set table, the tempo-ratio confusion tables and the notes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=130)
+    ran = [s for s in systems if not s.unavailable]
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("n", justify="right")
+    table.add_column("target", justify="right")
+    for s in systems:
+        table.add_column(s.label, justify="right")
+    for key, label, target, fmt, n_key in REAL_ROWS:
+        n = str(results[ran[0].name][n_key]) if ran and n_key else ""
+        cells = []
+        for s in systems:
+            v = float("nan") if s.unavailable else results[s.name][key]
+            if not np.isfinite(v):
+                cells.append("n/a")
+                continue
+            text = fmt.format(v)
+            if target is not None:
+                text = f"[green]{text}[/green]" if v >= target else f"[red]{text}[/red]"
+            cells.append(text)
+        tgt = "" if target is None else f"≥ {target:g}"
+        table.add_row(label, n, tgt, *cells)
+    if "librosa" in results:
+        base = results["librosa"]["x_realtime"]
+        table.add_row(
+            "speed ratio to librosa",
+            "",
+            "≥ 3",
+            *(
+                "n/a" if s.unavailable else f"{results[s.name]['x_realtime'] / base:.2f}×"
+                for s in systems
+            ),
+        )
+    table.add_row(
+        "errors (files that raised)",
+        "",
+        "0",
+        *("—" if s.unavailable else str(results[s.name]["errors"]) for s in systems),
+    )
+    console.print(table)
+    conf = Table(
+        title="tempo estimate : truth, steady items (in brackets: level-certain items only)",
+        title_justify="left",
+    )
+    conf.add_column("system")
+    for c in CONFUSION_COLUMNS:
+        conf.add_column(c, justify="right")
+    for s in ran:
+        r = results[s.name]
+        conf.add_row(
+            s.label,
+            *(
+                f"{r['confusion'][c]} ({r['confusion_level_certain'][c]})"
+                for c in CONFUSION_COLUMNS
+            ),
+        )
+    console.print(conf)
+    for s in systems:
+        if s.unavailable:
+            console.print(f"[red]{s.label} not run[/red]: {s.unavailable}")
+        for note in s.notes:
+            console.print(f"• {note}")
+        r = {} if s.unavailable else results[s.name]
+        if r and r["wall_seconds"] > 0 and r["cpu_seconds"] / r["wall_seconds"] < 0.9:
+            console.print(
+                f"[yellow]• {s.label} got {r['cpu_seconds'] / r['wall_seconds']:.2f} "
+                "CPU-seconds per wall-clock second: the machine was busy, wall-clock × realtime "
+                "is pessimistic (see the CPU-time row; ratios are fairer, systems interleave)"
+                "[/yellow]"
+            )
+    console.print(
+        "• Acc1 only where the beat level is known (Hydrogen, MuseScore in x/4, IT modules with "
+        "a set highlight); Acc2 and the confusion table on every steady-tempo item (trackers "
+        "without a highlight: a power-of-two rows per beat putting it at 80-160 BPM). "
+        "Beat/downbeat F: mir_eval, 70 ms, beats before 5 s dropped "
+        "from both sides. Equivariance: a copy's estimate vs its source's estimate moved by k "
+        "semitones / ratio r. Speed: median wall time per file, originals only, decode "
+        "included, math libraries held to one thread."
+    )
+
+
+def write_real_csv(
+    path: Path,
+    songs: list[dict[str, Any]],
+    copies: list[dict[str, Any]],
+    systems: list[System],
+    est: dict[str, dict[str, Estimate]],
+) -> None:
+    """One row per file: truth, its certainty flags, each system's estimates and scores."""
+    ran = [s for s in systems if not s.unavailable]
+    header = [
+        "file",
+        "kind",
+        "package",
+        "split",
+        "source",
+        "k",
+        "r",
+        "duration",
+        "truth_tempo",
+        "tempo_steady",
+        "tempo_level_certain",
+        "truth_meter",
+        "meter_certain",
+        "truth_key",
+        "key_certain",
+        "notes",
+    ]
+    cols = ("tempo", "ratio", "key", "meter", "key_mirex", "beat_f", "beat_f_any")
+    cols += ("downbeat_f", "seconds", "error")
+    for s in ran:
+        header += [f"{s.name}_{c}" for c in cols]
+
+    def fmt(v: Any) -> Any:
+        if v is None:
+            return ""
+        if isinstance(v, bool):
+            return int(v)
+        if isinstance(v, float):
+            return round(v, 4) if np.isfinite(v) else ""
+        return v
+
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for t in [*songs, *copies]:
+            row = [
+                Path(t["path"]).name,
+                "copy" if "source" in t else t["kind"],
+                t.get("package", ""),
+                t.get("split", ""),
+                t.get("source", ""),
+                t.get("k", ""),
+                t.get("r", ""),
+                t["duration"],
+                fmt(t.get("tempo")),
+                fmt(t.get("tempo_steady")),
+                fmt(t.get("tempo_level_certain")),
+                fmt(t.get("meter")),
+                fmt(t.get("meter_certain")),
+                f"{t['key']} {t['mode']}" if t.get("key") else "",
+                fmt(t.get("key_certain")) if t.get("key") else "",
+                " | ".join(t.get("notes", [])),
+            ]
+            for s in ran:
+                e = est[s.name][t["id"]]
+                sc = score_real(t, e)
+                row += [
+                    fmt(float(e.tempo)),
+                    sc["ratio"],
+                    e.key_name,
+                    fmt(e.meter),
+                    fmt(sc["key_mirex"]),
+                    fmt(sc["beat_f"]),
+                    fmt(sc["beat_f_any"]),
+                    fmt(sc["downbeat_f"]),
+                    fmt(statistics.median(e.seconds)) if e.seconds else "",
+                    e.error or "",
+                ]
+            w.writerow(row)
+
+
+def run_real(a: argparse.Namespace, systems: list[System]) -> int:
+    """``--set real``: every system on the chosen split of the real-music set."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    import realset
+
+    console = Console(stderr=True)
+    data = realset.load()
+    songs = [s for s in data["songs"] if a.split == "all" or s["split"] == a.split]
+    songs = songs[: a.limit] if a.limit else songs
+    ids = {s["id"] for s in songs}
+    copies = [c for c in data["copies"] if c["source"] in ids]
+    ran = [s for s in systems if not s.unavailable]
+    for s in systems:
+        if s.unavailable:
+            console.print(f"[red]{s.label} unavailable[/red]: {s.unavailable}")
+    est: dict[str, dict[str, Estimate]] = {s.name: {} for s in ran}
+    for s in ran:  # warm-up
+        call(s, songs[0]["path"])
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(
+            "analysing", total=(len(songs) * a.repeats + len(copies)) * len(ran)
+        )
+        for _ in range(a.repeats):
+            for t in songs:
+                for s in ran:  # interleaved
+                    e, wall, cpu = call(s, t["path"])
+                    kept = est[s.name].setdefault(t["id"], e)
+                    kept.seconds.append(wall)
+                    kept.cpu_seconds.append(cpu)
+                    progress.advance(task)
+        for c in copies:
+            for s in ran:
+                e, wall, cpu = call(s, c["path"])
+                e.seconds.append(wall)
+                e.cpu_seconds.append(cpu)
+                est[s.name][c["id"]] = e
+                progress.advance(task)
+    results = {
+        s.name: aggregate_real(songs, copies, est[s.name], has_downbeats=s.name != "essentia")
+        for s in ran
+    }
+    kinds = Counter(s["kind"] for s in songs)
+    title = (
+        f"cratedig real-music benchmark — split {a.split}: {len(songs)} pieces "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}), {len(copies)} Rubber "
+        f"Band copies, {sum(s['duration'] for s in songs) / 60:.1f} min"
+    )
+    render_real_table(results, systems, title)
+    a.out.mkdir(parents=True, exist_ok=True)
+    stem = f"accuracy_real_{a.split}"
+    summary = {
+        "meta": {
+            "split": a.split,
+            "n_songs": len(songs),
+            "n_copies": len(copies),
+            "kinds": dict(kinds),
+            "repeats": a.repeats,
+            "realset_built": data["built"],
+            "python": platform.python_version(),
+            "machine": platform.platform(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "load_average": os.getloadavg()[0],
+        },
+        "systems": {
+            s.name: {"label": s.label, "unavailable": s.unavailable, "notes": s.notes}
+            for s in systems
+        },
+        "results": results,
+    }
+    text = json.dumps(_finite(summary), indent=1, default=_json_default, allow_nan=False)
+    (a.out / f"{stem}.json").write_text(text)
+    write_real_csv(a.out / f"{stem}_files.csv", songs, copies, systems, est)
+    console.print(f"wrote {a.out / (stem + '.json')} and {a.out / (stem + '_files.csv')}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -493,11 +958,43 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=2026, help="truth-set seed")
     p.add_argument("--sr", type=int, default=44100, help="truth-set render rate")
     p.add_argument("--copy-sources", type=int, default=15, help="songs with Rubber Band copies")
-    p.add_argument("--only", choices=("cratedig", "librosa"), help="run one system only")
-    p.add_argument("--repeats", type=int, default=3, help="timed passes over the songs")
+    p.add_argument(
+        "--set",
+        choices=("synthetic", "real"),
+        default="synthetic",
+        help="synthetic truth set (bench/truthset.py) or real music (bench/realset.py)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("dev", "heldout", "all"),
+        default="dev",
+        help="real set: the half to run (dev for tuning, heldout to report)",
+    )
+    p.add_argument(
+        "--only",
+        choices=("cratedig", "librosa", "essentia"),
+        action="append",
+        help="run only this system (repeatable); default: cratedig and librosa on the "
+        "synthetic set, plus Essentia on the real set",
+    )
+    p.add_argument(
+        "--repeats", type=int, help="timed passes over the songs (default 3 synthetic, 1 real)"
+    )
     p.add_argument("--limit", type=int, help="use only the first K songs (and their copies)")
     p.add_argument("--out", type=Path, default=OUT_DIR, help="output folder")
     a = p.parse_args(argv)
+    if a.repeats is None:
+        a.repeats = 3 if a.set == "synthetic" else 1
+    wanted = a.only or (
+        ["cratedig", "librosa"] if a.set == "synthetic" else ["cratedig", "librosa", "essentia"]
+    )
+    factories = {
+        "cratedig": cratedig_system,
+        "librosa": librosa_system,
+        "essentia": essentia_system,
+    }
+    if a.set == "real":
+        return run_real(a, [factories[n]() for n in factories if n in wanted])
     from rich.console import Console
     from rich.progress import Progress
 
@@ -507,11 +1004,7 @@ def main(argv: list[str] | None = None) -> int:
     ids = {s["id"] for s in songs}
     copies = [c for c in data["copies"] if c["source"] in ids]
 
-    systems = []
-    if a.only in (None, "cratedig"):
-        systems.append(cratedig_system())
-    if a.only in (None, "librosa"):
-        systems.append(librosa_system())
+    systems = [factories[n]() for n in factories if n in wanted]
     ran = [s for s in systems if not s.unavailable]
     for s in systems:
         if s.unavailable:
