@@ -561,13 +561,18 @@ def beat_f_trimmed(ref: list[float], est: np.ndarray) -> float:
     return beat_f(r[r >= TRIM_SECONDS], e[e >= TRIM_SECONDS])
 
 
-def beat_f_any_level(ref: list[float], est: np.ndarray) -> float:
-    """Best trimmed beat F over the truth as given, doubled (midpoints) and halved (2 phases)."""
+def beat_f_any_level(ref: list[float], est: np.ndarray, offbeat: bool = False) -> float:
+    """Best trimmed beat F over the truth as given, doubled (midpoints) and halved (2 phases);
+    with ``offbeat`` (truth level uncertain) also the midpoints alone: the other half of a
+    twice-as-fast level."""
     r = np.asarray(ref, dtype=float)
     if r.size < 3:
         return beat_f_trimmed(list(r), est)
-    doubled = np.sort(np.concatenate([r, (r[:-1] + r[1:]) / 2]))
-    return max(beat_f_trimmed(list(v), est) for v in (r, doubled, r[::2], r[1::2]))
+    mids = (r[:-1] + r[1:]) / 2
+    variants = [r, np.sort(np.concatenate([r, mids])), r[::2], r[1::2]]
+    if offbeat:
+        variants.append(mids)
+    return max(beat_f_trimmed(list(v), est) for v in variants)
 
 
 def score_real(t: dict[str, Any], e: Estimate) -> dict[str, Any]:
@@ -585,7 +590,11 @@ def score_real(t: dict[str, Any], e: Estimate) -> dict[str, Any]:
         "tempo_acc1": acc1,
         "tempo_acc2": acc2,
         "beat_f": (beat_f_trimmed(t["beats"], e.beats) if ok else 0.0) if has_beats else None,
-        "beat_f_any": (beat_f_any_level(t["beats"], e.beats) if ok else 0.0) if has_beats else None,
+        "beat_f_any": (
+            beat_f_any_level(t["beats"], e.beats, not t.get("beat_level_certain")) if ok else 0.0
+        )
+        if has_beats
+        else None,
         "downbeat_f": (beat_f_trimmed(t["downbeats"], e.downbeats) if ok else 0.0)
         if has_beats and t.get("downbeats_certain")
         else None,
@@ -688,7 +697,7 @@ REAL_ROWS: list[tuple[str, str, float | None, str, str | None]] = [
     ("tempo_acc2", "tempo Acc2 (×1,2,3,½,⅓), steady items", 0.95, "{:.3f}", "n_tempo_acc2"),
     ("tempo_acc1_assumed_level", "tempo Acc1 at the assumed level, steady", None, "{:.3f}", None),
     ("beat_f", "beat F (70 ms, t ≥ 5 s), level-certain", None, "{:.3f}", "n_beat_f"),
-    ("beat_f_any", "beat F, best of truth ×1, ×2, ×½", None, "{:.3f}", "n_beat_f_any"),
+    ("beat_f_any", "beat F, any level (truth ×1, ×2, ×½)", None, "{:.3f}", "n_beat_f_any"),
     ("downbeat_f", "downbeat F, certain downbeats", 0.85, "{:.3f}", "n_downbeat_f"),
     ("downbeat_f_4_4", "downbeat F, 4/4 items", 0.85, "{:.3f}", "n_downbeat_f_4_4"),
     ("meter_acc", "time-signature accuracy", None, "{:.3f}", "n_meter"),

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 SR = 44100
 CACHE_ROOT = Path(__file__).resolve().parent / ".cache" / "realset"
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -92,7 +92,7 @@ AUDIO_SOURCES = {
 MODULE_EXT = (".mod", ".xm", ".s3m", ".it")
 MIN_SECONDS, MAX_SECONDS = 30.0, 100.0  # tracker renders: loop short songs up to 30 s
 MAX_RENDER_SECONDS = 120.0  # Hydrogen / MuseScore renders are cut here
-COPY_SECONDS = 60.0  # copies are made of the first minute of their source
+AUDIO_SECONDS = 60.0  # recordings without truth: their first minute
 COPY_PLAN = (("r1.06", 0, 1.06), ("r0.92", 0, 0.92), ("k+2", 2, 1.0), ("k-3", -3, 1.0))
 FORMAT_CYCLE = ("wav", "flac", "mp3", "ogg")
 FFMPEG_CODEC = {
@@ -576,10 +576,13 @@ def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
     y = audio[: frames * 2].reshape(-1, 2)
     dur = frames / SR
     hl = it_highlight(data)
-    level_certain = hl is not None and hl != (4, 16)
+    has_highlight = hl is not None and hl != (4, 16)
     times = np.array([r[0] for r in rows])
     rowno = np.array([r[2] for r in rows])
-    if level_certain:
+    # A composer's highlight fixes the bar; its "beat" is a beat only at a plausible tempo
+    # (pingus-1: 2 rows = 345 BPM, a 6/8 bar of 12 rows; pingus-4: 4 rows = 300 BPM).
+    level_certain = bool(has_highlight and 60 <= 60 / (hl[0] * np.median(np.diff(times))) <= 200)
+    if has_highlight:
         rpb, rpm = hl
     else:
         # No composer's highlight: rows per beat assumed, a power of two putting the median
@@ -612,9 +615,9 @@ def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
         downbeats=np.round(downbeats[downbeats < dur - 0.05], 5).tolist(),
         beats_exact=regular,
         beat_level_certain=level_certain and regular,
-        downbeats_certain=level_certain and regular and rpm % rpb == 0,
+        downbeats_certain=has_highlight and regular and rpm % rpb == 0,
         meter=rpm // rpb if rpm % rpb == 0 else None,
-        meter_certain=level_certain and rpm % rpb == 0,
+        meter_certain=level_certain and regular and rpm % rpb == 0,
         rows_per_beat=rpb,
         rows_per_measure=rpm,
         highlight_from_file=hl is not None,
@@ -637,7 +640,11 @@ def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
         )
     if not is_steady:
         item["notes"].append("beat periods vary by more than ±4 %: tempo unsteady, beats only")
-    if not level_certain:
+    if has_highlight and not level_certain:
+        item["notes"].append(
+            f"IT highlight {rpb}/{rpm} rows: bars from it, beat level uncertain ({tempo:.0f} BPM)"
+        )
+    elif not level_certain:
         item["notes"].append(
             f"rows per beat/bar assumed {rpb}/{rpm} (beat in 80-160 BPM): metrical level uncertain"
         )
@@ -657,7 +664,7 @@ def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------
 # Plain recordings (copy sources only) and Rubber Band copies
 def take_audio(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
-    """The first COPY_SECONDS of a game-music recording; no truth."""
+    """The first AUDIO_SECONDS of a game-music recording; no truth."""
     import soundfile as sf
     import soxr
 
@@ -667,7 +674,7 @@ def take_audio(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
     y, sr = sf.read(str(path), dtype="float32", always_2d=True)
     if sr != SR:
         y = soxr.resample(y, sr, SR).astype(np.float32)
-    y = y[: int(COPY_SECONDS * SR)]
+    y = y[: int(AUDIO_SECONDS * SR)]
     item["format"] = "ogg"
     out = out_dir / f"{item['id']}.ogg"
     encode(y, SR, out)
@@ -683,7 +690,7 @@ def make_copy(args: tuple[dict[str, Any], str, int, float, Path, Path]) -> dict[
 
     src, tag, k, r, songs_dir, out_dir = args
     y, sr = sf.read(str(songs_dir / src["path"]), dtype="float32", always_2d=True)
-    mono = y[: int(COPY_SECONDS * sr)].mean(axis=1).astype(np.float32)
+    mono = y.mean(axis=1).astype(np.float32)  # the whole source: same music as it
     z = pedalboard.time_stretch(
         mono[None, :], sr, stretch_factor=r, pitch_shift_in_semitones=float(k), high_quality=True
     )[0]
@@ -779,6 +786,35 @@ def build(force: bool = False, workers: int = 2) -> Path:
     for i in h2:
         finish_hydrogen(i, latency)
     items.sort(key=lambda i: i["id"])
+    # Grid-vs-audio check: the lag of the onset envelope against the truth beats, relative to
+    # the Hydrogen renders' (whose first-onset latency is ~1 ms: the envelope's own delay).
+    # A tracker grid off by more than 50 ms (a row or more: the beat is not on row 0 of the
+    # pattern) is not trusted for beat scoring.
+    with_beats = [i for i in items if i.get("beats")]
+    with ProcessPoolExecutor(workers, mp_context=spawn) as procs:
+        lags = list(
+            procs.map(
+                onset_lag,
+                [str(songs_dir / i["path"]) for i in with_beats],
+                [i["beats"] for i in with_beats],
+            )
+        )
+    bias = float(
+        np.median(
+            [lag for i, lag in zip(with_beats, lags, strict=True) if i["kind"] == "hydrogen"]
+            or [0.0]
+        )
+    )
+    for i, lag in zip(with_beats, lags, strict=True):
+        i["onset_lag_ms"] = round((lag - bias) * 1000, 1)
+        if i["kind"] == "tracker" and abs(lag - bias) > 0.05 and i["beats_exact"]:
+            i["beats_exact"] = False
+            i["beat_level_certain"] = False
+            i["downbeats_certain"] = False
+            i["notes"].append(
+                f"onsets lag the row grid by {(lag - bias) * 1000:+.0f} ms: beat phase not on "
+                "row 0, grid not trusted (beats_exact false)"
+            )
     # Keep trackers that have something to score: drop near-duplicates of one id.
     seen: set[str] = set()
     for i in items:
@@ -817,10 +853,16 @@ def build(force: bool = False, workers: int = 2) -> Path:
         "copies": copies,
     }
     tmp = manifest.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    tmp.write_text(json.dumps(data, indent=1, default=_json_default))
     tmp.replace(manifest)
     log(f"built in {time.time() - t0:.0f} s")
     return manifest
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(type(o).__name__)
 
 
 def load(force: bool = False) -> dict[str, Any]:
@@ -872,6 +914,24 @@ def summarize(data: dict[str, Any]) -> str:
     if data["failures"]:
         lines.append("failed: " + "; ".join(data["failures"]))
     return "\n".join(lines)
+
+
+def onset_lag(path: str, beats: list[float]) -> float:
+    """Lag (s, within ±120 ms) maximising the onset strength summed at the beat times + lag."""
+    import librosa
+
+    y, sr = librosa.load(path, sr=22050, mono=True)
+    hop = 128
+    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)
+    fps = sr / hop
+    b = np.asarray(beats)
+    lags = np.arange(-0.12, 0.1201, 1 / fps)
+    scores = []
+    for lag in lags:
+        idx = np.round((b + lag) * fps).astype(int)
+        idx = idx[(idx >= 0) & (idx < len(env))]
+        scores.append(float(env[idx].mean()) if idx.size else 0.0)
+    return float(lags[int(np.argmax(scores))])
 
 
 def check(data: dict[str, Any]) -> str:
