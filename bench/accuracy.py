@@ -866,6 +866,8 @@ def write_real_csv(
             for s in ran:
                 e = est[s.name][t["id"]]
                 sc = score_real(t, e)
+                if s.name == "essentia":  # no downbeat tracker: n/a, not 0
+                    sc["downbeat_f"] = None
                 row += [
                     fmt(float(e.tempo)),
                     sc["ratio"],
