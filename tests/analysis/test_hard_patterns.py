@@ -49,3 +49,15 @@ def test_estimates_carry_confidence_and_runner_up(analysed):
     assert est["key"]["value"] == "A minor"
     assert est["key"]["alternative"] != "A minor"
     assert a.to_json()["estimates"] == est
+
+
+def test_a_wrong_reading_is_never_silent():
+    """Where the analysis misreads a hard pattern (off-beat hats alone can read at half
+    tempo), it says so: low confidence, and the truth as the runner-up."""
+    for seed in (0, 1, 2):
+        song = hard_song("offbeat_hats", seed=seed)
+        a = analyze_signal(song.audio, sr=song.sr)
+        t = a.estimates["tempo"]
+        if abs(a.tempo / song.tempo - 1) > 0.02:
+            assert t["confidence"] < 0.5
+            assert t["alternative"] == pytest.approx(song.tempo, rel=0.02)
