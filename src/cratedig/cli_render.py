@@ -50,11 +50,13 @@ def render_command(
     json_out: JsonOption = False,
 ) -> None:
     """Hear a suggestion: the candidate stretched onto the query's beats, shifted, mixed."""
+    from cratedig.fileio import check_output
     from cratedig.library.db import open_library
     from cratedig.render.service import audio_format, check_transform, render_segments, write_audio
 
     check_transform(semitones, ratio)
     f = audio_format(fmt, output)
+    check_output(output)
     with open_library(db, migrate_schema=False) as lib:
         pair = render_segments(
             lib,
@@ -93,31 +95,35 @@ def mashup_command(
 ) -> None:
     """A whole-song automatic mashup: a partner for every phrase, layered beat-aligned."""
     from cratedig.cli_match import resolve_query
+    from cratedig.fileio import check_output, output_path
     from cratedig.library.db import open_library
     from cratedig.match.store import sync_index
-    from cratedig.render.service import audio_format, render_mashup, write_audio
+    from cratedig.render.service import audio_format, render_mashup
 
     f = audio_format(fmt, output)
+    check_output(output)
+    if plan is not None:
+        check_output(plan)
     with open_library(db) as lib:
         analysis, _ = resolve_query(lib, query)
         index, _ = sync_index(lib)
         if json_out:
-            m = render_mashup(lib, index, analysis, stems=_stems(stems), max_shift=max_shift,
-                              max_stretch=max_stretch)  # fmt: skip
+            m = render_mashup(lib, index, analysis, output=output, fmt=f, stems=_stems(stems),
+                              max_shift=max_shift, max_stretch=max_stretch)  # fmt: skip
         else:
             with err.status("matching and rendering", spinner="dots"):
-                m = render_mashup(lib, index, analysis, stems=_stems(stems), max_shift=max_shift,
+                m = render_mashup(lib, index, analysis, output=output, fmt=f,
+                                  stems=_stems(stems), max_shift=max_shift,
                                   max_stretch=max_stretch)  # fmt: skip
-    write_audio(output, m.audio, m.sr, f)
     sheet = m.plan.to_json()
     if plan is not None:
-        plan.parent.mkdir(parents=True, exist_ok=True)
-        plan.write_text(json.dumps(sheet, indent=1))
+        with output_path(plan) as tmp:
+            tmp.write_text(json.dumps(sheet, indent=1))
     if json_out:
         print(json.dumps({"output": str(output), "plan_file": str(plan) if plan else None,
                           "render_seconds": round(m.seconds, 3), "plan": sheet}), flush=True)  # fmt: skip
         return
-    dur = m.audio.shape[-1] / m.sr
+    dur = m.duration
     out.print(f"wrote {escape(str(output))}: {dur:.1f} s in {m.seconds:.1f} s", soft_wrap=True)
     for c in m.plan.cues:
         p = c.partner

@@ -14,12 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
+import sys
+import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -146,8 +152,9 @@ def decode(
     """
     if sr <= 0:
         raise ParameterError(f"sr={sr} must be a positive integer")
+    check_max_duration(max_duration)
     p = Path(path)
-    name = str(path)
+    name = os.fsdecode(path)
     _check_file(p, name)
 
     if stream < 0:
@@ -157,9 +164,11 @@ def decode(
         source = _FfmpegSource(p, name, stream=stream)
     else:
         try:
-            info = sf.info(str(p))
+            with _mpg123_quiet(_looks_like_mpeg(p)):
+                info = sf.info(os.fsencode(p))
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
             log.debug("libsndfile cannot open %s (%s); trying ffmpeg", name, exc)
+            _check_wav_header(p, name)
             source = _FfmpegSource(p, name)
         else:
             source = _SndfileSource(p, name, info)
@@ -202,10 +211,7 @@ def decode(
 
     if native_frames == 0:
         raise DecodeError("contains no audio frames", name)
-    samples = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-    if not mono:
-        samples = np.ascontiguousarray(samples.T)
-    samples = samples.astype(np.float32, copy=False)
+    samples = _assemble(pieces, mono)
     duration = native_frames / source.sr
     if not np.all(np.isfinite(samples)):
         raise DecodeError("decodes to NaN or infinite samples (damaged file)", name)
@@ -229,12 +235,55 @@ def decode(
     )
 
 
+def check_max_duration(max_duration: float) -> float:
+    """Validate a ``--max-duration`` (seconds): a positive number, ``inf`` for no limit.
+
+    Examples
+    --------
+    >>> check_max_duration(600)
+    600.0
+    """
+    try:
+        d = float(max_duration)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(
+            f"--max-duration {max_duration!r} must be a number of seconds"
+        ) from exc
+    if d != d or d <= 0:  # NaN compares false with everything: it would disable the limit
+        raise ParameterError(
+            f"--max-duration {max_duration!r} must be a positive number of seconds (e.g. 1800)"
+        )
+    return d
+
+
+def _assemble(pieces: list[np.ndarray], mono: bool) -> np.ndarray:
+    """One float32 array (``(n,)`` or channels-first) from decoded blocks, freeing each block
+    as it is copied: peak memory is one copy of the audio plus one block, not three."""
+    total = sum(int(x.shape[0]) for x in pieces)
+    if mono:
+        out = np.empty(total, np.float32)
+    else:
+        out = np.empty((pieces[0].shape[1] if pieces else 1, total), np.float32)
+    at = 0
+    pieces.reverse()
+    while pieces:
+        x = pieces.pop()
+        k = x.shape[0]
+        if mono:
+            out[at : at + k] = x
+        else:
+            out[:, at : at + k] = x.T
+        at += k
+    return out
+
+
 def probe(path: str | os.PathLike[str]) -> dict[str, object]:
     """Cheap header read: format, sample rate, channels, duration (None when unknown)."""
     p = Path(path)
-    _check_file(p, str(path))
+    _check_file(p, os.fsdecode(path))
     try:
-        info = sf.info(str(p))
+        with _mpg123_quiet(_looks_like_mpeg(p)):
+            info = sf.info(os.fsencode(p))
         return {
             "format": info.format,
             "sr": info.samplerate,
@@ -242,7 +291,7 @@ def probe(path: str | os.PathLike[str]) -> dict[str, object]:
             "duration": info.duration,
         }
     except (sf.LibsndfileError, RuntimeError, TypeError):
-        src = _FfmpegSource(p, str(path))
+        src = _FfmpegSource(p, os.fsdecode(path))
         return {
             "format": src.format,
             "sr": src.sr,
@@ -267,6 +316,11 @@ def _check_file(p: Path, name: str) -> None:
         raise DecodeError("empty file (0 bytes)", name)
     if not os.access(p, os.R_OK):
         raise DecodeError("permission denied", name)
+    try:  # access() answers for the real uid and ignores some policies: really open it
+        with open(p, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise DecodeError(f"cannot read ({exc.strerror or exc})", name) from exc
 
 
 def _clock(seconds: float) -> str:
@@ -289,10 +343,12 @@ class _SndfileSource:
             raise DecodeError(f"bad header ({self.sr} Hz, {self.channels} channels)", name)
 
     def blocks(self) -> Iterator[np.ndarray]:
+        quiet = self.format == "MP3" or _looks_like_mpeg(self.p)
         try:
-            with sf.SoundFile(str(self.p)) as f:
+            with _mpg123_quiet(quiet), sf.SoundFile(os.fsencode(self.p)) as f:
                 while True:
-                    block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    with _mpg123_quiet(quiet):
+                        block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
                     if block.shape[0] == 0:
                         break
                     yield block
@@ -309,6 +365,32 @@ class _SndfileSource:
                 f"only {frames / self.sr:.1f} s present",
                 self.name,
             )
+
+
+#: Most channels a WAV file can sensibly hold (WAVE_FORMAT_EXTENSIBLE maps 18 speakers; DAW
+#: exports of many tracks reach a few dozen): beyond this a header is damaged, not audio.
+MAX_CHANNELS = 256
+
+
+def _check_wav_header(p: Path, name: str) -> None:
+    """A clear reason for a WAV whose header libsndfile refused for an impossible value."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(1 << 12)
+    except OSError:
+        return
+    if head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":
+        return
+    at = head.find(b"fmt ", 12)
+    if at < 0 or len(head) < at + 16:
+        raise DecodeError("damaged WAV header (no format chunk)", name)
+    order: Literal["little", "big"] = "big" if head[:4] == b"RIFX" else "little"
+    channels = int.from_bytes(head[at + 10 : at + 12], order)
+    rate = int.from_bytes(head[at + 12 : at + 16], order)
+    if channels == 0 or channels > MAX_CHANNELS:
+        raise DecodeError(f"damaged WAV header: it claims {channels} channels", name)
+    if rate == 0:
+        raise DecodeError("damaged WAV header: it claims a sample rate of 0 Hz", name)
 
 
 def _promised_frames(p: Path, fmt: str, channels: int) -> int | None:
@@ -369,9 +451,14 @@ class _FfmpegSource:
                 timeout=60,
                 check=False,
             )
-            meta = json.loads(out.stdout or "{}")
-        except (subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as exc:
+        except (subprocess.TimeoutExpired, OSError) as exc:
             raise DecodeError(f"not an audio file ({_one_line(exc)})", name) from exc
+        try:
+            meta = json.loads(out.stdout or "{}")
+        except json.JSONDecodeError as exc:
+            # ffprobe prints broken JSON for some damaged headers: say what ffprobe said.
+            reason = _one_line(out.stderr) if out.stderr.strip() else "unreadable stream header"
+            raise DecodeError(f"not an audio file or damaged ({reason})", name) from exc
         streams = meta.get("streams") or []
         if not streams and stream > 0 and out.returncode == 0:
             raise DecodeError(f"has no audio stream {stream}", name)
@@ -431,6 +518,80 @@ class _FfmpegSource:
 
     def check_complete(self, frames: int) -> None:
         return None
+
+
+_MPEG_SUFFIXES = (".mp3", ".mp2", ".mpga", ".mpeg")
+_QUIET_LOCK = threading.RLock()
+_quiet_depth = 0
+
+
+def _looks_like_mpeg(p: Path) -> bool:
+    if p.suffix.lower() in _MPEG_SUFFIXES:
+        return True
+    try:
+        with open(p, "rb") as f:
+            head = f.read(3)
+    except OSError:
+        return False
+    return head == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+@contextmanager
+def _mpg123_quiet(active: bool = True) -> Iterator[None]:
+    """Keep libmpg123's own ``Note:``/``Warning:``/``[src/...]`` lines (it writes them to file
+    descriptor 2 from C, past Python) off the terminal: they go to the debug log instead.
+
+    Standard error is swapped for a temporary file only while libsndfile runs; anything else
+    written meanwhile (another thread's output) is passed on unchanged.
+    """
+    global _quiet_depth
+    if not active:
+        yield
+        return
+    with _QUIET_LOCK:
+        if _quiet_depth:
+            _quiet_depth += 1
+            try:
+                yield
+            finally:
+                _quiet_depth -= 1
+            return
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            yield
+            return
+        capture = tempfile.TemporaryFile()
+        _quiet_depth = 1
+        try:
+            os.dup2(capture.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            _quiet_depth = 0
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            capture.close()
+            _pass_on(text)
+
+
+_MPG123_LINE = re.compile(r"^\s*(?:Note:|Warning:|\[src/|\[\w+\.c:\d+\]|Error:.*mpg123)")
+
+
+def _pass_on(text: str) -> None:
+    other = []
+    for line in text.splitlines(keepends=True):
+        if _MPG123_LINE.match(line):
+            log.debug("libmpg123: %s", line.strip())
+        else:
+            other.append(line)
+    if other:
+        try:
+            os.write(2, "".join(other).encode(errors="replace"))
+        except OSError:
+            pass
 
 
 def _downmix(block: np.ndarray) -> np.ndarray:
