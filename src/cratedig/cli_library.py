@@ -34,6 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cratedig.errors import CratedigError
+from cratedig.text import printable
 
 out = Console()
 err = Console(stderr=True)
@@ -57,6 +58,11 @@ DaskOption = Annotated[
     str | None,
     typer.Option("--dask", help="Send analysis to a Dask scheduler, e.g. tcp://host:8786."),
 ]
+
+
+def shown(text: object) -> str:
+    """``text`` (a path, a reason quoting one) safe for the terminal and for Rich markup."""
+    return escape(printable(text))
 
 
 class _RateColumn(ProgressColumn):
@@ -96,7 +102,7 @@ def _progress_bar(enabled: bool, label: str) -> Iterator[Any]:
             state["task"] = bar.add_task(desc, total=details["total"], last="")
         elif event == "done" and "task" in state:
             name = Path(details["path"]).name
-            bar.update(state["task"], advance=1, last=escape(f"{details['status']}: {name[:40]}"))
+            bar.update(state["task"], advance=1, last=shown(f"{details['status']}: {name[:40]}"))
 
     with bar:
         yield on_event
@@ -167,7 +173,7 @@ def _print_ingest(report: Any, json_out: bool, derived: dict[str, Any] | None = 
     if json_out:
         print(json.dumps({**report.to_json(), **(derived or {})}), flush=True)
         return
-    t = Table(title=f"ingest of {report.root}", show_header=False, box=None)
+    t = Table(title=f"ingest of {shown(report.root)}", show_header=False, box=None)
     t.add_column(justify="right", style="bold")
     t.add_column()
     t.add_row("audio files", str(report.scanned))
@@ -196,14 +202,14 @@ def _print_ingest(report: Any, json_out: bool, derived: dict[str, Any] | None = 
         t.add_row("slices", f"{report.slices} written, {len(report.slice_errors)} tracks failed")
     out.print(t)
     for path, reason in report.failed:
-        out.print(f"  [red]failed[/red] {escape(path)}: {escape(reason)}", soft_wrap=True)
+        out.print(f"  [red]failed[/red] {shown(path)}: {shown(reason)}", soft_wrap=True)
     for path, other in report.duplicates[:50]:
-        out.print(f"  [yellow]duplicate[/yellow] {escape(path)} = {escape(other)}", soft_wrap=True)
+        out.print(f"  [yellow]duplicate[/yellow] {shown(path)} = {shown(other)}", soft_wrap=True)
     for path, reason in report.slice_errors:
-        out.print(f"  [red]slices[/red] {escape(path)}: {escape(reason)}", soft_wrap=True)
+        out.print(f"  [red]slices[/red] {shown(path)}: {shown(reason)}", soft_wrap=True)
     for folder, reason in report.unreadable_folders:
         out.print(
-            f"  [red]unreadable folder[/red] {escape(folder)}: {escape(reason)}", soft_wrap=True
+            f"  [red]unreadable folder[/red] {shown(folder)}: {shown(reason)}", soft_wrap=True
         )
 
 
@@ -274,7 +280,7 @@ def tracks_command(
             f"{r.time_signature[0]}/{r.time_signature[1]}",
             f"{m}:{sec:02d}",
             str(r.segments),
-            escape(path) if path else "[dim](no file)[/dim]",
+            shown(path) if path else "[dim](no file)[/dim]",
         )
     out.print(t)
 
@@ -301,11 +307,11 @@ def export_slices_command(
         print(json.dumps(report.to_json()), flush=True)
         return
     out.print(
-        f"{report.slices} slices of {report.tracks} tracks written to {report.out_dir} "
+        f"{report.slices} slices of {report.tracks} tracks written to {shown(report.out_dir)} "
         f"({report.skipped} tracks complete already, {len(report.errors)} failed)"
     )
     for track, reason in report.errors:
-        out.print(f"  [red]failed[/red] {escape(track)}: {escape(reason)}", soft_wrap=True)
+        out.print(f"  [red]failed[/red] {shown(track)}: {shown(reason)}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -324,7 +330,7 @@ def main() -> None:
     try:
         app()
     except CratedigError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        err.print(f"[red]error:[/red] {shown(exc)}", soft_wrap=True, highlight=False)
         sys.exit(1)
 
 
