@@ -216,7 +216,7 @@ def _print_analysis(a) -> None:  # a: TrackAnalysis
         f"{_clock(a.duration)}  {a.loudness:.1f} LUFS  tuning {a.tuning:+.0f} c  id {a.track_id}"
     )
     for doubt in a.doubts():
-        out.print(f"  [yellow]? {escape(doubt)}[/yellow]")
+        out.print(f"  [yellow]? {shown(doubt)}[/yellow]")
     table = Table(show_edge=False)
     for col in ("#", "time", "bars", "label", "key", "BPM", "energy", "LUFS"):
         table.add_column(col, justify="right" if col not in ("label", "key") else "left")

@@ -196,6 +196,8 @@ def _print_ingest(report: Any, json_out: bool, derived: dict[str, Any] | None = 
         t.add_row("vanished", f"{len(report.vanished)} (deleted during the ingest)")
     if report.pruned:
         t.add_row("gone from disk", f"{report.pruned} paths forgotten")
+    if report.gone_tracks:
+        t.add_row("gone tracks", f"{len(report.gone_tracks)} (no file holds them: removed)")
     if report.stems:
         t.add_row("stems", f"{report.stems} tracks with stems recorded or updated")
     if report.slices or report.slice_errors:
@@ -218,7 +220,7 @@ def stats_command(db: DbOption = None, json_out: JsonOption = False) -> None:
     from cratedig.library import repository as repo
     from cratedig.library.db import open_library
 
-    with open_library(db) as lib:
+    with open_library(db, create=False) as lib:
         with lib.reader() as s:
             st = repo.library_stats(s)
         size = lib.size_bytes()
@@ -233,7 +235,7 @@ def stats_command(db: DbOption = None, json_out: JsonOption = False) -> None:
     t.add_row("segments", str(st.segments))
     t.add_row("files", f"{st.files}  ({st.duplicate_tracks} tracks with duplicates)")
     if st.missing_tracks:
-        t.add_row("missing", f"{st.missing_tracks} tracks with no file on disk")
+        t.add_row("gone", f"{st.missing_tracks} tracks whose files are gone (`cratedig prune`)")
     if st.stale_tracks:
         t.add_row("stale", f"{st.stale_tracks} tracks from an older analysis (run ingest)")
     t.add_row("errors", str(st.errors))
@@ -262,7 +264,7 @@ def tracks_command(
     from cratedig.library import repository as repo
     from cratedig.library.db import open_library
 
-    with open_library(db) as lib, lib.reader() as s:
+    with open_library(db, create=False) as lib, lib.reader() as s:
         rows = repo.query_tracks(s, key=key, bpm=bpm, limit=limit)
     if json_out:
         print(json.dumps({"tracks": [r.to_json() for r in rows]}), flush=True)
@@ -298,7 +300,7 @@ def export_slices_command(
     from cratedig.library.db import open_library
     from cratedig.library.ingest import export_slices
 
-    with open_library(db) as lib, _executor(workers, dask) as executor:
+    with open_library(db, create=False) as lib, _executor(workers, dask) as executor:
         with _progress_bar(not json_out, "slicing") as progress:
             report = export_slices(
                 lib, folder, fmt=fmt, executor=executor, force=force, progress=progress
@@ -312,14 +314,36 @@ def export_slices_command(
     )
     for track, reason in report.errors:
         out.print(f"  [red]failed[/red] {shown(track)}: {shown(reason)}", soft_wrap=True)
+    if report.errors and report.tracks == 0:
+        raise typer.Exit(1)
+
+
+def prune_command(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Drop files gone from disk and the tracks no file holds any more (and their index
+    entries); `ingest` does the same for the folder it scans."""
+    from cratedig.library.db import open_library
+    from cratedig.library.ingest import prune
+    from cratedig.match.store import sync_index
+
+    with open_library(db, create=False) as lib:
+        report = prune(lib)
+        _, idx = sync_index(lib)
+    if json_out:
+        print(json.dumps({**report.to_json(), "index": idx.to_json()}), flush=True)
+        return
+    out.print(
+        f"{len(report.files)} paths gone from disk forgotten, {len(report.tracks)} tracks "
+        f"removed; match index: {idx.segments} segments"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``ingest``, ``stats``, ``tracks`` and ``export-slices`` to ``app``."""
+    """Add ``ingest``, ``stats``, ``tracks``, ``export-slices`` and ``prune`` to ``app``."""
     app.command("ingest")(ingest_command)
     app.command("stats")(stats_command)
     app.command("tracks")(tracks_command)
     app.command("export-slices")(export_slices_command)
+    app.command("prune")(prune_command)
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ def render_command(
     check_transform(semitones, ratio)
     f = audio_format(fmt, output)
     check_output(output)
-    with open_library(db, migrate_schema=False) as lib:
+    with open_library(db, migrate_schema=False, create=False) as lib:
         pair = render_segments(
             lib,
             query_segment,

@@ -90,7 +90,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     Raises
     ------
     OutputError
-        The folder cannot be created (a file is in the way, read-only, no space).
+        The folder cannot be created (a file is in the way, read-only), or an ``OSError`` in
+        the block (no space left...), in one line; the original error is its ``__cause__``.
 
     Examples
     --------
@@ -109,6 +110,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, _new_file_mode(p if p.exists() else None))
         os.replace(tmp, p)
+    except OSError as exc:  # disk full, read-only, quota: one line, not a traceback
+        tmp.unlink(missing_ok=True)
+        raise _as_output_error(exc, p) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
