@@ -159,19 +159,7 @@ def decode(
 
     if stream < 0:
         raise ParameterError(f"stream={stream} must be >= 0")
-    source: _SndfileSource | _FfmpegSource
-    if stream > 0:
-        source = _FfmpegSource(p, name, stream=stream)
-    else:
-        try:
-            with _mpg123_quiet(_looks_like_mpeg(p)):
-                info = sf.info(os.fsencode(p))
-        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-            log.debug("libsndfile cannot open %s (%s); trying ffmpeg", name, exc)
-            _check_wav_header(p, name)
-            source = _FfmpegSource(p, name)
-        else:
-            source = _SndfileSource(p, name, info)
+    source = _open_source(p, name, stream)
 
     if source.duration_hint is not None and source.duration_hint > max_duration:
         raise UnsupportedAudio(
@@ -188,7 +176,12 @@ def decode(
         if source.sr != sr
         else None
     )
-    pieces: list[np.ndarray] = []
+    expected = (
+        int(source.duration_hint * sr) + 1
+        if source.duration_hint and source.duration_hint > 0
+        else 0
+    )
+    pieces = _Samples(1 if mono else source.channels, expected)
     native_frames = 0
     for block in source.blocks():  # block: (frames, channels) float32, C-contiguous
         hasher.update(block.data)
@@ -211,11 +204,12 @@ def decode(
 
     if native_frames == 0:
         raise DecodeError("contains no audio frames", name)
-    samples = _assemble(pieces, mono)
+    samples = pieces.array(mono)
+    del pieces
     duration = native_frames / source.sr
-    if not np.all(np.isfinite(samples)):
+    finite, peak = _finite_peak(samples)
+    if not finite:
         raise DecodeError("decodes to NaN or infinite samples (damaged file)", name)
-    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if duration < min_duration:
         raise UnsupportedAudio(
             f"only {duration:.1f} s long; cratedig needs at least {min_duration:g} s", name
@@ -233,6 +227,147 @@ def decode(
         content_hash=hasher.hexdigest(),
         peak=peak,
     )
+
+
+def content_hash(path: str | os.PathLike[str], *, stream: int = 0) -> str:
+    """The decoded-audio hash of ``path`` (as :attr:`DecodedAudio.content_hash`), computed in
+    one streaming pass that keeps no samples.
+
+    Raises
+    ------
+    DecodeError
+        As :func:`decode` for a file it cannot read.
+    """
+    p = Path(path)
+    name = os.fsdecode(path)
+    _check_file(p, name)
+    source = _open_source(p, name, stream)
+    hasher = xxhash.xxh3_128()
+    frames = 0
+    for block in source.blocks():
+        hasher.update(block.data)
+        frames += block.shape[0]
+    source.check_complete(frames)
+    return hasher.hexdigest()
+
+
+class AudioStream:
+    """A file decoded block by block at ``sr``, channels first, never held whole.
+
+    Iterate it for ``(channels, k)`` float32 blocks (``(k,)`` with ``mono``); once exhausted,
+    ``content_hash`` is the file's decoded-audio hash (as :func:`decode` computes it).
+
+    Examples
+    --------
+    >>> s = AudioStream("song.flac", sr=44100)  # doctest: +SKIP
+    >>> total = sum(b.shape[-1] for b in s); s.content_hash  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, sr: int, mono: bool = False, stream: int = 0
+    ) -> None:
+        p = Path(path)
+        self.name = os.fsdecode(path)
+        _check_file(p, self.name)
+        self.source = _open_source(p, self.name, stream)
+        self.sr, self.mono = sr, mono
+        self.channels = 1 if mono else self.source.channels
+        self.content_hash: str | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        src = self.source
+        hasher = xxhash.xxh3_128()
+        resampler = (
+            soxr.ResampleStream(src.sr, self.sr, self.channels, dtype="float32", quality="HQ")
+            if src.sr != self.sr
+            else None
+        )
+        frames = 0
+        for block in src.blocks():
+            hasher.update(block.data)
+            frames += block.shape[0]
+            x = _downmix(block)[:, None] if self.mono else block
+            if resampler is not None:
+                x = resampler.resample_chunk(x)
+            if x.shape[0]:
+                yield self._out(x)
+        if resampler is not None:
+            x = resampler.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
+            if x.shape[0]:
+                yield self._out(x)
+        src.check_complete(frames)
+        self.content_hash = hasher.hexdigest()
+
+    def _out(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32).reshape(-1, self.channels)
+        return np.ascontiguousarray(x[:, 0] if self.mono else x.T)
+
+
+def decode_region(
+    path: str | os.PathLike[str], start: float, end: float, *, sr: int, mono: bool = False
+) -> tuple[np.ndarray, int] | None:
+    """Decode only ``[start, end)`` seconds of ``path`` at ``sr``, seeking in the file.
+
+    The samples are those :func:`decode` would give at the same positions (to resampling
+    precision): the region is read with a margin, resampled, and cut at output samples
+    ``round(start * sr)`` .. ``round(end * sr)``.
+
+    Returns
+    -------
+    (samples, first) or None
+        ``samples`` [shape=(n,) or (channels, n), dtype=float32] and the index, at ``sr``, of
+        its first sample in the whole file; None when the format cannot seek exactly here
+        (MP3, ffmpeg formats): decode the whole file instead.
+    """
+    from math import gcd
+
+    p = Path(path)
+    name = os.fsdecode(path)
+    _check_file(p, name)
+    mpeg = _looks_like_mpeg(p)
+    try:
+        with _mpg123_quiet(mpeg):
+            info = sf.info(os.fsencode(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return None
+    src_sr, channels = int(info.samplerate), int(info.channels)
+    if src_sr <= 0 or channels <= 0 or mpeg or str(info.format) == "MP3":
+        return None  # libsndfile's MP3 seek is not sample-exact: decode the whole file
+    lo, hi = max(int(round(start * sr)), 0), max(int(round(end * sr)), 0)
+    # Read from a native frame that falls exactly on an output sample, with a margin either
+    # side for the resampling filter to settle.
+    step = src_sr // gcd(src_sr, sr)
+    margin = 0 if src_sr == sr else int(0.05 * src_sr)
+    native_lo = max((int(lo * src_sr / sr) - margin) // step * step, 0)
+    native_hi = int(np.ceil(hi * src_sr / sr)) + margin
+    try:
+        with _mpg123_quiet(mpeg), sf.SoundFile(os.fsencode(p)) as f:
+            f.seek(min(native_lo, max(f.frames, 0)))
+            x = f.read(max(native_hi - native_lo, 0), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise DecodeError(f"damaged {info.format} data ({_one_line(exc)})", name) from exc
+    if mono:
+        x = _downmix(x)[:, None]
+    if src_sr != sr and x.shape[0]:
+        x = np.asarray(soxr.resample(x, src_sr, sr, quality="HQ"), np.float32).reshape(
+            -1, x.shape[1]
+        )
+    first = native_lo * sr // src_sr
+    y = np.ascontiguousarray(x[lo - first : hi - first].T)
+    return (y[0] if mono else y), lo
+
+
+def _open_source(p: Path, name: str, stream: int) -> _SndfileSource | _FfmpegSource:
+    if stream > 0:
+        return _FfmpegSource(p, name, stream=stream)
+    try:
+        with _mpg123_quiet(_looks_like_mpeg(p)):
+            info = sf.info(os.fsencode(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        log.debug("libsndfile cannot open %s (%s); trying ffmpeg", name, exc)
+        _check_wav_header(p, name)
+        return _FfmpegSource(p, name)
+    return _SndfileSource(p, name, info)
 
 
 def check_max_duration(max_duration: float) -> float:
@@ -256,25 +391,53 @@ def check_max_duration(max_duration: float) -> float:
     return d
 
 
-def _assemble(pieces: list[np.ndarray], mono: bool) -> np.ndarray:
-    """One float32 array (``(n,)`` or channels-first) from decoded blocks, freeing each block
-    as it is copied: peak memory is one copy of the audio plus one block, not three."""
-    total = sum(int(x.shape[0]) for x in pieces)
-    if mono:
-        out = np.empty(total, np.float32)
-    else:
-        out = np.empty((pieces[0].shape[1] if pieces else 1, total), np.float32)
-    at = 0
-    pieces.reverse()
-    while pieces:
-        x = pieces.pop()
-        k = x.shape[0]
-        if mono:
-            out[at : at + k] = x
+class _Samples:
+    """Decoded blocks written straight into one channels-first buffer, sized from the
+    header's length (grown by half when a header under-promised), so a long file costs one
+    copy of its audio, not the blocks plus their concatenation plus its transposition."""
+
+    def __init__(self, channels: int, expected: int) -> None:
+        self.buf = np.empty((channels, max(expected, 1 << 16)), np.float32)
+        self.n = 0
+
+    def append(self, x: np.ndarray) -> None:
+        k = int(x.shape[0])
+        if self.n + k > self.buf.shape[1]:
+            grown = np.empty((self.buf.shape[0], max(self.n + k, self.buf.shape[1] * 3 // 2)),
+                             np.float32)  # fmt: skip
+            grown[:, : self.n] = self.buf[:, : self.n]
+            self.buf = grown
+        self.buf[:, self.n : self.n + k] = x.T if x.ndim == 2 else x
+        self.n += k
+
+    def array(self, mono: bool) -> np.ndarray:
+        """C-contiguous ``(n,)`` for mono, else ``(channels, n)``."""
+        ch, cap = self.buf.shape
+        n = self.n
+        if n < 0.9 * cap:
+            out = np.ascontiguousarray(self.buf[:, :n])
         else:
-            out[:, at : at + k] = x.T
-        at += k
-    return out
+            # Close the gaps between the rows in place: a contiguous view, no second copy.
+            flat = self.buf.reshape(-1)
+            for c in range(1, ch):
+                flat[c * n : (c + 1) * n] = flat[c * cap : c * cap + n]
+            out = flat[: ch * n].reshape(ch, n)
+        return out[0] if mono else out
+
+
+def _finite_peak(x: np.ndarray) -> tuple[bool, float]:
+    """Whether every sample is finite, and the absolute peak, in slices (no full-size
+    temporaries)."""
+    flat = x.reshape(-1)
+    peak = 0.0
+    step = 1 << 20
+    for i in range(0, flat.size, step):
+        part = flat[i : i + step]
+        hi, lo = float(part.max()), float(part.min())
+        if not (np.isfinite(hi) and np.isfinite(lo)):
+            return False, float("nan")
+        peak = max(peak, hi, -lo)
+    return True, peak
 
 
 def probe(path: str | os.PathLike[str]) -> dict[str, object]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from cratedig.analysis.pipeline import track_id_from_hash
 from cratedig.analysis.records import Segment, TrackAnalysis
-from cratedig.audio.decode import decode
+from cratedig.audio.decode import AudioStream, content_hash, decode, decode_region
 from cratedig.errors import CratedigError, ParameterError
 from cratedig.fileio import check_output, output_path
 from cratedig.library import repository as repo
@@ -138,6 +138,7 @@ class AudioLoader:
         self._cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._tracks: dict[str, TrackAnalysis] = {}
         self._paths: dict[str, list[str]] = {}
+        self._verified: dict[str, bool] = {}  # path -> holds its track's audio
 
     def decoded(self, path: str, stream: int = 0, *, track_id: str | None = None) -> np.ndarray:
         """The file's audio, channels first; with ``track_id``, only if it is that track's.
@@ -154,10 +155,7 @@ class AudioLoader:
         d = decode(path, sr=self.sr, mono=False, stream=stream, allow_silent=True,
                    max_duration=float("inf"))  # fmt: skip
         if track_id is not None and track_id_from_hash(d.content_hash) != track_id:
-            raise AudioChanged(
-                f"{path} is no longer the audio of track {track_id}: it changed since it was "
-                "analysed (run `cratedig ingest` on its folder again)"
-            )
+            raise _changed(path, track_id)
         y = d.samples if d.samples.ndim == 2 else d.samples[None, :]
         del d
         if y.shape[0] > 2:
@@ -246,20 +244,63 @@ class AudioLoader:
         tail: float = 0.0,
         stems: list[str] | None = None,
     ) -> SegmentSource:
-        """The segment's audio from ``lead`` seconds before it to ``tail`` after it."""
+        """The segment's audio from ``lead`` seconds before it to ``tail`` after it.
+
+        A track in a format that seeks exactly (WAV, FLAC, AIFF, OGG...) is read only there
+        (:func:`~cratedig.audio.decode.decode_region`); others (MP3, ffmpeg formats) and
+        stems are decoded whole and kept among the loader's last few tracks.
+        """
         seg, a = self.segment(segment_id)
-        y, used = self.audio_of(a, stems)
         start = max(seg.start - lead, 0.0)
-        lo = int(round(start * self.sr))
-        hi = min(int(round((seg.end + tail) * self.sr)), y.shape[1])
+        region = None if stems else self.track_region(a, start, seg.end + tail)
+        used: list[str] = []
+        if region is not None:
+            audio, lo = region
+            hi = lo + audio.shape[1]
+        else:
+            y, used = self.audio_of(a, stems)
+            lo = int(round(start * self.sr))
+            hi = min(int(round((seg.end + tail) * self.sr)), y.shape[1])
+            audio = np.ascontiguousarray(y[:, lo:hi])
         if hi - lo < int(0.5 * self.sr):
             raise ParameterError(f"segment {segment_id}: its audio is missing from {a.path}")
         beats = np.asarray(a.beats, np.float64)
         inside = beats[(beats >= seg.start - 0.02) & (beats < seg.end + tail - 1e-6)]
         if len(inside) < 2:
             raise ParameterError(f"segment {segment_id} has no beat grid to align to")
-        audio = np.ascontiguousarray(y[:, lo:hi])
         return SegmentSource(seg, a, audio, self.sr, lo / self.sr, inside - lo / self.sr, used)
+
+    def track_region(
+        self, a: TrackAnalysis, start: float, end: float
+    ) -> tuple[np.ndarray, int] | None:
+        """``[start, end)`` seconds of a library track's audio read from its file, and the
+        index of its first sample; None when the file's format cannot seek exactly."""
+        changed: AudioChanged | None = None
+        for p in self._paths.get(a.track_id, [a.path]):
+            if (p, 0) in self._cache:
+                return None  # decoded whole already: cut from that
+            if self._verified.get(p) is None:
+                self._verified[p] = track_id_from_hash(content_hash(p)) == a.track_id
+            if not self._verified[p]:
+                changed = changed or _changed(p, a.track_id)
+                continue
+            region = decode_region(p, start, end, sr=self.sr)
+            if region is None:
+                return None
+            y, lo = region
+            y = y if y.ndim == 2 else y[None, :]
+            a.path = p
+            return (y[:2] if y.shape[0] > 2 else y), lo
+        if changed is not None:
+            raise changed
+        return None
+
+
+def _changed(path: str, track_id: str) -> AudioChanged:
+    return AudioChanged(
+        f"{path} is no longer the audio of track {track_id}: it changed since it was "
+        "analysed (run `cratedig ingest` on its folder again)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,9 +527,9 @@ def render_mashup(
     del result
     # The query plus the partner tracks of the current and the next phrases.
     loader = AudioLoader(library, sr=sr, keep=3)
-    y = loader.decoded(analysis.path, track_id=analysis.track_id)
+    query = _QueryCursor(AudioStream(_query_file(library, analysis), sr=sr), analysis.track_id)
     limiter = limit_true_peak_stream(
-        _mix_blocks(loader, y, analysis, plan, stems=stems, sr=sr, mix_gain_db=mix_gain_db),
+        _mix_blocks(loader, query, analysis, plan, stems=stems, sr=sr, mix_gain_db=mix_gain_db),
         sr,
         ceiling_db=DEFAULT_CEILING_DB,
     )
@@ -502,16 +543,73 @@ def render_mashup(
 
     audio: np.ndarray | None = None
     if output is not None:
-        write_audio_blocks(output, counted(), sr, f, channels=y.shape[0])
+        write_audio_blocks(output, counted(), sr, f, channels=query.channels)
     else:
         audio = np.concatenate(list(counted()), axis=1)
     return Mashup(audio, sr, plan, time.perf_counter() - t0, limiter.reduction_db, frames,
-                  int(y.shape[0]), os.fspath(output) if output is not None else None)  # fmt: skip
+                  query.channels, os.fspath(output) if output is not None else None)  # fmt: skip
+
+
+def _query_file(library: Library, analysis: TrackAnalysis) -> str:
+    """The query's file: its own path, or the first recorded path of its track on disk."""
+    if analysis.path and os.path.exists(analysis.path):
+        return analysis.path
+    with library.reader() as s:
+        paths = repo.track_paths(s, analysis.track_id)
+    found = next((p for p in paths if os.path.exists(p)), None)
+    if found is None:
+        raise ParameterError(
+            f"track {analysis.track_id}: no file on disk any more (was {analysis.path or '?'})"
+        )
+    return found
+
+
+class _QueryCursor:
+    """The query song read once, front to back: ``take`` hands out consecutive spans, keeping
+    only the samples not yet handed out (a block or two), whatever the song's length. When the
+    file is exhausted its content hash is checked against the analysed track id."""
+
+    def __init__(self, stream: AudioStream, track_id: str) -> None:
+        self.stream, self.track_id = stream, track_id
+        self.channels = min(stream.channels, 2)
+        self._blocks = iter(stream)
+        self._buf = np.zeros((self.channels, 0), np.float32)
+        self._start = 0  # file sample index of _buf[:, 0]
+        self._done = False
+
+    def take(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``[lo, hi)`` (fewer at the end of the file); ``lo`` never goes back."""
+        assert lo >= self._start, (lo, self._start)
+        while self._start + self._buf.shape[1] < hi and not self._done:
+            block = next(self._blocks, None)
+            if block is None:
+                self._done = True
+                self._check()
+                break
+            block = block if block.ndim == 2 else block[None, :]
+            self._buf = np.concatenate([self._buf, block[: self.channels]], axis=1)
+        self._buf = self._buf[:, lo - self._start :]
+        self._start = lo
+        return self._buf[:, : hi - lo].copy()
+
+    def rest(self, lo: int, step: int) -> Iterator[np.ndarray]:
+        """Everything from ``lo`` to the end of the file, ``step`` samples at a time."""
+        while True:
+            y = self.take(lo, lo + step)
+            if y.shape[1] == 0:
+                return
+            yield y
+            lo += y.shape[1]
+
+    def _check(self) -> None:
+        h = self.stream.content_hash
+        if h is not None and track_id_from_hash(h) != self.track_id:
+            raise _changed(self.stream.name, self.track_id)
 
 
 def _mix_blocks(
     loader: AudioLoader,
-    y: np.ndarray,
+    query: _QueryCursor,
     analysis: TrackAnalysis,
     plan: MashupPlan,
     *,
@@ -522,13 +620,12 @@ def _mix_blocks(
     """``gain * (query + partner)`` from the first sample to the last, phrase by phrase."""
     gain = np.float32(10 ** (mix_gain_db / 20))
     step = int(MIX_BLOCK * sr)
-    n = y.shape[1]
     beats = np.asarray(analysis.beats, np.float64)
     by_id = {s.id: s for s in analysis.segments}
 
     def alone(a: int, b: int) -> Iterator[np.ndarray]:
         for i in range(a, b, step):
-            yield y[:, i : min(i + step, b)] * gain
+            yield query.take(i, min(i + step, b)) * gain
 
     pos = 0
     cues = sorted(
@@ -537,14 +634,20 @@ def _mix_blocks(
     for cue in cues:
         assert cue.partner is not None
         seg = by_id[cue.query_segment]
-        lo, hi = int(round(seg.start * sr)), min(int(round(seg.end * sr)), n)
+        lo, hi = int(round(seg.start * sr)), int(round(seg.end * sr))
         q_beats = beats[(beats >= seg.start - 0.02) & (beats < seg.end - 1e-6)] - lo / sr
-        if len(q_beats) < 2 or hi <= max(lo, pos):
+        if len(q_beats) < 2 or hi <= lo or lo < pos:  # phrases never overlap
+            continue
+        yield from alone(pos, lo)
+        y = query.take(lo, hi)
+        pos = lo + y.shape[1]
+        if y.shape[1] < int(0.5 * sr):
+            yield y * gain
             continue
         c = loader.cut(str(cue.partner["segment"]), lead=PIECE_MARGIN, tail=TAIL, stems=stems)
         t = cue.partner.get("transform", cue.partner)
         pair = render_pair(
-            y[:, lo:hi],
+            y,
             sr,
             q_beats,
             c.audio,
@@ -554,14 +657,9 @@ def _mix_blocks(
             candidate_sr=sr,
             piece_beats=analysis.time_signature[0],
         )
-        p = (
-            pair.partner
-            if pair.partner.shape[0] == y.shape[0]
-            else np.repeat(pair.partner, y.shape[0], 0)
-        )
+        p = pair.partner if pair.partner.ndim == 2 else pair.partner[None, :]
+        if p.shape[0] != y.shape[0]:
+            p = np.repeat(p, y.shape[0], 0)
         del pair, c
-        start = max(lo, pos)  # phrases never overlap; if they did, the earlier one wins
-        yield from alone(pos, start)
-        yield (y[:, start:hi] + p[:, start - lo : hi - lo]) * gain
-        pos = hi
-    yield from alone(pos, n)
+        yield (y + p[:, : y.shape[1]]) * gain
+    yield from query.rest(pos, step)
