@@ -10,7 +10,6 @@ import stat
 import threading
 
 import numpy as np
-import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
