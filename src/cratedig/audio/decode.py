@@ -502,7 +502,7 @@ class _SndfileSource:
         self.frames = int(info.frames)
         # libsndfile estimates MP3 length from the file size; trust it only as a hint.
         self.duration_hint: float | None = self.frames / self.sr if self.sr else None
-        if self.sr <= 0 or self.channels <= 0:
+        if self.sr <= 0 or self.channels <= 0 or self.channels > MAX_CHANNELS:
             raise DecodeError(f"bad header ({self.sr} Hz, {self.channels} channels)", name)
 
     def blocks(self) -> Iterator[np.ndarray]:
@@ -633,6 +633,8 @@ class _FfmpegSource:
         self.channels = int(st.get("channels") or 0)
         if self.sr <= 0 or self.channels <= 0:
             raise DecodeError("audio stream without sample rate or channels", name)
+        if self.channels > MAX_CHANNELS:
+            raise DecodeError(f"damaged header: it claims {self.channels} channels", name)
         codec = str(st.get("codec_name", "")).upper()
         fmt = str((meta.get("format") or {}).get("format_name", "")).split(",")[0].upper()
         self.format = {"AAC": "M4A", "ALAC": "M4A"}.get(codec, codec or fmt)
@@ -659,7 +661,8 @@ class _FfmpegSource:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None and proc.stderr is not None
         frame_bytes = 4 * self.channels
-        chunk = _BLOCK_FRAMES * frame_bytes
+        # Bounded whatever the channel count: a block is at most 8 MB of samples.
+        chunk = min(_BLOCK_FRAMES, max((8 << 20) // frame_bytes, 1)) * frame_bytes
         rest = b""
         try:
             while True:
