@@ -316,3 +316,27 @@ def _umask() -> int:
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+def test_an_unreadable_file_is_reported_and_the_batch_goes_on(track_files, tmp_path, monkeypatch):
+    import builtins
+    import importlib
+
+    a = tmp_path / "a.wav"
+    locked = tmp_path / "locked.wav"
+    for p in (a, locked):
+        shutil.copy(track_files / "a" / "one.wav", p)
+    real_open = builtins.open
+
+    def guarded(file, *args, **kwargs):  # as for a file an ACL or a FUSE mount refuses
+        if os.fspath(file) == str(locked):
+            raise PermissionError(13, "Permission denied", str(locked))
+        return real_open(file, *args, **kwargs)
+
+    dec = importlib.import_module("cratedig.audio.decode")
+    monkeypatch.setattr(dec, "open", guarded, raising=False)
+    r = cli("analyze", "--json", locked, a)
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.exit_code == 0 and len(rows) == 2
+    assert rows[0] == {"path": str(locked), "error": "cannot read (Permission denied)"}
+    assert "track_id" in rows[1]
