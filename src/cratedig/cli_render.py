@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from cratedig.cli_library import DbOption, JsonOption, err, out
+from cratedig.cli_library import DbOption, JsonOption, err, out, shown
 
 StemsOption = Annotated[
     str | None,
@@ -74,7 +73,7 @@ def render_command(
     dur = pair.audio.shape[-1] / pair.sr
     how = "from the cache" if pair.cached else f"in {pair.seconds:.2f} s"
     out.print(
-        f"wrote {escape(str(output))}: {dur:.1f} s, candidate {pair.semitones:+g} st, tempo "
+        f"wrote {shown(output)}: {dur:.1f} s, candidate {pair.semitones:+g} st, tempo "
         f"{pair.tempo_ratio:g}:1{', stems ' + ','.join(pair.stems) if pair.stems else ''} ({how})",
         soft_wrap=True,
     )
@@ -124,7 +123,7 @@ def mashup_command(
                           "render_seconds": round(m.seconds, 3), "plan": sheet}), flush=True)  # fmt: skip
         return
     dur = m.duration
-    out.print(f"wrote {escape(str(output))}: {dur:.1f} s in {m.seconds:.1f} s", soft_wrap=True)
+    out.print(f"wrote {shown(output)}: {dur:.1f} s in {m.seconds:.1f} s", soft_wrap=True)
     for c in m.plan.cues:
         p = c.partner
         if p is None:
@@ -132,7 +131,7 @@ def mashup_command(
             continue
         name = Path(p.get("path") or p["track_id"]).name
         out.print(
-            f"  {c.start:7.1f}–{c.end:6.1f} s  + {escape(name)} #{p['segment'].rsplit('_', 1)[-1]}"
+            f"  {c.start:7.1f}–{c.end:6.1f} s  + {shown(name)} #{p['segment'].rsplit('_', 1)[-1]}"
             f"  {p.get('semitones', 0):+d} st  score {c.score:.2f}",
             soft_wrap=True,
         )
