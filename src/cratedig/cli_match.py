@@ -105,7 +105,7 @@ def _print_matches(result: Any) -> None:
         soft_wrap=True,
     )
     for doubt in a.doubts():
-        out.print(f"  [yellow]? {escape(doubt)}[/yellow]", soft_wrap=True)
+        out.print(f"  [yellow]? {shown(doubt)}[/yellow]", soft_wrap=True)
     if result.library_segments == 0:
         out.print("[yellow]the library is empty: run `cratedig ingest FOLDER` first[/yellow]")
     for m in result.matches:
