@@ -213,7 +213,8 @@ def _print_analysis(a) -> None:  # a: TrackAnalysis
     out.print(
         f"[bold]{shown(a.path)}[/bold]  {a.tempo:.2f} BPM  {a.time_signature[0]}/{a.time_signature[1]}  "
         f"{a.key} ([bold]{a.camelot}[/bold], clarity {a.key_clarity:.2f})  "
-        f"{_clock(a.duration)}  {a.loudness:.1f} LUFS  tuning {a.tuning:+.0f} c  id {a.track_id}"
+        f"{_clock(a.duration)}  {a.loudness:.1f} LUFS  tuning {a.tuning:+.0f} c  id {a.track_id}",
+        soft_wrap=True,  # a long path must stay whole (and copyable) on one line
     )
     for doubt in a.doubts():
         out.print(f"  [yellow]? {shown(doubt)}[/yellow]")
