@@ -131,3 +131,12 @@ def test_mashup_streamed_to_a_file_equals_the_mix_in_memory(library, tmp_path): 
     assert sr == in_memory.sr and y.shape[0] == with_file.frames == in_memory.audio.shape[1]
     assert np.allclose(y.T, in_memory.audio, atol=1e-6)
     assert np.abs(y).max() < 10 ** (-1 / 20)
+
+
+def test_an_unchanged_file_is_trusted_by_size_and_mtime(library, tmp_path, monkeypatch):  # noqa: F811
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("an unchanged file was hashed again")
+
+    monkeypatch.setattr("cratedig.render.service.content_hash", no_hashing)
+    r = _render(library, "-o", str(tmp_path / "x.wav"), "--no-cache")
+    assert r.exit_code == 0, r.output

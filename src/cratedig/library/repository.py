@@ -298,6 +298,14 @@ def track_estimates(session: Session, track_ids: Iterable[str]) -> dict[str, dic
     return out
 
 
+def file_stamps(session: Session, track_id: str) -> dict[str, tuple[int, int]]:
+    """``path -> (size, mtime_ns)`` recorded for each file of a track when it was ingested."""
+    rows = session.execute(
+        select(FileRow.path, FileRow.size, FileRow.mtime_ns).where(FileRow.track_id == track_id)
+    ).all()
+    return {r.path: (int(r.size), int(r.mtime_ns)) for r in rows}
+
+
 def paths_of(session: Session, track_ids: Iterable[str]) -> dict[str, list[str]]:
     """Every recorded path of each track, oldest first (tracks without files are left out)."""
     ids = sorted(set(track_ids))

@@ -139,6 +139,7 @@ class AudioLoader:
         self._tracks: dict[str, TrackAnalysis] = {}
         self._paths: dict[str, list[str]] = {}
         self._verified: dict[str, bool] = {}  # path -> holds its track's audio
+        self._stamps: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) at ingest
 
     def decoded(self, path: str, stream: int = 0, *, track_id: str | None = None) -> np.ndarray:
         """The file's audio, channels first; with ``track_id``, only if it is that track's.
@@ -170,6 +171,7 @@ class AudioLoader:
             with self.library.reader() as s:
                 a = repo.load_analysis(s, track_id)
                 paths = repo.track_paths(s, track_id)
+                self._stamps.update(repo.file_stamps(s, track_id))
             if a is None:
                 raise ParameterError(f"track {track_id} is not in the library")
             existing = [p for p in paths if os.path.exists(p)]
@@ -280,7 +282,9 @@ class AudioLoader:
             if (p, 0) in self._cache:
                 return None  # decoded whole already: cut from that
             if self._verified.get(p) is None:
-                self._verified[p] = track_id_from_hash(content_hash(p)) == a.track_id
+                self._verified[p] = self._unchanged(p) or (
+                    track_id_from_hash(content_hash(p)) == a.track_id
+                )
             if not self._verified[p]:
                 changed = changed or _changed(p, a.track_id)
                 continue
@@ -294,6 +298,14 @@ class AudioLoader:
         if changed is not None:
             raise changed
         return None
+
+    def _unchanged(self, path: str) -> bool:
+        """Fast path: the file has the size and mtime it had when ingested (else: hash it)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return self._stamps.get(path) == (st.st_size, st.st_mtime_ns)
 
 
 def _changed(path: str, track_id: str) -> AudioChanged:
