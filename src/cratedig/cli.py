@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from cratedig import __version__
@@ -29,6 +28,19 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+
+
+def shown(text: object) -> str:
+    """Terminal-safe, markup-safe text (see :func:`cratedig.text.printable`)."""
+    from cratedig.cli_library import shown as _shown
+
+    return _shown(text)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"cratedig {__version__}")
+        raise typer.Exit()
 
 
 def _register_commands() -> None:
@@ -52,7 +64,12 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Debug logging and tracebacks.")
     ] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
 ) -> None:
     global _verbose
     _verbose = verbose
@@ -60,9 +77,6 @@ def _root(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if version:
-        out.print(f"cratedig {__version__}")
-        raise typer.Exit()
 
 
 @app.command()
@@ -80,18 +94,24 @@ def analyze(
 ) -> None:
     """Analyse audio files (no database): tempo, key, beats, downbeats, phrases, sections."""
     from cratedig.analysis.pipeline import analyze_file
+    from cratedig.audio.decode import check_max_duration
 
+    check_max_duration(max_duration)
     failures = 0
     for path in files:
         try:
-            with err.status(f"analysing {path}", spinner="dots") if not json_out else _null():
+            with (
+                err.status(f"analysing {shown(path)}", spinner="dots") if not json_out else _null()
+            ):
                 result = analyze_file(path, max_duration=max_duration)
-        except AudioError as exc:
+        except (AudioError, OSError) as exc:
             failures += 1
+            if isinstance(exc, OSError):  # a file that vanished or became unreadable mid-way
+                exc = AudioError(f"cannot read ({exc.strerror or exc})", str(path))
             if json_out:
                 print(json.dumps({"path": str(path), "error": exc.reason}), flush=True)
             else:
-                err.print(f"[red]error[/red] {path}: {exc.reason}")
+                err.print(f"[red]error[/red] {shown(path)}: {shown(exc.reason)}", soft_wrap=True)
             continue
         if json_out:
             print(json.dumps(result.to_json(features=features)), flush=True)
@@ -191,12 +211,13 @@ def _mark(ok: bool, text: str) -> str:
 
 def _print_analysis(a) -> None:  # a: TrackAnalysis
     out.print(
-        f"[bold]{a.path}[/bold]  {a.tempo:.2f} BPM  {a.time_signature[0]}/{a.time_signature[1]}  "
+        f"[bold]{shown(a.path)}[/bold]  {a.tempo:.2f} BPM  {a.time_signature[0]}/{a.time_signature[1]}  "
         f"{a.key} ([bold]{a.camelot}[/bold], clarity {a.key_clarity:.2f})  "
-        f"{_clock(a.duration)}  {a.loudness:.1f} LUFS  tuning {a.tuning:+.0f} c  id {a.track_id}"
+        f"{_clock(a.duration)}  {a.loudness:.1f} LUFS  tuning {a.tuning:+.0f} c  id {a.track_id}",
+        soft_wrap=True,  # a long path must stay whole (and copyable) on one line
     )
     for doubt in a.doubts():
-        out.print(f"  [yellow]? {escape(doubt)}[/yellow]")
+        out.print(f"  [yellow]? {shown(doubt)}[/yellow]")
     table = Table(show_edge=False)
     for col in ("#", "time", "bars", "label", "key", "BPM", "energy", "LUFS"):
         table.add_column(col, justify="right" if col not in ("label", "key") else "left")
@@ -234,7 +255,7 @@ def main() -> None:
     except CratedigError as exc:
         if _verbose:
             raise
-        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        err.print(f"[red]error:[/red] {shown(exc)}", soft_wrap=True, highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

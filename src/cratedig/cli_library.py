@@ -34,6 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cratedig.errors import CratedigError
+from cratedig.text import printable
 
 out = Console()
 err = Console(stderr=True)
@@ -57,6 +58,11 @@ DaskOption = Annotated[
     str | None,
     typer.Option("--dask", help="Send analysis to a Dask scheduler, e.g. tcp://host:8786."),
 ]
+
+
+def shown(text: object) -> str:
+    """``text`` (a path, a reason quoting one) safe for the terminal and for Rich markup."""
+    return escape(printable(text))
 
 
 class _RateColumn(ProgressColumn):
@@ -96,7 +102,7 @@ def _progress_bar(enabled: bool, label: str) -> Iterator[Any]:
             state["task"] = bar.add_task(desc, total=details["total"], last="")
         elif event == "done" and "task" in state:
             name = Path(details["path"]).name
-            bar.update(state["task"], advance=1, last=escape(f"{details['status']}: {name[:40]}"))
+            bar.update(state["task"], advance=1, last=shown(f"{details['status']}: {name[:40]}"))
 
     with bar:
         yield on_event
@@ -167,7 +173,7 @@ def _print_ingest(report: Any, json_out: bool, derived: dict[str, Any] | None = 
     if json_out:
         print(json.dumps({**report.to_json(), **(derived or {})}), flush=True)
         return
-    t = Table(title=f"ingest of {report.root}", show_header=False, box=None)
+    t = Table(title=f"ingest of {shown(report.root)}", show_header=False, box=None)
     t.add_column(justify="right", style="bold")
     t.add_column()
     t.add_row("audio files", str(report.scanned))
@@ -190,20 +196,22 @@ def _print_ingest(report: Any, json_out: bool, derived: dict[str, Any] | None = 
         t.add_row("vanished", f"{len(report.vanished)} (deleted during the ingest)")
     if report.pruned:
         t.add_row("gone from disk", f"{report.pruned} paths forgotten")
+    if report.gone_tracks:
+        t.add_row("gone tracks", f"{len(report.gone_tracks)} (no file holds them: removed)")
     if report.stems:
         t.add_row("stems", f"{report.stems} tracks with stems recorded or updated")
     if report.slices or report.slice_errors:
         t.add_row("slices", f"{report.slices} written, {len(report.slice_errors)} tracks failed")
     out.print(t)
     for path, reason in report.failed:
-        out.print(f"  [red]failed[/red] {escape(path)}: {escape(reason)}", soft_wrap=True)
+        out.print(f"  [red]failed[/red] {shown(path)}: {shown(reason)}", soft_wrap=True)
     for path, other in report.duplicates[:50]:
-        out.print(f"  [yellow]duplicate[/yellow] {escape(path)} = {escape(other)}", soft_wrap=True)
+        out.print(f"  [yellow]duplicate[/yellow] {shown(path)} = {shown(other)}", soft_wrap=True)
     for path, reason in report.slice_errors:
-        out.print(f"  [red]slices[/red] {escape(path)}: {escape(reason)}", soft_wrap=True)
+        out.print(f"  [red]slices[/red] {shown(path)}: {shown(reason)}", soft_wrap=True)
     for folder, reason in report.unreadable_folders:
         out.print(
-            f"  [red]unreadable folder[/red] {escape(folder)}: {escape(reason)}", soft_wrap=True
+            f"  [red]unreadable folder[/red] {shown(folder)}: {shown(reason)}", soft_wrap=True
         )
 
 
@@ -212,7 +220,7 @@ def stats_command(db: DbOption = None, json_out: JsonOption = False) -> None:
     from cratedig.library import repository as repo
     from cratedig.library.db import open_library
 
-    with open_library(db) as lib:
+    with open_library(db, create=False) as lib:
         with lib.reader() as s:
             st = repo.library_stats(s)
         size = lib.size_bytes()
@@ -227,7 +235,7 @@ def stats_command(db: DbOption = None, json_out: JsonOption = False) -> None:
     t.add_row("segments", str(st.segments))
     t.add_row("files", f"{st.files}  ({st.duplicate_tracks} tracks with duplicates)")
     if st.missing_tracks:
-        t.add_row("missing", f"{st.missing_tracks} tracks with no file on disk")
+        t.add_row("gone", f"{st.missing_tracks} tracks whose files are gone (`cratedig prune`)")
     if st.stale_tracks:
         t.add_row("stale", f"{st.stale_tracks} tracks from an older analysis (run ingest)")
     t.add_row("errors", str(st.errors))
@@ -256,7 +264,7 @@ def tracks_command(
     from cratedig.library import repository as repo
     from cratedig.library.db import open_library
 
-    with open_library(db) as lib, lib.reader() as s:
+    with open_library(db, create=False) as lib, lib.reader() as s:
         rows = repo.query_tracks(s, key=key, bpm=bpm, limit=limit)
     if json_out:
         print(json.dumps({"tracks": [r.to_json() for r in rows]}), flush=True)
@@ -274,7 +282,7 @@ def tracks_command(
             f"{r.time_signature[0]}/{r.time_signature[1]}",
             f"{m}:{sec:02d}",
             str(r.segments),
-            escape(path) if path else "[dim](no file)[/dim]",
+            shown(path) if path else "[dim](no file)[/dim]",
         )
     out.print(t)
 
@@ -292,7 +300,7 @@ def export_slices_command(
     from cratedig.library.db import open_library
     from cratedig.library.ingest import export_slices
 
-    with open_library(db) as lib, _executor(workers, dask) as executor:
+    with open_library(db, create=False) as lib, _executor(workers, dask) as executor:
         with _progress_bar(not json_out, "slicing") as progress:
             report = export_slices(
                 lib, folder, fmt=fmt, executor=executor, force=force, progress=progress
@@ -301,19 +309,41 @@ def export_slices_command(
         print(json.dumps(report.to_json()), flush=True)
         return
     out.print(
-        f"{report.slices} slices of {report.tracks} tracks written to {report.out_dir} "
+        f"{report.slices} slices of {report.tracks} tracks written to {shown(report.out_dir)} "
         f"({report.skipped} tracks complete already, {len(report.errors)} failed)"
     )
     for track, reason in report.errors:
-        out.print(f"  [red]failed[/red] {escape(track)}: {escape(reason)}", soft_wrap=True)
+        out.print(f"  [red]failed[/red] {shown(track)}: {shown(reason)}", soft_wrap=True)
+    if report.errors and report.tracks == 0:
+        raise typer.Exit(1)
+
+
+def prune_command(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Drop files gone from disk and the tracks no file holds any more (and their index
+    entries); `ingest` does the same for the folder it scans."""
+    from cratedig.library.db import open_library
+    from cratedig.library.ingest import prune
+    from cratedig.match.store import sync_index
+
+    with open_library(db, create=False) as lib:
+        report = prune(lib)
+        _, idx = sync_index(lib)
+    if json_out:
+        print(json.dumps({**report.to_json(), "index": idx.to_json()}), flush=True)
+        return
+    out.print(
+        f"{len(report.files)} paths gone from disk forgotten, {len(report.tracks)} tracks "
+        f"removed; match index: {idx.segments} segments"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``ingest``, ``stats``, ``tracks`` and ``export-slices`` to ``app``."""
+    """Add ``ingest``, ``stats``, ``tracks``, ``export-slices`` and ``prune`` to ``app``."""
     app.command("ingest")(ingest_command)
     app.command("stats")(stats_command)
     app.command("tracks")(tracks_command)
     app.command("export-slices")(export_slices_command)
+    app.command("prune")(prune_command)
 
 
 def main() -> None:
@@ -324,7 +354,7 @@ def main() -> None:
     try:
         app()
     except CratedigError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        err.print(f"[red]error:[/red] {shown(exc)}", soft_wrap=True, highlight=False)
         sys.exit(1)
 
 

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from cratedig.cli_library import DbOption, JsonOption, err, out
+from cratedig.cli_library import DbOption, JsonOption, err, out, shown
 from cratedig.errors import ParameterError
 
 
@@ -100,13 +99,13 @@ def _print_matches(result: Any) -> None:
     a = result.analysis
     where = "in the library" if result.in_library else "not in the library"
     out.print(
-        f"[bold]{escape(a.path or a.track_id)}[/bold]  {a.tempo:.1f} BPM  {a.key} "
+        f"[bold]{shown(a.path or a.track_id)}[/bold]  {a.tempo:.1f} BPM  {a.key} "
         f"([bold]{a.key.camelot}[/bold])  id {a.track_id} ({where}); "
         f"library: {result.library_segments} segments",
         soft_wrap=True,
     )
     for doubt in a.doubts():
-        out.print(f"  [yellow]? {escape(doubt)}[/yellow]", soft_wrap=True)
+        out.print(f"  [yellow]? {shown(doubt)}[/yellow]", soft_wrap=True)
     if result.library_segments == 0:
         out.print("[yellow]the library is empty: run `cratedig ingest FOLDER` first[/yellow]")
     for m in result.matches:
@@ -124,13 +123,13 @@ def _print_matches(result: Any) -> None:
             )
             name = Path(c["path"]).name if c["path"] else c["track_id"]
             out.print(
-                f"  {r:>2}. [bold]{escape(name)}[/bold] #{c['segment'].rsplit('_', 1)[-1]} "
+                f"  {r:>2}. [bold]{shown(name)}[/bold] #{c['segment'].rsplit('_', 1)[-1]} "
                 f"{_clock(c['start'])}–{_clock(c['end'])}  score [bold]{c['score']:.2f}[/bold]  "
                 f"{ratio} {100 * c['stretch']:+.1f}%  {c['semitones']:+d} st  "
                 f"{c['camelot']} ({c['key_relation']})",
                 soft_wrap=True,
             )
-            out.print(f"      [dim]{escape(c['reason'])}[/dim]", soft_wrap=True)
+            out.print(f"      [dim]{shown(c['reason'])}[/dim]", soft_wrap=True)
 
 
 def index_command(

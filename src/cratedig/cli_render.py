@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from cratedig.cli_library import DbOption, JsonOption, err, out
+from cratedig.cli_library import DbOption, JsonOption, err, out, shown
 
 StemsOption = Annotated[
     str | None,
@@ -50,12 +49,14 @@ def render_command(
     json_out: JsonOption = False,
 ) -> None:
     """Hear a suggestion: the candidate stretched onto the query's beats, shifted, mixed."""
+    from cratedig.fileio import check_output
     from cratedig.library.db import open_library
     from cratedig.render.service import audio_format, check_transform, render_segments, write_audio
 
     check_transform(semitones, ratio)
     f = audio_format(fmt, output)
-    with open_library(db, migrate_schema=False) as lib:
+    check_output(output)
+    with open_library(db, migrate_schema=False, create=False) as lib:
         pair = render_segments(
             lib,
             query_segment,
@@ -72,7 +73,7 @@ def render_command(
     dur = pair.audio.shape[-1] / pair.sr
     how = "from the cache" if pair.cached else f"in {pair.seconds:.2f} s"
     out.print(
-        f"wrote {escape(str(output))}: {dur:.1f} s, candidate {pair.semitones:+g} st, tempo "
+        f"wrote {shown(output)}: {dur:.1f} s, candidate {pair.semitones:+g} st, tempo "
         f"{pair.tempo_ratio:g}:1{', stems ' + ','.join(pair.stems) if pair.stems else ''} ({how})",
         soft_wrap=True,
     )
@@ -93,32 +94,36 @@ def mashup_command(
 ) -> None:
     """A whole-song automatic mashup: a partner for every phrase, layered beat-aligned."""
     from cratedig.cli_match import resolve_query
+    from cratedig.fileio import check_output, output_path
     from cratedig.library.db import open_library
     from cratedig.match.store import sync_index
-    from cratedig.render.service import audio_format, render_mashup, write_audio
+    from cratedig.render.service import audio_format, render_mashup
 
     f = audio_format(fmt, output)
+    check_output(output)
+    if plan is not None:
+        check_output(plan)
     with open_library(db) as lib:
         analysis, _ = resolve_query(lib, query)
         index, _ = sync_index(lib)
         if json_out:
-            m = render_mashup(lib, index, analysis, stems=_stems(stems), max_shift=max_shift,
-                              max_stretch=max_stretch)  # fmt: skip
+            m = render_mashup(lib, index, analysis, output=output, fmt=f, stems=_stems(stems),
+                              max_shift=max_shift, max_stretch=max_stretch)  # fmt: skip
         else:
             with err.status("matching and rendering", spinner="dots"):
-                m = render_mashup(lib, index, analysis, stems=_stems(stems), max_shift=max_shift,
+                m = render_mashup(lib, index, analysis, output=output, fmt=f,
+                                  stems=_stems(stems), max_shift=max_shift,
                                   max_stretch=max_stretch)  # fmt: skip
-    write_audio(output, m.audio, m.sr, f)
     sheet = m.plan.to_json()
     if plan is not None:
-        plan.parent.mkdir(parents=True, exist_ok=True)
-        plan.write_text(json.dumps(sheet, indent=1))
+        with output_path(plan) as tmp:
+            tmp.write_text(json.dumps(sheet, indent=1))
     if json_out:
         print(json.dumps({"output": str(output), "plan_file": str(plan) if plan else None,
                           "render_seconds": round(m.seconds, 3), "plan": sheet}), flush=True)  # fmt: skip
         return
-    dur = m.audio.shape[-1] / m.sr
-    out.print(f"wrote {escape(str(output))}: {dur:.1f} s in {m.seconds:.1f} s", soft_wrap=True)
+    dur = m.duration
+    out.print(f"wrote {shown(output)}: {dur:.1f} s in {m.seconds:.1f} s", soft_wrap=True)
     for c in m.plan.cues:
         p = c.partner
         if p is None:
@@ -126,7 +131,7 @@ def mashup_command(
             continue
         name = Path(p.get("path") or p["track_id"]).name
         out.print(
-            f"  {c.start:7.1f}–{c.end:6.1f} s  + {escape(name)} #{p['segment'].rsplit('_', 1)[-1]}"
+            f"  {c.start:7.1f}–{c.end:6.1f} s  + {shown(name)} #{p['segment'].rsplit('_', 1)[-1]}"
             f"  {p.get('semitones', 0):+d} st  score {c.score:.2f}",
             soft_wrap=True,
         )

@@ -217,9 +217,8 @@ def run_demo(
             timings["render_pair"] = time.perf_counter() - t
             t = time.perf_counter()
             progress(f"rendering a whole-song mashup of {Path(qa.path).name}")
-            mash = render_mashup(lib, index, qa)
             mix_path, plan_path = renders / "mashup.wav", renders / "mashup.json"
-            write_audio(mix_path, mash.audio, mash.sr, audio_format(None, mix_path))
+            mash = render_mashup(lib, index, qa, output=mix_path)
             plan_path.write_text(json.dumps(mash.plan.to_json(), indent=1))
             timings["render_mashup"] = time.perf_counter() - t
             result["renders"] = {
@@ -227,7 +226,7 @@ def run_demo(
                 "pair_seconds": round(pair.audio.shape[-1] / pair.sr, 2),
                 "pair_segments": [q.id, str(c["segment"])],
                 "mashup": str(mix_path),
-                "mashup_seconds": round(mash.audio.shape[-1] / mash.sr, 2),
+                "mashup_seconds": round(mash.duration, 2),
                 "plan": str(plan_path),
                 "cues_with_partner": mash.plan.totals["with_partner"],
                 "cues": mash.plan.totals["cues"],

@@ -34,3 +34,7 @@ class DecodeError(AudioError):
 
 class UnsupportedAudio(AudioError):
     """Decodable audio that cratedig refuses: too short, too long, silent."""
+
+
+class OutputError(CratedigError):
+    """An output file (``-o``, ``--plan``, a slice folder...) cannot be written where asked."""

@@ -217,3 +217,76 @@ def test_bad_rate_is_a_parameter_error(formats):
 def test_probe(formats):
     info = probe(formats["m4a"])
     assert info["sr"] == SR and info["channels"] == 2
+
+
+# -- hostile names and headers -----------------------------------------------------------------
+
+
+def test_a_file_name_that_is_not_utf8_decodes(formats, tmp_path):
+    name = os.fsdecode(b"caf\xe9 \xff.wav")  # Latin-1 bytes: lone surrogates in Python
+    shutil.copy(formats["wav"], tmp_path / name)
+    a = decode(tmp_path / name, sr=22050)
+    assert a.duration == pytest.approx(6.0, abs=0.01)
+    assert a.content_hash == decode(formats["wav"], sr=22050).content_hash
+
+
+@pytest.mark.parametrize("channels", [0, 65535])
+def test_a_wav_header_with_impossible_channels_says_so(formats, tmp_path, channels):
+    data = bytearray(open(formats["wav"], "rb").read())
+    at = data.find(b"fmt ")
+    data[at + 10 : at + 12] = channels.to_bytes(2, "little")
+    p = tmp_path / "bad.wav"
+    p.write_bytes(bytes(data))
+    with pytest.raises(DecodeError, match=f"damaged WAV header: it claims {channels} channels"):
+        decode(p)
+
+
+@pytest.mark.parametrize("limit", [float("nan"), -1.0, 0.0])
+def test_a_max_duration_that_is_not_positive_is_refused(formats, limit):
+    with pytest.raises(ParameterError, match="must be a positive number of seconds"):
+        decode(formats["wav"], max_duration=limit)
+
+
+def test_libmpg123_notes_stay_off_stderr(formats, tmp_path, capfd, caplog):
+    import logging
+    import random
+
+    data = bytearray(open(formats["mp3"], "rb").read())
+    rng = random.Random(4)
+    for _ in range(40):  # bit flips in the frames make libmpg123 "Note: ... resync" and warn
+        i = rng.randrange(400, len(data))
+        data[i] ^= 1 << rng.randrange(8)
+    p = tmp_path / "flipped.mp3"
+    p.write_bytes(bytes(data) + bytes(open(formats["mp3"], "rb").read()))  # + "more data"
+    capfd.readouterr()
+    with caplog.at_level(logging.DEBUG, logger="cratedig.audio"):
+        try:
+            decode(p)
+        except AudioError:
+            pass
+    err = capfd.readouterr().err
+    assert "Note:" not in err and "Warning:" not in err and "[src/" not in err, err
+    assert "libmpg123" in caplog.text  # kept for -v
+
+
+def test_decode_keeps_one_copy_of_long_audio(tmp_path):
+    import resource
+    import sys
+
+    # 10 minutes of stereo at 44.1 kHz is 212 MB of float32: decoding it must not need
+    # three copies (blocks, concatenation, transposition) at once.
+    p = tmp_path / "long.wav"
+    with sf.SoundFile(p, "w", SR, 2, "PCM_16") as f:
+        block = tone(seconds=60.0)
+        for _ in range(10):
+            f.write(block)
+    code = (
+        "import resource; from cratedig.audio import decode; "
+        f"a = decode({str(p)!r}, sr={SR}, mono=False); "
+        "print(a.samples.nbytes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    nbytes, maxrss_kb = (int(v) for v in out.stdout.split())
+    assert nbytes == 2 * 4 * 600 * SR
+    assert maxrss_kb * 1024 < 1.25 * nbytes + 120e6, (nbytes, maxrss_kb)  # main: ~3x
+    del resource

@@ -145,8 +145,10 @@ def test_a_changed_file_is_analysed_again(db_url, music):
     assert new_id != old_id
     with open_library(db_url) as lib, lib.reader() as s:
         st = repo.library_stats(s)
-    # The old audio's analysis is kept (moving it back costs nothing) but has no file now.
-    assert (st.tracks, st.files, st.missing_tracks) == (N + 1, N, 1)
+        assert repo.load_analysis(s, old_id) is None
+    # The old audio is a ghost (no file holds it): it leaves the library and the index.
+    assert (st.tracks, st.files, st.missing_tracks) == (N, N, 0)
+    assert report.gone_tracks == [old_id]
 
 
 def test_bumping_the_analysis_version_reanalyses_only_stale_tracks(db_url, music):

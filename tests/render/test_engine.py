@@ -275,3 +275,22 @@ def test_render_cache_round_trip(tmp_path, rng):
     assert not list(tmp_path.rglob(".*.wav"))  # no temporary file left behind
     with pytest.raises(ParameterError, match="32 hex digits"):
         cache.get("../../etc/passwd")
+
+
+def test_streaming_limiter_equals_the_whole_array_limiter():
+    from cratedig.render.engine import limit_true_peak, limit_true_peak_stream
+
+    rng = np.random.default_rng(7)
+    sr = 22050
+    y = (rng.standard_normal((2, sr * 27)) * 0.7).astype(np.float32)
+    y[:, sr * 13 : sr * 13 + 50] *= 6  # a burst right where blocks meet
+    whole, red = limit_true_peak(y, sr)
+    # Ragged input blocks, including empty ones.
+    cuts = np.sort(rng.integers(0, y.shape[1], 9))
+    pieces = [y[:, a:b] for a, b in zip([0, *cuts], [*cuts, y.shape[1]], strict=True)]
+    lim = limit_true_peak_stream(pieces, sr)
+    out = np.concatenate(list(lim), axis=1)
+    assert out.shape == y.shape
+    assert np.abs(out - whole).max() < 1e-4
+    assert lim.reduction_db == pytest.approx(red, abs=0.01)
+    assert np.abs(out).max() < 10 ** (-1 / 20)

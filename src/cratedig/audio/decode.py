@@ -14,12 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
+import sys
+import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -146,23 +152,14 @@ def decode(
     """
     if sr <= 0:
         raise ParameterError(f"sr={sr} must be a positive integer")
+    check_max_duration(max_duration)
     p = Path(path)
-    name = str(path)
+    name = os.fsdecode(path)
     _check_file(p, name)
 
     if stream < 0:
         raise ParameterError(f"stream={stream} must be >= 0")
-    source: _SndfileSource | _FfmpegSource
-    if stream > 0:
-        source = _FfmpegSource(p, name, stream=stream)
-    else:
-        try:
-            info = sf.info(str(p))
-        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-            log.debug("libsndfile cannot open %s (%s); trying ffmpeg", name, exc)
-            source = _FfmpegSource(p, name)
-        else:
-            source = _SndfileSource(p, name, info)
+    source = _open_source(p, name, stream)
 
     if source.duration_hint is not None and source.duration_hint > max_duration:
         raise UnsupportedAudio(
@@ -179,7 +176,12 @@ def decode(
         if source.sr != sr
         else None
     )
-    pieces: list[np.ndarray] = []
+    expected = (
+        int(source.duration_hint * sr) + 1
+        if source.duration_hint and source.duration_hint > 0
+        else 0
+    )
+    pieces = _Samples(1 if mono else source.channels, expected)
     native_frames = 0
     for block in source.blocks():  # block: (frames, channels) float32, C-contiguous
         hasher.update(block.data)
@@ -202,14 +204,12 @@ def decode(
 
     if native_frames == 0:
         raise DecodeError("contains no audio frames", name)
-    samples = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-    if not mono:
-        samples = np.ascontiguousarray(samples.T)
-    samples = samples.astype(np.float32, copy=False)
+    samples = pieces.array(mono)
+    del pieces
     duration = native_frames / source.sr
-    if not np.all(np.isfinite(samples)):
+    finite, peak = _finite_peak(samples)
+    if not finite:
         raise DecodeError("decodes to NaN or infinite samples (damaged file)", name)
-    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if duration < min_duration:
         raise UnsupportedAudio(
             f"only {duration:.1f} s long; cratedig needs at least {min_duration:g} s", name
@@ -229,12 +229,224 @@ def decode(
     )
 
 
+def content_hash(path: str | os.PathLike[str], *, stream: int = 0) -> str:
+    """The decoded-audio hash of ``path`` (as :attr:`DecodedAudio.content_hash`), computed in
+    one streaming pass that keeps no samples.
+
+    Raises
+    ------
+    DecodeError
+        As :func:`decode` for a file it cannot read.
+    """
+    p = Path(path)
+    name = os.fsdecode(path)
+    _check_file(p, name)
+    source = _open_source(p, name, stream)
+    hasher = xxhash.xxh3_128()
+    frames = 0
+    for block in source.blocks():
+        hasher.update(block.data)
+        frames += block.shape[0]
+    source.check_complete(frames)
+    return hasher.hexdigest()
+
+
+class AudioStream:
+    """A file decoded block by block at ``sr``, channels first, never held whole.
+
+    Iterate it for ``(channels, k)`` float32 blocks (``(k,)`` with ``mono``); once exhausted,
+    ``content_hash`` is the file's decoded-audio hash (as :func:`decode` computes it).
+
+    Examples
+    --------
+    >>> s = AudioStream("song.flac", sr=44100)  # doctest: +SKIP
+    >>> total = sum(b.shape[-1] for b in s); s.content_hash  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, sr: int, mono: bool = False, stream: int = 0
+    ) -> None:
+        p = Path(path)
+        self.name = os.fsdecode(path)
+        _check_file(p, self.name)
+        self.source = _open_source(p, self.name, stream)
+        self.sr, self.mono = sr, mono
+        self.channels = 1 if mono else self.source.channels
+        self.content_hash: str | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        src = self.source
+        hasher = xxhash.xxh3_128()
+        resampler = (
+            soxr.ResampleStream(src.sr, self.sr, self.channels, dtype="float32", quality="HQ")
+            if src.sr != self.sr
+            else None
+        )
+        frames = 0
+        for block in src.blocks():
+            hasher.update(block.data)
+            frames += block.shape[0]
+            x = _downmix(block)[:, None] if self.mono else block
+            if resampler is not None:
+                x = resampler.resample_chunk(x)
+            if x.shape[0]:
+                yield self._out(x)
+        if resampler is not None:
+            x = resampler.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
+            if x.shape[0]:
+                yield self._out(x)
+        src.check_complete(frames)
+        self.content_hash = hasher.hexdigest()
+
+    def _out(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32).reshape(-1, self.channels)
+        return np.ascontiguousarray(x[:, 0] if self.mono else x.T)
+
+
+def decode_region(
+    path: str | os.PathLike[str], start: float, end: float, *, sr: int, mono: bool = False
+) -> tuple[np.ndarray, int] | None:
+    """Decode only ``[start, end)`` seconds of ``path`` at ``sr``, seeking in the file.
+
+    The samples are those :func:`decode` would give at the same positions (to resampling
+    precision): the region is read with a margin, resampled, and cut at output samples
+    ``round(start * sr)`` .. ``round(end * sr)``.
+
+    Returns
+    -------
+    (samples, first) or None
+        ``samples`` [shape=(n,) or (channels, n), dtype=float32] and the index, at ``sr``, of
+        its first sample in the whole file; None when the format cannot seek exactly here
+        (MP3, ffmpeg formats): decode the whole file instead.
+    """
+    from math import gcd
+
+    p = Path(path)
+    name = os.fsdecode(path)
+    _check_file(p, name)
+    mpeg = _looks_like_mpeg(p)
+    try:
+        with _mpg123_quiet(mpeg):
+            info = sf.info(os.fsencode(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return None
+    src_sr, channels = int(info.samplerate), int(info.channels)
+    if src_sr <= 0 or channels <= 0 or mpeg or str(info.format) == "MP3":
+        return None  # libsndfile's MP3 seek is not sample-exact: decode the whole file
+    lo, hi = max(int(round(start * sr)), 0), max(int(round(end * sr)), 0)
+    # Read from a native frame that falls exactly on an output sample, with a margin either
+    # side for the resampling filter to settle.
+    step = src_sr // gcd(src_sr, sr)
+    margin = 0 if src_sr == sr else int(0.05 * src_sr)
+    native_lo = max((int(lo * src_sr / sr) - margin) // step * step, 0)
+    native_hi = int(np.ceil(hi * src_sr / sr)) + margin
+    try:
+        with _mpg123_quiet(mpeg), sf.SoundFile(os.fsencode(p)) as f:
+            f.seek(min(native_lo, max(f.frames, 0)))
+            x = f.read(max(native_hi - native_lo, 0), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise DecodeError(f"damaged {info.format} data ({_one_line(exc)})", name) from exc
+    if mono:
+        x = _downmix(x)[:, None]
+    if src_sr != sr and x.shape[0]:
+        x = np.asarray(soxr.resample(x, src_sr, sr, quality="HQ"), np.float32).reshape(
+            -1, x.shape[1]
+        )
+    first = native_lo * sr // src_sr
+    y = np.ascontiguousarray(x[lo - first : hi - first].T)
+    return (y[0] if mono else y), lo
+
+
+def _open_source(p: Path, name: str, stream: int) -> _SndfileSource | _FfmpegSource:
+    if stream > 0:
+        return _FfmpegSource(p, name, stream=stream)
+    try:
+        with _mpg123_quiet(_looks_like_mpeg(p)):
+            info = sf.info(os.fsencode(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        log.debug("libsndfile cannot open %s (%s); trying ffmpeg", name, exc)
+        _check_wav_header(p, name)
+        return _FfmpegSource(p, name)
+    return _SndfileSource(p, name, info)
+
+
+def check_max_duration(max_duration: float) -> float:
+    """Validate a ``--max-duration`` (seconds): a positive number, ``inf`` for no limit.
+
+    Examples
+    --------
+    >>> check_max_duration(600)
+    600.0
+    """
+    try:
+        d = float(max_duration)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(
+            f"--max-duration {max_duration!r} must be a number of seconds"
+        ) from exc
+    if d != d or d <= 0:  # NaN compares false with everything: it would disable the limit
+        raise ParameterError(
+            f"--max-duration {max_duration!r} must be a positive number of seconds (e.g. 1800)"
+        )
+    return d
+
+
+class _Samples:
+    """Decoded blocks written straight into one channels-first buffer, sized from the
+    header's length (grown by half when a header under-promised), so a long file costs one
+    copy of its audio, not the blocks plus their concatenation plus its transposition."""
+
+    def __init__(self, channels: int, expected: int) -> None:
+        self.buf = np.empty((channels, max(expected, 1 << 16)), np.float32)
+        self.n = 0
+
+    def append(self, x: np.ndarray) -> None:
+        k = int(x.shape[0])
+        if self.n + k > self.buf.shape[1]:
+            grown = np.empty((self.buf.shape[0], max(self.n + k, self.buf.shape[1] * 3 // 2)),
+                             np.float32)  # fmt: skip
+            grown[:, : self.n] = self.buf[:, : self.n]
+            self.buf = grown
+        self.buf[:, self.n : self.n + k] = x.T if x.ndim == 2 else x
+        self.n += k
+
+    def array(self, mono: bool) -> np.ndarray:
+        """C-contiguous ``(n,)`` for mono, else ``(channels, n)``."""
+        ch, cap = self.buf.shape
+        n = self.n
+        if n < 0.9 * cap:
+            out = np.ascontiguousarray(self.buf[:, :n])
+        else:
+            # Close the gaps between the rows in place: a contiguous view, no second copy.
+            flat = self.buf.reshape(-1)
+            for c in range(1, ch):
+                flat[c * n : (c + 1) * n] = flat[c * cap : c * cap + n]
+            out = flat[: ch * n].reshape(ch, n)
+        return out[0] if mono else out
+
+
+def _finite_peak(x: np.ndarray) -> tuple[bool, float]:
+    """Whether every sample is finite, and the absolute peak, in slices (no full-size
+    temporaries)."""
+    flat = x.reshape(-1)
+    peak = 0.0
+    step = 1 << 20
+    for i in range(0, flat.size, step):
+        part = flat[i : i + step]
+        hi, lo = float(part.max()), float(part.min())
+        if not (np.isfinite(hi) and np.isfinite(lo)):
+            return False, float("nan")
+        peak = max(peak, hi, -lo)
+    return True, peak
+
+
 def probe(path: str | os.PathLike[str]) -> dict[str, object]:
     """Cheap header read: format, sample rate, channels, duration (None when unknown)."""
     p = Path(path)
-    _check_file(p, str(path))
+    _check_file(p, os.fsdecode(path))
     try:
-        info = sf.info(str(p))
+        with _mpg123_quiet(_looks_like_mpeg(p)):
+            info = sf.info(os.fsencode(p))
         return {
             "format": info.format,
             "sr": info.samplerate,
@@ -242,7 +454,7 @@ def probe(path: str | os.PathLike[str]) -> dict[str, object]:
             "duration": info.duration,
         }
     except (sf.LibsndfileError, RuntimeError, TypeError):
-        src = _FfmpegSource(p, str(path))
+        src = _FfmpegSource(p, os.fsdecode(path))
         return {
             "format": src.format,
             "sr": src.sr,
@@ -267,6 +479,11 @@ def _check_file(p: Path, name: str) -> None:
         raise DecodeError("empty file (0 bytes)", name)
     if not os.access(p, os.R_OK):
         raise DecodeError("permission denied", name)
+    try:  # access() answers for the real uid and ignores some policies: really open it
+        with open(p, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise DecodeError(f"cannot read ({exc.strerror or exc})", name) from exc
 
 
 def _clock(seconds: float) -> str:
@@ -285,14 +502,16 @@ class _SndfileSource:
         self.frames = int(info.frames)
         # libsndfile estimates MP3 length from the file size; trust it only as a hint.
         self.duration_hint: float | None = self.frames / self.sr if self.sr else None
-        if self.sr <= 0 or self.channels <= 0:
+        if self.sr <= 0 or self.channels <= 0 or self.channels > MAX_CHANNELS:
             raise DecodeError(f"bad header ({self.sr} Hz, {self.channels} channels)", name)
 
     def blocks(self) -> Iterator[np.ndarray]:
+        quiet = self.format == "MP3" or _looks_like_mpeg(self.p)
         try:
-            with sf.SoundFile(str(self.p)) as f:
+            with _mpg123_quiet(quiet), sf.SoundFile(os.fsencode(self.p)) as f:
                 while True:
-                    block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    with _mpg123_quiet(quiet):
+                        block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
                     if block.shape[0] == 0:
                         break
                     yield block
@@ -309,6 +528,32 @@ class _SndfileSource:
                 f"only {frames / self.sr:.1f} s present",
                 self.name,
             )
+
+
+#: Most channels a WAV file can sensibly hold (WAVE_FORMAT_EXTENSIBLE maps 18 speakers; DAW
+#: exports of many tracks reach a few dozen): beyond this a header is damaged, not audio.
+MAX_CHANNELS = 256
+
+
+def _check_wav_header(p: Path, name: str) -> None:
+    """A clear reason for a WAV whose header libsndfile refused for an impossible value."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(1 << 12)
+    except OSError:
+        return
+    if head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":
+        return
+    at = head.find(b"fmt ", 12)
+    if at < 0 or len(head) < at + 16:
+        raise DecodeError("damaged WAV header (no format chunk)", name)
+    order: Literal["little", "big"] = "big" if head[:4] == b"RIFX" else "little"
+    channels = int.from_bytes(head[at + 10 : at + 12], order)
+    rate = int.from_bytes(head[at + 12 : at + 16], order)
+    if channels == 0 or channels > MAX_CHANNELS:
+        raise DecodeError(f"damaged WAV header: it claims {channels} channels", name)
+    if rate == 0:
+        raise DecodeError("damaged WAV header: it claims a sample rate of 0 Hz", name)
 
 
 def _promised_frames(p: Path, fmt: str, channels: int) -> int | None:
@@ -369,9 +614,14 @@ class _FfmpegSource:
                 timeout=60,
                 check=False,
             )
-            meta = json.loads(out.stdout or "{}")
-        except (subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as exc:
+        except (subprocess.TimeoutExpired, OSError) as exc:
             raise DecodeError(f"not an audio file ({_one_line(exc)})", name) from exc
+        try:
+            meta = json.loads(out.stdout or "{}")
+        except json.JSONDecodeError as exc:
+            # ffprobe prints broken JSON for some damaged headers: say what ffprobe said.
+            reason = _one_line(out.stderr) if out.stderr.strip() else "unreadable stream header"
+            raise DecodeError(f"not an audio file or damaged ({reason})", name) from exc
         streams = meta.get("streams") or []
         if not streams and stream > 0 and out.returncode == 0:
             raise DecodeError(f"has no audio stream {stream}", name)
@@ -383,6 +633,8 @@ class _FfmpegSource:
         self.channels = int(st.get("channels") or 0)
         if self.sr <= 0 or self.channels <= 0:
             raise DecodeError("audio stream without sample rate or channels", name)
+        if self.channels > MAX_CHANNELS:
+            raise DecodeError(f"damaged header: it claims {self.channels} channels", name)
         codec = str(st.get("codec_name", "")).upper()
         fmt = str((meta.get("format") or {}).get("format_name", "")).split(",")[0].upper()
         self.format = {"AAC": "M4A", "ALAC": "M4A"}.get(codec, codec or fmt)
@@ -409,7 +661,8 @@ class _FfmpegSource:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None and proc.stderr is not None
         frame_bytes = 4 * self.channels
-        chunk = _BLOCK_FRAMES * frame_bytes
+        # Bounded whatever the channel count: a block is at most 8 MB of samples.
+        chunk = min(_BLOCK_FRAMES, max((8 << 20) // frame_bytes, 1)) * frame_bytes
         rest = b""
         try:
             while True:
@@ -431,6 +684,80 @@ class _FfmpegSource:
 
     def check_complete(self, frames: int) -> None:
         return None
+
+
+_MPEG_SUFFIXES = (".mp3", ".mp2", ".mpga", ".mpeg")
+_QUIET_LOCK = threading.RLock()
+_quiet_depth = 0
+
+
+def _looks_like_mpeg(p: Path) -> bool:
+    if p.suffix.lower() in _MPEG_SUFFIXES:
+        return True
+    try:
+        with open(p, "rb") as f:
+            head = f.read(3)
+    except OSError:
+        return False
+    return head == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+@contextmanager
+def _mpg123_quiet(active: bool = True) -> Iterator[None]:
+    """Keep libmpg123's own ``Note:``/``Warning:``/``[src/...]`` lines (it writes them to file
+    descriptor 2 from C, past Python) off the terminal: they go to the debug log instead.
+
+    Standard error is swapped for a temporary file only while libsndfile runs; anything else
+    written meanwhile (another thread's output) is passed on unchanged.
+    """
+    global _quiet_depth
+    if not active:
+        yield
+        return
+    with _QUIET_LOCK:
+        if _quiet_depth:
+            _quiet_depth += 1
+            try:
+                yield
+            finally:
+                _quiet_depth -= 1
+            return
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            yield
+            return
+        capture = tempfile.TemporaryFile()
+        _quiet_depth = 1
+        try:
+            os.dup2(capture.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            _quiet_depth = 0
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            capture.close()
+            _pass_on(text)
+
+
+_MPG123_LINE = re.compile(r"^\s*(?:Note:|Warning:|\[src/|\[\w+\.c:\d+\]|Error:.*mpg123)")
+
+
+def _pass_on(text: str) -> None:
+    other = []
+    for line in text.splitlines(keepends=True):
+        if _MPG123_LINE.match(line):
+            log.debug("libmpg123: %s", line.strip())
+        else:
+            other.append(line)
+    if other:
+        try:
+            os.write(2, "".join(other).encode(errors="replace"))
+        except OSError:
+            pass
 
 
 def _downmix(block: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,8 +197,8 @@ def current_model(library: Library) -> tuple[ClusterModel, int] | None:
     p = library.artefact_dir / info.artefact
     try:
         return ClusterModel.load(p), info.version
-    except (OSError, ValueError, KeyError) as exc:
-        log.warning("cluster model %s unreadable (%s): refitting", p, exc)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("cluster model %s unreadable (%s): refitting", p, exc or type(exc).__name__)
         return None
 
 
@@ -217,6 +218,12 @@ def refresh_clusters(
     current segment and assign them all; otherwise assign only segments without a cluster id
     to the nearest centroid of the current model.
     """
+    # One model per library: a concurrent refresh waits, then finds this one's model.
+    with library.exclusive("clusters"):
+        return _refresh(library, refit=refit, k=k, seed=seed)
+
+
+def _refresh(library: Library, *, refit: bool, k: int | None, seed: int) -> ClusterRefresh:
     report = ClusterRefresh()
     have = None if refit else current_model(library)
     if have is not None and k is not None and have[0].k != k:

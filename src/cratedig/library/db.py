@@ -14,10 +14,12 @@ becomes a :class:`~cratedig.library.errors.LibraryError` with one clear line.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +43,15 @@ ENV_DATA = "CRATEDIG_DATA"
 DEFAULT_DB_NAME = "library.db"
 #: Seconds a SQLite connection waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT = 60.0
+#: PostgreSQL: seconds to wait for a connection (a frozen or unreachable server fails here
+#: instead of hanging) and the longest statement the server runs for us (``0``: no limit);
+#: override with ``CRATEDIG_DB_CONNECT_TIMEOUT`` / ``CRATEDIG_DB_STATEMENT_TIMEOUT``.
+PG_CONNECT_TIMEOUT = 10.0
+PG_STATEMENT_TIMEOUT = 300.0
+ENV_CONNECT_TIMEOUT = "CRATEDIG_DB_CONNECT_TIMEOUT"
+ENV_STATEMENT_TIMEOUT = "CRATEDIG_DB_STATEMENT_TIMEOUT"
+#: Seconds between two tries of a library lock held by another process.
+LOCK_POLL = 0.2
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # An arbitrary constant: the PostgreSQL advisory lock that serialises concurrent migrations.
@@ -109,13 +120,34 @@ def sqlite_path(url: str | URL) -> Path | None:
     return Path(name)
 
 
-def create_library_engine(url: str) -> Engine:
+def _seconds_from_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise DatabaseUnavailable(f"${name}={raw!r} must be a number of seconds") from None
+    if not value >= 0:
+        raise DatabaseUnavailable(f"${name}={raw!r} must be a number of seconds >= 0")
+    return value
+
+
+def create_library_engine(url: str, *, create: bool = True) -> Engine:
     """A SQLAlchemy engine for ``url`` with cratedig's connection settings.
+
+    Parameters
+    ----------
+    url : str
+    create : bool
+        SQLite: create the database file (and its folder) when missing; if False, a missing
+        file is an error and nothing is created.
 
     Raises
     ------
     DatabaseUnavailable
-        For a malformed URL, an unknown dialect or a missing driver.
+        For a malformed URL, an unknown dialect, a missing driver, or (``create=False``) a
+        SQLite file that does not exist.
     """
     shown = display_url(url)
     try:
@@ -126,6 +158,8 @@ def create_library_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {}
     if backend == "sqlite":
         path = sqlite_path(u)
+        if path is not None and not create and not path.exists():
+            raise DatabaseUnavailable(f"no library at {path} (`cratedig ingest FOLDER` creates it)")
         if path is not None and "mode=ro" not in str(u):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +170,18 @@ def create_library_engine(url: str) -> Engine:
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT}
     elif backend == "postgresql":
         kwargs["pool_pre_ping"] = True
+        connect = _seconds_from_env(ENV_CONNECT_TIMEOUT, PG_CONNECT_TIMEOUT)
+        statement = _seconds_from_env(ENV_STATEMENT_TIMEOUT, PG_STATEMENT_TIMEOUT)
+        kwargs["connect_args"] = {
+            # libpq: whole seconds, at least 2 (0 would mean "wait forever").
+            "connect_timeout": max(2, int(round(connect))) if connect else 0,
+            "options": f"-c statement_timeout={int(statement * 1000)}",
+            # A server or link that died mid-transaction is noticed within a minute.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
     try:
         engine = create_engine(u, **kwargs)
     except (NoSuchModuleError, ImportError) as exc:
@@ -248,6 +294,30 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
+def _check_known_revision(engine: Engine, revision: str | None) -> None:
+    """Refuse a database whose schema is newer than this cratedig (a revision it lacks)."""
+    if revision is None:
+        return
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        known = ScriptDirectory.from_config(_alembic_config()).get_revision(revision)
+    except CommandError:
+        known = None
+    if known is None:
+        raise LibraryError(
+            f"database {display_url(engine.url)} has schema {revision!r}, newer than this "
+            f"cratedig {_version()} knows: upgrade cratedig to use it"
+        )
+
+
+def _version() -> str:
+    from cratedig import __version__
+
+    return __version__
+
+
 def migrate(engine: Engine) -> bool:
     """Bring the schema to the newest revision; returns whether anything was run.
 
@@ -257,8 +327,10 @@ def migrate(engine: Engine) -> bool:
     from alembic import command
 
     head = head_revision()
-    if schema_revision(engine) == head:
+    current = schema_revision(engine)
+    if current == head:
         return False
+    _check_known_revision(engine, current)
     with engine.connect().execution_options(sqlite_immediate=True) as conn:
         with conn.begin():
             if conn.dialect.name == "postgresql":
@@ -271,6 +343,33 @@ def migrate(engine: Engine) -> bool:
             log.info("migrating %s to %s", display_url(engine.url), head)
             command.upgrade(_alembic_config(conn), "head")
     return True
+
+
+@contextmanager
+def _file_lock(path: Path, what: str) -> Iterator[None]:
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        # A read-only folder: whoever could write the database could create this; go on.
+        log.debug("cannot create lock %s (%s): not locking", path, exc)
+        yield
+        return
+    try:
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told:
+                    log.warning("waiting for another %s to finish", what)
+                    told = True
+                time.sleep(LOCK_POLL)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class Library:
@@ -339,6 +438,41 @@ class Library:
             name += f"-{os.getpid()}-{id(self):x}"  # in-memory: private to this object
         return data_dir() / "artefacts" / name
 
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the library-wide lock ``name`` (``"ingest"``, ``"clusters"``) for the block,
+        across processes and machines sharing the database; waits while another holds it.
+
+        SQLite: ``flock`` on ``<db>.<name>.lock`` beside the database file. PostgreSQL: a
+        session advisory lock, on a connection of its own (released if the process dies).
+        An in-memory database has no other users: nothing to lock.
+        """
+        path = sqlite_path(self.url)
+        if self.dialect == "sqlite":
+            if path is None:
+                yield
+                return
+            with _file_lock(Path(f"{path}.{name}.lock"), f"{name} on {self.shown_url}"):
+                yield
+            return
+        if self.dialect != "postgresql":
+            yield
+            return
+        key = int.from_bytes(hashlib.blake2b(f"cratedig:{name}".encode(), digest_size=8).digest(),
+                             "big", signed=True)  # fmt: skip
+        with db_errors(self.url), self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            told = False
+            while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                if not told:
+                    log.warning("waiting for another %s on %s to finish", name, self.shown_url)
+                    told = True
+                time.sleep(LOCK_POLL)
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
     def size_bytes(self) -> int:
         """Bytes the database occupies (file + WAL for SQLite, ``pg_database_size``)."""
         if self.dialect == "sqlite":
@@ -365,7 +499,7 @@ class Library:
 
 
 def open_library(
-    db: str | os.PathLike[str] | None = None, *, migrate_schema: bool = True
+    db: str | os.PathLike[str] | None = None, *, migrate_schema: bool = True, create: bool = True
 ) -> Library:
     """Open (creating and migrating when needed) the library database.
 
@@ -375,6 +509,9 @@ def open_library(
         URL or SQLite path; see :func:`resolve_db_url`.
     migrate_schema : bool
         Run pending migrations (True) or only check that there are none.
+    create : bool
+        Create a missing SQLite database (True); False for commands that only read, so that
+        a mistyped ``--db`` creates no folder and no file.
 
     Returns
     -------
@@ -392,12 +529,13 @@ def open_library(
     'sqlite'
     """
     url = resolve_db_url(db)
-    engine = create_library_engine(url)
+    engine = create_library_engine(url, create=create)
     try:
         with db_errors(url):
             if migrate_schema:
                 migrate(engine)
-            elif schema_revision(engine) != head_revision():
+            elif (current := schema_revision(engine)) != head_revision():
+                _check_known_revision(engine, current)
                 raise LibraryError(
                     f"database {display_url(url)} needs migrating; run `cratedig ingest` on it"
                 )

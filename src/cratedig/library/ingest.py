@@ -31,14 +31,25 @@ import numpy as np
 from cratedig import ANALYSIS_VERSION
 from cratedig.analysis.pipeline import analyze_decoded, track_id_from_hash
 from cratedig.analysis.records import TrackAnalysis
-from cratedig.audio.decode import ANALYSIS_SR, MAX_DURATION, DecodedAudio, decode
+from cratedig.audio.decode import (
+    ANALYSIS_SR,
+    MAX_DURATION,
+    DecodedAudio,
+    check_max_duration,
+    decode,
+)
 from cratedig.compute import Executor, InProcessExecutor
 from cratedig.errors import AudioError
 from cratedig.library import repository as repo
 from cratedig.library.db import Library
 from cratedig.library.errors import DatabaseReadOnly, DiskFull, LibraryError, SliceError
 from cratedig.library.scan import ScannedFile, scan_folder, stat_file
-from cratedig.library.slices import slice_format, slices_complete, write_track_slices
+from cratedig.library.slices import (
+    check_slices_dir,
+    slice_format,
+    slices_complete,
+    write_track_slices,
+)
 
 log = logging.getLogger("cratedig.library")
 
@@ -197,6 +208,7 @@ class IngestReport:
     failed_before: int = 0  # unchanged files that failed in an earlier ingest (not retried)
     vanished: list[str] = field(default_factory=list)
     pruned: int = 0  # library paths under root that are gone from disk
+    gone_tracks: list[str] = field(default_factory=list)  # tracks no file holds any more: dropped
     unreadable_folders: list[tuple[str, str]] = field(default_factory=list)
     slices: int = 0
     stems: int = 0  # tracks whose stems were recorded or updated
@@ -229,6 +241,7 @@ class IngestReport:
             "failed_before": self.failed_before,
             "vanished": self.vanished,
             "pruned": self.pruned,
+            "gone_tracks": self.gone_tracks,
             "unreadable_folders": [{"path": p, "error": r} for p, r in self.unreadable_folders],
             "slices": self.slices,
             "stems": self.stems,
@@ -306,9 +319,39 @@ def ingest(
     (120, 0, 2)
     """
     t0 = time.perf_counter()
+    check_max_duration(max_duration)
     executor = executor or InProcessExecutor()
     if slices_dir is not None:
         slice_format(slice_fmt)  # validate before any work
+        check_slices_dir(slices_dir)
+    # Two ingests of one library (two terminals, a cron job and a DJ) take turns: the second
+    # plans after the first has stored its tracks, so no file is analysed twice.
+    with library.exclusive("ingest"):
+        return _ingest(
+            library,
+            root,
+            executor=executor,
+            slices_dir=slices_dir,
+            slice_fmt=slice_fmt,
+            retry_failed=retry_failed,
+            max_duration=max_duration,
+            progress=progress,
+            t0=t0,
+        )
+
+
+def _ingest(
+    library: Library,
+    root: str | os.PathLike[str],
+    *,
+    executor: Executor,
+    slices_dir: str | os.PathLike[str] | None,
+    slice_fmt: str,
+    retry_failed: bool,
+    max_duration: float,
+    progress: ProgressCallback,
+    t0: float,
+) -> IngestReport:
     # Slices written under the music folder are not music to ingest.
     scan = scan_folder(root, exclude=[slices_dir] if slices_dir is not None else [])
     top = os.path.abspath(os.path.expanduser(os.fspath(root)))
@@ -369,6 +412,9 @@ def ingest(
         report.interrupted = True
     if not report.interrupted:
         report.stems = _sync_stems(library, scan.files)
+        # Only now: a file moved inside the folder has found its track again by this point.
+        with library.transaction() as s:
+            report.gone_tracks = repo.delete_tracks_without_files(s)
     if slices_dir is not None and not report.interrupted:
         _slice_unchanged(library, executor, ctx, seen_tracks, report, progress)
     report.elapsed = time.perf_counter() - t0
@@ -520,6 +566,30 @@ def _slice_unchanged(
     report.slice_errors.extend(result.errors)
 
 
+@dataclass
+class PruneReport:
+    """What :func:`prune` removed."""
+
+    files: list[str] = field(default_factory=list)  # paths no longer on disk
+    tracks: list[str] = field(default_factory=list)  # tracks left without any file
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": self.files, "tracks": self.tracks}
+
+
+def prune(library: Library) -> PruneReport:
+    """Forget every recorded path that is gone from disk and drop the tracks left without a
+    file (ghosts), anywhere in the library; the match index drops them at its next sync."""
+    report = PruneReport()
+    with library.reader() as s:
+        known = repo.known_files(s)
+    report.files = sorted(p for p in known if not os.path.exists(p))
+    with library.transaction() as s:
+        repo.forget_files(s, report.files)
+        report.tracks = repo.delete_tracks_without_files(s)
+    return report
+
+
 # ---------------------------------------------------------------------------------------------
 # Slices for an existing library
 
@@ -572,6 +642,7 @@ def export_slices(
     """
     t0 = time.perf_counter()
     form = slice_format(fmt)
+    check_slices_dir(out_dir)
     executor = executor or InProcessExecutor()
     report = SliceReport(out_dir=os.fspath(out_dir))
     with library.reader() as s:
@@ -625,6 +696,7 @@ __all__ = [
     "Failed",
     "IngestInterrupted",
     "IngestReport",
+    "PruneReport",
     "LibraryError",
     "SliceReport",
     "Vanished",
@@ -633,4 +705,5 @@ __all__ = [
     "export_slices",
     "ingest",
     "process_file",
+    "prune",
 ]

@@ -298,6 +298,44 @@ def track_estimates(session: Session, track_ids: Iterable[str]) -> dict[str, dic
     return out
 
 
+def file_stamps(session: Session, track_id: str) -> dict[str, tuple[int, int]]:
+    """``path -> (size, mtime_ns)`` recorded for each file of a track when it was ingested."""
+    rows = session.execute(
+        select(FileRow.path, FileRow.size, FileRow.mtime_ns).where(FileRow.track_id == track_id)
+    ).all()
+    return {r.path: (int(r.size), int(r.mtime_ns)) for r in rows}
+
+
+def paths_of(session: Session, track_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Every recorded path of each track, oldest first (tracks without files are left out)."""
+    ids = sorted(set(track_ids))
+    out: dict[str, list[str]] = {}
+    for i in range(0, len(ids), _IN_CHUNK):
+        rows = session.execute(
+            select(FileRow.track_id, FileRow.path)
+            .where(FileRow.track_id.in_(ids[i : i + _IN_CHUNK]))
+            .order_by(FileRow.id)
+        ).all()
+        for r in rows:
+            out.setdefault(r.track_id, []).append(r.path)
+    return out
+
+
+def delete_tracks_without_files(session: Session) -> list[str]:
+    """Delete every track no file holds any more (a deleted file's, or the old audio of a
+    replaced one), with its segments, features and stems; returns their ids."""
+    orphan = ~select(FileRow.id).where(FileRow.track_id == TrackRow.id).exists()
+    ids = sorted(session.scalars(select(TrackRow.id).where(orphan)))
+    for i in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[i : i + _IN_CHUNK]
+        # Children first: SQLite enforces ON DELETE CASCADE only with foreign keys on.
+        session.execute(delete(FeatureRow).where(FeatureRow.track_id.in_(chunk)))
+        session.execute(delete(SegmentRow).where(SegmentRow.track_id.in_(chunk)))
+        session.execute(delete(StemRow).where(StemRow.track_id.in_(chunk)))
+        session.execute(delete(TrackRow).where(TrackRow.id.in_(chunk)))
+    return ids
+
+
 def set_cluster_ids(session: Session, assignments: dict[str, int | None]) -> None:
     """Store each segment's cluster id."""
     if assignments:
@@ -755,7 +793,7 @@ class LibraryStats:
     segments: int
     files: int
     duplicate_tracks: int
-    missing_tracks: int  # no file on disk any more (analysis kept: moving one back is instant)
+    missing_tracks: int  # gone: no file recorded any more (the next ingest or prune drops them)
     stale_tracks: int
     errors: int
     hours: float
@@ -780,16 +818,13 @@ def library_stats(session: Session, *, analysis_version: int = ANALYSIS_VERSION)
     tempo_min, tempo_max, seconds = session.execute(
         select(func.min(TrackRow.tempo), func.max(TrackRow.tempo), func.sum(TrackRow.duration))
     ).one()
+    has_file = select(FileRow.id).where(FileRow.track_id == TrackRow.id).exists()
     return LibraryStats(
-        tracks=count(select(func.count()).select_from(TrackRow)),
+        tracks=count(select(func.count()).select_from(TrackRow).where(has_file)),
         segments=count(select(func.count()).select_from(SegmentRow)),
         files=count(select(func.count()).select_from(FileRow)),
         duplicate_tracks=count(select(func.count()).select_from(dup)),
-        missing_tracks=count(
-            select(func.count())
-            .select_from(TrackRow)
-            .where(~select(FileRow.id).where(FileRow.track_id == TrackRow.id).exists())
-        ),
+        missing_tracks=count(select(func.count()).select_from(TrackRow).where(~has_file)),
         stale_tracks=count(
             select(func.count())
             .select_from(TrackRow)

@@ -30,7 +30,9 @@ models
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -47,6 +49,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 # Named constraints let Alembic alter them later (SQLite batch mode needs names to drop them).
 NAMING_CONVENTION = {
@@ -59,6 +62,73 @@ NAMING_CONVENTION = {
 
 TRACK_ID_LENGTH = 16
 SEGMENT_ID_LENGTH = 40
+
+
+# File names are bytes on POSIX; Python hands the bytes that are not UTF-8 over as lone
+# surrogates (U+DC80..U+DCFF, PEP 383 "surrogateescape"), which no database text column takes.
+# Stored, each becomes a private-use character U+F780..U+F7FF; a genuine private-use character
+# of U+F700..U+F7FF is stored behind the escape U+F700. The mapping is one-to-one, so any path
+# the OS allows goes in and comes back out identical, and valid UTF-8 names are stored as is.
+_ESCAPE = "\uf700"
+_TO_DB = re.compile("[\udc80-\udcff\uf700-\uf7ff]")
+_FROM_DB = re.compile("\uf700(.)|[\uf780-\uf7ff]", re.DOTALL)
+
+
+def path_to_db(path: str) -> str:
+    """``path`` (any name the OS allows, via :func:`os.fsdecode`) as storable text.
+
+    Examples
+    --------
+    >>> path_to_db("/music/caf\udce9.mp3")
+    '/music/caf\uf7e9.mp3'
+    >>> path_from_db(path_to_db("/music/caf\udce9.mp3")) == "/music/caf\udce9.mp3"
+    True
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        c = m.group()
+        if "\udc80" <= c <= "\udcff":
+            return chr(ord(c) - 0xDC00 + 0xF700)
+        return _ESCAPE + c
+
+    return _TO_DB.sub(sub, path)
+
+
+def path_from_db(text: str) -> str:
+    """Inverse of :func:`path_to_db`."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return m.group(1)
+        return chr(ord(m.group()) - 0xF700 + 0xDC00)
+
+    return _FROM_DB.sub(sub, text)
+
+
+class FsPath(TypeDecorator[str]):
+    """A file path column: text in the database, any OS file name in Python."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return path_to_db(value) if isinstance(value, str) else value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return path_from_db(value) if isinstance(value, str) else value
+
+
+class SafeText(TypeDecorator[str]):
+    """Free text (an error reason) that may quote a file name: stored with any lone surrogate
+    written as ``\\udcXX`` (readable, never refused by the database)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, str):
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
 
 
 class Base(DeclarativeBase):
@@ -108,7 +178,7 @@ class FileRow(Base):
     __tablename__ = "files"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
     track_id: Mapped[str] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
     size: Mapped[int] = mapped_column(BigInteger)  # bytes
     mtime_ns: Mapped[int] = mapped_column(BigInteger)  # st_mtime_ns
@@ -180,7 +250,7 @@ class StemRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     track_id: Mapped[str] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(32))
-    path: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(FsPath)
     # Audio stream index inside ``path`` (NI .stem.mp4); None for a stem file of its own.
     stream: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
@@ -191,8 +261,8 @@ class IngestErrorRow(Base):
     __tablename__ = "ingest_errors"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
-    reason: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
+    reason: Mapped[str] = mapped_column(SafeText)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     analysis_version: Mapped[int] = mapped_column(Integer)

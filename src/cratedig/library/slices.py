@@ -30,7 +30,7 @@ import soundfile as sf
 from cratedig.analysis.pipeline import track_id_from_hash
 from cratedig.analysis.records import TrackAnalysis
 from cratedig.audio.decode import DecodedAudio, decode
-from cratedig.errors import AudioError, ParameterError
+from cratedig.errors import AudioError, OutputError, ParameterError
 from cratedig.fileio import atomic_path
 from cratedig.library.errors import DiskFull, SliceError
 
@@ -80,19 +80,53 @@ def slice_path(slices_dir: str | os.PathLike[str], segment_id: str, fmt: str = "
     return track_dir(slices_dir, track_id) / f"{segment_id}{slice_format(fmt).suffix}"
 
 
+def check_slices_dir(slices_dir: str | os.PathLike[str]) -> Path:
+    """Refuse, before any work, a slice folder that is a file (or under one).
+
+    Raises
+    ------
+    SliceError
+        One line naming the file in the way.
+    """
+    p = Path(slices_dir).expanduser()
+    for q in (p, *p.parents):
+        if q.exists() or q.is_symlink():
+            if not q.is_dir():
+                raise SliceError(
+                    f"cannot write slices to {os.fsdecode(p)}: {os.fsdecode(q)} is a file, "
+                    "not a folder"
+                )
+            break
+    return p
+
+
 def slices_complete(
     slices_dir: str | os.PathLike[str], track_id: str, *, analysis_version: int, fmt: str = "flac"
 ) -> bool:
-    """Whether the track's slices are all there for this analysis version and format."""
+    """Whether the track's slices are all there for this analysis version and format: every
+    slice and its sidecar present, and (for manifests that record them) of the size written,
+    so a truncated slice or a deleted sidecar is written again."""
+    folder = track_dir(slices_dir, track_id)
     try:
-        manifest = json.loads((track_dir(slices_dir, track_id) / MANIFEST).read_text())
-    except (OSError, ValueError):
+        manifest = json.loads((folder / MANIFEST).read_text())
+        names = [str(n) for n in manifest["slices"]]
+        sizes = {str(k): int(v) for k, v in (manifest.get("sizes") or {}).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-    return (
-        manifest.get("analysis_version") == analysis_version
-        and manifest.get("format") == slice_format(fmt).name
-        and all((track_dir(slices_dir, track_id) / name).exists() for name in manifest["slices"])
-    )
+    if (
+        manifest.get("analysis_version") != analysis_version
+        or manifest.get("format") != slice_format(fmt).name
+    ):
+        return False
+    for name in names:
+        for f in (name, str(Path(name).with_suffix(".json"))):
+            try:
+                size = (folder / f).stat().st_size
+            except OSError:
+                return False
+            if f in sizes and sizes[f] != size:
+                return False
+    return True
 
 
 def sample_bounds(start: float, end: float, sr: int, n: int) -> tuple[int, int]:
@@ -172,6 +206,7 @@ def write_track_slices(
     n = samples.shape[1]
     written: list[Path] = []
     names: list[str] = []
+    sizes: dict[str, int] = {}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / MANIFEST).unlink(missing_ok=True)
@@ -182,9 +217,12 @@ def write_track_slices(
             path = out_dir / f"{seg.id}{form.suffix}"
             buf = io.BytesIO()
             sf.write(buf, samples[:, a:b].T, audio.sr, format=form.container, subtype=subtype)
-            _atomic_write(path, buf.getvalue())
-            sidecar = _sidecar(analysis, seg.index, src, a, b, form, subtype)
-            _atomic_write(path.with_suffix(".json"), _json_bytes(sidecar))
+            data = buf.getvalue()
+            _atomic_write(path, data)
+            sidecar = _json_bytes(_sidecar(analysis, seg.index, src, a, b, form, subtype))
+            _atomic_write(path.with_suffix(".json"), sidecar)
+            sizes[path.name] = len(data)
+            sizes[path.with_suffix(".json").name] = len(sidecar)
             written.append(path)
             names.append(path.name)
         keep = {p.name for p in written} | {p.with_suffix(".json").name for p in written}
@@ -202,8 +240,14 @@ def write_track_slices(
             "mode": analysis.key.mode,
             "camelot": analysis.key.camelot,
             "slices": names,
+            "sizes": sizes,
         }
         _atomic_write(out_dir / MANIFEST, _json_bytes(manifest))
+    except OutputError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"no space left for slices in {slices_dir}") from exc
+        raise SliceError(str(exc)) from exc
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFull(f"no space left for slices in {slices_dir}") from exc

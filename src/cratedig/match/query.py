@@ -20,6 +20,7 @@ chroma (meter unknown) are let through.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,11 +183,19 @@ def match_analysis(
     wanted = sorted({str(i) for h in hits if h is not None for i in h.ids})
     with library.reader() as s:
         found = {c.id: c for c in repo.load_segments(s, segment_ids=wanted)}
-        paths = repo.first_paths(s, {c.track_id for c in found.values()})
+        recorded = repo.paths_of(s, {c.track_id for c in found.values()})
         estimates = repo.track_estimates(s, {c.track_id for c in found.values()})
+    # Suggest only tracks whose audio is still on disk: a deleted file's track (a "ghost",
+    # until the next ingest removes it) is no partner anyone can play.
+    paths = {t: next((p for p in ps if os.path.exists(p)), None) for t, ps in recorded.items()}
+    paths = {t: p for t, p in paths.items() if p is not None}
     for qi, seg in enumerate(segments):
         h = hits[qi]
-        cands = [found[str(i)] for i in (h.ids if h is not None else []) if str(i) in found]
+        cands = [
+            found[str(i)]
+            for i in (h.ids if h is not None else [])
+            if str(i) in found and found[str(i)].track_id in paths
+        ]
         meter = seg.features.beats_per_bar if seg.features is not None else 0
         if meter:
             cands = [c for c in cands if c.features.beats_per_bar in (0, meter)]
@@ -209,7 +218,7 @@ def match_analysis(
         for rec, i in zip(records, order, strict=True):
             c = cands[i]
             rec.update(
-                path=paths.get(c.track_id, ""),
+                path=paths[c.track_id],
                 start=round(c.start, 3),
                 end=round(c.end, 3),
                 label=c.label,

@@ -13,6 +13,7 @@ but a catch-up), and ``cratedig index --rebuild`` starts from scratch.
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,9 @@ def load_index(library: Library) -> SegmentIndex | None:
         return None
     try:
         index: SegmentIndex = SegmentIndex.load(p)
-    except (OSError, ValueError, KeyError, ParameterError) as exc:
-        log.warning("match index %s unreadable (%s): rebuilding it", p, exc)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, ParameterError) as exc:
+        # Derived data: truncated, empty or garbled, it is rebuilt from the database.
+        log.warning("match index %s unreadable (%s): rebuilding it", p, exc or type(exc).__name__)
         return None
     return index
 

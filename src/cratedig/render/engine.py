@@ -85,6 +85,7 @@ __all__ = [
     "beat_time_map",
     "cache_key",
     "limit_true_peak",
+    "limit_true_peak_stream",
     "loudness_db",
     "render_pair",
     "stretch_shift",
@@ -571,6 +572,81 @@ def limit_true_peak(
     reduction = 20.0 * math.log10(max(float(gain.min()), 1e-12))
     res = out.astype(np.float32)
     return (res[0] if y.ndim == 1 else res), min(reduction, 0.0)
+
+
+#: Context either side of each block of the streaming limiter: covers the look-ahead, the
+#: hold, the gain smoothing and the oversampling filter (~0.07 s together) with room to spare.
+_STREAM_MARGIN = 0.25
+#: Samples limited per block by the streaming limiter, in seconds.
+_STREAM_BLOCK = 10.0
+
+
+class limit_true_peak_stream:  # noqa: N801 - used like a function returning an iterator
+    """:func:`limit_true_peak` over a stream of blocks, in bounded memory.
+
+    Each output block is limited with :data:`_STREAM_MARGIN` seconds of context either side,
+    which holds every sample the limiter's gain at that block depends on (look-ahead, hold,
+    smoothing, the 4x oversampling filter), so the result equals the whole-array limiter's
+    but for its final safety scale, applied per block. Memory: about two blocks of audio,
+    whatever the stream's length.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray [shape=(channels, k), dtype=float32]
+        Consecutive pieces of one signal, any lengths.
+    sr : int > 0
+    ceiling_db : float < 0
+
+    Yields
+    ------
+    np.ndarray [shape=(channels, m), dtype=float32]
+        The limited signal, in blocks of :data:`_STREAM_BLOCK` seconds (the last shorter);
+        as many samples in all as came in. ``reduction_db`` holds the largest gain reduction
+        once the iteration ends.
+
+    Examples
+    --------
+    >>> y = np.sin(2 * np.pi * 100 * np.arange(44100) / 22050).astype(np.float32)[None] * 2
+    >>> lim = limit_true_peak_stream(np.array_split(y, 7, axis=1), 22050)
+    >>> out = np.concatenate(list(lim), axis=1)
+    >>> out.shape == y.shape, bool(np.abs(out).max() < 10 ** (-1 / 20)), round(lim.reduction_db)
+    (True, True, -7)
+    """
+
+    def __init__(self, blocks: Any, sr: int, *, ceiling_db: float = DEFAULT_CEILING_DB) -> None:
+        self.sr = _check_sr(sr)
+        self.ceiling_db = ceiling_db
+        self.reduction_db = 0.0
+        self._it = self._run(iter(blocks))
+
+    def __iter__(self) -> limit_true_peak_stream:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        return next(self._it)
+
+    def _run(self, blocks: Any) -> Any:
+        margin = int(round(_STREAM_MARGIN * self.sr))
+        size = int(round(_STREAM_BLOCK * self.sr))
+        buf: np.ndarray | None = None
+        head = 0  # samples of already emitted context at the start of buf
+        for block in blocks:
+            b = _as_channels(block, "block") if block.shape[-1] else None
+            if b is None:
+                continue
+            buf = b if buf is None else np.concatenate([buf, b], axis=1)
+            while buf.shape[1] >= head + size + margin:
+                window = buf[:, : head + size + margin]
+                out, red = limit_true_peak(window, self.sr, ceiling_db=self.ceiling_db)
+                self.reduction_db = min(self.reduction_db, red)
+                yield out[:, head : head + size]
+                keep_from = max(head + size - margin, 0)
+                buf = buf[:, keep_from:].copy()
+                head = head + size - keep_from
+        if buf is not None and buf.shape[1] > head:
+            out, red = limit_true_peak(buf, self.sr, ceiling_db=self.ceiling_db)
+            self.reduction_db = min(self.reduction_db, red)
+            yield out[:, head:]
 
 
 def _fade(n: int, length: int) -> np.ndarray:
