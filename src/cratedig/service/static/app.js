@@ -112,7 +112,7 @@ async function openTrack(id) {
 function showSong(track, match) {
   state.track = track; state.match = match; state.selected = null;
   document.querySelector("main").classList.add("song-open");
-  $("#song").classList.remove("hidden");
+  $("#song").classList.remove("empty");
   $("#song-title").textContent = baseName(track.path) || track.track_id;
   const matched = match.matches.filter((m) => m.candidates.length).length;
   $("#song-meta").innerHTML = `${track.tempo.toFixed(1)} BPM · ${keyChip(track.camelot)} ${esc(track.key)} ${esc(track.mode)} · ` +
@@ -308,7 +308,7 @@ function wire() {
     if (b.dataset.rate) rate(card, seg, c, +b.dataset.rate);
   });
   $("#player").addEventListener("ended", stop);
-  $("#back").addEventListener("click", () => { stop(); document.querySelector("main").classList.remove("song-open"); $("#song").classList.add("hidden"); });
+  $("#back").addEventListener("click", () => { stop(); document.querySelector("main").classList.remove("song-open"); });
   $("#mashup").addEventListener("click", mashup);
   $("#scan-form").addEventListener("submit", scan);
   $("#job-cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message, true)));
