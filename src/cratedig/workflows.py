@@ -122,7 +122,7 @@ def update_library(
     progress: ProgressCallback = _no_progress,
     cancel: threading.Event | None = None,
 ) -> LibraryUpdate:
-    """Ingest the audio under ``folder``, then update the match index and segment clusters.
+    r"""Ingest the audio under ``folder``, then update the match index and segment clusters.
 
     Parameters
     ----------
@@ -148,7 +148,10 @@ def update_library(
     LibraryError
         ``folder`` does not exist, or the database failed.
     IngestInterrupted
-        Interrupted or cancelled: what was stored stays; the index is not updated.
+        Interrupted or cancelled during the ingest: what was stored stays (``.report``); the
+        index is not updated.
+    ScanCancelled
+        ``cancel`` was set before anything started. Both are ``KeyboardInterrupt``\ s.
     """
     from cratedig.learn.clusters import refresh_clusters
     from cratedig.library.errors import LibraryError
@@ -159,9 +162,13 @@ def update_library(
         raise LibraryError(f"{folder}: no such folder")
 
     def on_event(event: str, **details: Any) -> None:
-        if cancel is not None and cancel.is_set():
-            raise ScanCancelled()
         progress(event, **details)
+        # Only between two files: there the ingest catches the interrupt and keeps its report.
+        if event == "done" and cancel is not None and cancel.is_set():
+            raise ScanCancelled()
+
+    if cancel is not None and cancel.is_set():
+        raise ScanCancelled()
 
     report = ingest(
         library,
