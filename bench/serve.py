@@ -7,7 +7,9 @@ real uvicorn server); client threads then ask, for ``--seconds`` each round, for
 - ``match``: ``POST /api/match {"track_id": <random library track>}`` (the whole song), and
 - ``audio``: ``GET /api/segments/<random segment>/audio`` (a phrase as WAV),
 
-at 1, 4 and 16 concurrent clients: p50/p95 latency, requests per second, errors. Then the
+at 1, 4 and 16 concurrent clients: p50/p95 latency, requests per second, errors (the
+server remembers match results until the library changes; ``--match-cache 0`` measures every
+match computed afresh). Then the
 16-client round again with a slow upload in flight (a 3-minute WAV posted to ``/api/match``
 over and over): its p95 must stay within 2x of the round without it. Finally the page's first
 load: bytes and time of ``/`` and its assets.
@@ -176,6 +178,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="length of each round")
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--workers", type=int, default=2, help="ingest processes")
+    ap.add_argument(
+        "--match-cache",
+        type=int,
+        default=None,
+        help="the server's match result cache (0: off, every match computed; default: on)",
+    )
     args = ap.parse_args()
 
     url, music = build_library(args.tracks, args.workers)
@@ -183,7 +191,10 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "cratedig.cli", "serve", "--db", url, "--music", str(music),
            "--port", str(port)]  # fmt: skip
-    server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ)
+    if args.match_cache is not None:
+        env["CRATEDIG_MATCH_CACHE"] = str(args.match_cache)
+    server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -253,10 +264,11 @@ def main() -> None:
     errors = sum(r["errors"] for r in rows + loaded)
     print(f"errors: {errors}")
     OUT_DIR.mkdir(exist_ok=True)
-    (OUT_DIR / "serve.json").write_text(json.dumps({
+    name = "serve.json" if args.match_cache is None else f"serve-cache{args.match_cache}.json"
+    (OUT_DIR / name).write_text(json.dumps({
         "tracks": len(tracks), "segments": len(segments), "rounds": rows, "with_upload": loaded,
         "upload_seconds": uploads, "p95_ratio_with_upload": ratios, "page": page,
-        "cpus": os.cpu_count(),
+        "cpus": os.cpu_count(), "match_cache": args.match_cache,
     }, indent=1))  # fmt: skip
 
 

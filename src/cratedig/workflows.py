@@ -257,9 +257,8 @@ def resolve_query(
     path = Path(query).expanduser()
     if path.exists():
         analysis = analyze_file(path, max_duration=max_duration)
-        with library.reader() as s:
-            stored = repo.load_analysis(s, analysis.track_id)
-        if stored is not None and stored.analysis_version == analysis.analysis_version:
+        stored = stored_analysis(library, analysis)
+        if stored is not None:
             stored.path = str(path)
             return stored, True
         return analysis, False
@@ -273,6 +272,16 @@ def resolve_query(
     if paths:
         stored.path = next((p for p in paths if os.path.exists(p)), paths[0])
     return stored, True
+
+
+def stored_analysis(library: Library, analysis: TrackAnalysis) -> TrackAnalysis | None:
+    """The library's analysis of the same audio (same track id) at the same analysis version,
+    whose segment ids are the library's; None when the library does not hold it."""
+    with library.reader() as s:
+        stored = repo.load_analysis(s, analysis.track_id)
+    if stored is not None and stored.analysis_version == analysis.analysis_version:
+        return stored
+    return None
 
 
 def match_options(

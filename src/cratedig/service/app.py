@@ -10,9 +10,12 @@ asynchronously and analysed with ``run_in_threadpool``, scans run in their own t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import copy
 import hmac
 import logging
+import multiprocessing
 import os
 import re
 import shutil
@@ -21,6 +24,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -140,9 +144,41 @@ class ServiceState:
         self.uploads: OrderedDict[str, Upload] = OrderedDict()
         self._uploads_lock = threading.Lock()
         self.mashup_dir = self.library.artefact_dir / "mashups"
+        self.matches: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._matches_lock = threading.Lock()
+        self.generation = 0  # bumped whenever the index is reloaded
+        self._analysis_pool: ProcessPoolExecutor | None = None
+
+    @property
+    def analysis_pool(self) -> ProcessPoolExecutor:
+        """One process that analyses uploads: its CPU work never holds this process's GIL,
+        so requests served meanwhile keep their latency."""
+        with self._uploads_lock:
+            if self._analysis_pool is None:
+                ctx = multiprocessing.get_context("spawn")
+                self._analysis_pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+            return self._analysis_pool
+
+    def cached_match(self, key: tuple[Any, ...], make: Any) -> dict[str, Any]:
+        """``make()``'s match JSON, remembered until the library changes."""
+        if self.settings.match_cache <= 0:
+            return make()
+        key = (self.generation, *key)
+        with self._matches_lock:
+            if key in self.matches:
+                self.matches.move_to_end(key)
+                return copy.deepcopy(self.matches[key])
+        out = make()
+        with self._matches_lock:
+            self.matches[key] = copy.deepcopy(out)
+            while len(self.matches) > self.settings.match_cache:
+                self.matches.popitem(last=False)
+        return out
 
     def close(self) -> None:
         self.jobs.shutdown()
+        if self._analysis_pool is not None:
+            self._analysis_pool.shutdown(cancel_futures=True)
         shutil.rmtree(self.upload_dir, ignore_errors=True)
         self.library.close()
 
@@ -171,6 +207,9 @@ class ServiceState:
 
         with self._index_lock:
             self.index, _ = sync_index(self.library)
+            self.generation += 1
+            with self._matches_lock:
+                self.matches.clear()
             return len(self.index)
 
     # -- uploads -------------------------------------------------------------------------------
@@ -656,13 +695,27 @@ def _match_track(state: ServiceState, body: MatchRequest) -> dict[str, Any]:
             full = repo.resolve_track_id(s, tid)
         if full is None:
             raise HTTPException(404, f"track {tid} is not in the library")
-        analysis, in_library = _analysis_of(state, full), True
+        return state.cached_match(
+            (full, body.top, body.max_shift, body.max_stretch, body.segment,
+             body.include_own_track),
+            lambda: _match_json(state, _analysis_of(state, full), True, body, None),
+        )  # fmt: skip
+    return _match_json(state, analysis, in_library, body, up.name)
+
+
+def _match_json(
+    state: ServiceState,
+    analysis: TrackAnalysis,
+    in_library: bool,
+    body: MatchRequest,
+    name: str | None,
+) -> dict[str, Any]:
     result = workflows.match(
         state.library, analysis, index=state.index, in_library=in_library, top=body.top,
         max_shift=body.max_shift, max_stretch=body.max_stretch, segment=body.segment,
         include_own_track=body.include_own_track,
     )  # fmt: skip
-    return _public_match(state, result.to_json(), up.name if up is not None else None)
+    return _public_match(state, result.to_json(), name)
 
 
 def _public_match(state: ServiceState, out: dict[str, Any], name: str | None) -> dict[str, Any]:
@@ -701,42 +754,22 @@ async def _match_upload(state: ServiceState, request: Request) -> dict[str, Any]
                     if size > limit:
                         raise HTTPException(413, f"upload larger than {limit // (1024 * 1024)} MB")
                     f.write(chunk)
-            analysis, in_library = await run_in_threadpool(
-                workflows.resolve_query, state.library, tmp
-            )
-            if in_library:
-                lib_analysis = await run_in_threadpool(_analysis_of, state, analysis.track_id)
-                result = await run_in_threadpool(
-                    lambda: workflows.match(
-                        state.library,
-                        lib_analysis,
-                        index=state.index,
-                        in_library=True,
-                        top=options.top,
-                        max_shift=options.max_shift,
-                        max_stretch=options.max_stretch,
-                        segment=options.segment,
-                    )  # fmt: skip
+            from cratedig.analysis.pipeline import analyze_file
+
+            loop = asyncio.get_running_loop()
+            analysis = await loop.run_in_executor(state.analysis_pool, analyze_file, str(tmp))
+            stored = await run_in_threadpool(workflows.stored_analysis, state.library, analysis)
+            if stored is not None:
+                lib_analysis = await run_in_threadpool(_analysis_of, state, stored.track_id)
+                return await run_in_threadpool(
+                    _match_json, state, lib_analysis, True, options, name
                 )
-                return _public_match(state, result.to_json(), name)
             final = state.upload_dir / f"{analysis.track_id}.{suffix or 'bin'}"
             tmp.replace(final)
             kept = True
             analysis.path = str(final)
             state.keep_upload(Upload(analysis, final, name))
-            result = await run_in_threadpool(
-                lambda: workflows.match(
-                    state.library,
-                    analysis,
-                    index=state.index,
-                    in_library=False,
-                    top=options.top,
-                    max_shift=options.max_shift,
-                    max_stretch=options.max_stretch,
-                    segment=options.segment,
-                )  # fmt: skip
-            )
-            out = _public_match(state, result.to_json(), name)
+            out = await run_in_threadpool(_match_json, state, analysis, False, options, name)
             out["query"]["upload"] = True
             return out
         finally:

@@ -16,6 +16,9 @@ TOKEN_ENV = "CRATEDIG_TOKEN"
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 #: Uploaded songs kept (so that their phrases can be played and rendered after the match).
 KEEP_UPLOADS = 8
+#: Match results kept per library state (``$CRATEDIG_MATCH_CACHE``; 0: none). A result only
+#: changes when the library does, and a DJ goes back and forth between the same songs.
+MATCH_CACHE = 512
 
 
 def is_loopback(host: str) -> bool:
@@ -46,6 +49,8 @@ class ServiceSettings:
         Uploads beyond this are refused with 413.
     keep_uploads : int
         Uploaded songs kept for playing and rendering.
+    match_cache : int
+        Match results of library tracks kept until the library changes (0: none).
     """
 
     db: str | None = None
@@ -54,6 +59,7 @@ class ServiceSettings:
     token: str | None = None
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     keep_uploads: int = KEEP_UPLOADS
+    match_cache: int = MATCH_CACHE
 
     def __post_init__(self) -> None:
         roots = []
@@ -87,4 +93,11 @@ class ServiceSettings:
         cls, *, db: str | None = None, music: list[Path] | None = None, host: str = "127.0.0.1"
     ) -> ServiceSettings:
         """Settings from flags, with the token from ``$CRATEDIG_TOKEN``."""
-        return cls(db=db, music=list(music or []), host=host, token=os.environ.get(TOKEN_ENV))
+        cache = os.environ.get("CRATEDIG_MATCH_CACHE", "")
+        return cls(
+            db=db,
+            music=list(music or []),
+            host=host,
+            token=os.environ.get(TOKEN_ENV),
+            match_cache=int(cache) if cache.strip().isdigit() else MATCH_CACHE,
+        )
