@@ -21,10 +21,13 @@ t0=$(date +%s)
 podman build --isolation=chroot --build-arg BASE="$base" \
   --build-arg PIP_OPTIONS="--no-index --find-links /wheels" -t localhost/cratedig:ci . >&2
 echo "image built in $(( $(date +%s) - t0 )) s"
+podman image prune -f >/dev/null  # the build stage's layers
 size=$(podman image inspect --format '{{.Size}}' localhost/cratedig:ci)
 echo "image size: $(( size / 1000000 )) MB"
 
-# The server from the image's own file system: podman run where it works, else chroot.
+# The server from the image's own file system. `podman run` cannot start containers in this
+# sandbox (crun: setrlimit RLIMIT_NOFILE not permitted), so the image's files are exported and
+# the server runs under chroot as the image's user.
 rootfs="$(mktemp -d /tmp/cratedig-image.XXXXXX)"
 chmod 755 "$rootfs"
 cleanup() {
