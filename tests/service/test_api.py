@@ -349,6 +349,7 @@ def test_scan_job_progress_and_refusals(scan_client):
     assert job["report"]["analysed"] == 1 and job["folder"] == "music/other"
     assert client.get("/api/tracks").json()["total"] == 1
     assert client.get("/readyz").json()["segments"] > 0  # the index was reloaded
+    assert client.app.state.cratedig.generation == 1  # and cached matches dropped
     assert any(j["job"] == job["job"] for j in client.get("/api/jobs").json()["jobs"])
     # The absolute path of a folder under the root works too; unchanged files are skipped.
     r = client.post("/api/library/scan", json={"folder": str(music / "other")})
@@ -359,6 +360,9 @@ def test_scan_job_progress_and_refusals(scan_client):
                    "/", "~"):  # fmt: skip
         err = assert_error(client.post("/api/library/scan", json={"folder": folder}), 403)
         assert str(outside) not in err and "/etc" not in err
+    # The music root itself holds the link out: the scanner would follow it, so it is refused.
+    err = assert_error(client.post("/api/library/scan", json={"folder": ""}), 403, "escape")
+    assert str(outside) not in err
     assert_error(client.post("/api/library/scan", json={"folder": "nope"}), 404, "no such folder")
     assert_error(client.post("/api/library/scan", json={"folder": "crate/house_a.wav"}), 404)
     assert_error(client.post("/api/library/scan", json={"folder": "a\x00b"}), 422)

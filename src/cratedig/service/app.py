@@ -380,6 +380,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     def scan(body: ScanRequest, _: Writer) -> dict[str, Any]:
         """Scan a folder under a ``--music`` root as a background job: ``{"job": id}``."""
         folder, shown = _music_folder(state, body.folder)
+        escapes = _links_out(state, folder)
+        if escapes:
+            raise HTTPException(
+                403,
+                f"{shown} holds links that lead outside the music folders ("
+                + ", ".join(escapes[:3])
+                + (", ..." if len(escapes) > 3 else "")
+                + "); remove them or scan a folder without them",
+            )
         job = state.jobs.start(folder, shown)
         if job is None:
             raise HTTPException(409, "a scan is already running; cancel it or wait")
@@ -798,6 +807,18 @@ def _music_folder(state: ServiceState, folder: str) -> tuple[Path, str]:
                 shown = str(Path(r.name) / real.relative_to(r)) if real != r else r.name
                 return real, shown
     raise HTTPException(403, "that folder is outside the music folders this server may scan")
+
+
+def _links_out(state: ServiceState, folder: Path) -> list[str]:
+    """Symbolic links under ``folder`` whose targets lie outside every music root (the scanner
+    follows links, so a scan would read there), as paths relative to ``folder``."""
+    out = []
+    for top, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            p = Path(top) / name
+            if p.is_symlink() and not state.under_roots(p):
+                out.append(str(p.relative_to(folder)))
+    return sorted(out)
 
 
 def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
