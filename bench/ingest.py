@@ -152,7 +152,7 @@ def run_once(folder: Path, db_url: str, workers: int) -> dict:
     cmd = [
         sys.executable,
         "-m",
-        "cratedig.cli_library",
+        "cratedig.cli",
         "ingest",
         str(folder),
         "--db",

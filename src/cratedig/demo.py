@@ -5,8 +5,8 @@ machine shows every stage working (and how well: truth beside estimate):
 
 1. ``demo_library`` writes ``n`` songs with known tempo, key and meter into ``music/`` (with
    ``truth.json``; kept, not rewritten, when a re-run asks for the same songs);
-2. ``ingest`` analyses them into a SQLite library beside it (``library.db``), and the match
-   index and segment clusters are brought up to date;
+2. :func:`cratedig.workflows.update_library` analyses them into a SQLite library beside it
+   (``library.db``) and brings the match index and segment clusters up to date;
 3. every track is matched against the rest; the one with the most matched phrases is the query;
 4. its best pair is rendered (``renders/pair.wav``) and a whole-song mashup is planned and
    rendered (``renders/mashup.wav`` and its cue sheet ``renders/mashup.json``).
@@ -73,11 +73,9 @@ def run_demo(
         ``query`` (the song matched), ``matches`` (its best candidates), ``renders`` (paths
         and timings) and ``seconds`` per stage.
     """
-    from cratedig.learn.clusters import refresh_clusters
+    from cratedig import workflows
     from cratedig.library import repository as repo
     from cratedig.library.db import open_library
-    from cratedig.library.ingest import ingest
-    from cratedig.match.query import MatchOptions, match_analysis
     from cratedig.match.store import sync_index
     from cratedig.synth import demo_library
     from cratedig.theory import Key
@@ -100,16 +98,16 @@ def run_demo(
     with open_library(url) as lib:
         t = time.perf_counter()
         progress("ingesting (analysis, database, match index, clusters)")
-        report = ingest(lib, music.resolve())
+        update = workflows.update_library(lib, music.resolve())
         index, _ = sync_index(lib)
-        clusters = refresh_clusters(lib)
         timings["ingest"] = time.perf_counter() - t
+        report = update.ingest
         result["ingest"] = {
             "analysed": report.analysed,
             "unchanged": report.unchanged,
             "failed": [list(f) for f in report.failed],
-            "segments": len(index),
-            "clusters": clusters.to_json(),
+            "segments": update.segments,
+            "clusters": update.clusters.to_json(),
         }
         with lib.reader() as s:
             files = repo.known_files(s)
@@ -145,12 +143,11 @@ def run_demo(
         # Match every song against the rest; the one with the most matched phrases is shown.
         t = time.perf_counter()
         progress("matching every song against the library")
-        options = MatchOptions(top=3)
         best = None
         for a in analyses.values():
             if a is None:
                 continue
-            m = match_analysis(lib, index, a, options=options, in_library=True)
+            m = workflows.match(lib, a, index=index, in_library=True, top=3)
             matched = sum(bool(sm.candidates) for sm in m.matches)
             top = max((c["score"] for sm in m.matches for c in sm.candidates), default=0.0)
             if best is None or (matched, top) > (best[0], best[1]):
@@ -199,26 +196,21 @@ def run_demo(
             for c, q in pairs[:5]
         ]
         if render:
-            from cratedig.render.service import (
-                audio_format,
-                render_mashup,
-                render_segments,
-                write_audio,
-            )
+            from cratedig.render.service import audio_format, write_audio
 
             renders = folder / "renders"
             renders.mkdir(exist_ok=True)
             c, q = pairs[0]
             t = time.perf_counter()
             progress(f"rendering the best pair {q.id} + {c['segment']}")
-            pair = render_segments(lib, q.id, str(c["segment"]), use_cache=False)
+            pair = workflows.render_pair(lib, q.id, str(c["segment"]), use_cache=False)
             pair_path = renders / "pair.wav"
             write_audio(pair_path, pair.audio, pair.sr, audio_format(None, pair_path))
             timings["render_pair"] = time.perf_counter() - t
             t = time.perf_counter()
             progress(f"rendering a whole-song mashup of {Path(qa.path).name}")
             mix_path, plan_path = renders / "mashup.wav", renders / "mashup.json"
-            mash = render_mashup(lib, index, qa, output=mix_path)
+            mash = workflows.render_mashup(lib, qa, index=index, output=mix_path)
             plan_path.write_text(json.dumps(mash.plan.to_json(), indent=1))
             timings["render_mashup"] = time.perf_counter() - t
             result["renders"] = {

@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cratedig.cli_library import register
+from cratedig.cli.library import register
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_known_errors_are_one_line_and_exit_1(sqlite_url, tmp_path):
         [
             sys.executable,
             "-m",
-            "cratedig.cli_library",
+            "cratedig.cli",
             "ingest",
             str(tmp_path / "nope"),
             "--db",

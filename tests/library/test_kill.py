@@ -48,7 +48,7 @@ def test_kill_9_then_rerun_finishes_the_job_exactly_once(db_url, many_tracks):
     cmd = [
         sys.executable,
         "-m",
-        "cratedig.cli_library",
+        "cratedig.cli",
         "ingest",
         str(many_tracks),
         "--db",

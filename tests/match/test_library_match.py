@@ -137,7 +137,7 @@ def test_segment_option_and_human_table(songs_dir, sqlite_url):
 def test_bad_requests_are_one_clear_line(songs_dir, sqlite_url):
     ingest(songs_dir / "lib", sqlite_url)
     r = run("match", songs_dir / "query.wav", "--db", sqlite_url, "--segment", "99", ok=False)
-    assert isinstance(r.exception, ParameterError) and "--segment 99" in str(r.exception)
+    assert isinstance(r.exception, ParameterError) and "segment 99" in str(r.exception)
     r = run("match", "no-such-file.wav", "--db", sqlite_url, ok=False)
     assert isinstance(r.exception, ParameterError) and "neither an audio file" in str(r.exception)
     # As a real process: exit status 1, one line on stderr, no traceback.

@@ -41,7 +41,7 @@ def test_render_to_a_directory_fails_before_any_work(library, tmp_path, monkeypa
 
 
 def test_mashup_output_and_plan_are_checked_before_any_work(library, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setattr("cratedig.cli_match.resolve_query", _fail_if_called)
+    monkeypatch.setattr("cratedig.workflows.resolve_query", _fail_if_called)
     tid = library["ids"]["query"]
     r = runner.invoke(app, ["mashup", tid, "-o", str(tmp_path), "--db", library["url"]])
     assert isinstance(r.exception, OutputError) and "is a directory" in str(r.exception)

@@ -851,3 +851,54 @@ def library_stats(session: Session, *, analysis_version: int = ANALYSIS_VERSION)
         tempo_min=float(tempo_min) if tempo_min is not None else None,
         tempo_max=float(tempo_max) if tempo_max is not None else None,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Ratings and per-track aggregates for the application layer (cratedig.workflows)
+
+
+def track_energies(session: Session) -> dict[str, float]:
+    """Mean phrase energy (0-1) of every track that has segments."""
+    return {
+        t: float(e)
+        for t, e in session.execute(
+            select(SegmentRow.track_id, func.avg(SegmentRow.energy)).group_by(SegmentRow.track_id)
+        ).all()
+        if e is not None
+    }
+
+
+def add_rating(
+    session: Session,
+    *,
+    query_segment: str,
+    candidate_segment: str,
+    score: int,
+    semitones: int = 0,
+    tempo_ratio: float = 1.0,
+    comment: str | None = None,
+    analysis_version: int = ANALYSIS_VERSION,
+) -> int:
+    """Insert a rating (score 1-5, checked by the table too); its id."""
+    from cratedig.library.schema import RatingRow
+
+    row = RatingRow(
+        query_segment_id=query_segment,
+        candidate_segment_id=candidate_segment,
+        score=score,
+        semitones=semitones,
+        tempo_ratio=tempo_ratio,
+        comment=comment,
+        analysis_version=analysis_version,
+        created_at=now(),
+    )
+    session.add(row)
+    session.flush()
+    return int(row.id)
+
+
+def ratings(session: Session) -> list[Any]:
+    """Every rating row (``RatingRow``), oldest first."""
+    from cratedig.library.schema import RatingRow
+
+    return list(session.scalars(select(RatingRow).order_by(RatingRow.id)).all())

@@ -42,6 +42,10 @@ from cratedig.match.scoring import (
 #: Candidates fetched from the index per query segment before exact scoring. The index ranks
 #: by chroma similarity only; rhythm, spectral balance and the transform costs reorder them.
 DEFAULT_FETCH = 200
+#: Bounds of the options a user may ask for: a shift beyond a tritone is better reached the
+#: other way round, and past 50 % stretch Rubber Band's artefacts dominate.
+MAX_SHIFT_BOUND = 6
+MAX_STRETCH_BOUND = 0.5
 
 
 @dataclass
@@ -58,12 +62,15 @@ class MatchOptions:
     def check(self) -> None:
         """Raise :class:`ParameterError` on a value out of range."""
         if self.top < 1:
-            raise ParameterError(f"--top {self.top}: must be at least 1")
-        if not 0 <= self.max_shift <= 6:
-            raise ParameterError(f"--max-shift {self.max_shift}: must be within 0..6 semitones")
-        if not 0.0 <= self.max_stretch <= 0.5:
+            raise ParameterError(f"top={self.top}: must be at least 1")
+        if not 0 <= self.max_shift <= MAX_SHIFT_BOUND:
             raise ParameterError(
-                f"--max-stretch {self.max_stretch}: must be within 0..0.5 (0.08 = 8 %)"
+                f"max_shift={self.max_shift}: must be within 0..{MAX_SHIFT_BOUND} semitones"
+            )
+        if not 0.0 <= self.max_stretch <= MAX_STRETCH_BOUND:
+            raise ParameterError(
+                f"max_stretch={self.max_stretch}: must be within 0..{MAX_STRETCH_BOUND} "
+                "(0.08 = 8 %)"
             )
         if self.fetch < self.top:
             raise ParameterError(f"fetch={self.fetch} must be >= top={self.top}")
@@ -160,7 +167,7 @@ def match_analysis(
     if opt.segment is not None:
         if not 0 <= opt.segment < len(segments):
             raise ParameterError(
-                f"--segment {opt.segment}: the query has segments 0..{len(segments) - 1}"
+                f"segment {opt.segment}: the query has segments 0..{len(segments) - 1}"
             )
         segments = [segments[opt.segment]]
     result = MatchResult(

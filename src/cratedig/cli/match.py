@@ -1,7 +1,4 @@
-"""Matching commands: ``match``, ``index``, ``clusters``. Parse, call, print.
-
-Wire them into the main app with :func:`register`.
-"""
+"""Matching commands: ``match``, ``index``, ``clusters``. Parse, call, print."""
 
 from __future__ import annotations
 
@@ -12,55 +9,32 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cratedig.cli_library import DbOption, JsonOption, err, out, shown
-from cratedig.errors import ParameterError
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(round(max(seconds, 0.0), 1), 60)
-    return f"{int(m)}:{s:04.1f}"
-
-
-def resolve_query(lib: Any, query: str, *, max_duration: float = 1800.0) -> tuple[Any, bool]:
-    """The analysis of ``query`` (a file, or a library track id or id prefix) and whether the
-    track is in the library. A file already in the library uses its stored analysis, so its
-    segment ids are the library's."""
-    from cratedig.library import repository as repo
-
-    path = Path(query).expanduser()
-    if path.exists():
-        from cratedig.analysis.pipeline import analyze_file
-
-        analysis = analyze_file(path, max_duration=max_duration)
-        with lib.reader() as s:
-            stored = repo.load_analysis(s, analysis.track_id)
-        if stored is not None and stored.analysis_version == analysis.analysis_version:
-            stored.path = str(path)
-            return stored, True
-        return analysis, False
-    with lib.reader() as s:
-        track_id = repo.resolve_track_id(s, query)
-        stored = repo.load_analysis(s, track_id) if track_id else None
-    if stored is None:
-        raise ParameterError(f"{query}: neither an audio file nor a track id in the library")
-    return stored, True
+from cratedig.cli._options import (
+    MAX_SHIFT_DEFAULT,
+    MAX_STRETCH_DEFAULT,
+    TOP_DEFAULT,
+    DbOption,
+    JsonOption,
+    MaxShiftOption,
+    MaxStretchOption,
+    TopOption,
+    clock,
+    out,
+    shown,
+    spinner,
+)
 
 
 def match_command(
     query: Annotated[
         str, typer.Argument(help="An audio file (need not be in the library) or a track id.")
     ],
-    top: Annotated[int, typer.Option("--top", "-k", min=1, help="Candidates per segment.")] = 5,
+    top: TopOption = TOP_DEFAULT,
     segment: Annotated[
         int | None, typer.Option("--segment", "-s", min=0, help="Only this query segment (index).")
     ] = None,
-    max_shift: Annotated[
-        int, typer.Option("--max-shift", min=0, max=6, help="Largest pitch shift, semitones.")
-    ] = 3,
-    max_stretch: Annotated[
-        float,
-        typer.Option("--max-stretch", min=0.0, max=0.5, help="Largest time-stretch (0.08 = 8 %)."),
-    ] = 0.08,
+    max_shift: MaxShiftOption = MAX_SHIFT_DEFAULT,
+    max_stretch: MaxStretchOption = MAX_STRETCH_DEFAULT,
     own: Annotated[
         bool,
         typer.Option("--include-own-track", help="Also suggest segments of the query's own track."),
@@ -69,26 +43,21 @@ def match_command(
     json_out: JsonOption = False,
 ) -> None:
     """For each segment of a song, the segments of other songs that mix with it."""
+    from cratedig import workflows
     from cratedig.library.db import open_library
-    from cratedig.match.query import MatchOptions, match_analysis
-    from cratedig.match.store import sync_index
 
-    options = MatchOptions(
-        top=top,
-        max_shift=max_shift,
-        max_stretch=max_stretch,
-        segment=segment,
+    options = workflows.match_options(
+        top=top, max_shift=max_shift, max_stretch=max_stretch, segment=segment,
         include_own_track=own,
-    )
-    options.check()
+    )  # fmt: skip
     with open_library(db) as lib:
-        if json_out:
-            analysis, in_library = resolve_query(lib, query)
-        else:
-            with err.status(f"analysing {query}", spinner="dots"):
-                analysis, in_library = resolve_query(lib, query)
-        index, _ = sync_index(lib)
-        result = match_analysis(lib, index, analysis, options=options, in_library=in_library)
+        with spinner(not json_out, f"analysing {query}"):
+            analysis, in_library = workflows.resolve_query(lib, query)
+        result = workflows.match(
+            lib, analysis, in_library=in_library, top=options.top, max_shift=options.max_shift,
+            max_stretch=options.max_stretch, segment=options.segment,
+            include_own_track=options.include_own_track,
+        )  # fmt: skip
     if json_out:
         print(json.dumps(result.to_json()), flush=True)
         return
@@ -111,7 +80,7 @@ def _print_matches(result: Any) -> None:
     for m in result.matches:
         q = m.query
         out.print(
-            f"\n[bold]segment {q.index}[/bold]  {_clock(q.start)}–{_clock(q.end)}  {q.label}  "
+            f"\n[bold]segment {q.index}[/bold]  {clock(q.start)}–{clock(q.end)}  {q.label}  "
             f"{q.bars} bars  {q.key.name} {q.key.mode[:3]} {q.key.camelot}  {q.tempo:.1f} BPM"
         )
         if not m.candidates:
@@ -124,7 +93,7 @@ def _print_matches(result: Any) -> None:
             name = Path(c["path"]).name if c["path"] else c["track_id"]
             out.print(
                 f"  {r:>2}. [bold]{shown(name)}[/bold] #{c['segment'].rsplit('_', 1)[-1]} "
-                f"{_clock(c['start'])}–{_clock(c['end'])}  score [bold]{c['score']:.2f}[/bold]  "
+                f"{clock(c['start'])}–{clock(c['end'])}  score [bold]{c['score']:.2f}[/bold]  "
                 f"{ratio} {100 * c['stretch']:+.1f}%  {c['semitones']:+d} st  "
                 f"{c['camelot']} ({c['key_relation']})",
                 soft_wrap=True,
@@ -202,26 +171,6 @@ def clusters_command(
             i.labels,
         )
     out.print(t)
-
-
-def after_ingest(lib: Any, json_out: bool) -> dict[str, Any]:
-    """Update the match index and segment clusters once an ingest has stored its tracks."""
-    from cratedig.learn.clusters import refresh_clusters
-    from cratedig.match.store import sync_index
-
-    _, idx = sync_index(lib)
-    cl = refresh_clusters(lib)
-    if not json_out:
-        err.print(
-            f"match index: {idx.segments} segments (+{idx.added_tracks}/-{idx.removed_tracks} "
-            f"tracks); clusters: "
-            + (
-                cl.skipped
-                or f"k={cl.k}, {cl.assigned} segments {'fitted' if cl.fitted else 'assigned'}"
-            ),
-            soft_wrap=True,
-        )
-    return {"index": idx.to_json(), "clusters": cl.to_json()}
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from cratedig.cli_library import DbOption, JsonOption, err, out, shown
+from cratedig.cli._options import (
+    MAX_SHIFT_DEFAULT,
+    MAX_STRETCH_DEFAULT,
+    DbOption,
+    JsonOption,
+    MaxShiftOption,
+    MaxStretchOption,
+    out,
+    shown,
+    spinner,
+    stem_list,
+)
 
 StemsOption = Annotated[
     str | None,
@@ -20,12 +31,6 @@ StemsOption = Annotated[
 FormatOption = Annotated[
     str | None, typer.Option("--format", "-f", help="wav, flac or mp3 (default: from -o).")
 ]
-
-
-def _stems(text: str | None) -> list[str] | None:
-    if not text:
-        return None
-    return [s.strip().lower() for s in text.split(",") if s.strip()]
 
 
 def render_command(
@@ -44,28 +49,38 @@ def render_command(
     ] = None,
     fmt: FormatOption = None,
     stems: StemsOption = None,
+    query_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--query",
+            help="The query song's file, when it is not in the library (as `match FILE` saw it).",
+        ),
+    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Render again.")] = False,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Hear a suggestion: the candidate stretched onto the query's beats, shifted, mixed."""
+    from cratedig import workflows
     from cratedig.fileio import check_output
     from cratedig.library.db import open_library
-    from cratedig.render.service import audio_format, check_transform, render_segments, write_audio
+    from cratedig.render.service import audio_format, check_transform, write_audio
 
     check_transform(semitones, ratio)
     f = audio_format(fmt, output)
     check_output(output)
     with open_library(db, migrate_schema=False, create=False) as lib:
-        pair = render_segments(
-            lib,
-            query_segment,
-            candidate_segment,
-            semitones=semitones,
-            ratio=ratio,
-            stems=_stems(stems),
-            use_cache=not no_cache,
-        )
+        with spinner(not json_out and query_file is not None, f"analysing {query_file}"):
+            pair = workflows.render_pair(
+                lib,
+                query_segment,
+                candidate_segment,
+                semitones=semitones,
+                tempo_ratio=ratio,
+                stems=stem_list(stems),
+                query_file=query_file,
+                use_cache=not no_cache,
+            )
     write_audio(output, pair.audio, pair.sr, f)
     if json_out:
         print(json.dumps({"output": str(output), **pair.to_json()}), flush=True)
@@ -87,33 +102,32 @@ def mashup_command(
     ] = None,
     fmt: FormatOption = None,
     stems: StemsOption = None,
-    max_shift: Annotated[int, typer.Option("--max-shift", min=0, max=6)] = 3,
-    max_stretch: Annotated[float, typer.Option("--max-stretch", min=0.0, max=0.5)] = 0.08,
+    max_shift: MaxShiftOption = MAX_SHIFT_DEFAULT,
+    max_stretch: MaxStretchOption = MAX_STRETCH_DEFAULT,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """A whole-song automatic mashup: a partner for every phrase, layered beat-aligned."""
-    from cratedig.cli_match import resolve_query
+    from cratedig import workflows
     from cratedig.fileio import check_output, output_path
     from cratedig.library.db import open_library
-    from cratedig.match.store import sync_index
-    from cratedig.render.service import audio_format, render_mashup
+    from cratedig.render.service import audio_format
 
     f = audio_format(fmt, output)
     check_output(output)
     if plan is not None:
         check_output(plan)
-    with open_library(db) as lib:
-        analysis, _ = resolve_query(lib, query)
-        index, _ = sync_index(lib)
-        if json_out:
-            m = render_mashup(lib, index, analysis, output=output, fmt=f, stems=_stems(stems),
-                              max_shift=max_shift, max_stretch=max_stretch)  # fmt: skip
-        else:
-            with err.status("matching and rendering", spinner="dots"):
-                m = render_mashup(lib, index, analysis, output=output, fmt=f,
-                                  stems=_stems(stems), max_shift=max_shift,
-                                  max_stretch=max_stretch)  # fmt: skip
+    with open_library(db) as lib, spinner(not json_out, "matching and rendering"):
+        # Written block by block straight into ``output``: memory does not grow with the song.
+        m = workflows.render_mashup(
+            lib,
+            query,
+            output=output,
+            fmt=f,
+            stems=stem_list(stems),
+            max_shift=max_shift,
+            max_stretch=max_stretch,
+        )
     sheet = m.plan.to_json()
     if plan is not None:
         with output_path(plan) as tmp:

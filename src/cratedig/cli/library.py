@@ -1,117 +1,31 @@
 """Library commands: ``ingest``, ``stats``, ``tracks``, ``export-slices``. Parse, call, print.
 
-``ingest`` ends by updating the match index and segment clusters (:mod:`cratedig.cli_match`).
-
-Wire them into the main app with :func:`register`; ``python -m cratedig.cli_library`` runs them
-on their own (used by tests that kill an ingest).
+``ingest`` is :func:`cratedig.workflows.update_library`: the ingest, then the match index and
+segment clusters.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
-from cratedig.errors import CratedigError
-from cratedig.text import printable
-
-out = Console()
-err = Console(stderr=True)
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Database URL or SQLite file (default: $CRATEDIG_DB, else a SQLite file in the "
-        "user data directory). PostgreSQL: postgresql://user:password@host/dbname.",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-WorkersOption = Annotated[
-    int,
-    typer.Option(
-        "--workers", "-w", min=0, help="Analysis processes (1: this process; 0: one per CPU)."
-    ),
-]
-DaskOption = Annotated[
-    str | None,
-    typer.Option("--dask", help="Send analysis to a Dask scheduler, e.g. tcp://host:8786."),
-]
-
-
-def shown(text: object) -> str:
-    """``text`` (a path, a reason quoting one) safe for the terminal and for Rich markup."""
-    return escape(printable(text))
-
-
-class _RateColumn(ProgressColumn):
-    """Tracks per second over Rich's recent window."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(
-            f"{speed:.2f} tracks/s" if speed else "-- tracks/s", style="progress.data.speed"
-        )
-
-
-@contextmanager
-def _progress_bar(enabled: bool, label: str) -> Iterator[Any]:
-    """A Rich progress bar driven by the library's ``progress(event, **details)`` callback."""
-    if not enabled:
-        yield lambda event, **details: None
-        return
-    bar = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[last]}", style="dim"),
-        console=err,
-        transient=False,
-    )
-    state: dict[str, Any] = {}
-
-    def on_event(event: str, **details: Any) -> None:
-        if event in ("planned", "slicing") and details["total"]:
-            desc = label if event == "planned" else "slicing"
-            state["task"] = bar.add_task(desc, total=details["total"], last="")
-        elif event == "done" and "task" in state:
-            name = Path(details["path"]).name
-            bar.update(state["task"], advance=1, last=shown(f"{details['status']}: {name[:40]}"))
-
-    with bar:
-        yield on_event
-
-
-def _executor(workers: int, dask: str | None) -> Any:
-    from cratedig.compute import make_executor
-
-    return make_executor(workers, dask)
+from cratedig.cli._options import (
+    MAX_DURATION_DEFAULT,
+    DaskOption,
+    DbOption,
+    JsonOption,
+    MaxDurationOption,
+    WorkersOption,
+    err,
+    make_executor,
+    out,
+    progress_bar,
+    shown,
+)
 
 
 def ingest_command(
@@ -131,25 +45,23 @@ def ingest_command(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Retry files that failed before, even unchanged.")
     ] = False,
-    max_duration: Annotated[
-        float, typer.Option("--max-duration", help="Refuse files longer than this (seconds).")
-    ] = 1800.0,
+    max_duration: MaxDurationOption = MAX_DURATION_DEFAULT,
     json_out: JsonOption = False,
 ) -> None:
     """Analyse new and changed audio under FOLDER into the library (resumable: run it again)."""
+    from cratedig import workflows
+    from cratedig.library.db import open_library
     from cratedig.library.errors import LibraryError
+    from cratedig.library.ingest import IngestInterrupted
 
     if not folder.exists():
         raise LibraryError(f"{folder}: no such folder")
-    from cratedig.library.db import open_library
-    from cratedig.library.ingest import IngestInterrupted, ingest
-
-    with open_library(db) as lib, _executor(workers, dask) as executor:
+    with open_library(db) as lib, make_executor(workers, dask) as executor:
         if not json_out:
             err.print(f"library: {lib.shown_url}  analysis: {executor.describe()}", soft_wrap=True)
         try:
-            with _progress_bar(not json_out, "ingesting") as progress:
-                report = ingest(
+            with progress_bar(not json_out, "ingesting") as progress:
+                update = workflows.update_library(
                     lib,
                     folder,
                     executor=executor,
@@ -163,15 +75,23 @@ def ingest_command(
             _print_ingest(exc.report, json_out)
             err.print("interrupted: everything above is saved; run the same command to resume")
             raise typer.Exit(130) from exc
-        from cratedig.cli_match import after_ingest
+    if not json_out:
+        idx, cl = update.index, update.clusters
+        err.print(
+            f"match index: {idx.segments} segments (+{idx.added_tracks}/-{idx.removed_tracks} "
+            f"tracks); clusters: "
+            + (
+                cl.skipped
+                or f"k={cl.k}, {cl.assigned} segments {'fitted' if cl.fitted else 'assigned'}"
+            ),
+            soft_wrap=True,
+        )
+    _print_ingest(update.ingest, json_out, update.to_json())
 
-        derived = after_ingest(lib, json_out)
-    _print_ingest(report, json_out, derived)
 
-
-def _print_ingest(report: Any, json_out: bool, derived: dict[str, Any] | None = None) -> None:
+def _print_ingest(report: Any, json_out: bool, whole: dict[str, Any] | None = None) -> None:
     if json_out:
-        print(json.dumps({**report.to_json(), **(derived or {})}), flush=True)
+        print(json.dumps(whole or report.to_json()), flush=True)
         return
     t = Table(title=f"ingest of {shown(report.root)}", show_header=False, box=None)
     t.add_column(justify="right", style="bold")
@@ -224,11 +144,11 @@ def stats_command(db: DbOption = None, json_out: JsonOption = False) -> None:
         with lib.reader() as s:
             st = repo.library_stats(s)
         size = lib.size_bytes()
-        shown = lib.shown_url
+        url = lib.shown_url
     if json_out:
-        print(json.dumps({**st.to_json(), "db": shown, "db_bytes": size}), flush=True)
+        print(json.dumps({**st.to_json(), "db": url, "db_bytes": size}), flush=True)
         return
-    t = Table(title=f"library {shown}", show_header=False, box=None)
+    t = Table(title=f"library {url}", show_header=False, box=None)
     t.add_column(justify="right", style="bold")
     t.add_column()
     t.add_row("tracks", f"{st.tracks}  ({st.hours:.2f} h)")
@@ -256,32 +176,41 @@ def tracks_command(
     bpm: Annotated[
         str | None, typer.Option("--bpm", help="Tempo range: 120-130, 120..130 or 128.")
     ] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", "-q", help="Only paths containing this text.")
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """List tracks, optionally by key and tempo range."""
-    from cratedig.library import repository as repo
+    """List tracks, optionally by key, tempo range and text, slowest first."""
+    from cratedig import workflows
     from cratedig.library.db import open_library
 
-    with open_library(db, create=False) as lib, lib.reader() as s:
-        rows = repo.query_tracks(s, key=key, bpm=bpm, limit=limit)
+    with open_library(db, create=False) as lib:
+        rows, total = workflows.list_tracks(
+            lib, key=key, bpm=bpm, text=text, limit=limit, offset=offset
+        )
     if json_out:
-        print(json.dumps({"tracks": [r.to_json() for r in rows]}), flush=True)
+        print(json.dumps({"tracks": rows, "total": total}), flush=True)
         return
-    t = Table(title=f"{len(rows)} tracks")
-    for col in ("id", "BPM", "key", "meter", "length", "phrases", "path"):
-        t.add_column(col, justify="right" if col in ("BPM", "length", "phrases") else "left")
+    t = Table(title=f"{len(rows)} of {total} tracks")
+    for col in ("id", "BPM", "key", "meter", "length", "energy", "phrases", "path"):
+        t.add_column(
+            col, justify="right" if col in ("BPM", "length", "energy", "phrases") else "left"
+        )
     for r in rows:
-        m, sec = divmod(int(round(r.duration)), 60)
-        path = r.path + (f" (+{r.paths - 1})" if r.paths > 1 else "")
+        m, sec = divmod(int(round(r["duration"])), 60)
+        path = r["path"] + (f" (+{r['paths'] - 1})" if r["paths"] > 1 else "")
         t.add_row(
-            r.track_id,
-            f"{r.tempo:.1f}",
-            f"{r.camelot} {r.key} {r.mode[:3]}",
-            f"{r.time_signature[0]}/{r.time_signature[1]}",
+            r["track_id"],
+            f"{r['tempo']:.1f}",
+            f"{r['camelot']} {r['key']} {r['mode'][:3]}",
+            f"{r['time_signature'][0]}/{r['time_signature'][1]}",
             f"{m}:{sec:02d}",
-            str(r.segments),
+            f"{r['energy']:.2f}",
+            str(r["segments"]),
             shown(path) if path else "[dim](no file)[/dim]",
         )
     out.print(t)
@@ -300,8 +229,8 @@ def export_slices_command(
     from cratedig.library.db import open_library
     from cratedig.library.ingest import export_slices
 
-    with open_library(db, create=False) as lib, _executor(workers, dask) as executor:
-        with _progress_bar(not json_out, "slicing") as progress:
+    with open_library(db, create=False) as lib, make_executor(workers, dask) as executor:
+        with progress_bar(not json_out, "slicing") as progress:
             report = export_slices(
                 lib, folder, fmt=fmt, executor=executor, force=force, progress=progress
             )
@@ -344,19 +273,3 @@ def register(app: typer.Typer) -> None:
     app.command("tracks")(tracks_command)
     app.command("export-slices")(export_slices_command)
     app.command("prune")(prune_command)
-
-
-def main() -> None:
-    """Run the library commands alone: known errors become one line and exit status 1."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app = typer.Typer(name="cratedig", add_completion=False, pretty_exceptions_enable=False)
-    register(app)
-    try:
-        app()
-    except CratedigError as exc:
-        err.print(f"[red]error:[/red] {shown(exc)}", soft_wrap=True, highlight=False)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

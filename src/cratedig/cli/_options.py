@@ -1,0 +1,164 @@
+"""What every command module shares: the consoles, the options, small formatters.
+
+The limits' defaults come from where the library defines them (one place each): the largest
+pitch shift and time-stretch from :mod:`cratedig.match.scoring`, the longest file from
+:mod:`cratedig.audio.decode`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from cratedig.audio.decode import MAX_DURATION
+from cratedig.match.query import MAX_SHIFT_BOUND, MAX_STRETCH_BOUND
+from cratedig.match.scoring import DEFAULT_MAX_SHIFT, DEFAULT_MAX_STRETCH
+from cratedig.workflows import DEFAULT_TOP
+
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL or SQLite file (default: $CRATEDIG_DB, else a SQLite file in the "
+        "user data directory). PostgreSQL: postgresql://user:password@host/dbname.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        "--workers", "-w", min=0, help="Analysis processes (1: this process; 0: one per CPU)."
+    ),
+]
+DaskOption = Annotated[
+    str | None,
+    typer.Option("--dask", help="Send analysis to a Dask scheduler, e.g. tcp://host:8786."),
+]
+MaxDurationOption = Annotated[
+    float, typer.Option("--max-duration", help="Refuse files longer than this many seconds.")
+]
+MaxShiftOption = Annotated[
+    int,
+    typer.Option("--max-shift", min=0, max=MAX_SHIFT_BOUND, help="Largest pitch shift, semitones."),
+]
+MaxStretchOption = Annotated[
+    float,
+    typer.Option(
+        "--max-stretch",
+        min=0.0,
+        max=MAX_STRETCH_BOUND,
+        help="Largest time-stretch (0.08 = 8 %).",
+    ),
+]
+TopOption = Annotated[int, typer.Option("--top", "-k", min=1, help="Candidates per segment.")]
+
+#: Re-exported defaults so that command modules name them, not numbers.
+MAX_DURATION_DEFAULT: float = MAX_DURATION
+MAX_SHIFT_DEFAULT: int = DEFAULT_MAX_SHIFT
+MAX_STRETCH_DEFAULT: float = DEFAULT_MAX_STRETCH
+TOP_DEFAULT: int = DEFAULT_TOP
+
+
+def shown(text: object) -> str:
+    """``text`` (a path, a reason quoting one) safe for the terminal and for Rich markup."""
+    from cratedig.text import printable
+
+    return escape(printable(text))
+
+
+def clock(seconds: float) -> str:
+    """``m:ss.s`` for a time in seconds."""
+    m, s = divmod(round(max(seconds, 0.0), 1), 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def stem_list(text: str | None) -> list[str] | None:
+    """``"drums, bass"`` -> ``["drums", "bass"]``; None or empty -> None."""
+    if not text:
+        return None
+    return [s.strip().lower() for s in text.split(",") if s.strip()]
+
+
+def make_executor(workers: int, dask: str | None) -> Any:
+    from cratedig.compute import make_executor as make
+
+    return make(workers, dask)
+
+
+class _RateColumn(ProgressColumn):
+    """Tracks per second over Rich's recent window."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(
+            f"{speed:.2f} tracks/s" if speed else "-- tracks/s", style="progress.data.speed"
+        )
+
+
+@contextmanager
+def progress_bar(enabled: bool, label: str) -> Iterator[Any]:
+    """A Rich progress bar driven by the library's ``progress(event, **details)`` callback."""
+    if not enabled:
+        yield lambda event, **details: None
+        return
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[last]}", style="dim"),
+        console=err,
+        transient=False,
+    )
+    state: dict[str, Any] = {}
+
+    def on_event(event: str, **details: Any) -> None:
+        if event in ("planned", "slicing") and details["total"]:
+            desc = label if event == "planned" else "slicing"
+            state["task"] = bar.add_task(desc, total=details["total"], last="")
+        elif event == "done" and "task" in state:
+            name = Path(details["path"]).name
+            bar.update(state["task"], advance=1, last=shown(f"{details['status']}: {name[:40]}"))
+
+    with bar:
+        yield on_event
+
+
+class null_context:
+    """A context manager that does nothing (a spinner's stand-in under ``--json``)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def spinner(enabled: bool, text: str) -> Any:
+    """A Rich spinner on stderr, or nothing."""
+    return err.status(text, spinner="dots") if enabled else null_context()

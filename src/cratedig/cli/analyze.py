@@ -1,0 +1,90 @@
+"""``cratedig analyze``: analyse files without a database. Parse, call, print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cratedig.cli._options import (
+    MAX_DURATION_DEFAULT,
+    MaxDurationOption,
+    clock,
+    err,
+    out,
+    shown,
+    spinner,
+)
+from cratedig.errors import AudioError
+
+
+def analyze_command(
+    files: Annotated[list[Path], typer.Argument(help="Audio files to analyse.")],
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file, one per line.")
+    ] = False,
+    features: Annotated[
+        bool, typer.Option("--features", help="Include per-segment feature vectors in the JSON.")
+    ] = False,
+    max_duration: MaxDurationOption = MAX_DURATION_DEFAULT,
+) -> None:
+    """Analyse audio files (no database): tempo, key, beats, downbeats, phrases, sections."""
+    from cratedig.analysis.pipeline import analyze_file
+    from cratedig.audio.decode import check_max_duration
+
+    check_max_duration(max_duration)
+    failures = 0
+    for path in files:
+        try:
+            with spinner(not json_out, f"analysing {shown(path)}"):
+                result = analyze_file(path, max_duration=max_duration)
+        except (AudioError, OSError) as exc:
+            failures += 1
+            if isinstance(exc, OSError):  # a file that vanished or became unreadable mid-way
+                exc = AudioError(f"cannot read ({exc.strerror or exc})", str(path))
+            if json_out:
+                print(json.dumps({"path": str(path), "error": exc.reason}), flush=True)
+            else:
+                err.print(f"[red]error[/red] {shown(path)}: {shown(exc.reason)}", soft_wrap=True)
+            continue
+        if json_out:
+            print(json.dumps(result.to_json(features=features)), flush=True)
+        else:
+            _print_analysis(result)
+    if failures and failures == len(files):
+        raise typer.Exit(1)
+
+
+def _print_analysis(a: Any) -> None:  # a: TrackAnalysis
+    out.print(
+        f"[bold]{shown(a.path)}[/bold]  {a.tempo:.2f} BPM  "
+        f"{a.time_signature[0]}/{a.time_signature[1]}  "
+        f"{a.key} ([bold]{a.camelot}[/bold], clarity {a.key_clarity:.2f})  "
+        f"{clock(a.duration)}  {a.loudness:.1f} LUFS  tuning {a.tuning:+.0f} c  id {a.track_id}",
+        soft_wrap=True,  # a long path must stay whole (and copyable) on one line
+    )
+    for doubt in a.doubts():
+        out.print(f"  [yellow]? {shown(doubt)}[/yellow]")
+    table = Table(show_edge=False)
+    for col in ("#", "time", "bars", "label", "key", "BPM", "energy", "LUFS"):
+        table.add_column(col, justify="right" if col not in ("label", "key") else "left")
+    for s in a.segments:
+        table.add_row(
+            str(s.index),
+            f"{clock(s.start)}–{clock(s.end)}",
+            f"{s.bar}+{s.bars}",
+            s.label,
+            f"{s.key.name} {s.key.mode[:3]} {s.key.camelot}",
+            f"{s.tempo:.1f}",
+            f"{s.features.energy:.2f}",
+            f"{s.features.loudness:.1f}",
+        )
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``analyze`` to ``app``."""
+    app.command("analyze")(analyze_command)

@@ -1,0 +1,321 @@
+// cratedig web page: library table, song view with phrases and partners, players, ratings,
+// folder scans with live progress. Plain JS, no dependencies, every asset served by cratedig.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const state = {
+  tracks: [], sort: "tempo", desc: false, track: null, match: null, selected: null,
+  auth: false, playing: null, job: null,
+};
+const SECTION_COLORS = { intro: "#6b7280", verse: "#3dd6ff", chorus: "#ff7a3d", break: "#b57bff",
+  outro: "#6b7280", bridge: "#5ee08a" };
+
+function token() { return localStorage.getItem("cratedig-token") || ""; }
+function authHeaders() { return state.auth && token() ? { Authorization: "Bearer " + token() } : {}; }
+function withToken(url) {
+  return state.auth && token() ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token()) : url;
+}
+
+async function api(path, opts = {}) {
+  const res = await fetch(path, { ...opts, headers: { ...(opts.headers || {}), ...authHeaders() } });
+  let body = null;
+  try { body = await res.json(); } catch (e) { body = null; }
+  if (!res.ok) throw new Error((body && body.error) || res.status + " " + res.statusText);
+  return body;
+}
+function postJSON(path, obj) {
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(obj) });
+}
+
+function esc(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+function baseName(p) { return String(p || "").split(/[\\/]/).pop() || p; }
+function clock(s) { const m = Math.floor(s / 60); return m + ":" + String(Math.floor(s % 60)).padStart(2, "0"); }
+function camelotColor(code) {
+  const m = /^(\d+)([AB])$/.exec(code || "");
+  if (!m) return "#888";
+  const hue = ((+m[1] - 1) * 30 + 10) % 360;
+  return m[2] === "A" ? `hsl(${hue} 70% 58%)` : `hsl(${hue} 85% 72%)`;
+}
+function keyChip(code, title) {
+  return `<span class="key-chip" style="background:${camelotColor(code)}" title="${esc(title || "")}">${esc(code)}</span>`;
+}
+function setStatus(text, bad) { const s = $("#status"); s.textContent = text; s.classList.toggle("error", !!bad); }
+
+// ---------------------------------------------------------------------------------- library
+
+async function loadConfig() {
+  const cfg = await api("/api/config");
+  state.auth = cfg.auth;
+  $("#token-box").classList.toggle("hidden", !cfg.auth);
+  $("#token").value = token();
+  const sel = $("#scan-folder");
+  sel.innerHTML = cfg.music.map((m) => `<option value="${esc(m)}">${esc(baseName(m))}</option>`).join("");
+  $("#scan-form").classList.toggle("hidden", cfg.music.length === 0);
+  setStatus(`${cfg.tracks} tracks · ${cfg.segments} phrases indexed`);
+}
+
+let searchTimer = null;
+function scheduleSearch() { clearTimeout(searchTimer); searchTimer = setTimeout(loadTracks, 200); }
+
+async function loadTracks() {
+  const p = new URLSearchParams({ limit: "1000" });
+  if ($("#search").value.trim()) p.set("q", $("#search").value.trim());
+  if ($("#key").value.trim()) p.set("key", $("#key").value.trim());
+  if ($("#bpm").value.trim()) p.set("bpm", $("#bpm").value.trim());
+  try {
+    const r = await api("/api/tracks?" + p);
+    state.tracks = r.tracks;
+    $("#count").textContent = `${r.total} tracks`;
+    $("#count").classList.remove("error");
+    renderTracks();
+  } catch (e) {
+    $("#count").textContent = e.message;
+    $("#count").classList.add("error");
+  }
+}
+
+function sortValue(t, k) {
+  if (k === "name") return baseName(t.path).toLowerCase();
+  if (k === "camelot") { const m = /^(\d+)([AB])$/.exec(t.camelot) || [0, 0, ""]; return +m[1] * 2 + (m[2] === "B" ? 1 : 0); }
+  return t[k];
+}
+
+function renderTracks() {
+  const k = state.sort, dir = state.desc ? -1 : 1;
+  const rows = [...state.tracks].sort((a, b) => (sortValue(a, k) > sortValue(b, k) ? dir : sortValue(a, k) < sortValue(b, k) ? -dir : 0));
+  document.querySelectorAll("#tracks th").forEach((th) => {
+    th.classList.toggle("sorted", th.dataset.sort === k);
+    th.classList.toggle("desc", th.dataset.sort === k && state.desc);
+  });
+  $("#tracks tbody").innerHTML = rows.map((t) => `
+    <tr data-id="${t.track_id}" class="${state.track && state.track.track_id === t.track_id ? "active" : ""}">
+      <td class="name" title="${esc(t.path)}">${esc(baseName(t.path) || t.track_id)}</td>
+      <td class="num">${t.tempo.toFixed(1)}</td>
+      <td>${keyChip(t.camelot, t.key + " " + t.mode)} <span class="dim">${esc(t.key)}${t.mode === "minor" ? "m" : ""}</span></td>
+      <td class="num"><span class="energy" style="width:${Math.round(8 + 40 * t.energy)}px"></span> ${t.energy.toFixed(2)}</td>
+      <td class="num">${clock(t.duration)}</td>
+    </tr>`).join("");
+}
+
+// ---------------------------------------------------------------------------------- song view
+
+async function openTrack(id) {
+  stop();
+  try {
+    const [track, match] = await Promise.all([api("/api/tracks/" + id), postJSON("/api/match", { track_id: id, top: 5 })]);
+    showSong(track, match);
+  } catch (e) { setStatus(e.message, true); }
+}
+
+function showSong(track, match) {
+  state.track = track; state.match = match; state.selected = null;
+  document.querySelector("main").classList.add("song-open");
+  $("#song").classList.remove("empty");
+  $("#song-title").textContent = baseName(track.path) || track.track_id;
+  const matched = match.matches.filter((m) => m.candidates.length).length;
+  $("#song-meta").innerHTML = `${track.tempo.toFixed(1)} BPM · ${keyChip(track.camelot)} ${esc(track.key)} ${esc(track.mode)} · ` +
+    `${track.time_signature ? track.time_signature.join("/") : "4/4"} · ${clock(track.duration)} · ` +
+    `${matched}/${track.segments.length} phrases have partners${match.query.upload ? " · uploaded, not in the library" : ""}`;
+  $("#mashup-audio").classList.add("hidden");
+  $("#timeline").innerHTML = "";
+  renderPhrases();
+  drawWave(track.track_id, track.duration);
+  $("#phrase-view").innerHTML = `<p class="hint">Click a phrase above to see what mixes with it.</p>`;
+  renderTracks();
+  $("#song").scrollIntoView({ block: "start" });
+}
+
+function renderPhrases() {
+  const t = state.track, dur = t.duration || 1;
+  $("#phrases").innerHTML = t.segments.map((s, i) => {
+    const n = (state.match.matches.find((m) => m.query_segment === s.id) || { candidates: [] }).candidates.length;
+    return `<div class="phrase${state.selected === i ? " selected" : ""}" data-i="${i}" data-testid="phrase"
+      style="left:${(100 * s.start) / dur}%;width:${(100 * (s.end - s.start)) / dur}%;background:${camelotColor(s.camelot)};border-top:4px solid ${SECTION_COLORS[s.label] || "#999"}"
+      title="${esc(s.label)} · ${clock(s.start)}–${clock(s.end)} · ${esc(s.key)} ${esc(s.mode)} · ${n} partners">
+      <span class="k">${esc(s.camelot)}</span>${esc(s.label)}</div>`;
+  }).join("");
+}
+
+async function drawWave(id, duration) {
+  const c = $("#wave"), ctx = c.getContext("2d");
+  c.width = c.clientWidth * (window.devicePixelRatio || 1);
+  c.height = 90 * (window.devicePixelRatio || 1);
+  ctx.clearRect(0, 0, c.width, c.height);
+  try {
+    const w = await api(`/api/tracks/${id}/waveform?points=${Math.min(2000, Math.max(200, c.width / 2 | 0))}`);
+    const mid = c.height / 2, step = c.width / w.peaks.length;
+    const t = state.track;
+    w.peaks.forEach((p, i) => {
+      const time = (i / w.peaks.length) * duration;
+      const seg = t.segments.find((s) => time >= s.start && time < s.end);
+      ctx.fillStyle = seg ? camelotColor(seg.camelot) : "#555";
+      const h = Math.max(1, p * (mid - 2));
+      ctx.fillRect(i * step, mid - h, Math.max(1, step - 0.5), 2 * h);
+    });
+  } catch (e) { /* the waveform is decoration */ }
+}
+
+function selectPhrase(i) {
+  state.selected = i;
+  renderPhrases();
+  const seg = state.track.segments[i];
+  const m = state.match.matches.find((x) => x.query_segment === seg.id) || { candidates: [] };
+  const head = `<h3>Phrase ${i} · ${esc(seg.label)} · ${clock(seg.start)}–${clock(seg.end)} · ${esc(seg.bars)} bars ·
+    ${keyChip(seg.camelot)} · ${seg.tempo.toFixed(1)} BPM</h3>`;
+  if (!m.candidates.length) {
+    $("#phrase-view").innerHTML = head + `<p class="hint">No phrase in the library fits within the tempo and key limits.</p>`;
+    return;
+  }
+  $("#phrase-view").innerHTML = head + m.candidates.map((c, j) => partnerCard(seg, c, j)).join("");
+}
+
+function partnerCard(seg, c, j) {
+  const terms = Object.entries(c.terms || {}).map(([k, v]) =>
+    `<span>${esc(k)}</span><span class="bar"><i style="width:${Math.round(100 * Math.max(0, Math.min(1, v)))}%"></i></span><span>${(+v).toFixed(2)}</span>`).join("");
+  const ratio = { 1: "1:1", 2: "2:1", 0.5: "1:2" }[c.tempo_ratio] || c.tempo_ratio;
+  return `<div class="partner" data-j="${j}" data-testid="partner">
+    <div class="partner-head"><span class="name" title="${esc(c.path)}">${j + 1}. ${esc(baseName(c.path) || c.track_id)} #${esc(c.segment.split("_").pop())}</span>
+      ${keyChip(c.camelot)} <span class="dim">${esc(c.label || "")} ${clock(c.start)}–${clock(c.end)} · ${ratio} ${(100 * c.stretch).toFixed(1)}% · ${c.semitones > 0 ? "+" : ""}${c.semitones} st · ${esc(c.key_relation)}</span>
+      <span class="score">${c.score.toFixed(2)}</span></div>
+    <div class="reason">${esc(c.reason)}</div>
+    <div class="terms">${terms}</div>
+    <div class="actions">
+      <button class="secondary small" data-play="query">▶ A (this)</button>
+      <button class="secondary small" data-play="candidate">▶ B (partner)</button>
+      <button class="small" data-play="both">▶ A+B</button>
+      <span class="stars" role="group" aria-label="rate">${[1, 2, 3, 4, 5].map((n) => `<button data-rate="${n}" title="${n}/5">★</button>`).join("")}</span>
+      <span class="rated"></span>
+    </div></div>`;
+}
+
+function renderUrl(seg, c, part) {
+  if (part === "query") return withToken(`/api/segments/${seg.id}/audio`);
+  const p = new URLSearchParams({ query_segment: seg.id, candidate_segment: c.segment, part,
+    semitones: String(c.semitones), ratio: String(c.tempo_ratio) });
+  return withToken("/api/render?" + p);
+}
+
+function stop() {
+  const a = $("#player");
+  a.pause();
+  document.querySelectorAll("button.playing").forEach((b) => b.classList.remove("playing"));
+  state.playing = null;
+}
+
+function play(button, url) {
+  const a = $("#player");
+  if (state.playing === url && !a.paused) { stop(); return; }
+  stop();
+  state.playing = url;
+  button.classList.add("playing");
+  setStatus("loading audio…");
+  a.src = url;
+  a.play().then(() => setStatus("playing")).catch((e) => setStatus("cannot play: " + e.message, true));
+}
+
+async function rate(card, seg, c, score) {
+  try {
+    const r = await postJSON("/api/ratings", { query_segment: seg.id, candidate_segment: c.segment, score,
+      semitones: c.semitones, tempo_ratio: c.tempo_ratio });
+    card.querySelectorAll("[data-rate]").forEach((b) => b.classList.toggle("on", +b.dataset.rate <= score));
+    card.querySelector(".rated").textContent = `rated ${score}/5 (#${r.id})`;
+  } catch (e) { card.querySelector(".rated").textContent = e.message; }
+}
+
+async function mashup() {
+  const t = state.track;
+  const btn = $("#mashup");
+  btn.disabled = true; btn.textContent = "rendering…";
+  try {
+    const r = await postJSON("/api/mashup", { track_id: t.track_id });
+    const a = $("#mashup-audio");
+    a.classList.remove("hidden");
+    a.src = withToken(r.audio);
+    const dur = t.duration || 1;
+    $("#timeline").innerHTML = r.plan.cues.map((cue) => `<div class="cue" title="${esc(cue.partner ? baseName(cue.partner.path) + " #" + cue.partner.segment.split("_").pop() : "alone")}"
+      style="left:${(100 * cue.start) / dur}%;width:${(100 * (cue.end - cue.start)) / dur}%;background:${cue.partner ? camelotColor(cue.partner.camelot) : "#333"}"></div>`).join("");
+    a.play().catch(() => {});
+  } catch (e) { setStatus(e.message, true); }
+  btn.disabled = false; btn.textContent = "▶ Whole mashup";
+}
+
+// ---------------------------------------------------------------------------------- scan, upload
+
+async function scan(ev) {
+  ev.preventDefault();
+  try {
+    const r = await postJSON("/api/library/scan", { folder: $("#scan-folder").value });
+    state.job = r.job;
+    pollJob();
+  } catch (e) { setStatus(e.message, true); }
+}
+
+async function pollJob() {
+  if (!state.job) return;
+  let j;
+  try { j = await api("/api/jobs/" + state.job); } catch (e) { setStatus(e.message, true); return; }
+  $("#job").classList.remove("hidden");
+  const what = j.stage === "analysing" ? `${j.done}/${j.total} analysed${j.skipped ? `, ${j.skipped} unchanged` : ""}${j.current ? " · " + j.current : ""}` : j.stage;
+  $("#job-text").textContent = `${j.folder}: ${j.state} · ${what}${j.error ? " · " + j.error : ""}`;
+  $("#job-bar").max = Math.max(1, j.total);
+  $("#job-bar").value = j.done;
+  $("#job-cancel").classList.toggle("hidden", !(j.state === "running" || j.state === "queued"));
+  if (j.state === "running" || j.state === "queued") { setTimeout(pollJob, 500); return; }
+  state.job = null;
+  if (j.report) $("#job-text").textContent = `${j.folder}: ${j.state} · ${j.report.analysed} analysed, ${j.report.unchanged} unchanged, ${j.report.failed.length} failed`;
+  loadConfig(); loadTracks();
+}
+
+async function upload(ev) {
+  const f = ev.target.files[0];
+  if (!f) return;
+  const fd = new FormData();
+  fd.append("file", f);
+  fd.append("top", "5");
+  setStatus(`analysing ${f.name}…`);
+  try {
+    const match = await api("/api/match", { method: "POST", body: fd });
+    const q = match.query;
+    const track = { ...q, duration: q.segments.length ? q.segments[q.segments.length - 1].end : 0 };
+    try { Object.assign(track, await api("/api/tracks/" + q.track_id)); } catch (e) { /* not in the library */ }
+    track.path = q.path;
+    showSong(track, match);
+    setStatus(`matched ${f.name}`);
+  } catch (e) { setStatus(e.message, true); }
+  ev.target.value = "";
+}
+
+// ---------------------------------------------------------------------------------- wiring
+
+function wire() {
+  ["#search", "#key", "#bpm"].forEach((s) => $(s).addEventListener("input", scheduleSearch));
+  document.querySelectorAll("#tracks th").forEach((th) => th.addEventListener("click", () => {
+    if (state.sort === th.dataset.sort) state.desc = !state.desc; else { state.sort = th.dataset.sort; state.desc = false; }
+    renderTracks();
+  }));
+  $("#tracks tbody").addEventListener("click", (ev) => { const tr = ev.target.closest("tr"); if (tr) openTrack(tr.dataset.id); });
+  $("#phrases").addEventListener("click", (ev) => { const p = ev.target.closest(".phrase"); if (p) selectPhrase(+p.dataset.i); });
+  $("#phrase-view").addEventListener("click", (ev) => {
+    const card = ev.target.closest(".partner");
+    if (!card) return;
+    const seg = state.track.segments[state.selected];
+    const c = state.match.matches.find((x) => x.query_segment === seg.id).candidates[+card.dataset.j];
+    const b = ev.target.closest("button");
+    if (!b) return;
+    if (b.dataset.play) play(b, renderUrl(seg, c, b.dataset.play));
+    if (b.dataset.rate) rate(card, seg, c, +b.dataset.rate);
+  });
+  $("#player").addEventListener("ended", stop);
+  $("#back").addEventListener("click", () => { stop(); document.querySelector("main").classList.remove("song-open"); });
+  $("#mashup").addEventListener("click", mashup);
+  $("#scan-form").addEventListener("submit", scan);
+  $("#job-cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message, true)));
+  $("#upload").addEventListener("change", upload);
+  $("#token").addEventListener("change", (ev) => localStorage.setItem("cratedig-token", ev.target.value));
+  window.addEventListener("resize", () => state.track && drawWave(state.track.track_id, state.track.duration));
+}
+
+wire();
+loadConfig().then(loadTracks).catch((e) => setStatus(e.message, true));

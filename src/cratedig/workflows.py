@@ -1,0 +1,598 @@
+"""The application layer: every workflow a front end offers, written once.
+
+The command line (:mod:`cratedig.cli`), the demo (:mod:`cratedig.demo`) and the web service
+(:mod:`cratedig.service`) call these functions and print or return what they give back, so the
+JSON ``cratedig match --json`` prints is the JSON ``POST /api/match`` answers. Each function
+takes an open :class:`~cratedig.library.db.Library` and names its parameters in the domain's
+words (``max_shift``, ``tempo_ratio``), never as command-line flags.
+
+- :func:`update_library`: ingest a folder, then bring the match index and the segment clusters
+  up to date (cancellable, with progress);
+- :func:`resolve_query`: the analysis of a file (in the library or not) or a library track id;
+- :func:`match`: per query phrase, the ranked partners (:class:`~cratedig.match.query.MatchResult`);
+- :func:`render_pair`: hear a suggestion; the query may be a file that is not in the library;
+- :func:`render_mashup`: a partner for every phrase of a song, layered, with its cue sheet;
+- :func:`rate`, :func:`list_ratings`: the user's 1-5 scores of suggestions;
+- :func:`list_tracks`, :func:`track_detail`: browse the library.
+
+Examples
+--------
+>>> from cratedig import workflows
+>>> from cratedig.library.db import open_library
+>>> with open_library("crate.db") as lib:  # doctest: +SKIP
+...     update = workflows.update_library(lib, "~/Music")
+...     result = workflows.match(lib, "song.mp3", top=3)
+...     best = result.matches[0].candidates[0]
+...     pair = workflows.render_pair(lib, result.matches[0].query.id, best["segment"],
+...                                  query_file="song.mp3")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cratedig.analysis.records import TrackAnalysis
+from cratedig.audio.decode import MAX_DURATION
+from cratedig.errors import ParameterError
+from cratedig.library import repository as repo
+from cratedig.library.db import Library
+from cratedig.match.query import MatchOptions, MatchResult
+from cratedig.match.scoring import DEFAULT_MAX_SHIFT, DEFAULT_MAX_STRETCH
+from cratedig.render.service import AudioLoader, Mashup, RenderedPair
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MAX_SHIFT",
+    "DEFAULT_MAX_STRETCH",
+    "DEFAULT_TOP",
+    "MAX_DURATION",
+    "LibraryUpdate",
+    "ScanCancelled",
+    "list_ratings",
+    "list_tracks",
+    "match",
+    "rate",
+    "render_mashup",
+    "render_pair",
+    "resolve_query",
+    "track_detail",
+    "update_library",
+]
+
+#: Candidates per query phrase unless asked otherwise.
+DEFAULT_TOP = 5
+#: Candidates per phrase a mashup plan chooses from.
+MASHUP_TOP = 8
+
+TRACK_ID = re.compile(r"^[0-9a-f]{16}$")
+SEGMENT_ID = re.compile(r"^([0-9a-f]{16})_(\d+)$")
+
+ProgressCallback = Callable[..., None]
+
+
+def _no_progress(event: str, **details: Any) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Library
+
+
+class ScanCancelled(KeyboardInterrupt):
+    """Raised inside an ingest's loop when its ``cancel`` event is set; the ingest keeps what
+    it stored (as after Ctrl-C) and :func:`update_library` raises
+    :class:`~cratedig.library.ingest.IngestInterrupted`."""
+
+
+@dataclass
+class LibraryUpdate:
+    """What :func:`update_library` did: the ingest, the match index, the clusters."""
+
+    ingest: Any  # IngestReport
+    index: Any  # IndexSync
+    clusters: Any  # ClusterReport
+    segments: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The ingest report with ``index`` and ``clusters`` (``cratedig ingest --json``)."""
+        return {
+            **self.ingest.to_json(),
+            "index": self.index.to_json(),
+            "clusters": self.clusters.to_json(),
+        }
+
+
+def update_library(
+    library: Library,
+    folder: str | os.PathLike[str],
+    *,
+    executor: Any = None,
+    slices_dir: str | os.PathLike[str] | None = None,
+    slice_fmt: str = "flac",
+    retry_failed: bool = False,
+    max_duration: float = MAX_DURATION,
+    progress: ProgressCallback = _no_progress,
+    cancel: threading.Event | None = None,
+) -> LibraryUpdate:
+    r"""Ingest the audio under ``folder``, then update the match index and segment clusters.
+
+    Parameters
+    ----------
+    library : Library
+    folder : path-like
+        Scanned recursively; only new or changed files are analysed.
+    executor : Executor, optional
+        Where analysis runs (:func:`cratedig.compute.make_executor`); default: this process.
+    slices_dir, slice_fmt, retry_failed, max_duration
+        As :func:`cratedig.library.ingest.ingest`.
+    progress : callable
+        ``progress(event, **details)``: the ingest's ``"planned"`` (``total``) and ``"done"``
+        (``path``, ``status``) per file, then ``"index"`` and ``"clusters"``.
+    cancel : threading.Event, optional
+        Set it (from another thread) to stop after the file being stored.
+
+    Returns
+    -------
+    LibraryUpdate
+
+    Raises
+    ------
+    LibraryError
+        ``folder`` does not exist, or the database failed.
+    IngestInterrupted
+        Interrupted or cancelled during the ingest: what was stored stays (``.report``); the
+        index is not updated.
+    ScanCancelled
+        ``cancel`` was set before anything started. Both are ``KeyboardInterrupt``\ s.
+    """
+    from cratedig.learn.clusters import refresh_clusters
+    from cratedig.library.errors import LibraryError
+    from cratedig.library.ingest import ingest
+    from cratedig.match.store import sync_index
+
+    if not Path(folder).expanduser().exists():
+        raise LibraryError(f"{folder}: no such folder")
+
+    def on_event(event: str, **details: Any) -> None:
+        progress(event, **details)
+        # Only between two files: there the ingest catches the interrupt and keeps its report.
+        if event == "done" and cancel is not None and cancel.is_set():
+            raise ScanCancelled()
+
+    if cancel is not None and cancel.is_set():
+        raise ScanCancelled()
+
+    report = ingest(
+        library,
+        folder,
+        executor=executor,
+        slices_dir=slices_dir,
+        slice_fmt=slice_fmt,
+        retry_failed=retry_failed,
+        max_duration=max_duration,
+        progress=on_event,
+    )
+    progress("index")
+    index, synced = sync_index(library)
+    progress("clusters")
+    clusters = refresh_clusters(library)
+    return LibraryUpdate(report, synced, clusters, segments=len(index))
+
+
+def list_tracks(
+    library: Library,
+    *,
+    key: str | None = None,
+    bpm: str | tuple[float, float] | None = None,
+    text: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """Tracks by key (Camelot or name), BPM range and text (in the path or id), slowest first.
+
+    Returns the page ``[offset, offset + limit)`` of the tracks' JSON (``cratedig tracks
+    --json``, plus ``energy``: the mean of its phrases') and how many tracks match in all.
+    """
+    if offset < 0:
+        raise ParameterError(f"offset={offset} must be >= 0")
+    if limit is not None and limit < 1:
+        raise ParameterError(f"limit={limit} must be >= 1")
+    with library.reader() as s:
+        rows = repo.query_tracks(s, key=key, bpm=bpm)
+        energy = repo.track_energies(s)
+    if text:
+        needle = text.strip().lower()
+        rows = [r for r in rows if needle in r.path.lower() or r.track_id.startswith(needle)]
+    total = len(rows)
+    page = rows[offset : None if limit is None else offset + limit]
+    out = []
+    for r in page:
+        j = r.to_json()
+        j["energy"] = round(energy.get(r.track_id, 0.0), 4)
+        out.append(j)
+    return out, total
+
+
+def track_detail(library: Library, track_id: str) -> dict[str, Any] | None:
+    """One track's analysis JSON (``analyze --json``) with its files, or None if unknown."""
+    with library.reader() as s:
+        a = repo.load_analysis(s, track_id)
+        paths = repo.track_paths(s, track_id) if a is not None else []
+    if a is None:
+        return None
+    a.path = paths[0] if paths else ""
+    return {**a.to_json(), "paths": paths}
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching
+
+
+def resolve_query(
+    library: Library, query: str | os.PathLike[str], *, max_duration: float = MAX_DURATION
+) -> tuple[TrackAnalysis, bool]:
+    """The analysis of ``query`` and whether it is a library track.
+
+    ``query`` is an audio file (analysed now; when the library holds the same audio at the
+    current analysis version, its stored analysis is used, so segment ids are the library's)
+    or a library track id or id prefix.
+
+    Raises
+    ------
+    ParameterError
+        Neither a file nor a known track id.
+    AudioError
+        The file cannot be analysed.
+    """
+    from cratedig.analysis.pipeline import analyze_file
+
+    path = Path(query).expanduser()
+    if path.exists():
+        analysis = analyze_file(path, max_duration=max_duration)
+        stored = stored_analysis(library, analysis)
+        if stored is not None:
+            stored.path = str(path)
+            return stored, True
+        return analysis, False
+    text = os.fspath(query)
+    with library.reader() as s:
+        track_id = repo.resolve_track_id(s, text)
+        stored = repo.load_analysis(s, track_id) if track_id else None
+        paths = repo.track_paths(s, track_id) if stored is not None and track_id else []
+    if stored is None:
+        raise ParameterError(f"{text}: neither an audio file nor a track id in the library")
+    if paths:
+        stored.path = next((p for p in paths if os.path.exists(p)), paths[0])
+    return stored, True
+
+
+def stored_analysis(library: Library, analysis: TrackAnalysis) -> TrackAnalysis | None:
+    """The library's analysis of the same audio (same track id) at the same analysis version,
+    whose segment ids are the library's; None when the library does not hold it."""
+    with library.reader() as s:
+        stored = repo.load_analysis(s, analysis.track_id)
+    if stored is not None and stored.analysis_version == analysis.analysis_version:
+        return stored
+    return None
+
+
+def match_options(
+    *,
+    top: int = DEFAULT_TOP,
+    max_shift: int = DEFAULT_MAX_SHIFT,
+    max_stretch: float = DEFAULT_MAX_STRETCH,
+    segment: int | None = None,
+    include_own_track: bool = False,
+) -> MatchOptions:
+    """Checked :class:`MatchOptions` (raises :class:`ParameterError` on a value out of range)."""
+    options = MatchOptions(
+        top=top,
+        max_shift=max_shift,
+        max_stretch=max_stretch,
+        segment=segment,
+        include_own_track=include_own_track,
+    )
+    options.check()
+    return options
+
+
+def match(
+    library: Library,
+    query: str | os.PathLike[str] | TrackAnalysis,
+    *,
+    index: Any = None,
+    in_library: bool | None = None,
+    top: int = DEFAULT_TOP,
+    max_shift: int = DEFAULT_MAX_SHIFT,
+    max_stretch: float = DEFAULT_MAX_STRETCH,
+    segment: int | None = None,
+    include_own_track: bool = False,
+) -> MatchResult:
+    """For each phrase of ``query``, the library phrases that mix with it.
+
+    Parameters
+    ----------
+    library : Library
+    query : path, track id or TrackAnalysis
+        Resolved with :func:`resolve_query` unless already analysed.
+    index : SegmentIndex, optional
+        The library's match index; default: brought up to date now
+        (:func:`cratedig.match.store.sync_index`). A server passes the one it keeps loaded.
+    in_library : bool, optional
+        For an analysis passed in: whether it is a library track (default: look it up).
+    top, max_shift, max_stretch, segment, include_own_track
+        See :class:`cratedig.match.query.MatchOptions`.
+
+    Returns
+    -------
+    MatchResult
+        ``.to_json()`` is the ``match --json`` contract of DESIGN.md.
+    """
+    from cratedig.match.query import match_analysis
+    from cratedig.match.store import sync_index
+
+    options = match_options(
+        top=top,
+        max_shift=max_shift,
+        max_stretch=max_stretch,
+        segment=segment,
+        include_own_track=include_own_track,
+    )
+    if isinstance(query, TrackAnalysis):
+        analysis = query
+        if in_library is None:
+            with library.reader() as s:
+                in_library = repo.resolve_track_id(s, analysis.track_id) == analysis.track_id
+    else:
+        analysis, in_library = resolve_query(library, query)
+    if index is None:
+        index, _ = sync_index(library)
+    return match_analysis(library, index, analysis, options=options, in_library=in_library)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+class _QueryLoader(AudioLoader):
+    """An :class:`AudioLoader` that also knows tracks that are not in the library (a query
+    file analysed on the fly), so their segment ids can be rendered."""
+
+    def __init__(self, library: Library, extra: list[TrackAnalysis], **kwargs: Any) -> None:
+        super().__init__(library, **kwargs)
+        self.extra = {a.track_id: a for a in extra}
+
+    def track(self, track_id: str) -> TrackAnalysis:
+        if track_id in self.extra:
+            return self.extra[track_id]
+        return super().track(track_id)
+
+
+def _query_analysis(
+    library: Library, query_file: str | os.PathLike[str] | TrackAnalysis | None
+) -> TrackAnalysis | None:
+    if query_file is None:
+        return None
+    if isinstance(query_file, TrackAnalysis):
+        return query_file
+    analysis, _ = resolve_query(library, query_file)
+    return analysis
+
+
+def render_pair(
+    library: Library,
+    query_segment: str,
+    candidate_segment: str,
+    *,
+    semitones: float | None = None,
+    tempo_ratio: float | None = None,
+    stems: list[str] | None = None,
+    query_file: str | os.PathLike[str] | TrackAnalysis | None = None,
+    use_cache: bool = True,
+) -> RenderedPair:
+    """The candidate phrase stretched onto the query phrase's beats, shifted and layered.
+
+    Parameters
+    ----------
+    library : Library
+    query_segment, candidate_segment : str
+        Segment ids (``<trackid>_<n>``) as :func:`match` gives them.
+    semitones, tempo_ratio : optional
+        The candidate's transform; default: the matcher's suggestion for the pair.
+    stems : list of str, optional
+        Layer only these stems of the candidate.
+    query_file : path or TrackAnalysis, optional
+        The query song when it is not in the library (a file matched on the fly): its
+        segments are rendered from this file.
+    use_cache : bool
+        Read and write the render cache beside the database.
+
+    Returns
+    -------
+    RenderedPair
+        ``audio`` (the mix) and, unless it came from the cache, ``partner`` (the candidate
+        layer alone).
+    """
+    from cratedig.render.service import RENDER_SR, render_segments
+
+    extra = _query_analysis(library, query_file)
+    loader = _QueryLoader(library, [extra] if extra is not None else [], sr=RENDER_SR)
+    return render_segments(
+        library,
+        query_segment,
+        candidate_segment,
+        semitones=semitones,
+        ratio=tempo_ratio,
+        stems=stems,
+        use_cache=use_cache,
+        loader=loader,
+    )
+
+
+def segment_audio(
+    library: Library,
+    segment_id: str,
+    *,
+    query_file: str | os.PathLike[str] | TrackAnalysis | None = None,
+) -> tuple[Any, int]:
+    """One segment's audio alone: ``(samples (channels, n), sr)`` at the render rate."""
+    from cratedig.render.service import RENDER_SR
+
+    extra = _query_analysis(library, query_file)
+    loader = _QueryLoader(library, [extra] if extra is not None else [], sr=RENDER_SR)
+    seg, a = loader.segment(segment_id)
+    y = loader.decoded(a.path)
+    lo = int(round(seg.start * loader.sr))
+    hi = min(int(round(seg.end * loader.sr)), y.shape[1])
+    return y[:, lo:hi], loader.sr
+
+
+def render_mashup(
+    library: Library,
+    query: str | os.PathLike[str] | TrackAnalysis,
+    *,
+    index: Any = None,
+    output: str | os.PathLike[str] | None = None,
+    fmt: str | None = None,
+    stems: list[str] | None = None,
+    max_shift: int = DEFAULT_MAX_SHIFT,
+    max_stretch: float = DEFAULT_MAX_STRETCH,
+) -> Mashup:
+    """A partner for every phrase of ``query`` (a file or a track id), layered over the
+    whole song; ``.plan.to_json()`` is its cue sheet. With ``output`` the mix is written there
+    block by block (bounded memory) and ``.audio`` is not kept."""
+    from cratedig.match.store import sync_index
+    from cratedig.render.service import render_mashup as render
+
+    match_options(max_shift=max_shift, max_stretch=max_stretch)
+    analysis = query if isinstance(query, TrackAnalysis) else resolve_query(library, query)[0]
+    if index is None:
+        index, _ = sync_index(library)
+    return render(
+        library,
+        index,
+        analysis,
+        output=output,
+        fmt=fmt,
+        stems=stems,
+        top=MASHUP_TOP,
+        max_shift=max_shift,
+        max_stretch=max_stretch,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Ratings
+
+
+@dataclass
+class Rating:
+    """A user's 1-5 score of a suggestion (the ``ratings`` table)."""
+
+    id: int
+    query_segment: str
+    candidate_segment: str
+    score: int
+    semitones: int = 0
+    tempo_ratio: float = 1.0
+    comment: str | None = None
+    created_at: str = ""
+    analysis_version: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "query_segment": self.query_segment,
+            "candidate_segment": self.candidate_segment,
+            "score": self.score,
+            "semitones": self.semitones,
+            "tempo_ratio": self.tempo_ratio,
+            "comment": self.comment,
+            "created_at": self.created_at,
+            "analysis_version": self.analysis_version,
+        }
+
+
+#: Longest comment kept with a rating.
+MAX_COMMENT = 2000
+
+
+def rate(
+    library: Library,
+    query_segment: str,
+    candidate_segment: str,
+    score: int,
+    *,
+    semitones: int = 0,
+    tempo_ratio: float = 1.0,
+    comment: str | None = None,
+    query_known: bool = False,
+) -> int:
+    """Store a 1-5 rating of ``candidate_segment`` layered on ``query_segment``; its id.
+
+    Both ids must look like segment ids; the candidate must be a library segment, the query
+    too unless ``query_known`` (a file matched on the fly whose segments the caller saw).
+
+    Raises
+    ------
+    ParameterError
+        A score outside 1..5, a malformed or unknown segment id, a transform out of range.
+    """
+    from cratedig.theory import TEMPO_RATIOS
+
+    if isinstance(score, bool) or int(score) != score or not 1 <= int(score) <= 5:
+        raise ParameterError(f"score {score!r}: must be a whole number from 1 to 5")
+    if int(semitones) != semitones or abs(int(semitones)) > 12:
+        raise ParameterError(f"semitones {semitones!r}: must be a whole number within -12..12")
+    if not any(abs(float(tempo_ratio) - r) < 1e-9 for r in TEMPO_RATIOS):
+        raise ParameterError(f"tempo_ratio {tempo_ratio!r}: must be one of 1, 2 or 0.5")
+    if comment is not None and len(comment) > MAX_COMMENT:
+        raise ParameterError(f"comment: at most {MAX_COMMENT} characters")
+    for what, sid in (("query", query_segment), ("candidate", candidate_segment)):
+        if not SEGMENT_ID.match(sid):
+            raise ParameterError(f"{what} segment {sid!r}: not a segment id (<trackid>_<n>)")
+    wanted = [candidate_segment] if query_known else [query_segment, candidate_segment]
+    with library.reader() as s:
+        found = {seg.id for seg in repo.load_segments(s, segment_ids=wanted)}
+    for sid in wanted:
+        if sid not in found:
+            raise ParameterError(f"segment {sid} is not in the library")
+    with library.transaction() as s:
+        return repo.add_rating(
+            s,
+            query_segment=query_segment,
+            candidate_segment=candidate_segment,
+            score=int(score),
+            semitones=int(semitones),
+            tempo_ratio=float(tempo_ratio),
+            comment=comment,
+        )
+
+
+def list_ratings(library: Library) -> list[Rating]:
+    """Every rating, oldest first."""
+    with library.reader() as s:
+        rows = repo.ratings(s)
+    return [
+        Rating(
+            id=r.id,
+            query_segment=r.query_segment_id,
+            candidate_segment=r.candidate_segment_id,
+            score=r.score,
+            semitones=r.semitones,
+            tempo_ratio=r.tempo_ratio,
+            comment=r.comment,
+            created_at=r.created_at.isoformat(),
+            analysis_version=r.analysis_version,
+        )
+        for r in rows
+    ]

@@ -1,0 +1,446 @@
+"""The REST contract of DESIGN.md through FastAPI's test client: every endpoint, bad requests,
+byte ranges, uploads, tokens, and no traceback or foreign path in any answer."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from cratedig.service import ServiceSettings, create_app
+
+from .conftest import SR
+
+MATCH_KEYS = {"segment", "track_id", "path", "start", "end", "score", "tempo_ratio", "stretch",
+              "semitones", "key_relation", "terms", "reason"}  # fmt: skip
+
+
+def assert_error(r, status: int, *words: str) -> str:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"} and "\n" not in body["error"] and "Traceback" not in r.text
+    for w in words:
+        assert w in body["error"], body["error"]
+    return body["error"]
+
+
+def wav_seconds(data: bytes) -> float:
+    info = sf.info(io.BytesIO(data))
+    return info.frames / info.samplerate
+
+
+@pytest.fixture(scope="module")
+def tracks(client):
+    return {Path(t["path"]).name: t for t in client.get("/api/tracks").json()["tracks"]}
+
+
+@pytest.fixture(scope="module")
+def best_pair(client, tracks):
+    """The best-scoring (query phrase, partner) of house_a."""
+    a = tracks["house_a.wav"]
+    m = client.post("/api/match", json={"track_id": a["track_id"], "top": 3}).json()
+    pairs = [(c["score"], sm["query_segment"], c) for sm in m["matches"] for c in sm["candidates"]]
+    assert pairs, "house_a must have partners among the other two songs"
+    score, q, c = max(pairs, key=lambda p: p[0])
+    detail = client.get(f"/api/tracks/{a['track_id']}").json()
+    seg = next(s for s in detail["segments"] if s["id"] == q)
+    return {"query": q, "candidate": c, "segment": seg}
+
+
+def test_health_ready_docs_and_page(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json()["segments"] > 0
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in ("/api/tracks", "/api/tracks/{track_id}", "/api/library/scan", "/api/jobs/{job_id}",
+              "/api/match", "/api/segments/{segment_id}/audio", "/api/render", "/api/mashup",
+              "/api/ratings", "/healthz", "/readyz"):  # fmt: skip
+        assert p in paths, p
+    assert "multipart/form-data" in paths["/api/match"]["post"]["requestBody"]["content"]
+    assert client.get("/docs").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN
+    for asset in ("app.js", "style.css"):
+        r = client.get(f"/static/{asset}")
+        assert r.status_code == 200 and "https://" not in r.text
+
+
+def test_tracks_list_filters_and_bad_queries(client, tracks, service_library):
+    r = client.get("/api/tracks").json()
+    assert r["total"] == 3 and len(r["tracks"]) == 3
+    assert {"track_id", "path", "tempo", "key", "mode", "camelot", "energy", "duration"} <= set(
+        r["tracks"][0]
+    )
+    assert all(Path(t["path"]).is_relative_to(service_library["music"]) for t in r["tracks"])
+    a = tracks["house_a.wav"]
+    by_key = client.get("/api/tracks", params={"key": a["camelot"]}).json()
+    assert a["track_id"] in [t["track_id"] for t in by_key["tracks"]]
+    assert all(t["camelot"] == a["camelot"] for t in by_key["tracks"])
+    lo, hi = a["tempo"] - 0.5, a["tempo"] + 0.5
+    by_bpm = client.get("/api/tracks", params={"bpm": f"{lo}-{hi}"}).json()["tracks"]
+    assert [t["track_id"] for t in by_bpm] == [a["track_id"]]
+    text = client.get("/api/tracks", params={"q": "deep"}).json()
+    assert text["total"] == 1 and text["tracks"][0]["path"].endswith("house_c.wav")
+    page = client.get("/api/tracks", params={"limit": 1, "offset": 1}).json()
+    assert page["total"] == 3 and len(page["tracks"]) == 1
+    assert_error(client.get("/api/tracks", params={"bpm": "fast"}), 422, "bpm")
+    assert_error(client.get("/api/tracks", params={"key": "H#"}), 422)
+    assert_error(client.get("/api/tracks", params={"limit": 0}), 422, "limit")
+    assert_error(client.get("/api/tracks", params={"offset": -1}), 422, "offset")
+
+
+def test_one_track_and_bad_ids(client, tracks):
+    a = tracks["house_a.wav"]
+    t = client.get(f"/api/tracks/{a['track_id']}").json()
+    assert t["track_id"] == a["track_id"] and t["segments"]
+    assert t["segments"][0]["id"] == f"{a['track_id']}_0"
+    assert {"start", "end", "label", "camelot", "energy"} <= set(t["segments"][0])
+    w = client.get(f"/api/tracks/{a['track_id']}/waveform", params={"points": 100}).json()
+    assert len(w["peaks"]) == 100 and max(w["peaks"]) == 1.0
+    assert_error(client.get("/api/tracks/not-an-id"), 422, "track id")
+    assert_error(client.get("/api/tracks/../../etc/passwd"), 404)
+    assert_error(client.get("/api/tracks/0123456789abcdef"), 404, "not in the library")
+
+
+def test_match_by_track_id_is_the_cli_contract(client, tracks, service_library):
+    a = tracks["house_a.wav"]
+    m = client.post("/api/match", json={"track_id": a["track_id"], "top": 2}).json()
+    assert m["query"]["track_id"] == a["track_id"] and m["query"]["in_library"] is True
+    assert len(m["matches"]) == len(m["query"]["segments"])
+    cands = [c for sm in m["matches"] for c in sm["candidates"]]
+    assert cands and all(MATCH_KEYS <= set(c) for c in cands)
+    assert all(c["track_id"] != a["track_id"] for c in cands)
+    assert all(len(sm["candidates"]) <= 2 for sm in m["matches"])
+    # The same JSON as `cratedig match --json` (paths under the music root are shown as is).
+    from typer.testing import CliRunner
+
+    from cratedig.cli import app
+
+    r = CliRunner().invoke(app, ["match", a["track_id"], "--db", service_library["url"],
+                                 "--top", "2", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["matches"] == m["matches"]
+    # A prefix works too; a segment alone.
+    one = client.post("/api/match", json={"track_id": a["track_id"][:8], "segment": 1}).json()
+    assert len(one["matches"]) == 1 and one["matches"][0]["query_segment"].endswith("_1")
+
+
+def test_match_bad_requests(client):
+    assert_error(client.post("/api/match", json={"track_id": "ffffffffffffffff"}), 404)
+    assert_error(client.post("/api/match", json={"track_id": "zz"}), 422, "track_id")
+    assert_error(client.post("/api/match", json={}), 422, "track_id")
+    assert_error(client.post("/api/match", json={"track_id": "abcd", "top": 0}), 422, "top")
+    assert_error(client.post("/api/match", json={"track_id": "abcd", "max_shift": 9}), 422)
+    r = client.post(
+        "/api/match", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert_error(r, 422)
+    assert_error(client.post("/api/match", json=[1, 2]), 422)
+
+
+def test_match_an_uploaded_file_then_play_render_and_rate_it(client, service_library, tmp_path):
+    # A song not in the library (the waltz folder was not ingested): analysed, not added.
+    state = client.app.state.cratedig
+    x, sr = sf.read(service_library["music"] / "crate" / "house_b.flac")
+    up = tmp_path / "my song.ogg"
+    sf.write(up, 0.8 * x, sr, format="OGG")
+    with up.open("rb") as f:
+        r = client.post("/api/match", files={"file": ("my song.ogg", f, "audio/ogg")},
+                        data={"top": "2"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    m = r.json()
+    q = m["query"]
+    assert q["in_library"] is False and q["upload"] is True and q["path"] == "my song.ogg"
+    assert client.get("/api/tracks").json()["total"] == 3  # not added
+    cands = [(sm["query_segment"], c) for sm in m["matches"] for c in sm["candidates"]]
+    assert cands
+    qseg, c = cands[0]
+    # Its phrases can be played and rendered, and a suggestion rated.
+    seg = next(s for s in q["segments"] if s["id"] == qseg)
+    audio = client.get(f"/api/segments/{qseg}/audio")
+    assert audio.status_code == 200
+    assert wav_seconds(audio.content) == pytest.approx(seg["end"] - seg["start"], abs=0.05)
+    both = client.post("/api/render", json={"query_segment": qseg,
+                                            "candidate_segment": c["segment"]})  # fmt: skip
+    assert both.status_code == 200 and both.headers["content-type"] == "audio/wav"
+    assert wav_seconds(both.content) == pytest.approx(seg["end"] - seg["start"], abs=0.05)
+    rated = client.post("/api/ratings", json={"query_segment": qseg, "candidate_segment":
+                        c["segment"], "score": 4})  # fmt: skip
+    assert rated.status_code == 201
+    # Only the kept upload stays in the upload folder (no temporary file left behind).
+    assert [p.name for p in state.upload_dir.iterdir()] == [f"{q['track_id']}.ogg"]
+
+
+def test_upload_bad_audio_empty_and_missing_field(client):
+    state = client.app.state.cratedig
+    before = set(state.upload_dir.iterdir())
+    r = client.post(
+        "/api/match", files={"file": ("song.mp3", b"ID3" + b"\x00" * 5000, "audio/mpeg")}
+    )
+    err = assert_error(r, 422, "not usable audio")
+    assert str(state.upload_dir) not in err and "/tmp" not in err
+    r = client.post("/api/match", files={"file": ("x.wav", b"", "audio/wav")})
+    assert_error(r, 422)
+    r = client.post("/api/match", files={"other": ("x.wav", b"RIFF", "audio/wav")})
+    assert_error(r, 422, "file")
+    # A text file named .wav is refused by decoding it, not by its name.
+    r = client.post("/api/match", files={"file": ("notes.wav", b"hello " * 1000, "audio/wav")})
+    assert_error(r, 422, "not usable audio")
+    assert set(state.upload_dir.iterdir()) == before
+
+
+def test_upload_over_the_limit_is_413(service_library, tmp_path):
+    settings = ServiceSettings(db=service_library["url"], max_upload_bytes=10_000)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        r = c.post("/api/match", files={"file": ("big.wav", b"\x00" * 50_000, "audio/wav")})
+        assert_error(r, 413, "larger")
+        assert list(c.app.state.cratedig.upload_dir.iterdir()) == []
+
+
+def test_segment_audio_and_byte_ranges(client, best_pair):
+    seg = best_pair["segment"]
+    url = f"/api/segments/{seg['id']}/audio"
+    whole = client.get(url)
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    assert whole.headers["content-type"] == "audio/wav"
+    assert wav_seconds(whole.content) == pytest.approx(seg["end"] - seg["start"], abs=0.01)
+    size = len(whole.content)
+    r = client.get(url, headers={"Range": "bytes=0-99"})
+    assert r.status_code == 206 and r.content == whole.content[:100]
+    assert r.headers["content-range"] == f"bytes 0-99/{size}"
+    r = client.get(url, headers={"Range": "bytes=1000-"})
+    assert r.status_code == 206 and r.content == whole.content[1000:]
+    r = client.get(url, headers={"Range": "bytes=-64"})
+    assert r.status_code == 206 and r.content == whole.content[-64:]
+    r = client.get(url, headers={"Range": f"bytes={size + 10}-"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}"
+    assert_error(client.get(url, headers={"Range": "bytes=abc"}), 416)
+    assert client.get(url, headers={"Range": "bytes=0-1,5-9"}).status_code == 200
+    tid = seg["id"].split("_")[0]
+    assert_error(client.get(f"/api/segments/{tid}_999/audio"), 404)
+    assert_error(client.get("/api/segments/0123456789abcdef_0/audio"), 404)
+    assert_error(client.get("/api/segments/nope/audio"), 422, "segment id")
+
+
+def test_render_pair_parts_and_bad_transforms(client, best_pair):
+    seg, c = best_pair["segment"], best_pair["candidate"]
+    length = seg["end"] - seg["start"]
+    body = {"query_segment": seg["id"], "candidate_segment": c["segment"]}
+    outs = {}
+    for part in ("both", "query", "candidate"):
+        r = client.post("/api/render", json={**body, "part": part})
+        assert r.status_code == 200, r.text
+        outs[part] = r.content
+        assert wav_seconds(r.content) == pytest.approx(length, abs=0.05)
+    assert len({hash(v) for v in outs.values()}) == 3
+    y, _ = sf.read(io.BytesIO(outs["candidate"]))
+    assert np.abs(y).max() > 0.01
+    # GET with a range, as the page's <audio> asks.
+    r = client.get("/api/render", params={**body, "part": "both", "semitones": c["semitones"],
+                                          "ratio": c["tempo_ratio"]},
+                   headers={"Range": "bytes=0-1023"})  # fmt: skip
+    assert r.status_code == 206 and len(r.content) == 1024
+    assert_error(client.post("/api/render", json={**body, "ratio": 1.5}), 422, "ratio")
+    assert_error(client.post("/api/render", json={**body, "semitones": 40}), 422, "semitones")
+    assert_error(client.post("/api/render", json={**body, "part": "drums"}), 422, "part")
+    assert_error(client.get("/api/render", params={**body, "ratio": 3}), 422, "ratio")
+    bad = {**body, "candidate_segment": "0123456789abcdef_0"}
+    assert_error(client.post("/api/render", json=bad), 404)
+    assert_error(client.post("/api/render", json={**body, "query_segment": "x_1"}), 422)
+
+
+def test_mashup_with_cue_sheet_and_ranges(client, tracks):
+    a = tracks["house_a.wav"]
+    r = client.post("/api/mashup", json={"track_id": a["track_id"]})
+    assert r.status_code == 200, r.text
+    m = r.json()
+    assert m["audio"].startswith("/api/mashups/") and m["plan"]["cues"]
+    assert m["plan"]["totals"]["with_partner"] >= 1
+    audio = client.get(m["audio"])
+    assert audio.status_code == 200
+    assert wav_seconds(audio.content) == pytest.approx(a["duration"], abs=0.1)
+    part = client.get(m["audio"], headers={"Range": "bytes=44-143"})
+    assert part.status_code == 206 and part.content == audio.content[44:144]
+    again = client.post("/api/mashup", json={"track_id": a["track_id"]}).json()
+    assert again == m
+    assert_error(client.post("/api/mashup", json={"track_id": "0123456789abcdef"}), 404)
+    assert_error(client.post("/api/mashup", json={"track_id": "0123"}), 422)
+    assert_error(client.get("/api/mashups/..%2F..%2Fetc%2Fpasswd"), 404)
+    assert_error(client.get("/api/mashups/evil.wav"), 422)
+
+
+def test_ratings_round_trip_into_the_table(client, best_pair, service_library):
+    from cratedig import workflows
+    from cratedig.library.db import open_library
+
+    q, c = best_pair["query"], best_pair["candidate"]
+    body = {"query_segment": q, "candidate_segment": c["segment"], "score": 5,
+            "semitones": c["semitones"], "tempo_ratio": c["tempo_ratio"], "comment": "lovely"}  # fmt: skip
+    r = client.post("/api/ratings", json=body)
+    assert r.status_code == 201
+    rid = r.json()["id"]
+    with open_library(service_library["url"]) as lib:
+        stored = {x.id: x for x in workflows.list_ratings(lib)}
+    assert stored[rid].score == 5 and stored[rid].comment == "lovely"
+    assert stored[rid].query_segment == q
+    listed = client.get("/api/ratings").json()["ratings"]
+    assert any(x["id"] == rid for x in listed)
+    for bad in (0, 6, 2.5, "five"):
+        assert_error(client.post("/api/ratings", json={**body, "score": bad}), 422, "score")
+    assert_error(client.post("/api/ratings", json={**body, "tempo_ratio": 3}), 422)
+    assert_error(
+        client.post("/api/ratings", json={**body, "candidate_segment": "0123456789abcdef_3"}), 404
+    )
+    assert_error(client.post("/api/ratings", json={**body, "query_segment": "../x"}), 422)
+    assert_error(client.post("/api/ratings", json={**body, "comment": "x" * 5000}), 422)
+
+
+def test_errors_cut_paths_outside_the_music_roots(client, service_library):
+    state = client.app.state.cratedig
+    inside = service_library["music"] / "crate" / "house_a.wav"
+    assert state.public_error(Exception("/etc/secret/file.db: locked")) == "file.db: locked"
+    assert str(inside) in state.public_error(Exception(f"{inside}: broken"))
+    assert state.public_path("/home/someone/x.wav") == "x.wav"
+    r = client.get("/api/nothing-here")
+    assert_error(r, 404)
+
+
+# -- scans ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scan_client(service_music, tmp_path):
+    music = tmp_path / "music"
+    shutil.copytree(service_music, music)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    sf.write(outside / "secret.wav", np.zeros(SR * 6), SR)
+    (music / "escape").symlink_to(outside, target_is_directory=True)
+    settings = ServiceSettings(db=f"sqlite:///{tmp_path / 'scan.db'}", music=[music])
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        yield c, music, outside
+
+
+def wait_job(client, job_id, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        j = client.get(f"/api/jobs/{job_id}").json()
+        if j["state"] not in ("queued", "running"):
+            return j
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still running: {j}")
+
+
+def test_scan_job_progress_and_refusals(scan_client):
+    client, music, outside = scan_client
+    r = client.post("/api/library/scan", json={"folder": "other"})
+    assert r.status_code == 202
+    job = wait_job(client, r.json()["job"])
+    assert job["state"] == "done" and job["done"] == job["total"] == 1
+    assert job["report"]["analysed"] == 1 and job["folder"] == "music/other"
+    assert client.get("/api/tracks").json()["total"] == 1
+    assert client.get("/readyz").json()["segments"] > 0  # the index was reloaded
+    assert client.app.state.cratedig.generation == 1  # and cached matches dropped
+    assert any(j["job"] == job["job"] for j in client.get("/api/jobs").json()["jobs"])
+    # The absolute path of a folder under the root works too; unchanged files are skipped.
+    r = client.post("/api/library/scan", json={"folder": str(music / "other")})
+    again = wait_job(client, r.json()["job"])
+    assert again["report"]["unchanged"] == 1 and again["report"]["analysed"] == 0
+    # Nothing outside the music roots: '..', absolute paths, symlinks out.
+    for folder in ("..", "../..", "other/../../outside", "/etc", str(outside), "escape",
+                   "/", "~"):  # fmt: skip
+        err = assert_error(client.post("/api/library/scan", json={"folder": folder}), 403)
+        assert str(outside) not in err and "/etc" not in err
+    # The music root itself holds the link out: the scanner would follow it, so it is refused.
+    err = assert_error(client.post("/api/library/scan", json={"folder": ""}), 403, "escape")
+    assert str(outside) not in err
+    assert_error(client.post("/api/library/scan", json={"folder": "nope"}), 404, "no such folder")
+    assert_error(client.post("/api/library/scan", json={"folder": "crate/house_a.wav"}), 404)
+    assert_error(client.post("/api/library/scan", json={"folder": "a\x00b"}), 422)
+    assert_error(client.post("/api/library/scan", json={"folder": 5}), 422)
+    assert_error(client.get("/api/jobs/nope"), 404)
+    assert_error(client.post("/api/jobs/nope/cancel"), 404)
+    assert client.get("/api/tracks").json()["total"] == 1  # no secret.wav
+
+
+def test_scan_can_be_cancelled(scan_client):
+    client, music, _ = scan_client
+    r = client.post("/api/library/scan", json={"folder": "crate"})
+    assert r.status_code == 202
+    job_id = r.json()["job"]
+    second = client.post("/api/library/scan", json={"folder": "other"})
+    assert_error(second, 409, "already running")
+    assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 202
+    job = wait_job(client, job_id)
+    assert job["state"] == "cancelled" and job["done"] < 3
+    assert client.get("/api/tracks").json()["total"] < 3
+
+
+def test_no_music_roots_means_no_scans(service_library):
+    with TestClient(create_app(ServiceSettings(db=service_library["url"]))) as c:
+        assert_error(c.post("/api/library/scan", json={"folder": "/tmp"}), 403, "--music")
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+
+def test_writes_need_the_token_beyond_loopback(service_library, best_pair, monkeypatch):
+    from cratedig.errors import ParameterError
+    from cratedig.service.settings import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+    with pytest.raises(ParameterError, match="CRATEDIG_TOKEN"):
+        ServiceSettings(db=service_library["url"], host="0.0.0.0")
+    monkeypatch.setenv("CRATEDIG_TOKEN", "s3cret-token")
+    settings = ServiceSettings.from_environment(db=service_library["url"], host="0.0.0.0")
+    body = {"query_segment": best_pair["query"], "candidate_segment":
+            best_pair["candidate"]["segment"], "score": 3}  # fmt: skip
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        assert c.get("/api/tracks").status_code == 200  # reads are open
+        assert c.get("/api/config").json()["auth"] is True
+        assert_error(c.post("/api/ratings", json=body), 401, "token")
+        bad = {"Authorization": "Bearer wrong"}
+        assert_error(c.post("/api/ratings", json=body, headers=bad), 401)
+        good = {"Authorization": "Bearer s3cret-token"}
+        assert c.post("/api/ratings", json=body, headers=good).status_code == 201
+        assert_error(c.post("/api/library/scan", json={"folder": "x"}), 401)
+        assert_error(c.post("/api/render", json={**body, "part": "query"}), 401)
+        assert_error(c.post("/api/match", files={"file": ("a.wav", b"RIFF", "audio/wav")}), 401)
+        seg = best_pair["query"]
+        url = f"/api/render?query_segment={seg}&candidate_segment={body['candidate_segment']}&part=query"
+        assert_error(c.get(url), 401)
+        assert c.get(url + "&token=s3cret-token").status_code == 200
+
+
+def test_the_cli_rate_and_ratings_commands(service_library, best_pair):
+    from typer.testing import CliRunner
+
+    from cratedig.cli import app
+
+    db = service_library["url"]
+    q, c = best_pair["query"], best_pair["candidate"]["segment"]
+    runner = CliRunner()
+    r = runner.invoke(app, ["rate", q, c, "2", "--comment", "muddy bass", "--db", db, "--json"])
+    assert r.exit_code == 0, r.output
+    rid = json.loads(r.stdout)["id"]
+    listed = json.loads(runner.invoke(app, ["ratings", "--db", db, "--json"]).stdout)["ratings"]
+    mine = next(x for x in listed if x["id"] == rid)
+    assert mine["score"] == 2 and mine["comment"] == "muddy bass"
+    csv_text = runner.invoke(app, ["ratings", "--db", db, "--csv"]).stdout
+    assert csv_text.splitlines()[0].startswith("id,query_segment,candidate_segment,score")
+    assert any(line.startswith(f"{rid},") for line in csv_text.splitlines())
+    r = runner.invoke(app, ["rate", q, c, "7", "--db", db])
+    assert r.exit_code != 0 and "score 7" in str(r.exception)
+    r = runner.invoke(app, ["rate", q, "0123456789abcdef_0", "3", "--db", db])
+    assert r.exit_code != 0 and "not in the library" in str(r.exception)
+    assert os.environ.get("CRATEDIG_TOKEN") is None
