@@ -444,3 +444,16 @@ def test_the_cli_rate_and_ratings_commands(service_library, best_pair):
     r = runner.invoke(app, ["rate", q, "0123456789abcdef_0", "3", "--db", db])
     assert r.exit_code != 0 and "not in the library" in str(r.exception)
     assert os.environ.get("CRATEDIG_TOKEN") is None
+
+
+def test_uploads_are_analysed_at_a_lower_priority(service_library):
+    """The upload-analysis process yields the cores to the requests served meanwhile."""
+    import os
+
+    app = create_app(ServiceSettings(db=service_library["url"]))
+    state = app.state.cratedig
+    try:
+        worker_nice = state.analysis_pool.submit(os.nice, 0).result(timeout=60)
+        assert worker_nice >= os.nice(0) + 10 or worker_nice == 19
+    finally:
+        state.analysis_pool.shutdown()

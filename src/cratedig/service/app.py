@@ -63,6 +63,14 @@ MAX_LIMIT = 1000
 # Request bodies (pydantic models mirror DESIGN.md's REST contract)
 
 
+def lower_priority(increment: int = 10) -> None:
+    """Be nicer to the scheduler (the upload-analysis worker; Unix only, best effort)."""
+    try:
+        os.nice(increment)
+    except (AttributeError, OSError):  # pragma: no cover - not Unix, or not permitted
+        pass
+
+
 class ScanRequest(BaseModel):
     folder: str = Field("", description="A folder under one of the --music roots ('' = the first).")
 
@@ -151,12 +159,15 @@ class ServiceState:
 
     @property
     def analysis_pool(self) -> ProcessPoolExecutor:
-        """One process that analyses uploads: its CPU work never holds this process's GIL,
-        so requests served meanwhile keep their latency."""
+        """One process that analyses uploads: its CPU work never holds this process's GIL, and
+        it runs at a lower scheduling priority, so on a small machine the requests served
+        meanwhile get the cores first and keep their latency."""
         with self._uploads_lock:
             if self._analysis_pool is None:
                 ctx = multiprocessing.get_context("spawn")
-                self._analysis_pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+                self._analysis_pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=ctx, initializer=lower_priority
+                )
             return self._analysis_pool
 
     def cached_match(self, key: tuple[Any, ...], make: Any) -> dict[str, Any]:
