@@ -61,3 +61,25 @@ def test_a_wrong_reading_is_never_silent():
         if abs(a.tempo / song.tempo - 1) > 0.02:
             assert t["confidence"] < 0.5
             assert t["alternative"] == pytest.approx(song.tempo, rel=0.02)
+
+
+def test_analyze_prints_the_doubt_and_the_json_carries_it(tmp_path):
+    """`cratedig analyze` names a doubtful tempo with its runner-up, in the table and JSON."""
+    import json
+
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from cratedig.cli import app
+
+    song = hard_song("offbeat_hats", seed=0)  # read at 64 BPM, with 128 as the runner-up
+    path = tmp_path / "breakdown.wav"
+    sf.write(path, song.audio, song.sr)
+    table = CliRunner().invoke(app, ["analyze", str(path)])
+    assert table.exit_code == 0, table.output
+    data = json.loads(CliRunner().invoke(app, ["analyze", "--json", str(path)]).stdout)
+    tempo = data["estimates"]["tempo"]
+    if tempo["confidence"] < 0.5:
+        assert f"or {tempo['alternative']:.1f} ({tempo['relation']})?" in table.output
+    else:  # read right and sure of it
+        assert data["tempo"] == pytest.approx(song.tempo, rel=0.02) and "?" not in table.output

@@ -117,7 +117,8 @@ function showSong(track, match) {
   const matched = match.matches.filter((m) => m.candidates.length).length;
   $("#song-meta").innerHTML = `${track.tempo.toFixed(1)} BPM · ${keyChip(track.camelot)} ${esc(track.key)} ${esc(track.mode)} · ` +
     `${track.time_signature ? track.time_signature.join("/") : "4/4"} · ${clock(track.duration)} · ` +
-    `${matched}/${track.segments.length} phrases have partners${match.query.upload ? " · uploaded, not in the library" : ""}`;
+    `${matched}/${track.segments.length} phrases have partners${match.query.upload ? " · uploaded, not in the library" : ""}` +
+    (match.query.doubts || []).map((d) => `<div class="doubt">? ${esc(d)}</div>`).join("");
   $("#mashup-audio").classList.add("hidden");
   $("#timeline").innerHTML = "";
   renderPhrases();
