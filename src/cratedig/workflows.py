@@ -195,8 +195,10 @@ def list_tracks(
     text: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    quality: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Tracks by key (Camelot or name), BPM range and text (in the path or id), slowest first.
+    """Tracks by key (Camelot or name), BPM range, text (in the path or id) and input quality
+    (``"low"``: suspects only, ``"ok"``), slowest first.
 
     Returns the page ``[offset, offset + limit)`` of the tracks' JSON (``cratedig tracks
     --json``, plus ``energy``: the mean of its phrases') and how many tracks match in all.
@@ -206,7 +208,7 @@ def list_tracks(
     if limit is not None and limit < 1:
         raise ParameterError(f"limit={limit} must be >= 1")
     with library.reader() as s:
-        rows = repo.query_tracks(s, key=key, bpm=bpm)
+        rows = repo.query_tracks(s, key=key, bpm=bpm, quality=quality)
         energy = repo.track_energies(s)
     if text:
         needle = text.strip().lower()

@@ -197,3 +197,29 @@ def test_stats_count_tracks_duplicates_and_errors(db_url, analyses):
     assert (st.tracks, st.files, st.duplicate_tracks, st.errors) == (3, 4, 1, 1)
     assert st.segments == sum(len(a.segments) for a in analyses)
     assert sum(st.formats.values()) == 3 and st.stale_tracks == 0 and st.missing_tracks == 0
+
+
+def test_quality_and_ingest_id_round_trip_and_filter(db_url, analyses):
+    good, bad = analyses[0], replace(analyses[1])
+    bad.quality = {
+        "bandwidth_hz": 16000.0,
+        "fake_lossless": True,
+        "clipping": {"share": 0.0, "runs": 0},
+        "flags": ["fake_lossless"],
+        "reasons": {"fake_lossless": "FLAC but no content above 16.0 kHz"},
+        "level": "low",
+    }
+    with open_library(db_url) as lib:
+        with lib.transaction() as s:
+            repo.store_analysis(s, good, ingest_id="batch-1")
+            repo.store_analysis(s, bad, ingest_id="batch-2")
+        with lib.reader() as s:
+            assert repo.load_analysis(s, bad.track_id).quality == bad.quality
+            assert s.get(TrackRow, bad.track_id).ingest_id == "batch-2"
+            low = repo.query_tracks(s, quality="low")
+            assert [t.track_id for t in low] == [bad.track_id]
+            assert low[0].to_json()["quality"]["fake_lossless"] is True
+            counts = repo.library_stats(s).quality
+            assert counts["fake_lossless"] == 1 and counts["low"] == 1
+            with pytest.raises(ParameterError):
+                repo.query_tracks(s, quality="bad")

@@ -14,6 +14,7 @@ from cratedig import ANALYSIS_VERSION
 from cratedig.analysis import features as feat
 from cratedig.analysis.frontend import compute_frontend
 from cratedig.analysis.loudness import loudness_blocks
+from cratedig.analysis.quality import assess_quality
 from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
 from cratedig.analysis.rhythm import ONSET_LAG, BeatGrid, active_span, track_beats
 from cratedig.analysis.structure import bar_bounds, segment_structure
@@ -89,6 +90,7 @@ def analyze_decoded(audio: DecodedAudio, path: str | os.PathLike[str]) -> TrackA
         channels=audio.channels,
     )
     result.duration = audio.duration
+    result.quality = assess_quality(audio, result)
     return result
 
 

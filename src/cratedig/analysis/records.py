@@ -169,6 +169,9 @@ class TrackAnalysis:
     #: "meter", "downbeat", "key"), e.g. ``{"tempo": {"value": 140.0, "confidence": 0.8,
     #: "alternative": 105.0, "relation": "3:4"}}``. Empty for analyses stored before v4.
     estimates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Input quality (:func:`cratedig.analysis.quality.assess_quality`): bandwidth, fake
+    #: lossless, clipping, flags... Empty when not assessed (analyses stored before it existed).
+    quality: dict[str, Any] = field(default_factory=dict)
 
     @property
     def camelot(self) -> str:
@@ -227,5 +230,6 @@ class TrackAnalysis:
             "segments": [s.to_json(features=features) for s in self.segments],
             "sections": [s.to_json() for s in self.sections],
             "estimates": self.estimates,
+            "quality": self.quality,
             "analysis_version": self.analysis_version,
         }

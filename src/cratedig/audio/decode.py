@@ -32,6 +32,7 @@ import soundfile as sf
 import soxr
 import xxhash
 
+from cratedig.audio.stats import SourceStats, SourceStatsAccumulator
 from cratedig.errors import DecodeError, ParameterError, UnsupportedAudio
 
 log = logging.getLogger("cratedig.audio")
@@ -93,6 +94,9 @@ class DecodedAudio:
         re-tagging a file keeps its identity while re-encoding changes it.
     peak : float
         Absolute peak of ``samples``.
+    source_stats : SourceStats or None
+        Native-rate spectrum, clipping, DC and stereo sums (for
+        :mod:`cratedig.analysis.quality`).
     """
 
     samples: np.ndarray
@@ -103,6 +107,7 @@ class DecodedAudio:
     format: str
     content_hash: str
     peak: float
+    source_stats: SourceStats | None = None
 
 
 def decode(
@@ -183,8 +188,10 @@ def decode(
     )
     pieces = _Samples(1 if mono else source.channels, expected)
     native_frames = 0
+    stats = SourceStatsAccumulator(source.sr, source.channels, file_bytes=p.stat().st_size)
     for block in source.blocks():  # block: (frames, channels) float32, C-contiguous
         hasher.update(block.data)
+        stats.update(block)
         native_frames += block.shape[0]
         if native_frames > (max_duration + 1) * source.sr:
             raise UnsupportedAudio(
@@ -226,6 +233,7 @@ def decode(
         format=source.format,
         content_hash=hasher.hexdigest(),
         peak=peak,
+        source_stats=stats.stats,
     )
 
 

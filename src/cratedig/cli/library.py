@@ -164,6 +164,7 @@ def stats_command(db: DbOption = None, json_out: JsonOption = False) -> None:
     t.add_row("formats", ", ".join(f"{k} {v}" for k, v in st.formats.items()) or "-")
     keys = sorted(st.camelot.items(), key=lambda kv: (int(kv[0][:-1]), kv[0][-1]))
     t.add_row("keys", ", ".join(f"{k} {v}" for k, v in keys) or "-")
+    t.add_row("quality", ", ".join(f"{k} {v}" for k, v in st.quality.items()) or "-")
     per_track = size / st.tracks if st.tracks else 0
     t.add_row("size", f"{size / 1e6:.2f} MB ({per_track / 1e3:.1f} kB per track)")
     out.print(t)
@@ -181,22 +182,26 @@ def tracks_command(
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
     offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+    quality: Annotated[
+        str | None,
+        typer.Option("--quality", help="low: only suspect tracks, with the reasons; ok: the rest."),
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """List tracks, optionally by key, tempo range and text, slowest first."""
+    """List tracks, optionally by key, tempo range, text and input quality, slowest first."""
     from cratedig import workflows
     from cratedig.library.db import open_library
 
     with open_library(db, create=False) as lib:
         rows, total = workflows.list_tracks(
-            lib, key=key, bpm=bpm, text=text, limit=limit, offset=offset
+            lib, key=key, bpm=bpm, text=text, limit=limit, offset=offset, quality=quality
         )
     if json_out:
         print(json.dumps({"tracks": rows, "total": total}), flush=True)
         return
     t = Table(title=f"{len(rows)} of {total} tracks")
-    for col in ("id", "BPM", "key", "meter", "length", "energy", "phrases", "path"):
+    for col in ("id", "BPM", "key", "meter", "length", "energy", "phrases", "quality", "path"):
         t.add_column(
             col, justify="right" if col in ("BPM", "length", "energy", "phrases") else "left"
         )
@@ -211,6 +216,7 @@ def tracks_command(
             f"{m}:{sec:02d}",
             f"{r['energy']:.2f}",
             str(r["segments"]),
+            _quality_cell(r["quality"], reasons=quality == "low"),
             shown(path) if path else "[dim](no file)[/dim]",
         )
     out.print(t)
@@ -273,3 +279,12 @@ def register(app: typer.Typer) -> None:
     app.command("tracks")(tracks_command)
     app.command("export-slices")(export_slices_command)
     app.command("prune")(prune_command)
+
+
+def _quality_cell(q: dict[str, Any], *, reasons: bool) -> str:
+    """A track's quality flags (or, for ``--quality low``, the reasons), terminal-safe."""
+    if reasons:
+        text = "; ".join(q.get("reasons", {}).values()) or q.get("level", "-")
+    else:
+        text = ", ".join(q.get("flags", [])) or q.get("level", "-")
+    return shown(text)

@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -216,6 +217,8 @@ class IngestReport:
     audio_seconds: float = 0.0  # of the files analysed
     elapsed: float = 0.0
     interrupted: bool = False
+    #: Names this run in ``tracks.ingest_id`` (``cratedig drift --batch``): UTC start time.
+    ingest_id: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ"))
 
     @property
     def tracks_per_minute(self) -> float:
@@ -251,6 +254,7 @@ class IngestReport:
             "tracks_per_minute": round(self.tracks_per_minute, 2),
             "realtime_factor": round(self.realtime_factor, 2),
             "interrupted": self.interrupted,
+            "ingest_id": self.ingest_id,
         }
 
 
@@ -509,7 +513,7 @@ def _write_outcome(
     if isinstance(outcome, Analysed) and outcome.analysis.track_id not in stored:
         a = outcome.analysis
         with library.transaction() as s:
-            repo.store_analysis(s, a)
+            repo.store_analysis(s, a, ingest_id=report.ingest_id)
             repo.record_file(s, path=f.path, track_id=a.track_id, size=f.size, mtime_ns=f.mtime_ns)
         stored.add(a.track_id)
         report.analysed += 1

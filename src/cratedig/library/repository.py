@@ -8,8 +8,9 @@ transaction" is decided by the caller. Arrays go in as little-endian float32 byt
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -55,7 +56,11 @@ def now() -> datetime:
 
 
 def store_analysis(
-    session: Session, analysis: TrackAnalysis, *, analysed_at: datetime | None = None
+    session: Session,
+    analysis: TrackAnalysis,
+    *,
+    analysed_at: datetime | None = None,
+    ingest_id: str | None = None,
 ) -> TrackRow:
     """Insert or replace a track's analysis: its row, segments and features.
 
@@ -69,6 +74,8 @@ def store_analysis(
     analysis : TrackAnalysis
     analysed_at : datetime, optional
         Defaults to now (UTC).
+    ingest_id : str, optional
+        The ingest run storing it (``cratedig drift --batch``).
 
     Returns
     -------
@@ -97,6 +104,8 @@ def store_analysis(
     row.downbeats = array_to_bytes(a.downbeats)
     row.sections = [s.to_json() for s in a.sections]
     row.estimates = dict(a.estimates) if a.estimates else None
+    row.quality = a.quality or None
+    row.ingest_id = ingest_id
     row.analysis_version = int(a.analysis_version)
     row.analysed_at = analysed_at or now()
     row.status = "ok"
@@ -185,6 +194,7 @@ def load_analysis(session: Session, track_id: str) -> TrackAnalysis | None:
         sections=[Section(**d) for d in row.sections],  # type: ignore[arg-type]
         analysis_version=row.analysis_version,
         estimates=dict(row.estimates or {}),  # type: ignore[arg-type]
+        quality=dict(row.quality or {}),
     )
 
 
@@ -717,6 +727,7 @@ class TrackSummary:
     camelot: str
     segments: int
     analysis_version: int
+    quality: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -732,9 +743,11 @@ def query_tracks(
     key: str | None = None,
     bpm: tuple[float, float] | str | None = None,
     limit: int | None = None,
+    quality: str | None = None,
 ) -> list[TrackSummary]:
     """Tracks matching a key (any spelling :meth:`Key.parse` reads: "8A", "A minor", "Am")
-    and a BPM range, slowest first.
+    and a BPM range, slowest first; ``quality="low"`` keeps only tracks with a quality flag,
+    ``"ok"`` only assessed tracks without one.
 
     Examples
     --------
@@ -764,9 +777,11 @@ def query_tracks(
         q = q.where(TrackRow.tempo >= lo)
         if np.isfinite(hi):
             q = q.where(TrackRow.tempo <= hi)
-    if limit is not None:
+    if quality not in (None, "low", "ok"):
+        raise ParameterError(f"quality={quality!r} must be 'low' or 'ok'")
+    if limit is not None and quality is None:
         q = q.limit(limit)
-    return [
+    rows = [
         TrackSummary(
             track_id=t.id,
             path=path or "",
@@ -780,9 +795,16 @@ def query_tracks(
             camelot=t.camelot,
             segments=int(n or 0),
             analysis_version=t.analysis_version,
+            quality=dict(t.quality or {}),
         )
         for t, n, path, paths in session.execute(q).all()
     ]
+    if quality is not None:
+        # JSON is filtered here, not in SQL: SQLite and PostgreSQL spell JSON paths differently,
+        # and a library holds thousands of tracks, not millions.
+        rows = [r for r in rows if r.quality and (r.quality.get("level") == quality)]
+        rows = rows[:limit] if limit is not None else rows
+    return rows
 
 
 @dataclass
@@ -801,6 +823,8 @@ class LibraryStats:
     camelot: dict[str, int]
     tempo_min: float | None
     tempo_max: float | None
+    #: Tracks per quality flag (``"fake_lossless": 3``...), and ``"low"``/``"ok"``/``"unassessed"``.
+    quality: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -850,6 +874,7 @@ def library_stats(session: Session, *, analysis_version: int = ANALYSIS_VERSION)
         },
         tempo_min=float(tempo_min) if tempo_min is not None else None,
         tempo_max=float(tempo_max) if tempo_max is not None else None,
+        quality=quality_counts(session),
     )
 
 
@@ -902,3 +927,22 @@ def ratings(session: Session) -> list[Any]:
     from cratedig.library.schema import RatingRow
 
     return list(session.scalars(select(RatingRow).order_by(RatingRow.id)).all())
+
+
+def quality_counts(session: Session) -> dict[str, int]:
+    """Tracks per quality level (``low``, ``ok``, ``unassessed``) and per flag."""
+    counts: Counter[str] = Counter()
+    for (q,) in session.execute(select(TrackRow.quality)).all():
+        if not q:
+            counts["unassessed"] += 1
+            continue
+        counts[str(q.get("level", "ok"))] += 1
+        counts.update(str(f) for f in cast(list[str], q.get("flags") or []))
+    return dict(sorted(counts.items()))
+
+
+def track_qualities(session: Session) -> dict[str, dict[str, Any]]:
+    """``track id -> quality record`` of every assessed track."""
+    return {
+        tid: dict(q) for tid, q in session.execute(select(TrackRow.id, TrackRow.quality)).all() if q
+    }

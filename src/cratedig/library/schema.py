@@ -161,6 +161,10 @@ class TrackRow(Base):
     sections: Mapped[list[dict[str, object]]] = mapped_column(JSON)
     # Confidence and runner-up per estimate (tempo, meter, downbeat, key); NULL before v4.
     estimates: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    # Input quality (bandwidth, fake lossless, clipping, flags...); NULL before migration 0004.
+    quality: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    # The ingest run that stored this analysis (``cratedig drift --batch``).
+    ingest_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     analysis_version: Mapped[int] = mapped_column(Integer, index=True)
     analysed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default="ok")

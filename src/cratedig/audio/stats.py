@@ -1,0 +1,134 @@
+"""What the native-rate signal says about the file, gathered while it streams through decode.
+
+Decoding resamples to 22 kHz and down-mixes, which throws away exactly what input-quality checks
+need: the spectrum above 11 kHz (a lossless file that stops at 16 kHz was transcoded from a lossy
+one), the two channels (identical channels are fake stereo), and the samples at full scale
+(clipping). :class:`SourceStatsAccumulator` sees every native block once, keeps a few sums and a
+sparse average power spectrum, and hands :class:`SourceStats` to
+:mod:`cratedig.analysis.quality`, which judges them. Cost: one pass of cheap reductions per
+block and a 4096-point FFT every ~0.2 s of audio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: FFT size of the bandwidth spectrum: 10.8 Hz bins at 44.1 kHz.
+SPECTRUM_N = 4096
+#: One spectrum window every this many frames (~0.19 s at 44.1 kHz).
+SPECTRUM_HOP = 8192
+#: A sample at or above this magnitude is at full scale (float decoders give exactly 1.0 for
+#: 16-bit 32767 ~ 0.99997).
+FULL_SCALE = 0.9995
+#: A run of this many consecutive full-scale samples in one channel is a clipped peak; isolated
+#: full-scale samples are normal for mastered audio.
+CLIP_RUN = 3
+
+
+@dataclass
+class SourceStats:
+    """Native-rate facts about a decoded file.
+
+    Attributes
+    ----------
+    sr : int
+        Native sample rate.
+    channels : int
+    frames : int
+        Native frames decoded.
+    file_bytes : int
+        Size of the file (for the declared bitrate).
+    spectrum : np.ndarray [shape=(SPECTRUM_N // 2 + 1,)]
+        Mean power spectrum of the channel mean (Hann-windowed), bins at ``k * sr / SPECTRUM_N``.
+    full_scale : int
+        Samples (all channels) at full scale.
+    clip_runs : int
+        Runs of at least :data:`CLIP_RUN` consecutive full-scale samples in one channel.
+    channel_sum : np.ndarray [shape=(channels,)]
+        Sum of each channel's samples (DC offset = sum / frames).
+    side_energy, mid_energy : float
+        Sums of (L - R)^2 and (L + R)^2 over the first two channels (0 for mono).
+    """
+
+    sr: int
+    channels: int
+    frames: int = 0
+    file_bytes: int = 0
+    spectrum: np.ndarray = field(default_factory=lambda: np.zeros(SPECTRUM_N // 2 + 1))
+    spectrum_windows: int = 0
+    full_scale: int = 0
+    clip_runs: int = 0
+    channel_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    side_energy: float = 0.0
+    mid_energy: float = 0.0
+
+    @property
+    def dc_offset(self) -> float:
+        """Largest absolute channel mean."""
+        if self.frames == 0 or len(self.channel_sum) == 0:
+            return 0.0
+        return float(np.max(np.abs(self.channel_sum)) / self.frames)
+
+
+class SourceStatsAccumulator:
+    """Feed native blocks (frames, channels) in order; :attr:`stats` holds the running result."""
+
+    def __init__(self, sr: int, channels: int, *, file_bytes: int = 0) -> None:
+        self.stats = SourceStats(sr=sr, channels=channels, file_bytes=file_bytes)
+        self.stats.channel_sum = np.zeros(channels)
+        self._power = np.zeros(SPECTRUM_N // 2 + 1)
+        self._window = np.hanning(SPECTRUM_N).astype(np.float32)
+        self._next_window = 0  # frame index (whole file) of the next spectrum window
+
+    def update(self, block: np.ndarray) -> None:
+        """Account for one block of shape (frames, channels), float32."""
+        st = self.stats
+        n = block.shape[0]
+        if n == 0:
+            return
+        start = st.frames
+        st.frames += n
+        st.channel_sum += block.sum(axis=0, dtype=np.float64)
+        hot = np.abs(block) >= FULL_SCALE
+        clipped = int(np.count_nonzero(hot))
+        if clipped:
+            st.full_scale += clipped
+            st.clip_runs += _long_runs(hot, CLIP_RUN)
+        if block.shape[1] >= 2:
+            left, right = block[:, 0], block[:, 1]
+            side = left - right
+            mid = left + right
+            st.side_energy += float(np.dot(side, side))
+            st.mid_energy += float(np.dot(mid, mid))
+        # Spectrum windows at fixed positions of the whole file, independent of block size.
+        first = self._next_window
+        offsets = np.arange(first - start, n - SPECTRUM_N + 1, SPECTRUM_HOP)
+        offsets = offsets[offsets >= 0]
+        if len(offsets):
+            mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+            frames = np.lib.stride_tricks.sliding_window_view(mono, SPECTRUM_N)[offsets]
+            spec = np.fft.rfft(frames * self._window, axis=1)
+            self._power += (spec.real**2 + spec.imag**2).sum(axis=0)
+            st.spectrum_windows += len(offsets)
+            self._next_window = start + int(offsets[-1]) + SPECTRUM_HOP
+        elif first < start:
+            # A window straddled the previous block boundary: skip to the next whole one.
+            self._next_window = start + ((first - start) % SPECTRUM_HOP)
+        if st.spectrum_windows:
+            st.spectrum = self._power / st.spectrum_windows
+
+
+def _long_runs(hot: np.ndarray, length: int) -> int:
+    """Runs of at least ``length`` True values down each column of ``hot`` (frames, channels)."""
+    runs = 0
+    for c in range(hot.shape[1]):
+        col = hot[:, c]
+        if not col.any():
+            continue
+        edges = np.diff(np.concatenate(([0], col.astype(np.int8), [0])))
+        starts = np.flatnonzero(edges == 1)
+        ends = np.flatnonzero(edges == -1)
+        runs += int(np.count_nonzero(ends - starts >= length))
+    return runs
