@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from cratedig import __version__
-from cratedig.cli import analyze, demo, library, match, ratings, render, serve
+from cratedig.cli import analyze, demo, library, match, ratings, render, serve, watch
 from cratedig.cli._options import err, out, shown
 from cratedig.errors import CratedigError
 
@@ -60,7 +60,7 @@ def _root(
     )
 
 
-for _group in (analyze, demo, library, match, render, ratings, serve):
+for _group in (analyze, demo, library, match, render, ratings, serve, watch):
     _group.register(app)
 
 

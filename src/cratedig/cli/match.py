@@ -156,6 +156,8 @@ def clusters_command(
         )
     elif report.assigned:
         head += f", {report.assigned} new segments assigned"
+    if report.gate is not None:
+        head += f"; training gate: {report.gate.summary()}"
     t = Table(title=head)
     for col in ("#", "segs", "tracks", "key", "BPM", "energy", "band", "labels"):
         t.add_column(col, justify="left" if col in ("key", "band", "labels") else "right")

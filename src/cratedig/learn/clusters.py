@@ -28,6 +28,8 @@ import numpy as np
 from cratedig.analysis.records import Segment
 from cratedig.errors import ParameterError
 from cratedig.fileio import atomic_path
+from cratedig.learn.drift import build_reference, table_from_batch
+from cratedig.learn.gate import GateReport, GateRules, gate_segments
 from cratedig.library import repository as repo
 from cratedig.library.db import Library
 from cratedig.match.batch import RHYTHM_STEPS, SegmentBatch
@@ -85,11 +87,22 @@ class ClusterModel:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Nearest centroid of each row of features -> (n,) int."""
+        return self.nearest(x)[0]
+
+    def nearest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest centroid of each row of features and the distance to it (PCA space)."""
         if len(x) == 0:
-            return np.zeros(0, np.int64)
+            return np.zeros(0, np.int64), np.zeros(0)
         e = self.embed(x)
-        d = ((e[:, None, :] - self.centroids[None, :, :]) ** 2).sum(axis=2)
-        return np.argmin(d, axis=1).astype(np.int64)
+        # |e - c|^2 = |e|^2 - 2 e.c + |c|^2: one matrix product, no (n, k, c) temporary.
+        d = (
+            (e**2).sum(axis=1)[:, None]
+            - 2.0 * e @ self.centroids.T
+            + (self.centroids**2).sum(axis=1)[None, :]
+        )
+        best = np.argmin(d, axis=1)
+        dist = np.sqrt(np.maximum(d[np.arange(len(e)), best], 0.0))
+        return best.astype(np.int64), dist
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         p = Path(path)
@@ -172,9 +185,11 @@ class ClusterRefresh:
     k: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     skipped: str | None = None  # why nothing was done
+    gate: GateReport | None = None  # which tracks the training gate kept out
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "gate": self.gate.to_json() if self.gate is not None else None,
             "fitted": self.fitted,
             "version": self.version,
             "assigned": self.assigned,
@@ -210,13 +225,20 @@ def _load(library: Library, segment_ids: list[str] | None) -> list[Segment]:
 
 
 def refresh_clusters(
-    library: Library, *, refit: bool = False, k: int | None = None, seed: int = 0
+    library: Library,
+    *,
+    refit: bool = False,
+    k: int | None = None,
+    seed: int = 0,
+    gate: GateRules | None = None,
 ) -> ClusterRefresh:
     """Give every current segment a cluster id.
 
-    With no model yet (or ``refit``, or a ``k`` different from the model's), fit one on every
-    current segment and assign them all; otherwise assign only segments without a cluster id
-    to the nearest centroid of the current model.
+    With no model yet (or ``refit``, or a ``k`` different from the model's), fit one on the
+    current segments that pass the training gate (``gate``, default :class:`GateRules`) and
+    assign every segment; otherwise assign only segments without a cluster id to the nearest
+    centroid of the current model. A fit stores the drift reference of its training segments
+    (:func:`cratedig.learn.drift.build_reference`) in the model's parameters.
     """
     # One model per library: a concurrent refresh waits, then finds this one's model.
     with library.exclusive("clusters"):
@@ -242,17 +264,31 @@ def _refresh(library: Library, *, refit: bool, k: int | None, seed: int) -> Clus
         report.version, report.assigned, report.k = version, len(segments), model.k
         return report
     segments = _load(library, None)
-    if len(segments) < MIN_SEGMENTS:
-        report.skipped = f"{len(segments)} segments: need at least {MIN_SEGMENTS}"
+    with library.reader() as s:
+        qualities = repo.track_qualities(s)
+    training, report.gate = gate_segments(segments, qualities, gate)
+    if report.gate.excluded:
+        log.info("training gate: %s", report.gate.summary())
+    if len(training) < MIN_SEGMENTS:
+        report.skipped = f"{len(training)} segments pass the training gate: need {MIN_SEGMENTS}"
         return report
-    x = segment_features(SegmentBatch.from_segments(segments))
-    model = fit_clusters(x, k=k, seed=seed)
-    labels = model.predict(x)
+    train_batch = SegmentBatch.from_segments(training)
+    model = fit_clusters(segment_features(train_batch), k=k, seed=seed)
+    labels = model.predict(segment_features(SegmentBatch.from_segments(segments)))
+    reference = build_reference(table_from_batch(train_batch, model), k=model.k)
+    model.metrics["gate"] = report.gate.to_json()
     with library.transaction() as s:
         version = repo.store_model(
             s,
             kind=KIND,
-            parameters={"k": model.k, "seed": seed, "explained": EXPLAINED, "features": FEATURES},
+            parameters={
+                "k": model.k,
+                "seed": seed,
+                "explained": EXPLAINED,
+                "features": FEATURES,
+                "gate": (gate or GateRules()).to_json(),
+                "reference": reference,
+            },
             metrics=model.metrics,
             artefact=None,
         )

@@ -26,6 +26,7 @@ from cratedig.library.schema import (
     FileRow,
     IngestErrorRow,
     ModelRow,
+    RatingRow,
     SegmentRow,
     StemRow,
     TrackRow,
@@ -946,3 +947,115 @@ def track_qualities(session: Session) -> dict[str, dict[str, Any]]:
     return {
         tid: dict(q) for tid, q in session.execute(select(TrackRow.id, TrackRow.quality)).all() if q
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Watching the library (drift, reports)
+
+
+def tracks_since(
+    session: Session, *, since: datetime | None = None, ingest_id: str | None = None
+) -> list[str]:
+    """Ids of current tracks analysed at or after ``since`` and/or stored by ingest
+    ``ingest_id``, oldest first."""
+    q = select(TrackRow.id).where(TrackRow.analysis_version == ANALYSIS_VERSION)
+    if since is not None:
+        q = q.where(TrackRow.analysed_at >= since)
+    if ingest_id is not None:
+        q = q.where(TrackRow.ingest_id == ingest_id)
+    return list(session.scalars(q.order_by(TrackRow.analysed_at, TrackRow.id)))
+
+
+def analysed_span(session: Session, track_ids: Sequence[str]) -> tuple[datetime, datetime] | None:
+    """Earliest and latest ``analysed_at`` of ``track_ids`` (None if none is known)."""
+    lo: datetime | None = None
+    hi: datetime | None = None
+    for i in range(0, len(track_ids), _IN_CHUNK):
+        a, b = session.execute(
+            select(func.min(TrackRow.analysed_at), func.max(TrackRow.analysed_at)).where(
+                TrackRow.id.in_(track_ids[i : i + _IN_CHUNK])
+            )
+        ).one()
+        if a is not None:
+            lo = a if lo is None else min(lo, a)
+            hi = b if hi is None else max(hi, b)
+    return (lo, hi) if lo is not None and hi is not None else None
+
+
+def errors_between(session: Session, start: datetime, end: datetime | None = None) -> int:
+    """Ingest failures recorded in [start, end]."""
+    q = select(func.count()).select_from(IngestErrorRow).where(IngestErrorRow.at >= start)
+    if end is not None:
+        q = q.where(IngestErrorRow.at <= end)
+    return int(session.execute(q).scalar_one() or 0)
+
+
+@dataclass(frozen=True)
+class RatingFact:
+    """A rating reduced to what watching the model needs."""
+
+    query_segment_id: str
+    candidate_segment_id: str
+    score: int
+    created_at: datetime
+
+
+def rating_facts(session: Session) -> list[RatingFact]:
+    """Every rating, oldest first."""
+    rows = session.execute(
+        select(
+            RatingRow.query_segment_id,
+            RatingRow.candidate_segment_id,
+            RatingRow.score,
+            RatingRow.created_at,
+        ).order_by(RatingRow.created_at, RatingRow.id)
+    ).all()
+    return [RatingFact(q, c, int(s), t) for q, c, s, t in rows]
+
+
+def track_overview(session: Session) -> list[dict[str, Any]]:
+    """One small dict per track for reports: id, tempo, meter, camelot, key clarity, format,
+    quality, analysed_at."""
+    rows = session.execute(
+        select(
+            TrackRow.id,
+            TrackRow.tempo,
+            TrackRow.beats_per_bar,
+            TrackRow.camelot,
+            TrackRow.key_clarity,
+            TrackRow.format,
+            TrackRow.quality,
+            TrackRow.analysed_at,
+        ).order_by(TrackRow.id)
+    ).all()
+    return [
+        {
+            "id": r[0],
+            "tempo": float(r[1]),
+            "meter": int(r[2]),
+            "camelot": r[3],
+            "key_clarity": float(r[4]),
+            "format": r[5],
+            "quality": dict(r[6] or {}),
+            "analysed_at": r[7],
+        }
+        for r in rows
+    ]
+
+
+def all_models(session: Session, kind: str | None = None) -> list[ModelInfo]:
+    """Every model (of ``kind``), oldest first."""
+    q = select(ModelRow).order_by(ModelRow.kind, ModelRow.version)
+    if kind is not None:
+        q = q.where(ModelRow.kind == kind)
+    return [
+        ModelInfo(
+            kind=r.kind,
+            version=r.version,
+            trained_at=r.trained_at,
+            parameters=dict(r.parameters),
+            metrics=dict(r.metrics),
+            artefact=r.artefact,
+        )
+        for r in session.scalars(q)
+    ]

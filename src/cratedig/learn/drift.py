@@ -1,0 +1,763 @@
+"""Drift: does the music arriving since the model was trained look like what it was trained on?
+
+Conventions
+-----------
+A :class:`DriftTable` holds one row per segment (tempo, key, meter, energy, low/mid/high
+balance, dominant pitch class of the mean chroma, key clarity) and, given the cluster model,
+its nearest cluster and its distance to that centroid in the model's PCA space. At training
+time :func:`build_reference` summarises the training table as JSON (decile bin edges and counts,
+101 quantiles per numeric feature; category counts; the distance beyond which a segment is
+"far from every centroid", the training set's 99th percentile) and the cluster model stores it
+in its ``models`` row (``parameters["reference"]``): no pickle, no raw rows.
+
+Metrics
+-------
+PSI
+    Population stability index, sum over bins of ``(p_new - p_ref) * ln(p_new / p_ref)``
+    (Siddiqi, *Credit Risk Scorecards*, 2006; Yurdakul, "Statistical properties of the
+    population stability index", 2018), bins = reference deciles for numeric features,
+    categories otherwise, half a count added to every bin. Rule of thumb: < 0.1 stable,
+    0.1-0.25 moderate, > 0.25 shifted.
+KS
+    Two-sample Kolmogorov-Smirnov statistic of a numeric feature against the reference
+    quantiles (Massey, 1951), p-value from the Kolmogorov distribution. Categorical features
+    use a chi-square test of homogeneity instead.
+Both tests count *tracks*, not segments, as the sample size: the phrases of one song share
+its tempo and key, so treating them as independent would call every new album a drift.
+A feature drifts when PSI >= :data:`PSI_DRIFT` and p < :data:`ALPHA`; the verdict needs at
+least :data:`MIN_TRACKS` new tracks.
+
+Also reported: the ingest failure rate since, the ratings made since against those before
+training, and the groups (meter, tempo band, key clarity, cluster, source folder) whose
+segments the model represents worst (far from every centroid).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from scipy import special, stats
+
+from cratedig.errors import ParameterError
+
+log = logging.getLogger(__name__)
+
+#: PSI at or above which a feature has shifted (with p < ALPHA).
+PSI_DRIFT = 0.25
+#: Significance of the KS / chi-square test for a drifted feature (per feature).
+ALPHA = 1e-3
+#: Fewer new tracks than this: no verdict.
+MIN_TRACKS = 5
+#: Quantile of the training distances beyond which a segment is far from every centroid.
+FAR_QUANTILE = 0.99
+#: Drifted features, or this many times the reference share of far segments, mean retrain.
+FAR_RATIO_RETRAIN = 3.0
+
+NUMERIC = ("tempo", "energy", "balance_low", "balance_mid", "balance_high", "key_clarity")
+CATEGORICAL = ("key", "meter", "chroma", "cluster", "far")
+#: What each feature is, for people.
+DESCRIPTIONS = {
+    "tempo": "segment tempo (BPM)",
+    "key": "key (24 major/minor keys)",
+    "meter": "meter (beats per bar)",
+    "energy": "energy relative to the track's loudest phrase",
+    "balance_low": "spectral balance: share below 200 Hz",
+    "balance_mid": "spectral balance: share 200-2000 Hz",
+    "balance_high": "spectral balance: share above 2 kHz",
+    "chroma": "chroma profile (dominant pitch class)",
+    "key_clarity": "key clarity",
+    "cluster": "cluster occupancy",
+    "far": "share of segments far from every centroid",
+}
+TEMPO_BANDS = ((0, 90), (90, 110), (110, 130), (130, 150), (150, 1000))
+
+
+@dataclass
+class DriftTable:
+    """Per-segment drift features (one row per segment).
+
+    Attributes
+    ----------
+    track_ids : np.ndarray [shape=(n,), dtype=object]
+    tempo, energy, key_clarity : np.ndarray [shape=(n,)]
+    key : np.ndarray [shape=(n,), dtype=int]
+        :attr:`cratedig.theory.Key.index` (0..23).
+    meter : np.ndarray [shape=(n,), dtype=int]
+        Beats per bar.
+    balance : np.ndarray [shape=(n, 3)]
+        Low/mid/high shares.
+    chroma : np.ndarray [shape=(n,), dtype=int]
+        Dominant pitch class of the segment's mean chroma (0 = C).
+    cluster : np.ndarray [shape=(n,), dtype=int]
+        Nearest centroid (-1 without a model).
+    distance : np.ndarray [shape=(n,)]
+        Euclidean distance to it in the model's PCA space (NaN without a model).
+    folders : dict
+        ``track id -> source folder`` (for naming what the model does worse on).
+    """
+
+    track_ids: np.ndarray
+    tempo: np.ndarray
+    key: np.ndarray
+    meter: np.ndarray
+    energy: np.ndarray
+    balance: np.ndarray
+    chroma: np.ndarray
+    key_clarity: np.ndarray
+    cluster: np.ndarray
+    distance: np.ndarray
+    folders: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    @property
+    def tracks(self) -> int:
+        return len(set(self.track_ids.tolist()))
+
+    def column(self, name: str) -> np.ndarray:
+        """A feature by its drift name (``balance_low``... split the balance columns)."""
+        if name.startswith("balance_"):
+            return self.balance[:, ("low", "mid", "high").index(name[8:])]
+        return np.asarray(getattr(self, name))
+
+    def take(self, rows: np.ndarray) -> DriftTable:
+        """The rows ``rows`` (boolean mask or indices)."""
+        tids = self.track_ids[rows]
+        kept = set(tids.tolist())
+        return DriftTable(
+            track_ids=tids,
+            tempo=self.tempo[rows],
+            key=self.key[rows],
+            meter=self.meter[rows],
+            energy=self.energy[rows],
+            balance=self.balance[rows],
+            chroma=self.chroma[rows],
+            key_clarity=self.key_clarity[rows],
+            cluster=self.cluster[rows],
+            distance=self.distance[rows],
+            folders={t: f for t, f in self.folders.items() if t in kept},
+        )
+
+    @classmethod
+    def concat(cls, tables: Sequence[DriftTable]) -> DriftTable:
+        folders: dict[str, str] = {}
+        for t in tables:
+            folders.update(t.folders)
+        return cls(
+            track_ids=np.concatenate([t.track_ids for t in tables]),
+            tempo=np.concatenate([t.tempo for t in tables]),
+            key=np.concatenate([t.key for t in tables]),
+            meter=np.concatenate([t.meter for t in tables]),
+            energy=np.concatenate([t.energy for t in tables]),
+            balance=np.concatenate([t.balance for t in tables]),
+            chroma=np.concatenate([t.chroma for t in tables]),
+            key_clarity=np.concatenate([t.key_clarity for t in tables]),
+            cluster=np.concatenate([t.cluster for t in tables]),
+            distance=np.concatenate([t.distance for t in tables]),
+            folders=folders,
+        )
+
+
+def table_from_batch(batch: Any, model: Any | None = None) -> DriftTable:
+    """Drift features of a :class:`~cratedig.match.batch.SegmentBatch`; ``model`` (a
+    :class:`~cratedig.learn.clusters.ClusterModel`) adds nearest cluster and distance."""
+    from cratedig.learn.clusters import segment_features
+
+    chroma, mask = batch.bar_chroma()
+    m = mask[..., None].astype(np.float64)
+    mean = (chroma * m).sum(axis=1)
+    n = len(batch)
+    if model is not None and n:
+        cluster, distance = model.nearest(segment_features(batch))
+    else:
+        cluster, distance = np.full(n, -1, np.int64), np.full(n, np.nan)
+    return DriftTable(
+        track_ids=np.asarray(batch.track_ids, dtype=object),
+        tempo=np.asarray(batch.tempo, dtype=np.float64),
+        key=np.asarray(batch.key_index, dtype=np.int64),
+        meter=np.maximum(np.asarray(batch.steps, dtype=np.int64) // 4, 1),
+        energy=np.asarray(batch.energy, dtype=np.float64),
+        balance=np.asarray(batch.balance, dtype=np.float64),
+        chroma=np.argmax(mean, axis=1).astype(np.int64) if n else np.zeros(0, np.int64),
+        key_clarity=np.asarray(batch.key_clarity, dtype=np.float64),
+        cluster=cluster,
+        distance=distance,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The training reference
+
+
+def _categories(name: str, k: int) -> list[int]:
+    return {
+        "key": list(range(24)),
+        "meter": list(range(1, 13)),
+        "chroma": list(range(12)),
+        "cluster": list(range(max(k, 1))),
+        "far": [0, 1],
+    }[name]
+
+
+def _far(table: DriftTable, threshold: float) -> np.ndarray:
+    d = np.nan_to_num(table.distance, nan=-np.inf)
+    return (d > threshold).astype(np.int64)
+
+
+def build_reference(table: DriftTable, *, k: int) -> dict[str, Any]:
+    """JSON summary of a training table that :func:`compare` tests new data against.
+
+    Parameters
+    ----------
+    table : DriftTable
+        The segments the model was trained on (after the gate).
+    k : int
+        Number of clusters of the model.
+    """
+    if len(table) == 0:
+        raise ParameterError("cannot build a drift reference from an empty table")
+    d = table.distance[np.isfinite(table.distance)]
+    far_at = float(np.quantile(d, FAR_QUANTILE)) if len(d) else float("inf")
+    ref: dict[str, Any] = {
+        "segments": len(table),
+        "tracks": table.tracks,
+        "k": k,
+        "far_distance": far_at,
+        "numeric": {},
+        "categorical": {},
+    }
+    for name in NUMERIC:
+        x = table.column(name).astype(np.float64)
+        x = x[np.isfinite(x)]
+        edges = np.unique(np.quantile(x, np.linspace(0.1, 0.9, 9))) if len(x) else np.zeros(0)
+        counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
+        ref["numeric"][name] = {
+            "edges": [float(e) for e in edges],
+            "counts": [int(c) for c in counts],
+            "quantiles": [float(q) for q in np.quantile(x, np.linspace(0, 1, 101))]
+            if len(x)
+            else [],
+        }
+    for name in CATEGORICAL:
+        values = _far(table, far_at) if name == "far" else table.column(name)
+        cats = _categories(name, k)
+        ref["categorical"][name] = {
+            "categories": cats,
+            "counts": [int(np.count_nonzero(values == c)) for c in cats],
+        }
+    # Groups to compare "far" shares by (what the model represents worse).
+    ref["key_clarity_terciles"] = [float(q) for q in np.quantile(table.key_clarity, [1 / 3, 2 / 3])]
+    return ref
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+
+def psi(ref_counts: np.ndarray, new_counts: np.ndarray) -> float:
+    """Population stability index of two count vectors over the same bins (0.5 added to every
+    bin so that an empty bin is finite)."""
+    r = np.asarray(ref_counts, dtype=np.float64) + 0.5
+    n = np.asarray(new_counts, dtype=np.float64) + 0.5
+    p, q = r / r.sum(), n / n.sum()
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def ks_against_quantiles(quantiles: np.ndarray, x: np.ndarray) -> float:
+    """KS statistic of sample ``x`` against the distribution given by its 101 quantiles."""
+    q = np.asarray(quantiles, dtype=np.float64)
+    x = np.sort(np.asarray(x, dtype=np.float64))
+    n = len(x)
+    if n == 0 or len(q) == 0:
+        return 0.0
+    levels = np.linspace(0.0, 1.0, len(q))
+    # Reference CDF at the sample points and at its own quantile points (both step sides).
+    f_ref = np.interp(x, q, levels, left=0.0, right=1.0)
+    i = np.arange(1, n + 1)
+    d1 = float(np.max(np.maximum(i / n - f_ref, f_ref - (i - 1) / n)))
+    f_new = np.searchsorted(x, q, side="right") / n
+    d2 = float(np.max(np.abs(f_new - levels)))
+    return max(d1, d2)
+
+
+def ks_pvalue(d: float, n_ref: int, n_new: int) -> float:
+    """Asymptotic two-sample KS p-value (Kolmogorov distribution) for sample sizes n_ref, n_new."""
+    if n_ref <= 0 or n_new <= 0:
+        return 1.0
+    en = np.sqrt(n_ref * n_new / (n_ref + n_new))
+    return float(special.kolmogorov((en + 0.12 + 0.11 / en) * d))
+
+
+def chi2_pvalue(ref_counts: np.ndarray, new_counts: np.ndarray, n_ref: int, n_new: int) -> float:
+    """Chi-square test of homogeneity, counts rescaled to ``n_ref`` and ``n_new`` observations."""
+    r = np.asarray(ref_counts, dtype=np.float64)
+    n = np.asarray(new_counts, dtype=np.float64)
+    if r.sum() == 0 or n.sum() == 0:
+        return 1.0
+    table = np.stack([r / r.sum() * n_ref, n / n.sum() * n_new])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        return 1.0
+    res = stats.chi2_contingency(table, correction=False)
+    return float(res.pvalue)
+
+
+@dataclass
+class FeatureDrift:
+    """One feature's comparison."""
+
+    feature: str
+    psi: float
+    statistic: float | None  # KS D, or None for categorical features
+    p_value: float
+    test: str  # "ks" | "chi2"
+    drifted: bool
+    moderate: bool
+    reference: list[float]  # bin shares of the reference
+    new: list[float]  # bin shares of the new data
+    bins: list[str]  # bin labels
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "description": DESCRIPTIONS[self.feature],
+            "psi": round(self.psi, 4),
+            "statistic": None if self.statistic is None else round(self.statistic, 4),
+            "p_value": float(f"{self.p_value:.3g}"),
+            "test": self.test,
+            "drifted": self.drifted,
+            "moderate": self.moderate,
+            "bins": self.bins,
+            "reference": [round(x, 4) for x in self.reference],
+            "new": [round(x, 4) for x in self.new],
+        }
+
+
+def _bin_labels(edges: list[float]) -> list[str]:
+    e = [f"{x:.3g}" for x in edges]
+    if not e:
+        return ["all"]
+    return [f"<{e[0]}"] + [f"{a}-{b}" for a, b in zip(e[:-1], e[1:], strict=True)] + [f">={e[-1]}"]
+
+
+def _shares(c: np.ndarray) -> list[float]:
+    c = np.asarray(c, dtype=np.float64)
+    return (c / c.sum()).tolist() if c.sum() else [0.0] * len(c)
+
+
+def compare(reference: dict[str, Any], table: DriftTable) -> list[FeatureDrift]:
+    """Every feature of ``table`` against the training ``reference``
+    (:func:`build_reference`): PSI and KS / chi-square, and whether it drifted."""
+    out = []
+    t_ref, t_new = int(reference["tracks"]), table.tracks
+    for name in NUMERIC:
+        r = reference["numeric"][name]
+        x = table.column(name).astype(np.float64)
+        x = x[np.isfinite(x)]
+        edges = np.asarray(r["edges"], dtype=np.float64)
+        counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
+        value = psi(np.asarray(r["counts"]), counts)
+        d = ks_against_quantiles(np.asarray(r["quantiles"]), x)
+        p = ks_pvalue(d, t_ref, t_new)
+        out.append(
+            FeatureDrift(
+                feature=name,
+                psi=value,
+                statistic=d,
+                p_value=p,
+                test="ks",
+                drifted=value >= PSI_DRIFT and p < ALPHA,
+                moderate=value >= 0.1 and p < 0.01,
+                reference=_shares(np.asarray(r["counts"])),
+                new=_shares(counts),
+                bins=_bin_labels(r["edges"]),
+            )
+        )
+    far_at = float(reference["far_distance"])
+    for name in CATEGORICAL:
+        r = reference["categorical"][name]
+        values = _far(table, far_at) if name == "far" else table.column(name)
+        cats = list(r["categories"])
+        counts = np.array([np.count_nonzero(values == c) for c in cats])
+        ref_counts = np.asarray(r["counts"])
+        if name == "cluster" and (table.cluster < 0).all():
+            continue
+        value = psi(ref_counts, counts)
+        p = chi2_pvalue(ref_counts, counts, t_ref, t_new)
+        keep = (ref_counts + counts) > 0  # show only categories that occur
+        labels = [_category_label(name, c) for c in cats]
+        out.append(
+            FeatureDrift(
+                feature=name,
+                psi=value,
+                statistic=None,
+                p_value=p,
+                test="chi2",
+                drifted=value >= PSI_DRIFT and p < ALPHA,
+                moderate=value >= 0.1 and p < 0.01,
+                reference=[s for s, k in zip(_shares(ref_counts), keep, strict=True) if k],
+                new=[s for s, k in zip(_shares(counts), keep, strict=True) if k],
+                bins=[lb for lb, k in zip(labels, keep, strict=True) if k],
+            )
+        )
+    return out
+
+
+def _category_label(name: str, c: int) -> str:
+    from cratedig.theory import Key
+
+    if name == "key":
+        return Key.from_index(c).camelot
+    if name == "meter":
+        return f"{c}/4"
+    if name == "chroma":
+        return ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")[c]
+    if name == "far":
+        return ("near", "far")[c]
+    return f"#{c}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass
+class DriftReport:
+    """What ``cratedig drift`` prints and writes."""
+
+    model_version: int | None
+    trained_at: str | None
+    selection: str  # what "new" means: since a date, a batch, or since training
+    new_tracks: int
+    new_segments: int
+    reference_tracks: int
+    reference_segments: int
+    features: list[FeatureDrift]
+    failures: dict[str, Any]
+    ratings: dict[str, Any]
+    worse: list[dict[str, Any]]
+    drift: bool
+    retrain: bool
+    verdict: str
+    seconds: float = 0.0
+
+    @property
+    def drifted(self) -> list[str]:
+        return [f.feature for f in self.features if f.drifted]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version,
+            "trained_at": self.trained_at,
+            "selection": self.selection,
+            "new_tracks": self.new_tracks,
+            "new_segments": self.new_segments,
+            "reference_tracks": self.reference_tracks,
+            "reference_segments": self.reference_segments,
+            "drift": self.drift,
+            "retrain": self.retrain,
+            "drifted": self.drifted,
+            "verdict": self.verdict,
+            "features": [f.to_json() for f in self.features],
+            "failures": self.failures,
+            "ratings": self.ratings,
+            "worse": self.worse,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def worse_groups(
+    reference: dict[str, Any], table: DriftTable, *, min_segments: int = 8
+) -> list[dict[str, Any]]:
+    """Groups of new segments (meter, tempo band, key clarity, cluster, source folder) that the
+    model represents worse than its training data: at least ``min_segments`` segments of two
+    tracks, of which a share at least three times the reference share and 15 % lie far from
+    every centroid."""
+    if len(table) == 0 or not np.isfinite(table.distance).any():
+        return []
+    far = _far(table, float(reference["far_distance"])).astype(bool)
+    ref_far = reference["categorical"]["far"]["counts"]
+    base = ref_far[1] / max(sum(ref_far), 1)
+    lo, hi = reference.get("key_clarity_terciles", [0.0, 0.0])
+    groups: dict[tuple[str, str], np.ndarray] = {}
+    for m in np.unique(table.meter):
+        groups[("meter", f"{int(m)}/4")] = table.meter == m
+    for a, b in TEMPO_BANDS:
+        groups[("tempo band", f"{a}-{b} BPM" if b < 1000 else f">= {a} BPM")] = (
+            table.tempo >= a
+        ) & (table.tempo < b)
+    groups[("key clarity", "low")] = table.key_clarity < lo
+    groups[("key clarity", "medium")] = (table.key_clarity >= lo) & (table.key_clarity < hi)
+    groups[("key clarity", "high")] = table.key_clarity >= hi
+    for c in np.unique(table.cluster):
+        if c >= 0:
+            groups[("cluster", f"#{int(c)}")] = table.cluster == c
+    if table.folders:
+        folder = np.array([table.folders.get(t, "") for t in table.track_ids.tolist()], object)
+        for f in sorted(set(table.folders.values())):
+            groups[("source folder", f)] = folder == f
+    out = []
+    for (kind, name), mask in groups.items():
+        n = int(mask.sum())
+        if n < min_segments or len(set(table.track_ids[mask].tolist())) < 2:
+            continue
+        share = float(far[mask].mean())
+        if share >= max(3 * base, 0.15):
+            out.append(
+                {
+                    "by": kind,
+                    "group": name,
+                    "segments": n,
+                    "far_share": round(share, 3),
+                    "reference_far_share": round(float(base), 3),
+                    "mean_distance": round(float(np.nanmean(table.distance[mask])), 3),
+                }
+            )
+    return sorted(out, key=lambda g: (-g["far_share"], -g["segments"]))
+
+
+def evaluate_drift(
+    reference: dict[str, Any],
+    table: DriftTable,
+    *,
+    failures: dict[str, Any] | None = None,
+    ratings: dict[str, Any] | None = None,
+    model_version: int | None = None,
+    trained_at: datetime | None = None,
+    selection: str = "",
+    failure_threshold: float = 0.2,
+) -> DriftReport:
+    """The full drift report of ``table`` (new segments) against the training ``reference``.
+
+    Examples
+    --------
+    >>> report = evaluate_drift(reference, table)  # doctest: +SKIP
+    >>> report.drift, report.drifted  # doctest: +SKIP
+    (True, ['meter', 'cluster'])
+    """
+    import time
+
+    t0 = time.perf_counter()
+    failures = failures or {}
+    ratings = ratings or {}
+    enough = table.tracks >= MIN_TRACKS
+    features = compare(reference, table) if len(table) else []
+    if not enough:
+        for f in features:
+            f.drifted = False
+    drifted = [f.feature for f in features if f.drifted]
+    far = next((f for f in features if f.feature == "far"), None)
+    far_ratio = 0.0
+    if far is not None and len(far.reference) == 2 and far.reference[1] > 0:
+        far_ratio = far.new[1] / far.reference[1]
+    failing = float(failures.get("rate") or 0.0) >= failure_threshold
+    worse_rated = bool(ratings.get("worse"))
+    drift = bool(drifted) or failing
+    far_grew = far is not None and far_ratio >= FAR_RATIO_RETRAIN and far.p_value < 0.01
+    retrain = enough and (bool(drifted) or far_grew or worse_rated)
+    worse = worse_groups(reference, table) if enough else []
+    if not enough:
+        verdict = f"{table.tracks} new tracks: too few to judge (at least {MIN_TRACKS} are needed)"
+    elif drift:
+        parts = [DESCRIPTIONS[f] for f in drifted]
+        if failing:
+            parts.append(f"ingest failure rate {100 * failures['rate']:.0f} %")
+        verdict = "drift in " + "; ".join(parts)
+    else:
+        verdict = "no drift: the new music looks like the training data"
+    if retrain:
+        verdict += (
+            ". Retrain (cratedig clusters --refit): new segments are assigned to clusters "
+            "fitted without music like them"
+        )
+        if far_ratio:
+            verdict += f" ({far_ratio:.1f}x the training share lies far from every centroid)"
+    elif enough:
+        verdict += ". No need to retrain."
+    return DriftReport(
+        model_version=model_version,
+        trained_at=trained_at.isoformat() if trained_at else None,
+        selection=selection,
+        new_tracks=table.tracks,
+        new_segments=len(table),
+        reference_tracks=int(reference["tracks"]),
+        reference_segments=int(reference["segments"]),
+        features=features,
+        failures=failures,
+        ratings=ratings,
+        worse=worse,
+        drift=drift and enough,
+        retrain=retrain,
+        verdict=verdict,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def parse_since(text: str) -> datetime:
+    """``2026-11-20`` or an ISO time -> an aware UTC datetime."""
+    from datetime import UTC
+
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ParameterError(f"since={text!r} must be a date like 2026-11-20") from exc
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# On a library
+
+
+def _utc(t: datetime) -> datetime:
+    from datetime import UTC
+
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def load_table(library: Any, track_ids: Sequence[str], model: Any | None) -> DriftTable:
+    """Drift features of the segments of ``track_ids`` (loaded in chunks of 2000 tracks)."""
+    from cratedig.library import repository as repo
+    from cratedig.match.batch import SegmentBatch
+
+    tables = []
+    ids = list(track_ids)
+    for i in range(0, len(ids), 2000):
+        with library.reader() as s:
+            segments = repo.load_segments(s, track_ids=ids[i : i + 2000])
+            paths = repo.first_paths(s, ids[i : i + 2000])
+        if not segments:
+            continue
+        t = table_from_batch(SegmentBatch.from_segments(segments), model)
+        t.folders = {tid: os.path.dirname(p) for tid, p in paths.items()}
+        tables.append(t)
+    if not tables:
+        return table_from_batch_empty()
+    return DriftTable.concat(tables)
+
+
+def table_from_batch_empty() -> DriftTable:
+    """A table with no rows."""
+    z = np.zeros(0)
+    zi = np.zeros(0, np.int64)
+    return DriftTable(
+        track_ids=np.zeros(0, object),
+        tempo=z,
+        key=zi,
+        meter=zi,
+        energy=z,
+        balance=np.zeros((0, 3)),
+        chroma=zi,
+        key_clarity=z,
+        cluster=zi,
+        distance=z,
+    )
+
+
+def rating_quality(
+    facts: Sequence[Any], trained_at: datetime, cluster_of: dict[str, int]
+) -> dict[str, Any]:
+    """Mean rating score of the suggestions rated since training against those before, overall
+    and by the query segment's cluster; ``worse`` names what got worse (half a point, >= 5
+    ratings on each side)."""
+    t0 = _utc(trained_at)
+    before = [f.score for f in facts if _utc(f.created_at) < t0]
+    since = [f for f in facts if _utc(f.created_at) >= t0]
+    out: dict[str, Any] = {
+        "before": len(before),
+        "since": len(since),
+        "mean_before": round(float(np.mean(before)), 3) if before else None,
+        "mean_since": round(float(np.mean([f.score for f in since])), 3) if since else None,
+        "worse": [],
+    }
+    if len(before) >= 5 and len(since) >= 5 and out["mean_since"] < out["mean_before"] - 0.5:
+        out["worse"].append("all suggestions")
+    by_cluster: dict[int, list[int]] = {}
+    for f in since:
+        c = cluster_of.get(f.query_segment_id)
+        if c is not None:
+            by_cluster.setdefault(c, []).append(f.score)
+    out["by_cluster"] = {
+        f"#{c}": {"ratings": len(v), "mean": round(float(np.mean(v)), 3)}
+        for c, v in sorted(by_cluster.items())
+    }
+    if out["mean_before"] is not None:
+        for c, v in sorted(by_cluster.items()):
+            if len(v) >= 5 and np.mean(v) < out["mean_before"] - 0.5:
+                out["worse"].append(f"cluster #{c}")
+    return out
+
+
+def library_drift(
+    library: Any,
+    *,
+    since: datetime | None = None,
+    batch: str | None = None,
+) -> DriftReport:
+    """Drift of the tracks that arrived since the cluster model was trained (or ``since`` a
+    date, or in ingest ``batch``) against the model's training reference.
+
+    Raises
+    ------
+    ParameterError
+        No cluster model yet, or one trained before references were stored.
+    """
+    import time
+
+    from cratedig.learn.clusters import KIND, current_model
+    from cratedig.library import repository as repo
+
+    t0 = time.perf_counter()
+    with library.reader() as s:
+        info = repo.latest_model(s, KIND)
+    if info is None:
+        raise ParameterError("no cluster model yet: ingest some music first (or clusters --refit)")
+    reference = info.parameters.get("reference")
+    if not reference:
+        raise ParameterError(
+            f"cluster model v{info.version} has no training reference (trained before drift "
+            "existed): run cratedig clusters --refit"
+        )
+    have = current_model(library)
+    model = have[0] if have is not None and have[1] == info.version else None
+    start = since if since is not None else (None if batch else info.trained_at)
+    with library.reader() as s:
+        track_ids = repo.tracks_since(s, since=start, ingest_id=batch)
+        span = repo.analysed_span(s, track_ids)
+        if batch and span is not None:
+            errors = repo.errors_between(s, span[0], span[1])
+        else:
+            errors = repo.errors_between(s, start) if start is not None else 0
+        facts = repo.rating_facts(s)
+        cluster_of = repo.segment_clusters(s)
+    table = load_table(library, track_ids, model)
+    attempts = len(track_ids) + errors
+    failures = {
+        "failed": errors,
+        "analysed": len(track_ids),
+        "rate": round(errors / attempts, 4) if attempts else 0.0,
+    }
+    ratings = rating_quality(facts, info.trained_at, cluster_of)
+    if batch:
+        selection = f"ingest batch {batch}"
+    elif since is not None:
+        selection = f"tracks analysed since {since.isoformat()}"
+    else:
+        selection = f"tracks analysed since model v{info.version} was trained"
+    report = evaluate_drift(
+        reference,
+        table,
+        failures=failures,
+        ratings=ratings,
+        model_version=info.version,
+        trained_at=info.trained_at,
+        selection=selection,
+    )
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -1,0 +1,10 @@
+"""HTML reports: drift (:func:`drift_html`) and the library overview (:func:`library_html`).
+
+Each report is one self-contained HTML file: figures are matplotlib PNGs embedded as data URIs,
+no script, no CDN, so it opens anywhere and can be mailed or served as it is.
+"""
+
+from cratedig.reports.drift import drift_html
+from cratedig.reports.library import library_html, library_overview
+
+__all__ = ["drift_html", "library_html", "library_overview"]
