@@ -22,7 +22,9 @@ def population(
     """Segments of ``tracks`` songs: each song has one tempo, key, meter, mix balance and key
     clarity; its phrases vary around them. ``hiss`` (0..1) moves energy to the high band and
     blurs the key, as noisy or badly transcoded files do."""
-    rows: dict[str, list] = {k: [] for k in ("tid", "tempo", "key", "meter", "energy", "bal", "chroma", "clar")}
+    rows: dict[str, list] = {
+        k: [] for k in ("tid", "tempo", "key", "meter", "energy", "bal", "chroma", "clar")
+    }
     for t in range(tracks):
         n = int(rng.integers(*segments))
         tid = f"{prefix}{t:06d}"

@@ -15,6 +15,7 @@ from cratedig.learn.drift import (
     ks_against_quantiles,
     psi,
 )
+
 from .tables import fit_model, population, with_model
 
 #: What a cluster model sees moves with any input shift: these may drift along with the cause.

@@ -271,20 +271,43 @@ def psi(ref_counts: np.ndarray, new_counts: np.ndarray) -> float:
 
 
 def ks_against_quantiles(quantiles: np.ndarray, x: np.ndarray) -> float:
-    """KS statistic of sample ``x`` against the distribution given by its 101 quantiles."""
+    """KS statistic of sample ``x`` against the distribution given by its evenly spaced
+    quantiles (101 of them in a reference), linear between distinct quantile values; tied
+    quantiles (a feature often exactly 1.0) make a jump, as they do in the data."""
     q = np.asarray(quantiles, dtype=np.float64)
     x = np.sort(np.asarray(x, dtype=np.float64))
     n = len(x)
     if n == 0 or len(q) == 0:
         return 0.0
     levels = np.linspace(0.0, 1.0, len(q))
-    # Reference CDF at the sample points and at its own quantile points (both step sides).
-    f_ref = np.interp(x, q, levels, left=0.0, right=1.0)
-    i = np.arange(1, n + 1)
-    d1 = float(np.max(np.maximum(i / n - f_ref, f_ref - (i - 1) / n)))
-    f_new = np.searchsorted(x, q, side="right") / n
-    d2 = float(np.max(np.abs(f_new - levels)))
-    return max(d1, d2)
+    values, last = np.unique(q[::-1], return_index=True)
+    top = levels[len(q) - 1 - last]  # P(X <= v): the highest level at each distinct value
+    first = np.searchsorted(q, values, side="left")
+    bottom = np.where(first > 0, levels[np.maximum(first - 1, 0)], 0.0)  # P(X < v)
+
+    def cdf(z: np.ndarray) -> np.ndarray:
+        # Linear from P(X < v_i)'s right end at v_{i-1} to P(X < v_i) at v_i, jump to P(X <= v_i).
+        inside = np.interp(z, values, top, left=0.0, right=1.0)
+        k = np.searchsorted(values, z, side="left")
+        exact = (k < len(values)) & (values[np.minimum(k, len(values) - 1)] == z)
+        return np.where(exact, top[np.minimum(k, len(values) - 1)], inside)
+
+    def cdf_left(z: np.ndarray) -> np.ndarray:
+        k = np.searchsorted(values, z, side="left")
+        exact = (k < len(values)) & (values[np.minimum(k, len(values) - 1)] == z)
+        return np.where(
+            exact, bottom[np.minimum(k, len(values) - 1)], np.interp(z, values, top, 0.0, 1.0)
+        )
+
+    points = np.union1d(x, values)
+    new_right = np.searchsorted(x, points, side="right") / n
+    new_left = np.searchsorted(x, points, side="left") / n
+    return float(
+        max(
+            np.max(np.abs(new_right - cdf(points))),
+            np.max(np.abs(new_left - cdf_left(points))),
+        )
+    )
 
 
 def ks_pvalue(d: float, n_ref: int, n_new: int) -> float:

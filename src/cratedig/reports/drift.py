@@ -24,7 +24,7 @@ def _psi_figure(report: DriftReport) -> str:
     ax.set_title("Population stability index per feature (red: drifted)")
     ax.tick_params(axis="x", rotation=30)
     ax.legend(loc="upper right", fontsize=8)
-    return figure_png(fig)
+    return figure_png(fig, "PSI per feature")
 
 
 def _feature_figure(f: Any) -> str:
@@ -41,7 +41,7 @@ def _feature_figure(f: Any) -> str:
         f"{DESCRIPTIONS[f.feature]}\nPSI {f.psi:.2f}, {stat}, p={f.p_value:.2g}", fontsize=9
     )
     ax.legend(fontsize=7)
-    return figure_png(fig)
+    return figure_png(fig, f"{DESCRIPTIONS[f.feature]}: training vs new")
 
 
 def drift_html(report: DriftReport, path: str | os.PathLike[str]) -> Path:

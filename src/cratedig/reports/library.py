@@ -79,21 +79,21 @@ def _camelot_wheel(tracks: list[dict[str, Any]]) -> str:
     cmap = plt.get_cmap("YlOrRd")
     for n in range(1, 13):
         theta = (n % 12) * width  # 12 at the top, clockwise by fifths
-        for ring, letter, bottom in ((1.0, "B", 1.0), (1.0, "A", 0.0)):
+        for ring, letter, bottom in ((0.8, "B", 1.6), (0.8, "A", 0.8)):
             c = counts.get(f"{n}{letter}", 0)
             ax.bar(
                 theta,
                 ring,
                 width=width * 0.96,
-                bottom=bottom + 0.2,
+                bottom=bottom,
                 color=cmap(0.1 + 0.85 * c / top) if c else "#f2f2f2",
                 edgecolor="white",
             )
-            ax.text(theta, bottom + 0.7, f"{n}{letter}\n{c}", ha="center", va="center", fontsize=7)
-    ax.set_ylim(0, 2.2)
+            ax.text(theta, bottom + 0.4, f"{n}{letter}\n{c}", ha="center", va="center", fontsize=7)
+    ax.set_ylim(0, 2.45)
     ax.set_axis_off()
     ax.set_title("Camelot key wheel (tracks per key; outer B major, inner A minor)", fontsize=9)
-    return figure_png(fig)
+    return figure_png(fig, "Camelot key wheel")
 
 
 def _tempo_histogram(tracks: list[dict[str, Any]]) -> str:
@@ -114,17 +114,27 @@ def _tempo_histogram(tracks: list[dict[str, Any]]) -> str:
     ax.set_title("Tempo histogram", fontsize=9)
     if tempi:
         ax.legend(fontsize=8)
-    return figure_png(fig)
+    return figure_png(fig, "Tempo histogram")
 
 
 def _cluster_map(points: dict[str, Any]) -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 4.4))
     if points["segments"]:
+        k = max(int(points["k"]), 1)
+        cmap = plt.get_cmap("tab20" if k > 10 else "tab10", k)
         sc = ax.scatter(
-            points["x"], points["y"], c=points["cluster"], cmap="tab20", s=9, alpha=0.8, lw=0
+            points["x"],
+            points["y"],
+            c=points["cluster"],
+            cmap=cmap,
+            vmin=-0.5,
+            vmax=k - 0.5,
+            s=9,
+            alpha=0.8,
+            lw=0,
         )
-        fig.colorbar(sc, ax=ax, label="cluster")
+        fig.colorbar(sc, ax=ax, label="cluster", ticks=range(k))
     else:
         ax.text(0.5, 0.5, "no cluster model yet", ha="center", transform=ax.transAxes)
     ax.set_xlabel("PCA 1")
@@ -133,7 +143,7 @@ def _cluster_map(points: dict[str, Any]) -> str:
         f"Cluster map: {points['segments']} phrases, k={points['k']} (model's PCA plane)",
         fontsize=9,
     )
-    return figure_png(fig)
+    return figure_png(fig, "Cluster map")
 
 
 def _confidence(tracks: list[dict[str, Any]]) -> str:
@@ -155,8 +165,7 @@ def _confidence(tracks: list[dict[str, Any]]) -> str:
         ax.hist(v, bins=20, range=(0, 1), color="#2980b9")
         ax.set_title(f"{label} ({len(v)} tracks)", fontsize=9)
         ax.set_xlim(0, 1)
-    fig.suptitle("Analysis confidence", fontsize=10)
-    return figure_png(fig)
+    return figure_png(fig, "Analysis confidence")
 
 
 def _quality_flags(tracks: list[dict[str, Any]]) -> str:
@@ -172,7 +181,7 @@ def _quality_flags(tracks: list[dict[str, Any]]) -> str:
         ax.text(0.5, 0.5, "no quality flag raised", ha="center", transform=ax.transAxes)
     ax.set_xlabel("tracks")
     ax.set_title(f"Quality flags ({len(tracks)} tracks)", fontsize=9)
-    return figure_png(fig)
+    return figure_png(fig, "Quality flags")
 
 
 def _history(models: list[dict[str, Any]]) -> str:
@@ -191,7 +200,7 @@ def _history(models: list[dict[str, Any]]) -> str:
     else:
         ax.text(0.5, 0.5, "no model trained yet", ha="center", transform=ax.transAxes)
     ax.set_title("Model evaluation history (clusters)", fontsize=9)
-    return figure_png(fig)
+    return figure_png(fig, "Model evaluation history")
 
 
 def library_html(overview: dict[str, Any], path: str | os.PathLike[str]) -> Path:

@@ -39,14 +39,15 @@ def pyplot() -> Any:
     return plt
 
 
-def figure_png(fig: Any) -> str:
-    """An ``<img>`` tag with the figure as an embedded PNG; closes the figure."""
+def figure_png(fig: Any, alt: str) -> str:
+    """An ``<img>`` tag with the figure as an embedded PNG (``alt`` says what it shows);
+    closes the figure."""
     plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="" src="data:image/png;base64,{data}">'
+    return f'<img alt="{esc(alt)}" title="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
 def esc(x: object) -> str:
