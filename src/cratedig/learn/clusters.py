@@ -28,7 +28,7 @@ import numpy as np
 from cratedig.analysis.records import Segment
 from cratedig.errors import ParameterError
 from cratedig.fileio import atomic_path
-from cratedig.learn.drift import build_reference, table_from_batch
+from cratedig.learn.drift import build_reference, table_from_segments
 from cratedig.learn.gate import GateReport, GateRules, gate_segments
 from cratedig.library import repository as repo
 from cratedig.library.db import Library
@@ -51,16 +51,38 @@ def segment_features(batch: SegmentBatch) -> np.ndarray:
     chroma, mask = batch.bar_chroma()
     m = mask[..., None].astype(np.float64)
     mean = (chroma * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
+    return features_from_columns(
+        mean_chroma=mean,
+        rhythm=batch.rhythm.astype(np.float64).reshape(len(batch), RHYTHM_STEPS),
+        balance=batch.balance,
+        energy=batch.energy,
+        tempo=batch.tempo,
+        key_clarity=batch.key_clarity,
+    )
+
+
+def features_from_columns(
+    *,
+    mean_chroma: np.ndarray,
+    rhythm: np.ndarray,
+    balance: np.ndarray,
+    energy: np.ndarray,
+    tempo: np.ndarray,
+    key_clarity: np.ndarray,
+) -> np.ndarray:
+    """:func:`segment_features` from per-segment columns: mean chroma (n, 12, normalised here),
+    rhythm (n, 16, zero-padded), balance (n, 3), energy, tempo (BPM), key clarity (n,)."""
+    mean = np.asarray(mean_chroma, dtype=np.float64)
     total = mean.sum(axis=1, keepdims=True)
     mean = np.where(total > 1e-9, mean / np.maximum(total, 1e-12), 0.0)
     return np.hstack(
         [
             mean,
-            batch.rhythm.astype(np.float64).reshape(len(batch), RHYTHM_STEPS),
-            batch.balance.astype(np.float64),
-            batch.energy.astype(np.float64)[:, None],
-            np.log2(np.maximum(batch.tempo, 1.0))[:, None],
-            batch.key_clarity.astype(np.float64)[:, None],
+            np.asarray(rhythm, dtype=np.float64),
+            np.asarray(balance, dtype=np.float64),
+            np.asarray(energy, dtype=np.float64)[:, None],
+            np.log2(np.maximum(np.asarray(tempo, dtype=np.float64), 1.0))[:, None],
+            np.asarray(key_clarity, dtype=np.float64)[:, None],
         ]
     )
 
@@ -275,7 +297,7 @@ def _refresh(library: Library, *, refit: bool, k: int | None, seed: int) -> Clus
     train_batch = SegmentBatch.from_segments(training)
     model = fit_clusters(segment_features(train_batch), k=k, seed=seed)
     labels = model.predict(segment_features(SegmentBatch.from_segments(segments)))
-    reference = build_reference(table_from_batch(train_batch, model), k=model.k)
+    reference = build_reference(table_from_segments(training, model), k=model.k)
     model.metrics["gate"] = report.gate.to_json()
     with library.transaction() as s:
         version = repo.store_model(

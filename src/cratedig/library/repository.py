@@ -1059,3 +1059,60 @@ def all_models(session: Session, kind: str | None = None) -> list[ModelInfo]:
         )
         for r in session.scalars(q)
     ]
+
+
+def mean_bar_chroma(chroma: np.ndarray) -> np.ndarray:
+    """Mean of a segment's per-bar chroma rows (bars x 12) over the bars that have content."""
+    c = np.asarray(chroma, dtype=np.float64).reshape(-1, 12)
+    live = c.sum(axis=1) > 1e-6
+    return c[live].mean(axis=0) if live.any() else np.zeros(12)
+
+
+def drift_columns(session: Session, track_ids: Sequence[str]) -> dict[str, Any]:
+    """Per-segment columns of ``track_ids`` for :func:`cratedig.learn.drift.table_from_columns`
+    (tempo, key index, energy, balance, mean bar chroma, rhythm padded to 16 steps, its length,
+    key clarity), read without building Segment records."""
+    q = (
+        select(
+            SegmentRow.track_id,
+            SegmentRow.tempo,
+            SegmentRow.camelot,
+            SegmentRow.energy,
+            SegmentRow.key_clarity,
+            FeatureRow.chroma,
+            FeatureRow.rhythm,
+            FeatureRow.rhythm_steps,
+            FeatureRow.spectral_balance,
+        )
+        .join(FeatureRow, FeatureRow.segment_id == SegmentRow.id)
+        .order_by(SegmentRow.track_id, SegmentRow.index)
+    )
+    rows: list[Any] = []
+    ids = sorted(set(track_ids))
+    for i in range(0, len(ids), _IN_CHUNK):
+        rows.extend(session.execute(q.where(SegmentRow.track_id.in_(ids[i : i + _IN_CHUNK]))))
+    n = len(rows)
+    key_of = {k.camelot: k.index for k in (Key.from_index(i) for i in range(24))}
+    rhythm = np.zeros((n, 16))
+    steps = np.zeros(n, np.int64)
+    chroma = np.zeros((n, 12))
+    for i, r in enumerate(rows):
+        x = np.frombuffer(r.rhythm, dtype=_F32)[:16]
+        rhythm[i, : len(x)] = x
+        steps[i] = len(x)
+        chroma[i] = mean_bar_chroma(np.frombuffer(r.chroma, dtype=_F32))
+    return {
+        "track_ids": [r.track_id for r in rows],
+        "tempo": np.array([r.tempo for r in rows], dtype=np.float64),
+        "key": np.array([key_of[r.camelot] for r in rows], dtype=np.int64),
+        "energy": np.array([r.energy for r in rows], dtype=np.float64),
+        "balance": (
+            np.frombuffer(b"".join(r.spectral_balance for r in rows), dtype=_F32)
+            .astype(np.float64)
+            .reshape(n, 3)
+        ),
+        "mean_chroma": chroma,
+        "rhythm": rhythm,
+        "steps": steps,
+        "key_clarity": np.array([r.key_clarity for r in rows], dtype=np.float64),
+    }
