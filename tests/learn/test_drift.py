@@ -81,3 +81,20 @@ def test_psi_and_ks_on_known_distributions():
     moved = same + 1.0
     assert ks_against_quantiles(q, same) < 0.08
     assert ks_against_quantiles(q, moved) == pytest.approx(0.38, abs=0.06)
+
+
+def test_ratings_since_training_name_what_got_worse():
+    from datetime import UTC, datetime, timedelta
+
+    from cratedig.learn.drift import rating_quality
+    from cratedig.library.repository import RatingFact
+
+    trained = datetime(2026, 11, 1, tzinfo=UTC)
+    before = [RatingFact(f"a_{i}", "b_0", 4, trained - timedelta(days=1)) for i in range(6)]
+    since = [RatingFact(f"w_{i}", "b_0", 2, trained + timedelta(days=1)) for i in range(6)]
+    since += [RatingFact(f"o_{i}", "b_0", 4, trained + timedelta(days=1)) for i in range(6)]
+    clusters = {**{f"w_{i}": 3 for i in range(6)}, **{f"o_{i}": 1 for i in range(6)}}
+    r = rating_quality(before + since, trained.replace(tzinfo=None), clusters)
+    assert (r["before"], r["since"], r["mean_before"], r["mean_since"]) == (6, 12, 4.0, 3.0)
+    assert r["worse"] == ["all suggestions", "cluster #3"]
+    assert r["by_cluster"]["#1"] == {"ratings": 6, "mean": 4.0}

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from cratedig.library.db import open_library
 from cratedig.library.schema import FeatureRow, FileRow, IngestErrorRow, SegmentRow, TrackRow
 
-_SKIP = {"analysed_at", "seen_at", "at", "id"}
+_SKIP = {"analysed_at", "seen_at", "at", "id", "ingest_id"}  # when, not what
 
 
 def _row(obj: Any, cls: Any) -> dict[str, Any]:

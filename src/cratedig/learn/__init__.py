@@ -1,1 +1,3 @@
-"""Learning from the library: segment clusters (and, later, the learned ranker)."""
+"""Learning from the library: segment clusters, the training gate, drift (and, later, the
+learned ranker, which trains through :func:`cratedig.learn.gate.gate_tracks` and
+:func:`cratedig.learn.gate.gate_pairs` as the clusters do)."""
