@@ -122,6 +122,18 @@ def test_a_batch_of_waltzes_drifts_in_meter(app, library):
     r = _drift(app, db, batches["waltz"], 3)
     assert "meter" in r["drifted"] and set(r["drifted"]) - MODEL_SIDE == {"meter"}
     assert r["retrain"] is True
+    assert "3/4 (0 % -> 100 %)" in r["verdict"]  # names the kind of music that arrived
+
+
+def test_by_default_drift_looks_at_everything_since_training(app, library):
+    db, _ = library
+    r = json.loads(run(app, "drift", "--db", db, "--json").stdout)
+    assert r["new_tracks"] == 24 and "since model v1" in r["selection"]
+    assert r["failures"] == {"failed": 0, "analysed": 24, "rate": 0.0}
+    # A third waltzes, a third fast, against 16 training songs: too few songs for any single
+    # feature to pass the threshold, but the model clearly fits them worse.
+    assert r["retrain"] is True
+    assert any(g["by"] == "tempo band" and g["group"] == ">= 150 BPM" for g in r["worse"])
 
 
 def test_a_new_tempo_band_drifts_in_tempo(app, library, tmp_path):

@@ -394,6 +394,19 @@ class FeatureDrift:
     new: list[float]  # bin shares of the new data
     bins: list[str]  # bin labels
 
+    @property
+    def grew(self) -> list[str]:
+        """The bins that gained most (at least 10 points), e.g. ``"3/4 (0 % -> 100 %)"``: what
+        kind of music arrived."""
+        gain = [
+            (n - r, b, r, n) for b, r, n in zip(self.bins, self.reference, self.new, strict=True)
+        ]
+        return [
+            f"{b} ({100 * r:.0f} % -> {100 * n:.0f} %)"
+            for g, b, r, n in sorted(gain, reverse=True)[:2]
+            if g >= 0.1
+        ]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "feature": self.feature,
@@ -404,6 +417,7 @@ class FeatureDrift:
             "test": self.test,
             "drifted": self.drifted,
             "moderate": self.moderate,
+            "grew": self.grew,
             "bins": self.bins,
             "reference": [round(x, 4) for x in self.reference],
             "new": [round(x, 4) for x in self.new],
@@ -636,16 +650,31 @@ def evaluate_drift(
     if not enough:
         verdict = f"{table.tracks} new tracks: too few to judge (at least {MIN_TRACKS} are needed)"
     elif drift:
-        parts = [DESCRIPTIONS[f] for f in drifted]
+        parts = [
+            DESCRIPTIONS[f.feature] + (f": {', '.join(f.grew)}" if f.grew else "")
+            for f in features
+            if f.drifted
+        ]
         if failing:
             parts.append(f"ingest failure rate {100 * failures['rate']:.0f} %")
         verdict = "drift in " + "; ".join(parts)
     else:
-        verdict = "no drift: the new music looks like the training data"
+        moderate = [
+            DESCRIPTIONS[f.feature] + (f": {', '.join(f.grew)}" if f.grew else "")
+            for f in features
+            if f.moderate
+        ]
+        verdict = (
+            "no feature shifted beyond the threshold"
+            if retrain
+            else "no drift: the new music looks like the training data"
+        )
+        if moderate:
+            verdict += "; moderate shift in " + "; ".join(moderate)
     if retrain:
         verdict += (
-            ". Retrain (cratedig clusters --refit): new segments are assigned to clusters "
-            "fitted without music like them"
+            ". Retrain (cratedig clusters --refit): the model fits the new music worse, its "
+            "segments are assigned to clusters fitted without music like them"
         )
         if far_ratio:
             verdict += f" ({far_ratio:.1f}x the training share lies far from every centroid)"
