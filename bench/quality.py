@@ -12,8 +12,11 @@ Usage::
 
     .venv/bin/python bench/quality.py --n 12 --seed 7 [--sources DIR]
 
-``--sources DIR`` adds every lossless file (FLAC/WAV/AIFF) found under DIR as a genuine source
-(e.g. audio from other Debian packages). Prints a table and writes ``bench/out/quality.json``.
+``--sources DIR`` adds every lossless file (FLAC/WAV/AIFF) found under DIR as a genuine source:
+``--n 0 --sources bench/.cache/realset/songs`` (after ``bench/realset.py``) measures on the real
+set's lossless-stored renders of human-made music from Debian packages (Hydrogen drum songs,
+MuseScore scores, tracker modules through libopenmpt). Prints a table and writes
+``bench/out/quality.json``.
 """
 
 from __future__ import annotations

@@ -119,3 +119,16 @@ def test_analysis_confidence_on_a_song_with_a_beat(song_files):
     assert conf["tempo_stability"] > 0.95
     assert "no_stable_beat" not in a.quality["flags"]
     assert a.to_json()["quality"]["level"] in ("ok", "low")
+
+
+def test_a_shallower_cliff_counts_only_where_encoders_put_their_low_pass():
+    freqs = np.linspace(0, SR / 2, SPECTRUM_N // 2 + 1)
+
+    def cut(at_hz, depth_db):
+        return np.where(freqs < at_hz, 1.0, 10 ** (-depth_db / 10)) / (1 + freqs / 2000)
+
+    band = (15_000.0, 19_300.0, 18.0)
+    bw, cliff = bandwidth(cut(17_000, 21), SR, band=band)
+    assert abs(bw - 17_000) < 300 and 18 <= cliff < 25
+    bw, cliff = bandwidth(cut(20_800, 21), SR, band=band)  # a synthesiser's own roll-off
+    assert cliff < 25 and not (15_000 <= bw <= 19_300 and cliff >= 18)

@@ -57,6 +57,11 @@ THRESHOLDS: dict[str, float] = {
     "cliff_db": 25.0,
     # Below this bandwidth a lossless file with a cliff is fake lossless.
     "fake_lossless_hz": 21_000.0,
+    # Where MP3/AAC encoders at <= 192 kbps put their low-pass (15-19.3 kHz), a shallower cliff
+    # suffices: music rarely ends there in a cliff (<= 12 dB in the benchmark's genuine files).
+    "band_cliff_db": 18.0,
+    "band_lo_hz": 15_000.0,
+    "band_hi_hz": 19_300.0,
     # Share of samples at full scale / clipped runs per minute above which a track is clipped.
     "clip_share": 1e-3,
     "clip_runs_per_min": 20.0,
@@ -114,8 +119,14 @@ def assess_quality(
     out["declared"] = declared
     out["bitrate_kbps"] = round(kbps, 1) if kbps is not None else None
     if st is not None and st.spectrum_windows:
-        bw, cliff = bandwidth(st.spectrum, st.sr)
-        sharp = cliff >= th["cliff_db"]
+        bw, cliff = bandwidth(
+            st.spectrum,
+            st.sr,
+            cliff_db=th["cliff_db"],
+            band=(th["band_lo_hz"], th["band_hi_hz"], th["band_cliff_db"]),
+        )
+        in_band = th["band_lo_hz"] <= bw <= th["band_hi_hz"]
+        sharp = cliff >= th["cliff_db"] or (in_band and cliff >= th["band_cliff_db"])
         effective = effective_class(bw, sharp, st.sr)
         fake = (
             declared == "lossless" and sharp and bw < min(th["fake_lossless_hz"], 0.93 * st.sr / 2)
@@ -207,7 +218,13 @@ def effective_class(bandwidth_hz: float, sharp: bool, sr: int) -> str:
     return "256-320 kbps" if bandwidth_hz < 20_500.0 else "full band"
 
 
-def bandwidth(spectrum: np.ndarray, sr: int) -> tuple[float, float]:
+def bandwidth(
+    spectrum: np.ndarray,
+    sr: int,
+    *,
+    cliff_db: float = 25.0,
+    band: tuple[float, float, float] | None = None,
+) -> tuple[float, float]:
     """Bandwidth (Hz) of a mean power spectrum and the depth (dB) of the cliff that ends it.
 
     Parameters
@@ -215,11 +232,16 @@ def bandwidth(spectrum: np.ndarray, sr: int) -> tuple[float, float]:
     spectrum : np.ndarray [shape=(n_fft // 2 + 1,)]
         Mean power per bin, bins at ``k * sr / n_fft``.
     sr : int > 0
+    cliff_db : float
+        Depth (dB) from which a drop is a low-pass cliff.
+    band : (float, float, float), optional
+        ``(lo_hz, hi_hz, cliff_db)``: in the encoders' low-pass band a shallower cliff counts.
 
     Returns
     -------
     bandwidth_hz : float
-        Where the deepest low-pass cliff above 8 kHz is, when it is at least 25 dB deep;
+        Where the deepest low-pass cliff above 8 kHz is, when it is at least ``cliff_db`` deep
+        (or the deepest inside ``band``, when it is deep enough for the band);
         otherwise the highest frequency whose level is 10 dB above the floor (Nyquist for
         content that never reaches one).
     cliff_db : float
@@ -247,8 +269,14 @@ def bandwidth(spectrum: np.ndarray, sr: int) -> tuple[float, float]:
         below = (csum[cand - gap + 1] - csum[cand - reach + 1]) / (reach - gap)
         drop = below - ceiling[cand + gap]
         best = int(np.argmax(drop))
-        if drop[best] >= 25.0:
+        if drop[best] >= cliff_db:
             return float(freqs[cand[best]]), float(drop[best])
+        if band is not None:
+            inside = (freqs[cand] >= band[0]) & (freqs[cand] <= band[1])
+            if inside.any():
+                b = int(np.flatnonzero(inside)[np.argmax(drop[inside])])
+                if drop[b] >= band[2]:
+                    return float(freqs[cand[b]]), float(drop[b])
         cliff = float(drop[best])
     else:
         cliff = 0.0
