@@ -14,9 +14,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cratedig.cli_library import register as register_library
-from cratedig.cli_match import register as register_match
-from cratedig.cli_watch import register as register_watch
+from cratedig.cli.library import register as register_library
+from cratedig.cli.match import register as register_match
+from cratedig.cli.watch import register as register_watch
 from cratedig.synth import synthesize_song, write_song
 from cratedig.theory import Key
 

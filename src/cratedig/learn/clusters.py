@@ -264,10 +264,12 @@ def refresh_clusters(
     """
     # One model per library: a concurrent refresh waits, then finds this one's model.
     with library.exclusive("clusters"):
-        return _refresh(library, refit=refit, k=k, seed=seed)
+        return _refresh(library, refit=refit, k=k, seed=seed, gate=gate)
 
 
-def _refresh(library: Library, *, refit: bool, k: int | None, seed: int) -> ClusterRefresh:
+def _refresh(
+    library: Library, *, refit: bool, k: int | None, seed: int, gate: GateRules | None
+) -> ClusterRefresh:
     report = ClusterRefresh()
     have = None if refit else current_model(library)
     if have is not None and k is not None and have[0].k != k:
