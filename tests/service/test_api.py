@@ -457,3 +457,9 @@ def test_uploads_are_analysed_at_a_lower_priority(service_library):
         assert worker_nice >= os.nice(0) + 10 or worker_nice == 19
     finally:
         state.analysis_pool.shutdown()
+
+
+def test_the_library_report_is_served_at_reports(client):
+    r = client.get("/reports")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "cratedig library report" in r.text and 'alt="Camelot key wheel"' in r.text

@@ -5,6 +5,6 @@ no script, no CDN, so it opens anywhere and can be mailed or served as it is.
 """
 
 from cratedig.reports.drift import drift_html
-from cratedig.reports.library import library_html, library_overview
+from cratedig.reports.library import library_html, library_overview, library_page
 
-__all__ = ["drift_html", "library_html", "library_overview"]
+__all__ = ["drift_html", "library_html", "library_overview", "library_page"]

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from cratedig.reports.page import figure_png, pyplot, table, write_page
+from cratedig.reports.page import figure_png, page_html, pyplot, table, write_page
 
+TITLE = "cratedig library report"
 #: Segments drawn for the cluster map at most (a scatter of more shows nothing more).
 MAP_SEGMENTS = 4000
 
@@ -205,6 +206,16 @@ def _history(models: list[dict[str, Any]]) -> str:
 
 def library_html(overview: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write the library overview (:func:`library_overview`) as one HTML page."""
+    return write_page(path, TITLE, library_body(overview))
+
+
+def library_page(overview: dict[str, Any]) -> str:
+    """The library overview as an HTML string (what the app serves at ``/reports``)."""
+    return page_html(TITLE, library_body(overview))
+
+
+def library_body(overview: dict[str, Any]) -> str:
+    """The body of the library page."""
     st, tracks = overview["stats"], overview["tracks"]
     low = [t for t in tracks if t["quality"].get("level") == "low"]
     body = [
@@ -253,7 +264,7 @@ def library_html(overview: dict[str, Any], path: str | os.PathLike[str]) -> Path
                 {1, 3, 4, 5},
             )
         )
-    return write_page(path, "cratedig library report", "\n".join(body))
+    return "\n".join(body)
 
 
-__all__ = ["library_html", "library_overview"]
+__all__ = ["library_body", "library_html", "library_overview", "library_page"]

@@ -69,13 +69,17 @@ def table(headers: Iterable[str], rows: Iterable[Iterable[object]], numeric: set
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def write_page(path: str | os.PathLike[str], title: str, body: str) -> Path:
-    """Write a complete HTML page atomically; returns its path."""
-    p = Path(path)
-    text = (
+def page_html(title: str, body: str) -> str:
+    """A complete HTML page around ``body``."""
+    return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
         f"<style>{CSS}</style></head><body>{body}</body></html>\n"
     )
+
+
+def write_page(path: str | os.PathLike[str], title: str, body: str) -> Path:
+    """Write a complete HTML page atomically; returns its path."""
+    p = Path(path)
     with atomic_path(p) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
+        Path(tmp).write_text(page_html(title, body), encoding="utf-8")
     return p

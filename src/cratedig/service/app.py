@@ -589,6 +589,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         """Every rating, oldest first."""
         return {"ratings": [r.to_json() for r in workflows.list_ratings(state.library)]}
 
+    @app.get("/reports", tags=["library"], response_class=HTMLResponse)
+    def report() -> HTMLResponse:
+        """The library report (``cratedig report``): key wheel, tempo histogram, cluster map,
+        analysis confidence, quality flags, model history; one page, figures embedded."""
+        from cratedig.reports import library_overview, library_page
+
+        return HTMLResponse(library_page(library_overview(state.library)))
+
     # -- the page ------------------------------------------------------------------------------
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
