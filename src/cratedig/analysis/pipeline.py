@@ -17,7 +17,7 @@ from cratedig.analysis.loudness import loudness_blocks
 from cratedig.analysis.quality import assess_quality
 from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
 from cratedig.analysis.rhythm import ONSET_LAG, BeatGrid, active_span, track_beats
-from cratedig.analysis.structure import bar_bounds, segment_structure
+from cratedig.analysis.structure import bar_bounds, bar_cues, segment_structure
 from cratedig.analysis.tonal import (
     KeyEstimate,
     bass_notes,
@@ -161,14 +161,10 @@ def analyze_signal(
     beat_len = np.repeat((ends - starts) / meter, meter)
     beat_s = np.repeat(starts, meter) + np.tile(np.arange(meter), len(starts)) * beat_len
     beat_chroma = feat.bar_chroma(chroma, fe.tonal_fps, beat_s, beat_s + beat_len)
-    bmel = feat.span_means(fe.mel_db.T, fe.fps, starts, ends)
-    bdb = feat.rms_db(fe, starts, ends)
-    bar_features = np.hstack(
-        [_standardise(bchroma) * 1.0, _standardise(bmel) * 0.7, _standardise(bdb[:, None]) * 1.0]
-    )
-    structure = segment_structure(bar_features, bdb, starts, ends)
+    lap("features")
+    structure = segment_structure(bar_cues(fe, bchroma, starts, ends), starts, ends)
+    lap("sections")
     rhythm_rows = feat.rhythm_pattern(fe, starts, ends, grid.meter, lag=ONSET_LAG)
-    lap("structure")
     t_lo, t_hi = int(a0 / fe.fps * fe.tonal_fps), int(np.ceil(a1 / fe.fps * fe.tonal_fps))
     notes = bass_notes(fe, tuning=tuning)
     strong = hypermetric_bars(len(starts))
@@ -203,6 +199,7 @@ def analyze_signal(
             bars=sum(structure.phrases[p][1] for p in range(p0, p0 + k)),
             label=label,
             group=group,
+            confidence=structure.confidence[i],
         )
         for i, (p0, k, label, group) in enumerate(structure.sections)
     ]
@@ -258,11 +255,6 @@ def estimates_of(grid: BeatGrid, key: KeyEstimate) -> dict[str, dict[str, Any]]:
             "relation": key_relation(key.key, runner),
         },
     }
-
-
-def _standardise(x: np.ndarray) -> np.ndarray:
-    sd = x.std(axis=0, keepdims=True)
-    return (x - x.mean(axis=0, keepdims=True)) / np.where(sd > 1e-9, sd, 1.0)
 
 
 def _phrase_segments(

@@ -130,6 +130,8 @@ class Section:
     bars: int
     label: str
     group: str  # repetition group: sections with the same letter sound alike
+    # How sure the boundary that opens this section is, in [0, 1] (1 for the first section).
+    confidence: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -140,6 +142,7 @@ class Section:
             "bars": self.bars,
             "label": self.label,
             "group": self.group,
+            "confidence": round(self.confidence, 3),
         }
 
 

@@ -1,21 +1,37 @@
-"""Bars -> phrases -> sections.
+"""Bars -> sections -> phrases, with labels a DJ can use.
 
 Method
 ------
 - **Bars** run from one downbeat to the next (the last bar lasts one bar period).
-- **Bar features**: mean chroma (harmony), mean log-mel spectrum (timbre/instrumentation) and
-  RMS level, each standardised, concatenated.
-- **Novelty**: Foote's checkerboard kernel slid along the diagonal of the bar-level cosine
-  self-similarity matrix; peaks mark changes of harmony, instrumentation or energy.
-- **Phrases** are 8 bars (4 in short tracks), laid from an offset chosen so that novelty peaks
-  fall on phrase starts (a 4-bar intro moves the grid by 4); an offset is only taken when it
-  explains clearly more novelty than bar 0.
-- **Sections** are runs of whole phrases between phrase starts with outstanding novelty, then
-  grouped by similarity (letters A, B, ...) and named by position and energy.
+- **Cues per bar** (:func:`bar_cues`), all read from the shared front end: timbre (log-mel
+  mean), the level of the low / mid / high bands, drum presence (onset flux in the kick band
+  and in the hat band), harmony (chroma) and loudness. Every cue is in dB (chroma excepted) and
+  divided by its spread within the track, floored at a fixed number of dB, so that a cue that
+  never changes cannot turn its noise into boundaries.
+- **Boundary novelty** per cue: the distance between the mean of the ``w`` bars before a bar
+  line and the ``w`` bars after it, for w = 2 and 4 (short sections are found by the first,
+  gradual ones by the second); the cues are weighed and summed (instrumentation and drums
+  first, harmony least: chords change every bar inside a section). **Repetition** adds its own
+  cue: a bar line where the lag structure of the self-similarity matrix changes (Serra et
+  al.'s structure features) scores when the bars after it repeat material heard elsewhere.
+- **Phrase grid**: boundaries are snapped to a 4-bar grid laid from the offset (0..3) that puts
+  the most novelty on its lines (bar 0 unless clearly beaten), peaks are picked greedily
+  (sections at least 4 bars), and a boundary needs novelty above an absolute floor and a share
+  of the track's strongest change. Its **confidence** is the novelty mapped to [0, 1).
+- **Phrases** are laid inside each section (8 bars, 4 in short tracks or at a section's
+  end), so a section always starts a phrase.
+- **Groups** (A, B, ...): sections whose mean cues are close share a letter.
+- **Labels** from what plays: a *peak* section (loudest level, drums and low end present) is a
+  ``drop`` when it follows a break or a build and a ``chorus`` when it follows a verse; a
+  drumless or much quieter section inside the track is a ``break``; a section before a peak
+  whose density rises (or whose drums play without the low end) is a ``build``; the first and
+  last non-peak sections are ``intro`` and ``outro``; the rest ``verse``.
 
 References
 ----------
 Foote, J. (2000) "Automatic audio segmentation using a measure of audio novelty", ICME.
+Serrà, J., Müller, M., Grosche, P., Arcos, J. (2014) "Unsupervised music structure annotation
+by time series structure features and segment similarity", IEEE Trans. Multimedia.
 McFee, B. & Ellis, D. (2014) "Analyzing song structure with spectral clustering", ISMIR.
 """
 
@@ -25,9 +41,52 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cratedig.analysis import features as feat
+from cratedig.analysis.frontend import Frontend
+
 PHRASE_BARS = 8
+GRID_BARS = 4  # sections start on this grid (DJ music changes every 4/8/16 bars)
 SHORT_TRACK_BARS = 24  # fewer bars than this: 4-bar phrases
-KERNEL_BARS = 4  # half-width of the checkerboard kernel
+MIN_SECTION_BARS = 4
+# Spread floors of each cue (dB; chroma in its own units): a change below them is not a change.
+_FLOOR_DB = 3.0
+_CHROMA_FLOOR = 0.04
+# Weights of the cues in the boundary novelty.
+_WEIGHTS = {
+    "timbre": 1.0,
+    "bands": 1.0,
+    "drums": 1.2,
+    "level": 0.6,
+    "chroma": 0.4,
+    "repetition": 0.6,
+}
+BOUNDARY_FLOOR = 1.5  # combined novelty a boundary needs at least (spread-floored units)
+BOUNDARY_SHARE = 0.45  # ... and this share of the track's strongest change
+
+
+@dataclass
+class BarCues:
+    """Per-bar cues for section analysis (rows are bars).
+
+    Attributes
+    ----------
+    timbre : np.ndarray [shape=(bars, N_MEL)]
+        Mean log-mel spectrum (dB).
+    bands : np.ndarray [shape=(bars, 3)]
+        Level of the low / mid / high bands (dB).
+    drums : np.ndarray [shape=(bars, 2)]
+        Onset flux in the kick band and the hat band (dB of the mean flux).
+    chroma : np.ndarray [shape=(bars, 12)]
+        L1-normalised chroma.
+    level : np.ndarray [shape=(bars,)]
+        RMS level (dBFS).
+    """
+
+    timbre: np.ndarray
+    bands: np.ndarray
+    drums: np.ndarray
+    chroma: np.ndarray
+    level: np.ndarray
 
 
 @dataclass
@@ -43,7 +102,9 @@ class Structure:
     sections : list[tuple[int, int, str, str]]
         (first phrase, number of phrases, label, group) per section.
     novelty : np.ndarray [shape=(bars,)]
-        Boundary novelty at the start of each bar.
+        Boundary novelty at the start of each bar (combined cues, spread-floored units).
+    confidence : list[float]
+        Per section, the confidence in [0, 1) of the boundary that opens it (1.0 for the first).
     """
 
     bar_starts: np.ndarray
@@ -51,6 +112,7 @@ class Structure:
     phrases: list[tuple[int, int]]
     sections: list[tuple[int, int, str, str]]
     novelty: np.ndarray
+    confidence: list[float]
 
 
 def bar_bounds(
@@ -65,156 +127,257 @@ def bar_bounds(
     return starts, ends
 
 
-def segment_structure(
-    bar_features: np.ndarray,
-    bar_energy_db: np.ndarray,
-    bar_starts: np.ndarray,
-    bar_ends: np.ndarray,
-) -> Structure:
-    """Lay phrases and sections over bars.
+def bar_cues(fe: Frontend, bar_chroma: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> BarCues:
+    """Read the per-bar section cues from the front end.
 
     Parameters
     ----------
-    bar_features : np.ndarray [shape=(bars, d)]
-        Standardised per-bar features.
-    bar_energy_db : np.ndarray [shape=(bars,)]
-        RMS level of each bar in dB.
+    fe : Frontend
+    bar_chroma : np.ndarray [shape=(bars, 12)]
+    starts, ends : np.ndarray [shape=(bars,)]
+        Seconds of each bar.
+
+    Returns
+    -------
+    BarCues
+    """
+    timbre = feat.span_means(fe.mel_db.T, fe.fps, starts, ends)
+    bands = 10.0 * np.log10(
+        np.maximum(feat.span_means(fe.band_energy.T, fe.fps, starts, ends), 1e-10)
+    )
+    flux = feat.span_means(fe.onset_bands[[0, 2]].T, fe.fps, starts, ends)
+    top = np.maximum(flux.max(axis=0, keepdims=True), 1e-12) if len(flux) else 1.0
+    drums = 10.0 * np.log10(np.maximum(flux / top, 1e-3))
+    level = feat.rms_db(fe, starts, ends)
+    return BarCues(timbre, bands, drums, np.asarray(bar_chroma, dtype=np.float64), level)
+
+
+def segment_structure(cues: BarCues, bar_starts: np.ndarray, bar_ends: np.ndarray) -> Structure:
+    """Find sections (with confidence), lay phrases inside them, group and label the sections.
+
+    Parameters
+    ----------
+    cues : BarCues
+        From :func:`bar_cues`.
     bar_starts, bar_ends : np.ndarray [shape=(bars,)]
         Seconds.
+
+    Returns
+    -------
+    Structure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bars = 16
+    >>> quiet = np.r_[np.full(8, -30.0), np.full(8, -12.0)]
+    >>> cues = BarCues(np.tile(quiet[:, None], (1, 4)), np.tile(quiet[:, None], (1, 3)),
+    ...                np.tile(quiet[:, None], (1, 2)), np.full((bars, 12), 1 / 12), quiet)
+    >>> s = segment_structure(cues, np.arange(bars) * 2.0, np.arange(1, bars + 1) * 2.0)
+    >>> [(s.phrases[p][0], label) for p, _, label, _ in s.sections]
+    [(0, 'intro'), (8, 'drop')]
     """
     n = len(bar_starts)
     if n == 0:
-        return Structure(bar_starts, bar_ends, [], [], np.zeros(0))
-    novelty = foote_novelty(bar_features, KERNEL_BARS)
-    length, offset = _phrase_grid(novelty)
-    phrases = _lay_phrases(n, length, offset)
-    sections = _sections(phrases, novelty, bar_features, bar_energy_db)
-    return Structure(bar_starts, bar_ends, phrases, sections, novelty)
+        return Structure(bar_starts, bar_ends, [], [], np.zeros(0), [])
+    views = _views(cues)
+    novelty = boundary_novelty(views)
+    bounds, conf = _pick_boundaries(novelty)
+    phrase_len = 4 if n < SHORT_TRACK_BARS else PHRASE_BARS
+    spans = list(zip(bounds, [*bounds[1:], n], strict=True))
+    phrases: list[tuple[int, int]] = []
+    sections_bars: list[tuple[int, int]] = []
+    for lo, hi in spans:
+        p0 = len(phrases)
+        phrases += _lay_phrases(lo, hi - lo, phrase_len)
+        sections_bars.append((p0, len(phrases) - p0))
+    ranges = [(lo, hi) for lo, hi in spans]
+    groups = _group_letters(np.array([_section_vector(views, lo, hi) for lo, hi in ranges]))
+    labels = _name_sections(cues, ranges)
+    sections = [
+        (p0, k, lab, grp) for (p0, k), lab, grp in zip(sections_bars, labels, groups, strict=True)
+    ]
+    return Structure(bar_starts, bar_ends, phrases, sections, novelty, [1.0, *conf])
 
 
-def foote_novelty(features: np.ndarray, half: int) -> np.ndarray:
-    """Checkerboard-kernel novelty of ``features`` rows (cosine similarity), one value per row.
+def _scaled(x: np.ndarray, floor: float) -> np.ndarray:
+    x = x if x.ndim == 2 else x[:, None]
+    sd = np.maximum(x.std(axis=0, keepdims=True), floor)
+    return (x - x.mean(axis=0, keepdims=True)) / sd
 
-    The value at row i measures the change between rows [i-half, i) and [i, i+half).
-    """
-    n = len(features)
-    if n < 2:
+
+def _views(cues: BarCues) -> dict[str, np.ndarray]:
+    return {
+        "timbre": _scaled(cues.timbre, _FLOOR_DB),
+        "bands": _scaled(cues.bands, _FLOOR_DB),
+        "drums": _scaled(cues.drums, _FLOOR_DB),
+        "level": _scaled(cues.level, _FLOOR_DB),
+        "chroma": _scaled(cues.chroma, _CHROMA_FLOOR),
+    }
+
+
+def _mean_difference(x: np.ndarray, w: int) -> np.ndarray:
+    """Per bar line b: RMS over dimensions of mean(x[b-w:b]) - mean(x[b:b+w]) (edges shortened)."""
+    n, d = x.shape
+    csum = np.vstack([np.zeros((1, d)), np.cumsum(x, axis=0)])
+    b = np.arange(n)
+    lo = np.maximum(b - w, 0)
+    hi = np.minimum(b + w, n)
+    left = (csum[b] - csum[lo]) / np.maximum(b - lo, 1)[:, None]
+    right = (csum[hi] - csum[b]) / np.maximum(hi - b, 1)[:, None]
+    out = np.sqrt(np.mean((left - right) ** 2, axis=1))
+    # A side of one bar is too little evidence: weigh edge positions down.
+    short = np.minimum(b - lo, hi - b)
+    out *= np.minimum(short / 2.0, 1.0)
+    out[0] = 0.0
+    return out
+
+
+def _repetition_novelty(views: dict[str, np.ndarray]) -> np.ndarray:
+    """Change of the lag structure (Serrà et al. 2014) of the bar self-similarity, per bar line."""
+    x = np.hstack([views["timbre"], views["chroma"], views["drums"]])
+    n = len(x)
+    if n < 4:
         return np.zeros(n)
-    f = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-9)
-    ssm = f @ f.T
-    # Gaussian-tapered checkerboard kernel of size 2*half, centred between rows i-1 and i.
-    idx = np.arange(-half, half) + 0.5
-    taper = np.exp(-0.5 * (idx / (0.5 * half)) ** 2)
-    sign = np.sign(idx)
-    kernel = np.outer(sign, sign) * np.outer(taper, taper)
-    pad = np.pad(ssm, half, mode="edge")
-    nov = np.zeros(n)
-    for i in range(1, n):
-        block = pad[i : i + 2 * half, i : i + 2 * half]
-        nov[i] = float(np.sum(block * kernel))
-    nov = np.maximum(nov, 0.0)
-    top = float(nov.max())
-    return nov / top if top > 0 else nov
+    d = np.sqrt(np.mean((x[:, None, :] - x[None, :, :]) ** 2, axis=2))
+    sim = np.exp(-d / max(float(np.median(d)), 1e-9))
+    # Circular time-lag representation: row i holds similarity of bar i to bar i + lag.
+    idx = (np.arange(n)[:, None] + np.arange(n)[None, :]) % n
+    lag = sim[np.arange(n)[:, None], idx]
+    return _mean_difference(lag, 2)
 
 
-def _phrase_grid(novelty: np.ndarray) -> tuple[int, int]:
-    """Phrase length (4 or 8 bars) and offset (bars) that put novelty peaks on phrase starts."""
+def boundary_novelty(views: dict[str, np.ndarray]) -> np.ndarray:
+    """Combined boundary novelty at the start of each bar (0 at bar 0).
+
+    Parameters
+    ----------
+    views : dict of np.ndarray [shape=(bars, d)]
+        Spread-scaled cues (``timbre``, ``bands``, ``drums``, ``level``, ``chroma``).
+
+    Returns
+    -------
+    np.ndarray [shape=(bars,)]
+    """
+    n = len(views["level"])
+    total = np.zeros(n)
+    for name, x in views.items():
+        nov = np.maximum(_mean_difference(x, 2), _mean_difference(x, 4))
+        total += _WEIGHTS[name] * nov
+    total += _WEIGHTS["repetition"] * _repetition_novelty(views)
+    return total
+
+
+def _grid_offset(novelty: np.ndarray) -> int:
     n = len(novelty)
-    scores = np.array([novelty[o::4].mean() if o < n else 0.0 for o in range(4)])
+    scores = np.array([novelty[o::GRID_BARS].sum() if o < n else 0.0 for o in range(GRID_BARS)])
     best = int(np.argmax(scores))
     # Bar 0 is where DJ tracks start their phrases; move only for clearly better evidence.
-    offset = best if best != 0 and scores[best] > 1.3 * scores[0] + 0.05 else 0
-    if n < SHORT_TRACK_BARS:
-        return 4, offset
-    # 8-bar phrases when changes come every 8 bars: the 4-bar positions in between stay calm.
-    on8 = novelty[offset::8]
-    mid8 = novelty[offset + 4 :: 8]
-    if mid8.size and float(mid8.mean()) > 0.6 * float(on8.mean()):
-        return 4, offset
-    return PHRASE_BARS, offset % 8 if offset < 8 else offset
+    return best if scores[best] > 1.5 * scores[0] + 0.5 else 0
 
 
-def _lay_phrases(n_bars: int, length: int, offset: int) -> list[tuple[int, int]]:
+def _pick_boundaries(novelty: np.ndarray) -> tuple[list[int], list[float]]:
+    """Section starts (bar indices, 0 first) and the confidence of each later one."""
+    n = len(novelty)
+    offset = _grid_offset(novelty)
+    # The novelty of a grid line: the largest within one bar of it (a fill or a pickup moves
+    # the peak by a bar; the section still starts on the line).
+    lines = np.arange(offset, n, GRID_BARS)
+    lines = lines[(lines >= MIN_SECTION_BARS // 2) & (lines <= n - MIN_SECTION_BARS // 2)]
+    if lines.size == 0:
+        return [0], []
+    value = np.array([novelty[max(b - 1, 0) : b + 2].max() for b in lines])
+    # Prefer the exact line: a neighbour's peak counts a little less.
+    value = np.maximum(value * 0.85, novelty[lines])
+    thresh = max(BOUNDARY_FLOOR, BOUNDARY_SHARE * float(value.max()))
+    chosen: dict[int, float] = {}
+    for i in np.argsort(-value):
+        if value[i] < thresh:
+            break
+        b = int(lines[i])
+        if all(abs(b - c) >= MIN_SECTION_BARS for c in chosen):
+            chosen[b] = float(value[i])
+    bounds = sorted(b for b in chosen if b >= 2)
+    # Novelty of twice the floor reads as 0.63, of the floor as 0.39.
+    conf = [float(1.0 - np.exp(-chosen[b] / (2 * BOUNDARY_FLOOR))) for b in bounds]
+    return [0, *bounds], conf
+
+
+def _lay_phrases(first: int, bars: int, length: int) -> list[tuple[int, int]]:
+    """Phrases covering bars [first, first + bars): ``length`` bars, a short remainder joined."""
     phrases: list[tuple[int, int]] = []
-    if offset:
-        phrases.append((0, offset))
-    start = offset
-    while start < n_bars:
-        bars = min(length, n_bars - start)
-        phrases.append((start, bars))
-        start += bars
-    # A dangling bar or two at the end joins the previous phrase rather than standing alone.
-    if len(phrases) >= 2 and phrases[-1][1] <= 2:
-        (s0, b0), (_, b1) = phrases[-2], phrases[-1]
-        phrases[-2:] = [(s0, b0 + b1)]
+    start, rest = first, bars
+    while rest > 0:
+        # 9 or 10 bars make one phrase rather than leaving a dangling bar or two.
+        take = rest if rest <= length + 2 else length
+        phrases.append((start, take))
+        start += take
+        rest -= take
     return phrases
 
 
-def _sections(
-    phrases: list[tuple[int, int]],
-    novelty: np.ndarray,
-    features: np.ndarray,
-    energy_db: np.ndarray,
-) -> list[tuple[int, int, str, str]]:
-    starts = np.array([p[0] for p in phrases])
-    # Novelty at a phrase start: the largest value within one bar of it.
-    nov = np.array([novelty[max(s - 1, 0) : s + 2].max() for s in starts])
-    boundary = np.zeros(len(phrases), dtype=bool)
-    boundary[0] = True
-    if len(phrases) > 1:
-        # A phrase start opens a section when its novelty stands out from the novelty *inside*
-        # phrases (the background of small changes within one section).
-        inside = np.ones(len(novelty), dtype=bool)
-        for s in starts:
-            inside[max(s - 1, 0) : s + 2] = False
-        bg = novelty[inside] if inside.any() else novelty
-        thresh = max(0.2, float(np.mean(bg)) + 2.0 * float(np.std(bg)))
-        boundary[1:] = nov[1:] >= thresh
-    first_phrases = np.flatnonzero(boundary)
-    spans = [
-        (int(a), int(b - a))
-        for a, b in zip(first_phrases, np.r_[first_phrases[1:], len(phrases)], strict=True)
-    ]
-    # Per-section summaries for grouping and naming.
-    bar_ranges = [(phrases[a][0], phrases[a + k - 1][0] + phrases[a + k - 1][1]) for a, k in spans]
-    feats = np.array([features[lo:hi].mean(axis=0) for lo, hi in bar_ranges])
-    energy = np.array([float(np.mean(energy_db[lo:hi])) for lo, hi in bar_ranges])
-    groups = _group_letters(feats)
-    labels = _name_sections(energy, groups)
-    return [(a, k, lab, grp) for (a, k), lab, grp in zip(spans, labels, groups, strict=True)]
+def _section_vector(views: dict[str, np.ndarray], lo: int, hi: int) -> np.ndarray:
+    return np.concatenate(
+        [views[k][lo:hi].mean(axis=0) for k in ("timbre", "bands", "drums", "chroma")]
+    )
 
 
-def _group_letters(feats: np.ndarray, threshold: float = 0.8) -> list[str]:
-    """Greedy grouping by cosine similarity: a section joins the first group it resembles."""
-    unit = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-9)
-    centroids: list[np.ndarray] = []
+def _group_letters(vectors: np.ndarray, threshold: float = 0.5) -> list[str]:
+    """Greedy grouping: a section joins the first group whose first member is this close (RMS)."""
+    firsts: list[np.ndarray] = []
     letters: list[str] = []
-    for v in unit:
-        sims = [float(v @ c) for c in centroids]
-        if sims and max(sims) >= threshold:
-            letters.append(chr(ord("A") + int(np.argmax(sims))))
+    for v in vectors:
+        dist = [float(np.sqrt(np.mean((v - c) ** 2))) for c in firsts]
+        if dist and min(dist) <= threshold:
+            letters.append(chr(ord("A") + int(np.argmin(dist))))
         else:
-            centroids.append(v)
-            letters.append(chr(ord("A") + min(len(centroids) - 1, 25)))
+            firsts.append(v)
+            letters.append(chr(ord("A") + min(len(firsts) - 1, 25)))
     return letters
 
 
-def _name_sections(energy_db: np.ndarray, groups: list[str]) -> list[str]:
-    n = len(energy_db)
-    if n == 1:
+def _name_sections(cues: BarCues, ranges: list[tuple[int, int]]) -> list[str]:
+    """intro / build / drop / break / verse / chorus / outro from what plays in each section."""
+    m = len(ranges)
+    level = np.array([cues.level[lo:hi].mean() for lo, hi in ranges])
+    kick = np.array([cues.drums[lo:hi, 0].mean() for lo, hi in ranges])
+    hats = np.array([cues.drums[lo:hi, 1].mean() for lo, hi in ranges])
+    low = np.array([cues.bands[lo:hi, 0].mean() for lo, hi in ranges])
+    if m == 1:
         return ["verse"]
-    median = float(np.median(energy_db))
-    loudest_group = groups[int(np.argmax(energy_db))]
-    labels = []
-    for i, (e, g) in enumerate(zip(energy_db, groups, strict=True)):
-        if i == 0 and e <= median:
-            labels.append("intro")
-        elif i == n - 1 and e <= median:
-            labels.append("outro")
-        elif g == loudest_group and e >= median:
-            labels.append("chorus")
-        elif e < median - 3.0:
-            labels.append("break")
+    drums_on = np.maximum(kick, hats) > max(float(np.max(np.maximum(kick, hats))) - 6.0, -20.0)
+    low_on = low > float(low.max()) - 6.0
+    peak = (level >= float(level.max()) - 1.5) & drums_on & low_on
+    labels = ["verse"] * m
+    for i, (lo, hi) in enumerate(ranges):
+        if peak[i]:
+            continue
+        if not drums_on[i] or level[i] < float(level.max()) - 6.0:
+            labels[i] = "break"
+        nxt_peak = i + 1 < m and bool(peak[i + 1])
+        if nxt_peak and i > 0 and hi - lo >= 2:
+            half = (lo + hi) // 2
+            rising = float(cues.level[half:hi].mean() - cues.level[lo:half].mean()) > 2.0
+            thin_low = bool(drums_on[i]) and not bool(low_on[i])
+            if rising or thin_low:
+                labels[i] = "build"
+    first_non_peak = 0 if not peak[0] else None
+    last_non_peak = m - 1 if not peak[-1] else None
+    if first_non_peak is not None:
+        labels[0] = "intro"
+    if last_non_peak is not None:
+        labels[-1] = "outro"
+    has_verse = any(lab == "verse" and not p for lab, p in zip(labels, peak, strict=True))
+    for i in range(m):
+        if not peak[i]:
+            continue
+        prev = labels[i - 1] if i > 0 else "intro"
+        if prev in ("break", "build"):
+            labels[i] = "drop"
+        elif prev == "verse":
+            labels[i] = "chorus"
+        elif prev in ("drop", "chorus"):
+            labels[i] = prev
         else:
-            labels.append("verse")
+            labels[i] = "chorus" if has_verse else "drop"
     return labels

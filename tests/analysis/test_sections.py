@@ -1,0 +1,131 @@
+"""Sections: boundaries on the phrase grid with a confidence, labels a DJ can use, groups."""
+
+import mir_eval
+import numpy as np
+import pytest
+
+from cratedig.analysis.pipeline import analyze_signal
+from cratedig.analysis.structure import BarCues, segment_structure
+from cratedig.synth import synthesize_song
+from cratedig.theory import Key
+
+SR = 22050
+
+DANCE = [("intro", 4), ("drop", 8), ("break", 8), ("drop", 8), ("outro", 4)]
+SONG = [("intro", 4), ("verse", 8), ("chorus", 8), ("verse", 8), ("outro", 4)]
+
+
+def _analysed(form, seed, key, tempo):
+    song = synthesize_song(
+        tempo=tempo,
+        key=Key.parse(key),
+        bars=sum(b for _, b in form),
+        seed=seed,
+        sr=SR,
+        sections=form,
+    )
+    return song, analyze_signal(song.audio, sr=SR)
+
+
+@pytest.fixture(scope="module")
+def dance():
+    return _analysed(DANCE, 31, "F minor", 140.0)
+
+
+@pytest.fixture(scope="module")
+def song_form():
+    return _analysed(SONG, 32, "D major", 132.0)
+
+
+def _f_measure(song, analysis, window):
+    end = len(song.audio) / SR
+    ref = np.array([[s, e] for s, e, _ in song.sections])
+    ref[-1, 1] = end
+    est = np.array([[s.start, s.end] for s in analysis.sections])
+    est[-1, 1] = end
+    return mir_eval.segment.detection(ref, est, window=window, trim=True)[2]
+
+
+def _label_at(analysis, t):
+    return next(s.label for s in analysis.sections if s.start - 1e-6 <= t < s.end)
+
+
+@pytest.mark.parametrize("which", ["dance", "song_form"])
+def test_boundaries_on_the_true_bar_lines(which, request):
+    song, a = request.getfixturevalue(which)
+    assert _f_measure(song, a, 0.5) >= 0.99, [(s.bar, s.label) for s in a.sections]
+
+
+@pytest.mark.parametrize("which", ["dance", "song_form"])
+def test_labels_follow_what_plays(which, request):
+    song, a = request.getfixturevalue(which)
+    for start, end, truth in song.sections:
+        assert _label_at(a, 0.5 * (start + end)) == truth, [(s.bar, s.label) for s in a.sections]
+
+
+def test_repeated_material_shares_a_group(dance, song_form):
+    _, a = dance
+    groups = [s.group for s in a.sections]
+    assert groups[1] == groups[3] and groups[1] != groups[2], groups
+    _, b = song_form
+    groups = [s.group for s in b.sections]
+    assert groups[1] == groups[3] and groups[1] != groups[2], groups
+
+
+def test_confidence_and_phrases_inside_sections(dance):
+    _, a = dance
+    assert a.sections[0].confidence == 1.0
+    assert all(0.5 < s.confidence < 1.0 for s in a.sections[1:])
+    phrase_bars = {seg.bar for seg in a.segments}
+    assert {s.bar for s in a.sections} <= phrase_bars
+    for s in a.sections:
+        inside = [seg for seg in a.segments if s.bar <= seg.bar < s.bar + s.bars]
+        assert sum(seg.bars for seg in inside) == s.bars
+        assert all(seg.label == s.label for seg in inside)
+    assert a.sections[0].to_json()["confidence"] == 1.0
+
+
+def _cues(level, kick, low, bars_per_value=1):
+    level = np.repeat(np.asarray(level, dtype=float), bars_per_value)
+    kick = np.repeat(np.asarray(kick, dtype=float), bars_per_value)
+    low = np.repeat(np.asarray(low, dtype=float), bars_per_value)
+    n = len(level)
+    timbre = np.stack([level, low, kick, level - low], axis=1)
+    bands = np.stack([low, level, level - 3.0], axis=1)
+    drums = np.stack([kick, kick], axis=1)
+    return BarCues(timbre, bands, drums, np.full((n, 12), 1 / 12), level), n
+
+
+def _layout(cues, n):
+    s = segment_structure(cues, np.arange(n) * 2.0, np.arange(1, n + 1) * 2.0)
+    return [(s.phrases[p][0], label) for p, _, label, _ in s.sections], s
+
+
+def test_a_rising_drumroll_without_bass_before_the_drop_is_a_build():
+    # 8 bars intro, 4 bars of build (drums without low end, rising), 16 bars drop, 8 bars outro.
+    level = [-24.0] * 8 + [-20.0, -18.0, -16.0, -14.0] + [-10.0] * 16 + [-22.0] * 8
+    kick = [-2.0] * 8 + [-4.0, -3.0, -2.0, -1.0] + [0.0] * 16 + [-2.0] * 8
+    low = [-30.0] * 8 + [-40.0] * 4 + [-12.0] * 16 + [-28.0] * 8
+    cues, n = _cues(level, kick, low)
+    layout, s = _layout(cues, n)
+    assert layout == [(0, "intro"), (8, "build"), (12, "drop"), (28, "outro")]
+    assert [b for b, _ in s.phrases] == [0, 8, 12, 20, 28]
+
+
+def test_a_steady_track_is_one_section():
+    rng = np.random.default_rng(5)
+    level = -12.0 + rng.normal(0, 0.3, 32)
+    cues, n = _cues(level, rng.normal(0, 0.3, 32), -15.0 + rng.normal(0, 0.3, 32))
+    layout, s = _layout(cues, n)
+    assert len(layout) == 1
+    assert [b for b, _ in s.phrases] == [0, 8, 16, 24]
+
+
+def test_a_break_off_the_eight_bar_grid_is_found():
+    # intro 8, drop 12, break 4 (drumless), drop 8, outro 8: the break starts on bar 20.
+    level = [-20.0] * 8 + [-10.0] * 12 + [-18.0] * 4 + [-10.0] * 8 + [-20.0] * 8
+    kick = [-1.0] * 8 + [0.0] * 12 + [-30.0] * 4 + [0.0] * 8 + [-1.0] * 8
+    low = [-25.0] * 8 + [-12.0] * 12 + [-24.0] * 4 + [-12.0] * 8 + [-25.0] * 8
+    cues, n = _cues(level, kick, low)
+    layout, _ = _layout(cues, n)
+    assert layout == [(0, "intro"), (8, "drop"), (20, "break"), (24, "drop"), (32, "outro")]
