@@ -66,6 +66,15 @@ def test_analyze_json_contract(songs, song_files):
     assert obj["downbeats"][0] in obj["beats"]
 
 
+def test_analyze_shows_sections(song_files):
+    obj = json.loads(run("analyze", "--json", song_files[0]).stdout)
+    sections = obj["sections"]
+    assert sections and all(0.0 <= x["confidence"] <= 1.0 for x in sections)
+    text = run("analyze", song_files[0]).stdout
+    assert "section" in text and "boundary" in text
+    assert all(x["label"] in text for x in sections)
+
+
 def test_analyze_features_flag(song_files):
     obj = json.loads(run("analyze", "--json", "--features", song_files[1]).stdout)
     f = obj["segments"][0]["features"]

@@ -131,7 +131,9 @@ def test_cue_sheet_json_round_trip():
     d = json.loads(json.dumps(plan.to_json()))
     assert set(d) >= {"query", "cues", "totals"}
     cue = d["cues"][0]
-    assert set(cue) == {"index", "query_segment", "start", "end", "partner", "score"}
+    assert set(cue) == {
+        "index", "query_segment", "start", "end", "partner", "score", "section", "partner_section"
+    }  # fmt: skip
     assert cue["partner"]["transform"] == {"semitones": -2, "tempo_ratio": 1.0, "stretch": 0.016}
     assert cue["partner"]["path"] == "/music/a.flac"
     assert d["settings"]["repeat_penalty"] == "inf"
@@ -140,6 +142,40 @@ def test_cue_sheet_json_round_trip():
     assert back.totals == plan.totals
     with pytest.raises(ParameterError, match="not a mashup plan"):
         MashupPlan.from_json({"cues": []})
+
+
+def test_a_drop_takes_a_drop_partner_and_a_break_a_break():
+    # Two equally good partners per phrase; the section roles decide, and the sheet names them.
+    query = segments(2)
+    query[0]["label"], query[1]["label"] = "drop", "break"
+    cands = [
+        [cand("a", 3, 0.7, label="break"), cand("b", 1, 0.7, label="chorus")],
+        [cand("c", 2, 0.7, label="drop"), cand("d", 5, 0.69, label="break")],
+    ]
+    plan = plan_mashup(query, cands, stay_bonus=0.0, flow_bonus=0.0)
+    assert partners(plan) == ["b_1", "d_5"]
+    assert [(c.section, c.partner_section) for c in plan.cues] == [
+        ("drop", "chorus"),
+        ("break", "break"),
+    ]
+    sheet = plan.to_json()["cues"]
+    assert [(c["section"], c["partner_section"]) for c in sheet] == [
+        ("drop", "chorus"),
+        ("break", "break"),
+    ]
+    assert MashupPlan.from_json(plan.to_json()) == plan
+    # A clearly better harmonic fit still wins over the section preference.
+    cands[1][0]["score"] = 0.95
+    assert partners(plan_mashup(query, cands, stay_bonus=0.0, flow_bonus=0.0))[1] == "c_2"
+    # Without labels, or with section_weight=0, nothing changes: the better-ranked wins.
+    assert partners(plan_mashup(segments(2), cands, stay_bonus=0.0, flow_bonus=0.0)) == [
+        "a_3",
+        "c_2",
+    ]
+    assert partners(plan_mashup(query, cands, section_weight=0.0, stay_bonus=0.0)) == [
+        "a_3",
+        "c_2",
+    ]
 
 
 def test_plan_is_the_exhaustive_optimum(rng):

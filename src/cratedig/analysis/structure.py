@@ -60,6 +60,17 @@ _WEIGHTS = {
     "chroma": 0.4,
     "repetition": 0.6,
 }
+#: What each section label does for the energy of a mix: a drop and a chorus are its peaks, a
+#: break its low point; a build rises toward a peak; intro and outro are the mixing edges.
+SECTION_ROLES: dict[str, str] = {
+    "intro": "edge",
+    "outro": "edge",
+    "break": "low",
+    "build": "rise",
+    "verse": "mid",
+    "chorus": "peak",
+    "drop": "peak",
+}
 BOUNDARY_FLOOR = 1.5  # combined novelty a boundary needs at least (spread-floored units)
 BOUNDARY_SHARE = 0.45  # ... and this share of the track's strongest change
 
@@ -113,6 +124,23 @@ class Structure:
     sections: list[tuple[int, int, str, str]]
     novelty: np.ndarray
     confidence: list[float]
+
+
+def section_fit(a: str | None, b: str | None) -> float:
+    """How well two sections layer by their roles: 1 same role, -1 a peak against a low point
+    (a drop over a break drains it), 0 otherwise or when a label is unknown.
+
+    Examples
+    --------
+    >>> section_fit("drop", "chorus"), section_fit("break", "drop"), section_fit("verse", None)
+    (1.0, -1.0, 0.0)
+    """
+    ra, rb = SECTION_ROLES.get(a or ""), SECTION_ROLES.get(b or "")
+    if ra is None or rb is None:
+        return 0.0
+    if ra == rb:
+        return 1.0
+    return -1.0 if {ra, rb} == {"peak", "low"} else 0.0
 
 
 def bar_bounds(

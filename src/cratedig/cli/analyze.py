@@ -83,6 +83,19 @@ def _print_analysis(a: Any) -> None:  # a: TrackAnalysis
             f"{s.features.loudness:.1f}",
         )
     out.print(table)
+    if a.sections:
+        sections = Table(show_edge=False)
+        for col in ("section", "time", "bars", "group", "boundary"):
+            sections.add_column(col, justify="left" if col in ("section", "group") else "right")
+        for x in a.sections:
+            sections.add_row(
+                x.label,
+                f"{clock(x.start)}–{clock(x.end)}",
+                f"{x.bar}+{x.bars}",
+                x.group,
+                "start" if x.index == 0 else f"{x.confidence:.2f}",
+            )
+        out.print(sections)
 
 
 def register(app: typer.Typer) -> None:

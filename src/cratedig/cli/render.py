@@ -140,12 +140,15 @@ def mashup_command(
     out.print(f"wrote {shown(output)}: {dur:.1f} s in {m.seconds:.1f} s", soft_wrap=True)
     for c in m.plan.cues:
         p = c.partner
+        section = f"{shown(c.section or ''):6s}"
         if p is None:
-            out.print(f"  {c.start:7.1f}–{c.end:6.1f} s  [dim]alone[/dim]")
+            out.print(f"  {c.start:7.1f}–{c.end:6.1f} s  {section} [dim]alone[/dim]")
             continue
         name = Path(p.get("path") or p["track_id"]).name
+        theirs = f" ({shown(c.partner_section)})" if c.partner_section else ""
         out.print(
-            f"  {c.start:7.1f}–{c.end:6.1f} s  + {shown(name)} #{p['segment'].rsplit('_', 1)[-1]}"
+            f"  {c.start:7.1f}–{c.end:6.1f} s  {section} + {shown(name)} "
+            f"#{p['segment'].rsplit('_', 1)[-1]}{theirs}"
             f"  {p.get('semitones', 0):+d} st  score {c.score:.2f}",
             soft_wrap=True,
         )

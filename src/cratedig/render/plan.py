@@ -14,6 +14,11 @@ candidate per phrase by dynamic programming (Viterbi) over the phrase sequence, 
                            segment (``inf``, the default, forbids it: a loop, not a mashup)
     - ``energy_weight`` x  |energy jump| between consecutive partners (candidate ``energy``,
                            relative energy in [0, 1]; ignored where missing)
+    + ``section_weight`` x the section fit of each phrase and its partner (query segment
+                           ``label`` against candidate ``label``): +1 for the same role (a drop
+                           under a drop or a chorus, a break under a break), -1 for a peak
+                           against a break, 0 otherwise (:func:`~cratedig.analysis.structure.
+                           section_fit`)
 
 Each phrase may also take no partner (score 0), which the search chooses only where every
 candidate costs more in penalties than it brings. Ties resolve to the better-ranked candidate,
@@ -26,7 +31,8 @@ after each search, every segment used more than once keeps its best-scoring use 
 segment is reused, the plan stops changing, or ``MAX_REPLANS`` rounds. A segment whose
 advantage exceeds the penalty may still come back (a chorus partner for a returning chorus).
 
-The result is a cue sheet: for each phrase its query times, the partner's source, the
+The result is a cue sheet: for each phrase its query times and section, the partner's source
+and section, the
 transform to apply (semitones, tempo ratio, stretch) and its score; :meth:`MashupPlan.to_json`
 and :meth:`MashupPlan.from_json` round-trip it.
 
@@ -47,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from cratedig.analysis.structure import section_fit
 from cratedig.errors import ParameterError
 
 __all__ = ["Cue", "MashupPlan", "plan_mashup"]
@@ -63,6 +70,10 @@ DEFAULT_ENERGY_WEIGHT = 0.2
 DEFAULT_FLOW_BONUS = 0.05
 #: Default penalty on a segment's second and later uses anywhere in the song.
 DEFAULT_REUSE_PENALTY = 0.15
+#: Default weight of the section fit (drop with drop, break with break): about a rank's gap in a
+#: typical top-5, so it decides between close candidates but never overrules a clearly better
+#: harmonic fit.
+DEFAULT_SECTION_WEIGHT = 0.08
 #: Re-planning rounds for ``reuse_penalty`` at most.
 MAX_REPLANS = 8
 
@@ -87,6 +98,8 @@ class Cue:
         ``tempo_ratio``, ``stretch``); None when the phrase plays alone.
     score : float
         The partner's match score (0 without a partner).
+    section : str or None
+        The query phrase's section label (intro, build, drop, break...), when known.
     """
 
     index: int
@@ -95,6 +108,12 @@ class Cue:
     end: float
     partner: dict[str, Any] | None
     score: float
+    section: str | None = None
+
+    @property
+    def partner_section(self) -> str | None:
+        """The partner phrase's section label, when known."""
+        return None if self.partner is None else self.partner.get("label")
 
     def to_json(self) -> dict[str, Any]:
         """The cue's JSON object."""
@@ -105,6 +124,8 @@ class Cue:
             "end": self.end,
             "partner": None if self.partner is None else dict(self.partner),
             "score": self.score,
+            "section": self.section,
+            "partner_section": self.partner_section,
         }
 
     @classmethod
@@ -119,6 +140,7 @@ class Cue:
                 end=float(d["end"]),
                 partner=None if partner is None else dict(partner),
                 score=float(d["score"]),
+                section=None if d.get("section") is None else str(d["section"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ParameterError(f"cue {dict(d)!r} is not a cue object: {exc}") from exc
@@ -239,6 +261,7 @@ def plan_mashup(
     energy_weight: float = DEFAULT_ENERGY_WEIGHT,
     flow_bonus: float = DEFAULT_FLOW_BONUS,
     reuse_penalty: float = DEFAULT_REUSE_PENALTY,
+    section_weight: float = DEFAULT_SECTION_WEIGHT,
 ) -> MashupPlan:
     """Choose one partner per query phrase maximising score, continuity and smooth energy.
 
@@ -266,6 +289,9 @@ def plan_mashup(
     reuse_penalty : float >= 0
         Taken off a segment's score at every phrase but its best one when the plan uses it
         more than once (see the module notes; 0 turns re-planning off).
+    section_weight : float >= 0
+        Times the section fit of phrase and partner (query ``label`` against candidate
+        ``label``), added: a drop prefers a drop-energy partner, a break a break.
 
     Returns
     -------
@@ -296,6 +322,7 @@ def plan_mashup(
         "energy_weight": _check_weight("energy_weight", energy_weight),
         "flow_bonus": _check_weight("flow_bonus", flow_bonus),
         "reuse_penalty": _check_weight("reuse_penalty", reuse_penalty),
+        "section_weight": _check_weight("section_weight", section_weight),
     }
     for i, seg in enumerate(query_segments):
         missing = [f for f in _QUERY_FIELDS if f not in seg]
@@ -316,12 +343,21 @@ def plan_mashup(
         return MashupPlan(query=dict(query or {}), cues=[], settings=settings, objective=0.0)
 
     # Per phrase: states 0..m-1 are its candidates (ranked order), state m is "no partner".
-    def states(cands: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, ...]:
+    def states(
+        query_label: str | None, cands: Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, ...]:
         seg = np.array([str(c["segment"]) for c in cands] + [""], dtype=object)
         track = np.array([str(c["track_id"]) for c in cands] + [""], dtype=object)
         energy = np.array([_number(c.get("energy")) for c in cands] + [np.nan])
         start = np.array([_number(c.get("start")) for c in cands] + [np.nan])
-        emit = np.array([float(c["score"]) for c in cands] + [0.0])
+        fit = [section_fit(query_label, c.get("label")) for c in cands]
+        emit = np.array(
+            [
+                float(c["score"]) + settings["section_weight"] * f
+                for c, f in zip(cands, fit, strict=True)
+            ]
+            + [0.0]
+        )
         real = np.arange(len(cands) + 1) < len(cands)
         return seg, track, energy, start, emit, real
 
@@ -343,7 +379,10 @@ def plan_mashup(
             return np.where(same_seg, -np.inf, out)
         return out - settings["repeat_penalty"] * same_seg
 
-    layers = [states(c) for c in candidates_per_segment]
+    layers = [
+        states(q.get("label"), c)
+        for q, c in zip(query_segments, candidates_per_segment, strict=True)
+    ]
     steps = [transition(a, b) for a, b in itertools.pairwise(layers)]
 
     def search(emits: list[np.ndarray]) -> tuple[list[int], float]:
@@ -406,6 +445,7 @@ def plan_mashup(
                 end=float(seg["end"]),
                 partner=None if chosen is None else _partner(chosen),
                 score=0.0 if chosen is None else float(chosen["score"]),
+                section=None if seg.get("label") is None else str(seg["label"]),
             )
         )
     return MashupPlan(query=dict(query or {}), cues=cues, settings=settings, objective=objective)
