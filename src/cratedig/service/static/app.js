@@ -8,7 +8,7 @@ const state = {
   auth: false, playing: null, job: null,
 };
 const SECTION_COLORS = { intro: "#6b7280", verse: "#3dd6ff", chorus: "#ff7a3d", break: "#b57bff",
-  outro: "#6b7280", bridge: "#5ee08a" };
+  outro: "#6b7280", bridge: "#5ee08a", build: "#ffd23d", drop: "#ff3d6e" };
 
 function token() { return localStorage.getItem("cratedig-token") || ""; }
 function authHeaders() { return state.auth && token() ? { Authorization: "Bearer " + token() } : {}; }
@@ -235,7 +235,7 @@ async function mashup() {
     a.classList.remove("hidden");
     a.src = withToken(r.audio);
     const dur = t.duration || 1;
-    $("#timeline").innerHTML = r.plan.cues.map((cue) => `<div class="cue" title="${esc(cue.partner ? baseName(cue.partner.path) + " #" + cue.partner.segment.split("_").pop() : "alone")}"
+    $("#timeline").innerHTML = r.plan.cues.map((cue) => `<div class="cue" title="${esc((cue.section || "") + " · " + (cue.partner ? baseName(cue.partner.path) + " #" + cue.partner.segment.split("_").pop() + (cue.partner_section ? " (" + cue.partner_section + ")" : "") : "alone"))}"
       style="left:${(100 * cue.start) / dur}%;width:${(100 * (cue.end - cue.start)) / dur}%;background:${cue.partner ? camelotColor(cue.partner.camelot) : "#333"}"></div>`).join("");
     a.play().catch(() => {});
   } catch (e) { setStatus(e.message, true); }
