@@ -14,6 +14,13 @@ Reported, per system, in one run:
   ``role`` (intro, outro, low = break, mid = verse/build, peak = drop/chorus);
 - time: cratedig's section stage beside the whole analysis (the stage must stay < 10 %).
 
+``--truthset`` adds an independent check on the FluidSynth songs of ``bench/truthset.py`` (GM
+instruments, its held-out n=40 seed=2026 set, built without copies if missing): their only
+marked section is the drumless, melody-less *breakdown* phrase some songs carry, so it reports,
+over those songs, the hit rate of the breakdown's two boundaries at 3 s and 0.5 s and how often
+its bars are labelled ``break`` (other boundaries, such as instruments entering in the intro,
+are unmarked there, so no precision is computed).
+
 The librosa baseline is the textbook recipe: ``librosa.load``, ``beat_track``, beat-synchronous
 MFCC + chroma (``chroma_stft``), ``librosa.segment.agglomerative`` given the *true* number of
 sections (an oracle advantage), boundaries on beats.
@@ -151,6 +158,60 @@ def phrase_labels(song, sections: list[tuple[float, float, str]]) -> list[tuple[
     return pairs
 
 
+def truthset_breakdowns(with_baseline: bool) -> dict[str, float]:
+    """Breakdown boundary hit rates and ``break`` labels on the FluidSynth truth set."""
+    import soundfile as sf
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import truthset
+
+    data = truthset.load(40, 2026, 44100, 0)
+    hits = {"f3": [], "f05": [], "lib_f3": [], "lib_f05": []}
+    labelled = []
+    for rec in data["songs"]:
+        p = rec["spec"]["breakdown_phrase"]
+        if p is None:
+            continue
+        db = np.asarray(rec["downbeats"])
+        bar = float(np.median(np.diff(db)))
+        lo = float(db[8 * p])
+        hi = float(db[8 * (p + 1)]) if 8 * (p + 1) < len(db) else float(db[-1] + bar)
+        y, sr = sf.read(rec["path"], dtype="float32", always_2d=True)
+        y = y.mean(axis=1)
+        a = analyze_signal(y, sr=sr)
+        est = np.array([s.start for s in a.sections[1:]])
+        for key, bounds in (("", est),) + (
+            (("lib_", librosa_sections(y, sr, 3)),) if with_baseline else ()
+        ):
+            for w, name in ((3.0, "f3"), (0.5, "f05")):
+                hits[key + name] += [
+                    float(bool(bounds.size) and np.min(np.abs(bounds - t)) <= w) for t in (lo, hi)
+                ]
+        mids = (db[8 * p : 8 * (p + 1)] + bar / 2).tolist()
+        labelled += [
+            _label_at([(s.start, s.end, s.label) for s in a.sections], t) == "break" for t in mids
+        ]
+        print(
+            f"{rec['id']:24s} breakdown bars {8 * p}-{8 * p + 8}: "
+            + " ".join(f"{s.label}/{s.bar}+{s.bars}" for s in a.sections),
+            file=sys.stderr,
+        )
+    out = {
+        "songs": len(hits["f3"]) // 2,
+        "boundary_hit_rate@3s": float(np.mean(hits["f3"])) if hits["f3"] else float("nan"),
+        "boundary_hit_rate@0.5s": float(np.mean(hits["f05"])) if hits["f05"] else float("nan"),
+        "breakdown_bars_labelled_break": float(np.mean(labelled)) if labelled else float("nan"),
+    }
+    if with_baseline and hits["lib_f3"]:
+        out["librosa_boundary_hit_rate@3s"] = float(np.mean(hits["lib_f3"]))
+        out["librosa_boundary_hit_rate@0.5s"] = float(np.mean(hits["lib_f05"]))
+    return out
+
+
+def _label_at(sections: list[tuple[float, float, str]], t: float) -> str:
+    return next((lab for s0, e0, lab in sections if s0 <= t < e0), sections[-1][2])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=24)
@@ -158,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=int, default=1400, help="first seed (held-out: 1400; development: 900)"
     )
     ap.add_argument("--no-baseline", action="store_true", help="skip librosa (development)")
+    ap.add_argument("--truthset", action="store_true", help="also the FluidSynth breakdowns")
     args = ap.parse_args(argv)
     import mir_eval
 
@@ -227,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             "librosa_baseline_s": t_lib,
         },
     }
+    if args.truthset:
+        summary["truthset_breakdowns"] = truthset_breakdowns(not args.no_baseline)
     OUT.mkdir(exist_ok=True)
     (OUT / "sections.json").write_text(json.dumps({"summary": summary, "songs": rows}, indent=1))
     print(json.dumps(summary, indent=1))
