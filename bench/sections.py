@@ -158,14 +158,14 @@ def phrase_labels(song, sections: list[tuple[float, float, str]]) -> list[tuple[
     return pairs
 
 
-def truthset_breakdowns(with_baseline: bool) -> dict[str, float]:
+def truthset_breakdowns(with_baseline: bool, n: int = 40, seed: int = 2026) -> dict[str, float]:
     """Breakdown boundary hit rates and ``break`` labels on the FluidSynth truth set."""
     import soundfile as sf
 
     sys.path.insert(0, str(Path(__file__).parent))
     import truthset
 
-    data = truthset.load(40, 2026, 44100, 0)
+    data = truthset.load(n, seed, 44100, 0)
     hits = {"f3": [], "f05": [], "lib_f3": [], "lib_f05": []}
     labelled = []
     for rec in data["songs"]:
@@ -174,8 +174,11 @@ def truthset_breakdowns(with_baseline: bool) -> dict[str, float]:
             continue
         db = np.asarray(rec["downbeats"])
         bar = float(np.median(np.diff(db)))
-        lo = float(db[8 * p])
-        hi = float(db[8 * (p + 1)]) if 8 * (p + 1) < len(db) else float(db[-1] + bar)
+        # Boundaries closer than 4 bars to the end are no DJ section (and below the 4-bar
+        # minimum by design): a breakdown that ends the song is its outro, not counted.
+        if 8 * (p + 1) > len(db) - 4:
+            continue
+        lo, hi = float(db[8 * p]), float(db[8 * (p + 1)])
         y, sr = sf.read(rec["path"], dtype="float32", always_2d=True)
         y = y.mean(axis=1)
         a = analyze_signal(y, sr=sr)
@@ -220,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-baseline", action="store_true", help="skip librosa (development)")
     ap.add_argument("--truthset", action="store_true", help="also the FluidSynth breakdowns")
+    ap.add_argument(
+        "--truthset-dev", action="store_true", help="the development truth set (n=32, seed=7)"
+    )
     args = ap.parse_args(argv)
     import mir_eval
 
@@ -290,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     if args.truthset:
-        summary["truthset_breakdowns"] = truthset_breakdowns(not args.no_baseline)
+        n, seed = (32, 7) if args.truthset_dev else (40, 2026)
+        summary["truthset_breakdowns"] = truthset_breakdowns(not args.no_baseline, n, seed)
     OUT.mkdir(exist_ok=True)
     (OUT / "sections.json").write_text(json.dumps({"summary": summary, "songs": rows}, indent=1))
     print(json.dumps(summary, indent=1))

@@ -129,3 +129,22 @@ def test_a_break_off_the_eight_bar_grid_is_found():
     cues, n = _cues(level, kick, low)
     layout, _ = _layout(cues, n)
     assert layout == [(0, "intro"), (8, "drop"), (20, "break"), (24, "drop"), (32, "outro")]
+
+
+def test_a_breakdown_keeps_its_bass_but_loses_the_hats_while_a_verse_only_thins_them():
+    # intro 8, verse 8 (hats 5 dB down), chorus 8, breakdown 8 (bass notes keep the kick band
+    # busy, hats 15 dB down), chorus 8, outro 8.
+    n = 48
+    level = np.repeat([-20.0, -14.0, -10.0, -12.0, -10.0, -20.0], 8)
+    kick = np.repeat([-1.0, -1.0, 0.0, -1.5, 0.0, -1.0], 8)
+    hats = np.repeat([-20.0, -5.0, 0.0, -15.0, 0.0, -20.0], 8)
+    low = np.repeat([-25.0, -17.0, -12.0, -14.0, -12.0, -25.0], 8)
+    cues = BarCues(
+        np.stack([level, low, hats, level - low], axis=1),
+        np.stack([low, level, hats], axis=1),
+        np.stack([kick, hats], axis=1),
+        np.full((n, 12), 1 / 12),
+        level,
+    )
+    layout, _ = _layout(cues, n)
+    assert [label for _, label in layout] == ["intro", "verse", "chorus", "break", "drop", "outro"]
