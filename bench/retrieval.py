@@ -1,10 +1,13 @@
 """Self-supervised retrieval: does the scorer find a stem's true partner among hard decoys?
 
 For each synthesized song (``cratedig.synth``, stems known), the **query** is a phrase of the
-lead stem; its **true partner** is the accompaniment (drums + bass + chords) of the same song at
-the same bars. It hides among decoys (MUSIC.md, "How quality is measured"):
+lead and drum stems (``--query lead`` for the lead alone); its **true partner** is the
+accompaniment (drums + bass + chords) of the same song at the same bars. It hides among decoys
+(MUSIC.md, "How quality is measured"; issue 10):
 
-- ``+1 st`` / ``+6 st``: the accompaniment pitch-shifted by Rubber Band (pedalboard);
+- ``+1 st`` / ``+5 st`` / ``+6 st``: the accompaniment pitch-shifted by Rubber Band
+  (pedalboard) by a semitone, a fourth (its key is then a fifth from the query's: the key rule
+  calls it fine) and a tritone;
 - ``half bar``: the accompaniment delayed by half a bar;
 - ``stretch 12%``: the accompaniment time-stretched to 1.12x speed (Rubber Band);
 - ``other songs``: every accompaniment phrase of every other song.
@@ -15,8 +18,9 @@ building blocks (front end, chroma, bar chroma, rhythm pattern, spectral balance
 the time-stretched decoy uses that grid scaled by its speed. Only ``cratedig.match.scoring``
 ranks; nothing here is tuned on its output.
 
-Reported: top-1, MRR and NDCG@10 of the true partner (one relevant item), how often it beats
-each decoy kind, and whether the suggested transform undoes each decoy's change (scored with
+Reported: top-1, MRR and NDCG@10 of the true partner (one relevant item), the number of
+queries whose first suggestion is a transposed copy of the true partner ("transposed copy
+first"), how often it beats each decoy kind, and whether the suggested transform undoes each decoy's change (scored with
 wide limits, ``--max-shift 6 --max-stretch 0.15``, since +6 st and 12 % lie beyond the
 defaults; at the defaults the stretched decoy must be rejected).
 
@@ -52,7 +56,8 @@ from cratedig.synth import synthesize_song
 from cratedig.theory import Key
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
-DECOYS = ("+1 st", "+6 st", "half bar", "stretch 12%")
+DECOYS = ("+1 st", "+6 st", "half bar", "stretch 12%", "+5 st")
+TRANSPOSED = ("+1 st", "+6 st", "+5 st")
 STRETCH = 1.12
 #: A lead phrase counts as a query when at least this share of its bars sound.
 MIN_ACTIVE_BARS = 0.75
@@ -139,15 +144,18 @@ def features_on_grid(
     return out
 
 
-def song_segments(spec: tuple[int, float, str, int, int]) -> dict[str, Any]:
-    """Lead, accompaniment and decoy segments of one song (runs in a worker)."""
+def song_segments(spec: tuple[int, float, str, int, int, str]) -> dict[str, Any]:
+    """Query, accompaniment and decoy segments of one song (runs in a worker)."""
     from pedalboard import time_stretch
 
-    index, tempo, key, bars, sr = spec
+    index, tempo, key, bars, sr, query = spec
     song = synthesize_song(tempo=tempo, key=Key.parse(key), bars=bars, seed=100 + index, sr=sr)
     name = f"song{index:02d}"
     grid = mix_grid(song.audio, sr, name)
     lead = song.stems["lead"]
+    lead_alone = features_on_grid(lead, sr, grid, track_id=f"{name}-lead-alone")
+    if query == "lead+drums":
+        lead = (lead + song.stems["drums"]).astype(np.float32)
     acc = (song.stems["drums"] + song.stems["bass"] + song.stems["chords"]).astype(np.float32)
 
     def rubberband(stretch: float, semitones: float) -> np.ndarray:
@@ -163,15 +171,17 @@ def song_segments(spec: tuple[int, float, str, int, int]) -> dict[str, Any]:
         "+6 st": (rubberband(1.0, 6.0), 1.0),
         "half bar": (np.r_[np.zeros(half_bar, np.float32), acc][: len(acc)], 1.0),
         "stretch 12%": (rubberband(STRETCH, 0.0), STRETCH),
+        "+5 st": (rubberband(1.0, 5.0), 1.0),
     }
     segs = {
         v: features_on_grid(y, sr, grid, track_id=f"{name}-{v}", scale=scale)
         for v, (y, scale) in variants.items()
     }
-    # Queries: lead phrases where the lead actually plays.
+    # Queries: phrases where the lead actually plays (judged on the lead alone: with the drums
+    # every phrase sounds, and a drums-only phrase has no harmony to match).
     active = [
         i
-        for i, s in enumerate(segs["lead"])
+        for i, s in enumerate(lead_alone)
         if np.mean(s.features.chroma.sum(axis=1) > 1e-6) >= MIN_ACTIVE_BARS
         and s.features.rms_db > -45.0
     ]
@@ -196,6 +206,7 @@ def evaluate(
     songs: list[dict[str, Any]], *, max_shift: int, max_stretch: float, beats: bool
 ) -> dict[str, Any]:
     ranks: list[int] = []
+    transposed_first = 0
     wins: dict[str, list[bool]] = {d: [] for d in (*DECOYS, "other songs")}
     undo: dict[str, list[bool]] = {
         "+1 st": [],
@@ -243,6 +254,8 @@ def evaluate(
             )
             undo["stretch 12% rejected"].append(not bool(sc.valid[4]))
             top = order[0]
+            if 1 <= top <= len(DECOYS) and DECOYS[top - 1] in TRANSPOSED:
+                transposed_first += 1
             per_query.append(
                 {
                     "song": song["name"],
@@ -252,6 +265,7 @@ def evaluate(
                     "true_terms": {t: round(float(v[0]), 3) for t, v in sc.terms.items()},
                     "top": str(cands.ids[top]),
                     "top_score": round(float(sc.score[top]), 4),
+                    "best_other_song_score": round(float(sc.score[len(own) :].max()), 4),
                     "decoy_scores": {
                         d: round(float(sc.score[j]), 4) for j, d in enumerate(DECOYS, start=1)
                     },
@@ -264,6 +278,7 @@ def evaluate(
         "queries": len(r),
         "candidates_per_query": float(np.mean([len(songs[0]["segments"]["true"])])) if songs else 0,
         "top1": float(np.mean(r == 1)),
+        "transposed_first": transposed_first,
         "mrr": float(np.mean(1.0 / r)),
         "ndcg@10": float(np.mean(np.where(r <= 10, 1.0 / np.log2(r + 1), 0.0))),
         "beats": {d: float(np.mean(v)) for d, v in wins.items()},
@@ -281,13 +296,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--max-shift", type=int, default=3)
     p.add_argument("--max-stretch", type=float, default=0.08)
+    p.add_argument("--query", choices=("lead+drums", "lead"), default="lead+drums")
     p.add_argument("--out", type=Path, default=OUT_DIR)
     args = p.parse_args(argv)
 
     rng = np.random.default_rng(args.seed)
     keys = [Key.from_index(int(i)) for i in rng.permutation(24)[: args.songs]]
     specs = [
-        (i, float(round(rng.uniform(100, 140), 1)), f"{k.name} {k.mode}", args.bars, args.sr)
+        (
+            i,
+            float(round(rng.uniform(100, 140), 1)),
+            f"{k.name} {k.mode}",
+            args.bars,
+            args.sr,
+            args.query,
+        )
         for i, k in enumerate(keys)
     ]
     t0 = time.perf_counter()
@@ -311,16 +334,24 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     n_other = sum(len(s["segments"]["true"]) for s in songs)
-    print(f"retrieval: {args.songs} songs, {res['queries']} lead-phrase queries")
+    print(f"retrieval: {args.songs} songs, {res['queries']} {args.query} phrase queries")
     print(f"  candidates per query: 1 true + {len(DECOYS)} decoys + ~{n_other} other-song phrases")
     for label, r in (("beat chroma", res), ("bar chroma (ablation)", bars)):
         ok = "PASS" if r["top1"] >= TARGET_TOP1 else "FAIL"
         print(f"  [{label}] top-1 {r['top1']:.3f} (target >= {TARGET_TOP1}: {ok}), ", end="")
-        print(f"MRR {r['mrr']:.3f}, NDCG@10 {r['ndcg@10']:.3f}")
+        print(f"MRR {r['mrr']:.3f}, NDCG@10 {r['ndcg@10']:.3f}, ", end="")
+        print(f"transposed copy first {r['transposed_first']}/{r['queries']}")
         print("    true partner beats: " + ", ".join(f"{d} {v:.2f}" for d, v in r["beats"].items()))
         print(
             "    transform undoes decoy: " + ", ".join(f"{d} {v:.2f}" for d, v in r["undo"].items())
         )
+    true_s = [q["true_score"] for q in res["per_query"]]
+    other_s = [q["best_other_song_score"] for q in res["per_query"]]
+    print(
+        f"  score calibration: true partner p5 {np.percentile(true_s, 5):.3f} / median "
+        f"{np.median(true_s):.3f}; best other-song phrase median {np.median(other_s):.3f} / "
+        f"p95 {np.percentile(other_s, 95):.3f}"
+    )
     print(f"  time: features {t1 - t0:.1f} s, scoring {t2 - t1:.3f} s")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "retrieval.json"

@@ -212,7 +212,10 @@ def test_every_term_and_the_score_lie_in_unit_interval(rng):
 
 
 def test_weights_change_the_ranking():
-    cands = make_batch([_row(energy=0.1), _row("F#", 6, energy=0.8)])
+    # Candidate 1 grooves against the query (off-beats) but keeps its energy. (Not a
+    # transposed copy: a copy off its harmonic peak is held down by the transposition term,
+    # which multiplies whatever the weights.)
+    cands = make_batch([_row(energy=0.1), _row(rhythm=pattern([2, 6, 10, 14]), energy=0.8)])
     default = score_candidates(query(energy=0.8), cands, max_shift=0)
     energy_only = score_candidates(query(energy=0.8), cands, max_shift=0, weights={"energy": 1.0})
     assert default.ranking()[0] == 0
@@ -269,3 +272,19 @@ def test_mixed_chroma_units_are_refused():
     q.units_per_bar = 4
     with pytest.raises(ParameterError):
         score_candidates(q, make_batch([_row()]))
+
+
+def test_fit_labels_have_a_floor():
+    from cratedig.match.query import SegmentMatches
+    from cratedig.match.scoring import FIT_FLOOR, FIT_GOOD, fit_of
+
+    assert 0.0 < FIT_FLOOR < FIT_GOOD < 1.0
+    assert fit_of(FIT_GOOD) == "good" and fit_of(FIT_FLOOR) == "fair"
+    assert fit_of(FIT_FLOOR - 1e-3) == "poor"
+    seg = type("Seg", (), {"id": "q_0"})()
+    poor = SegmentMatches(query=seg, candidates=[{"fit": "poor"}, {"fit": "poor"}]).to_json()
+    assert poor["fit"] == "none" and poor["no_good_partner"] is True
+    empty = SegmentMatches(query=seg).to_json()
+    assert empty["fit"] == "none" and empty["no_good_partner"] is True
+    fair = SegmentMatches(query=seg, candidates=[{"fit": "poor"}, {"fit": "fair"}]).to_json()
+    assert fair["fit"] == "fair" and fair["no_good_partner"] is False

@@ -25,11 +25,18 @@ reports each term in [0, 1] separately and one weighted score:
   ``w = (1.0, 0.6, 0.2)``: two bass-heavy layers (or two mid-heavy, vocal-range layers) overlap
   and clash; a vocal over an instrumental does not.
 - **energy**: ``1 - |e_q - e_c|``, continuity of relative energy.
+- **transposition**: ``1 - (peak - h)`` with ``h`` the harmonic term at the chosen shift and
+  ``peak`` its largest value over all twelve rotations (allowed or not). The key rule calls a
+  fifth "fine", so the same accompaniment transposed by a fourth scores almost like the right
+  one on the key term, and a lead's chroma correlates with the chords a fourth away nearly as
+  well as with its own (they share a triad note per bar). What separates them is *where* the
+  notes agree best: the identical progression peaks at the suggested shift; the transposed copy
+  peaks at a rotation the shift limit does not reach, and this term says by how much.
 
-The combined score is ``tempo * shift * sum_t(w_t * term_t) / sum_t(w_t)`` over the content
-terms (harmonic, key, rhythm, spectral, energy; :data:`DEFAULT_WEIGHTS`): the transform costs
-multiply, so that a perfect fit reached by a 1-semitone shift ranks below the same fit reached
-without one, whatever the noise in the other terms.
+The combined score is ``tempo * shift * transposition * sum_t(w_t * term_t) / sum_t(w_t)``
+over the content terms (harmonic, key, rhythm, spectral, energy; :data:`DEFAULT_WEIGHTS`): the
+transform costs multiply, so that a perfect fit reached by a 1-semitone shift ranks below the
+same fit reached without one, whatever the noise in the other terms.
 
 References
 ----------
@@ -70,7 +77,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }
 #: Costs of the transform, which multiply the content score: a stretched or transposed layer
 #: sounds worse however well it fits (Rubber Band artefacts; MUSIC.md "What real DJs do").
-TRANSFORM_TERMS: tuple[str, ...] = ("tempo", "shift")
+TRANSFORM_TERMS: tuple[str, ...] = ("tempo", "shift", "transposition")
 TERMS: tuple[str, ...] = (*DEFAULT_WEIGHTS, *TRANSFORM_TERMS)
 
 #: Half/double time is common in DJ sets (MUSIC.md) but a slightly weaker fit than 1:1.
@@ -80,6 +87,29 @@ BAND_CLASH_WEIGHTS = np.array([1.0, 0.6, 0.2])
 
 DEFAULT_MAX_SHIFT = 3
 DEFAULT_MAX_STRETCH = 0.08
+
+#: Score floors of the fit labels, calibrated with ``bench/retrieval.py`` (12 synthesized songs,
+#: 72 lead + drums phrase queries against every accompaniment phrase and decoy): 95 % of the
+#: true partners score >= 0.52 (FIT_FLOOR, rounded down) and 90 % of the best *other-song*
+#: phrases score < 0.60 (FIT_GOOD). A query phrase whose best candidate stays under FIT_FLOOR has
+#: "no partner that fits well" (the issue-10 case: a top pair whose own reasons say "chords
+#: disagree; two bass-heavy layers").
+FIT_FLOOR = 0.50
+FIT_GOOD = 0.60
+FIT_LABELS: tuple[str, ...] = ("poor", "fair", "good")
+
+
+def fit_of(score: float) -> str:
+    """Label of a (possibly doubt-weighted) score: "good", "fair" or "poor" (under the floor).
+
+    Examples
+    --------
+    >>> fit_of(0.9), fit_of(0.1)
+    ('good', 'poor')
+    """
+    if score >= FIT_GOOD:
+        return "good"
+    return "fair" if score >= FIT_FLOOR else "poor"
 
 
 @dataclass
@@ -366,7 +396,7 @@ def score_candidates(
     weights : dict of str to float, optional
         Weight of each content term (harmonic, key, rhythm, spectral, energy) in the combined
         score (default :data:`DEFAULT_WEIGHTS`; missing terms weigh 0). The transform terms
-        (tempo, shift) always multiply.
+        (tempo, shift, transposition) always multiply.
 
     Returns
     -------
@@ -415,10 +445,14 @@ def score_candidates(
         shifts,
         confidence=np.minimum(float(query.key_clarity[0]), candidates.key_clarity),
     )
-    harm_all = harmonic_fit(
+    # Every rotation, allowed or not: index 0..len(shifts)-1 are the allowed shifts.
+    rotations = np.r_[shifts, np.setdiff1d(np.arange(-5, 7), shifts)]
+    harm_rot = harmonic_fit(
         query.chroma[0], query.chroma_mask[0], candidates.chroma, candidates.chroma_mask, ratio_index,
-        shifts,
+        rotations,
     )  # fmt: skip
+    harm_all = harm_rot[:, : len(shifts)]
+    transposition_all = 1.0 - (harm_rot.max(axis=1, keepdims=True) - harm_all)
     rest = np.zeros(n)
     for t in ("rhythm", "spectral", "energy"):
         rest += w.get(t, 0.0) * terms[t]
@@ -426,7 +460,8 @@ def score_candidates(
         w.get("key", 0.0) * key_all + w.get("harmonic", 0.0) * harm_all + rest[:, None]
     ) / w_total
     shift_all = shift_score(shifts)[None, :]
-    best = np.argmax(content_all * shift_all, axis=1)  # first maximum: the smallest shift
+    # first maximum: the smallest shift
+    best = np.argmax(content_all * shift_all * transposition_all, axis=1)
     rows = np.arange(n)
     semitones = shifts[best]
     relation = relation_table()[
@@ -435,8 +470,9 @@ def score_candidates(
     terms["harmonic"] = harm_all[rows, best]
     terms["key"] = key_all[rows, best]
     terms["shift"] = shift_all[0, best]
+    terms["transposition"] = transposition_all[rows, best]
     terms = {t: terms[t] for t in TERMS}
-    score = tempo_term * terms["shift"] * content_all[rows, best]
+    score = tempo_term * terms["shift"] * terms["transposition"] * content_all[rows, best]
     return MatchScores(
         score=np.where(valid, score, 0.0),
         valid=valid,
