@@ -28,7 +28,7 @@ CONTRACT = {
     "segment", "track_id", "path", "start", "end", "score", "tempo_ratio", "stretch",
     "semitones", "key_relation", "terms", "reason",
 }  # fmt: skip
-TERMS = {"harmonic", "key", "rhythm", "spectral", "energy", "tempo", "shift"}
+TERMS = {"harmonic", "key", "rhythm", "spectral", "energy", "tempo", "shift", "transposition"}
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +93,8 @@ def test_match_a_file_not_in_the_library(songs_dir, db_url):
             assert c["reason"]
         scores = [c["score"] for c in m["candidates"]]
         assert scores == sorted(scores, reverse=True)
+        assert m["fit"] in ("good", "fair", "none")
+        assert m["no_good_partner"] == (m["fit"] == "none")
         top = m["candidates"][0] if m["candidates"] else None
         if top and top["track_id"] == copy_id and top["semitones"] == -2:
             assert top["tempo_ratio"] == 1.0 and top["key_relation"] == "same"
@@ -264,3 +266,59 @@ def test_a_partner_with_a_doubtful_tempo_is_flagged_and_ranked_down(songs_dir, s
     for c in after:
         if c["segment"] in others:
             assert c["score"] == others[c["segment"]] and "doubts" not in c
+
+
+def _as_three_four(analysis, confidence: float):
+    """The query as if analysed in 3/4 with the given meter confidence (runner-up 4/4)."""
+    for seg in analysis.segments:
+        f = seg.features
+        f.beat_chroma = f.beat_chroma.reshape(len(f.chroma), -1, 12)[:, :3].reshape(-1, 12)
+        f.rhythm = f.rhythm[:12]
+    analysis.time_signature = (3, 4)
+    analysis.estimates = {
+        **analysis.estimates,
+        "meter": {"value": 3, "confidence": confidence, "alternative": 4},
+    }
+    return analysis
+
+
+def test_a_query_with_a_doubtful_meter_still_gets_4_4_partners(songs_dir, sqlite_url):
+    """Read as 3/4 with low confidence, the 4/4 query is matched on both readings."""
+    from cratedig import workflows
+    from cratedig.library.db import open_library
+
+    ingest(songs_dir / "lib", sqlite_url)
+    with open_library(sqlite_url) as lib:
+        tracks, _ = workflows.list_tracks(lib)
+        four = {t["track_id"] for t in tracks if t["time_signature"] == [4, 4]}
+        doubtful, _ = workflows.resolve_query(lib, songs_dir / "query.wav")
+        res = workflows.match(lib, _as_three_four(doubtful, 0.2), top=10).to_json()
+        sure, _ = workflows.resolve_query(lib, songs_dir / "query.wav")
+        strict = workflows.match(lib, _as_three_four(sure, 0.9), top=10).to_json()
+    found = [c for m in res["matches"] for c in m["candidates"] if c["track_id"] in four]
+    assert len(found) >= len(res["matches"])  # about one 4/4 partner per phrase at least
+    assert all(any("meter uncertain" in d for d in c["doubts"]) for c in found)
+    # A sure 3/4 reading keeps the rule: no 4/4 partner.
+    assert not [c for m in strict["matches"] for c in m["candidates"] if c["track_id"] in four]
+
+
+def test_a_query_with_nothing_fitting_says_so(songs_dir, tmp_path):
+    """Only a song a tritone away, no pitch shift allowed: listed, but "no partner fits well"."""
+    folder = tmp_path / "clash"
+    folder.mkdir()
+    clash = synthesize_song(tempo=124.0, key=Key.parse("D# minor"), bars=16, seed=36, sr=SR)
+    sf.write(folder / "tritone_124.wav", clash.audio, SR)
+    db = f"sqlite:///{tmp_path / 'clash.db'}"
+    ingest(folder, db)
+    args = ("match", songs_dir / "query.wav", "--db", db, "--max-shift", "0")
+    res = json.loads(run(*args, "--json").stdout)
+    assert res["matches"] and any(m["candidates"] for m in res["matches"])
+    for m in res["matches"]:
+        assert m["fit"] == "none" and m["no_good_partner"] is True, m
+        assert all(c["fit"] == "poor" for c in m["candidates"])
+    assert "no partner fits well" in run(*args).stdout
+
+    # The same query against its own transposed copy (+2 st) fits.
+    ingest(songs_dir / "lib", db)
+    res = json.loads(run("match", songs_dir / "query.wav", "--db", db, "--json").stdout)
+    assert sum(m["fit"] == "good" for m in res["matches"]) >= 0.75 * len(res["matches"])

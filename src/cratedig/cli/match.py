@@ -86,6 +86,8 @@ def _print_matches(result: Any) -> None:
         if not m.candidates:
             out.print("  [dim]no segment within the tempo and key limits[/dim]")
             continue
+        if m.fit == "none":
+            out.print("  [yellow]no partner fits well: the best ones are listed anyway[/yellow]")
         for r, c in enumerate(m.candidates, start=1):
             ratio = {1.0: "1:1", 2.0: "2:1", 0.5: "1:2"}.get(
                 c["tempo_ratio"], str(c["tempo_ratio"])

@@ -16,6 +16,18 @@ Meters must agree: a 3/4 segment never goes under a 4/4 one (nor the reverse), w
 key and tempo. Beats align but bars do not (the downbeats meet once every 12 beats), so the
 phrases drift apart and the layering sounds wrong to any dancer. Segments stored without beat
 chroma (meter unknown) are let through.
+
+Uncertain readings on either side are matched on their **plausible readings** instead of being
+rejected (issue 10: a lead + drums query read as 3/4 at half tempo got no suggestion at all):
+a meter whose confidence is under ``LOW_CONFIDENCE`` may also be its runner-up, and a query or
+candidate tempo whose confidence is low may also be its runner-up (3:4, 2:3...). Each candidate
+keeps the reading that scores best; a reading other than the estimate is named in the
+candidate's ``doubts`` and its score scaled by ``0.5 + 0.5 * confidence`` of the doubted
+estimate, so a sure partner ranks above an equally good doubtful one.
+
+Each query segment says how well its best partner fits (:func:`cratedig.match.scoring.fit_of`):
+``"fit": "good" | "fair" | "none"`` and ``"no_good_partner": true`` when no candidate reaches
+the floor; each candidate carries its own ``"fit"``.
 """
 
 from __future__ import annotations
@@ -35,7 +47,9 @@ from cratedig.match.index import SegmentIndex
 from cratedig.match.scoring import (
     DEFAULT_MAX_SHIFT,
     DEFAULT_MAX_STRETCH,
+    MatchScores,
     candidate_records,
+    fit_of,
     score_candidates,
 )
 
@@ -83,8 +97,23 @@ class SegmentMatches:
     query: Segment
     candidates: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def fit(self) -> str:
+        """How well the best candidate fits: "good", "fair" or "none" (nothing above the floor)."""
+        return max(
+            (str(c["fit"]) for c in self.candidates),
+            key=("none", "poor", "fair", "good").index,
+            default="none",
+        ).replace("poor", "none")
+
     def to_json(self) -> dict[str, Any]:
-        return {"query_segment": self.query.id, "candidates": self.candidates}
+        fit = self.fit
+        return {
+            "query_segment": self.query.id,
+            "fit": fit,
+            "no_good_partner": fit == "none",
+            "candidates": self.candidates,
+        }
 
 
 @dataclass
@@ -127,6 +156,77 @@ def tempo_doubt(estimates: dict[str, Any]) -> tuple[float, str] | None:
         f"partner tempo uncertain: {t['value']:.1f} or {t['alternative']:.1f} BPM "
         f"({t['relation']}), confidence {conf:.2f}"
     )
+
+
+def plausible_meters(meter: int, estimates: dict[str, Any]) -> set[int] | None:
+    """Beats per bar a segment may have: its own, plus the runner-up when the meter is doubtful.
+
+    None when the meter is unknown (``meter`` 0): any meter may do.
+
+    Examples
+    --------
+    >>> sorted(plausible_meters(3, {"meter": {"confidence": 0.2, "alternative": 4}}))
+    [3, 4]
+    >>> sorted(plausible_meters(3, {"meter": {"confidence": 0.9, "alternative": 4}}))
+    [3]
+    """
+    if meter <= 0:
+        return None
+    out = {int(meter)}
+    m = estimates.get("meter") or {}
+    conf = m.get("confidence")
+    if conf is not None and conf < LOW_CONFIDENCE and m.get("alternative"):
+        out.add(int(m["alternative"]))
+    return out
+
+
+def tempo_readings(estimates: dict[str, Any]) -> list[tuple[float, float, str]]:
+    """Plausible readings of a track's tempo: ``(factor on the estimate, weight, note)``.
+
+    The estimate itself (factor 1, weight 1) and, when its confidence is low and the runner-up
+    is not an octave away (octaves are matched by the 1:2 and 2:1 ratios anyway), the runner-up
+    with weight ``0.5 + 0.5 * confidence``.
+    """
+    out = [(1.0, 1.0, "")]
+    t = estimates.get("tempo") or {}
+    conf, alt, value = t.get("confidence"), t.get("alternative"), t.get("value")
+    if (
+        conf is not None
+        and conf < LOW_CONFIDENCE
+        and alt
+        and value
+        and t.get("relation") not in (None, "1:1", "1:2", "2:1")
+    ):
+        out.append(
+            (float(alt) / float(value), 0.5 + 0.5 * float(conf),
+             f"read at {float(alt):.1f} BPM instead of {float(value):.1f} ({t['relation']})")
+        )  # fmt: skip
+    return out
+
+
+def _best_reading(results: list[tuple[MatchScores, np.ndarray]]) -> tuple[MatchScores, np.ndarray]:
+    """Per candidate, the reading with the best weighted valid score -> (scores, reading index).
+
+    ``results`` holds one ``(scores, weight per candidate)`` per reading; the merged scores
+    carry the weighted score.
+    """
+    eff = np.stack([np.where(s.valid, s.score * w, -1.0) for s, w in results])
+    pick = np.argmax(eff, axis=0)
+    rows = np.arange(eff.shape[1])
+
+    def choose(get: Any) -> np.ndarray:
+        return np.stack([get(s) for s, _ in results])[pick, rows]
+
+    merged = MatchScores(
+        score=np.maximum(eff[pick, rows], 0.0),
+        valid=choose(lambda s: s.valid),
+        tempo_ratio=choose(lambda s: s.tempo_ratio),
+        stretch=choose(lambda s: s.stretch),
+        semitones=choose(lambda s: s.semitones),
+        relation=choose(lambda s: s.relation),
+        terms={t: choose(lambda s, t=t: s.terms[t]) for t in results[0][0].terms},
+    )
+    return merged, pick
 
 
 def match_analysis(
@@ -187,7 +287,22 @@ def match_analysis(
         if len(index)
         else [None] * len(segments)
     )
-    wanted = sorted({str(i) for h in hits if h is not None for i in h.ids})
+    hit_ids = [list(h.ids) if h is not None else [] for h in hits]
+    for qf, _, _ in tempo_readings(analysis.estimates)[1:]:
+        # The index pre-filters by tempo: ask it again at the query's other plausible tempo.
+        alt_queries = queries.take(np.arange(len(queries)))
+        alt_queries.tempo = alt_queries.tempo * qf
+        more = index.search(
+            alt_queries,
+            k=opt.fetch,
+            max_shift=opt.max_shift,
+            max_stretch=opt.max_stretch,
+            include_own_track=opt.include_own_track,
+        ) if len(index) else []  # fmt: skip
+        for qi, h in enumerate(more):
+            seen = set(map(str, hit_ids[qi]))
+            hit_ids[qi] += [i for i in h.ids if str(i) not in seen]
+    wanted = sorted({str(i) for ids in hit_ids for i in ids})
     with library.reader() as s:
         found = {c.id: c for c in repo.load_segments(s, segment_ids=wanted)}
         recorded = repo.paths_of(s, {c.track_id for c in found.values()})
@@ -197,23 +312,66 @@ def match_analysis(
     paths = {t: next((p for p in ps if os.path.exists(p)), None) for t, ps in recorded.items()}
     paths = {t: p for t, p in paths.items() if p is not None}
     for qi, seg in enumerate(segments):
-        h = hits[qi]
         cands = [
             found[str(i)]
-            for i in (h.ids if h is not None else [])
+            for i in hit_ids[qi]
             if str(i) in found and found[str(i)].track_id in paths
         ]
         meter = seg.features.beats_per_bar if seg.features is not None else 0
-        if meter:
-            cands = [c for c in cands if c.features.beats_per_bar in (0, meter)]
+        q_meters = plausible_meters(meter, analysis.estimates)
+        meter_notes: list[str] = []
+        meter_weight: list[float] = []
+        kept = []
+        for c in cands:
+            c_meter = c.features.beats_per_bar if c.features is not None else 0
+            c_est = estimates.get(c.track_id, {})
+            c_meters = plausible_meters(c_meter, c_est)
+            if q_meters is None or c_meters is None or meter == c_meter:
+                kept.append(c)
+                meter_notes.append("")
+                meter_weight.append(1.0)
+            elif q_meters & c_meters:
+                # Matched on a doubtful reading of one side's meter: say which, weigh it down.
+                conf = min(
+                    float((e.get("meter") or {}).get("confidence", 1.0))
+                    for e in (analysis.estimates, c_est)
+                )
+                kept.append(c)
+                meter_notes.append(
+                    f"meter uncertain: {meter}/4 query, {c_meter}/4 partner, confidence {conf:.2f}"
+                )
+                meter_weight.append(0.5 + 0.5 * conf)
+        cands = kept
         out = SegmentMatches(query=seg)
         result.matches.append(out)
         if not cands:
             continue
         batch = SegmentBatch.from_segments(cands)
-        scores = score_candidates(
-            queries.take([qi]), batch, max_shift=opt.max_shift, max_stretch=opt.max_stretch
-        )
+        query_row = queries.take([qi])
+        m_weight = np.array(meter_weight)
+        readings: list[tuple[MatchScores, np.ndarray]] = []
+        reading_notes: list[tuple[str, list[str]]] = []
+        c_readings = [tempo_readings(estimates.get(c.track_id, {})) for c in cands]
+        for qf, qw, q_note in tempo_readings(analysis.estimates):
+            for alt in (False, True):
+                if alt and all(len(r) == 1 for r in c_readings):
+                    break
+                cb = batch.take(np.arange(len(batch)))
+                factor = np.array([r[-1][0] if alt else 1.0 for r in c_readings])
+                cw = np.array([r[-1][1] if alt else 1.0 for r in c_readings])
+                cb.tempo = cb.tempo * factor
+                qb = query_row.take([0])
+                qb.tempo = qb.tempo * qf
+                readings.append(
+                    (
+                        score_candidates(
+                            qb, cb, max_shift=opt.max_shift, max_stretch=opt.max_stretch
+                        ),
+                        m_weight * qw * cw,
+                    )
+                )
+                reading_notes.append((q_note, [r[-1][2] if alt else "" for r in c_readings]))
+        scores, pick = _best_reading(readings)
         order = [int(i) for i in scores.ranking() if scores.valid[i]][: opt.top]
         records = candidate_records(
             queries.take([qi]),
@@ -235,12 +393,24 @@ def match_analysis(
                 camelot=c.key.camelot,
                 energy=round(float(c.features.energy), 4),
             )
+            notes = []
+            q_note, c_notes = reading_notes[int(pick[i])]
+            if q_note:
+                notes.append(f"query tempo {q_note}")
+            if c_notes[i]:
+                notes.append(f"partner tempo {c_notes[i]}")
+            if meter_notes[i]:
+                notes.append(meter_notes[i])
             doubt = tempo_doubt(estimates.get(c.track_id, {}))
-            if doubt is not None:
+            if doubt is not None and not c_notes[i]:
+                # Matched on its estimate, which may be wrong: weigh it down and say so.
                 confidence, note = doubt
                 rec["score"] = round(float(rec["score"]) * (0.5 + 0.5 * confidence), 4)
-                rec["doubts"] = [note]
-                rec["reason"] = f"{rec['reason']}; {note}"
+                notes.append(note)
+            if notes:
+                rec["doubts"] = notes
+                rec["reason"] = "; ".join([rec["reason"], *notes])
+            rec["fit"] = fit_of(float(rec["score"]))
         records.sort(key=lambda r: -float(r["score"]))
         out.candidates = records
     return result

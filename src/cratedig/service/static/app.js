@@ -169,7 +169,10 @@ function selectPhrase(i) {
     $("#phrase-view").innerHTML = head + `<p class="hint">No phrase in the library fits within the tempo and key limits.</p>`;
     return;
   }
-  $("#phrase-view").innerHTML = head + m.candidates.map((c, j) => partnerCard(seg, c, j)).join("");
+  const warn = m.no_good_partner
+    ? `<p class="hint">No partner fits well: the best ones are listed anyway.</p>`
+    : "";
+  $("#phrase-view").innerHTML = head + warn + m.candidates.map((c, j) => partnerCard(seg, c, j)).join("");
 }
 
 function partnerCard(seg, c, j) {
