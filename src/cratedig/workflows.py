@@ -63,6 +63,7 @@ __all__ = [
     "render_mashup",
     "render_pair",
     "resolve_query",
+    "stem_training_pairs",
     "track_detail",
     "update_library",
 ]
@@ -598,3 +599,49 @@ def list_ratings(library: Library) -> list[Rating]:
         )
         for r in rows
     ]
+
+
+def stem_training_pairs(
+    library: Library,
+    *,
+    sr: int = 22050,
+    others_per_query: int = 8,
+    seed: int = 0,
+    on_skip: Callable[[str, str], None] | None = None,
+) -> list[Any]:
+    """Self-supervised pairs (:func:`cratedig.learn.pairs.stem_pairs`) from the library's stems.
+
+    Every track with stems (``.stems/`` folders, ``.stem.mp4``) whose stems name a vocal or
+    lead layer is decoded at ``sr``; a track whose stems cannot be read or split is skipped
+    with its reason passed to ``on_skip(track_id, reason)`` (logged when None).
+
+    Returns
+    -------
+    list of cratedig.learn.pairs.StemPair
+    """
+    from cratedig.audio.decode import decode
+    from cratedig.errors import CratedigError
+    from cratedig.learn.pairs import QUERY_STEMS, stem_pairs
+
+    def skip(track_id: str, reason: str) -> None:
+        if on_skip is not None:
+            on_skip(track_id, reason)
+        else:
+            log.warning("stem pairs: track %s skipped: %s", track_id, reason)
+
+    with library.reader() as s:
+        stems = repo.all_stems(s)
+    songs: dict[str, dict[str, Any]] = {}
+    for track_id, infos in sorted(stems.items()):
+        if not any(i.name in QUERY_STEMS for i in infos):
+            skip(track_id, f"no {'/'.join(QUERY_STEMS)} stem among {sorted(i.name for i in infos)}")
+            continue
+        try:
+            songs[track_id] = {
+                i.name: decode(i.path, sr=sr, stream=i.stream or 0).samples for i in infos
+            }
+        except (CratedigError, OSError) as exc:
+            skip(track_id, str(exc))
+    if not songs:
+        return []
+    return stem_pairs(songs, sr=sr, others_per_query=others_per_query, seed=seed)
