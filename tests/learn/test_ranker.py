@@ -1,0 +1,131 @@
+"""The learned ranker: trained on stem pairs split by song, stored as JSON, safe to load."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from cratedig.errors import ParameterError
+from cratedig.learn.pairs import stem_pairs
+from cratedig.learn.ranker import (
+    MODEL_FORMAT,
+    Ranker,
+    blend,
+    load_ranker,
+    pair_features,
+    save_ranker,
+    train_ranker,
+)
+from cratedig.match import SegmentBatch, score_candidates
+from cratedig.synth import synthesize_song
+from cratedig.theory import Key
+
+SR = 22050
+
+
+def features_of(pairs):
+    """Score terms and transform differences of each pair (what `match` would pass)."""
+    rows, names, rules = [], None, []
+    for p in pairs:
+        q = SegmentBatch.from_segments([p.query], unit="beat")
+        c = SegmentBatch.from_segments([p.candidate], unit="beat")
+        s = score_candidates(q, c)
+        x, names = pair_features(
+            s.terms, stretch=s.stretch, semitones=s.semitones, tempo_ratio=s.tempo_ratio,
+            query_balance=q.balance[0], balance=c.balance,
+        )  # fmt: skip
+        rows.append(x[0])
+        rules.append(float(s.score[0]))
+    return np.array(rows), names, np.array(rules)
+
+
+@pytest.fixture(scope="module")
+def data():
+    specs = [
+        ("s1", 118.0, "A minor", 71), ("s2", 121.0, "D major", 72), ("s3", 119.0, "F# minor", 73),
+        ("s4", 122.0, "Bb major", 74),
+    ]  # fmt: skip
+    songs = {
+        n: synthesize_song(tempo=t, key=Key.parse(k), bars=16, seed=s, sr=SR).stems
+        for n, t, k, s in specs
+    }
+    pairs = stem_pairs(songs, sr=SR, others_per_query=4, seed=3)
+    X, names, rule = features_of(pairs)
+    y = np.array([p.label for p in pairs])
+    song = np.array([p.song for p in pairs])
+    return X, y, names, rule, song, pairs
+
+
+def _pairwise_accuracy(score, y, groups):
+    """Share of (positive, negative) pairs of one query ranked the right way round."""
+    wins = []
+    for g in np.unique(groups):
+        m = groups == g
+        pos, neg = score[m & (y == 1)], score[m & (y == 0)]
+        wins += [bool(a > b) for a in pos for b in neg]
+    return float(np.mean(wins))
+
+
+def test_held_out_songs_are_ranked_at_least_as_well_as_by_the_rules(data):
+    X, y, names, rule, song, pairs = data
+    train = np.isin(song, ["s1", "s2", "s3"])  # split by song: no song leaks
+    ranker = train_ranker(X[train], y[train], names)
+    test = ~train
+    query_of = np.array([p.query.id for p in pairs])
+    learned = ranker.learned(X[test], names)
+    acc_rule = _pairwise_accuracy(rule[test], y[test], query_of[test])
+    acc_learned = _pairwise_accuracy(learned, y[test], query_of[test])
+    assert acc_learned >= acc_rule - 0.02 and acc_learned >= 0.8, (acc_rule, acc_learned)
+
+
+def test_json_round_trip_and_no_model_means_the_rule_score(data, tmp_path):
+    X, y, names, rule, _, _ = data
+    ranker = train_ranker(X, y, names, blend=0.3)
+    path = save_ranker(ranker, tmp_path / "ranker-1.json")
+    again = load_ranker(path)
+    assert again is not None
+    np.testing.assert_allclose(again.learned(X, names), ranker.learned(X, names))
+    assert json.loads(path.read_text())["format"] == MODEL_FORMAT
+    assert np.array_equal(blend(rule, None, weight=0.3), rule)
+    mixed = blend(rule, again.learned(X, names), weight=again.blend)
+    assert np.all((mixed == 0) == (rule == 0))  # rejected candidates stay rejected
+    with pytest.raises(ParameterError, match="differ"):
+        again.learned(X[:, :-1], names[:-1])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        json.dumps({"kind": "ranker", "format": MODEL_FORMAT + 1}),
+        json.dumps(
+            {
+                "kind": "ranker",
+                "format": 1,
+                "features": ["a"],
+                "mean": [0],
+                "scale": [0],
+                "coef": [1],
+                "intercept": 0,
+                "blend": 0.5,
+            }
+        ),  # fmt: skip
+        "\x80\x04\x95 a pickle is not a model",
+    ],
+)
+def test_a_corrupt_or_newer_model_gives_one_warning_and_no_model(tmp_path, caplog, text):
+    p = tmp_path / "ranker.json"
+    p.write_text(text, encoding="utf-8", errors="surrogateescape")
+    with caplog.at_level(logging.WARNING, logger="cratedig.learn"):
+        assert load_ranker(p) is None
+    assert len(caplog.records) == 1 and "rule score" in caplog.records[0].getMessage()
+
+
+def test_training_needs_both_labels(data):
+    X, _, names, _, _, _ = data
+    with pytest.raises(ParameterError, match="positive"):
+        train_ranker(X, np.ones(len(X)), names)
+    assert isinstance(train_ranker(X[:4], np.array([1, 0, 0, 0]), names), Ranker)
