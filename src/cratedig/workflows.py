@@ -56,6 +56,9 @@ __all__ = [
     "MAX_DURATION",
     "LibraryUpdate",
     "ScanCancelled",
+    "activate_model",
+    "active_ranker",
+    "list_models",
     "list_ratings",
     "list_tracks",
     "match",
@@ -65,6 +68,7 @@ __all__ = [
     "resolve_query",
     "stem_training_pairs",
     "track_detail",
+    "train_ranker",
     "update_library",
 ]
 
@@ -358,7 +362,10 @@ def match(
         analysis, in_library = resolve_query(library, query)
     if index is None:
         index, _ = sync_index(library)
-    return match_analysis(library, index, analysis, options=options, in_library=in_library)
+    return match_analysis(
+        library, index, analysis, options=options, in_library=in_library,
+        ranker=active_ranker(library),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,3 +652,166 @@ def stem_training_pairs(
     if not songs:
         return []
     return stem_pairs(songs, sr=sr, others_per_query=others_per_query, seed=seed)
+
+
+#: Model kind of the learned ranker in the ``models`` table.
+RANKER_KIND = "ranker"
+#: Weight of a human rating against one self-supervised pair in training.
+RATING_WEIGHT = 3.0
+
+
+def _pair_matrix(pairs: list[tuple[Any, Any]]) -> tuple[Any, list[str], Any]:
+    """Features (:func:`cratedig.learn.ranker.pair_features`) and rule scores of (q, c) pairs."""
+    import numpy as np
+
+    from cratedig.learn.ranker import pair_features
+    from cratedig.match.batch import SegmentBatch
+    from cratedig.match.scoring import score_candidates
+
+    rows, rules = [], []
+    names: list[str] = []
+    for q_seg, c_seg in pairs:
+        q = SegmentBatch.from_segments([q_seg], unit="beat")
+        c = SegmentBatch.from_segments([c_seg], unit="beat")
+        sc = score_candidates(q, c)
+        x, names = pair_features(
+            sc.terms, stretch=sc.stretch, semitones=sc.semitones, tempo_ratio=sc.tempo_ratio,
+            query_balance=q.balance[0], balance=c.balance,
+        )  # fmt: skip
+        rows.append(x[0])
+        rules.append(float(sc.score[0]))
+    return np.array(rows), names, np.array(rules)
+
+
+def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
+    """Train the learned ranker from the library's stems and ratings; store it as a new version.
+
+    Self-supervised stem pairs (:func:`stem_training_pairs`) and ratings (4-5: layers well,
+    1-2: does not, 3 left out; each weighing ``RATING_WEIGHT`` pairs) train a logistic ranker.
+    Metrics: pairwise accuracy of the rule score and of the learned term on the pairs of
+    held-out songs (a quarter of the songs, split by song so none leaks). The new version is
+    stored (JSON beside the database) and becomes the active one.
+
+    Raises
+    ------
+    ParameterError
+        Too little to learn from (no stems with a lead/vocal and no ratings of both kinds).
+    """
+    import numpy as np
+
+    from cratedig.learn.ranker import save_ranker
+    from cratedig.learn.ranker import train_ranker as fit
+
+    pairs = stem_training_pairs(library, seed=seed)
+    items = [(p.query, p.candidate) for p in pairs]
+    labels = [p.label for p in pairs]
+    groups = [p.song for p in pairs]
+    queries = [p.query.id for p in pairs]
+    weights = [1.0] * len(pairs)
+    ratings = list_ratings(library)
+    with library.reader() as s:
+        segs = {
+            seg.id: seg
+            for seg in repo.load_segments(
+                s, segment_ids=sorted({x for r in ratings for x in (r.query_segment, r.candidate_segment)})
+            )
+        }  # fmt: skip
+    used = 0
+    for r in ratings:
+        if r.score == 3 or r.query_segment not in segs or r.candidate_segment not in segs:
+            continue
+        items.append((segs[r.query_segment], segs[r.candidate_segment]))
+        labels.append(int(r.score >= 4))
+        groups.append(segs[r.query_segment].track_id)
+        queries.append(r.query_segment)
+        weights.append(RATING_WEIGHT)
+        used += 1
+    y = np.array(labels)
+    if len(set(labels)) < 2:
+        raise ParameterError(
+            "nothing to learn from: add songs with stems (a vocals or lead stem) or rate "
+            "suggestions (both good and bad ones)"
+        )
+    X, names, rule = _pair_matrix(items)
+    g = np.array(groups)
+    songs = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(songs)[: max(1, len(songs) // 4)]) if len(songs) >= 4 else set()
+    test = np.isin(g, list(held))
+    metrics: dict[str, Any] = {
+        "stem_pairs": len(pairs),
+        "ratings": used,
+        "songs": len(songs),
+        "held_out_songs": len(held),
+    }
+    w = np.array(weights)
+    if test.any() and len(set(y[~test])) == 2:
+        probe = fit(X[~test], y[~test], names, sample_weight=w[~test])
+        q = np.array(queries)
+        metrics["pairwise_accuracy_rule"] = _pairwise_accuracy(rule[test], y[test], q[test])
+        metrics["pairwise_accuracy_learned"] = _pairwise_accuracy(
+            probe.learned(X[test], names), y[test], q[test]
+        )
+    ranker = fit(X, y, names, sample_weight=w)
+    ranker.metrics.update(metrics)
+    with library.transaction() as s:
+        version = repo.store_model(
+            s, kind=RANKER_KIND, parameters={"blend": ranker.blend, "features": names},
+            metrics=metrics, artefact=None,
+        )  # fmt: skip
+        path = save_ranker(ranker, library.artefact_dir / f"ranker-v{version}.json")
+        repo.set_model_artefact(s, RANKER_KIND, version, path.name)
+        repo.activate_model(s, RANKER_KIND, version)
+    return {"kind": RANKER_KIND, "version": version, "metrics": metrics}
+
+
+def _pairwise_accuracy(score: Any, y: Any, groups: Any) -> float | None:
+    """Share of (positive, negative) pairs of one query ranked the right way round."""
+    wins = []
+    for gname in set(groups.tolist()):
+        m = groups == gname
+        pos, neg = score[m & (y == 1)], score[m & (y == 0)]
+        wins += [bool(a > b) for a in pos for b in neg]
+    return round(sum(wins) / len(wins), 4) if wins else None
+
+
+def list_models(library: Library, *, kind: str = RANKER_KIND) -> list[dict[str, Any]]:
+    """Every trained model of ``kind``: version, when, metrics, whether active."""
+    with library.reader() as s:
+        infos = repo.list_models(s, kind)
+    return [
+        {
+            "kind": m.kind,
+            "version": m.version,
+            "trained_at": m.trained_at.isoformat(),
+            "active": bool(m.parameters.get("active")),
+            "metrics": m.metrics,
+            "artefact": m.artefact,
+        }
+        for m in infos
+    ]
+
+
+def activate_model(library: Library, version: int, *, kind: str = RANKER_KIND) -> None:
+    """Make ``version`` the model that serves (roll back or forward).
+
+    Raises
+    ------
+    ParameterError
+        No such version.
+    """
+    with library.transaction() as s:
+        if not repo.activate_model(s, kind, version):
+            raise ParameterError(f"no {kind} model version {version}: see `cratedig models`")
+
+
+def active_ranker(library: Library) -> Any:
+    """The active ranker (:class:`cratedig.learn.ranker.Ranker`), or None: then the rule score."""
+    from cratedig.learn.ranker import load_ranker
+
+    with library.reader() as s:
+        infos = repo.list_models(s, RANKER_KIND)
+    active = next((m for m in reversed(infos) if m.parameters.get("active")), None)
+    if active is None or active.artefact is None:
+        return None
+    return load_ranker(library.artefact_dir / active.artefact)

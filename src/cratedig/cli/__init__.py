@@ -1,7 +1,7 @@
 """The ``cratedig`` command line: parse, call :mod:`cratedig.workflows`, print. Nothing else.
 
-One module per command group (``analyze``, ``demo``, ``library``, ``match``, ``render``,
-``ratings``, ``serve``), each with a ``register(app)``; what they share is in
+One module per command group (``analyze``, ``demo``, ``learn``, ``library``, ``match``,
+``render``, ``ratings``, ``serve``), each with a ``register(app)``; what they share is in
 :mod:`._options`. No command module imports another.
 
 Known errors (:class:`~cratedig.errors.CratedigError`) become one line on stderr and exit 1;
@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from cratedig import __version__
-from cratedig.cli import analyze, demo, library, match, ratings, render, serve, watch
+from cratedig.cli import analyze, demo, learn, library, match, ratings, render, serve, watch
 from cratedig.cli._options import err, out, shown
 from cratedig.errors import CratedigError
 
@@ -60,7 +60,7 @@ def _root(
     )
 
 
-for _group in (analyze, demo, library, match, render, ratings, serve, watch):
+for _group in (analyze, demo, learn, library, match, render, ratings, serve, watch):
     _group.register(app)
 
 

@@ -426,6 +426,36 @@ def store_model(
     return version
 
 
+def list_models(session: Session, kind: str) -> list[ModelInfo]:
+    """Every model of ``kind``, oldest first."""
+    rows = session.scalars(
+        select(ModelRow).where(ModelRow.kind == kind).order_by(ModelRow.version)
+    ).all()
+    return [
+        ModelInfo(
+            kind=r.kind,
+            version=r.version,
+            trained_at=r.trained_at,
+            parameters=dict(r.parameters),
+            metrics=dict(r.metrics),
+            artefact=r.artefact,
+        )
+        for r in rows
+    ]
+
+
+def activate_model(session: Session, kind: str, version: int) -> bool:
+    """Make ``version`` the active model of ``kind`` (``parameters["active"]``); False if absent."""
+    rows = session.scalars(select(ModelRow).where(ModelRow.kind == kind)).all()
+    if not any(r.version == version for r in rows):
+        return False
+    for r in rows:
+        # A new dict, so that the JSON column sees the change.
+        r.parameters = {**dict(r.parameters), "active": r.version == version}
+    session.flush()
+    return True
+
+
 def set_model_artefact(session: Session, kind: str, version: int, artefact: str) -> None:
     """Record the artefact file (relative to the library's artefact folder) of a model."""
     session.execute(

@@ -40,6 +40,7 @@ import numpy as np
 
 from cratedig.analysis.records import LOW_CONFIDENCE, Segment, TrackAnalysis
 from cratedig.errors import ParameterError
+from cratedig.learn.ranker import Ranker, blend, pair_features
 from cratedig.library import repository as repo
 from cratedig.library.db import Library
 from cratedig.match.batch import SegmentBatch
@@ -236,6 +237,7 @@ def match_analysis(
     *,
     options: MatchOptions | None = None,
     in_library: bool = False,
+    ranker: Ranker | None = None,
 ) -> MatchResult:
     """Rank library segments for each segment of ``analysis``.
 
@@ -250,6 +252,9 @@ def match_analysis(
     options : MatchOptions, optional
     in_library : bool
         Reported in the result: whether the query is itself a library track.
+    ranker : cratedig.learn.ranker.Ranker, optional
+        The learned ranker: fills the ``learned`` term and blends it into the score of the
+        candidates the rules accept. Without one the score is exactly the rule score.
 
     Returns
     -------
@@ -372,6 +377,15 @@ def match_analysis(
                 )
                 reading_notes.append((q_note, [r[-1][2] if alt else "" for r in c_readings]))
         scores, pick = _best_reading(readings)
+        if ranker is not None:
+            x, names = pair_features(
+                scores.terms, stretch=scores.stretch, semitones=scores.semitones,
+                tempo_ratio=scores.tempo_ratio, query_balance=query_row.balance[0],
+                balance=batch.balance,
+            )  # fmt: skip
+            learned = ranker.learned(x, names)
+            scores.terms["learned"] = learned
+            scores.score = blend(scores.score, learned, weight=ranker.blend)
         order = [int(i) for i in scores.ranking() if scores.valid[i]][: opt.top]
         records = candidate_records(
             queries.take([qi]),

@@ -1,0 +1,77 @@
+"""Learning: ``train`` (the learned ranker) and ``models`` (list, ``--activate`` to roll back).
+
+Parse, call :mod:`cratedig.workflows`, print.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cratedig.cli._options import DbOption, JsonOption, out
+
+
+def train_command(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Train the learned ranker from the library's stems and ratings; it becomes active."""
+    from cratedig import workflows
+    from cratedig.library.db import open_library
+
+    with open_library(db) as lib:
+        result = workflows.train_ranker(lib)
+    if json_out:
+        print(json.dumps(result), flush=True)
+        return
+    m = result["metrics"]
+    out.print(
+        f"ranker v{result['version']} trained on {m['stem_pairs']} stem pairs and "
+        f"{m['ratings']} ratings from {m['songs']} songs; active now"
+    )
+    if "pairwise_accuracy_learned" in m:
+        out.print(
+            f"held-out songs ({m['held_out_songs']}): pairwise accuracy rule "
+            f"{m['pairwise_accuracy_rule']}, learned {m['pairwise_accuracy_learned']}"
+        )
+
+
+def models_command(
+    activate: Annotated[
+        int | None, typer.Option("--activate", help="Make this ranker version the one that serves.")
+    ] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List the trained rankers (and activate one)."""
+    from cratedig import workflows
+    from cratedig.library.db import open_library
+
+    with open_library(db) as lib:
+        if activate is not None:
+            workflows.activate_model(lib, activate)
+        rows = workflows.list_models(lib)
+    if json_out:
+        print(json.dumps({"models": rows}), flush=True)
+        return
+    t = Table(title=f"{len(rows)} ranker models")
+    for col in ("version", "active", "trained", "pairs", "ratings", "rule acc", "learned acc"):
+        t.add_column(col)
+    for r in rows:
+        m = r["metrics"]
+        t.add_row(
+            str(r["version"]),
+            "*" if r["active"] else "",
+            r["trained_at"][:19],
+            str(m.get("stem_pairs", "")),
+            str(m.get("ratings", "")),
+            str(m.get("pairwise_accuracy_rule", "")),
+            str(m.get("pairwise_accuracy_learned", "")),
+        )
+    out.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``models`` to ``app``."""
+    app.command("train")(train_command)
+    app.command("models")(models_command)
