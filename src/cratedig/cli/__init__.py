@@ -1,7 +1,7 @@
 """The ``cratedig`` command line: parse, call :mod:`cratedig.workflows`, print. Nothing else.
 
 One module per command group (``analyze``, ``demo``, ``learn``, ``library``, ``match``,
-``render``, ``ratings``, ``serve``), each with a ``register(app)``; what they share is in
+``render``, ``ratings``, ``serve``, ``watch``), each with a ``register(app)``; what they share is in
 :mod:`._options`. No command module imports another.
 
 Known errors (:class:`~cratedig.errors.CratedigError`) become one line on stderr and exit 1;
