@@ -618,8 +618,9 @@ def stem_training_pairs(
 ) -> list[Any]:
     """Self-supervised pairs (:func:`cratedig.learn.pairs.stem_pairs`) from the library's stems.
 
-    Every track with stems (``.stems/`` folders, ``.stem.mp4``) whose stems name a vocal or
-    lead layer is decoded at ``sr``; a track whose stems cannot be read or split is skipped
+    Every track with stems (``.stems/`` folders, ``.stem.mp4``) that passes the training gate
+    (:mod:`cratedig.learn.gate`) and whose stems name a vocal or lead layer is decoded at
+    ``sr``; a track whose stems cannot be read or split is skipped
     with its reason passed to ``on_skip(track_id, reason)`` (logged when None).
 
     Returns
@@ -628,6 +629,7 @@ def stem_training_pairs(
     """
     from cratedig.audio.decode import decode
     from cratedig.errors import CratedigError
+    from cratedig.learn.gate import gate_tracks
     from cratedig.learn.pairs import QUERY_STEMS, stem_pairs
 
     def skip(track_id: str, reason: str) -> None:
@@ -638,8 +640,16 @@ def stem_training_pairs(
 
     with library.reader() as s:
         stems = repo.all_stems(s)
+        qualities = repo.track_qualities(s)
+    # The training gate keeps low-quality tracks (fake lossless, clipped, no stable beat...)
+    # out of the pairs, as it keeps them out of the clusters.
+    gate = gate_tracks(qualities, track_ids=sorted(stems))
+    for track_id, reason in sorted(gate.excluded.items()):
+        skip(track_id, f"kept out by the training gate: {reason}")
     songs: dict[str, dict[str, Any]] = {}
     for track_id, infos in sorted(stems.items()):
+        if track_id not in gate.kept:
+            continue
         if not any(i.name in QUERY_STEMS for i in infos):
             skip(track_id, f"no {'/'.join(QUERY_STEMS)} stem among {sorted(i.name for i in infos)}")
             continue

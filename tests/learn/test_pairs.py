@@ -114,3 +114,19 @@ def test_pairs_from_a_library_of_songs_with_stems(tmp_path):
     assert positives >= 4
     # 1 positive + 5 bent negatives + 3 other-song negatives per query phrase.
     assert len(pairs) == 9 * positives
+
+    # The training gate keeps a fake-lossless track out of the pairs.
+    from cratedig.library.schema import TrackRow
+
+    with open_library(f"sqlite:///{tmp_path / 'lib.db'}") as lib:
+        x_id = next(p.song for p in pairs if p.query.features is not None)
+        with lib.transaction() as s:
+            s.get(TrackRow, x_id).quality = {"flags": ["fake_lossless"]}
+        skipped.clear()
+        gated = workflows.stem_training_pairs(
+            lib, others_per_query=3, on_skip=lambda t, r: skipped.append((t, r))
+        )
+    assert (x_id, "kept out by the training gate: fake lossless") in [
+        (t, r.replace("fake_lossless", "fake lossless")) for t, r in skipped
+    ], skipped
+    assert {p.song for p in gated} == songs - {x_id}
