@@ -133,3 +133,10 @@ def test_demo_json(tmp_path):
     )
     assert again["ingest"]["analysed"] == 0 and again["ingest"]["unchanged"] == 4
     assert again["renders"] == {}
+    # The demo's songs carry their stems (demo_XX.stems/), so the ranker can learn from them.
+    assert sorted(p.name for p in (tmp_path / "lib" / "music" / "demo_01.stems").iterdir()) == [
+        "bass.wav", "chords.wav", "drums.wav", "lead.wav"
+    ]  # fmt: skip
+    trained = run("train", "--db", r["db"], "--json")
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["metrics"]["stem_pairs"] > 0

@@ -84,11 +84,11 @@ def run_demo(
     music = folder / "music"
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    params = {"n": n, "seed": seed, "seconds": seconds}
+    params = {"n": n, "seed": seed, "seconds": seconds, "stems": True}
     truth = _existing_songs(music, params)
     if truth is None:
         progress(f"synthesizing {n} songs into {music}")
-        truth = demo_library(music, n=n, seed=seed, seconds=seconds)
+        truth = demo_library(music, n=n, seed=seed, seconds=seconds, stems=True)
         (music / "demo.json").write_text(json.dumps(params) + "\n")
     timings["synthesize"] = time.perf_counter() - t
 

@@ -809,6 +809,7 @@ def demo_library(
     seed: int = 0,
     seconds: float = 30.0,
     sr: int = 22050,
+    stems: bool = False,
 ) -> list[dict[str, Any]]:
     """Write ``n`` synthesized songs with varied tempo, key, meter and format, and their truth.
 
@@ -829,6 +830,9 @@ def demo_library(
         Approximate length of each song (whole bars, at least 4).
     sr : int, default 22050
         Sample rate.
+    stems : bool, default False
+        Also write each song's stems (drums, bass, chords, lead) as WAV files in a
+        ``demo_XX.stems/`` folder beside it, which ingest records as the track's stems.
 
     Returns
     -------
@@ -876,7 +880,7 @@ def demo_library(
             seed=seed * 1000 + i,
         )
         path = folder / f"demo_{i + 1:02d}.{('wav', 'flac', 'ogg')[i % 3]}"
-        write_song(song, path)
+        write_song(song, path, stems_dir=path.with_suffix(".stems") if stems else None)
         truth.append(
             {
                 "path": str(path),
