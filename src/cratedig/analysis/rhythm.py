@@ -12,23 +12,34 @@ Method
    the onsets *between* its beats stay weak compared with those *on* its beats (at the true beat
    only subdivisions fall between; one level too slow, the backbeat does). The acceptance
    threshold moves with a log-normal tempo prior (120 BPM, one octave), so strong evidence is
-   needed to leave the common range; the mid band alone (snare and chords, without the hats
-   that fill every subdivision) nearly silent between beats is such evidence, prior or not.
+   needed to leave the common range; the mid band alone (snare and chords) nearly silent between
+   beats is such evidence, prior or not, when it plays on nearly every one of the slower beats.
+   **Pulse family (the 3:4 / 2:3 decision).** The walk's level is then compared with its 3:4 and
+   2:3 relatives and with the cleanest pulse of each of five onset features (kick band, snare
+   band, hats, broadband flux, harmonic change), by :func:`family_scores`: how cleanly each
+   feature forms a pulse at the family's levels, how much of it the family's sixteenth grid
+   explains, and whether the kick marks the beat itself. A dotted-eighth pluck or a 3-3-2 riff
+   explains itself but not the kick; the beat explains both. Another family must win clearly.
+   The closer of the two decisions gives the tempo's confidence and runner-up.
    The constants were set on development data only.
 3. **Beat grid.** DJ music is played to a fixed grid, so a constant-tempo grid is fitted to the
    onset peaks near each predicted beat (robust least squares, two passes), which measures the
    tempo to ~0.01 BPM over a whole track. If residuals show the tempo wanders (live drummers),
    the beats come instead from dynamic programming (librosa's Ellis tracker) on our envelope.
-4. **Meter and downbeats.** Per-beat cues, z-scored: harmonic change (chords change at bar
-   starts), low-band onset (the kick marks beat 1) and onset strength. For meters 3 and 4 and each
-   phase, the contrast of the cues on the candidate downbeats against the other beats is
-   measured; the best (meter, phase) wins.
+4. **Meter and downbeats.** Eight per-beat cues, z-scored (:data:`DOWNBEAT_CUES`: bass and
+   chord changes, kick, snare, hats, all onsets, timbre change, loudness rise). For meters 3 and 4
+   and each phase, the contrast of the cues on the candidate downbeats against the other beats,
+   plus a "music starts on a downbeat" prior, is weighed by a softmax regression fitted on
+   development data (``bench/fit_downbeats.py``); the best (meter, phase) wins, and its margins
+   give the meter and downbeat confidences.
 
 References
 ----------
 Ellis, D. (2007) "Beat tracking by dynamic programming", JNMR 36(1).
 Davies, M. & Plumbley, M. (2007) "Context-dependent beat tracking of musical audio", IEEE TASLP.
 Durand, S. et al. (2017) "Robust downbeat tracking using an ensemble of CNNs" (cue design).
+Zapata, J., Davies, M. & Gómez, E. (2014) "Multi-feature beat tracking", IEEE/ACM TASLP 22(4)
+(several onset features judged by how well they agree: the idea behind the family vote).
 """
 
 from __future__ import annotations
