@@ -38,18 +38,13 @@ import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cratedig.analysis import features as feat
-from cratedig.analysis.frontend import compute_frontend
-from cratedig.analysis.pipeline import SEGMENT_KEY_PRIOR, analyze_signal
-from cratedig.analysis.records import Segment, SegmentFeatures
-from cratedig.analysis.rhythm import ONSET_LAG
-from cratedig.analysis.tonal import chroma_from_frontend, estimate_key
+from cratedig.analysis.records import Segment
+from cratedig.learn.pairs import Grid, grid_of_mix, segments_on_grid
 from cratedig.match import SegmentBatch, score_candidates
 from cratedig.match.scoring import harmonic_fit
 from cratedig.synth import synthesize_song
@@ -64,84 +59,16 @@ MIN_ACTIVE_BARS = 0.75
 TARGET_TOP1 = 0.9
 
 
-@dataclass
-class Grid:
-    """Bar bounds (seconds) and phrases (first bar, bars) found on the full mix."""
-
-    starts: np.ndarray
-    ends: np.ndarray
-    phrases: list[tuple[int, int]]
-    meter: int
-    tempo: float
-    tuning: float
-
-
 def mix_grid(y: np.ndarray, sr: int, track_id: str) -> Grid:
-    a = analyze_signal(y, sr=sr, track_id=track_id)
-    starts = np.asarray(a.downbeats, np.float64)
-    bar = a.time_signature[0] * 60.0 / a.tempo
-    ends = np.r_[starts[1:], min(starts[-1] + bar, len(y) / sr)]
-    phrases = [(s.bar, s.bars) for s in a.segments]
-    return Grid(starts, ends, phrases, a.time_signature[0], a.tempo, a.tuning)
+    """The bar grid the analysis finds on the full mix (shared with the stem-pair sampler)."""
+    return grid_of_mix(y, sr=sr)
 
 
 def features_on_grid(
     y: np.ndarray, sr: int, grid: Grid, *, track_id: str, scale: float = 1.0
 ) -> list[Segment]:
-    """Phrase segments of ``y`` cut on ``grid`` (times divided by ``scale``, tempo times it).
-
-    Mirrors ``cratedig.analysis.pipeline._phrase_segments`` but on a given grid; an
-    ``analyze_signal(..., grid=...)`` would make this unnecessary.
-    """
-    fe = compute_frontend(y, sr=sr)
-    chroma = chroma_from_frontend(fe, tuning=grid.tuning)
-    bass = chroma_from_frontend(fe, tuning=grid.tuning, bass=True)
-    starts, ends = grid.starts / scale, grid.ends / scale
-    bchroma = feat.bar_chroma(chroma, fe.tonal_fps, starts, ends)
-    frac = np.arange(grid.meter) / grid.meter
-    beat_s = (starts[:, None] + (ends - starts)[:, None] * frac).ravel()
-    beat_e = (starts[:, None] + (ends - starts)[:, None] * (frac + 1.0 / grid.meter)).ravel()
-    beat_chroma = feat.bar_chroma(chroma, fe.tonal_fps, beat_s, beat_e)
-    rhythm_rows = feat.rhythm_pattern(fe, starts, ends, grid.meter, lag=ONSET_LAG)
-    seg_s = np.array([starts[b] for b, _ in grid.phrases])
-    seg_e = np.array([ends[b + n - 1] for b, n in grid.phrases])
-    seg_db = feat.rms_db(fe, seg_s, seg_e)
-    loudest = float(seg_db.max())
-    prior = np.zeros(24)
-    prior[int(np.argmax(estimate_key(chroma, bass).scores))] = SEGMENT_KEY_PRIOR
-    out = []
-    for i, (b0, n) in enumerate(grid.phrases):
-        lo = int(np.floor(seg_s[i] * fe.tonal_fps))
-        hi = max(int(np.ceil(seg_e[i] * fe.tonal_fps)), lo + 1)
-        k = estimate_key(chroma[lo:hi], bass[lo:hi], prior=prior)
-        rhythm = rhythm_rows[b0 : b0 + n].mean(axis=0)
-        top = float(rhythm.max())
-        out.append(
-            Segment(
-                id=f"{track_id}_{i}",
-                track_id=track_id,
-                index=i,
-                level="phrase",
-                start=float(seg_s[i]),
-                end=float(seg_e[i]),
-                bar=int(b0),
-                bars=int(n),
-                label="",
-                tempo=grid.tempo * scale,
-                key=k.key,
-                features=SegmentFeatures(
-                    chroma=bchroma[b0 : b0 + n],
-                    beat_chroma=beat_chroma[b0 * grid.meter : (b0 + n) * grid.meter],
-                    rhythm=rhythm / top if top > 0 else rhythm,
-                    spectral_balance=feat.spectral_balance(fe, float(seg_s[i]), float(seg_e[i])),
-                    energy=float(10 ** ((seg_db[i] - loudest) / 20.0)),
-                    rms_db=float(seg_db[i]),
-                    loudness=0.0,
-                    key_clarity=k.clarity,
-                ),
-            )
-        )
-    return out
+    """Phrase segments of a stem (or a stretched copy) cut on the mix's grid."""
+    return segments_on_grid(y, sr=sr, grid=grid, track_id=track_id, scale=scale)
 
 
 def song_segments(spec: tuple[int, float, str, int, int, str]) -> dict[str, Any]:

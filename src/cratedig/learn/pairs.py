@@ -93,7 +93,9 @@ def grid_of_mix(y: np.ndarray, *, sr: int) -> Grid:
     )
 
 
-def segments_on_grid(y: np.ndarray, *, sr: int, grid: Grid, track_id: str) -> list[Segment]:
+def segments_on_grid(
+    y: np.ndarray, *, sr: int, grid: Grid, track_id: str, scale: float = 1.0
+) -> list[Segment]:
     """Phrase segments of ``y`` cut on ``grid`` (as the analysis pipeline cuts its own).
 
     Parameters
@@ -103,11 +105,14 @@ def segments_on_grid(y: np.ndarray, *, sr: int, grid: Grid, track_id: str) -> li
     grid : Grid
     track_id : str
         Prefix of the segment ids (``<track_id>_<n>``).
+    scale : float > 0
+        ``y`` is the grid's audio played ``scale`` times faster (a time-stretched copy): bar
+        times are divided by it and the tempo multiplied.
     """
     fe = compute_frontend(y, sr=sr)
     chroma = chroma_from_frontend(fe, tuning=grid.tuning)
     bass = chroma_from_frontend(fe, tuning=grid.tuning, bass=True)
-    starts, ends = grid.starts, grid.ends
+    starts, ends = grid.starts / scale, grid.ends / scale
     bchroma = feat.bar_chroma(chroma, fe.tonal_fps, starts, ends)
     frac = np.arange(grid.meter) / grid.meter
     span = (ends - starts)[:, None]
@@ -139,7 +144,7 @@ def segments_on_grid(y: np.ndarray, *, sr: int, grid: Grid, track_id: str) -> li
                 bar=int(b0),
                 bars=int(n),
                 label="",
-                tempo=grid.tempo,
+                tempo=grid.tempo * scale,
                 key=k.key,
                 features=SegmentFeatures(
                     chroma=bchroma[b0 : b0 + n],
