@@ -428,20 +428,7 @@ def store_model(
 
 def list_models(session: Session, kind: str) -> list[ModelInfo]:
     """Every model of ``kind``, oldest first."""
-    rows = session.scalars(
-        select(ModelRow).where(ModelRow.kind == kind).order_by(ModelRow.version)
-    ).all()
-    return [
-        ModelInfo(
-            kind=r.kind,
-            version=r.version,
-            trained_at=r.trained_at,
-            parameters=dict(r.parameters),
-            metrics=dict(r.metrics),
-            artefact=r.artefact,
-        )
-        for r in rows
-    ]
+    return all_models(session, kind)
 
 
 def activate_model(session: Session, kind: str, version: int) -> bool:
