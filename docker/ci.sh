@@ -41,7 +41,7 @@ podman export "$cid" | tar -C "$rootfs" -x
 podman rm "$cid" >/dev/null
 echo "largest parts of the image:"
 du -xsm "$rootfs"/opt/cratedig/lib/python3*/site-packages/* "$rootfs"/usr/lib/x86_64-linux-gnu \
-  "$rootfs"/usr/lib/python3* 2>/dev/null | sort -rn | head -12
+  "$rootfs"/usr/lib/python3* 2>/dev/null | sort -rn | sed -n 1,12p  # sed reads everything: no SIGPIPE under pipefail
 # A tiny library of synthesized songs inside the image's /music.
 .venv/bin/python - "$rootfs/music" <<'PY'
 import sys
