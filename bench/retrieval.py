@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from cratedig.analysis.records import Segment
+from cratedig.learn.metrics import mean_reciprocal_rank, single_relevant_ndcg
 from cratedig.learn.pairs import Grid, grid_of_mix, segments_on_grid
 from cratedig.match import SegmentBatch, score_candidates
 from cratedig.match.scoring import harmonic_fit
@@ -206,8 +207,8 @@ def evaluate(
         "candidates_per_query": float(np.mean([len(songs[0]["segments"]["true"])])) if songs else 0,
         "top1": float(np.mean(r == 1)),
         "transposed_first": transposed_first,
-        "mrr": float(np.mean(1.0 / r)),
-        "ndcg@10": float(np.mean(np.where(r <= 10, 1.0 / np.log2(r + 1), 0.0))),
+        "mrr": mean_reciprocal_rank(r),
+        "ndcg@10": single_relevant_ndcg(r, 10),
         "beats": {d: float(np.mean(v)) for d, v in wins.items()},
         "undo": {d: float(np.mean(v)) for d, v in undo.items()},
         "per_query": per_query,

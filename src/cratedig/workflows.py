@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -758,8 +759,8 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     if test.any() and len(set(y[~test])) == 2:
         probe = fit(X[~test], y[~test], names, sample_weight=w[~test])
         q = np.array(queries)
-        metrics["pairwise_accuracy_rule"] = _pairwise_accuracy(rule[test], y[test], q[test])
-        metrics["pairwise_accuracy_learned"] = _pairwise_accuracy(
+        metrics["pairwise_accuracy_rule"] = _pairwise(rule[test], y[test], q[test])
+        metrics["pairwise_accuracy_learned"] = _pairwise(
             probe.learned(X[test], names), y[test], q[test]
         )
     ranker = fit(X, y, names, sample_weight=w)
@@ -775,14 +776,12 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     return {"kind": RANKER_KIND, "version": version, "metrics": metrics}
 
 
-def _pairwise_accuracy(score: Any, y: Any, groups: Any) -> float | None:
-    """Share of (positive, negative) pairs of one query ranked the right way round."""
-    wins = []
-    for gname in set(groups.tolist()):
-        m = groups == gname
-        pos, neg = score[m & (y == 1)], score[m & (y == 0)]
-        wins += [bool(a > b) for a in pos for b in neg]
-    return round(sum(wins) / len(wins), 4) if wins else None
+def _pairwise(score: Any, y: Any, groups: Any) -> float | None:
+    """Pairwise accuracy rounded for the models table; None when nothing could be measured."""
+    from cratedig.learn.metrics import pairwise_accuracy
+
+    acc = pairwise_accuracy(score, y, groups)
+    return None if math.isnan(acc) else round(acc, 4)
 
 
 def list_models(library: Library, *, kind: str = RANKER_KIND) -> list[dict[str, Any]]:
