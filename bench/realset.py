@@ -15,6 +15,15 @@ analysis of the audio):
   are exact even through speed/tempo changes, pattern breaks and loops. Rows per beat/bar from
   the IT highlight, else 4/16 assumed (``tempo_level_certain: false``). No key.
 
+* **Frets on Fire songs** (``fretsonfire-songs-muldjord``, ``fretsonfire-songs-sectoid``): eight
+  produced rock/metal recordings (band + lead guitar, mixed here from the game's two stems).
+  Truth from the song's ``notes.mid`` chart, which the game scrolls in sync with the audio: the
+  tempo (one tempo event each), beats on the chart's quarter-note grid from time 0 (plus the
+  ``delay`` of ``song.ini``), downbeats every four beats (MIDI's default and the charts' own
+  4/4 where they state it). The first ``PRODUCED_SECONDS`` are used. Metal at 170-190 BPM is
+  often felt at half that: ``tempo_level_certain`` is false, so these count in Acc2 and in beat
+  and downbeat F at any level. No key.
+
 Plus **Rubber Band copies** (pedalboard) of ten sources, including five game-music OGG files
 that have no truth of their own: ×1.06, ×0.92 time stretches and +2, -3 semitone shifts, for
 equivariance (truth is relative to the source).
@@ -56,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-BUILD_VERSION = 3
+BUILD_VERSION = 4
 SR = 44100
 CACHE_ROOT = Path(__file__).resolve().parent / ".cache" / "realset"
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -89,6 +98,13 @@ AUDIO_SOURCES = {
         ("AngusBackground.ogg", "KerberosBackground.ogg"),
     ),
 }
+#: Debian package -> folder of Frets on Fire songs (one folder per song: song.ogg, guitar.ogg,
+#: notes.mid, song.ini).
+FOF_PACKAGES = {
+    "fretsonfire-songs-muldjord": "usr/share/games/fretsonfire/data/songs/muldjord",
+    "fretsonfire-songs-sectoid": "usr/share/games/fretsonfire/data/songs/sectoid",
+}
+PRODUCED_SECONDS = 120.0
 MODULE_EXT = (".mod", ".xm", ".s3m", ".it")
 MIN_SECONDS, MAX_SECONDS = 30.0, 100.0  # tracker renders: loop short songs up to 30 s
 MAX_RENDER_SECONDS = 120.0  # Hydrogen / MuseScore renders are cut here
@@ -662,6 +678,181 @@ def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------
+# Frets on Fire: produced recordings with a chart tempo map
+def fof_chart(notes_mid: Path) -> tuple[float, tuple[int, int] | None]:
+    """(the one tempo of the chart in BPM, its time signature or None) from ``notes.mid``."""
+    import mido
+
+    midi = mido.MidiFile(str(notes_mid))
+    tempi, signatures = set(), set()
+    for track in midi.tracks:
+        for msg in track:
+            if msg.type == "set_tempo":
+                tempi.add(round(mido.tempo2bpm(msg.tempo), 6))
+            elif msg.type == "time_signature":
+                signatures.add((msg.numerator, msg.denominator))
+    if len(tempi) != 1:
+        raise ValueError(f"tempo map with {len(tempi)} tempi")
+    if len(signatures) > 1:
+        raise ValueError(f"time signatures {sorted(signatures)}")
+    return float(tempi.pop()), (signatures.pop() if signatures else None)
+
+
+def fof_chart_offset(folder: Path, bpm: float, delay: float) -> tuple[float, float]:
+    """Seconds the audio lags the chart, and the peak/median contrast of that estimate.
+
+    The chart's expert gems (MIDI notes 96-100) were placed by hand on the lead guitar's notes:
+    the lag (within ±0.4 s) that puts the guitar stem's onset strength highest at the gem times
+    is the chart's offset against the audio.
+    """
+    import librosa
+    import mido
+
+    midi = mido.MidiFile(str(folder / "notes.mid"))
+    ticks = sorted(
+        {
+            t
+            for track in midi.tracks
+            for t, msg in zip(np.cumsum([m.time for m in track]), track, strict=True)
+            if msg.type == "note_on" and msg.velocity > 0 and 96 <= msg.note <= 100
+        }
+    )
+    gems = delay + np.asarray(ticks, dtype=float) * 60.0 / bpm / midi.ticks_per_beat
+    y, sr = librosa.load(str(folder / "guitar.ogg"), sr=22050, duration=PRODUCED_SECONDS)
+    hop = 128
+    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)
+    fps = sr / hop
+    gems = gems[gems < PRODUCED_SECONDS - 1]
+    lags = np.arange(-0.4, 0.4, 1 / fps)
+    scores = []
+    for lag in lags:
+        idx = np.round((gems + lag) * fps).astype(int)
+        idx = idx[(idx >= 0) & (idx < len(env))]
+        scores.append(float(env[idx].mean()) if idx.size else 0.0)
+    best = int(np.argmax(scores))
+    return float(lags[best]), scores[best] / max(float(np.median(scores)), 1e-9)
+
+
+def render_fof(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
+    """Mix a Frets on Fire song's two stems and take its truth from the chart."""
+    import configparser
+
+    import soundfile as sf
+    import soxr
+
+    folder, package, out_dir, licence = args
+    source_id = f"{package}:{folder.name}"
+    item = base_item(source_id, "produced", package, str(folder), licence)
+    bpm, signature = fof_chart(folder / "notes.mid")
+    if signature not in (None, (4, 4)):
+        raise ValueError(f"time signature {signature}")
+    ini = configparser.ConfigParser(strict=False)
+    ini.read(folder / "song.ini")
+    delay = float(ini.get("song", "delay", fallback="0") or 0) / 1000.0
+    stems = []
+    for name in ("song.ogg", "guitar.ogg"):
+        y, sr = sf.read(str(folder / name), dtype="float32", always_2d=True)
+        if sr != SR:
+            y = soxr.resample(y, sr, SR).astype(np.float32)
+        stems.append(y)
+    n = min(len(y) for y in stems)
+    y = sum(st[:n] for st in stems)[: int(PRODUCED_SECONDS * SR)]
+    dur = len(y) / SR
+    period = 60.0 / bpm
+    offset, contrast = fof_chart_offset(folder, bpm, delay)
+    beats = delay + offset + period * np.arange(-1, int(dur / period) + 1)
+    beats = beats[beats >= 0]
+    beats = beats[beats < dur - 0.05]
+    downbeats = delay + offset + 4 * period * np.arange(int(dur / period / 4) + 1)
+    downbeats = downbeats[(downbeats >= 0) & (downbeats < dur - 0.05)]
+    item.update(
+        tempo=round(bpm, 4),
+        tempo_steady=True,
+        tempo_level_certain=False,
+        beats=np.round(beats, 5).tolist(),
+        downbeats=np.round(downbeats, 5).tolist(),
+        beats_exact=True,
+        beat_level_certain=False,
+        downbeats_certain=True,
+        meter=4,
+        meter_certain=True,
+        chart_delay_s=delay,
+        chart_offset_s=round(offset, 4),
+    )
+    item["notes"].append(
+        f"chart tempo {bpm:g} BPM, grid from {(delay + offset) * 1000:.0f} ms: the audio lags "
+        f"the chart by {offset * 1000:.0f} ms (expert gems vs guitar onsets, contrast "
+        f"{contrast:.2f})"
+        + ("" if signature else "; no time signature in the chart (MIDI default 4/4)")
+    )
+    item["format"] = fmt_for(source_id, ("mp3", "flac", "ogg"))
+    out = out_dir / f"{item['id']}.{item['format']}"
+    y *= 0.89 / max(float(np.abs(y).max()), 1e-9)
+    encode(y, SR, out)
+    item["duration"] = round(dur, 3)
+    item["path"] = out.name
+    return item
+
+
+def fof_jobs(root: Path, songs_dir: Path) -> list[tuple[Path, str, Path, str]]:
+    jobs = []
+    for package, folder in FOF_PACKAGES.items():
+        fetch_package(package, root)
+        lic = licence_of(root / "pkgroot", package)
+        for song in sorted((root / "pkgroot" / folder).iterdir()):
+            if (song / "notes.mid").exists() and (song / "guitar.ogg").exists():
+                jobs.append((song, package, songs_dir, lic))
+    return jobs
+
+
+def add_produced(manifest: Path, workers: int = 2) -> None:
+    """Upgrade a version-3 set in place: add the Frets on Fire songs and their copies."""
+    root = manifest.parent
+    data = json.loads(manifest.read_text())
+    songs_dir, copies_dir = root / "songs", root / "copies"
+    spawn = multiprocessing.get_context("spawn")
+    items, failures = [], list(data["failures"])
+    with ProcessPoolExecutor(workers, mp_context=spawn) as procs:
+        jobs = fof_jobs(root, songs_dir)
+        log(f"adding {len(jobs)} Frets on Fire songs ...")
+        futs = {procs.submit(render_fof, j): j[0].name for j in jobs}
+        for fut, name in futs.items():
+            try:
+                items.append(fut.result())
+            except Exception as exc:
+                failures.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+                log("  failed:", failures[-1])
+        lags = list(
+            procs.map(
+                onset_lag, [str(songs_dir / i["path"]) for i in items], [i["beats"] for i in items]
+            )
+        )
+        bias = data.get("onset_lag_bias_s", 0.0)
+        for i, lag in zip(items, lags, strict=True):
+            i["onset_lag_ms"] = round((lag - bias) * 1000, 1)
+        copy_jobs = [
+            (s, tag, k, r, songs_dir, copies_dir) for s in items for tag, k, r in COPY_PLAN
+        ]
+        log(f"making {len(copy_jobs)} Rubber Band copies ...")
+        copies = list(procs.map(make_copy, copy_jobs))
+    for i in items:
+        i["path"] = f"songs/{i['path']}"
+    for c in copies:
+        c["path"] = f"copies/{c['path']}"
+    known = {i["id"] for i in data["songs"]}
+    data["songs"] = sorted(
+        data["songs"] + [i for i in items if i["id"] not in known], key=lambda i: i["id"]
+    )
+    data["copies"] += [c for c in copies if c["source"] not in known]
+    data["failures"] = failures
+    data["version"] = BUILD_VERSION
+    data["upgraded"] = time.strftime("%Y-%m-%d %H:%M:%S") + ": Frets on Fire songs added"
+    tmp = manifest.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=_json_default))
+    tmp.replace(manifest)
+
+
+# ------------------------------------------------------------------------------------------
 # Plain recordings (copy sources only) and Rubber Band copies
 def take_audio(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
     """The first AUDIO_SECONDS of a game-music recording; no truth."""
@@ -733,6 +924,9 @@ def build(force: bool = False, workers: int = 2) -> Path:
     manifest = root / "truth.json"
     if manifest.exists() and not force:
         data = json.loads(manifest.read_text())
+        if data.get("version") == 3:  # everything but the produced songs: add them
+            add_produced(manifest, workers)
+            data = json.loads(manifest.read_text())
         if data.get("version") == BUILD_VERSION:
             return manifest
     t0 = time.time()
@@ -775,6 +969,7 @@ def build(force: bool = False, workers: int = 2) -> Path:
         futs |= {threads.submit(render_musescore, s, songs_dir, mslic): s.name for s in scores}
         futs |= {procs.submit(render_module, m): m[0].name for m in modules}
         futs |= {procs.submit(take_audio, r): r[0].name for r in recordings}
+        futs |= {procs.submit(render_fof, j): j[0].name for j in fof_jobs(root, songs_dir)}
         for fut, name in futs.items():
             try:
                 items.append(fut.result())
@@ -830,6 +1025,7 @@ def build(force: bool = False, workers: int = 2) -> Path:
     steady_rest = [i for i in items if i["kind"] in ("tracker", "hydrogen") and i["tempo_steady"]]
     steady_rest.sort(key=lambda i: hashlib.sha1(i["source_id"].encode()).hexdigest())
     sources += steady_rest[: max(0, 10 - len(sources))]
+    sources += [i for i in items if i["kind"] == "produced"]
     jobs = [(s, tag, k, r, songs_dir, copies_dir) for s in sources for tag, k, r in COPY_PLAN]
     log(f"making {len(jobs)} Rubber Band copies of {len(sources)} sources ...")
     copies = []
@@ -848,6 +1044,7 @@ def build(force: bool = False, workers: int = 2) -> Path:
         "built": time.strftime("%Y-%m-%d %H:%M:%S"),
         "build_seconds": round(time.time() - t0, 1),
         "hydrogen_render_latency_s": latency,
+        "onset_lag_bias_s": bias,
         "failures": failures,
         "songs": items,
         "copies": copies,
@@ -907,7 +1104,7 @@ def summarize(data: dict[str, Any]) -> str:
             "render latency (first onset - first note), ms: "
             + ", ".join(
                 f"{k}: median {1000 * np.median([s['render_latency_s'] for s in songs if s['kind'] == k and s.get('render_latency_s') is not None]):.1f}"
-                for k in ("hydrogen", "musescore", "tracker")
+                for k in ("hydrogen", "musescore", "tracker", "produced")
                 if any(s["kind"] == k and s.get("render_latency_s") is not None for s in songs)
             )
         )
