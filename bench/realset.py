@@ -24,6 +24,15 @@ analysis of the audio):
   often felt at half that: ``tempo_level_certain`` is false, so these count in Acc2 and in beat
   and downbeat F at any level. No key.
 
+* **Scores from the music21 corpus** (PyPI ``music21``, the ``bench-peers`` extra): string
+  quartets of Haydn, Mozart and Beethoven, Schumann's quartets and songs, and single pieces of
+  other composers — multi-instrument pieces with key signatures. Exported to MIDI by music21
+  and rendered with FluidSynth (General MIDI timbres: human-written music, synthetic sound).
+  Truth as for MuseScore scores (tempo map, meter, beats, downbeats from the MIDI export; the
+  key from the key signature in force over the excerpt, the mode from the movement's final bass
+  note), over the first ``CORPUS_SECONDS`` of each movement, where the
+  home key is established. Bach chorales and the modal Renaissance repertoire are left out.
+
 Plus **Rubber Band copies** (pedalboard) of ten sources, including five game-music OGG files
 that have no truth of their own: ×1.06, ×0.92 time stretches and +2, -3 semitone shifts, for
 equivariance (truth is relative to the source).
@@ -65,7 +74,7 @@ from typing import Any
 
 import numpy as np
 
-BUILD_VERSION = 4
+BUILD_VERSION = 5
 SR = 44100
 CACHE_ROOT = Path(__file__).resolve().parent / ".cache" / "realset"
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -105,6 +114,13 @@ FOF_PACKAGES = {
     "fretsonfire-songs-sectoid": "usr/share/games/fretsonfire/data/songs/sectoid",
 }
 PRODUCED_SECONDS = 120.0
+#: music21 corpus composers (folders) whose pieces join the set; .krn twins of .mxl files skipped.
+CORPUS_COMPOSERS = (
+    "beethoven", "mozart", "haydn", "schumann_robert", "schumann_clara", "corelli", "cpebach",
+    "handel", "joplin", "chopin", "beach", "johnson_j_r", "liliuokalani", "schubert", "verdi",
+    "weber",
+)  # fmt: skip
+CORPUS_SECONDS = 60.0
 MODULE_EXT = (".mod", ".xm", ".s3m", ".it")
 MIN_SECONDS, MAX_SECONDS = 30.0, 100.0  # tracker renders: loop short songs up to 30 s
 MAX_RENDER_SECONDS = 120.0  # Hydrogen / MuseScore renders are cut here
@@ -379,38 +395,34 @@ def concert_key_signature(score: Path) -> tuple[int | None, str | None, str]:
     return accs.pop(), mode, ""
 
 
-def render_musescore(score: Path, out_dir: Path, licence: str) -> dict[str, Any]:
-    import pretty_midi
-    import soundfile as sf
+def key_from_signature(
+    item: dict[str, Any], acc: int, mode_tag: str | None, bass: int, where: str
+) -> None:
+    """Key of ``item`` from a key signature (``acc`` sharps, negative flats) and a tonic note.
 
-    package = package_of(score) or "musescore3-common"
-    source_id = f"{package}:{score.name}"
-    item = base_item(source_id, "musescore", package, str(score), licence)
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    with tempfile.TemporaryDirectory() as tmp:
-        wav, mid = Path(tmp) / "x.wav", Path(tmp) / "x.mid"
-        for target in (wav, mid):
-            subprocess.run(
-                ["musescore3", "-o", str(target), str(score)],
-                env=env,
-                capture_output=True,
-                timeout=600,
-                check=True,
-            )
-        y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-        import warnings
+    An explicit mode tag decides; otherwise the bass note ``where`` (the final one, or the first
+    and final ones agreeing) must be the major or the relative minor tonic of the signature
+    (``key_certain: false``, inferred), else the piece gets no key.
+    """
+    major = (7 * acc) % 12
+    if mode_tag in ("major", "minor"):
+        tonic, mode, certain = (major if mode_tag == "major" else (major + 9) % 12), mode_tag, True
+    elif bass == major:
+        tonic, mode, certain = major, "major", False
+    elif bass == (major + 9) % 12:
+        tonic, mode, certain = (major + 9) % 12, "minor", False
+    else:
+        item["notes"].append(f"no key: signature {acc:+d} but {where} note {PITCH_CLASSES[bass]}")
+        return
+    item.update(key=PITCH_CLASSES[tonic], mode=mode, key_certain=certain, key_signature=acc)
+    item["notes"].append(
+        f"key from signature {acc:+d}, mode from {where} {PITCH_CLASSES[bass]}"
+        + ("" if certain else " (inferred)")
+    )
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pm = pretty_midi.PrettyMIDI(str(mid))
-        shutil.copy(mid, out_dir / f"{item['id']}.mid")
-    assert sr == SR, sr
-    y = y[: int(MAX_RENDER_SECONDS * sr)]
-    dur = len(y) / sr
-    notes = [(n.start, n.end, n.pitch) for i in pm.instruments if not i.is_drum for n in i.notes]
-    first_note = min(n[0] for n in notes)
-    item["render_latency_s"] = round(first_onset(y, sr) - first_note, 5)
 
+def midi_grid_truth(item: dict[str, Any], pm: Any, dur: float, first_note: float) -> None:
+    """Fill tempo, meter, beats and downbeats of ``item`` from a score's MIDI export."""
     # Tempo map: steady when every tempo is within ±4 % of the first.
     _, tempi = pm.get_tempo_changes()
     tempo_steady = bool(np.all(np.abs(tempi / tempi[0] - 1) <= STEADY_TOLERANCE))
@@ -456,38 +468,49 @@ def render_musescore(score: Path, out_dir: Path, licence: str) -> dict[str, Any]
         item["notes"].append(
             f"tempo changes {tempi.min():.0f}-{tempi.max():.0f} BPM (quarter): beats only"
         )
+
+
+def render_musescore(score: Path, out_dir: Path, licence: str) -> dict[str, Any]:
+    import pretty_midi
+    import soundfile as sf
+
+    package = package_of(score) or "musescore3-common"
+    source_id = f"{package}:{score.name}"
+    item = base_item(source_id, "musescore", package, str(score), licence)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    with tempfile.TemporaryDirectory() as tmp:
+        wav, mid = Path(tmp) / "x.wav", Path(tmp) / "x.mid"
+        for target in (wav, mid):
+            subprocess.run(
+                ["musescore3", "-o", str(target), str(score)],
+                env=env,
+                capture_output=True,
+                timeout=600,
+                check=True,
+            )
+        y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pm = pretty_midi.PrettyMIDI(str(mid))
+        shutil.copy(mid, out_dir / f"{item['id']}.mid")
+    assert sr == SR, sr
+    y = y[: int(MAX_RENDER_SECONDS * sr)]
+    dur = len(y) / sr
+    notes = [(n.start, n.end, n.pitch) for i in pm.instruments if not i.is_drum for n in i.notes]
+    first_note = min(n[0] for n in notes)
+    item["render_latency_s"] = round(first_onset(y, sr) - first_note, 5)
+
+    midi_grid_truth(item, pm, dur, first_note)
     # Key: concert key signature + mode from the final bass note.
     acc, mode_tag, why = concert_key_signature(score)
     if acc is None:
         item["notes"].append(f"no key: {why}")
     else:
-        major = (7 * acc) % 12
         end = max(n[1] for n in notes)
-        final = [n for n in notes if n[1] > end - 0.1]
-        bass = min(n[2] for n in final) % 12
-        if mode_tag in ("major", "minor"):
-            tonic, mode, certain = (
-                (major if mode_tag == "major" else (major + 9) % 12),
-                mode_tag,
-                True,
-            )
-        elif bass == major:
-            tonic, mode, certain = major, "major", False
-        elif bass == (major + 9) % 12:
-            tonic, mode, certain = (major + 9) % 12, "minor", False
-        else:
-            tonic = mode = None
-            certain = False
-            item["notes"].append(
-                f"no key: signature {acc:+d} but final bass note {PITCH_CLASSES[bass]}"
-            )
-        if tonic is not None:
-            item.update(key=PITCH_CLASSES[tonic], mode=mode, key_certain=certain)
-            item["key_signature"] = acc
-            item["notes"].append(
-                f"key from signature {acc:+d}, mode from final bass {PITCH_CLASSES[bass]}"
-                + ("" if certain else " (inferred)")
-            )
+        bass = min(n[2] for n in notes if n[1] > end - 0.1) % 12
+        key_from_signature(item, acc, mode_tag, bass, "final bass")
     item["format"] = fmt_for(source_id, ("ogg", "mp3", "flac"))
     out = out_dir / f"{item['id']}.{item['format']}"
     y *= 0.89 / max(float(np.abs(y).max()), 1e-9)
@@ -678,6 +701,88 @@ def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------
+# music21 corpus scores rendered with FluidSynth
+def corpus_paths() -> list[str]:
+    """Corpus files of ``CORPUS_COMPOSERS``, a .krn dropped where an .mxl of it exists."""
+    from music21 import corpus
+
+    paths = sorted(str(p) for c in CORPUS_COMPOSERS for p in corpus.getComposer(c))
+    stems = {p.rsplit(".", 1)[0] for p in paths if not p.endswith(".krn")}
+    return [p for p in paths if not (p.endswith(".krn") and p.rsplit(".", 1)[0] in stems)]
+
+
+def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
+    import warnings
+
+    import pretty_midi
+    import soundfile as sf
+    from music21 import converter, key, repeat, stream
+
+    from truthset import fluidsynth_render
+
+    path, out_dir = args
+    rel = path.split("/corpus/", 1)[1]
+    source_id = f"music21:{rel}"
+    item = base_item(source_id, "corpus", "music21 (PyPI)", rel, "BSD-3-Clause / public domain")
+    score = converter.parse(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        mid, wav = Path(tmp) / "x.mid", Path(tmp) / "x.wav"
+        try:
+            score.write("midi", fp=str(mid))
+        except repeat.ExpanderException:  # badly formed repeats: play it straight through
+            for m in score.recurse().getElementsByClass(stream.Measure):
+                m.leftBarline = m.rightBarline = None
+            score.remove(
+                list(score.recurse().getElementsByClass(repeat.RepeatExpression)), recurse=True
+            )
+            score.write("midi", fp=str(mid))
+            item["notes"].append("repeats not expanded (badly formed in the file)")
+        fluidsynth_render(mid, wav, SR)
+        y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pm = pretty_midi.PrettyMIDI(str(mid))
+    notes = sorted(
+        (n.start, n.end, n.pitch) for i in pm.instruments if not i.is_drum for n in i.notes
+    )
+    if not notes:
+        raise ValueError("no notes")
+    first_note = notes[0][0]
+    # The excerpt: CORPUS_SECONDS from the first note (a render starts at the MIDI's time 0).
+    dur = min(len(y) / sr, first_note + CORPUS_SECONDS)
+    y = y[: int(dur * sr)]
+    midi_grid_truth(item, pm, dur, first_note)
+    # Key signatures (concert pitch: parts of transposing instruments are skipped) in force over
+    # the excerpt; one value, or no key.
+    sigs, tags = set(), set()
+    for part in score.parts:
+        inst = part.getInstrument(returnDefault=True)
+        if inst.transposition is not None and inst.transposition.semitones % 12:
+            continue
+        for ks in part.recurse().getElementsByClass(key.KeySignature):
+            when = pm.tick_to_time(int(ks.getOffsetInHierarchy(part) * pm.resolution))
+            if when < dur:
+                sigs.add(int(ks.sharps))
+                if isinstance(ks, key.Key) and ks.mode in ("major", "minor"):
+                    tags.add(ks.mode)
+    if len(sigs) != 1:
+        item["notes"].append(f"no key: key signatures {sorted(sigs)} over the excerpt")
+    else:
+        acc = sigs.pop()
+        end = max(n[1] for n in notes)
+        final = min(n[2] for n in notes if n[1] > end - 0.1) % 12
+        key_from_signature(item, acc, tags.pop() if len(tags) == 1 else None, final, "final bass")
+    item["render_latency_s"] = round(first_onset(y, sr) - first_note, 5)
+    item["format"] = fmt_for(source_id, ("ogg", "mp3", "flac", "wav"))
+    out = out_dir / f"{item['id']}.{item['format']}"
+    y *= 0.89 / max(float(np.abs(y).max()), 1e-9)
+    encode(y, sr, out)
+    item["duration"] = round(dur, 3)
+    item["path"] = out.name
+    return item
+
+
+# ------------------------------------------------------------------------------------------
 # Frets on Fire: produced recordings with a chart tempo map
 def fof_chart(notes_mid: Path) -> tuple[float, tuple[int, int] | None]:
     """(the one tempo of the chart in BPM, its time signature or None) from ``notes.mid``."""
@@ -805,33 +910,55 @@ def fof_jobs(root: Path, songs_dir: Path) -> list[tuple[Path, str, Path, str]]:
     return jobs
 
 
-def add_produced(manifest: Path, workers: int = 2) -> None:
-    """Upgrade a version-3 set in place: add the Frets on Fire songs and their copies."""
+def corpus_copy_sources(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ten keyed, steady corpus pieces (by hash, both halves) as sources of Rubber Band copies."""
+    keyed = [i for i in items if i["kind"] == "corpus" and i["key"] and i["tempo_steady"]]
+    keyed.sort(key=lambda i: hashlib.sha1(i["source_id"].encode()).hexdigest())
+    return keyed[:10]
+
+
+def upgrade(manifest: Path, workers: int = 2) -> None:
+    """Upgrade an older set in place, rendering only what is new.
+
+    Version 3 -> 4 adds the Frets on Fire songs, 4 -> 5 the music21 corpus scores; each with
+    its Rubber Band copies.
+    """
     root = manifest.parent
     data = json.loads(manifest.read_text())
     songs_dir, copies_dir = root / "songs", root / "copies"
     spawn = multiprocessing.get_context("spawn")
-    items, failures = [], list(data["failures"])
+    items: list[dict[str, Any]] = []
+    failures = list(data["failures"])
+    version = data["version"]
     with ProcessPoolExecutor(workers, mp_context=spawn) as procs:
-        jobs = fof_jobs(root, songs_dir)
-        log(f"adding {len(jobs)} Frets on Fire songs ...")
-        futs = {procs.submit(render_fof, j): j[0].name for j in jobs}
+        if version == 3:
+            jobs: list[Any] = fof_jobs(root, songs_dir)
+            what, render = "Frets on Fire songs", render_fof
+        else:
+            jobs = [(p, songs_dir) for p in corpus_paths()]
+            what, render = "music21 corpus scores", render_corpus
+        log(f"adding {len(jobs)} {what} ...")
+        futs = {procs.submit(render, j): str(j[0]) for j in jobs}
         for fut, name in futs.items():
             try:
                 items.append(fut.result())
             except Exception as exc:
                 failures.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
                 log("  failed:", failures[-1])
+        with_beats = [i for i in items if i.get("beats")]
         lags = list(
             procs.map(
-                onset_lag, [str(songs_dir / i["path"]) for i in items], [i["beats"] for i in items]
+                onset_lag,
+                [str(songs_dir / i["path"]) for i in with_beats],
+                [i["beats"] for i in with_beats],
             )
         )
         bias = data.get("onset_lag_bias_s", 0.0)
-        for i, lag in zip(items, lags, strict=True):
+        for i, lag in zip(with_beats, lags, strict=True):
             i["onset_lag_ms"] = round((lag - bias) * 1000, 1)
+        sources = items if version == 3 else corpus_copy_sources(items)
         copy_jobs = [
-            (s, tag, k, r, songs_dir, copies_dir) for s in items for tag, k, r in COPY_PLAN
+            (s, tag, k, r, songs_dir, copies_dir) for s in sources for tag, k, r in COPY_PLAN
         ]
         log(f"making {len(copy_jobs)} Rubber Band copies ...")
         copies = list(procs.map(make_copy, copy_jobs))
@@ -845,8 +972,8 @@ def add_produced(manifest: Path, workers: int = 2) -> None:
     )
     data["copies"] += [c for c in copies if c["source"] not in known]
     data["failures"] = failures
-    data["version"] = BUILD_VERSION
-    data["upgraded"] = time.strftime("%Y-%m-%d %H:%M:%S") + ": Frets on Fire songs added"
+    data["version"] = version + 1
+    data.setdefault("upgrades", []).append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {what} added")
     tmp = manifest.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, default=_json_default))
     tmp.replace(manifest)
@@ -924,8 +1051,8 @@ def build(force: bool = False, workers: int = 2) -> Path:
     manifest = root / "truth.json"
     if manifest.exists() and not force:
         data = json.loads(manifest.read_text())
-        if data.get("version") == 3:  # everything but the produced songs: add them
-            add_produced(manifest, workers)
+        while data.get("version") in (3, 4):  # render only what the newer versions add
+            upgrade(manifest, workers)
             data = json.loads(manifest.read_text())
         if data.get("version") == BUILD_VERSION:
             return manifest
@@ -970,6 +1097,7 @@ def build(force: bool = False, workers: int = 2) -> Path:
         futs |= {procs.submit(render_module, m): m[0].name for m in modules}
         futs |= {procs.submit(take_audio, r): r[0].name for r in recordings}
         futs |= {procs.submit(render_fof, j): j[0].name for j in fof_jobs(root, songs_dir)}
+        futs |= {procs.submit(render_corpus, (p, songs_dir)): p for p in corpus_paths()}
         for fut, name in futs.items():
             try:
                 items.append(fut.result())
@@ -1025,7 +1153,7 @@ def build(force: bool = False, workers: int = 2) -> Path:
     steady_rest = [i for i in items if i["kind"] in ("tracker", "hydrogen") and i["tempo_steady"]]
     steady_rest.sort(key=lambda i: hashlib.sha1(i["source_id"].encode()).hexdigest())
     sources += steady_rest[: max(0, 10 - len(sources))]
-    sources += [i for i in items if i["kind"] == "produced"]
+    sources += [i for i in items if i["kind"] == "produced"] + corpus_copy_sources(items)
     jobs = [(s, tag, k, r, songs_dir, copies_dir) for s in sources for tag, k, r in COPY_PLAN]
     log(f"making {len(jobs)} Rubber Band copies of {len(sources)} sources ...")
     copies = []
@@ -1104,7 +1232,7 @@ def summarize(data: dict[str, Any]) -> str:
             "render latency (first onset - first note), ms: "
             + ", ".join(
                 f"{k}: median {1000 * np.median([s['render_latency_s'] for s in songs if s['kind'] == k and s.get('render_latency_s') is not None]):.1f}"
-                for k in ("hydrogen", "musescore", "tracker", "produced")
+                for k in ("hydrogen", "musescore", "tracker", "produced", "corpus")
                 if any(s["kind"] == k and s.get("render_latency_s") is not None for s in songs)
             )
         )
