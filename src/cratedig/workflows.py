@@ -13,6 +13,8 @@ words (``max_shift``, ``tempo_ratio``), never as command-line flags.
 - :func:`render_pair`: hear a suggestion; the query may be a file that is not in the library;
 - :func:`render_mashup`: a partner for every phrase of a song, layered, with its cue sheet;
 - :func:`rate`, :func:`list_ratings`: the user's 1-5 scores of suggestions;
+- :func:`train_ranker`, :func:`evaluate_rankers`: learn from stems and ratings, and measure
+  rule vs learned vs blend on held-out tracks;
 - :func:`list_tracks`, :func:`track_detail`: browse the library.
 
 Examples
@@ -59,6 +61,7 @@ __all__ = [
     "ScanCancelled",
     "activate_model",
     "active_ranker",
+    "evaluate_rankers",
     "list_models",
     "list_ratings",
     "list_tracks",
@@ -817,6 +820,75 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
         repo.set_model_artefact(s, RANKER_KIND, version, path.name)
         repo.activate_model(s, RANKER_KIND, version)
     return {"kind": RANKER_KIND, "version": version, "metrics": metrics}
+
+
+def evaluate_rankers(
+    library: Library,
+    *,
+    folds: int = 4,
+    seed: int = 0,
+    fractions: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0),
+) -> dict[str, Any]:
+    """Rule vs learned vs blend on the library's own stems and ratings, split by track.
+
+    The judged pairs are the self-supervised stem pairs (:func:`stem_training_pairs`: the true
+    accompaniment at the same bars is the one relevant candidate of each stem query) and the
+    ratings that still name their music (graded relevance 1-5; orphans left out). The ranker is
+    trained afresh on the training folds only (nothing is stored, the active model is not used);
+    see :mod:`cratedig.learn.evaluate` for the split, the metrics and the learning curve.
+
+    Returns
+    -------
+    dict
+        :meth:`cratedig.learn.evaluate.Evaluation.to_json` plus ``ratings_left_out`` (ratings
+        whose query is not a library segment).
+
+    Raises
+    ------
+    ParameterError
+        Nothing to evaluate (no songs with stems and no query with two rated candidates, or
+        fewer than two tracks).
+    """
+    import numpy as np
+
+    from cratedig.learn.evaluate import EvaluationSet, evaluate
+
+    pairs = stem_training_pairs(library, seed=seed)
+    items: list[tuple[Any, Any]] = [(p.query, p.candidate) for p in pairs]
+    rows: list[tuple[str, str, float, int, float, str, str]] = [
+        # source, query id, relevance, label, weight, query track, candidate track
+        ("stems", p.query.id, float(p.label), int(p.label), 1.0, p.song,
+         p.candidate.track_id.split("-", 1)[0])
+        for p in pairs
+    ]  # fmt: skip
+    ratings = list_ratings(library, orphaned=False)
+    wanted = sorted({x for r in ratings for x in (r.query_segment, r.candidate_segment)})
+    with library.reader() as s:
+        segs = {seg.id: seg for seg in repo.load_segments(s, segment_ids=wanted)}
+    left_out = 0
+    for r in ratings:
+        if r.query_segment not in segs or r.candidate_segment not in segs:
+            left_out += 1
+            continue
+        q, c = segs[r.query_segment], segs[r.candidate_segment]
+        items.append((q, c))
+        label = 1 if r.score >= 4 else 0 if r.score <= 2 else -1
+        rows.append(("ratings", q.id, float(r.score), label, RATING_WEIGHT, q.track_id, c.track_id))
+    if not items:
+        raise ParameterError(
+            "nothing to evaluate: no song with stems (a vocals or lead stem and others) and "
+            "no ratings (cratedig rate)"
+        )
+    X, names, rule = _pair_matrix(items)
+    source, query, relevance, labels, weight, q_track, c_track = zip(*rows, strict=True)
+    data = EvaluationSet(
+        X=X, names=names, rule=rule, source=np.array(source), query=np.array(query),
+        relevance=np.array(relevance), label=np.array(labels), weight=np.array(weight),
+        query_track=np.array(q_track), candidate_track=np.array(c_track),
+    )  # fmt: skip
+    result = evaluate(data, folds=folds, seed=seed, fractions=fractions).to_json()
+    result["ratings_left_out"] = left_out
+    return result
 
 
 def _pairwise(score: Any, y: Any, groups: Any) -> float | None:
