@@ -90,13 +90,17 @@ def evaluation_body(result: dict[str, Any]) -> str:
         "<h1>cratedig evaluation: rule vs learned vs blend</h1>",
         f'<p class="sub">{esc(result["split"])}: {result["tracks"]} tracks in '
         f"{result['folds']} folds; {pairs['stems']} stem pairs and {pairs['ratings']} rated "
-        f"pairs ({result['cross_track_pairs']} joining two folds, never tested).</p>",
+        "pairs.</p>",
     ]
     for note in result["notes"]:
-        body.append(f'<div class="verdict warn">{esc(note)}</div>')
+        body.append(f'<p class="sub">{esc(note)}</p>')
     for source in ("stems", "ratings"):
         body.append(f"<h2>{esc(SOURCE_TITLES[source].capitalize())}</h2>")
         ms = result["metrics"][source]
+        every = [ms[m][sc] for m in METRIC_TITLES for sc in SCORER_COLOURS]
+        if all(x["value"] is None for x in every) and len({x["reason"] for x in every}) == 1:
+            body.append(f"<p>Nothing measured: {esc(every[0]['reason'])}.</p>")
+            continue
         body.append(
             table(
                 ["measure", "rule", "learned", "blend"],
@@ -115,19 +119,23 @@ def evaluation_body(result: dict[str, Any]) -> str:
         else:
             body.append("<p>Nothing to plot: no query of this kind among the test tracks.</p>")
     body.append("<h2>Learning curve</h2>")
-    rows = []
+    rows: list[list[object]] = []
+    reasons: dict[str, int] = {}
     for p in result["learning_curve"]:
         ms = p["metrics"]
+        cells = []
+        for source in ("stems", "ratings"):
+            for sc in SCORER_COLOURS:
+                m = ms[source]["ndcg@10"][sc]
+                if m["value"] is None:
+                    reasons.setdefault(m.get("reason", "nothing to measure"), len(reasons) + 1)
+                    cells.append(f"n/a [{reasons[m.get('reason', 'nothing to measure')]}]")
+                else:
+                    cells.append(f"{m['value']:.3f}")
         rows.append(
-            [
-                f"{p['fraction']:.0%}",
-                f"{p['stem_pairs']:.0f}",
-                f"{p['ratings']:.0f}",
-                p["models"],
-                *(shown_measure(ms["stems"]["ndcg@10"][sc]) for sc in SCORER_COLOURS),
-                *(shown_measure(ms["ratings"]["ndcg@10"][sc]) for sc in SCORER_COLOURS),
-            ]
-        )
+            [f"{p['fraction']:.0%}", f"{p['stem_pairs']:.0f}", f"{p['ratings']:.0f}", p["models"],
+             *cells]
+        )  # fmt: skip
     body.append(
         table(
             [
@@ -146,6 +154,8 @@ def evaluation_body(result: dict[str, Any]) -> str:
             numeric={1, 2, 3},
         )  # fmt: skip
     )
+    for reason, i in reasons.items():
+        body.append(f'<p class="sub">[{i}] {esc(reason)}</p>')
     return "\n".join(body)
 
 
