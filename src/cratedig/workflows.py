@@ -13,6 +13,8 @@ words (``max_shift``, ``tempo_ratio``), never as command-line flags.
 - :func:`render_pair`: hear a suggestion; the query may be a file that is not in the library;
 - :func:`render_mashup`: a partner for every phrase of a song, layered, with its cue sheet;
 - :func:`rate`, :func:`list_ratings`: the user's 1-5 scores of suggestions;
+- :func:`train_ranker`, :func:`evaluate_rankers`: learn from stems and ratings, and measure
+  rule vs learned vs blend on held-out tracks;
 - :func:`list_tracks`, :func:`track_detail`: browse the library.
 
 Examples
@@ -59,6 +61,7 @@ __all__ = [
     "ScanCancelled",
     "activate_model",
     "active_ranker",
+    "evaluate_rankers",
     "list_models",
     "list_ratings",
     "list_tracks",
@@ -517,6 +520,18 @@ class Rating:
     comment: str | None = None
     created_at: str = ""
     analysis_version: int = 0
+    #: ``attached`` (never moved), ``reattached`` (followed its music after a re-analysis) or
+    #: ``orphaned`` (no segment covers what was rated any more; see ``orphaned``).
+    state: str = "attached"
+    #: Per side (``query``, ``candidate``): the track and the time span rated, in seconds.
+    query_track: str | None = None
+    query_span: tuple[float, float] | None = None
+    candidate_track: str | None = None
+    candidate_span: tuple[float, float] | None = None
+    #: Why the rating is orphaned (one reason per orphaned side), empty otherwise.
+    orphaned: list[str] = field(default_factory=list)
+    #: Every re-attachment: when, side, from and to segment, share of the span covered.
+    reattachments: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -530,6 +545,13 @@ class Rating:
             "comment": self.comment,
             "created_at": self.created_at,
             "analysis_version": self.analysis_version,
+            "state": self.state,
+            "query_track": self.query_track,
+            "query_span": list(self.query_span) if self.query_span else None,
+            "candidate_track": self.candidate_track,
+            "candidate_span": list(self.candidate_span) if self.candidate_span else None,
+            "orphaned": list(self.orphaned),
+            "reattachments": list(self.reattachments),
         }
 
 
@@ -543,8 +565,8 @@ def rate(
     candidate_segment: str,
     score: int,
     *,
-    semitones: int = 0,
-    tempo_ratio: float = 1.0,
+    semitones: int | None = None,
+    tempo_ratio: float | None = None,
     comment: str | None = None,
     query_known: bool = False,
 ) -> int:
@@ -552,6 +574,10 @@ def rate(
 
     Both ids must look like segment ids; the candidate must be a library segment, the query
     too unless ``query_known`` (a file matched on the fly whose segments the caller saw).
+    ``semitones`` / ``tempo_ratio`` are the transform that was heard; left out, the matcher's
+    suggestion for the pair (what ``render`` plays by default), or 0 / 1 when the query is not
+    in the library. Each side's track and time span are stored too, so the rating survives a
+    re-analysis (:func:`cratedig.library.repository.reattach_ratings`).
 
     Raises
     ------
@@ -562,21 +588,29 @@ def rate(
 
     if isinstance(score, bool) or int(score) != score or not 1 <= int(score) <= 5:
         raise ParameterError(f"score {score!r}: must be a whole number from 1 to 5")
+    for what, sid in (("query", query_segment), ("candidate", candidate_segment)):
+        if not SEGMENT_ID.match(sid):
+            raise ParameterError(f"{what} segment {sid!r}: not a segment id (<trackid>_<n>)")
+    wanted = [candidate_segment] if query_known else [query_segment, candidate_segment]
+    with library.reader() as s:
+        found = {seg.id: seg for seg in repo.load_segments(s, segment_ids=wanted)}
+    for sid in wanted:
+        if sid not in found:
+            raise ParameterError(f"segment {sid} is not in the library")
+    if semitones is None or tempo_ratio is None:
+        suggested = (0, 1.0)
+        if query_segment in found:
+            from cratedig.render.service import suggested_transform
+
+            suggested = suggested_transform(found[query_segment], found[candidate_segment])
+        semitones = suggested[0] if semitones is None else semitones
+        tempo_ratio = suggested[1] if tempo_ratio is None else tempo_ratio
     if int(semitones) != semitones or abs(int(semitones)) > 12:
         raise ParameterError(f"semitones {semitones!r}: must be a whole number within -12..12")
     if not any(abs(float(tempo_ratio) - r) < 1e-9 for r in TEMPO_RATIOS):
         raise ParameterError(f"tempo_ratio {tempo_ratio!r}: must be one of 1, 2 or 0.5")
     if comment is not None and len(comment) > MAX_COMMENT:
         raise ParameterError(f"comment: at most {MAX_COMMENT} characters")
-    for what, sid in (("query", query_segment), ("candidate", candidate_segment)):
-        if not SEGMENT_ID.match(sid):
-            raise ParameterError(f"{what} segment {sid!r}: not a segment id (<trackid>_<n>)")
-    wanted = [candidate_segment] if query_known else [query_segment, candidate_segment]
-    with library.reader() as s:
-        found = {seg.id for seg in repo.load_segments(s, segment_ids=wanted)}
-    for sid in wanted:
-        if sid not in found:
-            raise ParameterError(f"segment {sid} is not in the library")
     with library.transaction() as s:
         return repo.add_rating(
             s,
@@ -589,24 +623,36 @@ def rate(
         )
 
 
-def list_ratings(library: Library) -> list[Rating]:
-    """Every rating, oldest first."""
+def list_ratings(library: Library, *, orphaned: bool | None = None) -> list[Rating]:
+    """Every rating, oldest first; only the orphaned ones with ``orphaned=True`` (only the
+    usable ones with False)."""
+
+    def span(start: float | None, end: float | None) -> tuple[float, float] | None:
+        return None if start is None or end is None else (round(start, 3), round(end, 3))
+
     with library.reader() as s:
-        rows = repo.ratings(s)
-    return [
-        Rating(
-            id=r.id,
-            query_segment=r.query_segment_id,
-            candidate_segment=r.candidate_segment_id,
-            score=r.score,
-            semitones=r.semitones,
-            tempo_ratio=r.tempo_ratio,
-            comment=r.comment,
-            created_at=r.created_at.isoformat(),
-            analysis_version=r.analysis_version,
-        )
-        for r in rows
-    ]
+        rows = repo.ratings(s, orphaned=orphaned)
+        return [
+            Rating(
+                id=r.id,
+                query_segment=r.query_segment_id,
+                candidate_segment=r.candidate_segment_id,
+                score=r.score,
+                semitones=r.semitones,
+                tempo_ratio=r.tempo_ratio,
+                comment=r.comment,
+                created_at=r.created_at.isoformat(),
+                analysis_version=r.analysis_version,
+                state=r.state,
+                query_track=r.query_track_id,
+                query_span=span(r.query_start, r.query_end),
+                candidate_track=r.candidate_track_id,
+                candidate_span=span(r.candidate_start, r.candidate_end),
+                orphaned=[x for x in (r.query_orphaned, r.candidate_orphaned) if x],
+                reattachments=list(r.reattachments or []),
+            )
+            for r in rows
+        ]
 
 
 def stem_training_pairs(
@@ -719,7 +765,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     groups = [p.song for p in pairs]
     queries = [p.query.id for p in pairs]
     weights = [1.0] * len(pairs)
-    ratings = list_ratings(library)
+    ratings = list_ratings(library, orphaned=False)  # an orphan no longer names its music
     with library.reader() as s:
         segs = {
             seg.id: seg
@@ -774,6 +820,75 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
         repo.set_model_artefact(s, RANKER_KIND, version, path.name)
         repo.activate_model(s, RANKER_KIND, version)
     return {"kind": RANKER_KIND, "version": version, "metrics": metrics}
+
+
+def evaluate_rankers(
+    library: Library,
+    *,
+    folds: int = 4,
+    seed: int = 0,
+    fractions: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0),
+) -> dict[str, Any]:
+    """Rule vs learned vs blend on the library's own stems and ratings, split by track.
+
+    The judged pairs are the self-supervised stem pairs (:func:`stem_training_pairs`: the true
+    accompaniment at the same bars is the one relevant candidate of each stem query) and the
+    ratings that still name their music (graded relevance 1-5; orphans left out). The ranker is
+    trained afresh on the training folds only (nothing is stored, the active model is not used);
+    see :mod:`cratedig.learn.evaluate` for the split, the metrics and the learning curve.
+
+    Returns
+    -------
+    dict
+        :meth:`cratedig.learn.evaluate.Evaluation.to_json` plus ``ratings_left_out`` (ratings
+        whose query is not a library segment).
+
+    Raises
+    ------
+    ParameterError
+        Nothing to evaluate (no songs with stems and no query with two rated candidates, or
+        fewer than two tracks).
+    """
+    import numpy as np
+
+    from cratedig.learn.evaluate import EvaluationSet, evaluate
+
+    pairs = stem_training_pairs(library, seed=seed)
+    items: list[tuple[Any, Any]] = [(p.query, p.candidate) for p in pairs]
+    rows: list[tuple[str, str, float, int, float, str, str]] = [
+        # source, query id, relevance, label, weight, query track, candidate track
+        ("stems", p.query.id, float(p.label), int(p.label), 1.0, p.song,
+         p.candidate.track_id.split("-", 1)[0])
+        for p in pairs
+    ]  # fmt: skip
+    ratings = list_ratings(library, orphaned=False)
+    wanted = sorted({x for r in ratings for x in (r.query_segment, r.candidate_segment)})
+    with library.reader() as s:
+        segs = {seg.id: seg for seg in repo.load_segments(s, segment_ids=wanted)}
+    left_out = 0
+    for r in ratings:
+        if r.query_segment not in segs or r.candidate_segment not in segs:
+            left_out += 1
+            continue
+        q, c = segs[r.query_segment], segs[r.candidate_segment]
+        items.append((q, c))
+        label = 1 if r.score >= 4 else 0 if r.score <= 2 else -1
+        rows.append(("ratings", q.id, float(r.score), label, RATING_WEIGHT, q.track_id, c.track_id))
+    if not items:
+        raise ParameterError(
+            "nothing to evaluate: no song with stems (a vocals or lead stem and others) and "
+            "no ratings (cratedig rate)"
+        )
+    X, names, rule = _pair_matrix(items)
+    source, query, relevance, labels, weight, q_track, c_track = zip(*rows, strict=True)
+    data = EvaluationSet(
+        X=X, names=names, rule=rule, source=np.array(source), query=np.array(query),
+        relevance=np.array(relevance), label=np.array(labels), weight=np.array(weight),
+        query_track=np.array(q_track), candidate_track=np.array(c_track),
+    )  # fmt: skip
+    result = evaluate(data, folds=folds, seed=seed, fractions=fractions).to_json()
+    result["ratings_left_out"] = left_out
+    return result
 
 
 def _pairwise(score: Any, y: Any, groups: Any) -> float | None:

@@ -1,4 +1,5 @@
-"""Learning: ``train`` (the learned ranker) and ``models`` (list, ``--activate`` to roll back).
+"""Learning: ``train`` (the learned ranker), ``models`` (list, ``--activate`` to roll back) and
+``evaluate`` (rule vs learned vs blend on held-out tracks, with a learning curve).
 
 Parse, call :mod:`cratedig.workflows`, print.
 """
@@ -6,9 +7,11 @@ Parse, call :mod:`cratedig.workflows`, print.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cratedig.cli._options import DbOption, JsonOption, out
@@ -71,7 +74,96 @@ def models_command(
     out.print(t)
 
 
+def evaluate_command(
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", "--report", help="Also write an HTML report with plots (no network)."
+        ),
+    ] = None,
+    folds: Annotated[
+        int, typer.Option("--folds", min=2, help="Folds of tracks (cross-validation).")
+    ] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split by track.")] = 0,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Rule vs learned vs blend on the library's stems and ratings, split by track.
+
+    NDCG@10, MRR, pairwise accuracy and stem-partner top-1 on held-out tracks, and how they
+    grow with the training data. Exit status 1 with one line when there is nothing to
+    evaluate.
+    """
+    from cratedig import workflows
+    from cratedig.fileio import check_output
+    from cratedig.learn.evaluate import SCORERS
+    from cratedig.library.db import open_library
+    from cratedig.reports.evaluation import METRIC_TITLES, SOURCE_TITLES, shown_measure
+
+    if html is not None:
+        check_output(html)  # a bad path is refused before minutes of work
+    with open_library(db, create=False) as lib:
+        result = workflows.evaluate_rankers(lib, folds=folds, seed=seed)
+    if html is not None:
+        from cratedig.reports import evaluation_html
+
+        evaluation_html(result, html)
+    if json_out:
+        print(json.dumps(result), flush=True)
+        return
+    pairs = result["pairs"]
+    t = Table(
+        title=f"{result['split']}: {result['tracks']} tracks, {pairs['stems']} stem pairs, "
+        f"{pairs['ratings']} rated pairs"
+    )
+    for col in ("ground truth", "measure", "rule", "learned", "blend"):
+        t.add_column(col)
+    reasons: dict[str, list[str]] = {}
+    for source in ("stems", "ratings"):
+        shown_metrics = [m for m in METRIC_TITLES if source == "stems" or m != "top1"]
+        cells = result["metrics"][source]
+        every = [cells[m][sc] for m in shown_metrics for sc in SCORERS]
+        if all(x["value"] is None for x in every) and len({x["reason"] for x in every}) == 1:
+            t.add_row(SOURCE_TITLES[source], "all", "n/a", "n/a", "n/a")
+            reasons.setdefault(every[0]["reason"], []).append(SOURCE_TITLES[source])
+            continue
+        for m in shown_metrics:
+            row = []
+            for sc in SCORERS:
+                x = cells[m][sc]
+                row.append(_short(x) if x["value"] is None else shown_measure(x))
+                if x["value"] is None:
+                    what = f"{SOURCE_TITLES[source]} {METRIC_TITLES[m]} {sc}"
+                    reasons.setdefault(x["reason"], []).append(what)
+            t.add_row(SOURCE_TITLES[source], METRIC_TITLES[m], *row)
+    out.print(t)
+    c = Table(title="learning curve: NDCG@10 on held-out tracks")
+    for col in ("share", "stem pairs", "ratings", "stems rule", "learned", "blend",
+                "ratings rule", "learned", "blend"):  # fmt: skip
+        c.add_column(col)
+    for p in result["learning_curve"]:
+        ms = p["metrics"]
+        c.add_row(
+            f"{p['fraction']:.0%}", f"{p['stem_pairs']:.0f}", f"{p['ratings']:.0f}",
+            *(_short(ms[src]["ndcg@10"][sc]) for src in ("stems", "ratings")
+              for sc in ("rule", "learned", "blend")),
+        )  # fmt: skip
+    out.print(c)
+    for reason, where in reasons.items():
+        out.print(f"n/a ({escape(', '.join(where))}): {escape(reason)}", soft_wrap=True,
+                  highlight=False)  # fmt: skip
+    for note in result["notes"]:
+        out.print(f"note: {escape(note)}", soft_wrap=True, highlight=False)
+    if html is not None:
+        out.print(f"report: {escape(str(html))}", highlight=False)
+
+
+def _short(m: dict[str, Any]) -> str:
+    return "n/a" if m["value"] is None else f"{m['value']:.3f}"
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train`` and ``models`` to ``app``."""
+    """Add ``train``, ``models`` and ``evaluate`` to ``app``."""
     app.command("train")(train_command)
     app.command("models")(models_command)
+    app.command("evaluate")(evaluate_command)

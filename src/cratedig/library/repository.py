@@ -22,6 +22,7 @@ from cratedig import ANALYSIS_VERSION
 from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
 from cratedig.errors import ParameterError
 from cratedig.library.schema import (
+    TRACK_ID_LENGTH,
     FeatureRow,
     FileRow,
     IngestErrorRow,
@@ -85,10 +86,12 @@ def store_analysis(
     a = analysis
     tid = a.track_id
     row = session.get(TrackRow, tid)
+    previous: list[tuple[str, float, float]] = []
     if row is None:
         row = TrackRow(id=tid)
         session.add(row)
     else:
+        previous = segment_spans(session, [tid]).get(tid, [])
         session.execute(delete(FeatureRow).where(FeatureRow.track_id == tid))
         session.execute(delete(SegmentRow).where(SegmentRow.track_id == tid))
     row.format = a.format
@@ -115,6 +118,8 @@ def store_analysis(
     if a.segments:
         session.execute(insert(SegmentRow), [_segment_values(s) for s in a.segments])
         session.execute(insert(FeatureRow), [_feature_values(s) for s in a.segments])
+    # Ratings name segments by id; the new segmentation may have renumbered or moved them.
+    reattach_ratings(session, tid, previous=previous)
     return row
 
 
@@ -337,6 +342,10 @@ def delete_tracks_without_files(session: Session) -> list[str]:
     replaced one), with its segments, features and stems; returns their ids."""
     orphan = ~select(FileRow.id).where(FileRow.track_id == TrackRow.id).exists()
     ids = sorted(session.scalars(select(TrackRow.id).where(orphan)))
+    # Ratings are user data: they stay, orphaned with the reason (and come back if the audio does).
+    orphan_ratings_of_tracks(
+        session, ids, reason="was removed from the library (no file holds its audio any more)"
+    )
     for i in range(0, len(ids), _IN_CHUNK):
         chunk = ids[i : i + _IN_CHUNK]
         # Children first: SQLite enforces ON DELETE CASCADE only with foreign keys on.
@@ -922,9 +931,23 @@ def add_rating(
     comment: str | None = None,
     analysis_version: int = ANALYSIS_VERSION,
 ) -> int:
-    """Insert a rating (score 1-5, checked by the table too); its id."""
-    from cratedig.library.schema import RatingRow
+    """Insert a rating (score 1-5, checked by the table too); its id.
 
+    Each side's track and time span are recorded from the segments table, so that the rating
+    can be re-attached when a re-analysis moves the segments (:func:`reattach_ratings`). A query
+    segment not in the library (a file matched on the fly) keeps its track id (the id's prefix)
+    and no span until that track is ingested.
+    """
+    spans = {
+        sid: (tid, start, end)
+        for sid, tid, start, end in session.execute(
+            select(SegmentRow.id, SegmentRow.track_id, SegmentRow.start, SegmentRow.end).where(
+                SegmentRow.id.in_([query_segment, candidate_segment])
+            )
+        ).all()
+    }
+    q = spans.get(query_segment, (query_segment[:TRACK_ID_LENGTH], None, None))
+    c = spans.get(candidate_segment, (candidate_segment[:TRACK_ID_LENGTH], None, None))
     row = RatingRow(
         query_segment_id=query_segment,
         candidate_segment_id=candidate_segment,
@@ -934,17 +957,229 @@ def add_rating(
         comment=comment,
         analysis_version=analysis_version,
         created_at=now(),
+        query_track_id=q[0],
+        query_start=q[1],
+        query_end=q[2],
+        candidate_track_id=c[0],
+        candidate_start=c[1],
+        candidate_end=c[2],
+        state="attached",
     )
     session.add(row)
     session.flush()
     return int(row.id)
 
 
-def ratings(session: Session) -> list[Any]:
-    """Every rating row (``RatingRow``), oldest first."""
-    from cratedig.library.schema import RatingRow
+def ratings(session: Session, *, orphaned: bool | None = None) -> list[RatingRow]:
+    """Every rating row, oldest first; only the orphaned ones (or only the others) when
+    ``orphaned`` is True (False)."""
+    q = select(RatingRow).order_by(RatingRow.id)
+    if orphaned is not None:
+        q = q.where((RatingRow.state == "orphaned") == orphaned)
+    return list(session.scalars(q).all())
 
-    return list(session.scalars(select(RatingRow).order_by(RatingRow.id)).all())
+
+#: Share of a rated time span that a new segment must cover for a rating to follow it after a
+#: re-analysis; below it the rating is orphaned (kept, with the reason), never guessed.
+REATTACH_MIN_COVER = 0.5
+#: Rating states: never moved, followed its music to a new segment at least once, or lost it.
+RATING_STATES: tuple[str, ...] = ("attached", "reattached", "orphaned")
+RATING_SIDES: tuple[str, ...] = ("query", "candidate")
+# Spans closer than this (seconds) are the same span (float32 beat times, rounding).
+_SAME_SPAN_S = 1e-3
+
+
+def segment_spans(
+    session: Session, track_ids: Sequence[str]
+) -> dict[str, list[tuple[str, float, float]]]:
+    """``track id -> [(segment id, start, end), ...]`` in segment order."""
+    out: dict[str, list[tuple[str, float, float]]] = {}
+    for i in range(0, len(track_ids), _IN_CHUNK):
+        rows = session.execute(
+            select(SegmentRow.track_id, SegmentRow.id, SegmentRow.start, SegmentRow.end)
+            .where(SegmentRow.track_id.in_(track_ids[i : i + _IN_CHUNK]))
+            .order_by(SegmentRow.track_id, SegmentRow.index)
+        ).all()
+        for tid, sid, start, end in rows:
+            out.setdefault(tid, []).append((sid, float(start), float(end)))
+    return out
+
+
+def best_covering(
+    spans: Sequence[tuple[str, float, float]], start: float, end: float
+) -> tuple[str | None, float]:
+    """The segment of ``spans`` most like ``[start, end]`` and the share of it that it covers.
+
+    The most like is the one of largest intersection over union, so a segment of the same
+    length in the same place beats a longer one that merely contains the span; the cover
+    (intersection / rated length) decides whether it is close enough
+    (:data:`REATTACH_MIN_COVER`).
+    """
+    best, best_iou, best_cover = None, 0.0, 0.0
+    length = max(end - start, 1e-9)
+    for sid, s, e in spans:
+        inter = min(e, end) - max(s, start)
+        if inter <= 0:
+            continue
+        iou = inter / (max(e, end) - min(s, start))
+        if iou > best_iou:
+            best, best_iou, best_cover = sid, iou, min(inter / length, 1.0)
+    return best, best_cover
+
+
+def _refresh_state(row: RatingRow) -> None:
+    if row.query_orphaned or row.candidate_orphaned:
+        row.state = "orphaned"
+    else:
+        row.state = "reattached" if row.reattachments else "attached"
+
+
+def _ratings_of_tracks(session: Session, track_ids: Sequence[str]) -> list[RatingRow]:
+    out: dict[int, RatingRow] = {}
+    for i in range(0, len(track_ids), _IN_CHUNK):
+        chunk = track_ids[i : i + _IN_CHUNK]
+        for row in session.scalars(
+            select(RatingRow).where(
+                RatingRow.query_track_id.in_(chunk) | RatingRow.candidate_track_id.in_(chunk)
+            )
+        ):
+            out[row.id] = row
+    return [out[k] for k in sorted(out)]
+
+
+@dataclass
+class Reattachment:
+    """What :func:`reattach_ratings` did to the ratings of one track."""
+
+    kept: int = 0  # same segment, same span
+    moved: int = 0  # followed their music to another segment (or to a moved one)
+    orphaned: int = 0  # no segment covers the rated span any more
+
+
+def reattach_ratings(
+    session: Session,
+    track_id: str,
+    *,
+    previous: Sequence[tuple[str, float, float]] = (),
+) -> Reattachment:
+    """Point every rating of ``track_id`` at the segment now covering its rated time span.
+
+    Called after the track's segments were replaced (:func:`store_analysis`). For each rating
+    side on this track, the new segment with the largest overlap (intersection over union) with
+    the span rated becomes its segment if it covers at least :data:`REATTACH_MIN_COVER` of it;
+    the move is logged in ``reattachments`` (when, side, from, to, cover, analysis version).
+    Otherwise the side is orphaned with the reason: the rating is kept and never points at
+    other music. An orphaned side whose music is back (the track re-ingested) is restored.
+
+    Parameters
+    ----------
+    session : Session
+    track_id : str
+    previous : sequence of (segment id, start, end)
+        The track's segments before the replacement (to tell a moved segment from a kept one).
+    """
+    done = Reattachment()
+    rows = _ratings_of_tracks(session, [track_id])
+    if not rows:
+        return done
+    current = segment_spans(session, [track_id]).get(track_id, [])
+    by_id = {sid: (s, e) for sid, s, e in current}
+    before = {sid: (s, e) for sid, s, e in previous}
+    track = session.get(TrackRow, track_id)
+    version = int(track.analysis_version) if track is not None else None
+    for row in rows:
+        outcome = "kept"
+        for side in RATING_SIDES:
+            if getattr(row, f"{side}_track_id") != track_id:
+                continue
+            result = _reattach_side(row, side, current, by_id, before, version)
+            if result == "orphaned" or (result == "moved" and outcome == "kept"):
+                outcome = result
+        _refresh_state(row)
+        setattr(done, outcome, getattr(done, outcome) + 1)
+    return done
+
+
+def _reattach_side(
+    row: RatingRow,
+    side: str,
+    current: list[tuple[str, float, float]],
+    by_id: dict[str, tuple[float, float]],
+    before: dict[str, tuple[float, float]],
+    version: int | None,
+) -> str:
+    sid = getattr(row, f"{side}_segment_id")
+    track_id = getattr(row, f"{side}_track_id")
+    start, end = getattr(row, f"{side}_start"), getattr(row, f"{side}_end")
+    if start is None or end is None:
+        # A span never recorded (a query matched on the fly, now ingested): the old segment,
+        # else the new one of the same id, is what was rated.
+        span = before.get(sid) or by_id.get(sid)
+        if span is None:
+            setattr(
+                row,
+                f"{side}_orphaned",
+                f"{side} segment {sid}: its time span was never recorded and track "
+                f"{track_id} has no segment of that id any more",
+            )
+            return "orphaned"
+        start, end = span
+        setattr(row, f"{side}_start", start)
+        setattr(row, f"{side}_end", end)
+    best, cover = best_covering(current, start, end)
+    if best is None or cover < REATTACH_MIN_COVER:
+        what = f"best covers {cover:.0%}" if best is not None else "none overlaps it"
+        setattr(
+            row,
+            f"{side}_orphaned",
+            f"{side} segment {sid}: after re-analysis (v{version}) no segment of track "
+            f"{track_id} covers {REATTACH_MIN_COVER:.0%} of the rated {start:.2f}-{end:.2f} s "
+            f"({what})"
+            if current
+            else f"{side} segment {sid}: track {track_id} has no segments after re-analysis "
+            f"(v{version})",
+        )
+        return "orphaned"
+    was_orphaned = getattr(row, f"{side}_orphaned") is not None
+    old, new = before.get(sid), by_id[best]
+    moved = (
+        was_orphaned
+        or best != sid
+        or (old is not None and max(abs(old[0] - new[0]), abs(old[1] - new[1])) > _SAME_SPAN_S)
+    )
+    setattr(row, f"{side}_orphaned", None)
+    if not moved:
+        return "kept"
+    setattr(row, f"{side}_segment_id", best)
+    row.reattachments = [
+        *(row.reattachments or []),
+        {
+            "at": now().isoformat(),
+            "side": side,
+            "from": sid,
+            "to": best,
+            "cover": round(cover, 3),
+            "span": [round(new[0], 3), round(new[1], 3)],
+            "analysis_version": version,
+            **({"restored": True} if was_orphaned else {}),
+        },
+    ]
+    return "moved"
+
+
+def orphan_ratings_of_tracks(session: Session, track_ids: Sequence[str], *, reason: str) -> int:
+    """Mark every rating side on ``track_ids`` orphaned (``"<side> track <id> <reason>"``);
+    the ratings stay. Returns how many ratings were touched."""
+    rows = _ratings_of_tracks(session, list(track_ids))
+    gone = set(track_ids)
+    for row in rows:
+        for side in RATING_SIDES:
+            tid = getattr(row, f"{side}_track_id")
+            if tid in gone:
+                setattr(row, f"{side}_orphaned", f"{side} track {tid} {reason}")
+        _refresh_state(row)
+    session.flush()
+    return len(rows)
 
 
 def quality_counts(session: Session) -> dict[str, int]:

@@ -23,7 +23,10 @@ ingest_errors
 ratings
     A user's 1-5 judgement of a (query segment, candidate segment, transform). Deliberately no
     foreign key to ``segments``: re-analysing a track replaces its segments, and ratings are
-    user data that must survive that; ``analysis_version`` says which segmentation they meant.
+    user data that must survive that. Each side also keeps its track and the time span rated,
+    so a re-analysis re-attaches the rating to the segment covering that span, or marks it
+    orphaned with the reason (``state``); ``analysis_version`` says which analysis it was given
+    under.
 models
     Trained models (kind, version, parameters, metrics); artefacts live on disk beside the DB.
 """
@@ -288,6 +291,26 @@ class RatingRow(Base):
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     analysis_version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What was rated, so that a rating follows its music when a re-analysis renumbers or moves
+    # segments (migration 0005): each side's track and time span (seconds) at rating time,
+    # the reason a side could not be re-attached, the state and the log of re-attachments.
+    query_track_id: Mapped[str | None] = mapped_column(
+        String(TRACK_ID_LENGTH), nullable=True, index=True
+    )
+    query_start: Mapped[float | None] = mapped_column(Float, nullable=True)
+    query_end: Mapped[float | None] = mapped_column(Float, nullable=True)
+    query_orphaned: Mapped[str | None] = mapped_column(Text, nullable=True)
+    candidate_track_id: Mapped[str | None] = mapped_column(
+        String(TRACK_ID_LENGTH), nullable=True, index=True
+    )
+    candidate_start: Mapped[float | None] = mapped_column(Float, nullable=True)
+    candidate_end: Mapped[float | None] = mapped_column(Float, nullable=True)
+    candidate_orphaned: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # "attached" | "reattached" | "orphaned"
+    state: Mapped[str] = mapped_column(
+        String(16), index=True, default="attached", server_default="attached"
+    )
+    reattachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class ModelRow(Base):

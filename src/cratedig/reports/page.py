@@ -1,4 +1,4 @@
-"""The page and figure plumbing shared by the reports (matplotlib, Agg backend, PNG)."""
+"""The page and figure plumbing shared by the reports (matplotlib, Agg backend, PNG or SVG)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,22 @@ def figure_png(fig: Any, alt: str) -> str:
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img alt="{esc(alt)}" title="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def figure_svg(fig: Any, alt: str) -> str:
+    """The figure as inline ``<svg>`` (text kept as text, so it stays small and searchable),
+    titled ``alt``; closes the figure."""
+    import re
+
+    plt = pyplot()
+    buf = io.StringIO()
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cratedig"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    svg = text[text.index("<svg") :]
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.DOTALL)
+    return svg.replace(">", f' role="img" aria-label="{esc(alt)}"><title>{esc(alt)}</title>', 1)
 
 
 def esc(x: object) -> str:
