@@ -721,6 +721,9 @@ def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
     from truthset import fluidsynth_render
 
     path, out_dir = args
+    # music21 writes 10080 ticks a quarter: a whole quartet movement passes pretty_midi's
+    # "likely corrupt" limit of 1e7 ticks.
+    pretty_midi.pretty_midi.MAX_TICK = max(pretty_midi.pretty_midi.MAX_TICK, 1e9)
     rel = path.split("/corpus/", 1)[1]
     source_id = f"music21:{rel}"
     item = base_item(source_id, "corpus", "music21 (PyPI)", rel, "BSD-3-Clause / public domain")
