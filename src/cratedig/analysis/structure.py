@@ -15,8 +15,9 @@ Method
   every bar inside a section). **Repetition** adds its own cue: the same novelty on the
   time-lag view of the bar self-similarity (each bar's similarity to the bars 1, 2, ... later:
   Serrà et al.'s structure features), which changes where the pattern of what repeats does.
-- **Phrase grid**: boundaries are snapped to a 4-bar grid laid from the offset (0..3) that puts
-  the most novelty on its lines (bar 0 unless clearly beaten), peaks are picked greedily
+- **Phrase grid**: boundaries are snapped to a 4-bar grid laid from the offset (0..3 bars) whose
+  lines hold the most novelty *peaks* (bar 0 unless clearly beaten: sections may start on
+  bars 2, 6, 10... after a two-bar intro), peaks are picked greedily
   (sections at least 4 bars), and a boundary needs novelty above an absolute floor and a share
   of the track's strongest change. Its **confidence** is the novelty mapped to [0, 1).
 - **Phrases** are laid inside each section (8 bars, 4 in short tracks; 9 or 10 bars make one
@@ -79,6 +80,7 @@ DRUMS_THIN_DB = 8.5
 BOUNDARY_FLOOR = 1.5  # combined novelty a boundary needs at least (spread-floored units)
 BOUNDARY_SHARE = 0.45  # ... and this share of the track's strongest change,
 BOUNDARY_CONTRAST = 2.5  # ... or this many times the novelty of a neighbouring grid line
+GRID_PHASE_MARGIN = 1.25  # another grid phase must hold this much more peak novelty than bar 0
 
 
 @dataclass
@@ -302,11 +304,24 @@ def boundary_novelty(views: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _grid_offset(novelty: np.ndarray) -> int:
+    """Phase (0..3 bars) of the section grid: the one whose lines hold the most novelty peaks.
+
+    A peak is a local maximum of the novelty above the boundary floor; its bar is where the
+    change happens, while the novelty around it is smeared over the kernel width (summing all
+    of it on each phase's lines hardly tells the phases apart). A track whose sections start
+    on bars 2, 6, 10... (a two-bar intro, a pickup phrase) puts its peaks on phase 2. Bar 0
+    keeps the grid unless another phase holds clearly more peak novelty (1.25x and one floor
+    more): DJ tracks start their phrases on the first downbeat.
+    """
     n = len(novelty)
-    scores = np.array([novelty[o::GRID_BARS].sum() if o < n else 0.0 for o in range(GRID_BARS)])
+    if n < 3:
+        return 0
+    mid = novelty[1:-1]
+    is_peak = (mid >= novelty[:-2]) & (mid > novelty[2:]) & (mid >= BOUNDARY_FLOOR)
+    bars = np.flatnonzero(is_peak) + 1
+    scores = np.bincount(bars % GRID_BARS, weights=novelty[bars], minlength=GRID_BARS)
     best = int(np.argmax(scores))
-    # Bar 0 is where DJ tracks start their phrases; move only for clearly better evidence.
-    return best if scores[best] > 1.5 * scores[0] + 0.5 else 0
+    return best if scores[best] > GRID_PHASE_MARGIN * scores[0] + BOUNDARY_FLOOR else 0
 
 
 def _pick_boundaries(novelty: np.ndarray) -> tuple[list[int], list[float]]:
