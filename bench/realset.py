@@ -33,6 +33,15 @@ analysis of the audio):
   note), over the first ``CORPUS_SECONDS`` of each movement, where the
   home key is established. Bach chorales and the modal Renaissance repertoire are left out.
 
+
+**Sections** (``sections`` of each tracker module and MuseScore score; ``SECTIONS_VERSION``,
+added to an existing set without re-rendering it): for a module, the played orders with their
+start times, pattern ids and instrument sets, and a section boundary wherever the set of
+instruments in play changes by half or more (``module_sections``: a pattern change alone is
+no section, most songs change pattern every 64 rows); for a score, double/final barlines,
+rehearsal marks, section breaks and returns (repeats, D.C./D.S.), unrolled and timed by the
+score's MIDI export (``score_sections``).
+
 Plus **Rubber Band copies** (pedalboard) of ten sources, including five game-music OGG files
 that have no truth of their own: ×1.06, ×0.92 time stretches and +2, -3 semitone shifts, for
 equivariance (truth is relative to the source).
@@ -56,6 +65,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -559,6 +569,46 @@ def it_highlight(data: bytes) -> tuple[int, int] | None:
     return (rpb, rpm) if rpb > 0 and rpm > 0 else None
 
 
+def trace_rows(
+    lib: ctypes.CDLL, mod: int, length: float
+) -> tuple[np.ndarray, int, list[tuple[float, int, int, int, int, int]]]:
+    """Render ``length`` seconds and record each played row as it starts.
+
+    Returns the interleaved stereo audio buffer, the frames rendered and, per row, ``(start s,
+    pattern, row, speed, tempo, order)``. Rows are read in chunks of 16 frames and a row's
+    start is the middle of the chunk it began in (0.0 for the first); the render and the
+    section truth both call this, so their row times are the same.
+    """
+    chunk = 16
+    total = int(length * SR)
+    audio = np.zeros((total + chunk) * 2, dtype=np.float32)
+    rows: list[tuple[float, int, int, int, int, int]] = []
+    frames, last = 0, None
+    get = lib.openmpt_module_get_current_pattern, lib.openmpt_module_get_current_row
+    while frames < total:
+        n = lib.openmpt_module_read_interleaved_float_stereo(
+            mod, SR, chunk, audio[frames * 2 :].ctypes.data
+        )
+        if n == 0:
+            break
+        state = (get[0](mod), get[1](mod))
+        if state != last:  # the row started inside this chunk: take its middle
+            rows.append(
+                (
+                    (frames + n / 2) / SR,
+                    state[0],
+                    state[1],
+                    lib.openmpt_module_get_current_speed(mod),
+                    lib.openmpt_module_get_current_tempo(mod),
+                    lib.openmpt_module_get_current_order(mod),
+                )
+            )
+            last = state
+        frames += n
+    rows[0] = (0.0, *rows[0][1:])  # the first row starts with the render
+    return audio, frames, rows
+
+
 def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
     """Render one module and record the start time of every played row."""
     path, package, out_dir, licence = args
@@ -574,36 +624,11 @@ def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
         song_seconds = lib.openmpt_module_get_duration_seconds(mod)
         length = min(MAX_SECONDS, max(MIN_SECONDS, song_seconds))
         lib.openmpt_module_set_repeat_count(mod, -1)  # short songs loop up to 30 s
-        chunk = 16
-        total = int(length * SR)
-        audio = np.zeros((total + chunk) * 2, dtype=np.float32)
-        rows: list[tuple[float, int, int, int, int]] = []
-        frames, last = 0, None
-        get = lib.openmpt_module_get_current_pattern, lib.openmpt_module_get_current_row
-        while frames < total:
-            n = lib.openmpt_module_read_interleaved_float_stereo(
-                mod, SR, chunk, audio[frames * 2 :].ctypes.data
-            )
-            if n == 0:
-                break
-            state = (get[0](mod), get[1](mod))
-            if state != last:  # the row started inside this chunk: take its middle
-                rows.append(
-                    (
-                        (frames + n / 2) / SR,
-                        state[0],
-                        state[1],
-                        lib.openmpt_module_get_current_speed(mod),
-                        lib.openmpt_module_get_current_tempo(mod),
-                    )
-                )
-                last = state
-            frames += n
-        rows[0] = (0.0, *rows[0][1:])  # the first row starts with the render
+        audio, frames, rows = trace_rows(lib, mod, length)
         # First row holding a note (for the render-latency spot check).
         first_note_t = None
         nch = lib.openmpt_module_get_num_channels(mod)
-        for t, pat, row, _, _ in rows:
+        for t, pat, row, _, _, _ in rows:
             if any(
                 0 < lib.openmpt_module_get_pattern_row_channel_command(mod, pat, row, c, 0) <= 120
                 for c in range(nch)
@@ -982,6 +1007,256 @@ def upgrade(manifest: Path, workers: int = 2) -> None:
     tmp.replace(manifest)
 
 
+# Section truth: from the order list of a module, the marks of a score
+#: Bump when the section truth changes; the audio (BUILD_VERSION) need not be rebuilt for it.
+SECTIONS_VERSION = 1
+#: A played pattern starts a new section when the set of instruments it plays differs from the
+#: previous pattern's by at least this Jaccard distance (half of the instruments in play come
+#: or go). Fixed before any estimate was compared with it.
+INSTRUMENT_CHANGE = 0.5
+
+
+def _jaccard(a: frozenset[int], b: frozenset[int]) -> float:
+    return 1.0 - len(a & b) / len(a | b) if a | b else 0.0
+
+
+def module_sections(path: Path, duration: float, bar: float) -> dict[str, Any]:
+    """Section truth of a tracker module, traced through libopenmpt exactly as it was rendered.
+
+    Every *order* (a played pattern; most are 2 or 4 bars of 64 rows) is a unit with its start
+    time, its pattern id and the set of instruments its notes play (an instrument column, or
+    the channel's last instrument for a bare note). A pattern change alone is no section: most
+    songs change pattern every 64 rows. A section starts where the **instrumentation** changes:
+    the instrument set differs from the previous order's by Jaccard distance >=
+    ``INSTRUMENT_CHANGE`` (instruments enter or leave: drums drop out, a lead comes in). The
+    same pattern id played again is the same material (the group truth of the orders). A
+    section lasts at least a bar (``bar`` seconds): an order cut short after a row or two by a
+    pattern break opens none.
+    """
+    lib = _libopenmpt()
+    lib.openmpt_module_get_num_orders.argtypes = [ctypes.c_void_p]
+    lib.openmpt_module_get_num_orders.restype = ctypes.c_int32
+    data = path.read_bytes()
+    buf = ctypes.create_string_buffer(data, len(data))
+    mod = lib.openmpt_module_create_from_memory2(buf, len(data), *([None] * 7))
+    if not mod:
+        raise ValueError("libopenmpt could not open it")
+    try:
+        song_seconds = lib.openmpt_module_get_duration_seconds(mod)
+        length = min(MAX_SECONDS, max(MIN_SECONDS, song_seconds))
+        lib.openmpt_module_set_repeat_count(mod, -1)
+        _, frames, rows = trace_rows(lib, mod, length)
+        if abs(frames / SR - duration) > 0.01:
+            raise ValueError(f"trace lasts {frames / SR:.2f} s, the render {duration:.2f} s")
+        nch = lib.openmpt_module_get_num_channels(mod)
+        cell = lib.openmpt_module_get_pattern_row_channel_command
+        # Played orders: consecutive rows of one (order, pattern) run, in play order.
+        units: list[dict[str, Any]] = []
+        for t, pat, row, _, _, order in rows:
+            if (
+                not units
+                or (units[-1]["order"], units[-1]["pattern"]) != (order, pat)
+                or (row == 0 and units[-1]["rows"] and units[-1]["rows"][-1] != 0)
+            ):
+                units.append({"start": t, "order": order, "pattern": pat, "rows": []})
+            units[-1]["rows"].append(row)
+        last_instrument = [0] * nch
+        for u in units:
+            used: set[int] = set()
+            for row in u.pop("rows"):
+                for c in range(nch):
+                    ins = cell(mod, u["pattern"], row, c, 1)
+                    if ins:
+                        last_instrument[c] = ins
+                    if 0 < cell(mod, u["pattern"], row, c, 0) <= 120 and last_instrument[c]:
+                        used.add(last_instrument[c])
+            u["instruments"] = sorted(used)
+    finally:
+        lib.openmpt_module_destroy(mod)
+    units = [u for u in units if u["start"] < duration - 0.05]
+    starts = [0.0]
+    for prev, u in itertools.pairwise(units):
+        change = _jaccard(frozenset(prev["instruments"]), frozenset(u["instruments"]))
+        if change >= INSTRUMENT_CHANGE and u["start"] - starts[-1] >= bar:
+            starts.append(round(u["start"], 5))
+    return {
+        "kind": "instrumentation",
+        "rule": f"instrument set changes by Jaccard >= {INSTRUMENT_CHANGE} between orders",
+        "boundaries": starts,
+        "units": [
+            {"start": round(u["start"], 5), "pattern": u["pattern"], "order": u["order"],
+             "instruments": u["instruments"]}
+            for u in units
+        ],
+    }  # fmt: skip
+
+
+def _unrolled_measures(measures: list[ET.Element]) -> list[int] | None:
+    """Written measure indices in play order: repeats (with first/second endings), D.C./D.S.
+    al Fine / al Coda. None when the score has anything else (nested repeats, jumps to
+    unknown markers)."""
+    n = len(measures)
+    start_rep = {i for i, m in enumerate(measures) if m.find(".//startRepeat") is not None}
+    end_rep = {}
+    for i, m in enumerate(measures):
+        e = m.find(".//endRepeat")
+        if e is not None:
+            end_rep[i] = int(e.text or 2)
+    volta_end: dict[int, tuple[int, list[int]]] = {}  # first measure -> (last, endings)
+    for i, m in enumerate(measures):
+        for sp in m.iter("Spanner"):
+            v = sp.find("Volta")
+            if sp.get("type") != "Volta" or v is None:
+                continue  # the end of a volta spanner, or another spanner
+            endings = [int(x) for x in (v.findtext("endings") or "1").split(",") if x.strip()]
+            span = sp.find("next/location/measures")
+            last = i + (int(span.text) - 1 if span is not None and span.text else 0)
+            volta_end[i] = (last, endings)
+    markers = {}
+    for i, m in enumerate(measures):
+        for mk in m.iter("Marker"):
+            markers[(mk.findtext("label") or mk.findtext("subtype") or "").lower()] = i
+    jumps = {}
+    for i, m in enumerate(measures):
+        j = m.find(".//Jump")
+        if j is not None:
+            jumps[i] = (
+                (j.findtext("jumpTo") or "").lower(),
+                (j.findtext("playUntil") or "").lower(),
+                (j.findtext("continueAt") or "").lower(),
+            )
+    out: list[int] = []
+    i, rep_start, pass_no, jumped, stop_at, coda_from = 0, 0, 1, False, None, None
+    guard = 0
+    while i < n:
+        guard += 1
+        if guard > 10 * n:
+            return None
+        if i in start_rep and (not out or out[-1] != i - 1 or pass_no == 1):
+            if rep_start != i:
+                rep_start, pass_no = i, 1
+        if i in volta_end and pass_no not in volta_end[i][1]:
+            i = volta_end[i][0] + 1  # skip an ending not for this pass
+            continue
+        out.append(i)
+        if stop_at is not None and i == stop_at:
+            if coda_from is None:
+                return out  # al Fine
+            i, stop_at = coda_from, None
+            continue
+        if i in end_rep and pass_no < end_rep[i] and not jumped:
+            pass_no += 1
+            i = rep_start
+            continue
+        if i in end_rep and pass_no >= end_rep[i]:
+            pass_no = 1
+        if i in jumps and not jumped:
+            to, until, cont = jumps[i]
+            target = 0 if to in ("start", "") else markers.get(to)
+            if target is None:
+                return None
+            jumped = True
+            if until in ("end", ""):
+                stop_at = None
+            elif until in markers:
+                stop_at = markers[until]
+            else:
+                return None
+            coda_from = markers.get(cont) if cont else None
+            if cont and coda_from is None:
+                return None
+            i, pass_no = target, 2  # repeats are not taken again after a jump
+            continue
+        i += 1
+    return out
+
+
+def score_sections(score: Path, midi: Path, duration: float) -> dict[str, Any] | None:
+    """Section truth of a MuseScore score: where its author marks one.
+
+    A section starts after a double or final barline, at a rehearsal mark, after a section
+    break, and where the play goes back (a repeat, D.C./D.S.), in written measures; the score is unrolled (repeats, endings, D.C./D.S. al
+    Coda/Fine) to played measures, each timed by the downbeats of the score's own MIDI export.
+    None when the score marks no section or cannot be unrolled to the MIDI's measure count.
+    """
+    import warnings
+
+    import pretty_midi
+
+    root = ET.fromstring(mscx_text(score))
+    staff = root.find("Score").find("Staff")
+    measures = staff.findall("Measure")
+    marked = set()
+    for i, m in enumerate(measures):
+        for b in m.iter("BarLine"):
+            if (b.findtext("subtype") or "") in ("double", "end", "final") and i + 1 < len(
+                measures
+            ):
+                marked.add(i + 1)
+        if m.find(".//RehearsalMark") is not None:
+            marked.add(i)
+        for lb in m.iter("LayoutBreak"):
+            if (lb.findtext("subtype") or "") == "section" and i + 1 < len(measures):
+                marked.add(i + 1)
+    if not marked:
+        return None
+    played = _unrolled_measures(measures)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pm = pretty_midi.PrettyMIDI(str(midi))
+    downbeats = pm.get_downbeats()
+    end = pm.get_end_time()
+    downbeats = downbeats[downbeats < end - 0.05]
+    if played is None or len(played) != len(downbeats):
+        raise ValueError(
+            f"unrolled {None if played is None else len(played)} measures, MIDI has "
+            f"{len(downbeats)}"
+        )
+    # A section starts at a marked measure and where the play goes back (a repeat, D.C. or
+    # D.S.: the same music again); skipping a first ending forward continues the section.
+    starts = [0.0]
+    for k in range(1, len(played)):
+        if played[k] in marked or played[k] < played[k - 1]:
+            starts.append(round(float(downbeats[k]), 5))
+    starts = [t for t in starts if t < duration - 0.05]
+    return {
+        "kind": "score marks",
+        "rule": "double/final barlines, rehearsal marks and section breaks, unrolled",
+        "boundaries": starts,
+        "marked_measures": sorted(marked),
+        "played_measures": played,
+    }
+
+
+def add_sections(data: dict[str, Any], root: Path) -> bool:
+    """Record the section truth of every tracker module and MuseScore score in ``data``
+    (``sections``: ``boundaries`` in seconds, 0.0 first, and the evidence); True if changed.
+
+    Pieces whose sections cannot be read get ``sections: None`` and a note why.
+    """
+    if data.get("sections_version") == SECTIONS_VERSION:
+        return False
+    for item in data["songs"]:
+        if item["kind"] not in ("tracker", "musescore"):
+            continue
+        item["notes"] = [n for n in item["notes"] if not n.startswith("sections:")]
+        try:
+            if item["kind"] == "tracker":
+                db = np.diff(item["downbeats"] or [0.0, 2.0])
+                bar = float(np.median(db)) if db.size else 2.0
+                item["sections"] = module_sections(Path(item["origin"]), item["duration"], bar)
+            else:
+                midi = root / "songs" / (Path(item["path"]).stem + ".mid")
+                item["sections"] = score_sections(Path(item["origin"]), midi, item["duration"])
+                if item["sections"] is None:
+                    item["notes"].append("sections: the score marks none")
+        except (ValueError, OSError) as exc:
+            item["sections"] = None
+            item["notes"].append(f"sections: not read ({exc})")
+    data["sections_version"] = SECTIONS_VERSION
+    return True
+
+
 # ------------------------------------------------------------------------------------------
 # Plain recordings (copy sources only) and Rubber Band copies
 def take_audio(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
@@ -1180,11 +1455,17 @@ def build(force: bool = False, workers: int = 2) -> Path:
         "songs": items,
         "copies": copies,
     }
+    log("reading section truth (order lists, score marks) ...")
+    add_sections(data, root)
+    _write(manifest, data)
+    log(f"built in {time.time() - t0:.0f} s")
+    return manifest
+
+
+def _write(manifest: Path, data: dict[str, Any]) -> None:
     tmp = manifest.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, default=_json_default))
     tmp.replace(manifest)
-    log(f"built in {time.time() - t0:.0f} s")
-    return manifest
 
 
 def _json_default(o: Any) -> Any:
@@ -1197,6 +1478,9 @@ def load(force: bool = False) -> dict[str, Any]:
     """Build if needed, then load with absolute ``path`` fields."""
     manifest = build(force)
     data = json.loads(manifest.read_text())
+    if add_sections(data, manifest.parent):  # a set built before its section truth: add it
+        log("recorded section truth in", manifest)
+        _write(manifest, data)
     for rec in data["songs"] + data["copies"]:
         rec["path"] = str(manifest.parent / rec["path"])
     return data

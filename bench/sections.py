@@ -21,6 +21,21 @@ over those songs, the hit rate of the breakdown's two boundaries at 3 s and 0.5 
 its bars are labelled ``break`` (other boundaries, such as instruments entering in the intro,
 are unmarked there, so no precision is computed).
 
+``--set real --split dev|heldout`` measures the real-music set instead (``bench/realset.py``:
+tracker modules rendered through libopenmpt and MuseScore scores, each with section truth read
+from its source file). Truth: for a module, a section starts where the set of instruments in
+play changes by half or more from one order (played pattern) to the next (a pattern change
+alone is no section: most modules change pattern every 64 rows); for a score, after double or
+final barlines, at rehearsal marks and section breaks, and where the play goes back (repeats,
+D.S.). Reported per split: boundary F at 3 s and 0.5 s pooled over the pieces (hits summed,
+so a piece without interior truth still counts the boundaries it invents) and the mean
+per-piece F of the pieces with interior truth, beside librosa agglomerative given the true
+count; **grouping** per order of the modules: of the pairs of orders playing the same pattern,
+the share cratedig puts in one section group (repeats grouped), and of the pairs whose
+instrument sets differ by half or more, the share in different groups (changes told apart).
+The sources carry no drop/break/verse semantics, so no label accuracy is computed there. Only
+the ``dev`` split was looked at while tuning.
+
 The librosa baseline is the textbook recipe: ``librosa.load``, ``beat_track``, beat-synchronous
 MFCC + chroma (``chroma_stft``), ``librosa.segment.agglomerative`` given the *true* number of
 sections (an oracle advantage), boundaries on beats.
@@ -29,6 +44,7 @@ Usage::
 
     .venv/bin/python bench/sections.py             # 24 songs
     .venv/bin/python bench/sections.py --limit 4   # quicker
+    .venv/bin/python bench/sections.py --set real --split heldout   # the real-music set
 """
 
 from __future__ import annotations
@@ -215,6 +231,153 @@ def _label_at(sections: list[tuple[float, float, str]], t: float) -> str:
     return next((lab for s0, e0, lab in sections if s0 <= t < e0), sections[-1][2])
 
 
+def _hits(ref: np.ndarray, est: np.ndarray, window: float) -> int:
+    """Boundaries matched one-to-one within ``window`` s (as ``mir_eval.segment.detection``)."""
+    import mir_eval
+
+    return len(mir_eval.util.match_events(ref, est, window))
+
+
+def _interior(bounds: list[float] | np.ndarray, end: float) -> np.ndarray:
+    b = np.asarray(bounds, dtype=float)
+    return np.unique(b[(b > 0.05) & (b < end - 0.05)])
+
+
+def real_set(split: str, with_baseline: bool) -> dict[str, object]:
+    """Boundaries and grouping on the real-music set's pieces with section truth."""
+    import librosa
+    import mir_eval
+
+    from cratedig.analysis.pipeline import analyze_file
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import realset
+
+    data = realset.load()
+    items = [
+        s
+        for s in data["songs"]
+        if s["split"] == split and s["kind"] in ("tracker", "musescore") and s.get("sections")
+    ]
+    systems = ("cratedig", "librosa") if with_baseline else ("cratedig",)
+    pooled = {k: {"ref": 0, "est": 0, "h3": 0, "h05": 0} for k in systems}
+    per_piece: dict[str, list[tuple[float, float]]] = {k: [] for k in systems}
+    repeats_grouped: list[bool] = []
+    changes_apart: list[bool] = []
+    t_total = t_sections = 0.0
+    rows = []
+    for item in items:
+        truth = item["sections"]
+        t0 = time.perf_counter()
+        a = analyze_file(item["path"])
+        t_total += time.perf_counter() - t0
+        t_sections += a.timings.get("sections", a.timings.get("structure", 0.0))
+        end = float(a.duration)
+        ref = _interior(truth["boundaries"], end)
+        est = {"cratedig": _interior([s.start for s in a.sections[1:]], end)}
+        if with_baseline:
+            y, sr = librosa.load(item["path"], sr=SR, mono=True)
+            est["librosa"] = (
+                _interior(librosa_sections(y, sr, len(ref) + 1), end) if len(ref) else np.zeros(0)
+            )
+        line = []
+        for k in systems:
+            e = est[k]
+            h3, h05 = _hits(ref, e, 3.0), _hits(ref, e, 0.5)
+            p = pooled[k]
+            p["ref"] += len(ref)
+            p["est"] += len(e)
+            p["h3"] += h3
+            p["h05"] += h05
+            if len(ref):
+                f3 = mir_eval.segment.detection(
+                    intervals(ref, end), intervals(e, end), window=3.0, trim=True
+                )[2]
+                f05 = mir_eval.segment.detection(
+                    intervals(ref, end), intervals(e, end), window=0.5, trim=True
+                )[2]
+                per_piece[k].append((f3, f05))
+            line.append(f"{k} {len(e)} est, {h3} hits@3 {h05} @.5")
+        units = truth.get("units") or []
+        if units:
+            mids = [
+                0.5 * (u["start"] + (units[i + 1]["start"] if i + 1 < len(units) else end))
+                for i, u in enumerate(units)
+            ]
+            group = [
+                next((s.group for s in a.sections if s.start <= t < s.end), a.sections[-1].group)
+                for t in mids
+            ]
+            for i in range(len(units)):
+                for j in range(i + 1, len(units)):
+                    if units[i]["pattern"] == units[j]["pattern"]:
+                        repeats_grouped.append(group[i] == group[j])
+                    else:
+                        si, sj = set(units[i]["instruments"]), set(units[j]["instruments"])
+                        if si | sj and 1 - len(si & sj) / len(si | sj) >= realset.INSTRUMENT_CHANGE:
+                            changes_apart.append(group[i] != group[j])
+        rows.append(
+            {
+                "id": item["id"],
+                "kind": item["kind"],
+                "truth": ref.tolist(),
+                "cratedig": est["cratedig"].tolist(),
+            }
+        )
+        print(
+            f"{item['id']:32s} {item['kind']:9s} truth {len(ref):2d} | " + " | ".join(line),
+            file=sys.stderr,
+        )
+
+    def f(h: int, r: int, e: int) -> float:
+        return 2 * h / (r + e) if r + e else float("nan")
+
+    out: dict[str, object] = {
+        "split": split,
+        "pieces": len(items),
+        "pieces_with_interior_truth": len(per_piece["cratedig"]),
+        "truth_boundaries": pooled["cratedig"]["ref"],
+        "truth": "modules: instrument set changes by Jaccard >= "
+        f"{realset.INSTRUMENT_CHANGE} between orders; scores: barlines/marks/returns",
+    }
+    for k in systems:
+        p = pooled[k]
+        name = "cratedig" if k == "cratedig" else "librosa_agglomerative_oracle_k"
+        out[name] = {
+            "estimated_boundaries": p["est"],
+            "F@3s_pooled": f(p["h3"], p["ref"], p["est"]),
+            "F@0.5s_pooled": f(p["h05"], p["ref"], p["est"]),
+            "P@3s_pooled": p["h3"] / p["est"] if p["est"] else float("nan"),
+            "R@3s_pooled": p["h3"] / p["ref"] if p["ref"] else float("nan"),
+            "F@3s_mean_per_piece": float(np.mean([x for x, _ in per_piece[k]]))
+            if per_piece[k]
+            else float("nan"),
+            "F@0.5s_mean_per_piece": float(np.mean([x for _, x in per_piece[k]]))
+            if per_piece[k]
+            else float("nan"),
+        }
+    out["grouping"] = {
+        "same_pattern_pairs": len(repeats_grouped),
+        "same_pattern_in_one_group": float(np.mean(repeats_grouped))
+        if repeats_grouped
+        else float("nan"),
+        "instrument_change_pairs": len(changes_apart),
+        "instrument_change_in_different_groups": float(np.mean(changes_apart))
+        if changes_apart
+        else float("nan"),
+    }
+    out["time"] = {
+        "analysis_s": t_total,
+        "sections_s": t_sections,
+        "sections_share": t_sections / max(t_total, 1e-9),
+    }
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"sections_real_{split}.json").write_text(
+        json.dumps({"summary": out, "pieces": rows}, indent=1)
+    )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=24)
@@ -226,10 +389,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--truthset-dev", action="store_true", help="the development truth set (n=32, seed=7)"
     )
+    ap.add_argument(
+        "--set", choices=("synth", "real"), default="synth", help="real: bench/realset.py pieces"
+    )
+    ap.add_argument("--split", choices=("dev", "heldout"), default="dev", help="with --set real")
     args = ap.parse_args(argv)
     import mir_eval
 
     warnings.filterwarnings("ignore")
+    if args.set == "real":
+        print(json.dumps(real_set(args.split, not args.no_baseline), indent=1))
+        return 0
     rows = []
     labels_all: list[tuple[str, str]] = []
     t_total = t_sections = t_lib = 0.0

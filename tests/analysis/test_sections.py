@@ -148,3 +148,24 @@ def test_a_breakdown_keeps_its_bass_but_loses_the_hats_while_a_verse_only_thins_
     )
     layout, _ = _layout(cues, n)
     assert [label for _, label in layout] == ["intro", "verse", "chorus", "break", "drop", "outro"]
+
+
+def test_the_grid_follows_sections_that_start_two_bars_in():
+    # A two-bar intro: every later section starts on bar 2, 10, 18... (4-bar grid phase 2).
+    form = [("intro", 2), ("verse", 8), ("chorus", 8), ("break", 8), ("drop", 8), ("outro", 6)]
+    song, a = _analysed(form, 41, "A minor", 124.0)
+    assert [s.bar for s in a.sections] == [0, 2, 10, 18, 26, 34], [
+        (s.bar, s.label) for s in a.sections
+    ]
+    assert _f_measure(song, a, 0.5) >= 0.99
+    assert {s.bar for s in a.sections} <= {seg.bar for seg in a.segments}
+
+
+def test_the_grid_phase_comes_from_novelty_peaks():
+    # Cue changes on bars 6, 14, 22 (phase 2); the grid must not stay on bar 0.
+    level = [-22.0] * 6 + [-10.0] * 8 + [-18.0] * 8 + [-10.0] * 8 + [-22.0] * 6
+    kick = [-1.0] * 6 + [0.0] * 8 + [-30.0] * 8 + [0.0] * 8 + [-1.0] * 6
+    low = [-25.0] * 6 + [-12.0] * 8 + [-24.0] * 8 + [-12.0] * 8 + [-25.0] * 6
+    cues, n = _cues(level, kick, low)
+    layout, _ = _layout(cues, n)
+    assert [b for b, _ in layout] == [0, 6, 14, 22, 30], layout

@@ -15,10 +15,11 @@ Method
   every bar inside a section). **Repetition** adds its own cue: the same novelty on the
   time-lag view of the bar self-similarity (each bar's similarity to the bars 1, 2, ... later:
   Serrà et al.'s structure features), which changes where the pattern of what repeats does.
-- **Phrase grid**: boundaries are snapped to a 4-bar grid laid from the offset (0..3) that puts
-  the most novelty on its lines (bar 0 unless clearly beaten), peaks are picked greedily
+- **Phrase grid**: boundaries are snapped to a 4-bar grid laid from the offset (0..3 bars) whose
+  lines hold the most novelty *peaks* (bar 0 unless clearly beaten: sections may start on
+  bars 2, 6, 10... after a two-bar intro), peaks are picked greedily
   (sections at least 4 bars), and a boundary needs novelty above an absolute floor and a share
-  of the track's strongest change. Its **confidence** is the novelty mapped to [0, 1).
+  of the track's strongest change, or a clear peak over its neighbouring grid lines. Its **confidence** is the novelty mapped to [0, 1).
 - **Phrases** are laid inside each section (8 bars, 4 in short tracks; 9 or 10 bars make one
   phrase, a shorter rest ends the section), so a section always starts a phrase.
 - **Groups** (A, B, ...): sections whose mean cues are close share a letter.
@@ -76,9 +77,20 @@ SECTION_ROLES: dict[str, str] = {
 #: (a break, an intro...). Set on development songs of both generators (numpy synthesizer
 #: seeds 900.., FluidSynth truth set seed 7): verses reach 7.7, breakdowns 7.8 to 31.
 DRUMS_THIN_DB = 8.5
-BOUNDARY_FLOOR = 1.5  # combined novelty a boundary needs at least (spread-floored units)
+#: Combined novelty a boundary needs at least (spread-floored units). Set on development data
+#: only: the real-music set's dev half (tracker modules and scores, section truth from their
+#: sources; ``bench/sections.py --set real --split dev``, pooled F@3 s: 0.40 at 1.5, 0.44 at
+#: 2.5, 0.475 at 3.0, 0.46 at 3.5), the synthesized dev songs (seeds 900..) staying at F 1.0.
+#: Real music changes melody and voicing inside a section; a floor of 1.5 split it there.
+BOUNDARY_FLOOR = 3.0
+#: A boundary that stands out from both neighbouring grid lines (``BOUNDARY_CONTRAST``) needs
+#: only this much: a moderate verse-to-chorus change between two steady sections.
+CONTRAST_FLOOR = 1.5
+#: Novelty whose boundary reads as confidence 1 - 1/e (0.63).
+CONFIDENCE_SCALE = 3.0
 BOUNDARY_SHARE = 0.45  # ... and this share of the track's strongest change,
-BOUNDARY_CONTRAST = 2.5  # ... or this many times the novelty of a neighbouring grid line
+BOUNDARY_CONTRAST = 2.5  # ... or CONTRAST_FLOOR and this many times a neighbouring line's
+GRID_PHASE_MARGIN = 1.25  # another grid phase must hold this much more peak novelty than bar 0
 
 
 @dataclass
@@ -302,11 +314,28 @@ def boundary_novelty(views: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _grid_offset(novelty: np.ndarray) -> int:
+    """Phase (0..3 bars) of the section grid: the one whose lines hold the most novelty peaks.
+
+    A peak is a local maximum of the novelty above the boundary floor; its bar is where the
+    change happens, while the novelty around it is smeared over the kernel width (summing all
+    of it on each phase's lines hardly tells the phases apart). A track whose sections start
+    on bars 2, 6, 10... (a two-bar intro, a pickup phrase) puts its peaks on phase 2. Peaks in
+    the first and last four bars do not vote (an intro's instruments entering on bar 2). Bar 0
+    keeps the grid unless another phase holds clearly more peak novelty (1.25x and one floor
+    more): DJ tracks start their phrases on the first downbeat.
+    """
     n = len(novelty)
-    scores = np.array([novelty[o::GRID_BARS].sum() if o < n else 0.0 for o in range(GRID_BARS)])
+    if n < 3:
+        return 0
+    mid = novelty[1:-1]
+    is_peak = (mid >= novelty[:-2]) & (mid > novelty[2:]) & (mid >= BOUNDARY_FLOOR)
+    bars = np.flatnonzero(is_peak) + 1
+    # Not the first and last grid cell: instruments entering one by one in an intro (a peak
+    # on bar 1 or 2) and a fade-out are no phrase evidence.
+    bars = bars[(bars >= GRID_BARS) & (bars <= n - GRID_BARS)]
+    scores = np.bincount(bars % GRID_BARS, weights=novelty[bars], minlength=GRID_BARS)
     best = int(np.argmax(scores))
-    # Bar 0 is where DJ tracks start their phrases; move only for clearly better evidence.
-    return best if scores[best] > 1.5 * scores[0] + 0.5 else 0
+    return best if scores[best] > GRID_PHASE_MARGIN * scores[0] + BOUNDARY_FLOOR else 0
 
 
 def _pick_boundaries(novelty: np.ndarray) -> tuple[list[int], list[float]]:
@@ -322,13 +351,13 @@ def _pick_boundaries(novelty: np.ndarray) -> tuple[list[int], list[float]]:
     value = np.array([novelty[max(b - 1, 0) : b + 2].max() for b in lines])
     # Prefer the exact line: a neighbour's peak counts a little less.
     value = np.maximum(value * 0.85, novelty[lines])
-    # A boundary needs the floor, and either a share of the track's strongest change or a
-    # clear peak over the calmer of its neighbouring lines (a moderate verse-to-chorus change
-    # in a track whose drop dwarfs it; not the ripple of a section's own variations).
+    # A boundary needs the floor and a share of the track's strongest change, or a clear peak
+    # over the calmer of its neighbouring lines above a lower floor (a moderate verse-to-chorus
+    # change in a track whose drop dwarfs it; not the ripple of a section's own variations).
     share = value >= max(BOUNDARY_FLOOR, BOUNDARY_SHARE * float(value.max()))
     padded = np.r_[np.inf, value, np.inf]  # a line at either end has one neighbour
     calm = np.minimum(padded[:-2], padded[2:])
-    peak = (value >= BOUNDARY_FLOOR) & (value >= BOUNDARY_CONTRAST * calm)
+    peak = (value >= CONTRAST_FLOOR) & (value >= BOUNDARY_CONTRAST * calm)
     chosen: dict[int, float] = {}
     for i in np.argsort(-value):
         if not (share[i] or peak[i]):
@@ -337,8 +366,8 @@ def _pick_boundaries(novelty: np.ndarray) -> tuple[list[int], list[float]]:
         if all(abs(b - c) >= MIN_SECTION_BARS for c in chosen):
             chosen[b] = float(value[i])
     bounds = sorted(b for b in chosen if b >= 2)
-    # Novelty of twice the floor reads as 0.63, of the floor as 0.39.
-    conf = [float(1.0 - np.exp(-chosen[b] / (2 * BOUNDARY_FLOOR))) for b in bounds]
+    # Novelty at the floor reads as 0.63, at twice the floor as 0.86.
+    conf = [float(1.0 - np.exp(-chosen[b] / CONFIDENCE_SCALE)) for b in bounds]
     return [0, *bounds], conf
 
 

@@ -9,7 +9,7 @@ thousands of candidates are scored with a few numpy calls.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -51,6 +51,9 @@ class SegmentBatch:
         Low / mid / high energy fractions.
     energy : np.ndarray [shape=(n,), dtype=float32]
         Relative energy in [0, 1].
+    labels : np.ndarray [shape=(n,), dtype=object]
+        Section label of each segment (``Segment.label``: ``"drop"``, ``"break"``...), ``""``
+        when unknown; the scorer's section-role factor reads it. Defaults to all unknown.
     units_per_bar : int
         Chroma rows per bar, the same for every segment of the batch.
     """
@@ -66,10 +69,13 @@ class SegmentBatch:
     steps: np.ndarray
     balance: np.ndarray
     energy: np.ndarray
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     units_per_bar: int = 1
 
     def __post_init__(self) -> None:
         n = len(self.ids)
+        if len(self.labels) == 0 and n:
+            self.labels = np.full(n, "", dtype=object)
         if self.units_per_bar < 1:
             raise ParameterError(f"units_per_bar={self.units_per_bar} must be >= 1")
         for f in _array_fields():
@@ -165,6 +171,7 @@ class SegmentBatch:
                 [np.asarray(s.features.spectral_balance).reshape(3) for s in segments], np.float32
             ).reshape(n, 3),
             energy=np.array([s.features.energy for s in segments], np.float32),
+            labels=np.array([s.label or "" for s in segments], dtype=object),
             units_per_bar=units,
         )
 

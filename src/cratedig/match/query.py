@@ -226,6 +226,7 @@ def _best_reading(results: list[tuple[MatchScores, np.ndarray]]) -> tuple[MatchS
         semitones=choose(lambda s: s.semitones),
         relation=choose(lambda s: s.relation),
         terms={t: choose(lambda s, t=t: s.terms[t]) for t in results[0][0].terms},
+        section=results[0][0].section,  # the section roles do not depend on the reading
     )
     return merged, pick
 

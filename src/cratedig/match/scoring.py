@@ -38,6 +38,12 @@ over the content terms (harmonic, key, rhythm, spectral, energy; :data:`DEFAULT_
 transform costs multiply, so that a perfect fit reached by a 1-semitone shift ranks below the
 same fit reached without one, whatever the noise in the other terms.
 
+**Section roles** then scale it (:func:`section_factor`): ``x (1 + SECTION_WEIGHT)`` when the
+two phrases play the same energy role (a drop under a drop or a chorus, a break under a
+break), ``x (1 - SECTION_WEIGHT)`` for a peak against a low point (a break under a drop drains
+the drop), unchanged otherwise or when either label is unknown; clipped to 1. It is a factor
+beside the terms, not a term: the learned ranker's features stay as they were trained.
+
 References
 ----------
 Davies, M. E. P., Hamel, P., Yoshii, K., Goto, M. (2014). AutoMashUpper: Automatic Creation of
@@ -46,12 +52,13 @@ Multi-Song Music Mashups. IEEE/ACM TASLP 22(12).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from cratedig.analysis.structure import SECTION_ROLES, section_fit
 from cratedig.errors import ParameterError
 from cratedig.match.batch import RHYTHM_STEPS, SegmentBatch
 from cratedig.theory import (
@@ -133,6 +140,9 @@ class MatchScores:
         Index into :data:`cratedig.theory.RELATIONS` of the shifted candidate key to the query's.
     terms : dict of str to np.ndarray [shape=(n,)]
         Every term of :data:`TERMS`, each in [0, 1].
+    section : np.ndarray [shape=(n,)]
+        Section-role fit of each candidate with the query (:func:`section_role_fit`: 1, 0 or
+        -1), already applied to ``score`` through :func:`section_factor`. Zeros if not given.
     """
 
     score: np.ndarray
@@ -142,6 +152,11 @@ class MatchScores:
     semitones: np.ndarray
     relation: np.ndarray
     terms: dict[str, np.ndarray]
+    section: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        if len(self.section) != len(self.score):
+            self.section = np.zeros(len(self.score))
 
     def __len__(self) -> int:
         return len(self.score)
@@ -370,6 +385,66 @@ def energy_fit(query_energy: float, energy: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
+# Section roles (issue 14: a drop pairs with a drop-energy partner, a break with a break)
+
+#: How far the section roles move the score (see :func:`section_factor`). Small beside the
+#: transform costs and the content terms: the swing between a same-role partner and a clashing
+#: one (2 x 0.04) is about what a 1-semitone shift (0.95) or a 2 % stretch (0.92) costs, so
+#: harmonic and tempo fit still decide, and roles break near-ties.
+SECTION_WEIGHT = 0.04
+
+
+def section_role_fit(query_label: str | None, labels: np.ndarray) -> np.ndarray:
+    """Role fit of each candidate's section with the query's -> (n,) in {-1, 0, 1}.
+
+    :func:`cratedig.analysis.structure.section_fit` per candidate: 1 for the same energy role
+    (drop/chorus are peaks, break the low point...), -1 for a peak against a low point, 0
+    otherwise or when a label is unknown (``""`` or None).
+
+    Examples
+    --------
+    >>> section_role_fit("drop", np.array(["chorus", "break", "", "verse"], dtype=object))
+    array([ 1., -1.,  0.,  0.])
+    """
+    return np.array([section_fit(query_label, str(c or "")) for c in labels], dtype=np.float64)
+
+
+def section_factor(fit: np.ndarray, *, weight: float = SECTION_WEIGHT) -> np.ndarray:
+    """Score factor of a role fit: ``1 + weight * fit`` (1 when the roles are unknown)."""
+    return 1.0 + weight * np.asarray(fit, dtype=np.float64)
+
+
+def section_words(query_label: str | None, label: str | None) -> str:
+    """The reason text of two section labels: "both drops", "break under a drop", or ``""``.
+
+    Examples
+    --------
+    >>> section_words("drop", "drop"), section_words("drop", "break")
+    ('both drops', 'break under a drop')
+    >>> section_words("drop", "chorus"), section_words("verse", "drop"), section_words(None, "drop")
+    ('chorus under a drop (both peaks)', '', '')
+    """
+    q, c = query_label or "", label or ""
+    fit = section_fit(q, c)
+    if fit == 0.0:
+        return ""
+    if fit > 0 and q == c:
+        return f"both {c}es" if c.endswith("s") else f"both {c}s"
+    article = "an" if q[:1] in "aeiou" else "a"
+    words = f"{c} under {article} {q}"
+    return f"{words} (both {_ROLE_WORDS[SECTION_ROLES[q]]})" if fit > 0 else words
+
+
+_ROLE_WORDS = {
+    "peak": "peaks",
+    "low": "low points",
+    "rise": "builds",
+    "mid": "mid-energy",
+    "edge": "mixing edges",
+}
+
+
+# ---------------------------------------------------------------------------------------------
 # The scorer
 
 
@@ -473,6 +548,8 @@ def score_candidates(
     terms["transposition"] = transposition_all[rows, best]
     terms = {t: terms[t] for t in TERMS}
     score = tempo_term * terms["shift"] * terms["transposition"] * content_all[rows, best]
+    section = section_role_fit(str(query.labels[0]), candidates.labels)
+    score = np.minimum(score * section_factor(section), 1.0)
     return MatchScores(
         score=np.where(valid, score, 0.0),
         valid=valid,
@@ -481,6 +558,7 @@ def score_candidates(
         semitones=semitones,
         relation=relation,
         terms=terms,
+        section=section,
     )
 
 
@@ -543,6 +621,9 @@ def explain(
             )
         if scores.terms["rhythm"][i] >= 0.8:
             parts.append("grooves lock")
+        roles = section_words(str(query.labels[0]), str(candidates.labels[i]))
+        if roles:
+            parts.append(roles)
         out.append("; ".join(parts))
     return out
 
@@ -568,6 +649,7 @@ def candidate_records(
             "semitones": int(scores.semitones[i]),
             "key_relation": scores.relation_name(int(i)),
             "terms": {t: round(float(v[i]), 4) for t, v in scores.terms.items()},
+            "section_fit": int(scores.section[i]),
             "reason": reason,
         }
         for i, reason in zip(rows, reasons, strict=True)

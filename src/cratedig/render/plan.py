@@ -18,7 +18,9 @@ candidate per phrase by dynamic programming (Viterbi) over the phrase sequence, 
                            ``label`` against candidate ``label``): +1 for the same role (a drop
                            under a drop or a chorus, a break under a break), -1 for a peak
                            against a break, 0 otherwise (:func:`~cratedig.analysis.structure.
-                           section_fit`)
+                           section_fit`); the match scores already carry a small factor for
+                           the same fit (:func:`~cratedig.match.scoring.section_factor`), this
+                           term is the planner's own, larger say
 
 Each phrase may also take no partner (score 0), which the search chooses only where every
 candidate costs more in penalties than it brings. Ties resolve to the better-ranked candidate,
