@@ -741,7 +741,7 @@ def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
 
     import pretty_midi
     import soundfile as sf
-    from music21 import converter, key, repeat, stream
+    from music21 import converter, key, meter, repeat, stream, tempo
 
     from truthset import fluidsynth_render
 
@@ -752,7 +752,21 @@ def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
     rel = path.split("/corpus/", 1)[1]
     source_id = f"music21:{rel}"
     item = base_item(source_id, "corpus", "music21 (PyPI)", rel, "BSD-3-Clause / public domain")
-    score = converter.parse(path)
+    full = converter.parse(path)
+    # The movement's final bass note (lowest pitch still sounding at the end), before cutting.
+    flat = [n for n in full.flatten().notes if n.quarterLength > 0]
+    end_q = max(float(n.offset + n.quarterLength) for n in flat)
+    final = min(
+        p.midi for n in flat if n.offset + n.quarterLength >= end_q - 0.25 for p in n.pitches
+    )
+    # Export only the measures the excerpt needs (at the first metronome mark, 120 if none):
+    # whole movements are slow to expand and their MIDI files large.
+    marks = full.flatten().getElementsByClass(tempo.MetronomeMark)
+    qpm = float(marks[0].getQuarterBPM() or 120.0) if marks else 120.0
+    sigs_ = full.flatten().getElementsByClass(meter.TimeSignature)
+    bar_q = float(sigs_[0].barDuration.quarterLength) if sigs_ else 4.0
+    n_bars = int(np.ceil((CORPUS_SECONDS + 10.0) * qpm / 60.0 / bar_q)) + 2
+    score = full.measures(0, n_bars)
     with tempfile.TemporaryDirectory() as tmp:
         mid, wav = Path(tmp) / "x.mid", Path(tmp) / "x.wav"
         try:
@@ -797,9 +811,8 @@ def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
         item["notes"].append(f"no key: key signatures {sorted(sigs)} over the excerpt")
     else:
         acc = sigs.pop()
-        end = max(n[1] for n in notes)
-        final = min(n[2] for n in notes if n[1] > end - 0.1) % 12
-        key_from_signature(item, acc, tags.pop() if len(tags) == 1 else None, final, "final bass")
+        mode_tag = tags.pop() if len(tags) == 1 else None
+        key_from_signature(item, acc, mode_tag, final % 12, "final bass")
     item["render_latency_s"] = round(first_onset(y, sr) - first_note, 5)
     item["format"] = fmt_for(source_id, ("ogg", "mp3", "flac", "wav"))
     out = out_dir / f"{item['id']}.{item['format']}"
