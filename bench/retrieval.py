@@ -34,11 +34,12 @@ copies (+5, +1, +7 st), and each query song's analysis goes through
 scores, fit labels), 100 candidates kept. A query is a phrase of the query analysis in which
 the lead plays a note in at least 75 % of the bars (note times from the source: the lead
 channel's rows, the guitar chart). Its truth is the same song's accompaniment phrase at the
-same bars (start within half a true beat, overlapping at least half of the shorter) and the
-repeats of it (a phrase of the same accompaniment with the same length and beat chroma
-correlating >= 0.9: the same chords); a query phrase whose bars start no accompaniment phrase
-(the two layers' analyses cut phrases differently) has no partner the library can offer and is
-counted apart. Reported for the rule score, the learned ranker alone and the blend
+same bars (start within half a true beat, overlapping at least half of the shorter) and every
+phrase of that accompaniment under the same chords (its beat chroma correlating >= 0.9 with
+the accompaniment cut on the query's own bars, over at least half of them: a repeat, or the
+same progression cut at other bar lines; only where the two analyses agree on tempo and
+meter); a query phrase with neither (the two layers' analyses cut phrases differently) has no
+partner the library can offer and is counted apart. Reported for the rule score, the learned ranker alone and the blend
 (:mod:`cratedig.learn.ranker`, trained on the **dev** split's match candidates: label 1 for the
 true partners): recall@10, top-1 (also with the same-bars phrase only), MRR and NDCG@10 of the
 first true partner, how often a transposed copy ranks first, phrases with no suggestion and
@@ -72,6 +73,7 @@ from cratedig.analysis.records import Segment
 from cratedig.learn.metrics import mean_reciprocal_rank, single_relevant_ndcg
 from cratedig.learn.pairs import Grid, grid_of_mix, segments_on_grid
 from cratedig.match import SegmentBatch, score_candidates
+from cratedig.match.query import DEFAULT_FETCH
 from cratedig.match.scoring import harmonic_fit
 from cratedig.synth import synthesize_song
 from cratedig.theory import Key
@@ -246,7 +248,8 @@ def evaluate(
 REAL_TOP = 100  # candidates kept per query phrase (ranks beyond count as not found)
 TARGET_RECALL10 = 0.95
 TARGET_REAL_TOP1 = 0.85
-#: Two phrases of one accompaniment with beat chroma this alike are a repeat (same chords).
+#: A library phrase whose beat chroma is this alike the accompaniment's at the query's bars
+#: carries the same chords.
 REPEAT_CORR = 0.9
 
 
@@ -296,38 +299,73 @@ def _active(seg: Segment, onsets: np.ndarray) -> bool:
     return bool(np.mean(hits) >= MIN_ACTIVE_BARS)
 
 
-def _same_chords(a: Segment, b: Segment) -> bool:
-    """Whether two phrases of one accompaniment are a repeat: same length, beat chroma rows
-    correlating at least REPEAT_CORR on average (rendered tracker repeats score ~1)."""
-    x, y = a.features.beat_chroma, b.features.beat_chroma
-    if a.bars != b.bars or x.shape != y.shape:
-        return False
-    xc, yc = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
+def _chroma_corr(x: np.ndarray, y: np.ndarray) -> float:
+    """Mean row-by-row Pearson correlation of two beat-chroma arrays over their common rows
+    (rows silent in either do not count; nan when under half of the rows sound in both)."""
+    n = min(len(x), len(y))
+    xc = x[:n] - x[:n].mean(axis=1, keepdims=True)
+    yc = y[:n] - y[:n].mean(axis=1, keepdims=True)
     nx, ny = np.linalg.norm(xc, axis=1), np.linalg.norm(yc, axis=1)
     ok = (nx > 1e-6) & (ny > 1e-6)
-    if ok.mean() < 0.5:
-        return False
-    r = (xc[ok] * yc[ok]).sum(axis=1) / (nx[ok] * ny[ok])
-    return bool(r.mean() >= REPEAT_CORR)
+    if n == 0 or ok.mean() < 0.5:
+        return float("nan")
+    return float(((xc[ok] * yc[ok]).sum(axis=1) / (nx[ok] * ny[ok])).mean())
 
 
-def _relevant(q: Segment, partner: list[Segment], beat: float) -> tuple[list[str], list[str]]:
-    """(partner phrases at the query phrase's bars, those plus their repeats).
+def _relevant(
+    q: Segment, ideal: Segment | None, partner: list[Segment], beat: float
+) -> tuple[list[str], list[str]]:
+    """(partner phrases at the query phrase's bars, those plus the ones under the same chords).
 
     At the same bars: start within half a (true) beat, overlapping at least half of the shorter
-    phrase. A repeat (:func:`_same_chords`) of such a phrase is the same accompaniment under the
-    same chords, as right a partner as the one at the query's bars.
+    phrase. Under the same chords: the accompaniment cut on the query's own bars (``ideal``)
+    and the library phrase agree beat by beat (beat chroma correlating >= REPEAT_CORR over at
+    least half the query's bars): a repeat, or the same progression cut at other bar lines.
     """
     aligned = []
     for c in partner:
         overlap = min(q.end, c.end) - max(q.start, c.start)
         short = min(q.end - q.start, c.end - c.start)
         if abs(c.start - q.start) <= 0.5 * beat and overlap >= 0.5 * short:
-            aligned.append(c)
-    repeats = [
-        c.id for c in partner if c not in aligned and any(_same_chords(c, a) for a in aligned)
-    ]
-    return [c.id for c in aligned], [c.id for c in aligned] + repeats
+            aligned.append(c.id)
+    same = []
+    if ideal is not None:
+        x = ideal.features.beat_chroma
+        for c in partner:
+            y = c.features.beat_chroma
+            if c.id in aligned or 2 * min(len(x), len(y)) < len(x):
+                continue
+            if _chroma_corr(x, y) >= REPEAT_CORR:
+                same.append(c.id)
+    return aligned, aligned + same
+
+
+def _ideal_partners(song: dict[str, Any], qa: Any, pa: Any) -> list[Segment] | None:
+    """The accompaniment cut on the query analysis' own phrases (None when the two analyses
+    disagree on tempo or meter: their beats then do not compare row by row)."""
+    from cratedig.audio import decode
+    from cratedig.learn.pairs import Grid, segments_on_grid
+
+    if abs(pa.tempo / qa.tempo - 1) > 0.04 or pa.time_signature != qa.time_signature:
+        return None
+    starts = np.asarray(qa.downbeats, np.float64)
+    if len(starts) < 2 or not qa.segments:
+        return None
+    audio = decode(song["partner_path"])
+    bar = qa.time_signature[0] * 60.0 / qa.tempo
+    ends = np.r_[starts[1:], min(starts[-1] + bar, audio.duration)]
+    grid = Grid(starts, ends, [(g.bar, g.bars) for g in qa.segments], qa.time_signature[0],
+                qa.tempo, pa.tuning)  # fmt: skip
+    return segments_on_grid(audio.samples, sr=audio.sr, grid=grid, track_id="ideal")
+
+
+def _contradicts(fit: str | None, reason: str) -> bool:
+    """Whether a fit label says more than its reasons: chords that disagree are no good fit,
+    and with two clashing layers no fit at all."""
+    if "chords disagree" not in reason:
+        return False
+    clash = any(f"two {b} layers" in reason for b in ("bass-heavy", "mid-heavy", "bright"))
+    return fit == "good" or (clash and fit in ("fair", "good"))
 
 
 def _what(track_id: str, song: str) -> str:
@@ -362,6 +400,8 @@ def _miss_reason(
         bits.append(f"true partner rejected by the tempo rule ({sc.stretch[j]:+.0%})")
     if not recs:
         bits.append("no suggestion at all")
+    elif not math.isfinite(rank) and sc.valid[j] and sc.score[j] > recs[-1]["score"]:
+        bits.append(f"the index did not fetch the true partner ({true_s})")
     elif not math.isfinite(rank):
         bits.append(f"true partner not in the top {len(recs)} ({true_s})")
     if recs:
@@ -392,7 +432,7 @@ def _features(
 
 def run_split(
     data: dict[str, Any], split: str, *, workers: int, rankers: dict[str, Any] | None,
-    max_shift: int, max_stretch: float,
+    max_shift: int, max_stretch: float, fetch: int = DEFAULT_FETCH,
 ) -> dict[str, Any]:  # fmt: skip
     """Match every active lead phrase of ``split`` against that split's library."""
     from cratedig.library import repository as repo
@@ -415,7 +455,7 @@ def run_split(
     by_track: dict[str, list[Segment]] = {}
     for g in segs.values():
         by_track.setdefault(g.track_id, []).append(g)
-    opt = MatchOptions(top=REAL_TOP, fetch=200, max_shift=max_shift, max_stretch=max_stretch)
+    opt = MatchOptions(top=REAL_TOP, fetch=fetch, max_shift=max_shift, max_stretch=max_stretch)
     systems = {"rule": None, **(rankers or {})}
     ranks: dict[str, list[float]] = {k: [] for k in systems}
     strict_ranks: dict[str, list[float]] = {k: [] for k in systems}
@@ -432,38 +472,40 @@ def run_split(
         beat = 60.0 / song["tempo"]
         onsets = np.asarray(song["lead_onsets"])
         partner = by_track.get(f"{song['id']}-partner", [])
+        ideals = _ideal_partners(song, qa, pa)
         results = {
             k: match_analysis(lib, index, qa, options=opt, ranker=r) for k, r in systems.items()
         }
         for qi, q in enumerate(qa.segments):
             if not _active(q, onsets):
                 continue
-            strict, rel = _relevant(q, partner, beat)
-            if not rel:
-                no_valid += 1
-                per_query.append({"song": song["id"], "phrase": qi, "valid_partner": False,
-                                  "start": round(q.start, 2)})  # fmt: skip
-                continue
+            strict, rel = _relevant(q, ideals[qi] if ideals else None, partner, beat)
+            no_valid += not rel
             row: dict[str, Any] = {
-                "song": song["id"], "kind": song["kind"], "phrase": qi, "valid_partner": True,
-                "start": round(q.start, 2), "bars": q.bars, "repeats": len(rel) - len(strict),
+                "song": song["id"], "kind": song["kind"], "phrase": qi, "valid_partner": bool(rel),
+                "start": round(q.start, 2), "bars": q.bars, "same_chords": len(rel) - len(strict),
             }  # fmt: skip
             for k, res in results.items():
                 m = res.matches[qi]
                 recs = m.candidates
-                hit = [i for i, r in enumerate(recs) if r["segment"] in rel]
-                rank = float(hit[0] + 1) if hit else math.inf
-                ranks[k].append(rank)
-                strict_hit = [i for i, r in enumerate(recs) if r["segment"] in strict]
-                strict_ranks[k].append(float(strict_hit[0] + 1) if strict_hit else math.inf)
                 row[k] = {
-                    "rank": rank if hit else None,
                     "suggestions": len(recs),
                     "fit": m.fit,
                     "top": recs[0]["segment"] if recs else None,
                     "top_what": _what(recs[0]["track_id"], song["id"]) if recs else None,
                     "top_score": recs[0]["score"] if recs else None,
+                    "top_fit": recs[0]["fit"] if recs else None,
+                    "top_reason": recs[0]["reason"] if recs else None,
                 }
+                if not rel:
+                    continue  # no truth: only the fit and reasons are looked at
+                hit = [i for i, r in enumerate(recs) if r["segment"] in rel]
+                rank = float(hit[0] + 1) if hit else math.inf
+                ranks[k].append(rank)
+                row[k]["rank"] = rank if hit else None
+                if strict:  # the phrase at the same bars alone (no same-chords phrase)
+                    strict_hit = [i for i, r in enumerate(recs) if r["segment"] in strict]
+                    strict_ranks[k].append(float(strict_hit[0] + 1) if strict_hit else math.inf)
                 if k == "rule":
                     row["reason"] = (
                         ""
@@ -485,12 +527,25 @@ def run_split(
             "top1": float(np.mean(r == 1)) if len(r) else float("nan"),
             "mrr": mean_reciprocal_rank(r),
             "ndcg@10": single_relevant_ndcg(r, 10),
-            "top1_same_bars_only": float(np.mean(np.array(strict_ranks[k]) == 1)) if len(r) else 0,
+            "same_bars_queries": len(strict_ranks[k]),
+            "same_bars_top1": float(np.mean(np.array(strict_ranks[k]) == 1))
+            if strict_ranks[k]
+            else float("nan"),
             "transposed_first": sum(
                 1 for q in evaluated if (q[k]["top_what"] or "").startswith("transposed")
             ),
             "no_suggestion": sum(1 for q in evaluated if q[k]["suggestions"] == 0),
+            "no_suggestion_any_phrase": sum(1 for q in per_query if q[k]["suggestions"] == 0),
             "no_good_partner": sum(1 for q in evaluated if q[k]["fit"] == "none"),
+            # The first suggestion's label contradicts its own reasons (issue 10: "a pair the
+            # reasons themselves call poor"): "good" although its chords disagree, or fair/good
+            # although they disagree and the two layers clash.
+            "top_label_contradicts_reasons": sum(
+                1 for q in per_query if _contradicts(q[k]["top_fit"], q[k]["top_reason"] or "")
+            ),
+            "top_chords_disagree": sum(
+                1 for q in per_query if "chords disagree" in (q[k]["top_reason"] or "")
+            ),
         }
     return {
         "split": split,
@@ -531,7 +586,7 @@ def main_real(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     data = stemset.load(workers=args.workers)
     data["root"] = str(stemset.CACHE_ROOT)
-    lim = {"max_shift": args.max_shift, "max_stretch": args.max_stretch}
+    lim = {"max_shift": args.max_shift, "max_stretch": args.max_stretch, "fetch": args.fetch}
     dev = run_split(data, "dev", workers=args.workers, rankers=None, **lim)
     X, y, names = dev.pop("train")
     ranker = train_ranker(X, y, names)
@@ -549,19 +604,27 @@ def main_real(args: argparse.Namespace) -> int:
         f"retrieval --set real --split {args.split}: {res['songs']} songs "
         f"({res['songs_with_queries']} with lead phrases), "
         f"{res['summary']['rule']['queries']} lead phrase queries with a true partner; "
-        f"{res['phrases_without_true_partner']} active phrases had no partner phrase at the "
-        "same bars (not counted)"
+        f"{res['phrases_without_true_partner']} active phrases had no library phrase at the "
+        "same bars or under the same chords (not counted)"
     )
     print(f"  learned ranker: trained on dev, {len(y)} pairs ({int(y.sum())} positives)"
           + (" -- evaluated on its own training split" if args.split == "dev" else ""))  # fmt: skip
-    head = ["", "recall@10", "top-1", "MRR", "NDCG@10", "copy first", "no sugg.", "no good"]
+    head = ["", "recall@10", "top-1", "MRR", "NDCG@10", "copy first", "no sugg.", "no good",
+            "contradict"]  # fmt: skip
     print("  " + "".join(f"{h:>11}" for h in head))
     for k, s in res["summary"].items():
         print(
             f"  {k:>11}{s['recall@10']:>11.3f}{s['top1']:>11.3f}{s['mrr']:>11.3f}"
             f"{s['ndcg@10']:>11.3f}{s['transposed_first']:>11d}{s['no_suggestion']:>11d}"
-            f"{s['no_good_partner']:>11d}"
+            f"{s['no_good_partner']:>11d}{s['top_label_contradicts_reasons']:>11d}"
         )
+    print(
+        "  same-bars phrase only (queries with one): "
+        + ", ".join(
+            f"{k} top-1 {v['same_bars_top1']:.3f} of {v['same_bars_queries']}"
+            for k, v in res["summary"].items()
+        )
+    )
     r = res["summary"]["rule"]
     ok = r["recall@10"] >= TARGET_RECALL10 and r["top1"] >= TARGET_REAL_TOP1
     print(f"  targets (rule): recall@10 >= {TARGET_RECALL10}, top-1 >= {TARGET_REAL_TOP1}, "
@@ -583,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--set", choices=("synth", "real"), default="synth")
     p.add_argument("--split", choices=("dev", "heldout"), default="heldout")
+    p.add_argument("--fetch", type=int, default=DEFAULT_FETCH, help="--set real: index hits")
     p.add_argument("--songs", type=int, default=12)
     p.add_argument("--bars", type=int, default=32)
     p.add_argument("--sr", type=int, default=22050)
