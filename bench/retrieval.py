@@ -24,10 +24,36 @@ first"), how often it beats each decoy kind, and whether the suggested transform
 wide limits, ``--max-shift 6 --max-stretch 0.15``, since +6 st and 12 % lie beyond the
 defaults; at the defaults the stretched decoy must be rejected).
 
+``--set real`` runs the same test on music no one here made (``bench/stemset.py``: Frets on
+Fire songs' lead guitar and band, tracker modules rendered as lead + drums and accompaniment),
+through the real pipeline and matcher: every stem file is analysed by ``analyze_signal`` and
+stored in a SQLite library under ``bench/.cache/stemset/`` (the cache: a track analysed once
+is not analysed again), the library of a split holds its songs' accompaniments and transposed
+copies (+5, +1, +7 st), and each query song's analysis goes through
+:func:`cratedig.match.query.match_analysis` (index search, meter and tempo readings, exact
+scores, fit labels), 100 candidates kept. A query is a phrase of the query analysis in which
+the lead plays a note in at least 75 % of the bars (note times from the source: the lead
+channel's rows, the guitar chart). Its truth is the same song's accompaniment phrase at the
+same bars (start within half a true beat, overlapping at least half of the shorter) and every
+phrase of that accompaniment under the same chords (its beat chroma correlating >= 0.9 with
+the accompaniment cut on the query's own bars, over at least half of them: a repeat, or the
+same progression cut at other bar lines; only where the two analyses agree on tempo and
+meter); a query phrase with neither (the two layers' analyses cut phrases differently) has no
+partner the library can offer and is counted apart. Reported for the rule score, the learned ranker alone and the blend
+(:mod:`cratedig.learn.ranker`, trained on the **dev** split's match candidates: label 1 for the
+true partners): recall@10, top-1 (also with the same-bars phrase only), MRR and NDCG@10 of the
+first true partner, how often a transposed copy ranks first, phrases with no suggestion and
+phrases whose best suggestion is under the fit floor, and a per-song list of the rule's misses
+with their reasons (tempo and meter readings against the truth, the true partner's and the
+top suggestion's scores).
+
 Usage::
 
     .venv/bin/python bench/retrieval.py                 # 12 songs, ~2 min on 2 cores
     .venv/bin/python bench/retrieval.py --songs 4 --workers 1
+    .venv/bin/python bench/stemset.py                   # build the stems set (~13 min, cached)
+    .venv/bin/python bench/retrieval.py --set real --split dev       # diagnose on dev
+    .venv/bin/python bench/retrieval.py --set real --split heldout   # the issue-10 figures
 """
 
 from __future__ import annotations
@@ -47,6 +73,7 @@ from cratedig.analysis.records import Segment
 from cratedig.learn.metrics import mean_reciprocal_rank, single_relevant_ndcg
 from cratedig.learn.pairs import Grid, grid_of_mix, segments_on_grid
 from cratedig.match import SegmentBatch, score_candidates
+from cratedig.match.query import DEFAULT_FETCH
 from cratedig.match.scoring import harmonic_fit
 from cratedig.synth import synthesize_song
 from cratedig.theory import Key
@@ -215,8 +242,411 @@ def evaluate(
     }
 
 
+# ---------------------------------------------------------------------------------------------
+# --set real: songs no one here made (bench/stemset.py), through the real pipeline and matcher
+
+REAL_TOP = 100  # candidates kept per query phrase (ranks beyond count as not found)
+TARGET_RECALL10 = 0.95
+TARGET_REAL_TOP1 = 0.85
+#: A library phrase whose beat chroma is this alike the accompaniment's at the query's bars
+#: carries the same chords.
+REPEAT_CORR = 0.9
+
+
+def _analyse(job: tuple[str, str]) -> Any:
+    """Analyse one stem file under a given track id (runs in a worker)."""
+    from cratedig.analysis.pipeline import analyze_signal
+    from cratedig.audio import decode
+
+    path, track_id = job
+    audio = decode(path)
+    a = analyze_signal(
+        audio.samples, sr=audio.sr, path=path, track_id=track_id, format=audio.format,
+        source_sr=audio.source_sr, channels=audio.channels,
+    )  # fmt: skip
+    a.duration = audio.duration
+    return a
+
+
+def analysed_library(db: Path, jobs: list[tuple[str, str]], workers: int) -> Any:
+    """A SQLite library holding the analyses of ``jobs`` (path, track id); cached by id."""
+    from cratedig.analysis.pipeline import ANALYSIS_VERSION
+    from cratedig.library import repository as repo
+    from cratedig.library.db import open_library
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    lib = open_library(f"sqlite:///{db}")
+    with lib.reader() as s:
+        have = repo.current_track_ids(s, analysis_version=ANALYSIS_VERSION)
+    todo = [j for j in jobs if j[1] not in have]
+    if todo:
+        print(f"  analysing {len(todo)} stem files into {db.name} ...", file=sys.stderr)
+        with ProcessPoolExecutor(workers) as pool:
+            for (path, tid), a in zip(todo, pool.map(_analyse, todo), strict=True):
+                st = Path(path).stat()
+                with lib.transaction() as s:
+                    repo.store_analysis(s, a)
+                    repo.record_file(
+                        s, path=path, track_id=tid, size=st.st_size, mtime_ns=st.st_mtime_ns
+                    )
+    return lib
+
+
+def _active(seg: Segment, onsets: np.ndarray) -> bool:
+    """Whether the lead plays a note in at least MIN_ACTIVE_BARS of the phrase's bars."""
+    edges = np.linspace(seg.start, seg.end, seg.bars + 1)
+    hits = np.histogram(onsets, bins=edges)[0] > 0
+    return bool(np.mean(hits) >= MIN_ACTIVE_BARS)
+
+
+def _chroma_corr(x: np.ndarray, y: np.ndarray) -> float:
+    """Mean row-by-row Pearson correlation of two beat-chroma arrays over their common rows
+    (rows silent in either do not count; nan when under half of the rows sound in both)."""
+    n = min(len(x), len(y))
+    xc = x[:n] - x[:n].mean(axis=1, keepdims=True)
+    yc = y[:n] - y[:n].mean(axis=1, keepdims=True)
+    nx, ny = np.linalg.norm(xc, axis=1), np.linalg.norm(yc, axis=1)
+    ok = (nx > 1e-6) & (ny > 1e-6)
+    if n == 0 or ok.mean() < 0.5:
+        return float("nan")
+    return float(((xc[ok] * yc[ok]).sum(axis=1) / (nx[ok] * ny[ok])).mean())
+
+
+def _relevant(
+    q: Segment, ideal: Segment | None, partner: list[Segment], beat: float
+) -> tuple[list[str], list[str]]:
+    """(partner phrases at the query phrase's bars, those plus the ones under the same chords).
+
+    At the same bars: start within half a (true) beat, overlapping at least half of the shorter
+    phrase. Under the same chords: the accompaniment cut on the query's own bars (``ideal``)
+    and the library phrase agree beat by beat (beat chroma correlating >= REPEAT_CORR over at
+    least half the query's bars): a repeat, or the same progression cut at other bar lines.
+    """
+    aligned = []
+    for c in partner:
+        overlap = min(q.end, c.end) - max(q.start, c.start)
+        short = min(q.end - q.start, c.end - c.start)
+        if abs(c.start - q.start) <= 0.5 * beat and overlap >= 0.5 * short:
+            aligned.append(c.id)
+    same = []
+    if ideal is not None:
+        x = ideal.features.beat_chroma
+        for c in partner:
+            y = c.features.beat_chroma
+            if c.id in aligned or 2 * min(len(x), len(y)) < len(x):
+                continue
+            if _chroma_corr(x, y) >= REPEAT_CORR:
+                same.append(c.id)
+    return aligned, aligned + same
+
+
+def _ideal_partners(song: dict[str, Any], qa: Any, pa: Any) -> list[Segment] | None:
+    """The accompaniment cut on the query analysis' own phrases (None when the two analyses
+    disagree on tempo or meter: their beats then do not compare row by row)."""
+    from cratedig.audio import decode
+    from cratedig.learn.pairs import Grid, segments_on_grid
+
+    if abs(pa.tempo / qa.tempo - 1) > 0.04 or pa.time_signature != qa.time_signature:
+        return None
+    starts = np.asarray(qa.downbeats, np.float64)
+    if len(starts) < 2 or not qa.segments:
+        return None
+    audio = decode(song["partner_path"])
+    bar = qa.time_signature[0] * 60.0 / qa.tempo
+    ends = np.r_[starts[1:], min(starts[-1] + bar, audio.duration)]
+    grid = Grid(starts, ends, [(g.bar, g.bars) for g in qa.segments], qa.time_signature[0],
+                qa.tempo, pa.tuning)  # fmt: skip
+    return segments_on_grid(audio.samples, sr=audio.sr, grid=grid, track_id="ideal")
+
+
+def _contradicts(fit: str | None, reason: str) -> bool:
+    """Whether a fit label says more than its reasons: chords that disagree are no good fit,
+    and with two clashing layers no fit at all."""
+    if "chords disagree" not in reason:
+        return False
+    clash = any(f"two {b} layers" in reason for b in ("bass-heavy", "mid-heavy", "bright"))
+    return fit == "good" or (clash and fit in ("fair", "good"))
+
+
+def _what(track_id: str, song: str) -> str:
+    """Kind of a library track relative to the query's song."""
+    if track_id == f"{song}-partner":
+        return "own partner, other bars"
+    if track_id.startswith(f"{song}-partner"):
+        return "transposed copy " + track_id.rsplit("_", 1)[-1] + " st"
+    return "other song"
+
+
+def _miss_reason(
+    q: Segment, qa: Any, song: dict[str, Any], pa: Any, truth: list[Segment],
+    recs: list[dict[str, Any]], rank: float,
+) -> str:  # fmt: skip
+    """Why the true partner is not first: readings against the truth, and the two scores."""
+    from cratedig.match.scoring import score_candidates as rule
+
+    bits = []
+    for name, a in (("query", qa), ("partner", pa)):
+        r = a.tempo / song["tempo"]
+        if abs(r - 1) > 0.04:
+            bits.append(f"{name} tempo {a.tempo:.0f} vs true {song['tempo']:.0f} (x{r:.2f})")
+        if song.get("meter") and a.time_signature[0] != song["meter"]:
+            bits.append(f"{name} meter {a.time_signature[0]} vs true {song['meter']}")
+    qb = SegmentBatch.from_segments([q])
+    tb = SegmentBatch.from_segments(truth)
+    sc = rule(qb, tb)
+    j = int(np.argmax(sc.score))
+    true_s = f"true {sc.score[j]:.2f} (harm {sc.terms['harmonic'][j]:.2f}, st {sc.semitones[j]:+d})"
+    if not sc.valid.any():
+        bits.append(f"true partner rejected by the tempo rule ({sc.stretch[j]:+.0%})")
+    if not recs:
+        bits.append("no suggestion at all")
+    elif not math.isfinite(rank) and sc.valid[j] and sc.score[j] > recs[-1]["score"]:
+        bits.append(f"the index did not fetch the true partner ({true_s})")
+    elif not math.isfinite(rank):
+        bits.append(f"true partner not in the top {len(recs)} ({true_s})")
+    if recs:
+        top = recs[0]
+        bits.append(
+            f"top: {_what(top['track_id'], song['id'])} {top['score']:.2f} (harm "
+            f"{top['terms']['harmonic']:.2f}, transp {top['terms']['transposition']:.2f}, "
+            f"st {top['semitones']:+d}) vs {true_s}"
+        )
+    return "; ".join(bits)
+
+
+def _features(
+    recs: list[dict[str, Any]], q: Segment, segs: dict[str, Segment]
+) -> tuple[np.ndarray, list[str]]:
+    from cratedig.learn.ranker import pair_features
+
+    terms = {t: np.array([r["terms"][t] for r in recs]) for t in recs[0]["terms"] if t != "learned"}
+    return pair_features(
+        terms,
+        stretch=np.array([r["stretch"] for r in recs]),
+        semitones=np.array([r["semitones"] for r in recs]),
+        tempo_ratio=np.array([r["tempo_ratio"] for r in recs]),
+        query_balance=np.asarray(q.features.spectral_balance, np.float64),
+        balance=np.array([segs[r["segment"]].features.spectral_balance for r in recs]),
+    )
+
+
+def run_split(
+    data: dict[str, Any], split: str, *, workers: int, rankers: dict[str, Any] | None,
+    max_shift: int, max_stretch: float, fetch: int = DEFAULT_FETCH,
+) -> dict[str, Any]:  # fmt: skip
+    """Match every active lead phrase of ``split`` against that split's library."""
+    from cratedig.library import repository as repo
+    from cratedig.match.query import MatchOptions, match_analysis
+    from cratedig.match.store import sync_index
+
+    songs = [s for s in data["songs"] if s["split"] == split]
+    lib_jobs = [(s["partner_path"], f"{s['id']}-partner") for s in songs]
+    lib_jobs += [(c["path"], f"{s['id']}-partner_+{c['semitones']}") for s in songs
+                 for c in s["copies"]]  # fmt: skip
+    root = Path(data["root"])
+    lib = analysed_library(root / f"library-{split}.sqlite", lib_jobs, workers)
+    qlib = analysed_library(
+        root / "queries.sqlite", [(s["query_path"], f"{s['id']}-query") for s in songs], workers
+    )
+    index, _ = sync_index(lib)
+    with lib.reader() as s:
+        segs = {g.id: g for g in repo.load_segments(s)}
+        tracks = {t: repo.load_analysis(s, t) for _, t in lib_jobs}
+    by_track: dict[str, list[Segment]] = {}
+    for g in segs.values():
+        by_track.setdefault(g.track_id, []).append(g)
+    opt = MatchOptions(top=REAL_TOP, fetch=fetch, max_shift=max_shift, max_stretch=max_stretch)
+    systems = {"rule": None, **(rankers or {})}
+    ranks: dict[str, list[float]] = {k: [] for k in systems}
+    strict_ranks: dict[str, list[float]] = {k: [] for k in systems}
+    per_query: list[dict[str, Any]] = []
+    train_X: list[np.ndarray] = []
+    train_y: list[np.ndarray] = []
+    names: list[str] = []
+    no_valid = 0
+    for song in songs:
+        with qlib.reader() as s:
+            qa = repo.load_analysis(s, f"{song['id']}-query")
+        pa = tracks[f"{song['id']}-partner"]
+        assert qa is not None and pa is not None
+        beat = 60.0 / song["tempo"]
+        onsets = np.asarray(song["lead_onsets"])
+        partner = by_track.get(f"{song['id']}-partner", [])
+        ideals = _ideal_partners(song, qa, pa)
+        results = {
+            k: match_analysis(lib, index, qa, options=opt, ranker=r) for k, r in systems.items()
+        }
+        for qi, q in enumerate(qa.segments):
+            if not _active(q, onsets):
+                continue
+            strict, rel = _relevant(q, ideals[qi] if ideals else None, partner, beat)
+            no_valid += not rel
+            row: dict[str, Any] = {
+                "song": song["id"], "kind": song["kind"], "phrase": qi, "valid_partner": bool(rel),
+                "start": round(q.start, 2), "bars": q.bars, "same_chords": len(rel) - len(strict),
+            }  # fmt: skip
+            for k, res in results.items():
+                m = res.matches[qi]
+                recs = m.candidates
+                row[k] = {
+                    "suggestions": len(recs),
+                    "fit": m.fit,
+                    "top": recs[0]["segment"] if recs else None,
+                    "top_what": _what(recs[0]["track_id"], song["id"]) if recs else None,
+                    "top_score": recs[0]["score"] if recs else None,
+                    "top_fit": recs[0]["fit"] if recs else None,
+                    "top_reason": recs[0]["reason"] if recs else None,
+                }
+                if not rel:
+                    continue  # no truth: only the fit and reasons are looked at
+                hit = [i for i, r in enumerate(recs) if r["segment"] in rel]
+                rank = float(hit[0] + 1) if hit else math.inf
+                ranks[k].append(rank)
+                row[k]["rank"] = rank if hit else None
+                if strict:  # the phrase at the same bars alone (no same-chords phrase)
+                    strict_hit = [i for i, r in enumerate(recs) if r["segment"] in strict]
+                    strict_ranks[k].append(float(strict_hit[0] + 1) if strict_hit else math.inf)
+                if k == "rule":
+                    row["reason"] = (
+                        ""
+                        if rank == 1
+                        else _miss_reason(q, qa, song, pa, [segs[i] for i in rel], recs, rank)
+                    )
+                    if recs and split == "dev":
+                        X, names = _features(recs, q, segs)
+                        train_X.append(X)
+                        train_y.append(np.array([r["segment"] in rel for r in recs], int))
+            per_query.append(row)
+    evaluated = [r for r in per_query if r["valid_partner"]]
+    summary: dict[str, Any] = {}
+    for k in systems:
+        r = np.array(ranks[k])
+        summary[k] = {
+            "queries": len(r),
+            "recall@10": float(np.mean(r <= 10)) if len(r) else float("nan"),
+            "top1": float(np.mean(r == 1)) if len(r) else float("nan"),
+            "mrr": mean_reciprocal_rank(r),
+            "ndcg@10": single_relevant_ndcg(r, 10),
+            "same_bars_queries": len(strict_ranks[k]),
+            "same_bars_top1": float(np.mean(np.array(strict_ranks[k]) == 1))
+            if strict_ranks[k]
+            else float("nan"),
+            "transposed_first": sum(
+                1 for q in evaluated if (q[k]["top_what"] or "").startswith("transposed")
+            ),
+            "no_suggestion": sum(1 for q in evaluated if q[k]["suggestions"] == 0),
+            "no_suggestion_any_phrase": sum(1 for q in per_query if q[k]["suggestions"] == 0),
+            "no_good_partner": sum(1 for q in evaluated if q[k]["fit"] == "none"),
+            # The first suggestion's label contradicts its own reasons (issue 10: "a pair the
+            # reasons themselves call poor"): "good" although its chords disagree, or fair/good
+            # although they disagree and the two layers clash.
+            "top_label_contradicts_reasons": sum(
+                1 for q in per_query if _contradicts(q[k]["top_fit"], q[k]["top_reason"] or "")
+            ),
+            "top_chords_disagree": sum(
+                1 for q in per_query if "chords disagree" in (q[k]["top_reason"] or "")
+            ),
+        }
+    return {
+        "split": split,
+        "songs": len(songs),
+        "songs_with_queries": len({q["song"] for q in evaluated}),
+        "phrases_without_true_partner": no_valid,
+        "summary": summary,
+        "per_query": per_query,
+        "train": (np.concatenate(train_X), np.concatenate(train_y), names) if train_X else None,
+        "readings": {
+            s["id"]: {
+                "true_tempo": s["tempo"],
+                "true_meter": s.get("meter"),
+                "query": [round(tracks_q.tempo, 1), tracks_q.time_signature[0]],
+                "partner": [
+                    round(tracks[f"{s['id']}-partner"].tempo, 1),
+                    tracks[f"{s['id']}-partner"].time_signature[0],
+                ],
+            }
+            for s in songs
+            for tracks_q in [_load_query(qlib, s["id"])]
+        },  # fmt: skip
+    }
+
+
+def _load_query(qlib: Any, song: str) -> Any:
+    from cratedig.library import repository as repo
+
+    with qlib.reader() as s:
+        return repo.load_analysis(s, f"{song}-query")
+
+
+def main_real(args: argparse.Namespace) -> int:
+    """``--set real``: train the learned ranker on dev, evaluate rule / learned / blend."""
+    import stemset
+    from cratedig.learn.ranker import DEFAULT_BLEND, train_ranker
+
+    t0 = time.perf_counter()
+    data = stemset.load(workers=args.workers)
+    data["root"] = str(stemset.CACHE_ROOT)
+    lim = {"max_shift": args.max_shift, "max_stretch": args.max_stretch, "fetch": args.fetch}
+    dev = run_split(data, "dev", workers=args.workers, rankers=None, **lim)
+    X, y, names = dev.pop("train")
+    ranker = train_ranker(X, y, names)
+    learned_only = train_ranker(X, y, names, blend=1.0)
+    rankers = {"learned": learned_only, "blend": ranker}
+    if args.split == "dev":
+        res = run_split(data, "dev", workers=args.workers, rankers=rankers, **lim)
+    else:
+        res = run_split(data, "heldout", workers=args.workers, rankers=rankers, **lim)
+    res.pop("train", None)
+    res["ranker"] = {"pairs": int(len(y)), "positives": int(y.sum()), "blend": DEFAULT_BLEND,
+                     "trained_on": "dev"}  # fmt: skip
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    print(
+        f"retrieval --set real --split {args.split}: {res['songs']} songs "
+        f"({res['songs_with_queries']} with lead phrases), "
+        f"{res['summary']['rule']['queries']} lead phrase queries with a true partner; "
+        f"{res['phrases_without_true_partner']} active phrases had no library phrase at the "
+        "same bars or under the same chords (not counted)"
+    )
+    print(f"  learned ranker: trained on dev, {len(y)} pairs ({int(y.sum())} positives)"
+          + (" -- evaluated on its own training split" if args.split == "dev" else ""))  # fmt: skip
+    head = ["", "recall@10", "top-1", "MRR", "NDCG@10", "copy first", "no sugg.", "no good",
+            "contradict"]  # fmt: skip
+    print("  " + "".join(f"{h:>11}" for h in head))
+    for k, s in res["summary"].items():
+        print(
+            f"  {k:>11}{s['recall@10']:>11.3f}{s['top1']:>11.3f}{s['mrr']:>11.3f}"
+            f"{s['ndcg@10']:>11.3f}{s['transposed_first']:>11d}{s['no_suggestion']:>11d}"
+            f"{s['no_good_partner']:>11d}{s['top_label_contradicts_reasons']:>11d}"
+        )
+    print(
+        "  same-bars phrase only (queries with one): "
+        + ", ".join(
+            f"{k} top-1 {v['same_bars_top1']:.3f} of {v['same_bars_queries']}"
+            for k, v in res["summary"].items()
+        )
+    )
+    r = res["summary"]["rule"]
+    ok = r["recall@10"] >= TARGET_RECALL10 and r["top1"] >= TARGET_REAL_TOP1
+    print(f"  targets (rule): recall@10 >= {TARGET_RECALL10}, top-1 >= {TARGET_REAL_TOP1}, "
+          f"no phrase without suggestions: {'PASS' if ok and not r['no_suggestion'] else 'FAIL'}")  # fmt: skip
+    print("  misses (rule), per song:")
+    for q in res["per_query"]:
+        if q["valid_partner"] and q["rule"]["rank"] != 1:
+            rk = q["rule"]["rank"]
+            print(f"    {q['song'][:28]:<28} phrase {q['phrase']:>2} @{q['start']:>6.1f}s "
+                  f"rank {'-' if rk is None else int(rk):>3}: {q['reason']}")  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"retrieval_real_{args.split}.json"
+    path.write_text(json.dumps(res, indent=1, default=str))
+    print(f"  wrote {path} ({res['seconds']} s)")
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--set", choices=("synth", "real"), default="synth")
+    p.add_argument("--split", choices=("dev", "heldout"), default="heldout")
+    p.add_argument("--fetch", type=int, default=DEFAULT_FETCH, help="--set real: index hits")
     p.add_argument("--songs", type=int, default=12)
     p.add_argument("--bars", type=int, default=32)
     p.add_argument("--sr", type=int, default=22050)
@@ -227,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--query", choices=("lead+drums", "lead"), default="lead+drums")
     p.add_argument("--out", type=Path, default=OUT_DIR)
     args = p.parse_args(argv)
+    if args.set == "real":
+        return main_real(args)
 
     rng = np.random.default_rng(args.seed)
     keys = [Key.from_index(int(i)) for i in rng.permutation(24)[: args.songs]]

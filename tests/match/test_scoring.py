@@ -288,3 +288,36 @@ def test_fit_labels_have_a_floor():
     assert empty["fit"] == "none" and empty["no_good_partner"] is True
     fair = SegmentMatches(query=seg, candidates=[{"fit": "poor"}, {"fit": "fair"}]).to_json()
     assert fair["fit"] == "fair" and fair["no_good_partner"] is False
+
+
+def test_a_pair_its_reasons_call_poor_is_labelled_poor():
+    """Issue 10: "chords disagree; two bass-heavy layers" sat at the top as a fair fit.
+
+    Same key label, same groove, same energy: those terms carry the score over the floor
+    although the chords disagree bar by bar and both layers are bass-heavy. The fit label is
+    taken from the same terms as the reasons and must not contradict them.
+    """
+    from cratedig.match.scoring import FIT_FLOOR, FIT_GOOD, fit_of
+
+    bassy = (0.7, 0.2, 0.1)
+    q = query(balance=bassy)
+    # Another progression in the same key: one chord tone in common most bars, and no other
+    # rotation fits better (the transposition term stays 1).
+    other = progression("C", [6, 2, 6, 5, 6, 2, 5, 6])
+    clash = _row("C", chroma=other, balance=bassy)
+    apart = _row("C", chroma=other)
+    cands = make_batch([clash, apart])
+    scores = score_candidates(q, cands, max_shift=0)
+    reasons = explain(q, cands, scores, [0, 1], max_stretch=0.08)
+    assert "chords disagree" in reasons[0] and "two bass-heavy layers" in reasons[0]
+    assert "chords disagree" in reasons[1] and "bass-heavy" not in reasons[1]
+    assert scores.score[0] >= FIT_FLOOR  # the weighted score alone would call it fair
+    labels = [
+        fit_of(float(scores.score[i]), harmonic=float(scores.terms["harmonic"][i]),
+               spectral=float(scores.terms["spectral"][i]))
+        for i in range(2)
+    ]  # fmt: skip
+    assert labels[0] == "poor"
+    # Chords that disagree are never a good fit, whatever the rest adds up to.
+    assert fit_of(FIT_GOOD + 0.1, harmonic=0.2, spectral=0.9) == "fair"
+    assert labels[1] in ("fair", "poor")

@@ -2,7 +2,8 @@
 
 :func:`match_analysis` is what ``cratedig match`` (and later the web service) calls: for each
 query segment it fetches candidates from the index (chroma similarity under every allowed
-rotation, pre-filtered by tempo band, the query's own track excluded), loads those candidates'
+rotation, pre-filtered by tempo band, the query's own track excluded; every tempo-compatible
+segment of a library up to ``EXACT_SEARCH_LIMIT`` segments), loads those candidates'
 features from the database, scores them exactly with :func:`cratedig.match.scoring.
 score_candidates` and keeps the best ``top``. The result follows the ``match --json`` contract
 of DESIGN.md.
@@ -27,7 +28,8 @@ estimate, so a sure partner ranks above an equally good doubtful one.
 
 Each query segment says how well its best partner fits (:func:`cratedig.match.scoring.fit_of`):
 ``"fit": "good" | "fair" | "none"`` and ``"no_good_partner": true`` when no candidate reaches
-the floor; each candidate carries its own ``"fit"``.
+the floor; each candidate carries its own ``"fit"``, never better than its reasons say (chords
+that disagree are at best "fair", and "poor" when the layers also clash).
 """
 
 from __future__ import annotations
@@ -57,6 +59,16 @@ from cratedig.match.scoring import (
 #: Candidates fetched from the index per query segment before exact scoring. The index ranks
 #: by chroma similarity only; rhythm, spectral balance and the transform costs reorder them.
 DEFAULT_FETCH = 200
+#: Libraries of at most this many segments are scored exactly in full: every tempo-compatible
+#: segment is a candidate, whatever ``fetch`` says. The index ranks by chroma similarity alone,
+#: and a partner whose rhythm, balance and energy fit while its chroma looks little like the
+#: query's (a lead over its own accompaniment) can sit below the first ``fetch`` hits (issue
+#: 10: measured on real lead / accompaniment stems, ``bench/retrieval.py --set real --split
+#: dev``, 7 of 84 lead phrases lost a true partner that the index did not fetch although its
+#: exact score beat the 100th suggestion's, in one case by 0.04 below the first). Scoring a
+#: few thousand candidates costs milliseconds; loading their features from the database
+#: dominates, so larger libraries keep the index's shortlist.
+EXACT_SEARCH_LIMIT = 5000
 #: Bounds of the options a user may ask for: a shift beyond a tritone is better reached the
 #: other way round, and past 50 % stretch Rubber Band's artefacts dominate.
 MAX_SHIFT_BOUND = 6
@@ -282,10 +294,11 @@ def match_analysis(
     if not segments:
         return result
     queries = SegmentBatch.from_segments(segments)
+    fetch = max(opt.fetch, len(index)) if len(index) <= EXACT_SEARCH_LIMIT else opt.fetch
     hits = (
         index.search(
             queries,
-            k=opt.fetch,
+            k=fetch,
             max_shift=opt.max_shift,
             max_stretch=opt.max_stretch,
             include_own_track=opt.include_own_track,
@@ -300,7 +313,7 @@ def match_analysis(
         alt_queries.tempo = alt_queries.tempo * qf
         more = index.search(
             alt_queries,
-            k=opt.fetch,
+            k=fetch,
             max_shift=opt.max_shift,
             max_stretch=opt.max_stretch,
             include_own_track=opt.include_own_track,
@@ -425,7 +438,11 @@ def match_analysis(
             if notes:
                 rec["doubts"] = notes
                 rec["reason"] = "; ".join([rec["reason"], *notes])
-            rec["fit"] = fit_of(float(rec["score"]))
+            rec["fit"] = fit_of(
+                float(rec["score"]),
+                harmonic=float(rec["terms"]["harmonic"]),
+                spectral=float(rec["terms"]["spectral"]),
+            )
         records.sort(key=lambda r: -float(r["score"]))
         out.candidates = records
     return result

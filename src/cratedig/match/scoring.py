@@ -104,19 +104,36 @@ DEFAULT_MAX_STRETCH = 0.08
 FIT_FLOOR = 0.50
 FIT_GOOD = 0.60
 FIT_LABELS: tuple[str, ...] = ("poor", "fair", "good")
+#: Thresholds of the reasons (:func:`explain`): chords agree / disagree bar by bar (harmonic
+#: term), two layers crowd the same band (spectral term).
+HARMONIC_AGREE = 0.6
+HARMONIC_DISAGREE = 0.3
+SPECTRAL_CLASH = 0.4
 
 
-def fit_of(score: float) -> str:
+def fit_of(score: float, *, harmonic: float | None = None, spectral: float | None = None) -> str:
     """Label of a (possibly doubt-weighted) score: "good", "fair" or "poor" (under the floor).
+
+    The label never contradicts the reasons :func:`explain` gives for the same terms: a pair
+    whose chords disagree (``harmonic < HARMONIC_DISAGREE``) is at best "fair", and "poor" when
+    its layers also clash (``spectral < SPECTRAL_CLASH``), whatever the other terms add up to.
+    Measured on real lead / accompaniment stems (``bench/retrieval.py --set real --split
+    dev``), 16 of 219 lead phrases had a first suggestion shown as a fair or good fit whose
+    reasons said "chords disagree" (one of them also "two bass-heavy layers": the issue-10
+    case), rhythm, key and energy carrying its score over the floor.
 
     Examples
     --------
-    >>> fit_of(0.9), fit_of(0.1)
-    ('good', 'poor')
+    >>> fit_of(0.9), fit_of(0.1), fit_of(0.65, harmonic=0.25), fit_of(0.55, harmonic=0.25, spectral=0.2)
+    ('good', 'poor', 'fair', 'poor')
     """
-    if score >= FIT_GOOD:
-        return "good"
-    return "fair" if score >= FIT_FLOOR else "poor"
+    label = "good" if score >= FIT_GOOD else "fair" if score >= FIT_FLOOR else "poor"
+    if harmonic is not None and harmonic < HARMONIC_DISAGREE:
+        if spectral is not None and spectral < SPECTRAL_CLASH:
+            return "poor"
+        if label == "good":
+            return "fair"
+    return label
 
 
 @dataclass
@@ -610,11 +627,11 @@ def explain(
             feel = "" if ratio == 1.0 else (" as half-time" if ratio == 2.0 else " as double-time")
             parts.append(f"{bpm:.0f}→{bpm * (1 + st):.0f} BPM ({st:+.1%}){feel}")
         h = float(scores.terms["harmonic"][i])
-        if h >= 0.6:
+        if h >= HARMONIC_AGREE:
             parts.append(f"chords agree bar by bar ({h:.2f})")
-        elif h < 0.3:
+        elif h < HARMONIC_DISAGREE:
             parts.append(f"chords disagree ({h:.2f})")
-        if scores.terms["spectral"][i] < 0.4:
+        if scores.terms["spectral"][i] < SPECTRAL_CLASH:
             band = int(np.argmax(np.minimum(query.balance[0], candidates.balance[i])))
             parts.append(
                 ("two bass-heavy layers", "two mid-heavy layers", "two bright layers")[band]
