@@ -169,3 +169,15 @@ def test_the_grid_phase_comes_from_novelty_peaks():
     cues, n = _cues(level, kick, low)
     layout, _ = _layout(cues, n)
     assert [b for b, _ in layout] == [0, 6, 14, 22, 30], layout
+
+
+def test_a_change_one_bar_off_the_grid_moves_its_boundary_there():
+    # Changes on bars 8, 16 and 32 (the 4-bar grid) and on bar 25, one bar after a grid line
+    # (a two-bar pattern, a pickup bar): that boundary lands on bar 25, not on the line at 24.
+    level = [-20.0] * 8 + [-10.0] * 8 + [-16.0] * 9 + [-10.0] * 7 + [-20.0] * 8
+    kick = [-1.0] * 8 + [0.0] * 8 + [-30.0] * 9 + [0.0] * 7 + [-1.0] * 8
+    low = [-25.0] * 8 + [-12.0] * 8 + [-24.0] * 9 + [-12.0] * 7 + [-25.0] * 8
+    cues, n = _cues(level, kick, low)
+    layout, s = _layout(cues, n)
+    assert [b for b, _ in layout] == [0, 8, 16, 25, 32], layout
+    assert {b for b, _ in layout} <= {b for b, _ in s.phrases}
