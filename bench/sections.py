@@ -30,7 +30,10 @@ final barlines, at rehearsal marks and section breaks, and where the play goes b
 D.S.). Reported per split: boundary F at 3 s and 0.5 s pooled over the pieces (hits summed,
 so a piece without interior truth still counts the boundaries it invents) and the mean
 per-piece F of the pieces with interior truth, beside librosa agglomerative given the true
-count; **grouping** per order of the modules: of the pairs of orders playing the same pattern,
+count and given a count read from the audio (one section per 16 bars of its beat track: like
+for like, cratedig is not told the count); ``cratedig_true_downbeats`` is cratedig's section
+stage on the true bar grid (the piece's downbeats), which separates section errors from beat
+and meter errors upstream; **grouping** per order of the modules: of the pairs of orders playing the same pattern,
 the share cratedig puts in one section group (repeats grouped), and of the pairs whose
 instrument sets differ by half or more, the share in different groups (changes told apart).
 The sources carry no drop/break/verse semantics, so no label accuracy is computed there. Only
