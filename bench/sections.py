@@ -30,7 +30,10 @@ final barlines, at rehearsal marks and section breaks, and where the play goes b
 D.S.). Reported per split: boundary F at 3 s and 0.5 s pooled over the pieces (hits summed,
 so a piece without interior truth still counts the boundaries it invents) and the mean
 per-piece F of the pieces with interior truth, beside librosa agglomerative given the true
-count; **grouping** per order of the modules: of the pairs of orders playing the same pattern,
+count and given a count read from the audio (one section per 16 bars of its beat track: like
+for like, cratedig is not told the count); ``cratedig_true_downbeats`` is cratedig's section
+stage on the true bar grid (the piece's downbeats), which separates section errors from beat
+and meter errors upstream; **grouping** per order of the modules: of the pairs of orders playing the same pattern,
 the share cratedig puts in one section group (repeats grouped), and of the pairs whose
 instrument sets differ by half or more, the share in different groups (changes told apart).
 The sources carry no drop/break/verse semantics, so no label accuracy is computed there. Only
@@ -155,6 +158,37 @@ def librosa_sections(y: np.ndarray, sr: int, k: int) -> np.ndarray:
     return np.asarray(beat_times[np.clip(bounds[1:], 0, len(beat_times) - 1)])
 
 
+def librosa_sections_auto(y: np.ndarray, sr: int, bars_per_section: int = 16) -> np.ndarray:
+    """:func:`librosa_sections` with the section count read from the audio, not the truth: one
+    section per ``bars_per_section`` 4-beat bars of librosa's own beat track (at least two)."""
+    import librosa
+
+    _, beats = librosa.beat.beat_track(y=y, sr=sr)
+    k = max(2, round(len(beats) / (4 * bars_per_section)))
+    return librosa_sections(y, sr, k)
+
+
+def oracle_grid_bounds(path: str, downbeats: list[float], meter: int) -> np.ndarray:
+    """cratedig's section boundaries (s) when its bar grid is replaced by the true downbeats:
+    what the section stage scores without the beat and meter errors upstream."""
+    from cratedig.analysis import features as feat
+    from cratedig.analysis.frontend import compute_frontend
+    from cratedig.analysis.structure import bar_bounds, bar_cues, segment_structure
+    from cratedig.analysis.tonal import chroma_from_frontend, estimate_tuning
+    from cratedig.audio.decode import ANALYSIS_SR, decode
+
+    audio = decode(path, sr=ANALYSIS_SR)
+    fe = compute_frontend(audio.samples, sr=audio.sr)
+    chroma = chroma_from_frontend(fe, tuning=estimate_tuning(fe))
+    db = np.asarray(downbeats, dtype=float)
+    if db.size < 2:
+        return np.zeros(0)
+    starts, ends = bar_bounds(db, float(np.median(np.diff(db))) / meter, meter, fe.duration)
+    cues = bar_cues(fe, feat.bar_chroma(chroma, fe.tonal_fps, starts, ends), starts, ends)
+    s = segment_structure(cues, starts, ends)
+    return np.array([starts[s.phrases[p0][0]] for p0, *_ in s.sections[1:]])
+
+
 def intervals(bounds: np.ndarray, end: float) -> np.ndarray:
     b = np.unique(np.r_[0.0, bounds[(bounds > 0.05) & (bounds < end - 0.05)], end])
     return np.stack([b[:-1], b[1:]], axis=1)
@@ -259,7 +293,9 @@ def real_set(split: str, with_baseline: bool) -> dict[str, object]:
         for s in data["songs"]
         if s["split"] == split and s["kind"] in ("tracker", "musescore") and s.get("sections")
     ]
-    systems = ("cratedig", "librosa") if with_baseline else ("cratedig",)
+    systems: tuple[str, ...] = ("cratedig", "cratedig_true_downbeats")
+    if with_baseline:
+        systems += ("librosa", "librosa_auto")
     pooled = {k: {"ref": 0, "est": 0, "h3": 0, "h05": 0} for k in systems}
     per_piece: dict[str, list[tuple[float, float]]] = {k: [] for k in systems}
     repeats_grouped: list[bool] = []
@@ -275,11 +311,15 @@ def real_set(split: str, with_baseline: bool) -> dict[str, object]:
         end = float(a.duration)
         ref = _interior(truth["boundaries"], end)
         est = {"cratedig": _interior([s.start for s in a.sections[1:]], end)}
+        est["cratedig_true_downbeats"] = _interior(
+            oracle_grid_bounds(item["path"], item["downbeats"], int(item["meter"] or 4)), end
+        )
         if with_baseline:
             y, sr = librosa.load(item["path"], sr=SR, mono=True)
             est["librosa"] = (
                 _interior(librosa_sections(y, sr, len(ref) + 1), end) if len(ref) else np.zeros(0)
             )
+            est["librosa_auto"] = _interior(librosa_sections_auto(y, sr), end)
         line = []
         for k in systems:
             e = est[k]
@@ -342,7 +382,10 @@ def real_set(split: str, with_baseline: bool) -> dict[str, object]:
     }
     for k in systems:
         p = pooled[k]
-        name = "cratedig" if k == "cratedig" else "librosa_agglomerative_oracle_k"
+        name = {
+            "librosa": "librosa_agglomerative_oracle_k",
+            "librosa_auto": "librosa_agglomerative_k_per_16_bars",
+        }.get(k, k)
         out[name] = {
             "estimated_boundaries": p["est"],
             "F@3s_pooled": f(p["h3"], p["ref"], p["est"]),

@@ -4,8 +4,9 @@ import mir_eval
 import numpy as np
 import pytest
 
+from cratedig.analysis.frontend import compute_frontend
 from cratedig.analysis.pipeline import analyze_signal
-from cratedig.analysis.structure import BarCues, segment_structure
+from cratedig.analysis.structure import BarCues, bar_cues, segment_structure
 from cratedig.synth import synthesize_song
 from cratedig.theory import Key
 
@@ -169,3 +170,32 @@ def test_the_grid_phase_comes_from_novelty_peaks():
     cues, n = _cues(level, kick, low)
     layout, _ = _layout(cues, n)
     assert [b for b, _ in layout] == [0, 6, 14, 22, 30], layout
+
+
+def test_a_change_one_bar_off_the_grid_moves_its_boundary_there():
+    # Changes on bars 8, 16 and 32 (the 4-bar grid) and on bar 25, one bar after a grid line
+    # (a two-bar pattern, a pickup bar): that boundary lands on bar 25, not on the line at 24.
+    level = [-20.0] * 8 + [-10.0] * 8 + [-16.0] * 9 + [-10.0] * 7 + [-20.0] * 8
+    kick = [-1.0] * 8 + [0.0] * 8 + [-30.0] * 9 + [0.0] * 7 + [-1.0] * 8
+    low = [-25.0] * 8 + [-12.0] * 8 + [-24.0] * 9 + [-12.0] * 7 + [-25.0] * 8
+    cues, n = _cues(level, kick, low)
+    layout, s = _layout(cues, n)
+    assert [b for b, _ in layout] == [0, 8, 16, 25, 32], layout
+    assert {b for b, _ in layout} <= {b for b, _ in s.phrases}
+
+
+def test_flatness_and_texture_tell_noise_and_pulses_from_a_held_tone():
+    # Bars 0-1 white noise, bars 2-3 a held 440 Hz tone, bars 4-5 the tone pulsed 4x a bar.
+    rng = np.random.default_rng(3)
+    t = np.arange(4 * SR) / SR
+    tone = 0.3 * np.sin(2 * np.pi * 440.0 * t)
+    pulses = tone * (np.sin(2 * np.pi * 2.0 * t) > 0)
+    y = np.concatenate([0.1 * rng.standard_normal(4 * SR), tone, pulses]).astype(np.float32)
+    fe = compute_frontend(y, sr=SR)
+    starts = np.arange(6) * 2.0
+    cues = bar_cues(fe, np.full((6, 12), 1 / 12), starts, starts + 2.0)
+    assert cues.flatness is not None and cues.texture is not None
+    assert cues.flatness[:2].min() > cues.flatness[2:].max() + 10.0, cues.flatness
+    # The pulsed tone's band swings by tens of dB within the bar, the held tone's hardly.
+    band = int(np.argmax(cues.timbre[2]))
+    assert cues.texture[4:, band].min() > cues.texture[2:4, band].max() + 6.0, cues.texture[:, band]
