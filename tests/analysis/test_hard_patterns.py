@@ -83,3 +83,42 @@ def test_analyze_prints_the_doubt_and_the_json_carries_it(tmp_path):
         assert f"or {tempo['alternative']:.1f} ({tempo['relation']})?" in table.output
     else:  # read right and sure of it
         assert data["tempo"] == pytest.approx(song.tempo, rel=0.02) and "?" not in table.output
+
+
+def test_the_key_does_not_hang_on_the_octave_of_the_tempo():
+    """A song read at half its tempo has bars twice as long: the tonic must still be sampled at
+    the same moments (v6 took every 4th long bar, i.e. every 8th real bar, and a stretched copy
+    read at the other octave could flip key)."""
+    import numpy as np
+
+    from cratedig.analysis import features as feat
+    from cratedig.analysis.frontend import compute_frontend
+    from cratedig.analysis.tonal import (
+        LONG_BAR_S,
+        bass_notes,
+        chroma_from_frontend,
+        estimate_key,
+        estimate_tuning,
+        hypermetric_spans,
+    )
+
+    song = hard_song("aeolian", seed=1, bars=16)
+    bar = 4 * 60.0 / song.tempo
+    assert bar <= LONG_BAR_S < 2 * bar  # read at its tempo, bars are short; at half, long
+    fe = compute_frontend(song.audio, sr=song.sr)
+    tuning = estimate_tuning(fe)
+    notes = bass_notes(fe, tuning=tuning)
+    chroma = chroma_from_frontend(fe, tuning=tuning)
+    spans, keys = [], []
+    for starts, length in ((song.downbeats, bar), (song.downbeats[::2], 2 * bar)):
+        s, e = hypermetric_spans(starts, starts + length)
+        spans.append(np.round(s, 3).tolist())
+        cadence = feat.span_means(notes, fe.tonal_fps, s, e)
+        keys.append(estimate_key(chroma, cadence_chroma=cadence).key)
+    assert spans[0] == spans[1]
+    assert keys == [song.key, song.key]
+    # The split itself: two long bars become four halves, sampled like four short bars.
+    s, e = hypermetric_spans(np.array([0.0, 3.0]), np.array([3.0, 6.0]))
+    assert s.tolist() == [0.0, 4.5] and e.tolist() == [1.5, 6.0]
+    s, e = hypermetric_spans(np.array([0.0, 2.0, 4.0]), np.array([2.0, 4.0, 6.0]))
+    assert s.tolist() == [0.0, 4.0]

@@ -24,7 +24,7 @@ from cratedig.analysis.tonal import (
     chroma_from_frontend,
     estimate_key,
     estimate_tuning,
-    hypermetric_bars,
+    hypermetric_spans,
 )
 from cratedig.audio.decode import ANALYSIS_SR, MAX_DURATION, DecodedAudio, decode
 from cratedig.errors import ParameterError
@@ -167,8 +167,7 @@ def analyze_signal(
     rhythm_rows = feat.rhythm_pattern(fe, starts, ends, grid.meter, lag=ONSET_LAG)
     t_lo, t_hi = int(a0 / fe.fps * fe.tonal_fps), int(np.ceil(a1 / fe.fps * fe.tonal_fps))
     notes = bass_notes(fe, tuning=tuning)
-    strong = hypermetric_bars(len(starts))
-    cadence = feat.span_means(notes, fe.tonal_fps, starts[strong], ends[strong])
+    cadence = feat.span_means(notes, fe.tonal_fps, *hypermetric_spans(starts, ends))
     track_key = estimate_key(chroma[t_lo:t_hi], bass[t_lo:t_hi], cadence_chroma=cadence)
     lap("key")
 

@@ -63,6 +63,10 @@ BASS_WEIGHT = 0.25
 CADENCE_WEIGHT = 0.7
 #: Bars per hypermetric unit: loops and phrases restart every 4 bars in most popular music.
 HYPERMETER_BARS = 4
+#: A bar longer than this (seconds) is taken as two bars of a beat read at half its tempo when
+#: the tonic is sampled (:func:`hypermetric_spans`): 90 and 180 BPM readings of one song then
+#: sample the same moments, so the key does not hang on the octave of the tempo.
+LONG_BAR_S = 2.5
 
 
 @dataclass
@@ -186,6 +190,23 @@ def hypermetric_bars(n_bars: int, *, every: int = HYPERMETER_BARS) -> list[int]:
     if n_bars <= 0:
         return []
     return sorted(set(range(0, n_bars, every)) | {n_bars - 1})
+
+
+def hypermetric_spans(
+    starts: np.ndarray, ends: np.ndarray, *, every: int = HYPERMETER_BARS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spans (seconds) where a tonic is stated, from the bar grid: see :func:`hypermetric_bars`.
+
+    When the median bar is longer than :data:`LONG_BAR_S`, each bar is split in two first (a
+    slow reading of a fast song: its "bar" is two of the song's bars).
+    """
+    starts, ends = np.asarray(starts, dtype=np.float64), np.asarray(ends, dtype=np.float64)
+    if len(starts) and float(np.median(ends - starts)) > LONG_BAR_S:
+        mid = (starts + ends) / 2
+        starts = np.ravel(np.column_stack([starts, mid]))
+        ends = np.ravel(np.column_stack([mid, ends]))
+    strong = hypermetric_bars(len(starts), every=every)
+    return starts[strong], ends[strong]
 
 
 def _profile_matrix(name: str) -> np.ndarray:
