@@ -687,7 +687,8 @@ def _pair_matrix(pairs: list[tuple[Any, Any]]) -> tuple[Any, list[str], Any]:
         sc = score_candidates(q, c)
         x, names = pair_features(
             sc.terms, stretch=sc.stretch, semitones=sc.semitones, tempo_ratio=sc.tempo_ratio,
-            query_balance=q.balance[0], balance=c.balance,
+            query_balance=q.balance[0], balance=c.balance, relation=sc.relation,
+            rule_score=sc.score,
         )  # fmt: skip
         rows.append(x[0])
         rules.append(float(sc.score[0]))

@@ -35,7 +35,8 @@ def features_of(pairs):
         s = score_candidates(q, c)
         x, names = pair_features(
             s.terms, stretch=s.stretch, semitones=s.semitones, tempo_ratio=s.tempo_ratio,
-            query_balance=q.balance[0], balance=c.balance,
+            query_balance=q.balance[0], balance=c.balance, relation=s.relation,
+            rule_score=s.score,
         )  # fmt: skip
         rows.append(x[0])
         rules.append(float(s.score[0]))
