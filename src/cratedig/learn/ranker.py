@@ -408,7 +408,10 @@ def train_from_ratings(
         # rule score stands out of the lists' noise (two standard errors).
         se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else math.inf
         if gain.mean() > max(1e-9, BLEND_SE * se):
-            best = float(grid[i])
+            # The one-standard-error rule: the smallest weight whose NDCG is within one standard
+            # error of the best, since a learned term fitted on few ratings is a risk.
+            j = int(np.flatnonzero(ndcg >= ndcg[i] - se)[0])
+            best = float(grid[max(j, 1)])
     ranker.blend = best * n_ratings / (n_ratings + BLEND_HALF_RATINGS)
     ranker.metrics = {
         "ratings": int(n_ratings),
