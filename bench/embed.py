@@ -174,11 +174,20 @@ def main(argv: list[str] | None = None) -> int:
             m = fit(big, 16)
             scale_rows.append(
                 {"method": name, "rows": len(big), "dim": 16, **{
-                    k: m.metrics[k] for k in ("train_seconds", "epochs") if k in m.metrics}}
+                    k: m.metrics[k] for k in ("train_seconds", "train_cpu_seconds", "epochs")
+                    if k in m.metrics}}
             )  # fmt: skip
-    best = {
-        name: max((r for r in rows if r["method"] == name), key=lambda r: r["precision_at_10"])
-        for name in ("pca", "autoencoder")
+    # At each dimension, the autoencoder against PCA (precision@10): a win must hold at every
+    # dimension tried and exceed 0.02, not be the best of six noisy numbers.
+    diffs = {
+        dim: round(
+            next(r for r in rows if r["method"] == "autoencoder" and r["dim"] == dim)[
+                "precision_at_10"
+            ]
+            - next(r for r in rows if r["method"] == "pca" and r["dim"] == dim)["precision_at_10"],
+            4,
+        )
+        for dim in DIMS
     }
     report = {
         "library": {
@@ -189,9 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "neighbours": rows,
         "scale": scale_rows,
-        "autoencoder_wins": bool(
-            best["autoencoder"]["precision_at_10"] > best["pca"]["precision_at_10"] + 0.02
-        ),
+        "autoencoder_minus_pca_p10": diffs,
+        "autoencoder_wins": all(d > 0.02 for d in diffs.values()),
     }
     OUT_DIR.mkdir(exist_ok=True)
     (OUT_DIR / "embed.json").write_text(json.dumps(report, indent=1))
@@ -212,9 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     for r in scale_rows:
         print(
             f"training on {r['rows']} synthetic feature rows, dim 16: {r['method']} "
-            f"{r['train_seconds']:.1f} s" + (f" ({r['epochs']} epochs)" if "epochs" in r else "")
+            f"{r['train_seconds']:.1f} s wall, {r['train_cpu_seconds']:.1f} s CPU"
+            + (f" ({r['epochs']} epochs)" if "epochs" in r else "")
         )
-    print("autoencoder wins by > 0.02 P@10:", report["autoencoder_wins"])
+    print(
+        "autoencoder - PCA, P@10 by dimension: "
+        + ", ".join(f"{d}: {v:+.3f}" for d, v in diffs.items())
+        + f"; wins at every dimension by > 0.02: {report['autoencoder_wins']}"
+    )
     return 0
 
 

@@ -57,7 +57,7 @@ OUT_DIR = HERE / "out"
 TARGET_SECONDS = 1.0
 
 
-def train_part(segments: int, ratings: int, model_path: Path) -> dict[str, Any]:
+def train_part(segments: int, ratings: int, model_path: Path, *, embed: bool) -> dict[str, Any]:
     """Ranker and embedding training at scale; writes the ranker to ``model_path``."""
     from cratedig.learn.embed import embedding_features, fit_autoencoder, fit_pca
     from cratedig.learn.feedback import LISTENERS, calibrate, candidate_lists
@@ -92,6 +92,9 @@ def train_part(segments: int, ratings: int, model_path: Path) -> dict[str, Any]:
     out["ranker_blend"] = model.blend
     save_ranker(model, model_path)
     out["ranker_json_bytes"] = model_path.stat().st_size
+    if not embed:
+        out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
+        return out
     feats = embedding_features(library)
     with tempfile.TemporaryDirectory() as tmp:
         for name, fit in (("pca", fit_pca), ("autoencoder", fit_autoencoder)):
@@ -160,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ratings", type=int, default=10_000)
     p.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--embed", action=argparse.BooleanOptionalAction, default=True,
+        help="also time PCA and the autoencoder (bench/embed.py times them too)",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -170,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     OUT_DIR.mkdir(exist_ok=True)
     model_path = OUT_DIR / "learn_scale_ranker.json"
-    train = train_part(args.segments, args.ratings, model_path)
+    train = train_part(args.segments, args.ratings, model_path, embed=args.embed)
     print(
         f"training on synthetic rows: {train['segments']:,} segments, {train['ratings']:,} "
         f"ratings + {train['ranker_pair_rows']:,} self-supervised pair rows "
@@ -180,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  ranker: {train['ranker_train_s']} s (with the cross-validated blend), "
         f"{train['ranker_json_bytes']:,} bytes JSON, blend {train['ranker_blend']:.2f}"
     )
-    for name in ("pca", "autoencoder"):
+    for name in ("pca", "autoencoder") if args.embed else ():
         ep = f", {train[name + '_epochs']} epochs" if name + "_epochs" in train else ""
         print(
             f"  {name} (dim 16): {train[name + '_train_s']} s{ep}, "

@@ -92,3 +92,21 @@ def test_ratings_of_several_scores_train_the_rating_aware_ranker(stems_library):
     # The rating-aware trainer: its blend chosen by cross-validation over the rated queries.
     assert doc["metrics"]["rated_queries"] >= 1 and 0.0 <= doc["blend"] <= 1.0
     assert "cv_blend" in doc["metrics"]
+
+
+def test_train_an_embedding_and_ask_what_sounds_like_a_phrase(stems_library):
+    db, music = stems_library["db"], stems_library["music"]
+    analysis = json.loads(run("analyze", "--json", music / "p.wav").stdout)
+    seg = analysis["segments"][0]["id"]
+    missing = CliRunner().invoke(app, ["similar", seg, "--db", db])
+    assert missing.exit_code != 0  # no embedding yet: one clear error
+    bad = CliRunner().invoke(app, ["train", "--embedding", "umap", "--db", db])
+    assert bad.exit_code != 0
+    trained = json.loads(
+        run("train", "--embedding", "pca", "--dim", 4, "--db", db, "--json").stdout
+    )
+    assert trained["kind"] == "embedding" and trained["metrics"]["dim"] == 4
+    found = json.loads(run("similar", seg, "--top", 3, "--db", db, "--json").stdout)["similar"]
+    assert len(found) == 3
+    assert all(not r["segment"].startswith(seg.split("_")[0]) for r in found)  # other tracks
+    assert [r["distance"] for r in found] == sorted(r["distance"] for r in found)

@@ -20,9 +20,12 @@ Two encoders map the standardised features to ``dim`` coordinates:
 
 Both are an :class:`Embedding`: the standardisation and the encoder's weights as plain arrays,
 stored as ``.npz`` without pickle (``allow_pickle=False``; loading cannot run code) with a format
-version, and a kind (``"pca"`` or ``"autoencoder"``). ``bench/embed.py`` compares them on
-held-out songs (neighbours of transposed and re-tempoed copies of a phrase); the cluster model
-(:mod:`cratedig.learn.clusters`) keeps PCA unless the autoencoder measurably wins.
+version, and a kind (``"pca"`` or ``"autoencoder"``); :func:`train_embedding` versions them
+in the library's ``models`` table (kind ``"embedding"``) like the ranker, and
+:func:`similar_segments` answers "what sounds like this phrase" with the active one.
+``bench/embed.py`` compares them on held-out songs (neighbours of transposed and re-tempoed
+copies of a phrase): the autoencoder did not win at every dimension, so PCA is the default
+here and the cluster model (:mod:`cratedig.learn.clusters`) keeps its PCA.
 
 References
 ----------
@@ -32,6 +35,7 @@ networks. Science 313(5786).
 
 from __future__ import annotations
 
+import logging
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -40,9 +44,14 @@ from typing import Any
 
 import numpy as np
 
+from cratedig.analysis.records import Segment
 from cratedig.errors import ParameterError
 from cratedig.fileio import atomic_path
+from cratedig.library import repository as repo
+from cratedig.library.db import Library
 from cratedig.match.batch import RHYTHM_STEPS, SegmentBatch
+
+log = logging.getLogger("cratedig.learn")
 
 #: Bars of chroma in the features (phrases are 4 or 8 bars; shorter ones are zero-padded).
 EMBED_BARS = 8
@@ -177,13 +186,13 @@ def fit_pca(x: np.ndarray, dim: int, *, seed: int = 0) -> Embedding:
     z, mean, scale = _standardise(x)
     if not 1 <= dim <= min(z.shape):
         raise ParameterError(f"dim={dim} must be within 1..{min(z.shape)}")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pca = PCA(n_components=dim, random_state=seed).fit(z)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return Embedding(
         "pca", mean, scale, [pca.components_.T.copy()], [-(pca.mean_ @ pca.components_.T)],
         metrics={"rows": len(z), "dim": dim, "train_seconds": round(seconds, 3),
-                 "explained_variance": round(float(pca.explained_variance_ratio_.sum()), 4)},
+                 "train_cpu_seconds": round(cpu, 3), "explained_variance": round(float(pca.explained_variance_ratio_.sum()), 4)},
     )  # fmt: skip
 
 
@@ -233,11 +242,11 @@ def fit_autoencoder(
         tol=1e-5,
         random_state=seed,
     )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         net.fit(z, z)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     recon = net.predict(z)
     return Embedding(
         "autoencoder", mean, scale,
@@ -245,7 +254,7 @@ def fit_autoencoder(
         [np.asarray(b, np.float64) for b in net.intercepts_[:2]],
         activation="tanh",
         metrics={"rows": len(z), "dim": dim, "hidden": hidden, "epochs": int(net.n_iter_),
-                 "train_seconds": round(seconds, 3),
+                 "train_seconds": round(seconds, 3), "train_cpu_seconds": round(cpu, 3),
                  "reconstruction_r2": round(float(1.0 - np.mean((recon - z) ** 2)), 4)},
     )  # fmt: skip
 
@@ -275,3 +284,102 @@ def nearest(
     part = np.argpartition(d, k - 1, axis=1)[:, :k]
     order = np.argsort(np.take_along_axis(d, part, axis=1), axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# In a library: versioned in the models table, "sounds like" neighbours
+
+#: Model kind of segment embeddings in the ``models`` table.
+MODEL_KIND = "embedding"
+#: Default embedding: PCA, since the autoencoder did not win at every dimension in
+#: ``bench/embed.py`` (see bench/README.md).
+DEFAULT_KIND = "pca"
+DEFAULT_DIM = 16
+
+
+def _current_segments(library: Library) -> list[Segment]:
+    with library.reader() as s:
+        return repo.load_segments(s, track_ids=repo.current_track_ids(s))
+
+
+def train_embedding(
+    library: Library, *, kind: str = DEFAULT_KIND, dim: int = DEFAULT_DIM, seed: int = 0
+) -> dict[str, Any]:
+    """Fit an embedding on the library's segments that pass the training gate; store it as a
+    new version (``.npz`` beside the database, a row in ``models``) and make it active.
+
+    Raises
+    ------
+    ParameterError
+        Unknown ``kind``, or fewer segments than ``dim + 1``.
+    """
+    from cratedig.learn.gate import gate_segments
+
+    if kind not in KINDS:
+        raise ParameterError(f"kind={kind!r} must be one of {KINDS}")
+    segments = _current_segments(library)
+    with library.reader() as s:
+        qualities = repo.track_qualities(s)
+    training, gate = gate_segments(segments, qualities)
+    if len(training) <= dim:
+        raise ParameterError(
+            f"{len(training)} segments pass the training gate: need more than dim={dim}"
+        )
+    model = fit_embedding(
+        embedding_features(SegmentBatch.from_segments(training)), dim, kind=kind, seed=seed
+    )
+    metrics = {**model.metrics, "kind": kind, "gate": gate.to_json()}
+    with library.transaction() as s:
+        version = repo.store_model(
+            s, kind=MODEL_KIND, parameters={"kind": kind, "dim": dim, "seed": seed},
+            metrics=metrics, artefact=None,
+        )  # fmt: skip
+        path = model.save(library.artefact_dir / f"embedding-v{version}.npz")
+        repo.set_model_artefact(s, MODEL_KIND, version, path.name)
+        repo.activate_model(s, MODEL_KIND, version)
+    return {"kind": MODEL_KIND, "version": version, "metrics": metrics}
+
+
+def active_embedding(library: Library) -> Embedding | None:
+    """The active embedding, or None (never trained, or its file unusable: one warning)."""
+    with library.reader() as s:
+        infos = repo.list_models(s, MODEL_KIND)
+    active = next((m for m in reversed(infos) if m.parameters.get("active")), None)
+    if active is None or active.artefact is None:
+        return None
+    try:
+        return Embedding.load(library.artefact_dir / active.artefact)
+    except ParameterError as exc:
+        log.warning("embedding %s unusable (%s): retrain it", active.artefact, exc)
+        return None
+
+
+def similar_segments(library: Library, segment_id: str, *, top: int = 10) -> list[dict[str, Any]]:
+    """The ``top`` segments of other tracks that sound most like ``segment_id`` (nearest in the
+    active embedding, whatever their key).
+
+    Raises
+    ------
+    ParameterError
+        No usable embedding (``cratedig train --embedding``), or an unknown segment.
+    """
+    if top < 1:
+        raise ParameterError(f"top={top} must be >= 1")
+    model = active_embedding(library)
+    if model is None:
+        raise ParameterError("no segment embedding: train one with `cratedig train --embedding`")
+    segments = _current_segments(library)
+    row = next((i for i, g in enumerate(segments) if g.id == segment_id), None)
+    if row is None:
+        raise ParameterError(f"segment {segment_id} is not in the library")
+    coords = model.transform(embedding_features(SegmentBatch.from_segments(segments)))
+    track = np.array([g.track_id for g in segments])
+    found = nearest(coords, coords[[row]], top, exclude=(track == track[row])[None, :])[0]
+    dist = np.linalg.norm(coords[found] - coords[row], axis=1)
+    return [
+        {"segment": segments[i].id, "track_id": segments[i].track_id, "label": segments[i].label,
+         "camelot": segments[i].key.camelot, "bpm": round(segments[i].tempo, 2),
+         "distance": round(float(d), 4)}
+        for i, d in zip(found, dist, strict=True)
+        if np.isfinite(d) and segments[i].track_id != track[row]
+    ]  # fmt: skip
