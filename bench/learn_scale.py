@@ -101,6 +101,7 @@ def train_part(segments: int, ratings: int, model_path: Path, *, embed: bool) ->
             t2 = time.perf_counter()
             emb = fit(feats, 16)
             out[f"{name}_train_s"] = round(time.perf_counter() - t2, 1)
+            out[f"{name}_train_cpu_s"] = round(emb.metrics["train_cpu_seconds"], 1)
             out[f"{name}_npz_bytes"] = emb.save(Path(tmp) / f"{name}.npz").stat().st_size
             if "epochs" in emb.metrics:
                 out[f"{name}_epochs"] = emb.metrics["epochs"]
@@ -190,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("pca", "autoencoder") if args.embed else ():
         ep = f", {train[name + '_epochs']} epochs" if name + "_epochs" in train else ""
         print(
-            f"  {name} (dim 16): {train[name + '_train_s']} s{ep}, "
+            f"  {name} (dim 16): {train[name + '_train_s']} s wall, "
+            f"{train[name + '_train_cpu_s']} s CPU{ep}, "
             f"{train[name + '_npz_bytes']:,} bytes npz"
         )
     print(f"  peak RSS {train['peak_rss_gb']} GB")
