@@ -333,9 +333,11 @@ def train_from_ratings(
     Each rating is a soft label ``(score - 1) / 4``; together the ratings weigh at least as much
     as all stem pairs (``pairs_X``, ``pairs_y``: labelled 1/0, classes balanced). The blend
     weight is chosen by ``folds``-fold cross-validation over the rated lists grouped by query
-    track: the weight of :data:`BLEND_GRID` whose blend ranks the held-out lists best (mean
-    NDCG@k with relevance ``score - 1``), 0 when no weight beats the rule score (weight 0),
-    then shrunk by ``n / (n + BLEND_HALF_RATINGS)`` for ``n`` ratings.
+    track: among :data:`BLEND_GRID`, the blend that ranks the held-out lists best (mean NDCG@k
+    with relevance ``score - 1``) counts only when its gain over the rule score (weight 0)
+    exceeds :data:`BLEND_SE` standard errors over the lists; then the smallest weight within
+    one standard error of it is taken, shrunk by ``n / (n + BLEND_HALF_RATINGS)`` for ``n``
+    ratings. Otherwise the weight is 0: the score stays the rule score.
 
     Parameters
     ----------
