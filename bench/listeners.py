@@ -106,6 +106,41 @@ def build_library(songs: int, seed: int, *, bars: int = 24, sr: int = 22050) -> 
     return root
 
 
+def stem_pair_rows(
+    root: Path, songs: int, seed: int, train_tracks: set[str], url: str, *, bars: int = 24
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of self-supervised stem pairs (:func:`cratedig.learn.pairs.
+    stem_pairs`) of the first ``songs`` training songs, resynthesized (same seed); cached."""
+    from cratedig.learn.pairs import stem_pairs
+    from cratedig.library import repository as repo
+    from cratedig.library.db import open_library
+    from cratedig.workflows import _pair_matrix
+
+    cache = root / f"stem-pairs-{songs}.npz"
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            return z["X"], z["y"]
+    truth = json.loads((root / "done.json").read_text())["truth"]
+    with open_library(url) as lib, lib.reader() as s:
+        paths = repo.paths_of(s, train_tracks)
+    train_songs = sorted(
+        int(Path(str(next(iter(ps)))).name.split("_")[1]) for ps in paths.values() if ps
+    )[:songs]
+    stems = {}
+    for i in train_songs:
+        t = truth[i]
+        song = synthesize_song(
+            tempo=t["tempo"], key=Key.parse(f"{t['key']} {t['mode']}"), bars=bars,
+            sr=22050, seed=seed * 1000 + i,
+        )  # fmt: skip
+        stems[f"song{i}"] = song.stems
+    pairs = stem_pairs(stems, sr=22050, seed=seed)
+    X, _, _ = _pair_matrix([(p.query, p.candidate) for p in pairs])
+    y = np.array([p.label for p in pairs], float)
+    np.savez(cache, X=X, y=y)
+    return X, y
+
+
 def load(root: Path) -> tuple[Any, list[Any], Any]:
     """(SegmentBatch of every segment, the segments, the library URL)."""
     from cratedig.library import repository as repo
@@ -178,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3, help="loop seeds (rating noise, query order)")
     p.add_argument("--held-out", type=float, default=0.3, help="share of held-out tracks")
     p.add_argument("--check-tracks", type=int, default=4, help="tracks compared with match")
+    p.add_argument(
+        "--stem-songs", type=int, default=0,
+        help="also run the loop with stem pairs of this many training songs (0: off)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
@@ -209,6 +248,23 @@ def main(argv: list[str] | None = None) -> int:
         if listener.name == "keys":
             last_model = results[listener.name][0].model
     loop_seconds = time.perf_counter() - t1
+    with_pairs: dict[str, Any] = {}
+    if args.stem_songs:
+        t2 = time.perf_counter()
+        pairs_X, pairs_y = stem_pair_rows(root, args.stem_songs, args.seed, train_tracks, url)
+        runs = {
+            listener.name: [
+                run_loop(train, test, listener, seed=s, pairs_X=pairs_X, pairs_y=pairs_y)
+                for s in range(args.seeds)
+            ]
+            for listener in LISTENERS
+        }
+        with_pairs = {
+            "stem_pairs": len(pairs_y),
+            "positives": int(pairs_y.sum()),
+            "seconds": round(time.perf_counter() - t2, 1),
+            "curves": summarize(runs),
+        }
     agree_model = matcher_agreement(url, check, by_id, last_model)
     summary = summarize(results)
     # The rules already rank half/double-time pairs down (x0.9 and a weaker harmonic fit), so
@@ -263,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             "curve": straight_contested,
         },
         "targets_met": verdict,
+        "with_stem_pairs": with_pairs,
     }
     OUT_DIR.mkdir(exist_ok=True)
     (OUT_DIR / "listeners.json").write_text(json.dumps(report, indent=1))
@@ -304,6 +361,15 @@ def main(argv: list[str] | None = None) -> int:
             for r in straight_contested
         )
     )
+    if with_pairs:
+        print(
+            f"\nwith {with_pairs['stem_pairs']} stem pairs ({with_pairs['positives']} positive) "
+            f"of {args.stem_songs} training songs beside the ratings: blend gain over the rule"
+        )
+        for name, rows in with_pairs["curves"].items():
+            print(
+                f"  {name:<10}" + "  ".join(f"{r['ratings']}: {r['gain_blend']:+.3f}" for r in rows)
+            )
     print(f"\nloop: {loop_seconds:.1f} s for {len(LISTENERS)} listeners x {args.seeds} seeds")
     print(
         "targets (blend >= rule + 0.10 at 200 ratings for differing tastes; agreeing listener "
