@@ -733,7 +733,8 @@ def _pair_matrix(pairs: list[tuple[Any, Any]]) -> tuple[Any, list[str], Any]:
         sc = score_candidates(q, c)
         x, names = pair_features(
             sc.terms, stretch=sc.stretch, semitones=sc.semitones, tempo_ratio=sc.tempo_ratio,
-            query_balance=q.balance[0], balance=c.balance,
+            query_balance=q.balance[0], balance=c.balance, relation=sc.relation,
+            rule_score=sc.score,
         )  # fmt: skip
         rows.append(x[0])
         rules.append(float(sc.score[0]))
@@ -744,7 +745,11 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     """Train the learned ranker from the library's stems and ratings; store it as a new version.
 
     Self-supervised stem pairs (:func:`stem_training_pairs`) and ratings (4-5: layers well,
-    1-2: does not, 3 left out; each weighing ``RATING_WEIGHT`` pairs) train a logistic ranker.
+    1-2: does not, 3 left out) train a logistic ranker. Without ratings (or with one score
+    only) it is fitted on the pairs, ratings weighing ``RATING_WEIGHT`` pairs each, blend 0.5;
+    with ratings of different scores :func:`cratedig.learn.ranker.train_from_ratings` fits them
+    as soft labels beside the pairs and chooses the blend weight by cross-validation over the
+    rated queries (0 until the ratings show the learned term ranks better).
     Metrics: pairwise accuracy of the rule score and of the learned term on the pairs of
     held-out songs (a quarter of the songs, split by song so none leaks). The new version is
     stored (JSON beside the database) and becomes the active one.
@@ -756,7 +761,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     """
     import numpy as np
 
-    from cratedig.learn.ranker import save_ranker
+    from cratedig.learn.ranker import save_ranker, train_from_ratings
     from cratedig.learn.ranker import train_ranker as fit
 
     pairs = stem_training_pairs(library, seed=seed)
@@ -809,7 +814,14 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
         metrics["pairwise_accuracy_learned"] = _pairwise(
             probe.learned(X[test], names), y[test], q[test]
         )
-    ranker = fit(X, y, names, sample_weight=w)
+    rated = _rated_lists(ratings, segs, X[len(pairs) :], rule[len(pairs) :])
+    if rated and len({float(v) for r in rated for v in r.scores}) > 1:
+        # Ratings in: learn the user's taste from their scores (as soft labels) with the stem
+        # pairs, and let the evidence set the blend (learn.ranker.train_from_ratings).
+        stems_x = X[: len(pairs)] if pairs else None
+        ranker = train_from_ratings(rated, names, pairs_X=stems_x, pairs_y=y[: len(pairs)])
+    else:
+        ranker = fit(X, y, names, sample_weight=w)
     ranker.metrics.update(metrics)
     with library.transaction() as s:
         version = repo.store_model(
@@ -889,6 +901,35 @@ def evaluate_rankers(
     result = evaluate(data, folds=folds, seed=seed, fractions=fractions).to_json()
     result["ratings_left_out"] = left_out
     return result
+
+
+def _rated_lists(ratings: list[Rating], segs: dict[str, Any], X: Any, rule: Any) -> list[Any]:
+    """Ratings as one :class:`cratedig.learn.ranker.RatedList` per query segment.
+
+    ``X`` and ``rule`` hold the features of the ratings kept by :func:`train_ranker` (scores
+    other than 3 whose segments exist), in order.
+    """
+    import numpy as np
+
+    from cratedig.learn.ranker import RatedList
+
+    kept = [
+        r
+        for r in ratings
+        if r.score != 3 and r.query_segment in segs and r.candidate_segment in segs
+    ]
+    by_query: dict[str, list[int]] = {}
+    for i, r in enumerate(kept):
+        by_query.setdefault(r.query_segment, []).append(i)
+    return [
+        RatedList(
+            X[rows],
+            rule[rows],
+            np.array([kept[i].score for i in rows], float),
+            segs[q].track_id,
+        )  # fmt: skip
+        for q, rows in by_query.items()
+    ]
 
 
 def _pairwise(score: Any, y: Any, groups: Any) -> float | None:

@@ -35,7 +35,8 @@ def features_of(pairs):
         s = score_candidates(q, c)
         x, names = pair_features(
             s.terms, stretch=s.stretch, semitones=s.semitones, tempo_ratio=s.tempo_ratio,
-            query_balance=q.balance[0], balance=c.balance,
+            query_balance=q.balance[0], balance=c.balance, relation=s.relation,
+            rule_score=s.score,
         )  # fmt: skip
         rows.append(x[0])
         rules.append(float(s.score[0]))
@@ -129,3 +130,14 @@ def test_training_needs_both_labels(data):
     with pytest.raises(ParameterError, match="positive"):
         train_ranker(X, np.ones(len(X)), names)
     assert isinstance(train_ranker(X[:4], np.array([1, 0, 0, 0]), names), Ranker)
+
+
+def test_a_model_of_the_older_feature_set_is_refused_with_one_warning(data, tmp_path, caplog):
+    X, y, names, _, _, _ = data
+    doc = train_ranker(X, y, names).to_json()
+    doc["format"] = MODEL_FORMAT - 1  # trained before the key-relation and contrast features
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps(doc), encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="cratedig.learn"):
+        assert load_ranker(p) is None
+    assert len(caplog.records) == 1 and "retrain" in caplog.records[0].getMessage()

@@ -70,3 +70,43 @@ def test_train_list_activate_and_match_with_the_learned_term(stems_library, capl
 def test_activating_an_unknown_version_is_one_clear_error(stems_library):
     result = CliRunner().invoke(app, ["models", "--activate", "99", "--db", stems_library["db"]])
     assert result.exit_code != 0
+
+
+def test_ratings_of_several_scores_train_the_rating_aware_ranker(stems_library):
+    from cratedig import workflows
+    from cratedig.library.db import open_library
+
+    db, music = stems_library["db"], stems_library["music"]
+    result = json.loads(run("match", music / "q.wav", "--db", db, "--json", "--top", 6).stdout)
+    pairs = [(m["query_segment"], c["segment"]) for m in result["matches"] for c in m["candidates"]]
+    assert len(pairs) >= 8
+    with open_library(db) as lib:
+        for i, (q, c) in enumerate(pairs):
+            workflows.rate(lib, q, c, [1, 2, 4, 5][i % 4])
+    trained = json.loads(run("train", "--db", db, "--json").stdout)
+    metrics = trained["metrics"]
+    assert metrics["ratings"] == len(pairs) and metrics["stem_pairs"] > 100
+    models = json.loads(run("models", "--db", db, "--json").stdout)["models"]
+    artefact = next(stems_library["root"].rglob(models[-1]["artefact"]))
+    doc = json.loads(artefact.read_text())
+    # The rating-aware trainer: its blend chosen by cross-validation over the rated queries.
+    assert doc["metrics"]["rated_queries"] >= 1 and 0.0 <= doc["blend"] <= 1.0
+    assert "cv_blend" in doc["metrics"]
+
+
+def test_train_an_embedding_and_ask_what_sounds_like_a_phrase(stems_library):
+    db, music = stems_library["db"], stems_library["music"]
+    analysis = json.loads(run("analyze", "--json", music / "p.wav").stdout)
+    seg = analysis["segments"][0]["id"]
+    missing = CliRunner().invoke(app, ["similar", seg, "--db", db])
+    assert missing.exit_code != 0  # no embedding yet: one clear error
+    bad = CliRunner().invoke(app, ["train", "--embedding", "umap", "--db", db])
+    assert bad.exit_code != 0
+    trained = json.loads(
+        run("train", "--embedding", "pca", "--dim", 4, "--db", db, "--json").stdout
+    )
+    assert trained["kind"] == "embedding" and trained["metrics"]["dim"] == 4
+    found = json.loads(run("similar", seg, "--top", 3, "--db", db, "--json").stdout)["similar"]
+    assert len(found) == 3
+    assert all(not r["segment"].startswith(seg.split("_")[0]) for r in found)  # other tracks
+    assert [r["distance"] for r in found] == sorted(r["distance"] for r in found)

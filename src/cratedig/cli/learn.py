@@ -1,5 +1,6 @@
-"""Learning: ``train`` (the learned ranker), ``models`` (list, ``--activate`` to roll back) and
-``evaluate`` (rule vs learned vs blend on held-out tracks, with a learning curve).
+"""Learning: ``train`` (the learned ranker, or ``--embedding``), ``models`` (list,
+``--activate`` to roll back), ``evaluate`` (rule vs learned vs blend on held-out tracks, with a
+learning curve) and ``similar`` (phrases that sound like one, by the embedding).
 
 Parse, call :mod:`cratedig.workflows`, print.
 """
@@ -17,15 +18,37 @@ from rich.table import Table
 from cratedig.cli._options import DbOption, JsonOption, out
 
 
-def train_command(db: DbOption = None, json_out: JsonOption = False) -> None:
+def train_command(
+    embedding: Annotated[
+        str | None,
+        typer.Option(
+            "--embedding",
+            help="Train a segment embedding instead ('pca' or 'autoencoder') for `similar`.",
+        ),
+    ] = None,
+    dim: Annotated[int, typer.Option("--dim", help="Dimension of the embedding.")] = 16,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
     """Train the learned ranker from the library's stems and ratings; it becomes active."""
     from cratedig import workflows
+    from cratedig.learn.embed import train_embedding
     from cratedig.library.db import open_library
 
     with open_library(db) as lib:
-        result = workflows.train_ranker(lib)
+        if embedding is not None:
+            result = train_embedding(lib, kind=embedding, dim=dim)
+        else:
+            result = workflows.train_ranker(lib)
     if json_out:
         print(json.dumps(result), flush=True)
+        return
+    if embedding is not None:
+        m = result["metrics"]
+        out.print(
+            f"{embedding} embedding v{result['version']} (dim {dim}) trained on {m['rows']} "
+            f"segments in {m['train_seconds']} s; active now"
+        )
         return
     m = result["metrics"]
     out.print(
@@ -162,8 +185,32 @@ def _short(m: dict[str, Any]) -> str:
     return "n/a" if m["value"] is None else f"{m['value']:.3f}"
 
 
+def similar_command(
+    segment: Annotated[str, typer.Argument(help="A library segment id (<trackid>_<n>).")],
+    top: Annotated[int, typer.Option("--top", help="How many neighbours.")] = 10,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Phrases of other tracks that sound like SEGMENT, whatever their key (the embedding)."""
+    from cratedig.learn.embed import similar_segments
+    from cratedig.library.db import open_library
+
+    with open_library(db) as lib:
+        rows = similar_segments(lib, segment, top=top)
+    if json_out:
+        print(json.dumps({"segment": segment, "similar": rows}), flush=True)
+        return
+    t = Table(title=f"sounds like {segment}")
+    for col in ("segment", "label", "camelot", "bpm", "distance"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["segment"], r["label"], r["camelot"], str(r["bpm"]), str(r["distance"]))
+    out.print(t)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``models`` and ``evaluate`` to ``app``."""
+    """Add ``train``, ``models``, ``evaluate`` and ``similar`` to ``app``."""
     app.command("train")(train_command)
     app.command("models")(models_command)
     app.command("evaluate")(evaluate_command)
+    app.command("similar")(similar_command)

@@ -1,16 +1,24 @@
 """A learned ranker over pair features: the ``learned`` term of the match contract.
 
-Features of a (query, candidate) pair are every score term of :mod:`cratedig.match.scoring`
-plus differences after the transform (size of the stretch and of the shift, half/double time,
-low/mid/high balance of the query minus the candidate's). ``match`` computes them and asks this
-module for the term; this module never imports ``match``.
+Features of a (query, candidate) pair are every score term of :mod:`cratedig.match.scoring`,
+the rule score itself, and what the transform leaves between the two layers: size of the
+stretch and of the shift, half/double time, the key relation after the shift (one column per
+relation of :data:`cratedig.theory.RELATIONS`, so a taste for fifths and relative keys over the
+same key is expressible), and the low/mid/high balance of the query minus the candidate's, signed
+and absolute (a taste for contrast: a bass-heavy phrase under a bright one). ``match`` computes
+them and asks this module for the term; this module never imports ``match``.
 
-The model is a logistic regression on standardised features (scikit-learn), trained on labelled
-pairs (self-supervised stem pairs, :mod:`cratedig.learn.pairs`, and ratings mapped to labels).
-It is stored as **JSON** (feature names, means, scales, coefficients, intercept, blend weight,
-format version): loading a model file cannot run code, as a pickle could. A corrupt file, or
-one written by a newer format, gives one warning and no model, and the score is then exactly the
-rule score (:func:`blend`).
+The model is a logistic regression on standardised features (scikit-learn). :func:`train_ranker`
+fits it on labelled pairs (self-supervised stem pairs, :mod:`cratedig.learn.pairs`);
+:func:`train_from_ratings` on 1-5 ratings (as ``cratedig rate`` stores them, each a soft label
+``(score - 1) / 4``) together with optional stem pairs, and chooses the blend weight from the
+evidence: by cross-validation over rated queries grouped by track, the weight whose blend ranks
+held-out rated lists best (NDCG@10), shrunk toward 0 while ratings are few, and 0 when the
+learned term does not beat the rule score there. It is stored as **JSON** (feature names,
+means, scales, coefficients, intercept, blend weight, format version): loading a model file
+cannot run code, as a pickle could. A corrupt file, or one of another format (a newer cratedig,
+or an older one with other features), gives one warning and no model, and the score is then
+exactly the rule score (:func:`blend`).
 """
 
 from __future__ import annotations
@@ -28,23 +36,44 @@ import numpy as np
 
 from cratedig.errors import ParameterError
 from cratedig.fileio import atomic_path
+from cratedig.learn.metrics import ndcg_of_scores
+from cratedig.theory import RELATIONS
 
 log = logging.getLogger("cratedig.learn")
 
-#: Version of the JSON layout; a file with a larger one is refused (written by a newer cratedig).
-MODEL_FORMAT = 1
+#: Version of the JSON layout and feature set; a file with a larger one is refused (written by a
+#: newer cratedig), and so is one with a smaller one (its features are not the ones computed now).
+MODEL_FORMAT = 2
 MODEL_KIND = "ranker"
 #: Share of the learned term in the blended score by default: the rules keep the larger say
 #: until the model has shown, on held-out songs, that it ranks better.
 DEFAULT_BLEND = 0.5
+#: Weight of one human rating against one self-supervised pair, at least (see
+#: :func:`train_from_ratings`: ratings together weigh at least as much as all stem pairs).
+RATING_WEIGHT = 3.0
+#: Ratings at which the blend weight chosen by cross-validation is halved (it grows with the
+#: evidence: ``w * n / (n + BLEND_HALF_RATINGS)``).
+BLEND_HALF_RATINGS = 40.0
+#: Scale-up of the rule score among the features of :func:`train_from_ratings` (its coefficient
+#: is penalised ``RULE_PRIOR ** 2`` times less than the others'): the rules are the prior.
+RULE_PRIOR = 3.0
+#: Standard errors by which the cross-validated gain of the chosen blend must exceed 0.
+BLEND_SE = 1.0
+#: Blend weights tried by the cross-validation of :func:`train_from_ratings`.
+BLEND_GRID: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 #: Extra features beside the score terms, in this order.
 EXTRA_FEATURES: tuple[str, ...] = (
+    "rule",
     "abs_stretch",
     "abs_semitones",
     "half_double",
     "low_diff",
     "mid_diff",
     "high_diff",
+    "abs_low_diff",
+    "abs_mid_diff",
+    "abs_high_diff",
+    *(f"rel_{r}" for r in RELATIONS),
 )
 
 
@@ -56,34 +85,45 @@ def pair_features(
     tempo_ratio: np.ndarray,
     query_balance: np.ndarray,
     balance: np.ndarray,
+    relation: np.ndarray,
+    rule_score: np.ndarray,
 ) -> tuple[np.ndarray, list[str]]:
     """Feature matrix of ``n`` pairs -> ``(X [shape=(n, d)], names)``.
 
     Parameters
     ----------
     terms : mapping of str to np.ndarray [shape=(n,)]
-        The score terms (``MatchScores.terms``), each in [0, 1].
+        The score terms (``MatchScores.terms``), each in [0, 1]; a ``learned`` term is ignored.
     stretch, semitones, tempo_ratio : np.ndarray [shape=(n,)]
         The suggested transform.
     query_balance : np.ndarray [shape=(3,) or (n, 3)]
         Low / mid / high energy fractions of the query.
     balance : np.ndarray [shape=(n, 3)]
         The candidates' fractions.
+    relation : np.ndarray [shape=(n,), dtype=int]
+        Key relation after the shift, index into :data:`cratedig.theory.RELATIONS`
+        (``MatchScores.relation``).
+    rule_score : np.ndarray [shape=(n,)]
+        The rule score (``MatchScores.score``).
     """
-    names = sorted(terms)
+    names = sorted(t for t in terms if t != "learned")
     n = len(stretch)
-    if any(len(terms[t]) != n for t in names):
-        raise ParameterError(f"every term must hold {n} values (one per pair)")
+    if any(len(terms[t]) != n for t in names) or len(relation) != n or len(rule_score) != n:
+        raise ParameterError(f"every term, relation and rule score must hold {n} values")
+    rel = np.asarray(relation, np.int64)
+    if n and (rel.min() < 0 or rel.max() >= len(RELATIONS)):
+        raise ParameterError(f"relation indices must be within 0..{len(RELATIONS) - 1}")
     diff = np.broadcast_to(np.asarray(query_balance, np.float64), (n, 3)) - np.asarray(
         balance, np.float64
     ).reshape(n, 3)
     cols = [np.asarray(terms[t], np.float64) for t in names] + [
+        np.asarray(rule_score, np.float64),
         np.abs(np.asarray(stretch, np.float64)),
         np.abs(np.asarray(semitones, np.float64)) / 6.0,
         (np.asarray(tempo_ratio, np.float64) != 1.0).astype(np.float64),
-        diff[:, 0],
-        diff[:, 1],
-        diff[:, 2],
+        *diff.T,
+        *np.abs(diff).T,
+        *(rel[None, :] == np.arange(len(RELATIONS))[:, None]).astype(np.float64),
     ]
     return np.stack(cols, axis=1) if n else np.zeros((0, len(cols))), [*names, *EXTRA_FEATURES]
 
@@ -129,6 +169,10 @@ class Ranker:
         if not isinstance(fmt, int) or fmt > MODEL_FORMAT:
             raise ParameterError(
                 f"model format {fmt!r} is newer than this cratedig's {MODEL_FORMAT}"
+            )
+        if fmt < MODEL_FORMAT:
+            raise ParameterError(
+                f"model format {fmt} was trained on older features: retrain (cratedig train)"
             )
         try:
             features = [str(f) for f in doc["features"]]
@@ -195,6 +239,192 @@ def train_ranker(
         blend,
         {"pairs": int(len(y)), "positives": int(y.sum())},
     )
+
+
+@dataclass
+class RatedList:
+    """The rated candidates of one query phrase.
+
+    Attributes
+    ----------
+    X : np.ndarray [shape=(m, d)]
+        :func:`pair_features` of the rated pairs.
+    rule : np.ndarray [shape=(m,)]
+        Their rule scores.
+    scores : np.ndarray [shape=(m,)]
+        The ratings, 1..5 (``cratedig rate``).
+    group : str
+        The query's track: cross-validation never splits a track's lists.
+    """
+
+    X: np.ndarray
+    rule: np.ndarray
+    scores: np.ndarray
+    group: str
+
+
+def _fit_soft(
+    X: np.ndarray, target: np.ndarray, weight: np.ndarray, names: list[str], c: float
+) -> Ranker:
+    """Logistic regression on soft labels in [0, 1]: each row twice, as 1 and as 0, weighed.
+
+    Features are not standardised on the rows: rated rows are the top of each list, where a
+    column such as ``half_double`` hardly varies, and its tiny spread would blow up on the rest
+    of the list. Every feature is already on a unit scale (terms and shares in [0, 1],
+    differences in [-1, 1]); the rule score is scaled up by :data:`RULE_PRIOR`, so that the L2
+    penalty lets the model lean on it and asks more evidence for every other feature.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    mean = np.zeros(X.shape[1])
+    scale = np.ones(X.shape[1])
+    if "rule" in names:
+        scale[names.index("rule")] = 1.0 / RULE_PRIOR
+    Z = (X - mean) / scale
+    w = np.r_[weight * target, weight * (1.0 - target)]
+    y = np.r_[np.ones(len(X), int), np.zeros(len(X), int)]
+    keep = w > 0
+    if len(set(y[keep])) < 2:
+        raise ParameterError("training needs good and bad examples (ratings 4-5 and 1-2)")
+    model = LogisticRegression(C=c, max_iter=2000)
+    model.fit(np.vstack([Z, Z])[keep], y[keep], sample_weight=w[keep])
+    return Ranker(
+        list(names), mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0])
+    )
+
+
+def _training_rows(
+    rated: list[RatedList],
+    pairs_X: np.ndarray | None,
+    pairs_y: np.ndarray | None,
+    rating_weight: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stacked features, soft targets and weights of ratings (and stem pairs)."""
+    parts_x = [r.X for r in rated]
+    parts_t = [(np.asarray(r.scores, np.float64) - 1.0) / 4.0 for r in rated]
+    n_ratings = sum(len(r.scores) for r in rated)
+    n_pairs = 0 if pairs_X is None else len(pairs_X)
+    # Ratings are the user's own taste: together they weigh at least as much as every stem pair.
+    w_rating = max(rating_weight, n_pairs / max(n_ratings, 1))
+    parts_w = [np.full(len(r.scores), w_rating) for r in rated]
+    if pairs_X is not None and pairs_y is not None and n_pairs:
+        y = np.asarray(pairs_y, np.float64)
+        pos = max(float(y.sum()), 1.0)
+        neg = max(float(len(y) - y.sum()), 1.0)
+        parts_x.append(np.asarray(pairs_X, np.float64))
+        parts_t.append(y)
+        parts_w.append(np.where(y > 0, len(y) / (2 * pos), len(y) / (2 * neg)))
+    return np.vstack(parts_x), np.concatenate(parts_t), np.concatenate(parts_w)
+
+
+def train_from_ratings(
+    rated: list[RatedList],
+    names: list[str],
+    *,
+    pairs_X: np.ndarray | None = None,
+    pairs_y: np.ndarray | None = None,
+    rating_weight: float = RATING_WEIGHT,
+    c: float = 1.0,
+    folds: int = 3,
+    k: int = 10,
+) -> Ranker:
+    """Fit a ranker on 1-5 ratings (and stem pairs) and choose its blend weight from evidence.
+
+    Each rating is a soft label ``(score - 1) / 4``; together the ratings weigh at least as much
+    as all stem pairs (``pairs_X``, ``pairs_y``: labelled 1/0, classes balanced). The blend
+    weight is chosen by ``folds``-fold cross-validation over the rated lists grouped by query
+    track: among :data:`BLEND_GRID`, the blend that ranks the held-out lists best (mean NDCG@k
+    with relevance ``score - 1``) counts only when its gain over the rule score (weight 0)
+    exceeds :data:`BLEND_SE` standard errors over the lists; then the smallest weight within
+    one standard error of it is taken, shrunk by ``n / (n + BLEND_HALF_RATINGS)`` for ``n``
+    ratings. Otherwise the weight is 0: the score stays the rule score.
+
+    Parameters
+    ----------
+    rated : list of RatedList
+    names : list of str
+        Column names (:func:`pair_features`).
+    pairs_X, pairs_y : np.ndarray, optional
+        Self-supervised pairs and their 0/1 labels.
+    rating_weight : float > 0
+        Least weight of one rating against one stem pair.
+    c : float > 0
+        Inverse L2 regularisation strength.
+    folds : int >= 2
+    k : int >= 1
+        Cut-off of the NDCG that chooses the blend.
+
+    Raises
+    ------
+    ParameterError
+        No ratings, features that disagree with ``names``, or only one kind of example.
+    """
+    if not rated:
+        raise ParameterError("no ratings to learn from")
+    d = len(names)
+    for r in rated:
+        if r.X.ndim != 2 or r.X.shape[1] != d or not (len(r.X) == len(r.rule) == len(r.scores)):
+            raise ParameterError(f"a rated list's X {r.X.shape} does not fit {d} feature names")
+        sc = np.asarray(r.scores, np.float64)
+        if len(sc) and (sc.min() < 1 or sc.max() > 5):
+            raise ParameterError("ratings must be within 1..5")
+    if pairs_X is not None and np.asarray(pairs_X).shape[1:] != (d,):
+        raise ParameterError(f"stem pairs have {np.asarray(pairs_X).shape[1:]} columns, need {d}")
+    if folds < 2:
+        raise ParameterError(f"folds={folds} must be >= 2")
+    X, t, w = _training_rows(rated, pairs_X, pairs_y, rating_weight)
+    ranker = _fit_soft(X, t, w, names, c)
+    n_ratings = sum(len(r.scores) for r in rated)
+    groups = sorted({r.group for r in rated})
+    grid = np.asarray(BLEND_GRID)
+    ndcg = np.full(len(grid), np.nan)
+    table = np.zeros((0, len(grid)))
+    if len(groups) >= 2:
+        order = {g: i % min(folds, len(groups)) for i, g in enumerate(groups)}
+        per_list: list[np.ndarray] = []
+        for f in sorted(set(order.values())):
+            held = [r for r in rated if order[r.group] == f]
+            kept = [r for r in rated if order[r.group] != f]
+            try:
+                probe = _fit_soft(*_training_rows(kept, pairs_X, pairs_y, rating_weight), names, c)
+            except ParameterError:
+                continue  # this fold's training part holds one kind of rating only
+            for r in held:
+                learned = probe.learned(r.X, names)
+                rel = np.asarray(r.scores, np.float64) - 1.0
+                per_list.append(
+                    np.array(
+                        [ndcg_of_scores(blend(r.rule, learned, weight=x), rel, k) for x in grid]
+                    )
+                )
+        if per_list:
+            table = np.array(per_list)
+            table = table[~np.isnan(table).any(axis=1)]
+            if len(table):
+                ndcg = table.mean(axis=0)
+    best = 0.0
+    if np.isfinite(ndcg).all():
+        i = int(np.argmax(ndcg))  # the first maximum: the smallest weight
+        gain = table[:, i] - table[:, 0]
+        # The best of eleven noisy means is optimistic: keep it only when its gain over the
+        # rule score stands out of the lists' noise (two standard errors).
+        se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else math.inf
+        if gain.mean() > max(1e-9, BLEND_SE * se):
+            # The one-standard-error rule: the smallest weight whose NDCG is within one standard
+            # error of the best, since a learned term fitted on few ratings is a risk.
+            j = int(np.flatnonzero(ndcg >= ndcg[i] - se)[0])
+            best = float(grid[max(j, 1)])
+    ranker.blend = best * n_ratings / (n_ratings + BLEND_HALF_RATINGS)
+    ranker.metrics = {
+        "ratings": int(n_ratings),
+        "rated_queries": len(rated),
+        "stem_pairs": 0 if pairs_X is None else len(pairs_X),
+        "cv_ndcg_rule": None if not np.isfinite(ndcg[0]) else round(float(ndcg[0]), 4),
+        "cv_ndcg_best": None if not np.isfinite(ndcg).all() else round(float(ndcg.max()), 4),
+        "cv_blend": best,
+        "blend": round(ranker.blend, 4),
+    }
+    return ranker
 
 
 def blend(rule_score: np.ndarray, learned: np.ndarray | None, *, weight: float) -> np.ndarray:

@@ -395,7 +395,7 @@ def match_analysis(
             x, names = pair_features(
                 scores.terms, stretch=scores.stretch, semitones=scores.semitones,
                 tempo_ratio=scores.tempo_ratio, query_balance=query_row.balance[0],
-                balance=batch.balance,
+                balance=batch.balance, relation=scores.relation, rule_score=scores.score,
             )  # fmt: skip
             learned = ranker.learned(x, names)
             scores.terms["learned"] = learned
