@@ -736,6 +736,52 @@ def corpus_paths() -> list[str]:
     return [p for p in paths if not (p.endswith(".krn") and p.rsplit(".", 1)[0] in stems)]
 
 
+def close_midi(path: Path, tail_s: float = 1.0) -> None:
+    """End every track of a MIDI file ``tail_s`` after its last note, pedals released.
+
+    Some music21 exports keep a track (or a held pedal) running far past the music, and
+    FluidSynth then renders for hours.
+    """
+    import mido
+
+    midi = mido.MidiFile(str(path))
+    last = 0
+    for track in midi.tracks:
+        t = 0
+        for msg in track:
+            t += msg.time
+            if msg.type in ("note_on", "note_off"):
+                last = max(last, t)
+    limit = last + int(tail_s * midi.ticks_per_beat * 2)  # ~1 s at 120 BPM
+    for i, track in enumerate(midi.tracks):
+        out, t = mido.MidiTrack(), 0
+        prev = 0
+        for msg in track:
+            t += msg.time
+            if msg.is_meta and msg.type == "end_of_track":
+                continue
+            if t > limit:
+                break
+            out.append(msg.copy(time=t - prev))
+            prev = t
+        if i == 0:
+            for ch in range(16):
+                for cc in (64, 123, 120):  # sustain off, all notes off, all sound off
+                    out.append(
+                        mido.Message(
+                            "control_change",
+                            channel=ch,
+                            control=cc,
+                            value=0,
+                            time=max(0, limit - prev),
+                        )
+                    )
+                    prev = max(prev, limit)
+        out.append(mido.MetaMessage("end_of_track", time=max(0, limit - prev)))
+        midi.tracks[i] = out
+    midi.save(str(path))
+
+
 def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
     import warnings
 
@@ -779,6 +825,7 @@ def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
             )
             score.write("midi", fp=str(mid))
             item["notes"].append("repeats not expanded (badly formed in the file)")
+        close_midi(mid)
         fluidsynth_render(mid, wav, SR)
         y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
         with warnings.catch_warnings():

@@ -453,7 +453,7 @@ def fluidsynth_render(midi: Path, wav: Path, sr: int) -> None:
         str(SOUNDFONT),
         str(midi),
     ]
-    subprocess.run(cmd, check=True, capture_output=True)
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
 
 
 def encode(wav: Path, out: Path, fmt: str) -> None:
