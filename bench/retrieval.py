@@ -268,35 +268,14 @@ def _analyse(job: tuple[str, str]) -> Any:
     return a
 
 
-def analysed_library(
-    db: Path, jobs: list[tuple[str, str]], workers: int, *, reuse_from: int | None = None
-) -> Any:
-    """A SQLite library holding the analyses of ``jobs`` (path, track id); cached by id.
-
-    Tracks analysed by another ``ANALYSIS_VERSION`` are analysed again, unless ``reuse_from``
-    names that version: its analyses are then taken as current (for scoring-only changes).
-    """
-    from sqlalchemy import update
-
+def analysed_library(db: Path, jobs: list[tuple[str, str]], workers: int) -> Any:
+    """A SQLite library holding the analyses of ``jobs`` (path, track id); cached by id."""
     from cratedig.analysis.pipeline import ANALYSIS_VERSION
     from cratedig.library import repository as repo
     from cratedig.library.db import open_library
-    from cratedig.library.schema import TrackRow
 
     db.parent.mkdir(parents=True, exist_ok=True)
     lib = open_library(f"sqlite:///{db}")
-    if reuse_from is not None and reuse_from != ANALYSIS_VERSION:
-        # A scoring change does not need the stems analysed again (hours on this set): the
-        # analyses stored under ``reuse_from`` are relabelled current in this bench cache.
-        with lib.transaction() as s:
-            n = s.execute(
-                update(TrackRow)
-                .where(TrackRow.analysis_version == reuse_from)
-                .values(analysis_version=ANALYSIS_VERSION)
-            ).rowcount
-        if n:
-            print(f"  {db.name}: reusing {n} analyses of version {reuse_from} as version "
-                  f"{ANALYSIS_VERSION} (--reuse-analyses)", file=sys.stderr)  # fmt: skip
     with lib.reader() as s:
         have = repo.current_track_ids(s, analysis_version=ANALYSIS_VERSION)
     todo = [j for j in jobs if j[1] not in have]
@@ -453,7 +432,7 @@ def _features(
 
 def run_split(
     data: dict[str, Any], split: str, *, workers: int, rankers: dict[str, Any] | None,
-    max_shift: int, max_stretch: float, fetch: int = DEFAULT_FETCH, reuse_from: int | None = None,
+    max_shift: int, max_stretch: float, fetch: int = DEFAULT_FETCH,
 ) -> dict[str, Any]:  # fmt: skip
     """Match every active lead phrase of ``split`` against that split's library."""
     from cratedig.library import repository as repo
@@ -465,13 +444,10 @@ def run_split(
     lib_jobs += [(c["path"], f"{s['id']}-partner_+{c['semitones']}") for s in songs
                  for c in s["copies"]]  # fmt: skip
     root = Path(data["root"])
-    lib = analysed_library(
-        root / f"library-{split}.sqlite", lib_jobs, workers, reuse_from=reuse_from
-    )
+    lib = analysed_library(root / f"library-{split}.sqlite", lib_jobs, workers)
     qlib = analysed_library(
-        root / "queries.sqlite", [(s["query_path"], f"{s['id']}-query") for s in songs], workers,
-        reuse_from=reuse_from,
-    )  # fmt: skip
+        root / "queries.sqlite", [(s["query_path"], f"{s['id']}-query") for s in songs], workers
+    )
     index, _ = sync_index(lib)
     with lib.reader() as s:
         segs = {g.id: g for g in repo.load_segments(s)}
@@ -610,8 +586,7 @@ def main_real(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     data = stemset.load(workers=args.workers)
     data["root"] = str(stemset.CACHE_ROOT)
-    lim = {"max_shift": args.max_shift, "max_stretch": args.max_stretch, "fetch": args.fetch,
-           "reuse_from": args.reuse_analyses}  # fmt: skip
+    lim = {"max_shift": args.max_shift, "max_stretch": args.max_stretch, "fetch": args.fetch}
     dev = run_split(data, "dev", workers=args.workers, rankers=None, **lim)
     X, y, names = dev.pop("train")
     ranker = train_ranker(X, y, names)
@@ -672,11 +647,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", choices=("synth", "real"), default="synth")
     p.add_argument("--split", choices=("dev", "heldout"), default="heldout")
     p.add_argument("--fetch", type=int, default=DEFAULT_FETCH, help="--set real: index hits")
-    p.add_argument(
-        "--reuse-analyses", type=int, metavar="VERSION", default=None,
-        help="--set real: take cached analyses of this older ANALYSIS_VERSION as current "
-        "instead of analysing every stem again (for changes to scoring only)",
-    )  # fmt: skip
     p.add_argument("--songs", type=int, default=12)
     p.add_argument("--bars", type=int, default=32)
     p.add_argument("--sr", type=int, default=22050)

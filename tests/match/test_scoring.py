@@ -149,21 +149,9 @@ def test_half_time_candidate_bars_map_onto_two_query_bars():
 
 def test_silent_bars_do_not_count():
     chroma = progression("C", POP)
-    chroma[2:6] = 0.0  # a break inside the phrase
+    chroma[4:] = 0.0
     scores = score_candidates(query(), make_batch([_row(chroma=chroma)]))
     assert scores.terms["harmonic"][0] > 0.95
-
-
-def test_a_phrase_that_ends_halfway_covers_half_the_query():
-    """Trailing silent rows are where the candidate ends (batches are zero-padded): the query
-    bars it does not reach count as no fit, softened (COVERAGE_POWER)."""
-    from cratedig.match.scoring import COVERAGE_POWER
-
-    chroma = progression("C", POP)[:4]
-    scores = score_candidates(query(), make_batch([_row(chroma=chroma), _row()]))
-    h = scores.terms["harmonic"]
-    assert h[1] > 0.99
-    assert h[0] == pytest.approx(0.5**COVERAGE_POWER, abs=0.02)
 
 
 # -- rhythm, spectral balance, energy -------------------------------------------------------------
@@ -323,10 +311,7 @@ def test_a_pair_its_reasons_call_poor_is_labelled_poor():
     reasons = explain(q, cands, scores, [0, 1], max_stretch=0.08)
     assert "chords disagree" in reasons[0] and "two bass-heavy layers" in reasons[0]
     assert "chords disagree" in reasons[1] and "bass-heavy" not in reasons[1]
-    # The harmonic term (chord changes included) now holds this pair under the floor by itself;
-    # the label rule must still call it poor at a score the other terms could carry over it.
-    h0, s0 = float(scores.terms["harmonic"][0]), float(scores.terms["spectral"][0])
-    assert fit_of(FIT_FLOOR + 0.05, harmonic=h0, spectral=s0) == "poor"
+    assert scores.score[0] >= FIT_FLOOR  # the weighted score alone would call it fair
     labels = [
         fit_of(float(scores.score[i]), harmonic=float(scores.terms["harmonic"][i]),
                spectral=float(scores.terms["spectral"][i]))
@@ -336,46 +321,3 @@ def test_a_pair_its_reasons_call_poor_is_labelled_poor():
     # Chords that disagree are never a good fit, whatever the rest adds up to.
     assert fit_of(FIT_GOOD + 0.1, harmonic=0.2, spectral=0.9) == "fair"
     assert labels[1] in ("fair", "poor")
-
-
-def _pedal_melody(degrees):
-    """A lead over ``degrees`` (C major): each bar's third (the note that names the chord) over
-    the tonic and fifth it keeps returning to, which carry most of its chroma."""
-    third = {1: 4, 4: 9, 5: 11, 6: 0}
-    mel = np.zeros((len(degrees), 12))
-    for b, d in enumerate(degrees):
-        mel[b, third[d]] += 0.35
-        mel[b, 0] += 0.4
-        mel[b, 7] += 0.25
-    return mel / mel.sum(axis=1, keepdims=True)
-
-
-def test_a_melody_finds_the_chords_that_move_under_it():
-    """Issue 10: a lead's chroma correlates with any tonic chord about as well as with its own
-    accompaniment. Its own accompaniment is the one whose chords change where it does, and under
-    all of its bars: it must outrank a held tonic chord, a two-bar phrase of the tonic chord,
-    another progression in the key, and the same chords transposed a fourth or a semitone."""
-    q = query(chroma=_pedal_melody(POP))
-    rows = [
-        _row(chroma=progression("C", POP)),  # its own accompaniment
-        _row(chroma=progression("C", [1] * 8)),  # a held tonic chord
-        _row(chroma=progression("C", [1, 1])),  # two bars of it
-        _row(chroma=progression("C", [1, 6, 4, 1, 6, 4, 6, 1])),  # another progression
-        _row(chroma=progression("C", [4, 1, 5, 6, 4, 1, 5, 6])),
-        _row(chroma=np.roll(progression("C", POP), 2, axis=0)),  # its own, two bars late
-        _row(chroma=progression("C", POP, shift=5)),
-        _row(chroma=progression("C", POP, shift=1)),
-    ]
-    scores = score_candidates(q, make_batch(rows))
-    assert int(scores.ranking(1)[0]) == 0, scores.score
-    assert scores.score[0] > scores.score[1:].max() + 0.05, scores.score
-
-
-def test_change_term_leaves_static_and_identical_chroma_alone():
-    """A held chord against itself (no changes to correlate) and a progression against itself
-    keep a harmonic term of 1."""
-    held = progression("C", [1] * 8)
-    sc = score_candidates(query(chroma=held), make_batch([_row(chroma=held)]))
-    assert sc.terms["harmonic"][0] > 0.99
-    sc = score_candidates(query(), make_batch([_row()]))
-    assert sc.terms["harmonic"][0] > 0.99

@@ -17,11 +17,7 @@ reports each term in [0, 1] separately and one weighted score:
   correlation of beat-synchronous chroma with the candidate rotated by that shift and its rows
   mapped through the tempo ratio, averaged over rows where both sound, clipped to [0, 1] (the
   "mashability" of AutoMashUpper, Davies et al. 2014). Beat rows see misalignments within a
-  bar (half a bar late) that bar averages blur. Blended (``CHANGE_WEIGHT``, when the query's
-  harmony moves) with the correlation of the chord *changes* (each side's rows less its mean
-  row): a lead melody correlates with any chord of its key about as well as with its own
-  accompaniment, but only its own moves where it moves (issue 10). Times a coverage factor:
-  query rows past the candidate's end count as no fit (``COVERAGE_POWER``).
+  bar (half a bar late) that bar averages blur.
 - **rhythm**: cosine of the two 16th-grid onset patterns (candidate pattern mapped through the
   tempo ratio): high when the layers accent the same grid positions. 0 across meters (3/4
   against 4/4).
@@ -304,24 +300,6 @@ def _unit_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(norm > 1e-6, xc / np.maximum(norm, 1e-12), 0.0), ok
 
 
-#: Share of the harmonic term given to the correlation of chord *changes* (each side's beat
-#: rows less their mean row), the rest to the row-by-row correlation. A lead melody correlates
-#: with any accompaniment in a compatible key about as well as with its own (0.5-0.8 against
-#: 0.1-0.7 on the stems bench); what its own accompaniment shares is *when* the harmony moves.
-#: Measured on ``bench/retrieval.py --set real --split dev`` (rule score, with coverage): 0.3
-#: recall@10 0.69 / top-1 0.38 / MRR 0.49, 0.5 gave 0.71 / 0.39 / 0.50 (0.667 / 0.357 / 0.466
-#: before); 0.3 because at 0.5 the learned ranker's held-out pairwise accuracy on synthesized
-#: stems (``tests/learn/test_ranker.py``) fell under its floor (0.78 < 0.8).
-CHANGE_WEIGHT = 0.3
-#: Share of the query's row energy (unit rows) that must be change for the change term to count
-#: fully; below it the term fades out (a held chord's changes are noise).
-CHANGE_SHARE = 0.2
-#: Fewest common rows for the change term.
-MIN_CHANGE_ROWS = 4
-#: Exponent of the coverage factor (common rows / sounding query rows).
-COVERAGE_POWER = 0.5
-
-
 def harmonic_fit(
     query_chroma: np.ndarray,
     query_mask: np.ndarray,
@@ -330,8 +308,7 @@ def harmonic_fit(
     ratio_index: np.ndarray,
     shifts: np.ndarray,
 ) -> np.ndarray:
-    """Mean row-by-row (bar or beat) chroma correlation per shift, blended with the correlation
-    of the chord changes and scaled by coverage (module docstring) -> (n, len(shifts)) in [0, 1].
+    """Mean row-by-row (bar or beat) chroma correlation per shift -> (n, len(shifts)) in [0, 1].
 
     Parameters
     ----------
@@ -365,35 +342,8 @@ def harmonic_fit(
     q_rot = np.stack([np.roll(qn, -int(s), axis=-1) for s in shifts])  # (s, bq, 12)
     corr = np.einsum("nbp,sbp->nsb", cn, q_rot, optimize=True)
     total = w.sum(axis=1)
-    safe = np.maximum(total, 1.0)
-    mean = np.einsum("nsb,nb->ns", corr, w) / safe[:, None]
-    # Chord changes: correlation of each side's rows less its mean row over the common rows.
-    c_mean = np.einsum("nbp,nb->np", cn, w) / safe[:, None]
-    cd = (cn - c_mean[:, None, :]) * w[..., None]
-    q_mean = np.einsum("sbp,nb->nsp", q_rot, w) / safe[:, None, None]
-    num = np.einsum("nbp,sbp->ns", cd, q_rot, optimize=True)
-    num -= np.einsum("nbp,nsp->ns", cd, q_mean, optimize=True)
-    q_row2 = (qn * qn).sum(axis=-1)  # 1 on sounding rows (unit rows), 0 elsewhere
-    q_var = np.maximum(w @ q_row2 - total * (q_mean[:, 0] ** 2).sum(axis=-1), 0.0)  # (n,)
-    c_var = (cd * cd).sum(axis=(1, 2))
-    changes = num / np.sqrt(np.maximum(q_var * c_var, 1e-12))[:, None]
-    # Its weight: full when the query's harmony moves (a fifth of its row energy is change),
-    # none when it holds one chord (its changes are noise) or under MIN_CHANGE_ROWS rows. A
-    # candidate that holds still under a moving query gets no credit from this part (weighted
-    # by the less moving side instead, dev gave recall@10 0.70 / MRR 0.49; this 0.71 / 0.50).
-    moving = q_var / np.maximum(total, 1.0) / CHANGE_SHARE
-    lam = CHANGE_WEIGHT * np.clip(moving, 0.0, 1.0) * (total >= MIN_CHANGE_ROWS)
-    mean = (1 - lam[:, None]) * mean + lam[:, None] * np.clip(changes, 0.0, 1.0)
-    # Coverage: sounding query rows past the candidate's end count as no fit, softened by
-    # COVERAGE_POWER; a short phrase agreeing over its few rows by chance no longer outranks one
-    # under the whole melody. (Silent rows inside the candidate still do not count.)
-    q_sound = q_ok & query_mask
-    # A candidate's length: its last sounding row (batches are zero-padded to the longest).
-    length = np.where(mask.any(axis=1), bc - np.argmax(mask[:, ::-1], axis=1), 0)
-    within = inside & (ia < length[:, None]) & (ib < length[:, None])
-    covered = (within & q_sound[None, :]).sum(axis=1)
-    cover = (covered / max(float(q_sound.sum()), 1.0)) ** COVERAGE_POWER
-    return np.clip(mean * cover[:, None], 0.0, 1.0)
+    mean = np.einsum("nsb,nb->ns", corr, w) / np.maximum(total, 1.0)[:, None]
+    return np.clip(mean, 0.0, 1.0)
 
 
 def key_fit(
