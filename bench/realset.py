@@ -63,6 +63,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import hashlib
 import itertools
@@ -78,6 +79,7 @@ import time
 import xml.etree.ElementTree as ET
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -609,11 +611,12 @@ def trace_rows(
     return audio, frames, rows
 
 
-def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
-    """Render one module and record the start time of every played row."""
-    path, package, out_dir, licence = args
-    source_id = f"{package}:{path.name}"
-    item = base_item(source_id, "tracker", package, str(path), licence)
+@contextlib.contextmanager
+def traced_module(path: Path) -> Iterator[tuple[ctypes.CDLL, int, np.ndarray, int, list[Any]]]:
+    """Open a module with libopenmpt and render it as the set does (``trace_rows``).
+
+    Yields ``(lib, mod, audio, frames, rows)``; the module is freed on leaving.
+    """
     lib = _libopenmpt()
     data = path.read_bytes()
     buf = ctypes.create_string_buffer(data, len(data))
@@ -625,6 +628,20 @@ def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
         length = min(MAX_SECONDS, max(MIN_SECONDS, song_seconds))
         lib.openmpt_module_set_repeat_count(mod, -1)  # short songs loop up to 30 s
         audio, frames, rows = trace_rows(lib, mod, length)
+        yield lib, mod, audio, frames, rows
+    finally:
+        lib.openmpt_module_destroy(mod)
+
+
+def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
+    """Render one module and record the start time of every played row."""
+    path, package, out_dir, licence = args
+    source_id = f"{package}:{path.name}"
+    item = base_item(source_id, "tracker", package, str(path), licence)
+    data = path.read_bytes()
+    with traced_module(path) as (lib, mod, audio, frames, rows):
+        song_seconds = lib.openmpt_module_get_duration_seconds(mod)
+        length = min(MAX_SECONDS, max(MIN_SECONDS, song_seconds))
         # First row holding a note (for the render-latency spot check).
         first_note_t = None
         nch = lib.openmpt_module_get_num_channels(mod)
@@ -635,8 +652,6 @@ def render_module(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
             ):
                 first_note_t = t
                 break
-    finally:
-        lib.openmpt_module_destroy(mod)
     y = audio[: frames * 2].reshape(-1, 2)
     dur = frames / SR
     hl = it_highlight(data)
@@ -1093,19 +1108,9 @@ def module_sections(path: Path, duration: float, bar: float) -> dict[str, Any]:
     section lasts at least a bar (``bar`` seconds): an order cut short after a row or two by a
     pattern break opens none.
     """
-    lib = _libopenmpt()
-    lib.openmpt_module_get_num_orders.argtypes = [ctypes.c_void_p]
-    lib.openmpt_module_get_num_orders.restype = ctypes.c_int32
-    data = path.read_bytes()
-    buf = ctypes.create_string_buffer(data, len(data))
-    mod = lib.openmpt_module_create_from_memory2(buf, len(data), *([None] * 7))
-    if not mod:
-        raise ValueError("libopenmpt could not open it")
-    try:
-        song_seconds = lib.openmpt_module_get_duration_seconds(mod)
-        length = min(MAX_SECONDS, max(MIN_SECONDS, song_seconds))
-        lib.openmpt_module_set_repeat_count(mod, -1)
-        _, frames, rows = trace_rows(lib, mod, length)
+    with traced_module(path) as (lib, mod, _, frames, rows):
+        lib.openmpt_module_get_num_orders.argtypes = [ctypes.c_void_p]
+        lib.openmpt_module_get_num_orders.restype = ctypes.c_int32
         if abs(frames / SR - duration) > 0.01:
             raise ValueError(f"trace lasts {frames / SR:.2f} s, the render {duration:.2f} s")
         nch = lib.openmpt_module_get_num_channels(mod)
@@ -1131,8 +1136,6 @@ def module_sections(path: Path, duration: float, bar: float) -> dict[str, Any]:
                     if 0 < cell(mod, u["pattern"], row, c, 0) <= 120 and last_instrument[c]:
                         used.add(last_instrument[c])
             u["instruments"] = sorted(used)
-    finally:
-        lib.openmpt_module_destroy(mod)
     units = [u for u in units if u["start"] < duration - 0.05]
     starts = [0.0]
     for prev, u in itertools.pairwise(units):

@@ -9,24 +9,13 @@ import sys
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from cratedig import workflows
-from cratedig.cli import app
 from cratedig.errors import ParameterError
 from cratedig.learn import evaluate as ev
 from cratedig.library.db import open_library
-from cratedig.synth import synthesize_song, write_song
-from cratedig.theory import Key
 
-SR = 22050
-
-
-def run(*args: object):
-    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
-
+from .stem_library import ingest_stem_songs, run
 
 # -- the evaluation itself, on arrays whose truth is known --------------------------------------
 
@@ -147,16 +136,8 @@ def test_nothing_to_evaluate_is_a_clear_error():
 
 @pytest.fixture(scope="module")
 def stems_library(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaluate")
-    music = root / "music"
-    for name, tempo, key, seed in (
-        ("p", 118.0, "A minor", 91), ("q", 120.0, "F major", 92),
-        ("r", 121.0, "D minor", 93), ("s", 119.0, "G major", 94),
-    ):  # fmt: skip
-        song = synthesize_song(tempo=tempo, key=Key.parse(key), bars=16, seed=seed, sr=SR)
-        write_song(song, music / f"{name}.wav", stems_dir=music / f"{name}.stems")
-    db = f"sqlite:///{root / 'lib.db'}"
-    run("ingest", music, "--db", db, "--json")
+    built = ingest_stem_songs(tmp_path_factory.mktemp("evaluate"))
+    root, db = built["root"], built["db"]
     with open_library(db) as lib:
         tracks = [t["track_id"] for t in workflows.list_tracks(lib)[0]]
         for t in tracks[:2]:  # graded ratings within a track: always tested in its fold

@@ -9,31 +9,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cratedig.cli import app
-from cratedig.synth import synthesize_song, write_song
-from cratedig.theory import Key
 
-SR = 22050
-
-
-def run(*args: object):
-    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
+from .stem_library import ingest_stem_songs, run
 
 
 @pytest.fixture(scope="module")
 def stems_library(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    music = root / "music"
-    for name, tempo, key, seed in (
-        ("p", 118.0, "A minor", 91), ("q", 120.0, "F major", 92),
-        ("r", 121.0, "D minor", 93), ("s", 119.0, "G major", 94),
-    ):  # fmt: skip
-        song = synthesize_song(tempo=tempo, key=Key.parse(key), bars=16, seed=seed, sr=SR)
-        write_song(song, music / f"{name}.wav", stems_dir=music / f"{name}.stems")
-    db = f"sqlite:///{root / 'lib.db'}"
-    run("ingest", music, "--db", db, "--json")
-    return {"root": root, "music": music, "db": db}
+    return ingest_stem_songs(tmp_path_factory.mktemp("train"))
 
 
 def test_train_list_activate_and_match_with_the_learned_term(stems_library, caplog):
