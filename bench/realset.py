@@ -208,6 +208,24 @@ def encode(y: np.ndarray, sr: int, out: Path) -> None:
         subprocess.run([*cmd, *FFMPEG_CODEC[fmt], str(out)], check=True, capture_output=True)
 
 
+def write_item_audio(
+    item: dict[str, Any],
+    y: np.ndarray,
+    sr: int,
+    out_dir: Path,
+    formats: tuple[str, ...],
+    dur: float,
+) -> None:
+    """Normalise ``y`` to -1 dB, encode it in the item's format (by hash among ``formats``) and
+    record ``format``, ``path`` and ``duration``."""
+    item["format"] = fmt_for(item["source_id"], formats)
+    out = out_dir / f"{item['id']}.{item['format']}"
+    y *= 0.89 / max(float(np.abs(y).max()), 1e-9)
+    encode(y, sr, out)
+    item["duration"] = round(dur, 3)
+    item["path"] = out.name
+
+
 def first_onset(y: np.ndarray, sr: int) -> float:
     """Seconds to the first sample above 10 % of the peak of the first 10 s (mono abs)."""
     a = np.abs(y.mean(axis=1) if y.ndim == 2 else y)[: 10 * sr]
@@ -523,12 +541,7 @@ def render_musescore(score: Path, out_dir: Path, licence: str) -> dict[str, Any]
         end = max(n[1] for n in notes)
         bass = min(n[2] for n in notes if n[1] > end - 0.1) % 12
         key_from_signature(item, acc, mode_tag, bass, "final bass")
-    item["format"] = fmt_for(source_id, ("ogg", "mp3", "flac"))
-    out = out_dir / f"{item['id']}.{item['format']}"
-    y *= 0.89 / max(float(np.abs(y).max()), 1e-9)
-    encode(y, sr, out)
-    item["duration"] = round(dur, 3)
-    item["path"] = out.name
+    write_item_audio(item, y, sr, out_dir, ("ogg", "mp3", "flac"), dur)
     return item
 
 
@@ -876,12 +889,7 @@ def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
         mode_tag = tags.pop() if len(tags) == 1 else None
         key_from_signature(item, acc, mode_tag, final % 12, "final bass")
     item["render_latency_s"] = round(first_onset(y, sr) - first_note, 5)
-    item["format"] = fmt_for(source_id, ("ogg", "mp3", "flac", "wav"))
-    out = out_dir / f"{item['id']}.{item['format']}"
-    y *= 0.89 / max(float(np.abs(y).max()), 1e-9)
-    encode(y, sr, out)
-    item["duration"] = round(dur, 3)
-    item["path"] = out.name
+    write_item_audio(item, y, sr, out_dir, ("ogg", "mp3", "flac", "wav"), dur)
     return item
 
 
@@ -993,12 +1001,7 @@ def render_fof(args: tuple[Path, str, Path, str]) -> dict[str, Any]:
         f"{contrast:.2f})"
         + ("" if signature else "; no time signature in the chart (MIDI default 4/4)")
     )
-    item["format"] = fmt_for(source_id, ("mp3", "flac", "ogg"))
-    out = out_dir / f"{item['id']}.{item['format']}"
-    y *= 0.89 / max(float(np.abs(y).max()), 1e-9)
-    encode(y, SR, out)
-    item["duration"] = round(dur, 3)
-    item["path"] = out.name
+    write_item_audio(item, y, SR, out_dir, ("mp3", "flac", "ogg"), dur)
     return item
 
 
