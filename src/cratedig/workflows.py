@@ -746,8 +746,9 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
 
     Self-supervised stem pairs (:func:`stem_training_pairs`) and ratings (4-5: layers well,
     1-2: does not, 3 left out) train a logistic ranker. Without ratings (or with one score
-    only) it is fitted on the pairs, ratings weighing ``RATING_WEIGHT`` pairs each, blend 0.5;
-    with ratings of different scores :func:`cratedig.learn.ranker.train_from_ratings` fits them
+    only) it is fitted on the pairs, ratings weighing ``RATING_WEIGHT`` pairs each, and the
+    blend is the weight that ranks the held-out songs' pairs best, 0 unless it beats the rule
+    score there (``DEFAULT_BLEND`` when the library has under four songs to hold out); with ratings of different scores :func:`cratedig.learn.ranker.train_from_ratings` fits them
     as soft labels beside the pairs and chooses the blend weight by cross-validation over the
     rated queries (0 until the ratings show the learned term ranks better).
     Metrics: pairwise accuracy of the rule score and of the learned term on the pairs of
@@ -761,7 +762,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     """
     import numpy as np
 
-    from cratedig.learn.ranker import save_ranker, train_from_ratings
+    from cratedig.learn.ranker import evidence_blend, save_ranker, train_from_ratings
     from cratedig.learn.ranker import train_ranker as fit
 
     pairs = stem_training_pairs(library, seed=seed)
@@ -807,13 +808,15 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
         "held_out_songs": len(held),
     }
     w = np.array(weights)
+    stem_blend = None
     if test.any() and len(set(y[~test])) == 2:
         probe = fit(X[~test], y[~test], names, sample_weight=w[~test])
         q = np.array(queries)
+        probe_learned = probe.learned(X[test], names)
         metrics["pairwise_accuracy_rule"] = _pairwise(rule[test], y[test], q[test])
-        metrics["pairwise_accuracy_learned"] = _pairwise(
-            probe.learned(X[test], names), y[test], q[test]
-        )
+        metrics["pairwise_accuracy_learned"] = _pairwise(probe_learned, y[test], q[test])
+        stem_blend = evidence_blend(rule[test], probe_learned, y[test], q[test])
+        metrics["blend_by_held_out_songs"] = stem_blend
     rated = _rated_lists(ratings, segs, X[len(pairs) :], rule[len(pairs) :])
     if rated and len({float(v) for r in rated for v in r.scores}) > 1:
         # Ratings in: learn the user's taste from their scores (as soft labels) with the stem
@@ -822,6 +825,8 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
         ranker = train_from_ratings(rated, names, pairs_X=stems_x, pairs_y=y[: len(pairs)])
     else:
         ranker = fit(X, y, names, sample_weight=w)
+        if stem_blend is not None:  # the held-out songs' evidence sets the learned term's share
+            ranker.blend = stem_blend
     ranker.metrics.update(metrics)
     with library.transaction() as s:
         version = repo.store_model(

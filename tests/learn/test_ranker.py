@@ -141,3 +141,18 @@ def test_a_model_of_the_older_feature_set_is_refused_with_one_warning(data, tmp_
     with caplog.at_level(logging.WARNING, logger="cratedig.learn"):
         assert load_ranker(p) is None
     assert len(caplog.records) == 1 and "retrain" in caplog.records[0].getMessage()
+
+
+def test_the_learned_term_gets_a_say_only_where_held_out_pairs_show_it_ranks_better():
+    from cratedig.learn.ranker import evidence_blend
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 4)
+    label = np.tile([1, 0, 0, 0], 40)
+    noise = rng.normal(0, 0.3, label.size)
+    rule = np.clip(0.5 + 0.1 * label + noise, 0, 1)  # rules: a weak signal
+    good = np.clip(0.5 + 0.4 * label + 0.1 * rng.normal(size=label.size), 0, 1)
+    bad = rng.uniform(0, 1, label.size)  # a learned term that knows nothing
+    assert evidence_blend(rule, good, label, groups) > 0
+    assert evidence_blend(rule, bad, label, groups) == 0.0
+    assert evidence_blend(rule, rule, label, groups) == 0.0  # no gain, no say

@@ -18,8 +18,10 @@ Conventions
   a bar, transposed, and other songs' phrases: :mod:`cratedig.learn.pairs`). A partner the rules
   reject counts as not found, for every scorer.
 - **Scorers**: ``rule`` (the match score), ``learned`` (the ranker's term trained on the
-  training folds only) and ``blend`` (:func:`cratedig.learn.ranker.blend`: exactly the rule
-  score when no model could be trained). The rules are hard limits for all three: a pair the
+  training folds only) and ``blend`` (:func:`cratedig.learn.ranker.blend` at the weight
+  ``cratedig train`` would choose from the training folds alone, by
+  :func:`cratedig.learn.ranker.evidence_blend` on a quarter of their tracks held out: exactly
+  the rule score when no model could be trained or the learned term did not earn a say). The rules are hard limits for all three: a pair the
   rules reject scores 0.
 - **Ties** rank pessimistically (a relevant item tied with others ranks after them), so a
   constant score earns nothing.
@@ -55,7 +57,7 @@ from cratedig.learn.metrics import (
     single_relevant_ndcg,
     top_k_rate,
 )
-from cratedig.learn.ranker import blend, train_ranker
+from cratedig.learn.ranker import blend, evidence_blend, train_ranker
 
 SCORERS: tuple[str, ...] = ("rule", "learned", "blend")
 SOURCES: tuple[str, ...] = ("stems", "ratings")
@@ -318,6 +320,37 @@ def _all_metrics(
     return out
 
 
+def _inner_blend(
+    data: EvaluationSet,
+    rule: np.ndarray,
+    take: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    default: float,
+) -> float:
+    """The blend weight ``cratedig train`` would choose from the training rows ``take`` alone:
+    a quarter of their tracks held out, a probe fitted on the rest, and
+    :func:`cratedig.learn.ranker.evidence_blend` on the held-out pairs (``default`` when under
+    four tracks or one kind of label leave nothing to judge by)."""
+    tracks = np.unique(np.concatenate([data.query_track[take], data.candidate_track[take]]))
+    if len(tracks) < 4:
+        return default
+    held = rng.permutation(tracks)[: len(tracks) // 4]
+    q_in = np.isin(data.query_track[take], held)
+    c_in = np.isin(data.candidate_track[take], held)
+    inner_test, inner_train = take[q_in & c_in], take[~q_in & ~c_in]
+    if len(set(data.label[inner_train].tolist())) < 2 or len(inner_test) == 0:
+        return default
+    probe = train_ranker(
+        data.X[inner_train],
+        data.label[inner_train],
+        data.names,
+        sample_weight=data.weight[inner_train],
+    )
+    term = probe.learned(data.X[inner_test], data.names)
+    return evidence_blend(rule[inner_test], term, data.label[inner_test], data.query[inner_test])
+
+
 def evaluate(
     data: EvaluationSet,
     *,
@@ -387,7 +420,8 @@ def evaluate(
             t = np.flatnonzero(test)
             term = model.learned(data.X[t], data.names)
             learned[f][t] = np.where(rule[t] > 0, term, 0.0)
-            blended[f][t] = blend(rule[t], term, weight=model.blend)
+            weight = _inner_blend(data, rule, take, rng, default=model.blend)
+            blended[f][t] = blend(rule[t], term, weight=weight)
             sizes[f][2] += 1
     k = len(groups)
     cross = int(np.sum(~tested))
