@@ -102,6 +102,13 @@ def ratings_command(
         w.writerows(_csv_row(r) for r in rows)
         sys.stdout.flush()
         return
+    if not rows:
+        out.print(
+            "no orphaned ratings: every rating still names its music"
+            if orphaned
+            else "no ratings yet: rate a suggestion with `cratedig rate QSEG CSEG 1-5`"
+        )
+        return
     t = Table(title=f"{len(rows)} {'orphaned ' if orphaned else ''}ratings")
     for col in ("id", "query", "candidate", "score", "transform", "state", "comment", "when"):
         t.add_column(col)
