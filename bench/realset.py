@@ -935,16 +935,7 @@ def fof_chart_offset(folder: Path, bpm: float, delay: float) -> tuple[float, flo
     )
     gems = delay + np.asarray(ticks, dtype=float) * 60.0 / bpm / midi.ticks_per_beat
     y, sr = librosa.load(str(folder / "guitar.ogg"), sr=22050, duration=PRODUCED_SECONDS)
-    hop = 128
-    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)
-    fps = sr / hop
-    gems = gems[gems < PRODUCED_SECONDS - 1]
-    lags = np.arange(-0.4, 0.4, 1 / fps)
-    scores = []
-    for lag in lags:
-        idx = np.round((gems + lag) * fps).astype(int)
-        idx = idx[(idx >= 0) & (idx < len(env))]
-        scores.append(float(env[idx].mean()) if idx.size else 0.0)
+    lags, scores = onset_lag_scores(y, sr, gems[gems < PRODUCED_SECONDS - 1], 0.4)
     best = int(np.argmax(scores))
     return float(lags[best]), scores[best] / max(float(np.median(scores)), 1e-9)
 
@@ -1599,17 +1590,26 @@ def onset_lag(path: str, beats: list[float]) -> float:
     import librosa
 
     y, sr = librosa.load(path, sr=22050, mono=True)
+    lags, scores = onset_lag_scores(y, sr, np.asarray(beats), 0.12)
+    return float(lags[int(np.argmax(scores))])
+
+
+def onset_lag_scores(
+    y: np.ndarray, sr: int, times: np.ndarray, max_lag: float
+) -> tuple[np.ndarray, list[float]]:
+    """Mean onset strength (librosa, hop 128) at ``times`` + lag, for lags within ±``max_lag``."""
+    import librosa
+
     hop = 128
     env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop)
     fps = sr / hop
-    b = np.asarray(beats)
-    lags = np.arange(-0.12, 0.1201, 1 / fps)
+    lags = np.arange(-max_lag, max_lag + 1e-4, 1 / fps)
     scores = []
     for lag in lags:
-        idx = np.round((b + lag) * fps).astype(int)
+        idx = np.round((times + lag) * fps).astype(int)
         idx = idx[(idx >= 0) & (idx < len(env))]
         scores.append(float(env[idx].mean()) if idx.size else 0.0)
-    return float(lags[int(np.argmax(scores))])
+    return lags, scores
 
 
 def check(data: dict[str, Any]) -> str:
