@@ -151,6 +151,17 @@ def log(*args: Any) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
+def collect(futs: dict[Any, str], items: list[dict[str, Any]], failures: list[str]) -> None:
+    """Wait for each render: its item into ``items``, or its error (one line) into ``failures``:
+    one bad source never stops the build."""
+    for fut, name in futs.items():
+        try:
+            items.append(fut.result())
+        except Exception as exc:
+            failures.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+            log("  failed:", failures[-1])
+
+
 def split_of(source_id: str) -> str:
     """``dev`` or ``heldout``, from the first byte of sha1(source id)."""
     return "dev" if hashlib.sha1(source_id.encode()).digest()[0] % 2 == 0 else "heldout"
@@ -1036,12 +1047,7 @@ def upgrade(manifest: Path, workers: int = 2) -> None:
             what, render = "music21 corpus scores", render_corpus
         log(f"adding {len(jobs)} {what} ...")
         futs = {procs.submit(render, j): str(j[0]) for j in jobs}
-        for fut, name in futs.items():
-            try:
-                items.append(fut.result())
-            except Exception as exc:
-                failures.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
-                log("  failed:", failures[-1])
+        collect(futs, items, failures)
         with_beats = [i for i in items if i.get("beats")]
         lags = list(
             procs.map(
@@ -1433,12 +1439,7 @@ def build(force: bool = False, workers: int = 2) -> Path:
         futs |= {procs.submit(take_audio, r): r[0].name for r in recordings}
         futs |= {procs.submit(render_fof, j): j[0].name for j in fof_jobs(root, songs_dir)}
         futs |= {procs.submit(render_corpus, (p, songs_dir)): p for p in corpus_paths()}
-        for fut, name in futs.items():
-            try:
-                items.append(fut.result())
-            except Exception as exc:
-                failures.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
-                log("  failed:", failures[-1])
+        collect(futs, items, failures)
     h2 = [i for i in items if i["kind"] == "hydrogen"]
     latency = float(np.median([i["render_latency_s"] for i in h2])) if h2 else 0.0
     for i in h2:
