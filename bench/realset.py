@@ -79,7 +79,7 @@ import time
 import xml.etree.ElementTree as ET
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -462,8 +462,14 @@ def key_from_signature(
     )
 
 
-def midi_grid_truth(item: dict[str, Any], pm: Any, dur: float, first_note: float) -> None:
-    """Fill tempo, meter, beats and downbeats of ``item`` from a score's MIDI export."""
+def midi_grid_truth(
+    item: dict[str, Any], pm: Any, dur: float, first_note: float, *, pickup_q: float = 0.0
+) -> None:
+    """Fill tempo, meter, beats and downbeats of ``item`` from a score's MIDI export.
+
+    ``pickup_q``: the length in quarters of a pickup bar that the MIDI file's time signatures
+    do not show (music21 exports): the grid of the first time signature starts that much later.
+    """
     # Tempo map: steady when every tempo is within ±4 % of the first.
     _, tempi = pm.get_tempo_changes()
     tempo_steady = bool(np.all(np.abs(tempi / tempi[0] - 1) <= STEADY_TOLERANCE))
@@ -474,6 +480,19 @@ def midi_grid_truth(item: dict[str, Any], pm: Any, dur: float, first_note: float
     downbeats = np.asarray(pm.get_downbeats(), dtype=float)
     ts = pm.time_signature_changes
     meters = {(t.numerator, t.denominator) for t in ts if t.time < dur}
+    if pickup_q > 0 and len(downbeats) > 1:
+        # Bar lines (and beats, for a pickup of part of a beat) of the first time signature
+        # move by the pickup; a later signature starts where its bar truly starts.
+        shift = float(pm.tick_to_time(int(round(pickup_q * pm.resolution))))
+        until = float(ts[1].time) if len(ts) > 1 and ts[1].time > 0 else np.inf
+        step = float(np.median(np.diff(beats[beats < until]))) if (beats < until).sum() > 1 else 0
+        off = shift % step if step else 0.0
+        if off > 0.02 * step and off < 0.98 * step:
+            first_beats = beats[beats < until] + off
+            beats = np.concatenate([first_beats[first_beats < until], beats[beats >= until]])
+        first_bars = downbeats[downbeats < until] + shift
+        downbeats = np.concatenate([first_bars[first_bars < until], downbeats[downbeats >= until]])
+        item["notes"].append(f"pickup of {pickup_q:g} quarters: the first bar line after it")
     if len(ts) > 1 and ts[1].time > 0 and ts[0].time == 0 and len(downbeats) > 1:
         first_bar = downbeats[1] - downbeats[0]
         later = [t for t in ts[1:] if (t.numerator, t.denominator) != (ts[0].numerator, 0)]
@@ -821,19 +840,30 @@ def close_midi(path: Path, tail_s: float = 1.0) -> None:
     midi.save(str(path))
 
 
-def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
-    import warnings
+def score_pickup(score: Any) -> float:
+    """Length in quarters of the score's pickup (anacrusis) bar, 0.0 when it has none.
 
-    import pretty_midi
-    import soundfile as sf
-    from music21 import converter, key, meter, repeat, stream, tempo
+    music21 exports a pickup as a short first bar under the full bar's time signature, so the
+    MIDI file's own grid (and pretty_midi's downbeats) would put a bar line on the pickup's
+    first note; the true first downbeat comes this many quarters later.
+    """
+    from music21 import stream
 
-    from truthset import fluidsynth_render
+    first = score.parts[0].getElementsByClass(stream.Measure).first() if score.parts else None
+    if first is None:
+        return 0.0
+    have, full = float(first.duration.quarterLength), float(first.barDuration.quarterLength)
+    return have if 0.0 < have < full - 1e-6 else 0.0
 
-    path, out_dir = args
-    # music21 writes 10080 ticks a quarter: a whole quartet movement passes pretty_midi's
-    # "likely corrupt" limit of 1e7 ticks.
-    pretty_midi.pretty_midi.MAX_TICK = max(pretty_midi.pretty_midi.MAX_TICK, 1e9)
+
+def _corpus_midi(path: str, mid: Path) -> tuple[dict[str, Any], Any, int, float]:
+    """Parse a corpus score and export the excerpt's measures as MIDI to ``mid``.
+
+    Returns the new item (no truth yet), the excerpt's score, the movement's final bass pitch
+    class and the pickup's length in quarters.
+    """
+    from music21 import converter, meter, repeat, stream, tempo
+
     rel = path.split("/corpus/", 1)[1]
     source_id = f"music21:{rel}"
     item = base_item(source_id, "corpus", "music21 (PyPI)", rel, "BSD-3-Clause / public domain")
@@ -852,34 +882,51 @@ def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
     bar_q = float(sigs_[0].barDuration.quarterLength) if sigs_ else 4.0
     n_bars = int(np.ceil((CORPUS_SECONDS + 10.0) * qpm / 60.0 / bar_q)) + 2
     score = full.measures(0, n_bars)
-    with tempfile.TemporaryDirectory() as tmp:
-        mid, wav = Path(tmp) / "x.mid", Path(tmp) / "x.wav"
-        try:
-            score.write("midi", fp=str(mid))
-        except repeat.ExpanderException:  # badly formed repeats: play it straight through
-            for m in score.recurse().getElementsByClass(stream.Measure):
-                m.leftBarline = m.rightBarline = None
-            score.remove(
-                list(score.recurse().getElementsByClass(repeat.RepeatExpression)), recurse=True
-            )
-            score.write("midi", fp=str(mid))
-            item["notes"].append("repeats not expanded (badly formed in the file)")
-        close_midi(mid)
-        fluidsynth_render(mid, wav, SR)
-        y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pm = pretty_midi.PrettyMIDI(str(mid))
+    try:
+        score.write("midi", fp=str(mid))
+    except repeat.ExpanderException:  # badly formed repeats: play it straight through
+        for m in score.recurse().getElementsByClass(stream.Measure):
+            m.leftBarline = m.rightBarline = None
+        score.remove(
+            list(score.recurse().getElementsByClass(repeat.RepeatExpression)), recurse=True
+        )
+        score.write("midi", fp=str(mid))
+        item["notes"].append("repeats not expanded (badly formed in the file)")
+    close_midi(mid)
+    return item, score, final % 12, score_pickup(score)
+
+
+def _corpus_truth(
+    item: dict[str, Any],
+    score: Any,
+    final: int,
+    pickup_q: float,
+    mid: Path,
+    excerpt: Callable[[float], float],
+) -> tuple[float, float]:
+    """Fill the grid and key truth of a corpus ``item`` from its MIDI export ``mid``.
+
+    ``excerpt`` maps the first note's time to the excerpt's length (s). Returns both.
+    """
+    import warnings
+
+    import pretty_midi
+    from music21 import key
+
+    # music21 writes 10080 ticks a quarter: a whole quartet movement passes pretty_midi's
+    # "likely corrupt" limit of 1e7 ticks.
+    pretty_midi.pretty_midi.MAX_TICK = max(pretty_midi.pretty_midi.MAX_TICK, 1e9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pm = pretty_midi.PrettyMIDI(str(mid))
     notes = sorted(
         (n.start, n.end, n.pitch) for i in pm.instruments if not i.is_drum for n in i.notes
     )
     if not notes:
         raise ValueError("no notes")
-    first_note = notes[0][0]
-    # The excerpt: CORPUS_SECONDS from the first note (a render starts at the MIDI's time 0).
-    dur = min(len(y) / sr, first_note + CORPUS_SECONDS)
-    y = y[: int(dur * sr)]
-    midi_grid_truth(item, pm, dur, first_note)
+    first_note = float(notes[0][0])
+    dur = excerpt(first_note)
+    midi_grid_truth(item, pm, dur, first_note, pickup_q=pickup_q)
     # Key signatures (concert pitch: parts of transposing instruments are skipped) in force over
     # the excerpt; one value, or no key.
     sigs, tags = set(), set()
@@ -898,10 +945,65 @@ def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
     else:
         acc = sigs.pop()
         mode_tag = tags.pop() if len(tags) == 1 else None
-        key_from_signature(item, acc, mode_tag, final % 12, "final bass")
-    item["render_latency_s"] = round(first_onset(y, sr) - first_note, 5)
+        key_from_signature(item, acc, mode_tag, final, "final bass")
+    return first_note, dur
+
+
+def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
+    """Render the first CORPUS_SECONDS of a music21 corpus score with FluidSynth, with truth."""
+    import soundfile as sf
+
+    from truthset import fluidsynth_render
+
+    path, out_dir = args
+    with tempfile.TemporaryDirectory() as tmp:
+        mid, wav = Path(tmp) / "x.mid", Path(tmp) / "x.wav"
+        item, score, final, pickup_q = _corpus_midi(path, mid)
+        fluidsynth_render(mid, wav, SR)
+        y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+        # The excerpt: CORPUS_SECONDS from the first note (a render starts at MIDI time 0).
+        first, dur = _corpus_truth(
+            item, score, final, pickup_q, mid, lambda t: min(len(y) / sr, t + CORPUS_SECONDS)
+        )
+    y = y[: int(dur * sr)]
+    item["render_latency_s"] = round(first_onset(y, sr) - first, 5)
     write_item_audio(item, y, sr, out_dir, ("ogg", "mp3", "flac", "wav"), dur)
     return item
+
+
+#: Bump when the corpus scores' grid truth changes; their audio need not be rendered again.
+#: 1: pickup bars (music21 exports them under the full bar's time signature).
+GRID_VERSION = 1
+
+
+def update_corpus_grid(data: dict[str, Any], workers: int = 2) -> bool:
+    """Recompute the grid and key truth of every corpus score of an older set in ``data``
+    (``regrid_corpus``); True if changed."""
+    if data.get("grid_version", 0) >= GRID_VERSION:
+        return False
+    corpus = [i for i in data["songs"] if i["kind"] == "corpus"]
+    log(f"recomputing the grid truth of {len(corpus)} corpus scores (grid version {GRID_VERSION})")
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn) as procs:
+        fresh = list(procs.map(regrid_corpus, corpus))
+    for item, new in zip(corpus, fresh, strict=True):
+        item.update(new)
+    data["grid_version"] = GRID_VERSION
+    data.setdefault("upgrades", []).append(
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}: corpus grid truth, version {GRID_VERSION}"
+    )
+    return True
+
+
+def regrid_corpus(item: dict[str, Any]) -> dict[str, Any]:
+    """The grid and key truth of an already rendered corpus ``item``, recomputed from its score
+    (the audio is not rendered again): ``GRID_VERSION`` upgrades use it."""
+    path = next(p for p in corpus_paths() if p.split("/corpus/", 1)[1] == item["origin"])
+    with tempfile.TemporaryDirectory() as tmp:
+        mid = Path(tmp) / "x.mid"
+        fresh, score, final, pickup_q = _corpus_midi(path, mid)
+        _corpus_truth(fresh, score, final, pickup_q, mid, lambda _: float(item["duration"]))
+    return fresh
 
 
 # ------------------------------------------------------------------------------------------
@@ -1515,6 +1617,7 @@ def build(force: bool = False, workers: int = 2) -> Path:
     }
     log("reading section truth (order lists, score marks) ...")
     add_sections(data, root)
+    data["grid_version"] = GRID_VERSION  # fresh renders carry the current grid truth
     _write(manifest, data)
     log(f"built in {time.time() - t0:.0f} s")
     return manifest
@@ -1538,6 +1641,9 @@ def load(force: bool = False) -> dict[str, Any]:
     data = json.loads(manifest.read_text())
     if add_sections(data, manifest.parent):  # a set built before its section truth: add it
         log("recorded section truth in", manifest)
+        _write(manifest, data)
+    if update_corpus_grid(data):  # a set built before the corpus grid's last fix
+        log("recorded the corpus grid truth in", manifest)
         _write(manifest, data)
     for rec in data["songs"] + data["copies"]:
         rec["path"] = str(manifest.parent / rec["path"])
