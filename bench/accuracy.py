@@ -70,6 +70,10 @@ class Estimate:
     beats: np.ndarray = field(default_factory=lambda: np.zeros(0))
     downbeats: np.ndarray = field(default_factory=lambda: np.zeros(0))
     meter: int | None = None
+    #: Confidence in [0, 1] per estimate ("tempo", "meter", "downbeat", "key") and the tempo's
+    #: runner-up, for systems that report them (cratedig).
+    confidence: dict[str, float] = field(default_factory=dict)
+    tempo_alternative: float = float("nan")
     seconds: list[float] = field(default_factory=list)  # wall time per repeat
     cpu_seconds: list[float] = field(default_factory=list)  # process CPU time per repeat
     error: str | None = None
@@ -144,6 +148,7 @@ def cratedig_system() -> System:
 
     def run(path: str) -> Estimate:
         a = analyze_file(path)
+        alt = (a.estimates.get("tempo") or {}).get("alternative")
         return Estimate(
             tempo=float(a.tempo),
             tonic=int(a.key.tonic),
@@ -151,6 +156,12 @@ def cratedig_system() -> System:
             beats=np.asarray(a.beats, dtype=float),
             downbeats=np.asarray(a.downbeats, dtype=float),
             meter=int(a.time_signature[0]),
+            confidence={
+                k: float(v["confidence"])
+                for k, v in a.estimates.items()
+                if v.get("confidence") is not None
+            },
+            tempo_alternative=float(alt) if alt else float("nan"),
         )
 
     try:
@@ -601,7 +612,63 @@ def score_real(t: dict[str, Any], e: Estimate) -> dict[str, Any]:
         "meter_ok": (e.meter == t["meter"]) if t.get("meter_certain") else None,
         "key_mirex": kscore,
         "key_exact": kexact,
+        "conf": dict(e.confidence),
+        "tempo_alt_acc1": (
+            tempo_scores(t["tempo"], e.tempo_alternative)[0]
+            if acc1 is not None and np.isfinite(e.tempo_alternative)
+            else None
+        ),
     }
+
+
+#: Under this confidence an estimate is flagged (``cratedig.analysis.records.LOW_CONFIDENCE``):
+#: the matcher then matches a track on both tempo readings or says it is unsure.
+LOW_CONFIDENCE = 0.5
+#: A piece's bar lines count as right for the downbeat-confidence check from this downbeat F.
+DOWNBEAT_RIGHT = 0.5
+
+
+def confidence_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Do the confidences flag the errors? Per estimate (tempo at the assumed level, key exact,
+    downbeats with F >= DOWNBEAT_RIGHT): the ROC AUC of confidence for right vs wrong, the
+    shares of wrong and of right estimates under LOW_CONFIDENCE, and for tempo the Acc1 when a
+    flagged estimate counts as right if its runner-up is (what matching on both readings gets).
+    Empty when the system reports no confidences."""
+    from sklearn.metrics import roc_auc_score
+
+    out: dict[str, Any] = {}
+    checks = {
+        "tempo": ("tempo_acc1", lambda v: bool(v)),
+        "key": ("key_exact", lambda v: bool(v)),
+        "downbeat": ("downbeat_f", lambda v: v >= DOWNBEAT_RIGHT),
+    }
+    for name, (metric, right_of) in checks.items():
+        pairs = [
+            (r["conf"][name], right_of(r[metric]), r)
+            for r in rows
+            if r[metric] is not None and name in r["conf"]
+        ]
+        if not pairs:
+            continue
+        conf = np.array([c for c, _, _ in pairs])
+        right = np.array([ok for _, ok, _ in pairs])
+        low = conf < LOW_CONFIDENCE
+        nan = float("nan")
+        entry = {
+            "n": len(pairs),
+            "n_wrong": int((~right).sum()),
+            "auc": float(roc_auc_score(right, conf)) if 0 < right.sum() < len(right) else nan,
+            "wrong_flagged": float(low[~right].mean()) if (~right).any() else nan,
+            "right_flagged": float(low[right].mean()) if right.any() else nan,
+        }
+        if name == "tempo":
+            either = [
+                ok or (c < LOW_CONFIDENCE and bool(r["tempo_alt_acc1"])) for c, ok, r in pairs
+            ]
+            entry["acc1"] = float(right.mean())
+            entry["acc1_either_reading_when_flagged"] = float(np.mean(either))
+        out[name] = entry
+    return out
 
 
 def aggregate_real(
@@ -687,6 +754,7 @@ def aggregate_real(
         "cpu_seconds": cpu,
         "x_realtime": audio / wall if wall > 0 else nan,
         "x_realtime_cpu": audio / cpu if cpu > 0 else nan,
+        "confidence": confidence_summary(list(rows.values())),
         "per_file": rows,
     }
 
@@ -776,6 +844,47 @@ def render_real_table(
             ),
         )
     console.print(conf)
+    for s in ran:
+        cs = results[s.name].get("confidence") or {}
+        if not cs:
+            continue
+        ct = Table(
+            title=f"{s.label}: do its confidences flag its errors? (flagged: confidence < "
+            f"{LOW_CONFIDENCE:g})",
+            title_justify="left",
+        )
+        for col in (
+            "estimate",
+            "n",
+            "wrong",
+            "AUC right vs wrong",
+            "wrong flagged",
+            "right flagged",
+            "Acc1",
+            "Acc1, both readings when flagged",
+        ):
+            ct.add_column(col, justify="left" if col == "estimate" else "right")
+
+        def f3(x: float) -> str:
+            return "n/a" if not np.isfinite(x) else f"{x:.3f}"
+
+        labels = {
+            "tempo": "tempo (Acc1 at the assumed level, steady)",
+            "key": "key (exact, keyed items)",
+            "downbeat": f"downbeats (F ≥ {DOWNBEAT_RIGHT:g}, certain)",
+        }
+        for name, e in cs.items():
+            ct.add_row(
+                labels[name],
+                str(e["n"]),
+                str(e["n_wrong"]),
+                f3(e["auc"]),
+                f3(e["wrong_flagged"]),
+                f3(e["right_flagged"]),
+                f3(e.get("acc1", float("nan"))),
+                f3(e.get("acc1_either_reading_when_flagged", float("nan"))),
+            )
+        console.print(ct)
     for s in systems:
         if s.unavailable:
             console.print(f"[red]{s.label} not run[/red]: {s.unavailable}")
@@ -828,7 +937,8 @@ def write_real_csv(
         "notes",
     ]
     cols = ("tempo", "ratio", "key", "meter", "key_mirex", "beat_f", "beat_f_any")
-    cols += ("downbeat_f", "seconds", "error")
+    cols += ("downbeat_f", "seconds", "error", "tempo_alternative")
+    cols += ("tempo_confidence", "meter_confidence", "downbeat_confidence", "key_confidence")
     for s in ran:
         header += [f"{s.name}_{c}" for c in cols]
 
@@ -879,6 +989,8 @@ def write_real_csv(
                     fmt(sc["downbeat_f"]),
                     fmt(statistics.median(e.seconds)) if e.seconds else "",
                     e.error or "",
+                    fmt(float(e.tempo_alternative)),
+                    *(fmt(e.confidence.get(k)) for k in ("tempo", "meter", "downbeat", "key")),
                 ]
             w.writerow(row)
 

@@ -3,10 +3,12 @@
 __version__ = "0.1.0"
 
 # Bumped whenever analysis output changes meaning; the library re-analyses only stale tracks.
-ANALYSIS_VERSION = 7  # 2: beat-level chroma per segment; 3: slow backbeat songs at their tempo; 4: pulse families (3:4 errors), learned bar-phase cues, modal keys, confidences
+ANALYSIS_VERSION = 8  # 2: beat-level chroma per segment; 3: slow backbeat songs at their tempo; 4: pulse families (3:4 errors), learned bar-phase cues, modal keys, confidences
 # 5: sections from several cues on a 4-bar grid with a confidence each, phrases laid inside
 # sections (so segment boundaries move), labels intro/build/drop/break/verse/chorus/outro
 # 6: the section grid's phase (0..3 bars) from novelty peaks (sections starting on bar 2, 6...);
 # a boundary needs combined novelty 3.0 (was 1.5) unless it stands out from its neighbours
 # 7: boundary novelty from instrumentation cues (bands, drums, timbre, flatness, texture; no
 # chroma), floor 4.0, and a boundary moves one bar off its grid line to a clearly higher peak
+# 8: confidences that flag errors: the key's is the share of phrases whose own key is the
+# track's, the bar lines' at most the tempo's and meter's

@@ -167,7 +167,8 @@ def analyze_signal(
     rhythm_rows = feat.rhythm_pattern(fe, starts, ends, grid.meter, lag=ONSET_LAG)
     t_lo, t_hi = int(a0 / fe.fps * fe.tonal_fps), int(np.ceil(a1 / fe.fps * fe.tonal_fps))
     notes = bass_notes(fe, tuning=tuning)
-    cadence = feat.span_means(notes, fe.tonal_fps, *hypermetric_spans(starts, ends))
+    h_starts, h_ends = hypermetric_spans(starts, ends)
+    cadence = feat.span_means(notes, fe.tonal_fps, h_starts, h_ends)
     track_key = estimate_key(chroma[t_lo:t_hi], bass[t_lo:t_hi], cadence_chroma=cadence)
     lap("key")
 
@@ -222,12 +223,53 @@ def analyze_signal(
         sections=sections,
         analysis_version=ANALYSIS_VERSION,
         timings=timings,
-        estimates=estimates_of(grid, track_key),
+        estimates=estimates_of(
+            grid,
+            track_key,
+            key_agreement(segments, track_key.key, chroma, bass, fe.tonal_fps, (h_starts, cadence)),
+        ),
     )
 
 
-def estimates_of(grid: BeatGrid, key: KeyEstimate) -> dict[str, dict[str, Any]]:
-    """Confidence and runner-up of each track-level estimate (the ``estimates`` record field)."""
+def key_agreement(
+    segments: list[Segment],
+    key: Key,
+    chroma: np.ndarray,
+    bass: np.ndarray,
+    tonal_fps: float,
+    cadence: tuple[np.ndarray, np.ndarray],
+) -> float:
+    """Share of the track's time (by phrase segment) whose own key, judged as the track's is
+    (chroma, bass, and the bass at the hypermetric downbeats inside it), is the track's key.
+
+    This is the key's confidence: the margin of the best key profile over the runner-up
+    (``key_clarity``) says little about whether the key is right (on the real-music dev set
+    its ROC AUC for right vs wrong keys was 0.47, this share's 0.71): a piece that leaves its
+    key for long (a sonata exposition in the dominant) is the one whose key is in doubt.
+    ``cadence``: the start times (s) of the hypermetric spans and their bass chroma.
+    """
+    c_starts, c_rows = cadence
+    total = same = 0.0
+    for s in segments:
+        lo, hi = int(s.start * tonal_fps), max(int(np.ceil(s.end * tonal_fps)), 1)
+        inside = (c_starts >= s.start - 1e-6) & (c_starts < s.end)
+        local = estimate_key(
+            chroma[lo:hi],
+            bass[lo:hi],
+            cadence_chroma=c_rows[inside] if inside.any() else None,
+        )
+        total += s.duration
+        same += s.duration * (local.key == key)
+    return float(same / total) if total > 0 else 0.0
+
+
+def estimates_of(
+    grid: BeatGrid, key: KeyEstimate, key_confidence: float | None = None
+) -> dict[str, dict[str, Any]]:
+    """Confidence and runner-up of each track-level estimate (the ``estimates`` record field).
+
+    ``key_confidence`` defaults to the key's clarity (see :func:`key_agreement`).
+    """
     runner = Key.from_index(int(np.argsort(key.scores)[-2]))
     alt = float(grid.tempo_alternative)
     return {
@@ -249,7 +291,9 @@ def estimates_of(grid: BeatGrid, key: KeyEstimate) -> dict[str, dict[str, Any]]:
         "key": {
             "value": key.key.name + (" minor" if key.key.mode == "minor" else " major"),
             "camelot": key.key.camelot,
-            "confidence": round(float(key.clarity), 3),
+            "confidence": round(
+                float(key.clarity if key_confidence is None else key_confidence), 3
+            ),
             "alternative": runner.name + (" minor" if runner.mode == "minor" else " major"),
             "relation": key_relation(key.key, runner),
         },
