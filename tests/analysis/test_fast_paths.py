@@ -117,3 +117,14 @@ def test_stft_mag_equals_one_transform_of_all_frames(rng, n_fft, hop):
     frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft)[::hop]
     ref = np.abs(scipy.fft.rfft(frames * frontend._hann(n_fft), axis=1, workers=1))
     assert np.array_equal(frontend._stft_mag(x, n_fft, hop), ref)
+
+
+def test_profile_matrix_is_built_once_and_read_only():
+    profiles = tonal.KEY_PROFILES[tonal.DEFAULT_PROFILE]
+    mat = tonal._profile_matrix(tonal.DEFAULT_PROFILE, profiles)
+    assert mat is tonal._profile_matrix(tonal.DEFAULT_PROFILE, profiles)
+    assert not mat.flags.writeable
+    major = np.asarray(profiles[0])
+    row = np.roll(major, 7)
+    assert np.allclose(mat[7], (row - row.mean()) / row.std())
+    assert tonal.estimate_key(np.roll(major, 7)).key.name == "G"

@@ -243,12 +243,15 @@ def hypermetric_spans(
     return starts[strong], ends[strong]
 
 
-def _profile_matrix(name: str) -> np.ndarray:
-    """(24, 12) z-scored profiles in Key.index order (majors by tonic, then minors)."""
-    major, minor = (np.asarray(p, dtype=np.float64) for p in KEY_PROFILES[name])
+@lru_cache(maxsize=8)
+def _profile_matrix(name: str, profiles: tuple[tuple[float, ...], tuple[float, ...]]) -> np.ndarray:
+    """(24, 12) z-scored profiles in Key.index order (majors by tonic, then minors), read-only:
+    built once per profile (estimate_key runs for every segment)."""
+    major, minor = (np.asarray(p, dtype=np.float64) for p in profiles)
     rows = [np.roll(major, t) for t in range(12)] + [np.roll(minor, t) for t in range(12)]
     mat = np.array(rows)
     mat = (mat - mat.mean(axis=1, keepdims=True)) / mat.std(axis=1, keepdims=True)
+    mat.setflags(write=False)
     return mat
 
 
@@ -294,7 +297,9 @@ def estimate_key(
         scores = np.zeros(24)
     else:
         z = (c - c.mean()) / sd
-        scores = _profile_matrix(profile) @ z / 12.0  # Pearson correlation per key
+        # Pearson correlation per key (the profiles are part of the cache key: a caller may
+        # change KEY_PROFILES)
+        scores = _profile_matrix(profile, tuple(map(tuple, KEY_PROFILES[profile]))) @ z / 12.0
     for tonic_evidence, weight in ((bass_chroma, bass_weight), (cadence_chroma, cadence_weight)):
         if tonic_evidence is None or weight <= 0:
             continue
