@@ -82,7 +82,8 @@ class LoudnessBlocks:
 
 def loudness_blocks(y: np.ndarray, sr: int) -> LoudnessBlocks:
     """K-weight ``y`` once and return its gating-block powers."""
-    filtered = sosfilt(k_weighting_sos(sr), y.astype(np.float64))
+    # float64 filtering (sosfilt converts a float32 signal itself: no second copy)
+    filtered = sosfilt(k_weighting_sos(sr), np.asarray(y))
     block, step = int(round(_BLOCK * sr)), int(round(_STEP * sr))
     if len(filtered) < block:
         return LoudnessBlocks(
