@@ -144,8 +144,9 @@ def _stft_mag(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     )
     out = np.empty((n_frames, n_fft // 2 + 1), dtype=np.float32)
     win = _hann(n_fft)
-    # Chunked so the windowed copy stays in cache-friendly pieces.
-    step = 512
+    # Chunked so the windowed copy stays in cache-friendly pieces (~512 KiB: 32 frames of the
+    # tonal STFT, 128 of the rhythm one; 512 tonal frames took 40 % longer).
+    step = max(1, (1 << 17) // n_fft)
     for i in range(0, n_frames, step):
         spec = scipy.fft.rfft(frames[i : i + step] * win, axis=1, workers=1)
         np.abs(spec, out=out[i : i + step], casting="same_kind")

@@ -21,7 +21,7 @@ from cratedig.analysis.structure import bar_bounds, bar_cues, segment_structure
 from cratedig.analysis.tonal import (
     KeyEstimate,
     bass_notes,
-    chroma_from_frontend,
+    chroma_pair,
     estimate_key,
     estimate_tuning,
     hypermetric_spans,
@@ -140,8 +140,7 @@ def analyze_signal(
     fe = compute_frontend(y, sr=sr)
     lap("frontend")
     tuning = estimate_tuning(fe)
-    chroma = chroma_from_frontend(fe, tuning=tuning)
-    bass = chroma_from_frontend(fe, tuning=tuning, bass=True)
+    chroma, bass = chroma_pair(fe, tuning=tuning)
     lap("chroma")
     grid = track_beats(fe, harmony=bass, chroma=chroma)
     lap("rhythm")

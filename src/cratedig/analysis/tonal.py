@@ -144,13 +144,47 @@ def chroma_from_frontend(fe: Frontend, *, tuning: float = 0.0, bass: bool = Fals
     bass : bool
         Restrict to the bass register (40-160 Hz) instead of 50 Hz-2 kHz.
     """
-    mag = fe.tonal_mag
-    if mag.shape[0] >= 3:
-        # Minimum over 3 frames: sustained notes survive, drum hits (< 280 ms) do not.
-        sustained = np.minimum(np.minimum(mag[:-2], mag[1:-1]), mag[2:])
-        mag = np.vstack([sustained[:1], sustained, sustained[-1:]])
     fmin, fmax = (BASS_FMIN, BASS_FMAX) if bass else (CHROMA_FMIN, CHROMA_FMAX)
-    return mag @ _chroma_map(round(float(tuning), 1), fmin, fmax)
+    sustained = _sustained(fe.tonal_mag, *_band_bins(fmin, fmax))
+    return sustained @ _chroma_map(round(float(tuning), 1), fmin, fmax)
+
+
+def chroma_pair(fe: Frontend, *, tuning: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(chroma_from_frontend(fe), chroma_from_frontend(fe, bass=True))``, the same arrays
+    bit for bit, with the sustained spectrum they share computed once."""
+    lo, hi = _band_bins(min(CHROMA_FMIN, BASS_FMIN), max(CHROMA_FMAX, BASS_FMAX))
+    sustained = _sustained(fe.tonal_mag, lo, hi)
+    cents = round(float(tuning), 1)
+    chroma = sustained @ _chroma_map(cents, CHROMA_FMIN, CHROMA_FMAX)
+    return chroma, sustained @ _chroma_map(cents, BASS_FMIN, BASS_FMAX)
+
+
+@lru_cache(maxsize=8)
+def _band_bins(fmin: float, fmax: float) -> tuple[int, int]:
+    """First and one-past-last tonal-STFT bin inside [fmin, fmax] (the rows of
+    :func:`_chroma_map` that may be nonzero)."""
+    freqs = np.arange(TONAL_NFFT // 2 + 1) * FRONTEND_SR / TONAL_NFFT
+    rows = np.flatnonzero((freqs >= fmin) & (freqs <= fmax))
+    return (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+
+
+def _sustained(mag: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Minimum over 3 frames of bins ``lo:hi`` (sustained notes survive, drum hits < 280 ms do
+    not), edge frames repeated; other bins are 0.
+
+    Only the chroma map's band is filtered: the rest meets zero rows of the map, and finite
+    values times zero add exact zeros, so the product is the same as with every bin filtered.
+    """
+    if mag.shape[0] < 3:
+        return mag
+    out = np.zeros_like(mag)
+    band = mag[:, lo:hi]
+    inner = out[1:-1, lo:hi]
+    np.minimum(band[:-2], band[1:-1], out=inner)
+    np.minimum(inner, band[2:], out=inner)
+    out[0, lo:hi] = inner[0]
+    out[-1, lo:hi] = inner[-1]
+    return out
 
 
 def bass_notes(fe: Frontend, *, tuning: float = 0.0, floor: float = 0.5) -> np.ndarray:
@@ -209,12 +243,15 @@ def hypermetric_spans(
     return starts[strong], ends[strong]
 
 
-def _profile_matrix(name: str) -> np.ndarray:
-    """(24, 12) z-scored profiles in Key.index order (majors by tonic, then minors)."""
-    major, minor = (np.asarray(p, dtype=np.float64) for p in KEY_PROFILES[name])
+@lru_cache(maxsize=8)
+def _profile_matrix(name: str, profiles: tuple[tuple[float, ...], tuple[float, ...]]) -> np.ndarray:
+    """(24, 12) z-scored profiles in Key.index order (majors by tonic, then minors), read-only:
+    built once per profile (estimate_key runs for every segment)."""
+    major, minor = (np.asarray(p, dtype=np.float64) for p in profiles)
     rows = [np.roll(major, t) for t in range(12)] + [np.roll(minor, t) for t in range(12)]
     mat = np.array(rows)
     mat = (mat - mat.mean(axis=1, keepdims=True)) / mat.std(axis=1, keepdims=True)
+    mat.setflags(write=False)
     return mat
 
 
@@ -260,7 +297,9 @@ def estimate_key(
         scores = np.zeros(24)
     else:
         z = (c - c.mean()) / sd
-        scores = _profile_matrix(profile) @ z / 12.0  # Pearson correlation per key
+        # Pearson correlation per key (the profiles are part of the cache key: a caller may
+        # change KEY_PROFILES)
+        scores = _profile_matrix(profile, tuple(map(tuple, KEY_PROFILES[profile]))) @ z / 12.0
     for tonic_evidence, weight in ((bass_chroma, bass_weight), (cadence_chroma, cadence_weight)):
         if tonic_evidence is None or weight <= 0:
             continue
