@@ -76,7 +76,7 @@ from cratedig.match import SegmentBatch, score_candidates
 from cratedig.match.query import DEFAULT_FETCH
 from cratedig.match.scoring import harmonic_fit
 from cratedig.synth import synthesize_song
-from cratedig.theory import Key
+from cratedig.theory import RELATIONS, Key
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 DECOYS = ("+1 st", "+6 st", "half bar", "stretch 12%", "+5 st")
@@ -427,6 +427,8 @@ def _features(
         tempo_ratio=np.array([r["tempo_ratio"] for r in recs]),
         query_balance=np.asarray(q.features.spectral_balance, np.float64),
         balance=np.array([segs[r["segment"]].features.spectral_balance for r in recs]),
+        relation=np.array([RELATIONS.index(r["key_relation"]) for r in recs], np.int64),
+        rule_score=np.array([r["score"] for r in recs]),
     )
 
 
