@@ -67,14 +67,19 @@ def test_the_listener_who_agrees_with_the_rules_loses_nothing(lists):
 
 
 def test_pure_noise_ratings_keep_the_blend_at_zero(lists):
+    """Ratings that are pure noise must (nearly always) leave the score the rule score. The
+    best of eleven blends is an optimistic pick: with a one-standard-error bar 9 of 20 noise
+    draws adopted a learned term, with the two of the design (BLEND_SE) 2 of 20."""
     train, _ = lists
-    rng = np.random.default_rng(0)
-    rated = [
-        RatedList(c.X[:10], c.rule[:10], rng.integers(1, 6, min(10, len(c))).astype(float), c.track)
-        for c in train[:30]
-    ]  # fmt: skip
-    model = train_from_ratings(rated, train[0].names)
-    assert model.blend <= 0.05, model.metrics
+    adopted = []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        rated = [
+            RatedList(c.X[:10], c.rule[:10], rng.integers(1, 6, min(10, len(c))).astype(float), c.track)
+            for c in train[:30]
+        ]  # fmt: skip
+        adopted.append(train_from_ratings(rated, train[0].names).blend > 0.05)
+    assert sum(adopted) <= 1, adopted
 
 
 def test_ratings_out_of_range_or_misshapen_are_refused(lists):

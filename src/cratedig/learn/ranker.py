@@ -58,7 +58,7 @@ BLEND_HALF_RATINGS = 40.0
 #: is penalised ``RULE_PRIOR ** 2`` times less than the others'): the rules are the prior.
 RULE_PRIOR = 3.0
 #: Standard errors by which the cross-validated gain of the chosen blend must exceed 0.
-BLEND_SE = 1.0
+BLEND_SE = 2.0
 #: Blend weights tried by the cross-validation of :func:`train_from_ratings`.
 BLEND_GRID: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 #: Extra features beside the score terms, in this order.
