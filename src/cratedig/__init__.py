@@ -11,4 +11,5 @@ ANALYSIS_VERSION = 8  # 2: beat-level chroma per segment; 3: slow backbeat songs
 # 7: boundary novelty from instrumentation cues (bands, drums, timbre, flatness, texture; no
 # chroma), floor 4.0, and a boundary moves one bar off its grid line to a clearly higher peak
 # 8: confidences that flag errors: the key's is the share of phrases whose own key is the
-# track's, the bar lines' at most the tempo's and meter's
+# track's, the bar lines' at most the tempo's and meter's; the harmonic flux picks the tatum's
+# family when the onsets have none (drumless music)
