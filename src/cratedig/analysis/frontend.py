@@ -9,7 +9,8 @@ Two short-time Fourier transforms of the signal decimated to 11025 Hz, each comp
 
 Why not librosa's ``onset_strength`` + ``chroma_cqt``: the CQT alone runs at ~200x realtime and
 recomputes its own transforms; two real FFT passes at 11 kHz cost ~0.1 s for a 3-minute track
-(``bench/accuracy.py`` times the whole analysis beside a plain librosa pipeline). Frame/second conversions happen only in :class:`Frontend`.
+(``bench/accuracy.py`` times the whole analysis beside a plain librosa pipeline).
+Frame/second conversions happen only in :class:`Frontend`.
 """
 
 from __future__ import annotations
