@@ -202,7 +202,17 @@ class TrackAnalysis:
             )
         d = self.estimates.get("downbeat", {})
         if d and d.get("confidence", 1.0) < below:
-            notes.append(f"bar lines (downbeats) uncertain: confidence {d['confidence']:.2f}")
+            # Since v8 the bar lines are no surer than the tempo and meter under them: say so
+            # rather than leave two unrelated-looking doubts.
+            why = next(
+                (
+                    f" (no surer than the {name})"
+                    for name, e in (("tempo", t), ("meter", m))
+                    if e and e.get("confidence") == d["confidence"]
+                ),
+                "",
+            )
+            notes.append(f"bar lines (downbeats) uncertain: confidence {d['confidence']:.2f}{why}")
         k = self.estimates.get("key", {})
         if k and k.get("confidence", 1.0) < below and k.get("alternative"):
             notes.append(
