@@ -1,7 +1,9 @@
 """The feedback loop with simulated listeners, on an analysed library (issue 10, item 6).
 
 A library of synthesized songs (``cratedig.synth``) is written and ingested once with the real
-pipeline (analysis, database, match index), cached in ``bench/.cache/listeners-v2-<songs>-<seed>``.
+pipeline (analysis, database, match index), cached in
+``bench/.cache/listeners-v2-a<ANALYSIS_VERSION>-<songs>-<seed>`` (a new analysis version ingests
+again: ``match`` re-analyses stale tracks, and its lists would no longer be the loop's).
 Songs spread over three tempo bands (about 100, 200 and 126 BPM: 100/200 pairs are
 half/double time, and the analysis reads both octaves right there), all 24 keys, and three mixes: the full mix, a
 bass-heavy one (drums, bass boosted, chords low, no lead) and a bright one (everything but the
@@ -80,10 +82,10 @@ def _mix(song: Any, kind: str, sr: int) -> np.ndarray:
 
 def build_library(songs: int, seed: int, *, bars: int = 24, sr: int = 22050) -> Path:
     """Write and ingest the library once; returns its cache folder."""
-    from cratedig import workflows
+    from cratedig import ANALYSIS_VERSION, workflows
     from cratedig.library.db import open_library
 
-    root = HERE / ".cache" / f"listeners-v2-{songs}-{seed}"
+    root = HERE / ".cache" / f"listeners-v2-a{ANALYSIS_VERSION}-{songs}-{seed}"
     done = root / "done.json"
     if done.exists():
         return root
