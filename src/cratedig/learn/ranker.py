@@ -440,18 +440,21 @@ def evidence_blend(
 
     The smallest weight of :data:`EVIDENCE_GRID` with the best pairwise accuracy of
     :func:`blend`, provided it beats the rule score alone by :data:`EVIDENCE_MARGIN` and by
-    1/sqrt(pairs compared); else 0, so that a learned term that has not shown it ranks better
+    1/sqrt(queries compared); else 0, so that a learned term that has not shown it ranks better
     gets no say.
     """
     acc = [
         pairwise_accuracy(blend(rule_score, learned, weight=x), label, groups)
         for x in EVIDENCE_GRID
     ]
-    # Pairs compared: a gain smaller than about one binomial standard error (1/sqrt(n)) of the
-    # accuracy is not evidence.
+    # A gain smaller than about one standard error is not evidence. The pairs of one query share
+    # its partner and its list, so they are not independent: the sample is the queries (groups
+    # with a partner and a non-partner), not the pairs. Counting pairs (thousands) let 17 dev
+    # queries of the real-stems bench hand the learned term the whole score (pairwise accuracy
+    # 0.92 -> 0.99 there) and top-1 on the held-out songs fell from 0.368 to 0.276.
     label, groups = np.asarray(label), np.asarray(groups)
     compared = sum(
-        int(np.sum(label[groups == g] == 1)) * int(np.sum(label[groups == g] == 0))
+        int(np.any(label[groups == g] == 1) and np.any(label[groups == g] == 0))
         for g in np.unique(groups)
     )
     margin = max(EVIDENCE_MARGIN, 1.0 / math.sqrt(max(compared, 1)))
