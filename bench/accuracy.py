@@ -691,6 +691,7 @@ def aggregate_real(
     level = lambda t: bool(t.get("tempo_level_certain"))  # noqa: E731
     beat_level = lambda t: bool(t.get("beat_level_certain"))  # noqa: E731
     four = lambda t: t.get("meter") == 4  # noqa: E731
+    key_sure = lambda t: bool(t.get("key_certain"))  # noqa: E731
     confusion = dict.fromkeys(CONFUSION_COLUMNS, 0)
     confusion_certain = dict.fromkeys(CONFUSION_COLUMNS, 0)
     for i, r in rows.items():
@@ -744,6 +745,8 @@ def aggregate_real(
         "key_mirex": avg("key_mirex"),
         "key_exact": avg("key_exact"),
         "n_key": count("key_mirex"),
+        "key_mirex_certain": avg("key_mirex", key_sure),
+        "n_key_certain": count("key_mirex", key_sure),
         "equivariance_key": mean(key_eq),
         "equivariance_tempo": mean(tempo_eq),
         "n_copies_scored": len(copies),
@@ -771,6 +774,7 @@ REAL_ROWS: list[tuple[str, str, float | None, str, str | None]] = [
     ("meter_acc", "time-signature accuracy", None, "{:.3f}", "n_meter"),
     ("key_mirex", "key MIREX weighted score", 0.90, "{:.3f}", "n_key"),
     ("key_exact", "key exact rate", None, "{:.3f}", "n_key"),
+    ("key_mirex_certain", "key MIREX, mode tag = final bass", None, "{:.3f}", "n_key_certain"),
     ("equivariance_key", "equivariance: key moves by k", 0.97, "{:.3f}", "n_copies_scored"),
     ("equivariance_tempo", "equivariance: tempo × r (±1.5 %)", 0.97, "{:.3f}", "n_copies_scored"),
     ("x_realtime", "speed, × realtime (1 thread, decode incl.)", 100.0, "{:.1f}", None),

@@ -29,9 +29,10 @@ analysis of the audio):
   other composers — multi-instrument pieces with key signatures. Exported to MIDI by music21
   and rendered with FluidSynth (General MIDI timbres: human-written music, synthetic sound).
   Truth as for MuseScore scores (tempo map, meter, beats, downbeats from the MIDI export; the
-  key from the key signature in force over the excerpt, the mode from the movement's final bass
-  note), over the first ``CORPUS_SECONDS`` of each movement, where the
-  home key is established. Bach chorales and the modal Renaissance repertoire are left out.
+  key from the key signature in force over the excerpt, the mode from the signature's mode tag,
+  else from the movement's final bass note; ``key_certain`` only where the tag and the final
+  bass agree, since notation programs tag every signature "major" by default), over the first
+  ``CORPUS_SECONDS`` of each movement, where the home key is established. Bach chorales and the modal Renaissance repertoire are left out.
 
 
 **Sections** (``sections`` of each tracker module and MuseScore score; ``SECTIONS_VERSION``,
@@ -441,13 +442,23 @@ def key_from_signature(
 ) -> None:
     """Key of ``item`` from a key signature (``acc`` sharps, negative flats) and a tonic note.
 
-    An explicit mode tag decides; otherwise the bass note ``where`` (the final one, or the first
-    and final ones agreeing) must be the major or the relative minor tonic of the signature
-    (``key_certain: false``, inferred), else the piece gets no key.
+    An explicit mode tag decides (``key_certain`` only if the bass note ``where`` is its tonic);
+    otherwise the bass note ``where`` (the final one, or the first and final ones agreeing) must
+    be the major or the relative minor tonic of the signature (``key_certain: false``,
+    inferred), else the piece gets no key.
     """
     major = (7 * acc) % 12
     if mode_tag in ("major", "minor"):
-        tonic, mode, certain = (major if mode_tag == "major" else (major + 9) % 12), mode_tag, True
+        tonic, mode = (major if mode_tag == "major" else (major + 9) % 12), mode_tag
+        # Certain only when the movement also ends on that tonic: notation programs write a
+        # <mode> into every MusicXML key signature, "major" by default, so a tag alone can be
+        # wrong (Schumann's A minor Scherzo op. 41/1 is tagged C major, Beethoven's F major
+        # finale op. 18/1 D minor). KEY_TRUTH 1.
+        certain = bass == tonic
+        if not certain:
+            item["notes"].append(
+                f"mode tag {mode_tag} but {where} note {PITCH_CLASSES[bass]}: key not certain"
+            )
     elif bass == major:
         tonic, mode, certain = major, "major", False
     elif bass == (major + 9) % 12:
@@ -972,8 +983,9 @@ def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
 
 
 #: Bump when the corpus scores' grid truth changes; their audio need not be rendered again.
-#: 1: pickup bars (music21 exports them under the full bar's time signature).
-GRID_VERSION = 1
+#: 1: pickup bars (music21 exports them under the full bar's time signature); 2: a key's mode
+#: tag is certain only when the movement ends on its tonic (``key_from_signature``).
+GRID_VERSION = 2
 
 
 def update_corpus_grid(data: dict[str, Any], workers: int = 2) -> bool:
