@@ -16,6 +16,12 @@ our synthesized songs do not"):
 - ``dorian``: a i-IV vamp (Dm-G): D minor (Dorian), not G major or C major;
 - ``mixolydian``: I-bVII-IV-I (G-F-C-G): G major (Mixolydian), not C major.
 
+:func:`pickup_piece` is apart from the patterns (and from the downbeat fit of
+``bench/fit_downbeats.py``, which uses the patterns): a drumless minuet-like piece, plucked
+chords and a bass note on every beat, a new chord each bar, that starts on a pickup (anacrusis)
+of one or more beats, as classical pieces and songs often do: the first strong beat is not a
+downbeat, and only the harmony says where the bar starts and how many beats it has.
+
 Rendered with the instruments of :mod:`cratedig.synth` (additive voices, noise drums), mono.
 """
 
@@ -164,6 +170,80 @@ def hard_song(name: str, *, bars: int = 16, seed: int = 0, sr: int = SR) -> Hard
         tempo=tempo,
         key=Key.parse(key_name),
         meter=4,
+        beats=beats,
+        downbeats=downbeats,
+    )
+
+
+#: Chords of :func:`pickup_piece`, one per bar: F major, a plain diatonic progression.
+PICKUP_CHORDS = [
+    ("F", False),
+    ("C", False),
+    ("D", True),
+    ("A", True),
+    ("Bb", False),
+    ("F", False),
+    ("G", True),
+    ("C", False),
+]
+
+
+def pickup_piece(
+    *,
+    meter: int = 3,
+    pickup: int = 1,
+    tempo: float = 120.0,
+    bars: int = 24,
+    seed: int = 0,
+    sr: int = SR,
+) -> HardSong:
+    """A drumless piece in ``meter`` beats a bar that starts with a ``pickup``-beat anacrusis.
+
+    Every beat has the same plucked chord and bass note (no beat is louder), the chord changes
+    on each bar line, and the melody holds a long note on the first beat of every other bar.
+    The pickup beats sound like any other beat (a chord, a bass note and a melody note).
+    """
+    rng = np.random.default_rng(seed)
+    spb = 60.0 / tempo
+    first_bar = 0.25 + pickup * spb
+    beats = first_bar + spb * np.arange(-pickup, bars * meter)
+    downbeats = first_bar + meter * spb * np.arange(bars)
+    end = first_bar + bars * meter * spb
+    n = int((end + 1.0) * sr)
+
+    def at(t: float) -> int:
+        return int(round(t * sr))
+
+    ren = _Renderer(n, sr, rng)
+    pluck, bass, lead = [], [], []
+    for b in range(bars):
+        t0 = first_bar + meter * spb * b
+        root, minor = PICKUP_CHORDS[b % len(PICKUP_CHORDS)]
+        pcs = _chord(root, minor)
+        voicing = sorted(55 + (pc - 55) % 12 for pc in pcs)
+        for q in range(meter):
+            bass.append((at(t0 + q * spb), at(0.9 * spb), 33 + (NOTE[root] - 33) % 12, 0.35))
+            pluck += [(at(t0 + q * spb), at(0.6 * spb), m, 0.1) for m in voicing]
+        if b % 2 == 0:
+            lead.append((at(t0), at((meter - 0.2) * spb), 72 + (pcs[0] - 72) % 12, 0.13))
+        else:
+            for q in range(meter):
+                pc = pcs[int(rng.integers(3))]
+                lead.append((at(t0 + q * spb), at(0.9 * spb), 72 + (pc - 72) % 12, 0.13))
+    for k in range(pickup):
+        t = first_bar - (pickup - k) * spb
+        lead.append((at(t), at(0.9 * spb), 74, 0.16))
+        pluck += [(at(t), at(0.6 * spb), m, 0.1) for m in (55, 60, 64)]
+        bass.append((at(t), at(0.9 * spb), 31, 0.35))
+    mix = ren.notes(_PLUCK, pluck) + ren.notes(_BASS, bass) + ren.notes(_LEAD, lead)
+    mix = 0.89 * mix / np.max(np.abs(mix))
+    return HardSong(
+        name=f"pickup_{meter}_{pickup}",
+        audio=mix.astype(np.float32),
+        sr=sr,
+        tempo=tempo,
+        key=Key.parse("F major"),
+        meter=meter,
         beats=beats,
         downbeats=downbeats,
     )
