@@ -488,6 +488,16 @@ def _undoubted(rec: dict[str, Any]) -> float:
     return float(rec["score"])
 
 
+def _first_in_query(queries: np.ndarray, n: int) -> np.ndarray:
+    """Mask of each query's first ``n`` rows (rows of one query are contiguous, in list order)."""
+    out = np.zeros(len(queries), bool)
+    seen: dict[Any, int] = {}
+    for i, q in enumerate(queries):
+        seen[q] = seen.get(q, 0) + 1
+        out[i] = seen[q] <= n
+    return out
+
+
 def as_trained(
     X: np.ndarray, y: np.ndarray, names: list[str], songs: np.ndarray, queries: np.ndarray
 ) -> Any:
@@ -727,6 +737,11 @@ def main_real(args: argparse.Namespace) -> int:
     ranker = as_trained(X, y, names, groups, queries)
     learned_only = train_ranker(X, y, names, blend=1.0, queries=queries)
     rankers = {"learned": learned_only, "blend": ranker}
+    # The ranker as it was before issue 10's fix, for comparison: pointwise, on the rule's
+    # first REAL_TOP candidates per query (the lists are in the rule's order).
+    first = _first_in_query(queries, REAL_TOP)
+    if args.pointwise:
+        rankers["pointwise"] = train_ranker(X[first], y[first], names, blend=1.0)
     if args.split == "dev":
         # Never score a song with a ranker trained on it: each dev song is matched with the
         # rankers trained on the other folds' songs (folds by song, sorted ids dealt in turn).
@@ -741,6 +756,9 @@ def main_real(args: argparse.Namespace) -> int:
                 "learned": train_ranker(X[keep], y[keep], names, blend=1.0, queries=queries[keep]),
                 "blend": as_trained(X[keep], y[keep], names, groups[keep], queries[keep]),
             }
+            if args.pointwise:
+                old = keep & first
+                per_fold[f]["pointwise"] = train_ranker(X[old], y[old], names, blend=1.0)
         song_rankers = {sid: per_fold[f] for sid, f in fold.items()}
         res = run_split(data, "dev", workers=args.workers, rankers=None,
                         song_rankers=song_rankers, **lim)  # fmt: skip
@@ -808,6 +826,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=5,
                    help="--set real --split dev: cross-validation folds by song for the learned "
                    "columns")  # fmt: skip
+    p.add_argument("--pointwise", action="store_true",
+                   help="--set real: add the learned column as it was before issue 10's fix "
+                   "(pointwise fit on the rule's first 100 candidates)")  # fmt: skip
     p.add_argument("--songs", type=int, default=12)
     p.add_argument("--bars", type=int, default=32)
     p.add_argument("--sr", type=int, default=22050)
