@@ -206,8 +206,10 @@ def _query_pairs(
     """
     diffs: list[np.ndarray] = []
     weights: list[np.ndarray] = []
-    for q in np.unique(queries):
-        rows = np.flatnonzero(queries == q)
+    _, inverse = np.unique(queries, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.flatnonzero(np.diff(inverse[order])) + 1
+    for rows in np.split(order, bounds):
         pos, neg = rows[y[rows] == 1], rows[y[rows] == 0]
         if not len(pos) or not len(neg):
             continue
