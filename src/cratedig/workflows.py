@@ -797,6 +797,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
         )
     X, names, rule = _pair_matrix(items)
     g = np.array(groups)
+    q_all = np.array(queries)
     songs = sorted(set(groups))
     rng = np.random.default_rng(seed)
     held = set(rng.permutation(songs)[: max(1, len(songs) // 4)]) if len(songs) >= 4 else set()
@@ -810,7 +811,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     w = np.array(weights)
     stem_blend = None
     if test.any() and len(set(y[~test])) == 2:
-        probe = fit(X[~test], y[~test], names, sample_weight=w[~test])
+        probe = fit(X[~test], y[~test], names, sample_weight=w[~test], queries=q_all[~test])
         q = np.array(queries)
         probe_learned = probe.learned(X[test], names)
         metrics["pairwise_accuracy_rule"] = _pairwise(rule[test], y[test], q[test])
@@ -824,7 +825,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
         stems_x = X[: len(pairs)] if pairs else None
         ranker = train_from_ratings(rated, names, pairs_X=stems_x, pairs_y=y[: len(pairs)])
     else:
-        ranker = fit(X, y, names, sample_weight=w)
+        ranker = fit(X, y, names, sample_weight=w, queries=q_all)
         if stem_blend is not None:  # the held-out songs' evidence sets the learned term's share
             ranker.blend = stem_blend
     ranker.metrics.update(metrics)

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from cratedig.errors import ParameterError
-from cratedig.learn.pairs import KINDS, NEGATIVES, OTHER_SONG, POSITIVE, split_stems, stem_pairs
+from cratedig.learn.pairs import (
+    KINDS,
+    NEGATIVES,
+    OTHER_BARS,
+    OTHER_SONG,
+    POSITIVE,
+    split_stems,
+    stem_pairs,
+)
 from cratedig.match import SegmentBatch, score_candidates
 from cratedig.synth import synthesize_song
 from cratedig.theory import Key
@@ -37,6 +45,20 @@ def test_every_kind_is_drawn_and_only_same_bars_is_positive(pairs):
         assert sum(p.kind == kind for p in pairs) == len(positives)
     for p in positives:
         assert p.candidate.bar == p.query.bar and p.candidate.bars == p.query.bars
+
+
+def test_other_bars_negatives_are_the_own_accompaniment_under_other_chords(pairs):
+    from cratedig.learn.pairs import SAME_CHORDS, chord_similarity
+
+    others = [p for p in pairs if p.kind == OTHER_BARS]
+    assert others
+    positive = {p.query.id: p.candidate for p in pairs if p.kind == POSITIVE}
+    for p in others:
+        assert p.candidate.track_id == f"{p.song}-partner" and p.candidate.bar != p.query.bar
+        assert chord_similarity(positive[p.query.id], p.candidate) < SAME_CHORDS
+    # A phrase is its own chords' twin; a repeat of them is no negative.
+    one = positive[others[0].query.id]
+    assert chord_similarity(one, one) == pytest.approx(1.0)
 
 
 def test_other_song_negatives_pass_the_tempo_rule(pairs):
@@ -112,8 +134,10 @@ def test_pairs_from_a_library_of_songs_with_stems(tmp_path):
     assert len(songs) == 2
     positives = sum(p.label for p in pairs)
     assert positives >= 4
-    # 1 positive + 5 bent negatives + 3 other-song negatives per query phrase.
-    assert len(pairs) == 9 * positives
+    # 1 positive + 5 bent negatives + 3 other-song negatives per query phrase, and the own
+    # accompaniment at other bars under other chords.
+    assert sum(p.kind != OTHER_BARS for p in pairs) == 9 * positives
+    assert any(p.kind == OTHER_BARS for p in pairs)
 
     # The training gate keeps a fake-lossless track out of the pairs.
     from cratedig.library.schema import TrackRow

@@ -73,9 +73,9 @@ def _pairwise_accuracy(score, y, groups):
 def test_held_out_songs_are_ranked_at_least_as_well_as_by_the_rules(data):
     X, y, names, rule, song, pairs = data
     train = np.isin(song, ["s1", "s2", "s3"])  # split by song: no song leaks
-    ranker = train_ranker(X[train], y[train], names)
-    test = ~train
     query_of = np.array([p.query.id for p in pairs])
+    ranker = train_ranker(X[train], y[train], names, queries=query_of[train])
+    test = ~train
     learned = ranker.learned(X[test], names)
     acc_rule = _pairwise_accuracy(rule[test], y[test], query_of[test])
     acc_learned = _pairwise_accuracy(learned, y[test], query_of[test])
@@ -175,3 +175,22 @@ def test_evidence_counts_queries_not_pairs():
 
     assert evidence_blend(*lists(9, 0)) == 0.0
     assert evidence_blend(*lists(120, 0)) > 0.0
+
+
+def test_the_pairwise_fit_orders_within_queries_and_reads_on_the_rule_scale(data):
+    """With queries the fit compares the candidates of one query; its term is calibrated onto
+    the rule score's scale (the fit labels read the blended score). Without a query holding both
+    labels it falls back to the pointwise fit; ids that do not fit the rows are refused."""
+    X, y, names, rule, _, pairs = data
+    query_of = np.array([p.query.id for p in pairs])
+    ranker = train_ranker(X, y, names, queries=query_of)
+    assert ranker.metrics["objective"] == "pairwise"
+    assert ranker.metrics["queries"] == len(np.unique(query_of))
+    learned = ranker.learned(X, names)
+    ok = rule > 0
+    assert abs(float(np.median(learned[ok] - rule[ok]))) < 0.1
+    assert np.corrcoef(learned[ok], rule[ok])[0, 1] > 0.5
+    lone = np.arange(len(y)).astype(str)  # every row its own query: no pair to compare
+    assert train_ranker(X, y, names, queries=lone).metrics["objective"] == "pointwise"
+    with pytest.raises(ParameterError, match="queries"):
+        train_ranker(X, y, names, queries=query_of[:-1])

@@ -346,6 +346,7 @@ def _inner_blend(
         data.label[inner_train],
         data.names,
         sample_weight=data.weight[inner_train],
+        queries=data.query[inner_train],
     )
     term = probe.learned(data.X[inner_test], data.names)
     return evidence_blend(rule[inner_test], term, data.label[inner_test], data.query[inner_test])
@@ -415,8 +416,9 @@ def evaluate(
             if len(set(data.label[take].tolist())) < 2 or not test.any():
                 continue
             model = train_ranker(
-                data.X[take], data.label[take], data.names, sample_weight=data.weight[take]
-            )
+                data.X[take], data.label[take], data.names, sample_weight=data.weight[take],
+                queries=data.query[take],
+            )  # fmt: skip
             t = np.flatnonzero(test)
             term = model.learned(data.X[t], data.names)
             learned[f][t] = np.where(rule[t] > 0, term, 0.0)

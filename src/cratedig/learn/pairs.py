@@ -10,6 +10,13 @@ layer (the vocal or lead) and a partner layer (the sum of the other stems):
 - ``+1 st`` / ``+5 st`` / ``+6 st`` (label 0): the partner transposed by a clashing semitone,
   a fourth (its key is then a fifth away: the key rule calls it fine) and a tritone
   (Rubber Band, through pedalboard);
+- ``other bars`` (label 0): the song's own partner at other bars whose chords differ from the
+  partner's at the query's bars (bar chroma correlating under :data:`SAME_CHORDS` over the
+  bars they share; a repeat under the same chords is no negative). Same sound, same tempo, same
+  key: only the chords under the lead tell it from the positive. It is what the true partner
+  loses to most after other songs on real stems (issue 10, ``bench/retrieval_diagnose.py``),
+  and without it the pairs never show a ranker that the harmonic fit, not "sounds like this
+  song", decides the top of a list;
 - ``other song`` (label 0): another song's partner phrase whose tempo fits within the stretch
   limit (1:1, 2:1 or 1:2), so the rules alone cannot reject it.
 
@@ -45,8 +52,12 @@ NEGATIVES: dict[str, tuple[float, float]] = {
     "+6 st": (6.0, 0.0),
 }
 POSITIVE = "same bars"
+OTHER_BARS = "other bars"
 OTHER_SONG = "other song"
-KINDS: tuple[str, ...] = (POSITIVE, *NEGATIVES, OTHER_SONG)
+KINDS: tuple[str, ...] = (POSITIVE, *NEGATIVES, OTHER_BARS, OTHER_SONG)
+#: Bar-chroma correlation (mean over the bars two phrases share) at and above which a phrase of
+#: the partner at other bars plays the same chords as the positive: no ``other bars`` negative.
+SAME_CHORDS = 0.9
 #: A query phrase counts when its layer is this loud (dBFS RMS) or louder: a silent vocal
 #: phrase has nothing to pair.
 MIN_QUERY_DB = -45.0
@@ -224,7 +235,32 @@ def song_pairs(
     for i in active:
         pairs.append(StemPair(queries[i], partners[i], 1, POSITIVE, song))
         pairs += [StemPair(queries[i], bent[k][i], 0, k, song) for k in negatives]
+        pairs += [
+            StemPair(queries[i], p, 0, OTHER_BARS, song)
+            for j, p in enumerate(partners)
+            if j != i and chord_similarity(partners[i], p) < SAME_CHORDS
+        ]
     return pairs, [queries[i] for i in active], partners
+
+
+def chord_similarity(a: Segment, b: Segment) -> float:
+    """Mean correlation of the bar chroma of two phrases over the bars they share (from their
+    first bars); 1.0 where a bar is flat in both (silence under silence), 0 where in one."""
+    n = min(len(a.features.chroma), len(b.features.chroma))
+    if n == 0:
+        return 0.0
+    x = np.asarray(a.features.chroma[:n], np.float64)
+    z = np.asarray(b.features.chroma[:n], np.float64)
+    x = x - x.mean(axis=1, keepdims=True)
+    z = z - z.mean(axis=1, keepdims=True)
+    nx, nz = np.linalg.norm(x, axis=1), np.linalg.norm(z, axis=1)
+    flat_x, flat_z = nx < 1e-9, nz < 1e-9
+    r = np.where(
+        flat_x | flat_z,
+        (flat_x & flat_z).astype(np.float64),
+        (x * z).sum(axis=1) / np.maximum(nx * nz, 1e-12),
+    )
+    return float(r.mean())
 
 
 def tempo_fits(a: float, b: float, *, max_stretch: float = 0.08) -> bool:
@@ -257,7 +293,8 @@ def stem_pairs(
     Returns
     -------
     list of StemPair
-        About ``phrases * (1 + 5 + others_per_query)`` pairs; label 1 only for ``same bars``.
+        About ``phrases * (1 + 5 + others_per_query)`` pairs plus the ``other bars`` negatives
+        (up to one per other phrase of the song); label 1 only for ``same bars``.
     """
     rng = np.random.default_rng(seed)
     per_song = {name: song_pairs(st, sr=sr, song=name) for name, st in songs.items()}
