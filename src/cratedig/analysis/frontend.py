@@ -142,8 +142,9 @@ def compute_frontend(y: np.ndarray, *, sr: int) -> Frontend:
 
 
 #: Band (Hz) and frame lag of :func:`note_flux`: the fundamentals and first partials of
-#: melody and bass; two frames (46 ms) see a legato pitch change whole.
-NOTE_FLUX_BAND = (60.0, 4000.0)
+#: melody and bass; two frames (46 ms) see a legato pitch change whole. Up to 4 kHz instead:
+#: dev beat F 0.730 against 0.732 (72 real pieces), at twice the cost (1.4 ms a minute here).
+NOTE_FLUX_BAND = (60.0, 2000.0)
 NOTE_FLUX_LAG = 2
 #: Frames quieter than this (dB re the 95th-percentile RMS) add no note flux: the shape of
 #: a near-silent spectrum is noise.
@@ -161,17 +162,19 @@ def note_flux(mag: np.ndarray, rms: np.ndarray) -> np.ndarray:
     Half-wave rectified increase over :data:`NOTE_FLUX_LAG` frames, placed at their
     midpoint; frames below :data:`NOTE_FLUX_FLOOR_DB` are zero.
     """
-    freqs = np.fft.rfftfreq(RHYTHM_NFFT, 1.0 / FRONTEND_SR)
-    sel = (freqs >= NOTE_FLUX_BAND[0]) & (freqs <= NOTE_FLUX_BAND[1])
-    m = mag[:, sel]
-    lm = np.log1p(1000.0 * m / max(float(m.max()), 1e-10))
-    shape = lm / np.maximum(lm.mean(axis=1, keepdims=True), 1e-6)
+    lo = int(np.ceil(NOTE_FLUX_BAND[0] * RHYTHM_NFFT / FRONTEND_SR))
+    hi = int(NOTE_FLUX_BAND[1] * RHYTHM_NFFT / FRONTEND_SR)
+    m = mag[:, lo : hi + 1]
+    shape = m * np.float32(1000.0 / max(float(m.max()), 1e-10))
+    np.log1p(shape, out=shape)
+    shape /= np.maximum(shape.mean(axis=1, keepdims=True), np.float32(1e-6))
     lag = NOTE_FLUX_LAG
     out = np.zeros(len(mag), dtype=np.float32)
     if len(mag) > lag:
-        rise = np.maximum(shape[lag:] - shape[:-lag], 0.0).mean(axis=1)
+        rise = shape[lag:] - shape[:-lag]
+        np.maximum(rise, 0.0, out=rise)
         half = lag // 2
-        out[half : half + len(rise)] = rise
+        out[half : half + len(rise)] = rise.mean(axis=1)
     loud = float(np.percentile(rms, 95)) if rms.size else 0.0
     out[rms < loud * 10 ** (NOTE_FLUX_FLOOR_DB / 20)] = 0.0
     return out

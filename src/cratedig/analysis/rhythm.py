@@ -88,17 +88,18 @@ TIGHTNESS = 100.0
 #: Fold contrast (:func:`fold_peak`) of the onsets at the beat period under which they do not
 #: say where the beat falls, and the grid is fitted on the note flux instead
 #: (:func:`cratedig.analysis.frontend.note_flux`): bowed strings and other notes that swell in
-#: put the log flux's peak up to half a beat after the note starts. Real-music dev set: drums,
-#: tracker modules, produced songs and crisp piano/choir renders fold at 2.5-11; 14 drumless
-#: corpus pieces (string quartets) and a piano fugue under 1.6 (their beat F 0.27 -> 0.57 with
-#: the note flux, none worse by more than 0.01); at 1.68-1.87 a Mozart quartet in sixteenths
-#: (worse with the note flux) and a tracker module (beat F 0.40 -> 0.41).
+#: put the log flux's peak up to half a beat after the note starts. Real-music dev set (72
+#: pieces with beats): drums (Hydrogen) fold at 6.5-9.6, produced songs 3.2-5.2, tracker
+#: modules 1.8-11, MuseScore renders 1.2-6.1, corpus scores 0.6-10.6; the 17 pieces switched to
+#: the note flux (this rule or the next; 16 drumless corpus scores and a piano fugue) go from
+#: beat F 0.28 to 0.57, none worse by more than 0.01.
 SOFT_ONSET_CONTRAST = 1.6
 #: ... or when the note flux folds this many times more clearly than the onsets: a steady
 #: swell puts the log flux's peak at one (late) phase, so its contrast stays moderate (1.9-2.4
-#: on the bowed-string pieces of tests/analysis/test_rhythm.py, note flux ~8). Real-music dev
-#: set: drums, modules, songs and crisp renders have note/onset contrast ratios of 0.2-1.1;
-#: over 2 (onsets >= 1.6) only Mozart K.156 i and ii (beat F 0.32 -> 0.49 and 0.40 -> 0.39).
+#: on the bowed-string pieces of tests/analysis/test_rhythm.py, note flux ~8). Dev set: the
+#: pieces left on the onsets have note/onset contrast ratios of 0.2-1.3 (drums, modules, songs
+#: 0.2-1.1); over 2 with onsets >= 1.6 only Mozart K. 156 i and ii (beat F 0.32 -> 0.49,
+#: 0.40 -> 0.39).
 NOTE_CONTRAST_RATIO = 2.0
 #: A grid is "steady" when the median residual of onset peaks is under this share of a beat.
 STEADY_RESIDUAL = 0.06
