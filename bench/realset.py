@@ -474,15 +474,24 @@ def key_from_signature(
 
 
 def midi_grid_truth(
-    item: dict[str, Any], pm: Any, dur: float, first_note: float, *, pickup_q: float = 0.0
+    item: dict[str, Any],
+    pm: Any,
+    dur: float,
+    first_note: float,
+    *,
+    pickup_q: float = 0.0,
+    grid: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Fill tempo, meter, beats and downbeats of ``item`` from a score's MIDI export.
 
     ``pickup_q``: the length in quarters of a pickup bar that the MIDI file's time signatures
     do not show (music21 exports): the grid of the first time signature starts that much later.
+    ``grid``: beats and downbeats (s) read from the score's own bars (:func:`score_grid`),
+    used instead of the MIDI file's grid where given.
     """
-    # Tempo map: steady when every tempo is within ±4 % of the first.
-    _, tempi = pm.get_tempo_changes()
+    # Tempo map over the excerpt: steady when every tempo is within ±4 % of the first.
+    times, tempi = pm.get_tempo_changes()
+    tempi = tempi[(times < dur) | (np.arange(len(tempi)) == 0)]
     tempo_steady = bool(np.all(np.abs(tempi / tempi[0] - 1) <= STEADY_TOLERANCE))
     # Beats and downbeats from the MIDI grid (pretty_midi counts beats in the denominator's
     # unit, dotted quarters in 6/8-type meters). A first bar shorter than the next time
@@ -491,7 +500,10 @@ def midi_grid_truth(
     downbeats = np.asarray(pm.get_downbeats(), dtype=float)
     ts = pm.time_signature_changes
     meters = {(t.numerator, t.denominator) for t in ts if t.time < dur}
-    if pickup_q > 0 and len(downbeats) > 1:
+    if grid is not None:
+        beats, downbeats = grid
+        item["notes"].append("beats and bar lines from the score's bars")
+    elif pickup_q > 0 and len(downbeats) > 1:
         # Bar lines (and beats, for a pickup of part of a beat) of the first time signature
         # move by the pickup; a later signature starts where its bar truly starts.
         shift = float(pm.tick_to_time(int(round(pickup_q * pm.resolution))))
@@ -504,7 +516,15 @@ def midi_grid_truth(
         first_bars = downbeats[downbeats < until] + shift
         downbeats = np.concatenate([first_bars[first_bars < until], downbeats[downbeats >= until]])
         item["notes"].append(f"pickup of {pickup_q:g} quarters: the first bar line after it")
-    if len(ts) > 1 and ts[1].time > 0 and ts[0].time == 0 and len(downbeats) > 1:
+    if (
+        grid is None
+        and len(ts) > 1
+        and ts[1].time > 0
+        and ts[0].time == 0
+        and len(downbeats) > 1
+        # A pickup signature gives way to the music's own at the end of the first bar.
+        and abs(ts[1].time - downbeats[1]) < 0.01
+    ):
         first_bar = downbeats[1] - downbeats[0]
         later = [t for t in ts[1:] if (t.numerator, t.denominator) != (ts[0].numerator, 0)]
         if later and first_bar < 0.95 * ts[1].numerator * 4 / ts[1].denominator * 60 / tempi[0]:
@@ -867,6 +887,82 @@ def score_pickup(score: Any) -> float:
     return have if 0.0 < have < full - 1e-6 else 0.0
 
 
+def score_grid(score: Any, pm: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Beats and downbeats (s) of a score's bars, placed through its MIDI export's tempo map.
+
+    The MIDI file's own grid counts whole bars of each time signature from its start, so a bar
+    the score makes longer or shorter than its signature (a cadenza-like first bar, a pickup,
+    a bar of grace notes) shifts every later bar line and beat of that grid. Read from the
+    score, each bar starts where it starts; beats are counted in the signature's unit (dotted
+    quarters in 6/8-type meters, as pretty_midi does) from the bar line, or back from the bar's
+    end in a pickup. None when the export expanded repeats (its time no longer follows the
+    score's offsets), the parts' bars disagree, or the score has no bars.
+    """
+    from music21 import meter, stream
+
+    if not score.parts:
+        return None
+    measures = list(score.parts[0].getElementsByClass(stream.Measure))
+    if not measures:
+        return None
+    # The export lays each part's bars end to end, whatever the bars' declared offsets: a bar
+    # longer than its signature in every part moves all later music. Parts whose bars end at
+    # different places (one part's grace notes written as real durations) have no one grid.
+    ends = []
+    for part in score.parts:
+        bars = list(part.getElementsByClass(stream.Measure))
+        if len(bars) != len(measures):
+            return None
+        ends.append(np.cumsum([float(m.duration.quarterLength) for m in bars]))
+    if np.ptp(np.asarray(ends), axis=0).max() > 0.05:
+        return None
+    first = float(measures[0].getOffsetInHierarchy(score))
+    ends_q = first + np.median(np.asarray(ends), axis=0)
+    starts_q = np.r_[first, ends_q[:-1]]
+    # Expanded repeats: the export's last note starts much later than the score's.
+    score_last = max(
+        (float(n.getOffsetInHierarchy(score)) for n in score.flatten().notes), default=0.0
+    )
+    midi_last = max((n.start for i in pm.instruments for n in i.notes), default=0.0)
+    if abs(pm.time_to_tick(midi_last) / pm.resolution - score_last) > 0.25:
+        return None
+    sigs = list(score.parts[0].recurse().getElementsByClass(meter.TimeSignature))
+    if not sigs:
+        return None
+    # Each bar's beat unit: its own signature or the last one before it.
+    units: list[float] = []
+    ts = sigs[0]
+    for m in measures:
+        ts = m.timeSignature or ts
+        num, den = int(ts.numerator), int(ts.denominator)
+        units.append((3 if num % 3 == 0 and num > 3 else 1) * 4.0 / den)
+    # Bar lines: a bar shorter than its signature that the next one completes (a bar split
+    # at a repeat sign or a line end) is one bar; a first bar shorter than that is a pickup;
+    # any other bar starts where the export puts it, whatever the length of the one before.
+    bars: list[int] = []
+    acc = 0.0
+    for i, m in enumerate(measures):
+        have, full = float(ends_q[i] - starts_q[i]), float(m.barDuration.quarterLength)
+        if i == 0 and have < full - 1e-6:
+            continue
+        if not bars or acc >= full - 1e-6 or acc + have > full + 1e-6:
+            bars.append(i)
+            acc = 0.0
+        acc += have
+    beats_q: list[float] = []
+    if bars and bars[0] > 0:  # the pickup's beats count back from its end
+        u, lo, hi = units[0], float(starts_q[0]), float(ends_q[0])
+        beats_q.extend(sorted(hi - u * np.arange(1, int((hi - lo) / u + 1e-6) + 1)))
+    bars_q = [float(starts_q[i]) for i in bars]
+    for i, lo, hi in zip(bars, bars_q, [*bars_q[1:], float(ends_q[-1])], strict=True):
+        beats_q.extend(lo + units[i] * np.arange(int(np.ceil((hi - lo) / units[i] - 1e-6))))
+
+    def seconds(q: list[float]) -> np.ndarray:
+        return np.array([pm.tick_to_time(int(round(x * pm.resolution))) for x in q])
+
+    return seconds(beats_q), seconds(bars_q)
+
+
 def _corpus_midi(path: str, mid: Path) -> tuple[dict[str, Any], Any, int, float]:
     """Parse a corpus score and export the excerpt's measures as MIDI to ``mid``.
 
@@ -937,7 +1033,8 @@ def _corpus_truth(
         raise ValueError("no notes")
     first_note = float(notes[0][0])
     dur = excerpt(first_note)
-    midi_grid_truth(item, pm, dur, first_note, pickup_q=pickup_q)
+    grid = score_grid(score, pm)
+    midi_grid_truth(item, pm, dur, first_note, pickup_q=pickup_q, grid=grid)
     # Key signatures (concert pitch: parts of transposing instruments are skipped) in force over
     # the excerpt; one value, or no key.
     sigs, tags = set(), set()
@@ -984,8 +1081,11 @@ def render_corpus(args: tuple[str, Path]) -> dict[str, Any]:
 
 #: Bump when the corpus scores' grid truth changes; their audio need not be rendered again.
 #: 1: pickup bars (music21 exports them under the full bar's time signature); 2: a key's mode
-#: tag is certain only when the movement ends on its tonic (``key_from_signature``).
-GRID_VERSION = 2
+#: tag is certain only when the movement ends on its tonic (``key_from_signature``); 3: beats
+#: and bar lines from the score's bars (``score_grid``: bars longer or shorter than their
+#: signature), tempo steadiness and meters over the excerpt only, and the pickup-signature rule
+#: only where the next signature starts at the first bar line.
+GRID_VERSION = 3
 
 
 def update_corpus_grid(data: dict[str, Any], workers: int = 2) -> bool:
