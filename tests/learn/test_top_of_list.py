@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.learn.test_ranker import features_of
 
 from cratedig.learn.metrics import pairwise_accuracy
 from cratedig.learn.pairs import OTHER_BARS, POSITIVE, stem_pairs
 from cratedig.learn.ranker import train_ranker
 from cratedig.synth import synthesize_song
 from cratedig.theory import Key
+
+from .test_ranker import features_of
 
 SR = 22050
 KEYS = ("A minor", "D major", "F# minor", "Bb major", "E minor", "G major", "C minor", "Eb major")
