@@ -582,15 +582,8 @@ def _fit_grid(
     onset: np.ndarray, period: float, start: int, end: int, fps: float
 ) -> tuple[np.ndarray, bool]:
     """Fit a constant-tempo grid to onset peaks; return (beat frames, steady?)."""
-    seg = onset[start:end]
-    bins = 48
-    idx = np.arange(len(seg), dtype=np.float64)
-    phase_bin = ((idx % period) / period * bins).astype(np.int64) % bins
-    h = np.bincount(phase_bin, weights=seg, minlength=bins) / np.maximum(
-        np.bincount(phase_bin, minlength=bins), 1
-    )
-    h3 = (h + np.roll(h, 1) + np.roll(h, -1)) / 3.0
-    t0 = start + (int(np.argmax(h3)) + 0.5) / bins * period
+    phase, _ = fold_peak(onset[start:end], period)
+    t0 = start + phase * period
     # Grid points over the active span, then robust refits on nearby onset peaks.
     first = t0 - np.floor((t0 - start + 0.25 * period) / period) * period
     p = period
