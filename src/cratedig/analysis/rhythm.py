@@ -28,11 +28,9 @@ Method
 3. **Beat grid.** DJ music is played to a fixed grid, so a constant-tempo grid is fitted to the
    onset peaks near each predicted beat (robust least squares, two passes), which measures the
    tempo to ~0.01 BPM over a whole track. If residuals show the tempo wanders (live drummers),
-   the beats come instead from dynamic programming (Ellis's tracker) on our envelope; so they
-   do, the DP's period following the local tempo, when a grid fits the onsets but the local
-   tempo path (:func:`local_periods`: a Viterbi path through the fold salience of 8-second
-   windows, within 0.8-1.25 of the beat period) spans more than 10 %: a new tempo under notes
-   dense enough that one grid finds an onset near each of its beats.
+   or the local tempo path (:func:`local_periods`: a Viterbi path through the fold salience of
+   8-second windows) spans more than 10 %, the beats come instead from dynamic programming
+   (Ellis's tracker) on our envelope, its period following that local path.
    Where the onsets mark no phase of the beat (notes that swell in: bowed strings, pads), the
    grid is fitted on the level-invariant note flux instead (``frontend.note_flux``): it sees
    where a note starts, the log flux where its swell is steepest, up to half a beat later.
@@ -114,14 +112,19 @@ STEADY_RESIDUAL = 0.06
 LOCAL_TEMPO_WINDOW_S, LOCAL_TEMPO_HOP_S = 8.0, 1.0
 LOCAL_TEMPO_STEP = 0.025
 LOCAL_TEMPO_SWITCH = 2.0
-#: Range of the path: a tempo that moves within the chosen pulse family (no 3:4 or 4:3
-#: relative in it, no 1:2 or 2:1 alias: the family vote and the octave walk chose those).
+#: Range of the path where a constant grid at the beat period fits the onsets: a tempo that
+#: moves, within the chosen pulse family (no 3:4 or 4:3 relative in it: the family vote chose).
 MOVING_RANGE = (0.8, 1.25)
+#: Range where no constant grid fits: the beat period itself is in doubt, and the path may find
+#: a 3:4 / 4:3 relative that a steadier beat follows (still no 1:2 or 2:1 alias in it).
+UNSTEADY_RANGE = (0.6, 1.6)
 #: A constant grid that fits the onset peaks is still no steady tempo when the local tempo path
-#: spans more than this (its 90th over its 10th percentile, minus 1): dense notes put a peak near
-#: any grid point. Real-music dev set: it fires on 2 pieces (a polonaise at 96-120 BPM, beat F
-#: 0.76 -> 0.99; Beethoven op. 133, 108-216 BPM, 0.13 -> 0.23), no steady one.
+#: (MOVING_RANGE) spans more than this (its 90th over its 10th percentile, minus 1): dense
+#: notes put a peak near any grid point.
 TEMPO_MOVES = 0.10
+#: Under this pulse-family confidence, a beat period no constant grid fits is itself in doubt,
+#: and the DP's period follows the local path over UNSTEADY_RANGE; a sure family keeps its period.
+FAMILY_DOUBT = 0.5
 #: Half-window (seconds) of a grid hit for onset-peak pulses: 10 % of the period within these.
 PULSE_TOL = (0.025, 0.05)
 #: Pulse families compared with the first choice: a 3:4, 4:3, 2:3 or 3:2 error is not an octave
@@ -239,6 +242,7 @@ def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None 
     runner_family = families[order[1]] * fe.fps if len(order) > 1 else period
     grid_env = _grid_envelope(fe, onset, period, start, end)
     beats_f, steady = _fit_grid(grid_env, period, start, end, fe.fps)
+    family_conf = float(np.clip(family_margin / FAMILY_MARGIN_SCALE, 0.0, 1.0))
     # The DP's period: constant, or following the local tempo path (see local_periods).
     span: tuple[float, float] | None = None
     if steady:
@@ -247,6 +251,10 @@ def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None 
         if hi_p / lo_p - 1.0 > TEMPO_MOVES:
             log.debug("local tempo spans %.0f %%: not a steady grid", 100 * (hi_p / lo_p - 1))
             steady, span = False, MOVING_RANGE
+    elif family_conf < FAMILY_DOUBT and consistency >= PULSE_FAMILY_MIN:
+        # (where the onsets have no pulse family the chords chose it: the onsets' local
+        # path would only follow one of their unrelated pulses)
+        span = UNSTEADY_RANGE
     if not steady:
         beats_f = _dp_beats(grid_env, period, start, end, fe.fps, span)
     beats = fe.frames_to_time(beats_f) - ONSET_LAG
@@ -264,7 +272,6 @@ def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None 
     downbeats = beats[phase::meter]
     # Confidence: the closer call of the two tempo decisions (family, then octave) names the
     # runner-up; margins map to [0, 1] by scales set on development data.
-    family_conf = float(np.clip(family_margin / FAMILY_MARGIN_SCALE, 0.0, 1.0))
     octave_conf = float(np.clip(octave_margin / OCTAVE_MARGIN_SCALE, 0.0, 1.0))
     if family_conf <= octave_conf:
         alt_period = _nearest_octave(runner_family, period)
@@ -682,7 +689,7 @@ def _window_fold_salience(
 
 
 def local_periods(
-    env: np.ndarray, period: float, fps: float, span: tuple[float, float] = MOVING_RANGE
+    env: np.ndarray, period: float, fps: float, span: tuple[float, float] = UNSTEADY_RANGE
 ) -> np.ndarray:
     """Beat period (frames) at every frame of ``env``: the tempo path of a track whose tempo moves.
 
@@ -732,12 +739,12 @@ def _dp_beats(
     """Ellis's dynamic-programming beat tracker, for tracks whose tempo moves.
 
     Each frame's score is its onset strength plus the best score of a predecessor 0.5-2 periods
-    earlier, penalised by ``tightness * log(interval / period) ** 2``. With ``span`` the period
-    is the local one of :func:`local_periods` (within ``span`` times ``period``): Ellis's
-    tracker holds one period for the whole track, and a new tempo then costs every beat after
-    it. The beats are the backtrace from the best-scoring frame of the last period. Written in
-    numpy rather than calling librosa's numba version, whose first call costs ~6 s in every
-    fresh process and whose on-disk cache is unsafe when several workers compile it at once.
+    earlier, penalised by ``tightness * log(interval / period) ** 2``, where the period is the
+    local one of :func:`local_periods` within ``span`` times ``period`` when ``span`` is given (Ellis's tracker holds one period for the whole track:
+    a tempo change or a 4:3 slip of the first estimate then costs every beat after it); the
+    beats are the backtrace from the best-scoring frame of the last period. Written in numpy
+    rather than calling librosa's numba version, whose first call costs ~6 s in every fresh
+    process and whose on-disk cache is unsafe when several workers compile it at once.
     """
     env = onset[start:end].astype(np.float64)
     n = len(env)
