@@ -28,9 +28,7 @@ Method
 3. **Beat grid.** DJ music is played to a fixed grid, so a constant-tempo grid is fitted to the
    onset peaks near each predicted beat (robust least squares, two passes), which measures the
    tempo to ~0.01 BPM over a whole track. If residuals show the tempo wanders (live drummers),
-   or the local tempo path (:func:`local_periods`: a Viterbi path through the fold salience of
-   8-second windows) spans more than 10 %, the beats come instead from dynamic programming
-   (Ellis's tracker) on our envelope, its period following that local path.
+   the beats come instead from dynamic programming (librosa's Ellis tracker) on our envelope.
    Where the onsets mark no phase of the beat (notes that swell in: bowed strings, pads), the
    grid is fitted on the level-invariant note flux instead (``frontend.note_flux``): it sees
    where a note starts, the log flux where its swell is steepest, up to half a beat later.
@@ -105,26 +103,6 @@ SOFT_ONSET_CONTRAST = 1.6
 NOTE_CONTRAST_RATIO = 2.0
 #: A grid is "steady" when the median residual of onset peaks is under this share of a beat.
 STEADY_RESIDUAL = 0.06
-#: Local tempo path (:func:`local_periods`): the envelope's fold salience in windows of
-#: LOCAL_TEMPO_WINDOW_S seconds every LOCAL_TEMPO_HOP_S, over periods spaced evenly in log
-#: (LOCAL_TEMPO_STEP apart) within a range of the track's beat period, and a Viterbi path
-#: through them where a 10 % step costs LOCAL_TEMPO_SWITCH (a window's best salience is 1).
-LOCAL_TEMPO_WINDOW_S, LOCAL_TEMPO_HOP_S = 8.0, 1.0
-LOCAL_TEMPO_STEP = 0.025
-LOCAL_TEMPO_SWITCH = 2.0
-#: Range of the path where a constant grid at the beat period fits the onsets: a tempo that
-#: moves, within the chosen pulse family (no 3:4 or 4:3 relative in it: the family vote chose).
-MOVING_RANGE = (0.8, 1.25)
-#: Range where no constant grid fits: the beat period itself is in doubt, and the path may find
-#: a 3:4 / 4:3 relative that a steadier beat follows (still no 1:2 or 2:1 alias in it).
-UNSTEADY_RANGE = (0.6, 1.6)
-#: A constant grid that fits the onset peaks is still no steady tempo when the local tempo path
-#: (MOVING_RANGE) spans more than this (its 90th over its 10th percentile, minus 1): dense
-#: notes put a peak near any grid point.
-TEMPO_MOVES = 0.10
-#: Under this pulse-family confidence, a beat period no constant grid fits is itself in doubt,
-#: and the DP's period follows the local path over UNSTEADY_RANGE; a sure family keeps its period.
-FAMILY_DOUBT = 0.5
 #: Half-window (seconds) of a grid hit for onset-peak pulses: 10 % of the period within these.
 PULSE_TOL = (0.025, 0.05)
 #: Pulse families compared with the first choice: a 3:4, 4:3, 2:3 or 3:2 error is not an octave
@@ -242,21 +220,8 @@ def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None 
     runner_family = families[order[1]] * fe.fps if len(order) > 1 else period
     grid_env = _grid_envelope(fe, onset, period, start, end)
     beats_f, steady = _fit_grid(grid_env, period, start, end, fe.fps)
-    family_conf = float(np.clip(family_margin / FAMILY_MARGIN_SCALE, 0.0, 1.0))
-    # The DP's period: constant, or following the local tempo path (see local_periods).
-    span: tuple[float, float] | None = None
-    if steady:
-        path = local_periods(grid_env[start:end], period, fe.fps, MOVING_RANGE)
-        lo_p, hi_p = np.percentile(path, [10, 90])
-        if hi_p / lo_p - 1.0 > TEMPO_MOVES:
-            log.debug("local tempo spans %.0f %%: not a steady grid", 100 * (hi_p / lo_p - 1))
-            steady, span = False, MOVING_RANGE
-    elif family_conf < FAMILY_DOUBT and consistency >= PULSE_FAMILY_MIN:
-        # (where the onsets have no pulse family the chords chose it: the onsets' local
-        # path would only follow one of their unrelated pulses)
-        span = UNSTEADY_RANGE
     if not steady:
-        beats_f = _dp_beats(grid_env, period, start, end, fe.fps, span)
+        beats_f = _dp_beats(grid_env, period, start, end, fe.fps)
     beats = fe.frames_to_time(beats_f) - ONSET_LAG
     beats = beats[(beats >= -0.03) & (beats < fe.duration)]
     beats = np.maximum(beats, 0.0)
@@ -272,6 +237,7 @@ def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None 
     downbeats = beats[phase::meter]
     # Confidence: the closer call of the two tempo decisions (family, then octave) names the
     # runner-up; margins map to [0, 1] by scales set on development data.
+    family_conf = float(np.clip(family_margin / FAMILY_MARGIN_SCALE, 0.0, 1.0))
     octave_conf = float(np.clip(octave_margin / OCTAVE_MARGIN_SCALE, 0.0, 1.0))
     if family_conf <= octave_conf:
         alt_period = _nearest_octave(runner_family, period)
@@ -667,84 +633,14 @@ def _trim_to_activity(
     return frames[alive[0] : alive[-1] + 1]
 
 
-def _window_fold_salience(
-    x: np.ndarray, starts: np.ndarray, win: int, periods: np.ndarray, bins: int = 24
-) -> np.ndarray:
-    """:func:`_fold_salience` of ``x[a : a + win]`` for every ``a`` in ``starts`` (rows) and
-    every period (columns), as one matrix product: the phase bins of a window depend only on
-    its length, so one (win, periods x bins) indicator matrix serves them all."""
-    phase = (
-        frame_phases(win, np.asarray(periods, dtype=np.float64)[:, None])
-        * (bins / periods[:, None])
-    ).astype(np.intp)
-    np.minimum(phase, bins - 1, out=phase)
-    k = len(periods)
-    onehot = np.zeros((win, k * bins))
-    onehot[np.arange(win)[None, :], phase + (np.arange(k) * bins)[:, None]] = 1.0
-    counts = np.maximum(onehot.sum(axis=0), 1.0)
-    windows = np.lib.stride_tricks.sliding_window_view(x, win)[starts]
-    h = ((windows @ onehot) / counts).reshape(len(starts), k, bins)
-    h3 = (h + np.roll(h, 1, axis=2) + np.roll(h, -1, axis=2)) / 3.0
-    return h3.max(axis=2) - windows.mean(axis=1)[:, None]
-
-
-def local_periods(
-    env: np.ndarray, period: float, fps: float, span: tuple[float, float] = UNSTEADY_RANGE
-) -> np.ndarray:
-    """Beat period (frames) at every frame of ``env``: the tempo path of a track whose tempo moves.
-
-    The envelope's fold salience (:func:`_fold_salience`) is measured in windows of
-    :data:`LOCAL_TEMPO_WINDOW_S` every :data:`LOCAL_TEMPO_HOP_S` over periods within ``span``
-    times ``period``, scaled to 1 per window; a Viterbi path through
-    the windows pays :data:`LOCAL_TEMPO_SWITCH` per 10 % change of period, so the path follows a
-    ritardando or a new tempo and ignores one odd window. Interpolated to every frame.
-    """
-    n = len(env)
-    sd = float(env.std())
-    x = env / sd if sd > 0 else env
-    lo, hi = span
-    steps = int(round(np.log(hi / lo) / np.log1p(LOCAL_TEMPO_STEP))) + 1
-    ratios = np.exp(np.linspace(np.log(lo), np.log(hi), steps))
-    periods = period * ratios
-    win, hop = int(LOCAL_TEMPO_WINDOW_S * fps), max(int(LOCAL_TEMPO_HOP_S * fps), 1)
-    if n <= win:
-        return np.full(n, float(period))
-    centres = np.arange(win // 2, n - win // 2, hop)
-    sal = _window_fold_salience(x, centres - win // 2, win, periods)
-    sal /= np.maximum(sal.max(axis=1, keepdims=True), 1e-9)
-    idx = np.arange(len(periods))
-    step = float(np.log(ratios[1] / ratios[0]))
-    trans = -LOCAL_TEMPO_SWITCH * np.abs(idx[:, None] - idx[None, :]) * step / np.log(1.1)
-    score = sal[0].copy()
-    back = np.zeros(sal.shape, dtype=np.int64)
-    for w in range(1, len(sal)):
-        cand = score[:, None] + trans
-        back[w] = np.argmax(cand, axis=0)
-        score = cand[back[w], idx] + sal[w]
-    path = np.empty(len(sal), dtype=np.int64)
-    path[-1] = int(np.argmax(score))
-    for w in range(len(sal) - 1, 0, -1):
-        path[w - 1] = back[w, path[w]]
-    return np.interp(np.arange(n), centres, periods[path])
-
-
-def _dp_beats(
-    onset: np.ndarray,
-    period: float,
-    start: int,
-    end: int,
-    fps: float,
-    span: tuple[float, float] | None = None,
-) -> np.ndarray:
+def _dp_beats(onset: np.ndarray, period: float, start: int, end: int, fps: float) -> np.ndarray:
     """Ellis's dynamic-programming beat tracker, for tracks whose tempo moves.
 
     Each frame's score is its onset strength plus the best score of a predecessor 0.5-2 periods
-    earlier, penalised by ``tightness * log(interval / period) ** 2``, where the period is the
-    local one of :func:`local_periods` within ``span`` times ``period`` when ``span`` is given (Ellis's tracker holds one period for the whole track:
-    a tempo change or a 4:3 slip of the first estimate then costs every beat after it); the
-    beats are the backtrace from the best-scoring frame of the last period. Written in numpy
-    rather than calling librosa's numba version, whose first call costs ~6 s in every fresh
-    process and whose on-disk cache is unsafe when several workers compile it at once.
+    earlier, penalised by ``tightness * log(interval / period) ** 2``; the beats are the
+    backtrace from the best-scoring frame of the last period. Written in numpy rather than
+    calling librosa's numba version, whose first call costs ~6 s in every fresh process and whose
+    on-disk cache is unsafe when several workers compile it at once.
     """
     env = onset[start:end].astype(np.float64)
     n = len(env)
@@ -752,25 +648,19 @@ def _dp_beats(
         return np.zeros(0)
     sd = float(env.std())
     local = env / sd if sd > 0 else env
-    if span is None:
-        periods = np.full(n, float(period))
-    else:
-        periods = local_periods(env, period, fps, span)
+    lags = np.arange(int(round(2 * period)), max(int(round(period / 2)), 1) - 1, -1)
+    penalty = -TIGHTNESS * np.log(lags / period) ** 2
     cum = local.copy()
     back = np.full(n, -1, dtype=np.int64)
-    for i in range(max(int(round(float(periods.min()) / 2)), 1), n):
-        p = float(periods[i])
-        lags = np.arange(int(round(2 * p)), max(int(round(p / 2)), 1) - 1, -1)
+    for i in range(int(lags[-1]), n):
         prev = i - lags
         ok = prev >= 0
-        if not ok.any():
-            continue
-        cand = cum[prev[ok]] - TIGHTNESS * np.log(lags[ok] / p) ** 2
+        cand = cum[prev[ok]] + penalty[ok]
         j = int(np.argmax(cand))
         if cand[j] > 0:
             cum[i] += cand[j]
             back[i] = prev[ok][j]
-    tail = max(n - int(round(float(periods[-1]))), 0)
+    tail = max(n - int(round(period)), 0)
     i = tail + int(np.argmax(cum[tail:]))
     beats = []
     while i >= 0:
