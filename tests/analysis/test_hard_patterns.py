@@ -137,3 +137,23 @@ def test_a_piece_that_starts_on_a_pickup(meter, pickup, tempo):
     assert mir_eval.beat.f_measure(song.beats, a.beats) >= 0.95
     assert a.time_signature == (meter, 4)
     assert mir_eval.beat.f_measure(song.downbeats, a.downbeats) >= 0.95
+
+
+def test_low_bass_notes_are_named_from_the_peak_not_the_bin():
+    """A 2.7 Hz bin of the tonal STFT is a whole semitone near 45 Hz: a low bass note a little
+    off a bin centre (a detuned or transposed track) was named by the centre of its loudest
+    bin, a semitone off (F1 at +30 cents read as F#). Its frequency is now interpolated."""
+    import numpy as np
+
+    from cratedig.analysis.frontend import compute_frontend
+    from cratedig.analysis.tonal import bass_notes
+
+    sr = 22050
+    t = np.arange(3 * sr) / sr
+    for midi in range(29, 40):  # F1 .. D#2, 44-78 Hz
+        for cents in (-30, -15, 0, 15, 30):
+            f0 = 440.0 * 2 ** ((midi - 69 + cents / 100) / 12)
+            y = 0.3 * sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
+            fe = compute_frontend(y.astype(np.float32), sr=sr)
+            pc = int(np.argmax(bass_notes(fe, tuning=cents).sum(axis=0)))
+            assert pc == midi % 12, (midi, cents, pc)
