@@ -247,3 +247,57 @@ def pickup_piece(
         beats=beats,
         downbeats=downbeats,
     )
+
+
+def modulating_piece(
+    *,
+    home: tuple[str, ...] = ("G", "C", "D", "G"),
+    away: tuple[str, ...] = ("D", "G", "A", "D"),
+    home_bars: int = 4,
+    away_bars: int = 12,
+    tempo: float = 110.0,
+    seed: int = 0,
+    sr: int = SR,
+) -> HardSong:
+    """A drumless excerpt that states its (major) key, then modulates and stays away to the end.
+
+    ``home_bars`` bars cycle the major chords ``home`` (one a bar), then ``away_bars`` bars cycle
+    ``away`` and end there, as a sonata exposition cut before its return does: G major moving to
+    its dominant D for the rest of the excerpt. Plucked chords, a bass note on every beat, a
+    melody on chord tones. The key a score gives, and a musician names, is the opening's.
+    """
+    rng = np.random.default_rng(seed)
+    spb = 60.0 / tempo
+    first_bar = 0.25
+    bars = home_bars + away_bars
+    beats = first_bar + spb * np.arange(bars * 4)
+    downbeats = first_bar + 4 * spb * np.arange(bars)
+    n = int((first_bar + bars * 4 * spb + 1.0) * sr)
+
+    def at(t: float) -> int:
+        return int(round(t * sr))
+
+    ren = _Renderer(n, sr, rng)
+    pluck, bass, lead = [], [], []
+    for b in range(bars):
+        t0 = first_bar + 4 * spb * b
+        root = home[b % len(home)] if b < home_bars else away[(b - home_bars) % len(away)]
+        pcs = _chord(root, False)
+        voicing = sorted(55 + (pc - 55) % 12 for pc in pcs)
+        for q in range(4):
+            bass.append((at(t0 + q * spb), at(0.9 * spb), 33 + (NOTE[root] - 33) % 12, 0.35))
+            pluck += [(at(t0 + q * spb), at(0.6 * spb), m, 0.1) for m in voicing]
+            pc = pcs[int(rng.integers(3))]
+            lead.append((at(t0 + q * spb), at(0.9 * spb), 72 + (pc - 72) % 12, 0.13))
+    mix = ren.notes(_PLUCK, pluck) + ren.notes(_BASS, bass) + ren.notes(_LEAD, lead)
+    mix = 0.89 * mix / np.max(np.abs(mix))
+    return HardSong(
+        name=f"modulating_{home[0]}_{away[0]}",
+        audio=mix.astype(np.float32),
+        sr=sr,
+        tempo=tempo,
+        key=Key.parse(f"{home[0]} major"),
+        meter=4,
+        beats=beats,
+        downbeats=downbeats,
+    )

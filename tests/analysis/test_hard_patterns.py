@@ -157,3 +157,37 @@ def test_low_bass_notes_are_named_from_the_peak_not_the_bin():
             fe = compute_frontend(y.astype(np.float32), sr=sr)
             pc = int(np.argmax(bass_notes(fe, tuning=cents).sum(axis=0)))
             assert pc == midi % 12, (midi, cents, pc)
+
+
+@pytest.mark.parametrize(
+    "home, away, home_bars, away_bars",
+    [
+        (("G", "C", "D", "G"), ("D", "G", "A", "D"), 4, 7),
+        (("F", "Bb", "C", "F"), ("C", "F", "G", "C"), 5, 9),
+    ],
+)
+def test_an_excerpt_that_modulates_is_named_by_its_opening_key(home, away, home_bars, away_bars):
+    """A piece states its key, moves to the dominant and is cut there (the first minute of a
+    sonata movement, an edit): two thirds of its notes and its last bar are in the dominant, so
+    the chroma summary and the final-bar bass both say the dominant (read as D major / C major
+    before analysis v12). The opening's own key is now a prior on the track's."""
+    from .hard_songs import modulating_piece
+
+    for seed in (0, 1):
+        song = modulating_piece(
+            home=home, away=away, home_bars=home_bars, away_bars=away_bars, seed=seed
+        )
+        a = analyze_signal(song.audio, sr=song.sr)
+        assert str(a.key) == str(song.key), (seed, str(a.key))
+
+
+def test_the_opening_ends_after_its_first_bar_and_a_long_bar_counts_as_two():
+    import numpy as np
+
+    from cratedig.analysis.tonal import opening_end
+
+    assert opening_end(np.array([0.5, 2.5]), np.array([2.5, 4.5])) == 2.5
+    # a half-tempo reading: 4 s "bars" are two bars of the song; the first ends at 2 s
+    assert opening_end(np.array([0.0, 4.0]), np.array([4.0, 8.0])) == 2.0
+    assert opening_end(np.array([0.0, 4.0]), np.array([4.0, 8.0]), bars=3) == 6.0
+    assert opening_end(np.array([]), np.array([])) == 0.0

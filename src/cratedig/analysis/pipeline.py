@@ -19,12 +19,14 @@ from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAn
 from cratedig.analysis.rhythm import ONSET_LAG, BeatGrid, active_span, track_beats
 from cratedig.analysis.structure import bar_bounds, bar_cues, segment_structure
 from cratedig.analysis.tonal import (
+    OPENING_WEIGHT,
     KeyEstimate,
     bass_notes,
     chroma_pair,
     estimate_key,
     estimate_tuning,
     hypermetric_spans,
+    opening_end,
 )
 from cratedig.audio.decode import ANALYSIS_SR, MAX_DURATION, DecodedAudio, decode
 from cratedig.errors import ParameterError
@@ -168,7 +170,15 @@ def analyze_signal(
     notes = bass_notes(fe, tuning=tuning)
     h_starts, h_ends = hypermetric_spans(starts, ends)
     cadence = feat.span_means(notes, fe.tonal_fps, h_starts, h_ends)
-    track_key = estimate_key(chroma[t_lo:t_hi], bass[t_lo:t_hi], cadence_chroma=cadence)
+    # The opening states the key (before any modulation): its own scores are a prior.
+    o_hi = max(int(np.ceil(opening_end(starts, ends) * fe.tonal_fps)), t_lo + 1)
+    opening = estimate_key(chroma[t_lo:o_hi], bass[t_lo:o_hi], cadence_weight=0.0)
+    track_key = estimate_key(
+        chroma[t_lo:t_hi],
+        bass[t_lo:t_hi],
+        cadence_chroma=cadence,
+        prior=OPENING_WEIGHT * opening.scores,
+    )
     lap("key")
 
     segments = _phrase_segments(
