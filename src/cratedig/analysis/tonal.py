@@ -10,7 +10,9 @@ Method
   time (~280 ms) first removes drum transients, a cheap stand-in for HPSS (21x realtime).
 - **Key**: correlation of the track's chroma with 24 rotated key profiles, plus the evidence of
   the bass register for the tonic (the bass plays the tonic at cadences and phrase starts, which
-  resolves the relative major/minor confusion that dominates profile methods' errors).
+  resolves the relative major/minor confusion that dominates profile methods' errors), the bass
+  at phrase starts and in the last bar, and the first bar's own key scores as a prior (music
+  states its key before it modulates: :data:`OPENING_WEIGHT`).
 
 References
 ----------
