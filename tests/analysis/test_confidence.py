@@ -1,5 +1,6 @@
 """Confidences that flag the analysis' likely errors (issue 9: "report a confidence per
-estimate"): the key's is the share of the track that stays in that key, the bar lines' is
+estimate"): the key's is no more than the share of the track that stays in that key (and
+halved when the opening says another key), the bar lines' is
 never above the confidence of the beat level and meter under them."""
 
 import numpy as np
@@ -53,3 +54,23 @@ def test_clear_patterns_stay_confident(name):
     est = analyze_signal(song.audio, sr=song.sr).estimates
     assert est["downbeat"]["confidence"] >= 0.5
     assert est["key"]["confidence"] >= 0.5
+
+
+def test_the_key_is_no_surer_than_its_weaker_cue_and_doubts_an_opening_in_another_key():
+    from cratedig.analysis.pipeline import OPENING_DISAGREE_FACTOR, key_confidence
+
+    assert key_confidence(0.9, 0.4, opening_agrees=True) == pytest.approx(0.4)
+    assert key_confidence(0.3, 1.0, opening_agrees=True) == pytest.approx(0.3)
+    assert key_confidence(1.0, 1.0, opening_agrees=False) == pytest.approx(OPENING_DISAGREE_FACTOR)
+
+
+def test_a_piece_that_leaves_its_opening_key_for_good_is_not_sure():
+    """G major for 4 bars, then D major for 7 to the end (see test_hard_patterns): named G
+    from its opening, but most of it is in D, and the confidence says so."""
+    from .hard_songs import modulating_piece
+
+    song = modulating_piece(home_bars=4, away_bars=7, seed=0)
+    a = analyze_signal(song.audio, sr=song.sr)
+    assert str(a.key) == "G major"
+    assert a.estimates["key"]["confidence"] < 0.5
+    assert any(note.startswith("key ") for note in a.doubts(below=0.5))
