@@ -1278,8 +1278,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=("cratedig", "librosa", "essentia", "madmom", "mixxx"),
         action="append",
         help="run only this system (repeatable); default: cratedig and librosa on the "
-        "synthetic set, plus Essentia on the real set (madmom, a neural reference about "
-        "20x slower, only when named)",
+        "synthetic set, plus Essentia and Mixxx on the real set (madmom, a neural reference "
+        "about 20x slower, only when named)",
     )
     p.add_argument(
         "--repeats", type=int, help="timed passes over the songs (default 3 synthetic, 1 real)"
@@ -1290,7 +1290,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.repeats is None:
         a.repeats = 3 if a.set == "synthetic" else 1
     wanted = a.only or (
-        ["cratedig", "librosa"] if a.set == "synthetic" else ["cratedig", "librosa", "essentia"]
+        ["cratedig", "librosa"]
+        if a.set == "synthetic"
+        else ["cratedig", "librosa", "essentia", "mixxx"]
     )
     factories = {
         "cratedig": cratedig_system,
