@@ -175,6 +175,20 @@ def hard_song(name: str, *, bars: int = 16, seed: int = 0, sr: int = SR) -> Hard
     )
 
 
+def _chord_on_beats(at, t0: float, spb: float, beats: int, root: str, voicing, bass, pluck) -> None:
+    """A plucked chord and a bass note on each of ``beats`` beats from ``t0``."""
+    for q in range(beats):
+        bass.append((at(t0 + q * spb), at(0.9 * spb), 33 + (NOTE[root] - 33) % 12, 0.35))
+        pluck += [(at(t0 + q * spb), at(0.6 * spb), m, 0.1) for m in voicing]
+
+
+def _plucked_song(ren: _Renderer, pluck, bass, lead, **truth) -> HardSong:
+    """Mix the pluck, bass and lead notes, normalise, and attach the truth."""
+    mix = ren.notes(_PLUCK, pluck) + ren.notes(_BASS, bass) + ren.notes(_LEAD, lead)
+    mix = 0.89 * mix / np.max(np.abs(mix))
+    return HardSong(audio=mix.astype(np.float32), **truth)
+
+
 #: Chords of :func:`pickup_piece`, one per bar: F major, a plain diatonic progression.
 PICKUP_CHORDS = [
     ("F", False),
@@ -221,9 +235,7 @@ def pickup_piece(
         root, minor = PICKUP_CHORDS[b % len(PICKUP_CHORDS)]
         pcs = _chord(root, minor)
         voicing = sorted(55 + (pc - 55) % 12 for pc in pcs)
-        for q in range(meter):
-            bass.append((at(t0 + q * spb), at(0.9 * spb), 33 + (NOTE[root] - 33) % 12, 0.35))
-            pluck += [(at(t0 + q * spb), at(0.6 * spb), m, 0.1) for m in voicing]
+        _chord_on_beats(at, t0, spb, meter, root, voicing, bass, pluck)
         if b % 2 == 0:
             lead.append((at(t0), at((meter - 0.2) * spb), 72 + (pcs[0] - 72) % 12, 0.13))
         else:
@@ -235,11 +247,12 @@ def pickup_piece(
         lead.append((at(t), at(0.9 * spb), 74, 0.16))
         pluck += [(at(t), at(0.6 * spb), m, 0.1) for m in (55, 60, 64)]
         bass.append((at(t), at(0.9 * spb), 31, 0.35))
-    mix = ren.notes(_PLUCK, pluck) + ren.notes(_BASS, bass) + ren.notes(_LEAD, lead)
-    mix = 0.89 * mix / np.max(np.abs(mix))
-    return HardSong(
+    return _plucked_song(
+        ren,
+        pluck,
+        bass,
+        lead,
         name=f"pickup_{meter}_{pickup}",
-        audio=mix.astype(np.float32),
         sr=sr,
         tempo=tempo,
         key=Key.parse("F major"),
@@ -284,16 +297,16 @@ def modulating_piece(
         root = home[b % len(home)] if b < home_bars else away[(b - home_bars) % len(away)]
         pcs = _chord(root, False)
         voicing = sorted(55 + (pc - 55) % 12 for pc in pcs)
+        _chord_on_beats(at, t0, spb, 4, root, voicing, bass, pluck)
         for q in range(4):
-            bass.append((at(t0 + q * spb), at(0.9 * spb), 33 + (NOTE[root] - 33) % 12, 0.35))
-            pluck += [(at(t0 + q * spb), at(0.6 * spb), m, 0.1) for m in voicing]
             pc = pcs[int(rng.integers(3))]
             lead.append((at(t0 + q * spb), at(0.9 * spb), 72 + (pc - 72) % 12, 0.13))
-    mix = ren.notes(_PLUCK, pluck) + ren.notes(_BASS, bass) + ren.notes(_LEAD, lead)
-    mix = 0.89 * mix / np.max(np.abs(mix))
-    return HardSong(
+    return _plucked_song(
+        ren,
+        pluck,
+        bass,
+        lead,
         name=f"modulating_{home[0]}_{away[0]}",
-        audio=mix.astype(np.float32),
         sr=sr,
         tempo=tempo,
         key=Key.parse(f"{home[0]} major"),
