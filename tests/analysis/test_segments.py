@@ -99,3 +99,15 @@ def test_silence_between_sounds_is_not_a_crash():
     a = analyze_signal(y, sr=SR)
     assert len(a.segments) >= 1
     assert a.segments[0].start >= 0 and a.segments[-1].end <= 8.0 + 1e-6
+
+
+@pytest.mark.parametrize("seconds", [0.2, 0.5, 0.9])
+def test_a_clip_shorter_than_a_second_is_not_a_crash(seconds):
+    """``analyze_signal`` has no minimum length (files do: ``decode`` refuses under 5 s with a
+    clear error). Under a second, the onset envelope is shorter than its 1-second moving
+    average, which raised a numpy broadcast error before."""
+    t = np.arange(int(seconds * SR)) / SR
+    y = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    a = analyze_signal(y, sr=SR)
+    assert len(a.segments) >= 1
+    assert np.isfinite(a.tempo)

@@ -328,7 +328,10 @@ def active_span(fe: Frontend, *, floor_db: float = -45.0) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------
 def _local_normalise(x: np.ndarray, fps: float) -> np.ndarray:
     """Subtract a 1-second moving average and half-wave rectify: keeps the peaks, drops swells."""
-    n = max(3, int(round(fps)))
+    if len(x) == 0:
+        return x
+    # A signal shorter than the window (a clip under a second) averages over all of it.
+    n = min(max(3, int(round(fps))), len(x))
     kernel = np.ones(n) / n
     smooth = np.convolve(x, kernel, mode="same")
     out = np.maximum(x - smooth, 0.0)
