@@ -78,6 +78,9 @@ def test_analyze_prints_the_doubt_and_the_json_carries_it(tmp_path):
     table = CliRunner().invoke(app, ["analyze", str(path)])
     assert table.exit_code == 0, table.output
     data = json.loads(CliRunner().invoke(app, ["analyze", "--json", str(path)]).stdout)
+    # The header gives the key's confidence, the number its doubt line uses (not the clarity).
+    key = data["estimates"]["key"]
+    assert f"{data['camelot']}, confidence {key['confidence']:.2f})" in table.output
     tempo = data["estimates"]["tempo"]
     if tempo["confidence"] < 0.5:
         assert f"or {tempo['alternative']:.1f} ({tempo['relation']})?" in table.output

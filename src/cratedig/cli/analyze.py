@@ -59,10 +59,13 @@ def analyze_command(
 
 
 def _print_analysis(a: Any) -> None:  # a: TrackAnalysis
+    # The key's confidence (what the doubt lines use), not its clarity: the clarity is one of
+    # the two cues of the confidence and alone read "1.00" beside a doubt at 0.30.
+    key_conf = (a.estimates.get("key") or {}).get("confidence", a.key_clarity)
     out.print(
         f"[bold]{shown(a.path)}[/bold]  {a.tempo:.2f} BPM  "
         f"{a.time_signature[0]}/{a.time_signature[1]}  "
-        f"{a.key} ([bold]{a.camelot}[/bold], clarity {a.key_clarity:.2f})  "
+        f"{a.key} ([bold]{a.camelot}[/bold], confidence {key_conf:.2f})  "
         f"{clock(a.duration)}  {a.loudness:.1f} LUFS  tuning {a.tuning:+.0f} c  id {a.track_id}",
         soft_wrap=True,  # a long path must stay whole (and copyable) on one line
     )
