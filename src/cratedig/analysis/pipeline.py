@@ -281,9 +281,9 @@ def key_agreement(
     """Share of the track's time (by phrase segment) whose own key, judged as the track's is
     (chroma, bass, and the bass at the hypermetric downbeats inside it), is the track's key.
 
-    One of the two cues of the key's confidence (:func:`key_confidence`): a piece that leaves its key for long
-    (a sonata exposition in the dominant) is one whose key is in doubt. Before analysis v12 it
-    was all of it (real dev ROC AUC 0.71, the clarity's 0.47 then; with the opening prior of
+    One of the two cues of the key's confidence (:func:`key_confidence`): a piece that leaves
+    its key for long (a sonata exposition in the dominant) is one whose key is in doubt. Before
+    analysis v12 it was all of it (real dev ROC AUC 0.71, the clarity's 0.47 then; with the opening prior of
     v12 the clarity separates better, 0.70 against this share's 0.63).
     ``cadence``: the start times (s) of the hypermetric spans and their bass chroma.
     """
