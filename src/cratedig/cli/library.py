@@ -1,4 +1,4 @@
-"""Library commands: ``ingest``, ``stats``, ``tracks``, ``export-slices``. Parse, call, print.
+"""Library commands: ``ingest``, ``stats``, ``tracks``, ``export-slices``, ``export-rekordbox``. Parse, call, print.
 
 ``ingest`` is :func:`cratedig.workflows.update_library`: the ingest, then the match index and
 segment clusters.
@@ -7,6 +7,7 @@ segment clusters.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -253,6 +254,40 @@ def export_slices_command(
         raise typer.Exit(1)
 
 
+def export_rekordbox_command(
+    out_file: Annotated[
+        Path, typer.Argument(help="The rekordbox XML file to write (- for standard output).")
+    ],
+    hot_cues: Annotated[
+        bool,
+        typer.Option("--hot-cues", help="Also set hot cues A-H on the first eight sections."),
+    ] = False,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Write the library as a rekordbox XML collection: beat grids, keys and a cue at every
+    section, for rekordbox and the tools that read its format."""
+    from cratedig.library.db import open_library
+    from cratedig.library.rekordbox import export_rekordbox
+
+    with open_library(db, create=False) as lib:
+        report = export_rekordbox(lib, out_file, hot_cues=hot_cues)
+    if json_out:
+        print(json.dumps(report.to_json()), file=sys.stderr if report.path == "-" else sys.stdout)
+        return
+    say = err if report.path == "-" else out
+    say.print(
+        f"{report.files} files of {report.tracks} tracks written to {shown(report.path)}: "
+        f"beat grids ({report.tempo_marks} tempo marks), keys, {report.cues} section cues"
+    )
+    for path in report.missing:
+        say.print(f"  [yellow]left out[/yellow] {shown(path)}: no longer on disk", soft_wrap=True)
+    say.print(
+        "In rekordbox: Preferences > Advanced > Database > rekordbox xml > Imported Library: "
+        "this file; then Preferences > View > Layout > rekordbox xml shows it in the tree."
+    )
+
+
 def prune_command(db: DbOption = None, json_out: JsonOption = False) -> None:
     """Drop files gone from disk and the tracks no file holds any more (and their index
     entries); `ingest` does the same for the folder it scans."""
@@ -273,11 +308,13 @@ def prune_command(db: DbOption = None, json_out: JsonOption = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``ingest``, ``stats``, ``tracks``, ``export-slices`` and ``prune`` to ``app``."""
+    """Add ``ingest``, ``stats``, ``tracks``, ``export-slices``, ``export-rekordbox`` and
+    ``prune`` to ``app``."""
     app.command("ingest")(ingest_command)
     app.command("stats")(stats_command)
     app.command("tracks")(tracks_command)
     app.command("export-slices")(export_slices_command)
+    app.command("export-rekordbox")(export_rekordbox_command)
     app.command("prune")(prune_command)
 
 
