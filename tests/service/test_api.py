@@ -463,3 +463,23 @@ def test_the_library_report_is_served_at_reports(client):
     r = client.get("/reports")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "cratedig library report" in r.text and 'alt="Camelot key wheel"' in r.text
+
+
+def test_the_library_downloads_as_a_rekordbox_collection(client, service_library):
+    import xml.etree.ElementTree as ET
+
+    from cratedig.library.rekordbox import path_of_location
+
+    r = client.get("/api/export/rekordbox.xml?hot_cues=true")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/xml")
+    assert "cratedig-rekordbox.xml" in r.headers["content-disposition"]
+    root = ET.fromstring(r.content)
+    tracks = root.find("COLLECTION").findall("TRACK")
+    on_disk = sorted(str(p) for p in (service_library["music"] / "crate").rglob("*.*"))
+    assert sorted(path_of_location(t.get("Location")) for t in tracks) == on_disk
+    for t in tracks:
+        assert t.find("TEMPO") is not None and float(t.get("AverageBpm")) > 0
+        hot = [m for m in t.findall("POSITION_MARK") if m.get("Num") != "-1"]
+        assert hot and hot[0].get("Num") == "0"
+    page = client.get("/").text
+    assert 'href="/api/export/rekordbox.xml"' in page

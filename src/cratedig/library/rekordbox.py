@@ -31,6 +31,7 @@ the format.
 
 from __future__ import annotations
 
+import io
 import os
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -347,27 +348,14 @@ def _playlist(parent: ET.Element, name: str, track_ids: list[int]) -> None:
         ET.SubElement(node, "TRACK", {"Key": str(i)})
 
 
-def export_rekordbox(
-    library: Library,
-    out: str | os.PathLike[str],
-    *,
-    hot_cues: bool = False,
-    track_ids: Iterable[str] | None = None,
-) -> RekordboxReport:
-    """Write the library (or ``track_ids``) as a rekordbox XML collection to ``out``.
+def rekordbox_document(
+    library: Library, *, hot_cues: bool = False, track_ids: Iterable[str] | None = None
+) -> tuple[bytes, RekordboxReport]:
+    """The library (or ``track_ids``) as a rekordbox XML document (UTF-8 bytes), and its report.
 
     Every file of a track still on disk becomes a ``TRACK`` (a song held in two places is
     two entries, as in rekordbox); files gone are listed in the report's ``missing``.
-
-    ``out`` may be a file (replaced atomically), a symbolic link (written through), a FIFO or
-    ``-`` (standard output).
-
-    Raises
-    ------
-    OutputError
-        ``out`` is a folder, or its folder does not exist (checked before any work).
     """
-    check_output(out)
     with library.reader() as s:
         wanted = sorted(t.track_id for t in repo.query_tracks(s))
         if track_ids is not None:
@@ -391,8 +379,30 @@ def export_rekordbox(
                 yield analysis, os.path.abspath(p)
 
     tree, report = collection_xml(entries(), hot_cues=hot_cues)
-    with output_path(out) as tmp:
-        tree.write(tmp, encoding="UTF-8", xml_declaration=True)
-    report.path = os.fsdecode(out)
+    buf = io.BytesIO()
+    tree.write(buf, encoding="UTF-8", xml_declaration=True)
     report.missing = missing
+    return buf.getvalue(), report
+
+
+def export_rekordbox(
+    library: Library,
+    out: str | os.PathLike[str],
+    *,
+    hot_cues: bool = False,
+    track_ids: Iterable[str] | None = None,
+) -> RekordboxReport:
+    """Write :func:`rekordbox_document` to ``out``: a file (replaced atomically), a symbolic
+    link (written through), a FIFO or ``-`` (standard output).
+
+    Raises
+    ------
+    OutputError
+        ``out`` is a folder, or its folder does not exist (checked before any work).
+    """
+    check_output(out)
+    data, report = rekordbox_document(library, hot_cues=hot_cues, track_ids=track_ids)
+    with output_path(out) as tmp:
+        Path(tmp).write_bytes(data)
+    report.path = os.fsdecode(out)
     return report

@@ -589,6 +589,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         """Every rating, oldest first."""
         return {"ratings": [r.to_json() for r in workflows.list_ratings(state.library)]}
 
+    @app.get("/api/export/rekordbox.xml", tags=["library"], response_class=Response)
+    def export_rekordbox(hot_cues: bool = False) -> Response:
+        """The library as a rekordbox XML collection (``cratedig export-rekordbox``): beat
+        grids, keys, a memory cue per section (and hot cues A-H with ``hot_cues=true``)."""
+        from cratedig.library.rekordbox import rekordbox_document
+
+        data, _ = rekordbox_document(state.library, hot_cues=hot_cues)
+        return Response(
+            data,
+            media_type="application/xml",
+            headers={"Content-Disposition": 'attachment; filename="cratedig-rekordbox.xml"'},
+        )
+
     @app.get("/reports", tags=["library"], response_class=HTMLResponse)
     def report() -> HTMLResponse:
         """The library report (``cratedig report``): key wheel, tempo histogram, cluster map,
