@@ -254,3 +254,15 @@ def test_standard_output_gets_the_xml_and_nothing_else(app, library):
     assert result.exit_code == 0, result.output
     root = ET.fromstring(result.stdout.encode())
     assert len(root.find("COLLECTION").findall("TRACK")) == len(SONGS)
+
+
+def test_the_export_reads_the_same_from_sqlite_and_postgresql(app, library, db_url, tmp_path):
+    _, truth, root = library
+    with open_library(db_url) as lib:
+        assert ingest(lib, root / "music", executor=InProcessExecutor()).analysed == len(SONGS)
+    out = tmp_path / "rb.xml"
+    result = CliRunner().invoke(app, ["export-rekordbox", str(out), "--db", db_url])
+    assert result.exit_code == 0, result.output
+    tracks = _tracks(out)
+    assert set(tracks) == set(truth)
+    assert {t.get("Tonality") for t in tracks.values()} == {tonality(s.key) for s in truth.values()}
