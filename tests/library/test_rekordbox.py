@@ -79,6 +79,15 @@ def test_a_moving_tempo_is_re_anchored_on_bar_lines_and_stays_within_tolerance()
     np.testing.assert_array_equal(numbers, np.arange(len(beats)) % 4 + 1)
 
 
+def test_rubato_inside_a_bar_gets_a_mark_per_beat_and_every_beat_is_kept():
+    rng = np.random.default_rng(7)
+    beats = 0.5 + np.cumsum(rng.uniform(0.45, 0.75, 48))  # a free, live-played pulse
+    marks = tempo_marks(beats, beats[::3], 3)
+    times, numbers = grid_beats(marks, end=beats[-1] + 0.05, beats_per_bar=3)
+    assert len(times) == len(beats) and np.max(np.abs(times - beats)) <= 0.007
+    np.testing.assert_array_equal(numbers, np.arange(len(beats)) % 3 + 1)
+
+
 def test_a_first_beat_clamped_to_zero_is_not_fitted_and_the_grid_starts_inside_the_file():
     beats = -0.012 + 0.5 * np.arange(40)
     beats[0] = 0.0  # the analysis clamps a beat a few ms before the start to 0

@@ -17,7 +17,8 @@ What is written (Pioneer's "rekordbox XML format" list; ``DJ_PLAYLISTS`` version
   ``Metro`` (the time signature) and ``Battito`` (that beat's number in its bar). A grid is
   re-anchored on a bar line wherever the mark before it, with its BPM rounded to the 0.01
   rekordbox keeps, would be more than :data:`GRID_TOLERANCE` off the analysis' beats: one mark
-  for a steady track, a mark per bar or so where the tempo moves;
+  for a steady track, a mark per bar or so where the tempo moves, a mark per beat inside a bar
+  played freely (every beat of the analysis is then on the grid within the tolerance);
 - a memory cue (``POSITION_MARK``, ``Type`` 0, ``Num`` -1) at the start of every section,
   named by its label and repetition group ("drop B"); with ``hot_cues`` also hot cues A-H
   (``Num`` 0-7) on the first eight sections, coloured by their role;
@@ -127,10 +128,11 @@ def tempo_marks(
 ) -> list[TempoMark]:
     """The fewest bar-line anchored marks that reproduce ``beats`` within ``tolerance``.
 
-    The first mark sits on the first beat (a pickup beat gets its number in the bar), each
-    later one on a bar line. A mark covers bar after bar while one line still fits all their
-    beats: its BPM from a least-squares line through them, rounded to the 0.01 rekordbox keeps,
-    and its start the offset that line then fits best. A first beat at exactly 0 s is taken as
+    The first mark sits on the first beat (a pickup beat gets its number in the bar), later
+    ones on bar lines. A mark covers bar after bar while one line still fits all their beats:
+    its BPM from a least-squares line through them, rounded to the 0.01 rekordbox keeps, and
+    its start the offset that line then fits best. Where not even one bar fits (rubato inside
+    it), marks go beat by beat until the next bar line. A first beat at exactly 0 s is taken as
     clamped there (the analysis puts a beat a few ms before the file's start at 0) and not
     fitted; a mark whose fitted start would fall before 0 s starts a beat later.
 
@@ -152,47 +154,51 @@ def tempo_marks(
     d = np.asarray(downbeats, dtype=np.float64)
     first = int(np.argmin(np.abs(b - d[0]))) if len(d) else 0
     number = (np.arange(len(b)) - first) % m + 1  # each beat's number in its bar
-    # Where a mark may start: the first beat and every bar line after it.
-    anchors = [0] + [int(i) for i in np.flatnonzero(number == 1) if i > 0]
-    anchors.append(len(b))  # sentinel: one past the last beat
+    # Where a mark may end (and the next start): every bar line, and one past the last beat.
+    anchors = [int(i) for i in np.flatnonzero(number == 1) if i > 0] + [len(b)]
     weight = np.ones(len(b))
     if b[0] <= 0.0:
         weight[0] = 0.0
 
     def fit(i: int, j: int) -> tuple[float, float, float]:
-        """(start, bpm, worst miss) of one mark over beats i..j-1."""
-        k = np.arange(i, j, dtype=np.float64) - i
-        y, w = b[i:j], weight[i:j]
-        if j - i < 2 or w.sum() < 2:
-            step = (
-                float(np.median(np.diff(b))) if j - i < 2 else float(b[j - 1] - b[i]) / (j - 1 - i)
-            )
+        """(start, bpm, worst miss) of a mark from beat i up to the next mark's beat j: the
+        line must also land on beat j, or a player would lay a beat too many or too few
+        before the next mark."""
+        j = min(j, len(b) - 1)
+        k = np.arange(i, j + 1, dtype=np.float64) - i
+        y, w = b[i : j + 1], weight[i : j + 1]
+        if j == i:  # the last beat alone: the interval before it
+            step = float(b[i] - b[i - 1]) if i > 0 else float(np.median(np.diff(b)))
+        elif w.sum() < 2:
+            step = float(b[j] - b[i]) / (j - i)
         else:
             step = float(np.polyfit(k[w > 0], y[w > 0], 1)[0])
         bpm = round(60.0 / step, 2)
         step = 60.0 / bpm
         t0 = float(np.average(y - k * step, weights=w)) if w.sum() > 0 else float(y[0])
-        miss = float(np.max(np.abs(t0 + k * step - y) * w)) if j - i else 0.0
+        miss = float(np.max(np.abs(t0 + k * step - y) * w))
         return t0, bpm, miss
 
     marks: list[TempoMark] = []
-    a = 0
-    while a < len(anchors) - 1:
-        start = anchors[a]
-        j = a + 1  # the mark covers beats anchors[a] .. anchors[j] - 1
-        t0, bpm, _ = fit(start, anchors[j])
-        while j + 1 < len(anchors):
-            trial = fit(start, anchors[j + 1])
-            if trial[2] > tolerance:
+    i = 0
+    while i < len(b):
+        ends = [e for e in anchors if e > i]  # bar lines after i, then one past the last beat
+        end = 0
+        for e in ends:  # whole bars while one line fits them
+            if fit(i, e)[2] > tolerance:
                 break
-            t0, bpm, _ = trial
-            j += 1
-        beat = int(number[start])
+            end = e
+        if not end:  # not even this bar (rubato inside it): beat by beat
+            end = i + 1
+            while end < ends[0] and fit(i, end + 1)[2] <= tolerance:
+                end += 1
+        t0, bpm, _ = fit(i, end)
+        beat = int(number[i])
         while t0 < 0.0:  # its first beat would lie before the file: start on the next one
             t0 += 60.0 / bpm
             beat = beat % m + 1
         marks.append(TempoMark(start=t0, bpm=bpm, beat=beat))
-        a = j
+        i = end
     return marks
 
 
