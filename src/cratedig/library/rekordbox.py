@@ -126,7 +126,7 @@ def tempo_marks(
     *,
     tolerance: float = GRID_TOLERANCE,
 ) -> list[TempoMark]:
-    """The fewest bar-line anchored marks that reproduce ``beats`` within ``tolerance``.
+    """Marks, on bar lines where they can be, that reproduce ``beats`` within ``tolerance``.
 
     The first mark sits on the first beat (a pickup beat gets its number in the bar), later
     ones on bar lines. A mark covers bar after bar while one line still fits all their beats:
