@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures.process import BrokenProcessPool
+
 import pytest
 
 from cratedig.compute import (
@@ -28,6 +30,39 @@ def test_in_process_reports_exceptions_with_their_item():
     out = dict(InProcessExecutor().imap_unordered(square_or_die, items, context=10))
     assert out[1] == 11 and out[3] == 19
     assert isinstance(out[7], ValueError)
+
+
+class _RefusingPool(ProcessPoolExecutor):
+    """A pool whose ``submit`` finds it broken on the first two calls: what a submit sees when a
+    worker has died since the last results came in (a race a busy machine hits)."""
+
+    refusals = 0
+
+    def _start(self, context):
+        real = super()._start(context)
+        outer = self
+
+        class Proxy:
+            def submit(self, *args, **kwargs):
+                if outer.refusals < 2:
+                    outer.refusals += 1
+                    raise BrokenProcessPool("a child process terminated abruptly")
+                return real.submit(*args, **kwargs)
+
+            def shutdown(self, *args, **kwargs):
+                return real.shutdown(*args, **kwargs)
+
+        return Proxy()
+
+
+def test_a_submit_that_finds_the_pool_broken_loses_no_item_and_blames_none():
+    items = list(range(10))
+    with _RefusingPool(2, max_in_flight=4) as pool:
+        out = dict(pool.imap_unordered(square_or_die, items, context=1))
+    assert pool.refusals == 2
+    assert sorted(out) == items
+    assert isinstance(out[7], ValueError)
+    assert all(out[i] == i * i + 1 for i in items if i != 7)
 
 
 def test_a_pool_isolates_the_item_that_kills_a_worker():

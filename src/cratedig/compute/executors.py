@@ -158,21 +158,40 @@ class ProcessPoolExecutor:
     ) -> Iterator[tuple[T, R | BaseException]]:
         it = iter(items)
         suspects: deque[T] = deque()
+        unsent: deque[T] = deque()  # items a submit found the pool broken for: never run
         inflight: dict[Future[R], tuple[T, bool]] = {}
         pool = self._start(context)
         try:
             while True:
                 solo = bool(suspects)
                 window = 1 if solo else self.max_in_flight
+                refused = False
                 while len(inflight) < window:
-                    if suspects:
+                    from_suspects = bool(suspects)
+                    if from_suspects:
                         item = suspects.popleft()
+                    elif unsent:
+                        item = unsent.popleft()
                     else:
                         nxt = next(it, _END)
                         if nxt is _END:
                             break
                         item = nxt  # type: ignore[assignment]
-                    inflight[pool.submit(_run_in_worker, fn, item)] = (item, solo)
+                    try:
+                        fut = pool.submit(_run_in_worker, fn, item)
+                    except BrokenProcessPool:
+                        # A worker died since the last results came in: this item did not
+                        # run, so it goes back where it came from; the futures in flight
+                        # report the death below, or nothing is in flight to report it.
+                        (suspects if from_suspects else unsent).appendleft(item)
+                        refused = True
+                        break
+                    inflight[fut] = (item, solo)
+                if refused and not inflight:
+                    log.warning("a worker process died; starting the pool again")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = self._start(context)
+                    continue
                 if not inflight:
                     return
                 done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
