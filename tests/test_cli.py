@@ -94,6 +94,34 @@ def test_one_object_per_file_and_errors_as_objects(song_files, tmp_path):
     assert lines[2]["error"] == "no such file"
 
 
+def test_analyze_writes_a_rekordbox_collection_of_the_files_it_could_read(
+    songs, song_files, tmp_path
+):
+    import xml.etree.ElementTree as ET
+
+    from cratedig.library.rekordbox import path_of_location, tonality
+
+    bad = tmp_path / "broken.mp3"
+    bad.write_bytes(b"ID3" + b"\x00" * 400)
+    xml = tmp_path / "rekordbox.xml"
+    result = run(
+        "analyze", "--json", "--rekordbox", str(xml), song_files[0], str(bad), song_files[1]
+    )
+    assert result.exit_code == 0
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    tracks = ET.parse(xml).getroot().find("COLLECTION").findall("TRACK")
+    assert [path_of_location(t.get("Location")) for t in tracks] == [
+        str(Path(song_files[0]).resolve()),
+        str(Path(song_files[1]).resolve()),
+    ]
+    for t, line, song in zip(tracks, (lines[0], lines[2]), songs[:2], strict=True):
+        assert float(t.get("AverageBpm")) == pytest.approx(line["tempo"], abs=0.006)
+        assert t.get("Tonality") == tonality(song.key)
+        assert len(t.findall("POSITION_MARK")) == len(line["sections"])
+    refused = run("analyze", "--json", "--rekordbox", "-", song_files[0])
+    assert refused.exit_code == 1 and "standard output" in str(refused.exception)
+
+
 def test_all_failed_exits_non_zero(tmp_path):
     result = run("analyze", "--json", str(tmp_path))
     assert result.exit_code == 1

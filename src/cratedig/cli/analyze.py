@@ -30,12 +30,27 @@ def analyze_command(
         bool, typer.Option("--features", help="Include per-segment feature vectors in the JSON.")
     ] = False,
     max_duration: MaxDurationOption = MAX_DURATION_DEFAULT,
+    rekordbox: Annotated[
+        Path | None,
+        typer.Option(
+            "--rekordbox",
+            help="Also write the analysed files as a rekordbox XML collection here "
+            "(beat grids, keys, section cues; - for standard output).",
+        ),
+    ] = None,
 ) -> None:
     """Analyse audio files (no database): tempo, key, beats, downbeats, phrases, sections."""
     from cratedig.analysis.pipeline import analyze_file
     from cratedig.audio.decode import check_max_duration
+    from cratedig.errors import OutputError
+    from cratedig.fileio import check_output
 
     check_max_duration(max_duration)
+    if rekordbox is not None:
+        if str(rekordbox) == "-" and json_out:
+            raise OutputError("--rekordbox - and --json both want standard output: name a file")
+        check_output(rekordbox)  # refused before any work
+    done: list[tuple[Any, str]] = []
     failures = 0
     for path in files:
         try:
@@ -50,10 +65,21 @@ def analyze_command(
             else:
                 err.print(f"[red]error[/red] {shown(path)}: {shown(exc.reason)}", soft_wrap=True)
             continue
+        done.append((result, str(path.resolve())))
         if json_out:
             print(json.dumps(result.to_json(features=features)), flush=True)
-        else:
+        elif str(rekordbox) != "-":
             _print_analysis(result)
+    if rekordbox is not None and done:
+        from cratedig.library.rekordbox import write_collection
+
+        report = write_collection(done, rekordbox)
+        if report.path != "-" and not json_out:
+            out.print(
+                f"rekordbox collection: {report.files} files, {report.tempo_marks} tempo marks, "
+                f"{report.cues} section cues -> {shown(report.path)}",
+                soft_wrap=True,
+            )
     if failures and failures == len(files):
         raise typer.Exit(1)
 

@@ -385,10 +385,30 @@ def rekordbox_document(
                 yield analysis, os.path.abspath(p)
 
     tree, report = collection_xml(entries(), hot_cues=hot_cues)
+    report.missing = missing
+    return _serialise(tree), report
+
+
+def _serialise(tree: ET.ElementTree) -> bytes:
     buf = io.BytesIO()
     tree.write(buf, encoding="UTF-8", xml_declaration=True)
-    report.missing = missing
-    return buf.getvalue(), report
+    return buf.getvalue()
+
+
+def write_collection(
+    entries: Iterable[tuple[TrackAnalysis, str]],
+    out: str | os.PathLike[str],
+    *,
+    hot_cues: bool = False,
+) -> RekordboxReport:
+    """Write ``(analysis, file path)`` pairs as a rekordbox XML collection to ``out`` (a file,
+    replaced atomically; a symbolic link, written through; a FIFO or ``-``). Used by
+    ``cratedig analyze --rekordbox``, which needs no library."""
+    tree, report = collection_xml(entries, hot_cues=hot_cues)
+    with output_path(out) as tmp:
+        Path(tmp).write_bytes(_serialise(tree))
+    report.path = os.fsdecode(out)
+    return report
 
 
 def export_rekordbox(
