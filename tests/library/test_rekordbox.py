@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from cratedig.library.rekordbox import (
     path_of_location,
     tempo_marks,
     tonality,
+    xml_text,
 )
 from cratedig.synth import synthesize_song, write_song
 from cratedig.theory import Key
@@ -51,6 +53,16 @@ def test_location_is_a_percent_encoded_file_url_that_round_trips(path):
     assert url.startswith("file://localhost/")
     assert not set(" #?[]'") & set(url)  # nothing a URL parser would cut or choke on
     assert path_of_location(url) == path
+
+
+def test_a_file_name_that_is_not_utf8_still_names_its_file_and_the_xml_stays_valid():
+    raw = b"/music/b\xe9ton \x01mix.wav"  # Latin-1 bytes and a control character
+    path = os.fsdecode(raw)
+    url = location(path)
+    assert url == "file://localhost/music/b%E9ton%20%01mix.wav"
+    assert os.fsencode(path_of_location(url)) == raw
+    assert xml_text(Path(path).stem) == "b\ufffdton mix"
+    ET.fromstring(f'<T Name="{xml_text(Path(path).stem)}"/>'.encode())  # parses
 
 
 def test_a_steady_grid_with_a_pickup_beat_is_one_mark_on_its_beat_number():

@@ -99,14 +99,26 @@ def location(path: str | os.PathLike[str]) -> str:
     p = Path(os.path.abspath(os.fspath(path))).as_posix()
     if not p.startswith("/"):  # a Windows drive: file://localhost/C:/...
         p = "/" + p
-    return URL_PREFIX + urllib.parse.quote(p, safe="/:")
+    # The file system's own bytes, so a name that is not UTF-8 still names its file.
+    return URL_PREFIX + urllib.parse.quote(os.fsencode(p), safe="/:")
 
 
 def path_of_location(url: str) -> str:
     """Inverse of :func:`location`."""
     if not url.startswith(URL_PREFIX):
         raise ValueError(f"not a rekordbox file location: {url!r}")
-    return urllib.parse.unquote(url[len(URL_PREFIX) :])
+    return os.fsdecode(urllib.parse.unquote_to_bytes(url[len(URL_PREFIX) :]))
+
+
+def xml_text(text: str) -> str:
+    r"""``text`` as XML 1.0 can hold it: bytes of a non-UTF-8 file name shown as U+FFFD, control
+    characters other than tab and newlines dropped.
+
+    >>> xml_text("caf\udce9 \x01mix")
+    'caf\ufffd mix'
+    """
+    clean = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join(c for c in clean if c >= " " or c in "\t\n\r")
 
 
 @dataclass(frozen=True)
@@ -258,14 +270,14 @@ def track_element(
         "TRACK",
         {
             "TrackID": str(track_number),
-            "Name": Path(path).stem,
+            "Name": xml_text(Path(path).stem),
             "Kind": KINDS.get(Path(path).suffix.lower(), "Audio File"),
             "Size": str(size),
             "TotalTime": str(int(round(analysis.duration))),
             "SampleRate": str(int(analysis.sample_rate)),
             "AverageBpm": f"{analysis.tempo:.2f}",
             "Tonality": tonality(analysis.key),
-            "Comments": comment,
+            "Comments": xml_text(comment),
             "Location": location(path),
         },
     )
@@ -283,7 +295,7 @@ def track_element(
         )
     cues = 0
     for s in analysis.sections:
-        name = f"{s.label} {s.group}".strip()
+        name = xml_text(f"{s.label} {s.group}".strip())
         ET.SubElement(
             el,
             "POSITION_MARK",
