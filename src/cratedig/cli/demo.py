@@ -88,6 +88,8 @@ def demo_command(
     db = f"sqlite:///{Path(r['db']).resolve()}"
     out.print(f"Next: cratedig match {q['path']} --db {db}", soft_wrap=True)
     out.print(f"      cratedig serve --db {db} --music {r['music']}", soft_wrap=True)
+    xml = Path(r["db"]).resolve().parent / "rekordbox.xml"
+    out.print(f"      cratedig export-rekordbox {xml} --db {db}", soft_wrap=True)
 
 
 def _mark(ok: bool, text: str) -> str:
