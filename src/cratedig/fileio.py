@@ -138,8 +138,10 @@ class OutputTarget:
     kind: str
 
 
-def check_output(path: str | os.PathLike[str]) -> OutputTarget:
+def check_output(path: str | os.PathLike[str], *, example: str = "out.wav") -> OutputTarget:
     """Say where ``path`` would be written, or refuse it, before any work is done.
+
+    ``example`` is the file name the refusal of a folder suggests inside it.
 
     Raises
     ------
@@ -177,7 +179,7 @@ def check_output(path: str | os.PathLike[str]) -> OutputTarget:
             )
         return OutputTarget(shown, real, "file")
     if stat.S_ISDIR(st.st_mode):
-        raise OutputError(f"{shown} is a directory; give a file name (e.g. {shown}/out.wav)")
+        raise OutputError(f"{shown} is a directory; give a file name (e.g. {shown}/{example})")
     if stat.S_ISREG(st.st_mode):
         return OutputTarget(shown, real, "file")
     if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):

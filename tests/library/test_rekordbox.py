@@ -263,7 +263,10 @@ def test_a_file_gone_from_disk_is_left_out_and_named(app, library, tmp_path):
 
 def test_a_bad_output_path_is_refused_before_any_work(app, library, tmp_path):
     url, _, _ = library
-    for bad, says in ((tmp_path, "directory"), (tmp_path / "nowhere" / "rb.xml", "does not exist")):
+    for bad, says in (
+        (tmp_path, f"give a file name (e.g. {tmp_path}/rekordbox.xml)"),
+        (tmp_path / "nowhere" / "rb.xml", "does not exist"),
+    ):
         result = CliRunner().invoke(app, ["export-rekordbox", str(bad), "--db", url])
         assert isinstance(result.exception, OutputError) and says in str(result.exception)
         assert not (tmp_path / "nowhere").exists()

@@ -49,7 +49,7 @@ def analyze_command(
     if rekordbox is not None:
         if str(rekordbox) == "-" and json_out:
             raise OutputError("--rekordbox - and --json both want standard output: name a file")
-        check_output(rekordbox)  # refused before any work
+        check_output(rekordbox, example="rekordbox.xml")  # refused before any work
     done: list[tuple[Any, str]] = []
     failures = 0
     for path in files:

@@ -131,7 +131,7 @@ def evaluate_command(
     from cratedig.reports.evaluation import METRIC_TITLES, SOURCE_TITLES, shown_measure
 
     if html is not None:
-        check_output(html)  # a bad path is refused before minutes of work
+        check_output(html, example="report.html")  # a bad path is refused before minutes of work
     with open_library(db, create=False) as lib:
         result = workflows.evaluate_rankers(lib, folds=folds, seed=seed)
     if html is not None:

@@ -116,7 +116,7 @@ def mashup_command(
     f = audio_format(fmt, output)
     check_output(output)
     if plan is not None:
-        check_output(plan)
+        check_output(plan, example="plan.json")
     with open_library(db) as lib, spinner(not json_out, "matching and rendering"):
         # Written block by block straight into ``output``: memory does not grow with the song.
         m = workflows.render_mashup(

@@ -438,7 +438,7 @@ def export_rekordbox(
     OutputError
         ``out`` is a folder, or its folder does not exist (checked before any work).
     """
-    check_output(out)
+    check_output(out, example="rekordbox.xml")
     data, report = rekordbox_document(library, hot_cues=hot_cues, track_ids=track_ids)
     with output_path(out) as tmp:
         Path(tmp).write_bytes(data)
