@@ -232,16 +232,15 @@ def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None 
     family_margin = scores[order[0]] - scores[order[1]] if len(order) > 1 else 1.0
     runner_family = families[order[1]] * fe.fps if len(order) > 1 else period
     grid_env = _grid_envelope(fe, onset, period, start, end)
-    phase = beat_phase(fe, onset, grid_env, period, start, end)
+    phase, _ = beat_phase(fe, onset, grid_env, period, start, end)
     beats_f, steady = _fit_grid(grid_env, period, start, end, fe.fps, phase=phase)
     if steady and len(beats_f) >= 8:
         # The fitted grid's period is exact where the first estimate may be 0.3 % off, enough
         # to smear a minute's fold: judge the phase again on it, and refit if it moves.
         fitted = float(np.polyfit(np.arange(len(beats_f)), beats_f, 1)[0])
         at = ((beats_f[0] - start) % fitted) / fitted
-        again = beat_phase(fe, onset, grid_env, fitted, start, end)
-        own, _ = fold_peak(grid_env[start:end], fitted)
-        if again != own and abs((again - at + 0.5) % 1.0 - 0.5) > 0.25:
+        again, overruled = beat_phase(fe, onset, grid_env, fitted, start, end)
+        if overruled and abs((again - at + 0.5) % 1.0 - 0.5) > 0.25:
             beats_f, steady = _fit_grid(grid_env, fitted, start, end, fe.fps, phase=again)
     if not steady:
         beats_f = _dp_beats(grid_env, period, start, end, fe.fps)
@@ -320,9 +319,9 @@ def _grid_envelope(
 
 def beat_phase(
     fe: Frontend, onset: np.ndarray, env: np.ndarray, period: float, start: int, end: int
-) -> float:
-    """Phase of the beat (share of ``period`` after ``start``) for the grid fitted on ``env``:
-    its fold peak, unless the onsets fold into a near tie between two phases half a beat apart
+) -> tuple[float, bool]:
+    """Phase of the beat (share of ``period`` after ``start``) for the grid fitted on ``env``,
+    and whether the kick and hats overruled the fold: its fold peak, unless the onsets fold into a near tie between two phases half a beat apart
     (:data:`PHASE_TIE`) in a bass-heavy mix (:data:`KICK_MIX_LOW_SHARE`): then the one of the
     two that the kick and hats bands mark, in both halves of the track (:data:`PHASE_VOTE`).
 
@@ -342,10 +341,10 @@ def beat_phase(
     p = int(np.argmax(h))
     q = (p + bins // 2) % bins
     if min(h[p], h[q]) < PHASE_TIE * max(h[p], h[q]):
-        return phase
+        return phase, False
     energy = fe.band_energy[:, start:end].sum(axis=1)
     if energy[0] < KICK_MIX_LOW_SHARE * max(float(energy.sum()), 1e-12):
-        return phase
+        return phase, False
     mid = (start + end) // 2
     halves = ((start, mid), (mid, end)) if mid - start >= 8 * period else ((start, end),)
     votes = []
@@ -365,12 +364,12 @@ def beat_phase(
     elif min(votes) >= PHASE_VOTE:
         chosen = p
     else:
-        return phase
+        return phase, False
     # the env's own peak if it lies within a quarter beat of the chosen onset phase
     near = abs(((phase * bins - (chosen + 0.5)) + bins / 2) % bins - bins / 2) < bins / 4
     if not near:
         log.debug("beat phase: onsets tie (%.2f / %.2f), kick and hats choose", h[p], h[q])
-    return phase if near else (chosen + 0.5) / bins
+    return (phase, False) if near else ((chosen + 0.5) / bins, True)
 
 
 def _fold_profile(env: np.ndarray, period: float, bins: int) -> np.ndarray:
