@@ -367,18 +367,15 @@ def _playlist(parent: ET.Element, name: str, track_ids: list[int]) -> None:
 
 
 def rekordbox_document(
-    library: Library, *, hot_cues: bool = False, track_ids: Iterable[str] | None = None
+    library: Library, *, hot_cues: bool = False
 ) -> tuple[bytes, RekordboxReport]:
-    """The library (or ``track_ids``) as a rekordbox XML document (UTF-8 bytes), and its report.
+    """The library as a rekordbox XML document (UTF-8 bytes), and its report.
 
     Every file of a track still on disk becomes a ``TRACK`` (a song held in two places is
     two entries, as in rekordbox); files gone are listed in the report's ``missing``.
     """
     with library.reader() as s:
         wanted = sorted(t.track_id for t in repo.query_tracks(s))
-        if track_ids is not None:
-            keep = set(track_ids)
-            wanted = [t for t in wanted if t in keep]
         paths = repo.paths_of(s, wanted)
     missing: list[str] = []
 
@@ -428,7 +425,6 @@ def export_rekordbox(
     out: str | os.PathLike[str],
     *,
     hot_cues: bool = False,
-    track_ids: Iterable[str] | None = None,
 ) -> RekordboxReport:
     """Write :func:`rekordbox_document` to ``out``: a file (replaced atomically), a symbolic
     link (written through), a FIFO or ``-`` (standard output).
@@ -439,7 +435,7 @@ def export_rekordbox(
         ``out`` is a folder, or its folder does not exist (checked before any work).
     """
     check_output(out, example="rekordbox.xml")
-    data, report = rekordbox_document(library, hot_cues=hot_cues, track_ids=track_ids)
+    data, report = rekordbox_document(library, hot_cues=hot_cues)
     with output_path(out) as tmp:
         Path(tmp).write_bytes(data)
     report.path = os.fsdecode(out)
