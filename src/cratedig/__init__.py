@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 # Bumped whenever analysis output changes meaning; the library re-analyses only stale tracks.
-ANALYSIS_VERSION = 13  # 2: beat-level chroma per segment; 3: slow backbeat songs at their tempo; 4: pulse families (3:4 errors), learned bar-phase cues, modal keys, confidences; 11: bass notes named from the interpolated peak frequency, not the bin centre; 12: the first bar's own key scores are a prior on the track key, and the key confidence is the lesser of agreement and clarity, halved when the opening says another key; 13: in a bass-heavy mix whose onsets tie between the beat and the off-beat, the kick and hats bands place the beat
+ANALYSIS_VERSION = 14  # 2: beat-level chroma per segment; 3: slow backbeat songs at their tempo; 4: pulse families (3:4 errors), learned bar-phase cues, modal keys, confidences; 11: bass notes named from the interpolated peak frequency, not the bin centre; 12: the first bar's own key scores are a prior on the track key, and the key confidence is the lesser of agreement and clarity, halved when the opening says another key; 13: in a bass-heavy mix whose onsets tie between the beat and the off-beat, the kick and hats bands place the beat; 14: a learned key network (keynet) adds its log-probabilities to the track key's scores
 # 5: sections from several cues on a 4-bar grid with a confidence each, phrases laid inside
 # sections (so segment boundaries move), labels intro/build/drop/break/verse/chorus/outro
 # 6: the section grid's phase (0..3 bars) from novelty peaks (sections starting on bar 2, 6...);

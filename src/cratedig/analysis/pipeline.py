@@ -13,6 +13,7 @@ import numpy as np
 from cratedig import ANALYSIS_VERSION
 from cratedig.analysis import features as feat
 from cratedig.analysis.frontend import compute_frontend
+from cratedig.analysis.keynet import OPENING_NET_WEIGHT, key_prior
 from cratedig.analysis.loudness import loudness_blocks
 from cratedig.analysis.quality import assess_quality
 from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
@@ -172,12 +173,21 @@ def analyze_signal(
     cadence = feat.span_means(notes, fe.tonal_fps, h_starts, h_ends)
     # The opening states the key (before any modulation): its own scores are a prior.
     o_hi = max(int(np.ceil(opening_end(starts, ends) * fe.tonal_fps)), t_lo + 1)
-    opening = estimate_key(chroma[t_lo:o_hi], bass[t_lo:o_hi], cadence_weight=0.0)
+    # The key network (analysis v14) adds its log-probabilities to the opening's scores and,
+    # floored, to the track's (keynet.OPENING_NET_WEIGHT, NET_WEIGHT, LOGP_FLOOR).
+    opening = estimate_key(
+        chroma[t_lo:o_hi],
+        bass[t_lo:o_hi],
+        cadence_weight=0.0,
+        prior=key_prior(
+            fe.tonal_mag[t_lo:o_hi], tuning=tuning, weight=OPENING_NET_WEIGHT, floor=None
+        ),
+    )
     track_key = estimate_key(
         chroma[t_lo:t_hi],
         bass[t_lo:t_hi],
         cadence_chroma=cadence,
-        prior=OPENING_WEIGHT * opening.scores,
+        prior=OPENING_WEIGHT * opening.scores + key_prior(fe.tonal_mag[t_lo:t_hi], tuning=tuning),
     )
     lap("key")
 
