@@ -59,6 +59,7 @@ def test_no_frames_give_no_opinion():
 
 def test_the_shipped_weights_load_without_pickle_and_a_foreign_file_is_refused(tmp_path):
     net = keynet.default_net()
+    assert net is not None
     assert net.w1.shape[1] == keynet.WINDOW and net.version.startswith("keynet")
     bad = tmp_path / "bad.npz"
     np.savez(bad, w1=np.zeros((5, 4)), b1=np.zeros(4), w2=np.zeros((4, 2)), b2=np.zeros(2),
@@ -78,3 +79,29 @@ def test_the_network_alone_names_the_key_of_a_synthesized_song(key, seed):
     song = synthesize_song(tempo=112.0, key=Key.parse(key), bars=16, seed=seed, sr=SR)
     z = keynet.key_logits(frames_of(song.audio))
     assert Key.from_index(int(np.argmax(z))) == Key.parse(key)
+
+
+def test_a_missing_or_damaged_network_file_costs_one_warning_and_no_track(
+    tmp_path, monkeypatch, caplog
+):
+    from cratedig.analysis import pipeline
+
+    song = synthesize_song(tempo=120.0, key=Key.parse("C major"), bars=8, seed=1, sr=SR)
+    damaged = tmp_path / "keynet.npz"
+    damaged.write_bytes(b"PK\x03\x04 not really a zip archive")
+    nan = tmp_path / "nan.npz"
+    good = keynet.default_net()
+    np.savez(nan, **{k: np.full_like(getattr(good, k), np.nan) for k in keynet._NAMES})
+    for name in ("no-such-file.npz", str(damaged), str(nan)):
+        monkeypatch.setattr(keynet, "MODEL_FILE", name)
+        keynet.default_net.cache_clear()
+        caplog.clear()
+        try:
+            with caplog.at_level("WARNING", logger="cratedig.analysis"):
+                a = pipeline.analyze_signal(song.audio, sr=SR)
+                pipeline.analyze_signal(song.audio, sr=SR)
+        finally:
+            keynet.default_net.cache_clear()
+        warnings = [r for r in caplog.records if "key network unavailable" in r.getMessage()]
+        assert len(warnings) == 1, name  # once, not per track
+        assert str(a.key) == "C major"  # the profile cues alone still name it

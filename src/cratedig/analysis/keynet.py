@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+import logging
+import zipfile
 from importlib import resources
 
 import numpy as np
@@ -46,6 +48,7 @@ POOL = 4
 #: Compression of the input: ``log1p(GAIN * x / loudest)``.
 GAIN = 100.0
 MODEL_FILE = "keynet.npz"
+log = logging.getLogger("cratedig.analysis")
 _NAMES = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 
@@ -79,14 +82,21 @@ class KeyNet:
             or arrays["b3"].shape[1:] != (2,)
         ):  # fmt: skip
             raise ValueError(f"{path}: weights of another input layout")
+        if not all(np.isfinite(a).all() for a in arrays.values()):
+            raise ValueError(f"{path}: weights that are not finite")
         return cls(version=version, **arrays)
 
 
 @lru_cache(maxsize=1)
-def default_net() -> KeyNet:
-    """The shipped network (loaded once)."""
-    with resources.as_file(resources.files("cratedig.analysis") / MODEL_FILE) as p:
-        return KeyNet.from_npz(p)
+def default_net() -> KeyNet | None:
+    """The shipped network (loaded once), or None with one warning when its file is missing or
+    damaged: keys then come from the profile cues alone (analysis v13's), and nothing fails."""
+    try:
+        with resources.as_file(resources.files("cratedig.analysis") / MODEL_FILE) as p:
+            return KeyNet.from_npz(p)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        log.warning("key network unavailable (%s): keys from the profile cues alone", e)
+        return None
 
 
 @lru_cache(maxsize=32)
@@ -137,10 +147,10 @@ def windows(x: np.ndarray) -> np.ndarray:
 def key_logits(x: np.ndarray, net: KeyNet | None = None) -> np.ndarray:
     """24 key logits (majors by tonic, then minors) of input frames ``x`` (:func:`pitch_frames`).
 
-    Zeros where ``x`` has no frame.
+    Zeros (no opinion) where ``x`` has no frame or no network could be loaded.
     """
     net = net or default_net()
-    if len(x) == 0:
+    if len(x) == 0 or net is None:
         return np.zeros(24, dtype=np.float32)
     w = windows(x)  # (n, 12, WINDOW)
     out = np.zeros((12, 2), dtype=np.float32)
