@@ -26,10 +26,10 @@ cannot run code. Inference is numpy: ~1 ms a minute of audio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
 import logging
 import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 
 import numpy as np
