@@ -135,23 +135,31 @@ def song(index: int) -> dict[str, Any]:
     }
 
 
-def synth(index: int) -> dict[str, Any]:
-    """One numpy-synthesized song (seed :data:`SYNTH_SEED` + index)."""
+def _numpy_song(
+    rng: np.random.Generator, key_index: int, seed: int, progression: list[int] | None = None
+) -> Any:
+    """A song of ``cratedig.synth`` with tempo, meter, length, lead-in and drums from ``rng``."""
     from cratedig.synth import synthesize_song
     from cratedig.theory import Key
 
-    rng = np.random.default_rng([SYNTH_SEED, index])
-    k = int(rng.integers(24))
-    s = synthesize_song(
+    return synthesize_song(
         tempo=float(rng.uniform(80, 165)),
-        key=Key.from_index(k),
+        key=Key.from_index(key_index),
         meter=int(rng.choice([3, 4, 4, 4])),
         bars=int(rng.choice([16, 24, 32])),
         sr=22050,
         lead_in=float(rng.uniform(0, 2)),
-        seed=SYNTH_SEED + index,
+        seed=seed,
         drums=bool(rng.random() < 0.8),
+        progression=progression,
     )
+
+
+def synth(index: int) -> dict[str, Any]:
+    """One numpy-synthesized song (seed :data:`SYNTH_SEED` + index)."""
+    rng = np.random.default_rng([SYNTH_SEED, index])
+    k = int(rng.integers(24))
+    s = _numpy_song(rng, k, SYNTH_SEED + index)
     return {
         "id": f"synth_{SYNTH_SEED}_{index}",
         "source": "numpy",
@@ -181,24 +189,11 @@ MODAL_SEED = 80000
 def modal(index: int) -> dict[str, Any]:
     """One numpy-synthesized modal loop (seed :data:`MODAL_SEED` + index), labelled by the
     tonic its bass and loop start state."""
-    from cratedig.synth import synthesize_song
-    from cratedig.theory import Key
-
     rng = np.random.default_rng([MODAL_SEED, index])
     degrees, offset, mode = MODAL_LOOPS[index % len(MODAL_LOOPS)]
     parent = int(rng.integers(12))
     tonic = (parent + offset) % 12
-    s = synthesize_song(
-        tempo=float(rng.uniform(80, 165)),
-        key=Key.from_index(parent),
-        meter=int(rng.choice([3, 4, 4, 4])),
-        bars=int(rng.choice([16, 24, 32])),
-        sr=22050,
-        lead_in=float(rng.uniform(0, 2)),
-        seed=MODAL_SEED + index,
-        drums=bool(rng.random() < 0.8),
-        progression=list(degrees),
-    )
+    s = _numpy_song(rng, parent, MODAL_SEED + index, list(degrees))
     return {
         "id": f"modal_{MODAL_SEED}_{index}",
         "source": "modal",
