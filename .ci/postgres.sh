@@ -62,6 +62,10 @@ if [ -z "$(psql_pg -d postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$RO
   # CREATEDB: the tests give each test case a database of its own.
   psql_pg -d postgres -c "CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$ROLE'" >&2
 fi
+# pg_signal_backend: each test drops its database WITH (FORCE), which must end every session
+# in it, an autovacuum worker's too (it runs as no role, so only this membership allows it;
+# without it, a worker that happens to be there fails the drop). Idempotent.
+psql_pg -d postgres -c "GRANT pg_signal_backend TO $ROLE" >&2
 if [ -z "$(psql_pg -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]; then
   psql_pg -d postgres -c "CREATE DATABASE $DB OWNER $ROLE" >&2
 fi
