@@ -105,3 +105,16 @@ def test_a_missing_or_damaged_network_file_costs_one_warning_and_no_track(
         warnings = [r for r in caplog.records if "key network unavailable" in r.getMessage()]
         assert len(warnings) == 1, name  # once, not per track
         assert str(a.key) == "C major"  # the profile cues alone still name it
+
+
+def test_one_pass_over_a_track_gives_the_key_logits_of_any_span_of_it():
+    song = synthesize_song(tempo=120.0, key=Key.parse("G minor"), bars=16, seed=2, sr=SR)
+    x = frames_of(song.audio)
+    evidence = keynet.KeyEvidence(x)
+    np.testing.assert_allclose(evidence.logits(), keynet.key_logits(x), rtol=1e-4, atol=1e-4)
+    for lo, hi in ((0, 10), (7, 30), (len(x) - 5, len(x) + 9)):  # the last span is clipped
+        np.testing.assert_allclose(
+            evidence.logits(lo, hi), keynet.key_logits(x[lo:hi]), rtol=1e-4, atol=1e-4
+        )
+    assert not evidence.logits(5, 5).any()  # an empty span has no opinion
+    assert not keynet.prior_of(evidence.logits(5, 5)).any()

@@ -163,6 +163,39 @@ def key_logits(x: np.ndarray, net: KeyNet | None = None) -> np.ndarray:
     return np.concatenate([out[:, 0], out[:, 1]]).astype(np.float32)
 
 
+class KeyEvidence:
+    """The network's hidden features for every input frame of an excerpt, summed cumulatively:
+    the key logits of any span of its frames then cost one read-out, so the phrases of a track
+    are judged from the track's own pass (:meth:`logits`). The spans share the excerpt's input
+    scaling (its loudest value), where :func:`key_logits` scales each excerpt by its own.
+    """
+
+    def __init__(self, x: np.ndarray, net: KeyNet | None = None) -> None:
+        self.net = net or default_net()
+        self.n = len(x)
+        self._cum: np.ndarray | None = None
+        if self.net is None or self.n == 0:
+            return
+        w = windows(x)
+        hidden = []
+        for e in range(len(self.net.w1)):
+            h = np.maximum(w @ self.net.w1[e] + self.net.b1[e], 0.0)
+            hidden.append(np.maximum(h @ self.net.w2[e] + self.net.b2[e], 0.0))
+        cum = np.cumsum(np.stack(hidden), axis=1, dtype=np.float64)  # (E, n, 12, H2)
+        self._cum = np.concatenate([np.zeros_like(cum[:, :1]), cum], axis=1)
+
+    def logits(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """24 key logits of input frames ``lo:hi`` (clipped to the excerpt); zeros (no
+        opinion) for an empty span or without a network."""
+        hi = self.n if hi is None else min(int(hi), self.n)
+        lo = max(int(lo), 0)
+        if self._cum is None or self.net is None or hi <= lo:
+            return np.zeros(24, dtype=np.float32)
+        mean = (self._cum[:, hi] - self._cum[:, lo]) / (hi - lo)  # (E, 12, H2)
+        out = (np.einsum("erh,eho->ero", mean, self.net.w3) + self.net.b3[:, None, :]).mean(0)
+        return np.concatenate([out[:, 0], out[:, 1]]).astype(np.float32)
+
+
 def log_softmax(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     m = z.max()
@@ -197,7 +230,17 @@ def key_prior(
     x = pitch_frames(tonal_mag, tuning=tuning)
     if len(x) == 0:
         return np.zeros(24)
-    logp = log_softmax(key_logits(x, net))
+    return prior_of(key_logits(x, net), weight=weight, floor=floor)
+
+
+def prior_of(
+    logits: np.ndarray, *, weight: float | None = None, floor: float | None = LOGP_FLOOR
+) -> np.ndarray:
+    """``weight`` (default :data:`NET_WEIGHT`) times the log-probabilities of ``logits``,
+    floored at ``floor`` (None: not floored); zeros for all-zero logits (no opinion)."""
+    if not np.any(logits):
+        return np.zeros(24)
+    logp = log_softmax(logits)
     if floor is not None:
         logp = np.maximum(logp, floor)
     return (NET_WEIGHT if weight is None else weight) * logp

@@ -13,7 +13,14 @@ import numpy as np
 from cratedig import ANALYSIS_VERSION
 from cratedig.analysis import features as feat
 from cratedig.analysis.frontend import compute_frontend
-from cratedig.analysis.keynet import OPENING_NET_WEIGHT, key_prior
+from cratedig.analysis.keynet import (
+    OPENING_NET_WEIGHT,
+    POOL,
+    KeyEvidence,
+    key_prior,
+    pitch_frames,
+    prior_of,
+)
 from cratedig.analysis.loudness import loudness_blocks
 from cratedig.analysis.quality import assess_quality
 from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
@@ -183,11 +190,12 @@ def analyze_signal(
             fe.tonal_mag[t_lo:o_hi], tuning=tuning, weight=OPENING_NET_WEIGHT, floor=None
         ),
     )
+    evidence = KeyEvidence(pitch_frames(fe.tonal_mag[t_lo:t_hi], tuning=tuning))
     track_key = estimate_key(
         chroma[t_lo:t_hi],
         bass[t_lo:t_hi],
         cadence_chroma=cadence,
-        prior=OPENING_WEIGHT * opening.scores + key_prior(fe.tonal_mag[t_lo:t_hi], tuning=tuning),
+        prior=OPENING_WEIGHT * opening.scores + prior_of(evidence.logits()),
     )
     lap("key")
 
@@ -247,7 +255,13 @@ def analyze_signal(
             track_key,
             key_confidence(
                 key_agreement(
-                    segments, track_key.key, chroma, bass, fe.tonal_fps, (h_starts, cadence)
+                    segments,
+                    track_key.key,
+                    chroma,
+                    bass,
+                    fe.tonal_fps,
+                    (h_starts, cadence),
+                    evidence=(evidence, t_lo),
                 ),
                 track_key.clarity,
                 opening_agrees=opening.key == track_key.key,
@@ -287,6 +301,8 @@ def key_agreement(
     bass: np.ndarray,
     tonal_fps: float,
     cadence: tuple[np.ndarray, np.ndarray],
+    *,
+    evidence: tuple[KeyEvidence, int] | None = None,
 ) -> float:
     """Share of the track's time (by phrase segment) whose own key, judged as the track's is
     (chroma, bass, and the bass at the hypermetric downbeats inside it), is the track's key.
@@ -296,16 +312,26 @@ def key_agreement(
     analysis v12 it was all of it (real dev ROC AUC 0.71, the clarity's 0.47 then; with the opening prior of
     v12 the clarity separates better, 0.70 against this share's 0.63).
     ``cadence``: the start times (s) of the hypermetric spans and their bass chroma.
+    ``evidence``: the key network's pass over the track's active span and the tonal frame where
+    that span starts; each phrase's own key then has the network's opinion of its frames as a
+    prior, as the track's key does (analysis v14; without it, the phrases' profile keys
+    disagreed with a network-informed track key for no fault of the track: real dev ROC AUC of
+    the key confidence 0.62 -> 0.72, validation chorales 0.62 -> 0.74).
     """
     c_starts, c_rows = cadence
     total = same = 0.0
     for s in segments:
         lo, hi = int(s.start * tonal_fps), max(int(np.ceil(s.end * tonal_fps)), 1)
         inside = (c_starts >= s.start - 1e-6) & (c_starts < s.end)
+        prior = None
+        if evidence is not None:
+            net, first = evidence
+            prior = prior_of(net.logits((lo - first) // POOL, -(-(hi - first) // POOL)))
         local = estimate_key(
             chroma[lo:hi],
             bass[lo:hi],
             cadence_chroma=c_rows[inside] if inside.any() else None,
+            prior=prior,
         )
         total += s.duration
         same += s.duration * (local.key == key)
