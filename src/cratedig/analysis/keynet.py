@@ -153,13 +153,23 @@ def key_logits(x: np.ndarray, net: KeyNet | None = None) -> np.ndarray:
     net = net or default_net()
     if len(x) == 0 or net is None:
         return np.zeros(24, dtype=np.float32)
+    return _read_out(net, np.stack([h.mean(axis=0) for h in _hidden(net, x)]))
+
+
+def _hidden(net: KeyNet, x: np.ndarray) -> list[np.ndarray]:
+    """Each network's last hidden layer per input frame and tonic: (n, 12, H2) arrays."""
     w = windows(x)  # (n, 12, WINDOW)
-    out = np.zeros((12, 2), dtype=np.float32)
+    out = []
     for e in range(len(net.w1)):
         h = np.maximum(w @ net.w1[e] + net.b1[e], 0.0)
-        h = np.maximum(h @ net.w2[e] + net.b2[e], 0.0)
-        out += h.mean(axis=0) @ net.w3[e] + net.b3[e]  # (12, 2)
-    out /= len(net.w1)
+        out.append(np.maximum(h @ net.w2[e] + net.b2[e], 0.0))
+    return out
+
+
+def _read_out(net: KeyNet, mean: np.ndarray) -> np.ndarray:
+    """24 logits from each network's frame-averaged hidden units ``mean`` (E, 12, H2),
+    averaged over the networks."""
+    out = (np.einsum("erh,eho->ero", mean, net.w3) + net.b3[:, None, :]).mean(0)  # (12, 2)
     return np.concatenate([out[:, 0], out[:, 1]]).astype(np.float32)
 
 
@@ -176,12 +186,7 @@ class KeyEvidence:
         self._cum: np.ndarray | None = None
         if self.net is None or self.n == 0:
             return
-        w = windows(x)
-        hidden = []
-        for e in range(len(self.net.w1)):
-            h = np.maximum(w @ self.net.w1[e] + self.net.b1[e], 0.0)
-            hidden.append(np.maximum(h @ self.net.w2[e] + self.net.b2[e], 0.0))
-        cum = np.cumsum(np.stack(hidden), axis=1, dtype=np.float64)  # (E, n, 12, H2)
+        cum = np.cumsum(np.stack(_hidden(self.net, x)), axis=1, dtype=np.float64)  # (E, n, 12, H2)
         self._cum = np.concatenate([np.zeros_like(cum[:, :1]), cum], axis=1)
 
     def logits(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
@@ -191,9 +196,7 @@ class KeyEvidence:
         lo = max(int(lo), 0)
         if self._cum is None or self.net is None or hi <= lo:
             return np.zeros(24, dtype=np.float32)
-        mean = (self._cum[:, hi] - self._cum[:, lo]) / (hi - lo)  # (E, 12, H2)
-        out = (np.einsum("erh,eho->ero", mean, self.net.w3) + self.net.b3[:, None, :]).mean(0)
-        return np.concatenate([out[:, 0], out[:, 1]]).astype(np.float32)
+        return _read_out(self.net, (self._cum[:, hi] - self._cum[:, lo]) / (hi - lo))
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
