@@ -1,10 +1,10 @@
-"""Fit the tempo-level ranker of ``bench/tempolevel.py`` (issue 9; measured, not kept).
+"""Fit the tempo-level ranker of ``cratedig.analysis.tempolevel`` (issue 9).
 
 Training items: ``bench/temposet.py`` (music21 scores by composers realset does not use, at
 drawn tempi; the keyset's synthesized songs) and the real-music set's **dev** half (songs and
 their Rubber Band copies with a steady tempo; never the held-out half). Each item is analysed
-by the real pipeline, and the candidates' features at its fitted tempo (with the rules'
-confidence and runner-up) are recorded (cached in ``bench/.cache/temposet/features.json``). A candidate is
+by the real pipeline with the ranker's gate open and its decision off, and the candidates'
+features it would have been handed (at the fitted grid's tempo) are recorded (cached in ``bench/.cache/temposet/features.json``). A candidate is
 right when within 4 % of the truth's tempo; items with no right candidate are left out.
 
 The model: a conditional logit (softmax over one item's candidates, L2 penalty, standardised
@@ -16,7 +16,7 @@ Usage::
 
     .venv/bin/python bench/temposet.py
     .venv/bin/python bench/fit_tempo_level.py --eval
-    .venv/bin/python bench/fit_tempo_level.py --out bench/.cache/temposet/tempolevel.npz
+    .venv/bin/python bench/fit_tempo_level.py --out src/cratedig/analysis/tempolevel.npz
 """
 
 from __future__ import annotations
@@ -46,24 +46,21 @@ def _capture(job: tuple[str, str]) -> dict[str, Any] | None:
     """Analyse one file (``kind`` "npy": temposet int16 at 11025 Hz) with the ranker off and
     return the candidates the pipeline would have handed it."""
     kind, path = job
-    import tempolevel
-    from cratedig.analysis import pipeline, rhythm
+    from cratedig.analysis import pipeline, tempolevel
 
     got: dict[str, Any] = {}
-    track_beats = rhythm.track_beats
 
-    def capture(fe, *, harmony, chroma=None):
-        grid = track_beats(fe, harmony=harmony, chroma=chroma)
-        ev = tempolevel.evidence_of(fe, harmony, chroma)
+    def capture(ev, bpm, *, confidence, alternative, **_):
         rows = tempolevel.candidate_features(
-            ev, grid.tempo, confidence=grid.tempo_confidence, alternative=grid.tempo_alternative
+            ev, bpm, confidence=confidence, alternative=alternative
         )
         got["rows"] = [[r, c, f] for r, c, f in rows]
-        got["rule"] = grid.tempo
-        got["family_conf"] = grid.tempo_confidence
-        return grid
+        got["rule"] = bpm
+        got["family_conf"] = confidence
+        return None  # the rules' grid stands
 
-    pipeline.track_beats = capture
+    tempolevel.choose_level = capture
+    tempolevel.soft_onsets = lambda fe, bpm: True  # every item, gated or not, is recorded
     try:
         if kind == "npy":
             y = np.load(path).astype(np.float32) / 32768.0
@@ -196,6 +193,12 @@ def report(its, data, picks, label):
     )
 
 
+def gated(got: dict[str, Any], tempolevel: Any) -> bool:
+    """Whether the pipeline's gate (soft onsets at the rules' tempo) opens for this item."""
+    f = next(f for r, _, f in got["rows"] if r == 1.0)
+    return f["con_low"] < tempolevel.SOFT_LOW and f["con_high"] < tempolevel.SOFT_HIGH
+
+
 def margin_table(its, data, dev, picks, probs) -> None:
     """How the log-odds of the top two candidates (LOPO) separate right from wrong tempi at
     the stated level: the share of each flagged (confidence < 0.5) per scale."""
@@ -218,7 +221,7 @@ def margin_table(its, data, dev, picks, probs) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tempolevel
+    from cratedig.analysis import tempolevel
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--l2", type=float, default=10.0)
@@ -226,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval", action="store_true", help="leave-one-piece-out on the dev half")
     ap.add_argument("--out", type=Path, help="write the model (.npz) here")
     ap.add_argument("--drop", default="", help="comma-separated features to leave out")
+    ap.add_argument("--ungated", action="store_true", help="score the ranker on every item")
     ap.add_argument("--family-margin", type=float, default=tempolevel.FAMILY_MARGIN)
     ap.add_argument(
         "--family-below",
@@ -258,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                         ((data[i][0] - mu) / sd) @ w, list(data[i][0][:, names.index("binrel")] > 0)
                     )
                     picks[i] = float(data[i][1][int(np.argmax(s))])
+                    if not args.ungated and not gated(feats[its[i]["id"]], tempolevel):
+                        picks[i] = data[i][3]
                     pr = np.sort(np.exp(s - s.max()) / np.exp(s - s.max()).sum())[::-1]
                     probs[i] = (float(pr[0]), float(pr[1]) if len(pr) > 1 else 0.0)
         dits = [its[i] for i in dev]
