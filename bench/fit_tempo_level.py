@@ -1,10 +1,10 @@
-"""Fit the tempo-level ranker of ``cratedig.analysis.tempolevel`` (issue 9).
+"""Fit the tempo-level ranker of ``bench/tempolevel.py`` (issue 9; rejected by the held-out half).
 
 Training items: ``bench/temposet.py`` (music21 scores by composers realset does not use, at
 drawn tempi; the keyset's synthesized songs) and the real-music set's **dev** half (songs and
 their Rubber Band copies with a steady tempo; never the held-out half). Each item is analysed
-by the real pipeline with the ranker's gate open and its decision off, and the candidates'
-features it would have been handed (at the fitted grid's tempo) are recorded (cached in ``bench/.cache/temposet/features.json``). A candidate is
+by the real pipeline, and the candidates' features at its fitted tempo (with the rules'
+confidence and runner-up) are recorded (cached in ``bench/.cache/temposet/features.json``). A candidate is
 right when within 4 % of the truth's tempo; items with no right candidate are left out.
 
 The model: a conditional logit (softmax over one item's candidates, L2 penalty, standardised
@@ -16,7 +16,7 @@ Usage::
 
     .venv/bin/python bench/temposet.py
     .venv/bin/python bench/fit_tempo_level.py --eval
-    .venv/bin/python bench/fit_tempo_level.py --out src/cratedig/analysis/tempolevel.npz
+    .venv/bin/python bench/fit_tempo_level.py --out bench/.cache/temposet/tempolevel.npz
 """
 
 from __future__ import annotations
@@ -46,21 +46,24 @@ def _capture(job: tuple[str, str]) -> dict[str, Any] | None:
     """Analyse one file (``kind`` "npy": temposet int16 at 11025 Hz) with the ranker off and
     return the candidates the pipeline would have handed it."""
     kind, path = job
-    from cratedig.analysis import pipeline, tempolevel
+    import tempolevel
+    from cratedig.analysis import pipeline, rhythm
 
     got: dict[str, Any] = {}
+    track_beats = rhythm.track_beats
 
-    def capture(ev, bpm, *, confidence, alternative, **_):
+    def capture(fe, *, harmony, chroma=None):
+        grid = track_beats(fe, harmony=harmony, chroma=chroma)
+        ev = tempolevel.evidence_of(fe, harmony, chroma)
         rows = tempolevel.candidate_features(
-            ev, bpm, confidence=confidence, alternative=alternative
+            ev, grid.tempo, confidence=grid.tempo_confidence, alternative=grid.tempo_alternative
         )
         got["rows"] = [[r, c, f] for r, c, f in rows]
-        got["rule"] = bpm
-        got["family_conf"] = confidence
-        return None  # the rules' grid stands
+        got["rule"] = grid.tempo
+        got["family_conf"] = grid.tempo_confidence
+        return grid
 
-    tempolevel.choose_level = capture
-    tempolevel.soft_onsets = lambda fe, bpm: True  # every item, gated or not, is recorded
+    pipeline.track_beats = capture
     try:
         if kind == "npy":
             y = np.load(path).astype(np.float32) / 32768.0
@@ -221,7 +224,7 @@ def margin_table(its, data, dev, picks, probs) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cratedig.analysis import tempolevel
+    import tempolevel
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--l2", type=float, default=10.0)

@@ -60,7 +60,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cratedig.analysis import tempolevel
 from cratedig.analysis.frontend import Frontend
 
 log = logging.getLogger("cratedig.analysis.rhythm")
@@ -232,69 +231,6 @@ def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None 
         order = np.array([0] + [int(i) for i in order if i != 0])
     family_margin = scores[order[0]] - scores[order[1]] if len(order) > 1 else 1.0
     runner_family = families[order[1]] * fe.fps if len(order) > 1 else period
-    # Confidence: the closer call of the two tempo decisions (family, then octave) names the
-    # runner-up; margins map to [0, 1] by scales set on development data.
-    family_conf = float(np.clip(family_margin / FAMILY_MARGIN_SCALE, 0.0, 1.0))
-    octave_conf = float(np.clip(octave_margin / OCTAVE_MARGIN_SCALE, 0.0, 1.0))
-    if family_conf <= octave_conf:
-        alt_period = _nearest_octave(runner_family, period)
-    else:
-        alt_period = octave_alt
-    tempo_conf = min(family_conf, octave_conf)
-    beats, steady, tempo = _beat_grid(fe, onset, period, start, end)
-    # Where no kick and no hats mark a pulse, a learned ranker (tempolevel) has the last word on
-    # the level among the rules' choice and its 1:4 .. 4:1 relatives, judged at the fitted
-    # grid's exact tempo; its log-odds over the runner-up become the confidence.
-    if tempolevel.soft_onsets(fe, tempo):
-        choice = tempolevel.choose_level(
-            tempolevel.evidence_of(fe, harmony, chroma),
-            tempo,
-            confidence=tempo_conf,
-            alternative=tempo * period / alt_period,
-            # Where the onsets formed no pulse family, the chords chose it: octaves only.
-            keep_family=consistency < PULSE_FAMILY_MIN,
-        )
-        if choice is not None:
-            level = 60.0 * fe.fps / (tempo * choice.ratio)
-            moved = _beat_grid(fe, onset, level, start, end) if choice.ratio != 1.0 else None
-            # The beats tracked at the new level must keep it (a wandering track of drumless
-            # onsets can settle on another tempo altogether): else the rules' grid stands.
-            if moved is not None and abs(moved[2] / (tempo * choice.ratio) - 1.0) < 0.04:
-                log.debug("tempo level: x%.3f (confidence %.2f)", choice.ratio, choice.confidence)
-                beats, steady, tempo = moved
-                period = level
-                alt_period = period * choice.ratio / choice.alternative_ratio
-                tempo_conf = choice.confidence
-            elif moved is None:
-                alt_period = period / choice.alternative_ratio
-                tempo_conf = choice.confidence
-    meter, phase, meter_margin, phase_margin = _meter_and_phase(fe, beats, harmony, chroma)
-    downbeats = beats[phase::meter]
-    alt_tempo = float(tempo * period / alt_period)
-    meter_conf = float(np.clip(meter_margin / METER_MARGIN_SCALE, 0.0, 1.0))
-    phase_conf = float(np.clip(phase_margin / METER_MARGIN_SCALE, 0.0, 1.0))
-    return BeatGrid(
-        tempo=float(tempo),
-        beats=beats,
-        downbeats=downbeats,
-        meter=meter,
-        steady=steady,
-        first_downbeat=phase,
-        tempo_confidence=tempo_conf,
-        tempo_alternative=alt_tempo,
-        meter_confidence=meter_conf,
-        # Bar lines are only as sure as the beat level and the meter under them: on the
-        # real-music dev set the phase margin alone did not tell right bar lines from wrong
-        # (ROC AUC 0.51), this minimum did (0.77); most wrong bar lines sit on wrong beats.
-        downbeat_confidence=min(phase_conf, meter_conf, tempo_conf),
-    )
-
-
-def _beat_grid(
-    fe: Frontend, onset: np.ndarray, period: float, start: int, end: int
-) -> tuple[np.ndarray, bool, float]:
-    """Beat times (s), whether a constant-tempo grid fits, and the tempo, at beat ``period``
-    (frames): step 3 of the module docstring."""
     grid_env = _grid_envelope(fe, onset, period, start, end)
     phase, _ = beat_phase(fe, onset, grid_env, period, start, end)
     beats_f, steady = _fit_grid(grid_env, period, start, end, fe.fps, phase=phase)
@@ -319,7 +255,35 @@ def _beat_grid(
         # The grid's slope over the whole track is the most precise tempo there is.
         k = np.arange(len(beats))
         tempo = 60.0 / float(np.polyfit(k, beats, 1)[0])
-    return beats, steady, float(tempo)
+    meter, phase, meter_margin, phase_margin = _meter_and_phase(fe, beats, harmony, chroma)
+    downbeats = beats[phase::meter]
+    # Confidence: the closer call of the two tempo decisions (family, then octave) names the
+    # runner-up; margins map to [0, 1] by scales set on development data.
+    family_conf = float(np.clip(family_margin / FAMILY_MARGIN_SCALE, 0.0, 1.0))
+    octave_conf = float(np.clip(octave_margin / OCTAVE_MARGIN_SCALE, 0.0, 1.0))
+    if family_conf <= octave_conf:
+        alt_period = _nearest_octave(runner_family, period)
+    else:
+        alt_period = octave_alt
+    alt_tempo = float(tempo * period / alt_period)
+    tempo_conf = min(family_conf, octave_conf)
+    meter_conf = float(np.clip(meter_margin / METER_MARGIN_SCALE, 0.0, 1.0))
+    phase_conf = float(np.clip(phase_margin / METER_MARGIN_SCALE, 0.0, 1.0))
+    return BeatGrid(
+        tempo=float(tempo),
+        beats=beats,
+        downbeats=downbeats,
+        meter=meter,
+        steady=steady,
+        first_downbeat=phase,
+        tempo_confidence=tempo_conf,
+        tempo_alternative=alt_tempo,
+        meter_confidence=meter_conf,
+        # Bar lines are only as sure as the beat level and the meter under them: on the
+        # real-music dev set the phase margin alone did not tell right bar lines from wrong
+        # (ROC AUC 0.51), this minimum did (0.77); most wrong bar lines sit on wrong beats.
+        downbeat_confidence=min(phase_conf, meter_conf, tempo_conf),
+    )
 
 
 def fold_peak(env: np.ndarray, period: float, bins: int = 48) -> tuple[float, float]:

@@ -1,53 +1,32 @@
-"""A learned choice of the beat's metrical level where the onsets give the rules little to go on.
+"""A learned choice of the beat's metrical level where the onsets mark no pulse: built as
+analysis v15 in stop 23, **rejected by the held-out half** and kept here, with its training set
+and fit, for the next attempt (``bench/README.md``, "A learned tempo-level ranker").
 
-Why: the rules of :mod:`cratedig.analysis.rhythm` walk from the tatum up with a tempo prior and
-compare pulse families by hand-set weights, and they are built on percussive evidence: a kick
-on the beat, a backbeat, hats between. Where the onsets have no clear pulse (string quartets,
-choirs, piano: soft attacks, no drums) they misread the level or the family of a third of the
-scores of the real-music dev half whose notated beat is known (a minuet read with four beats a
-bar, an adagio's eighths as its beats). There the ranker decides, a model fitted on music with
-known beats that weighs many cues at once.
-
-Method
-------
-- **Gate** (:func:`soft_onsets`): the low and the high band onsets both fold weakly at the
-  rules' tempo (fold contrast below :data:`SOFT_LOW` / :data:`SOFT_HIGH`): no kick and no hats
-  mark a pulse. Elsewhere the rules stand, and the ranker costs two folds. On the dev half the
-  ranker applied everywhere also moved three tracker modules and an off-beat-hats breakdown an
-  octave or a family away (``bench/README.md``, "A learned tempo-level ranker").
+- **Gate** (:func:`soft_onsets`): the low and high band onsets both fold weakly at the rules'
+  tempo (fold contrast below :data:`SOFT_LOW` / :data:`SOFT_HIGH`): no kick and no hats mark a
+  pulse (string quartets, choirs). Elsewhere the rules' tempo stands.
 - **Candidates**: the rules' tempo times 1/4, 1/3, 1/2, 2/3, 3/4, 1, 4/3, 3/2, 2, 3 and 4,
-  inside :data:`BPM_RANGE`; off the rules' pulse family only where their confidence in it is
-  below :data:`FAMILY_BELOW` and their chords did not choose it.
+  inside :data:`BPM_RANGE`; off the rules' pulse family only where their confidence is below
+  :data:`FAMILY_BELOW` (and by :data:`FAMILY_MARGIN` log-odds), and never where the chords
+  chose the family (``keep_family``).
 - **Features per candidate** (:func:`candidate_features`): the log tempo and its square, the
   ratio to the rules' choice, whether it is their choice (also scaled by their confidence) or
   their runner-up; for six envelopes (broadband, low, mid, high band flux, harmonic change,
   note flux), locally normalised over the active span: the fold contrast and between/on-beat
   ratio at the candidate period, at twice and at half of it, and how cleanly the envelope's
-  onset peaks form a pulse there (:func:`rhythm.pulse_qualities`). Read at the fitted grid's
-  exact tempo: a period 1 % off smears a minute's folds.
+  onset peaks form a pulse there (:func:`rhythm.pulse_qualities`). They must be read at the
+  fitted grid's exact tempo: a period 1 % off smears a minute's folds.
 - **Model**: a linear score per candidate soft-maxed over the candidates (conditional logit),
-  fitted by ``bench/fit_tempo_level.py`` on music21 scores by composers the real-music set does
-  not use (played at drawn tempi), dance loops, synthesized songs and the real-music set's dev
-  half. The best candidate is the beat, the second the runner-up; the log-odds between them /
-  :data:`CONFIDENCE_SCALE` are the tempo's confidence.
-
-Weights ship as ``tempolevel.npz`` (feature names, standardisation, weights), read with
-``allow_pickle=False``: loading cannot run code. A missing or damaged file costs one warning
-and leaves the rules' tempo.
+  fitted by ``bench/fit_tempo_level.py``; confidence = log-odds of the first candidate over
+  the second / :data:`CONFIDENCE_SCALE`. Stored as ``.npz`` read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
-import logging
-import zipfile
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
-log = logging.getLogger("cratedig.analysis")
-MODEL_FILE = "tempolevel.npz"
 #: The gate: fold contrast of the low / high band onsets at the rules' tempo below these (a
 #: kick or hats marking a pulse fold at 4-12; string quartets at 0.5-2). Set on the dev half.
 SOFT_LOW = 1.5
@@ -100,18 +79,6 @@ class LevelModel:
     def scores(self, feats: list[dict[str, float]]) -> np.ndarray:
         x = np.array([[f[k] for k in self.names] for f in feats], dtype=np.float64)
         return ((x - self.mean) / self.scale) @ self.weights
-
-
-@lru_cache(maxsize=1)
-def default_model() -> LevelModel | None:
-    """The shipped model (loaded once), or None with one warning when its file is missing or
-    damaged: the tempo is then the rules', and nothing fails."""
-    try:
-        with resources.as_file(resources.files("cratedig.analysis") / MODEL_FILE) as p:
-            return LevelModel.from_npz(p)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        log.warning("tempo-level model unavailable (%s): the beat level from the rules alone", e)
-        return None
 
 
 def soft_onsets(fe, bpm: float) -> bool:
@@ -256,15 +223,12 @@ def choose_level(
     alternative: float,
     family_confidence: float | None = None,
     keep_family: bool = False,
-    model: LevelModel | None = None,
+    model: LevelModel,
 ) -> LevelChoice | None:
     """The model's beat level among the candidates of the rules' ``bpm`` (``confidence``: the
     rules' tempo confidence, ``family_confidence``: that of their pulse-family decision alone);
-    ``keep_family``: only octaves (the chords chose the family). None without a model or
-    candidates (then the rules' tempo stands)."""
-    model = model or default_model()
-    if model is None:
-        return None
+    ``keep_family``: only octaves (the chords chose the family). None without candidates
+    (then the rules' tempo stands)."""
     rows = candidate_features(ev, bpm, confidence=confidence, alternative=alternative)
     family = confidence if family_confidence is None else family_confidence
     rows = [row for row in rows if row[2]["binrel"] or (family < FAMILY_BELOW and not keep_family)]
