@@ -61,14 +61,15 @@ def key_index(tonic: str, mode: str) -> int:
     return PITCH_CLASSES.index(tonic) + (12 if mode == "minor" else 0)
 
 
-def _save(item_id: str, y: np.ndarray, sr: int) -> str:
+def _save(item_id: str, y: np.ndarray, sr: int, root: Path = CACHE) -> str:
+    """Store ``y`` as mono SR int16 under ``root``/audio/; return its path relative to ``root``."""
     import soxr
 
     x = y if sr == SR else soxr.resample(y, sr, SR, quality="HQ")
     peak = max(float(np.abs(x).max()), 1e-9)
     rel = f"audio/{item_id.replace('/', '_')}.npy"
-    (CACHE / rel).parent.mkdir(parents=True, exist_ok=True)
-    np.save(CACHE / rel, np.round(x / peak * 30000).astype(np.int16))
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    np.save(root / rel, np.round(x / peak * 30000).astype(np.int16))
     return rel
 
 

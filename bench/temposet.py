@@ -111,7 +111,7 @@ def score_item(path: str) -> dict[str, Any]:
         "meter": item.get("meter"),
         "beats": np.round(beats[beats < dur], 4).tolist(),
         "downbeats": np.round(downbeats[downbeats < dur], 4).tolist(),
-        "path": keyset_save(CACHE, "corpus_" + rel, y, sr),
+        "path": keyset._save("corpus_" + rel, y, sr, root=CACHE),
     }
 
 
@@ -124,6 +124,7 @@ def groove_item(index: int) -> dict[str, Any]:
     import pretty_midi
     import soundfile as sf
 
+    import keyset
     from truthset import fluidsynth_render
 
     rng = np.random.default_rng([GROOVE_SEED, index])
@@ -225,19 +226,8 @@ def groove_item(index: int) -> dict[str, Any]:
         "meter": 4,
         "beats": np.round(beats, 4).tolist(),
         "downbeats": np.round(beats[::4], 4).tolist(),
-        "path": keyset_save(CACHE, iid, y.mean(axis=1), sr),
+        "path": keyset._save(iid, y.mean(axis=1), sr, root=CACHE),
     }
-
-
-def keyset_save(root: Path, item_id: str, y: np.ndarray, sr: int) -> str:
-    import soxr
-
-    x = y if sr == SR else soxr.resample(y, sr, SR, quality="HQ")
-    peak = max(float(np.abs(x).max()), 1e-9)
-    rel = f"audio/{item_id.replace('/', '_')}.npy"
-    (root / rel).parent.mkdir(parents=True, exist_ok=True)
-    np.save(root / rel, np.round(x / peak * 30000).astype(np.int16))
-    return rel
 
 
 def song_items() -> list[dict[str, Any]]:
