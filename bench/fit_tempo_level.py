@@ -241,6 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         help="offer 3:4/2:3 relatives only where the rules' confidence is below",
     )
     args = ap.parse_args(argv)
+    for need, how in (
+        (TS / "manifest.jsonl", "bench/temposet.py"),
+        (REAL / "truth.json", "bench/realset.py"),
+    ):
+        if not need.exists():
+            print(f"error: {need} is missing: run {how} first", file=sys.stderr)
+            return 2
     tempolevel.FAMILY_MARGIN = args.family_margin
     its = items()
     feats = features(its, args.workers)

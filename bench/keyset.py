@@ -248,17 +248,23 @@ def main(argv: list[str] | None = None) -> int:
         ) as ex,
         manifest.open("a") as out,
     ):
-        futs = {ex.submit(fn, arg): name for fn, arg, name in jobs}
-        for n, fut in enumerate(as_completed(futs), 1):
-            try:
-                rec = fut.result()
-            except Exception as e:  # a score music21 cannot export: say so, go on
-                rec = {"id": futs[fut], "skip": f"{type(e).__name__}: {e}"[:160]}
-            out.write(json.dumps(rec) + "\n")
-            out.flush()
-            if n % 25 == 0:
-                print(f"{n}/{len(jobs)}", flush=True)
+        collect({ex.submit(fn, arg): name for fn, arg, name in jobs}, out)
     return 0
+
+
+def collect(futs: dict[Any, str], out: Any) -> None:
+    """Write each finished job's record (futures mapped to item ids) to the open manifest
+    ``out`` as it comes; a job that raised is written as a skip with the reason (a score
+    music21 cannot export: say so, go on), so one bad item never stops a build."""
+    for n, fut in enumerate(as_completed(futs), 1):
+        try:
+            rec = fut.result()
+        except Exception as e:
+            rec = {"id": futs[fut], "skip": f"{type(e).__name__}: {e}"[:160]}
+        out.write(json.dumps(rec) + "\n")
+        out.flush()
+        if n % 25 == 0:
+            print(f"{n}/{len(futs)}", flush=True)
 
 
 if __name__ == "__main__":

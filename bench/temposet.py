@@ -40,7 +40,7 @@ import json
 import sys
 import tempfile
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
+
+import keyset  # noqa: E402  (bench/ is on the path only from here)
 
 CACHE = HERE / ".cache" / "temposet"
 SR = 11025
@@ -73,7 +75,6 @@ def score_item(path: str) -> dict[str, Any]:
     import pretty_midi
     import soundfile as sf
 
-    import keyset
     import realset
     from truthset import fluidsynth_render
 
@@ -124,7 +125,6 @@ def groove_item(index: int) -> dict[str, Any]:
     import pretty_midi
     import soundfile as sf
 
-    import keyset
     from truthset import fluidsynth_render
 
     rng = np.random.default_rng([GROOVE_SEED, index])
@@ -232,7 +232,6 @@ def groove_item(index: int) -> dict[str, Any]:
 
 def song_items() -> list[dict[str, Any]]:
     """The keyset's FluidSynth and numpy songs with their tempo (specs re-drawn, not rendered)."""
-    import keyset
     import truthset
 
     out = []
@@ -272,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args(argv)
+    if not (keyset.CACHE / "manifest.jsonl").exists():
+        print(f"error: no keyset at {keyset.CACHE}: run bench/keyset.py first", file=sys.stderr)
+        return 2
     CACHE.mkdir(parents=True, exist_ok=True)
     manifest = CACHE / "manifest.jsonl"
     done = set()
@@ -287,22 +289,13 @@ def main(argv: list[str] | None = None) -> int:
             fh.write(json.dumps({"id": "songs", "skip": "marker: keyset songs listed"}) + "\n")
             fh.flush()
         with ProcessPoolExecutor(args.workers) as ex:
-            futs = {ex.submit(score_item, p): p for p in paths}
+            futs = {ex.submit(score_item, p): p.split("/corpus/", 1)[1] for p in paths}
             futs |= {
                 ex.submit(groove_item, i): f"groove_{GROOVE_SEED}_{i}"
                 for i in range(GROOVES)
                 if f"groove_{GROOVE_SEED}_{i}" not in done
             }
-            for n, f in enumerate(as_completed(futs), 1):
-                p = futs[f]
-                try:
-                    it = f.result()
-                except Exception as e:  # one bad score never stops the build
-                    it = {"id": p.split("/corpus/", 1)[-1], "skip": f"error: {e!r}"[:200]}
-                fh.write(json.dumps(it) + "\n")
-                fh.flush()
-                if n % 25 == 0:
-                    print(f"{n}/{len(futs)}", flush=True)
+            keyset.collect(futs, fh)
     return 0
 
 
