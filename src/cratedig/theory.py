@@ -299,6 +299,34 @@ def speed_to_semitones(speed: float) -> float:
     return 12.0 * math.log2(speed)
 
 
+#: Tuning differences below this many cents are left alone by :func:`tuning_correction`: two
+#: layers 10 cents apart beat at about 2.5 Hz on an A4 (slow, rarely heard in a dense mix),
+#: and the tuning estimate of one track moves by a few cents between layers of the same song
+#: (``bench/tuning.py``), so correcting less than this would mostly chase estimation noise.
+TUNING_MIN_CENTS = 10.0
+
+
+def tuning_correction(query_cents: float, candidate_cents: float) -> float:
+    """Cents to shift a candidate by so that its tuning meets the query's (0 under
+    :data:`TUNING_MIN_CENTS`).
+
+    Each track's pitch classes (and so its key and the matcher's semitone shift) are named
+    against its own tuning reference, ``tuning`` cents off A440 in [-50, 50). The shift that
+    actually lays the candidate's notes on the query's is the suggested semitones plus
+    ``query_cents - candidate_cents`` (up to +-100 cents): a tracker module tuned 45 cents
+    sharp over a 432 Hz recording (-32 cents) is 77 cents out before any semitone is counted.
+
+    Examples
+    --------
+    >>> tuning_correction(45.0, -32.0), tuning_correction(3.0, -4.0)
+    (77.0, 0.0)
+    """
+    d = float(query_cents) - float(candidate_cents)
+    if not math.isfinite(d):
+        return 0.0
+    return round(d, 1) if abs(d) >= TUNING_MIN_CENTS else 0.0
+
+
 # --------------------------------------------------------------------------------------------
 # Transform costs: how acceptable a time-stretch or a pitch shift is, in [0, 1].
 # Knots from MUSIC.md "What real DJs do": DJ tools score < 2 % stretch ~ 1.0, 2-4 % ~ 0.8,

@@ -96,7 +96,8 @@ def _print_matches(result: Any) -> None:
             out.print(
                 f"  {r:>2}. [bold]{shown(name)}[/bold] #{c['segment'].rsplit('_', 1)[-1]} "
                 f"{clock(c['start'])}–{clock(c['end'])}  score [bold]{c['score']:.2f}[/bold]  "
-                f"{ratio} {100 * c['stretch']:+.1f}%  {c['semitones']:+d} st  "
+                f"{ratio} {100 * c['stretch']:+.1f}%  {c['semitones']:+d} st"
+                f"{_cents(c.get('cents', 0.0))}  "
                 f"{c['camelot']} ({c['key_relation']})",
                 soft_wrap=True,
             )
@@ -182,3 +183,8 @@ def register(app: typer.Typer) -> None:
     app.command("match")(match_command)
     app.command("index")(index_command)
     app.command("clusters")(clusters_command)
+
+
+def _cents(cents: float) -> str:
+    """`` +38 ct`` for a tuning correction, empty for none."""
+    return f" {cents:+.0f} ct" if cents else ""

@@ -314,6 +314,18 @@ def track_estimates(session: Session, track_ids: Iterable[str]) -> dict[str, dic
     return out
 
 
+def track_tunings(session: Session, track_ids: Iterable[str]) -> dict[str, float]:
+    """The tuning (cents off A440) of each track."""
+    ids = sorted(set(track_ids))
+    out: dict[str, float] = {}
+    for i in range(0, len(ids), _IN_CHUNK):
+        rows = session.execute(
+            select(TrackRow.id, TrackRow.tuning).where(TrackRow.id.in_(ids[i : i + _IN_CHUNK]))
+        ).all()
+        out.update({r.id: float(r.tuning) for r in rows})
+    return out
+
+
 def file_stamps(session: Session, track_id: str) -> dict[str, tuple[int, int]]:
     """``path -> (size, mtime_ns)`` recorded for each file of a track when it was ingested."""
     rows = session.execute(

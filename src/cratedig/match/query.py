@@ -55,6 +55,7 @@ from cratedig.match.scoring import (
     fit_of,
     score_candidates,
 )
+from cratedig.theory import tuning_correction
 
 #: Candidates fetched from the index per query segment before exact scoring. The index ranks
 #: by chroma similarity only; rhythm, spectral balance and the transform costs reorder them.
@@ -326,6 +327,7 @@ def match_analysis(
         found = {c.id: c for c in repo.load_segments(s, segment_ids=wanted)}
         recorded = repo.paths_of(s, {c.track_id for c in found.values()})
         estimates = repo.track_estimates(s, {c.track_id for c in found.values()})
+        tunings = repo.track_tunings(s, {c.track_id for c in found.values()})
     # Suggest only tracks whose audio is still on disk: a deleted file's track (a "ghost",
     # until the next ingest removes it) is no partner anyone can play.
     paths = {t: next((p for p in ps if os.path.exists(p)), None) for t, ps in recorded.items()}
@@ -420,7 +422,12 @@ def match_analysis(
                 mode=c.key.mode,
                 camelot=c.key.camelot,
                 energy=round(float(c.features.energy), 4),
+                # The rest of the shift: cents that meet the two tunings (the render applies
+                # semitones + cents / 100).
+                cents=tuning_correction(analysis.tuning, tunings.get(c.track_id, 0.0)),
             )
+            if rec["cents"]:
+                rec["reason"] = f"{rec['reason']}; tuned {abs(rec['cents']):.0f} cents apart"
             notes = []
             q_note, c_notes = reading_notes[int(pick[i])]
             if q_note:

@@ -92,7 +92,7 @@ __all__ = [
 ]
 
 #: Bumped whenever rendered audio changes; part of every :func:`cache_key`.
-RENDER_VERSION = 1
+RENDER_VERSION = 2  # 2: the candidate is shifted onto the query's tuning
 
 #: Largest pitch shift, semitones either way (an octave: beyond it formants and transients
 #: suffer badly; the matcher itself proposes at most +-6).
@@ -702,6 +702,9 @@ class PairRender:
     limiter_db: float
     loudness_method: str
     coverage: tuple[float, float]
+    #: Of ``semitones``, the cents that meet the two tracks' tunings (set by the render
+    #: service from the analyses; see :func:`cratedig.theory.tuning_correction`).
+    tuning_cents: float = 0.0
 
     @property
     def stretch(self) -> float:
@@ -716,6 +719,7 @@ class PairRender:
             "sr": self.sr,
             "samples": int(self.mix.shape[-1]),
             "semitones": self.semitones,
+            "tuning_cents": self.tuning_cents,
             "tempo_ratio": self.tempo_ratio,
             "stretch": round(self.stretch, 5),
             "pieces": [

@@ -40,6 +40,7 @@ from cratedig.render.engine import (
     render_pair,
 )
 from cratedig.render.plan import MashupPlan, plan_mashup
+from cratedig.theory import tuning_correction
 
 log = logging.getLogger(__name__)
 
@@ -437,17 +438,19 @@ def _render(
     q = loader.cut(query_id)
     c = loader.cut(candidate_id, lead=PIECE_MARGIN, tail=TAIL, stems=stems)
     meter = q.track.time_signature[0]
+    cents = tuning_correction(q.track.tuning, c.track.tuning)
     pair = render_pair(
         q.audio,
         q.sr,
         q.beats,
         c.audio,
         c.beats,
-        semitones=semitones,
+        semitones=semitones + cents / 100.0,
         tempo_ratio=ratio,
         candidate_sr=c.sr,
         piece_beats=meter,
     )
+    pair.tuning_cents = cents
     return pair, c.stems
 
 
@@ -658,13 +661,14 @@ def _mix_blocks(
             continue
         c = loader.cut(str(cue.partner["segment"]), lead=PIECE_MARGIN, tail=TAIL, stems=stems)
         t = cue.partner.get("transform", cue.partner)
+        cents = tuning_correction(analysis.tuning, c.track.tuning)
         pair = render_pair(
             y,
             sr,
             q_beats,
             c.audio,
             c.beats,
-            semitones=float(t["semitones"]),
+            semitones=float(t["semitones"]) + cents / 100.0,
             tempo_ratio=float(t["tempo_ratio"]),
             candidate_sr=sr,
             piece_beats=analysis.time_signature[0],

@@ -181,7 +181,7 @@ function partnerCard(seg, c, j) {
   const ratio = { 1: "1:1", 2: "2:1", 0.5: "1:2" }[c.tempo_ratio] || c.tempo_ratio;
   return `<div class="partner" data-j="${j}" data-testid="partner">
     <div class="partner-head"><span class="name" title="${esc(c.path)}">${j + 1}. ${esc(baseName(c.path) || c.track_id)} #${esc(c.segment.split("_").pop())}</span>
-      ${keyChip(c.camelot)} <span class="dim">${esc(c.label || "")} ${clock(c.start)}–${clock(c.end)} · ${ratio} ${(100 * c.stretch).toFixed(1)}% · ${c.semitones > 0 ? "+" : ""}${c.semitones} st · ${esc(c.key_relation)}</span>
+      ${keyChip(c.camelot)} <span class="dim">${esc(c.label || "")} ${clock(c.start)}–${clock(c.end)} · ${ratio} ${(100 * c.stretch).toFixed(1)}% · ${c.semitones > 0 ? "+" : ""}${c.semitones} st${c.cents ? ` ${c.cents > 0 ? "+" : ""}${Math.round(c.cents)} ct` : ""} · ${esc(c.key_relation)}</span>
       <span class="score">${c.score.toFixed(2)}</span></div>
     <div class="reason">${esc(c.reason)}</div>
     <div class="terms">${terms}</div>
