@@ -188,6 +188,7 @@ def run_demo(
                         "tempo_ratio",
                         "stretch",
                         "semitones",
+                        "cents",
                         "key_relation",
                         "reason",
                     )

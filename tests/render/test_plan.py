@@ -134,7 +134,9 @@ def test_cue_sheet_json_round_trip():
     assert set(cue) == {
         "index", "query_segment", "start", "end", "partner", "score", "section", "partner_section"
     }  # fmt: skip
-    assert cue["partner"]["transform"] == {"semitones": -2, "tempo_ratio": 1.0, "stretch": 0.016}
+    assert cue["partner"]["transform"] == {
+        "semitones": -2, "cents": 0.0, "tempo_ratio": 1.0, "stretch": 0.016
+    }  # fmt: skip
     assert cue["partner"]["path"] == "/music/a.flac"
     assert d["settings"]["repeat_penalty"] == "inf"
     back = MashupPlan.from_json(d)

@@ -92,3 +92,18 @@ def test_render_meets_the_query_tuning(library):
     after = _cents_off(partner, pair.sr)
     assert abs(before - q_cents) > 30.0  # the test's premise: 40 cents apart as written
     assert abs(after - q_cents) < 12.0, (q_cents, before, after)
+
+
+def test_cli_shows_the_correction(library):
+    """`cratedig match` prints the cents beside the semitones, e.g. ``+0 st -40 ct``."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from cratedig.cli import app
+
+    path = library["analyses"]["query"].path
+    r = CliRunner().invoke(app, ["match", path, "--db", library["url"], "--top", "1"])
+    assert r.exit_code == 0, r.output
+    shown = [int(x) for x in re.findall(r"st ([+-]\d+) ct", r.output)]
+    assert shown and all(abs(x + SHARP) <= 10 for x in shown), r.output

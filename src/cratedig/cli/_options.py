@@ -87,6 +87,11 @@ def shown(text: object) -> str:
     return escape(printable(text))
 
 
+def cents_text(cents: float) -> str:
+    """`` +38 ct`` for a tuning correction, empty for none."""
+    return f" {cents:+.0f} ct" if cents else ""
+
+
 def clock(seconds: float) -> str:
     """``m:ss.s`` for a time in seconds."""
     m, s = divmod(round(max(seconds, 0.0), 1), 60)

@@ -18,6 +18,7 @@ from cratedig.cli._options import (
     MaxShiftOption,
     MaxStretchOption,
     TopOption,
+    cents_text,
     clock,
     out,
     shown,
@@ -97,7 +98,7 @@ def _print_matches(result: Any) -> None:
                 f"  {r:>2}. [bold]{shown(name)}[/bold] #{c['segment'].rsplit('_', 1)[-1]} "
                 f"{clock(c['start'])}–{clock(c['end'])}  score [bold]{c['score']:.2f}[/bold]  "
                 f"{ratio} {100 * c['stretch']:+.1f}%  {c['semitones']:+d} st"
-                f"{_cents(c.get('cents', 0.0))}  "
+                f"{cents_text(c.get('cents', 0.0))}  "
                 f"{c['camelot']} ({c['key_relation']})",
                 soft_wrap=True,
             )
@@ -183,8 +184,3 @@ def register(app: typer.Typer) -> None:
     app.command("match")(match_command)
     app.command("index")(index_command)
     app.command("clusters")(clusters_command)
-
-
-def _cents(cents: float) -> str:
-    """`` +38 ct`` for a tuning correction, empty for none."""
-    return f" {cents:+.0f} ct" if cents else ""

@@ -15,6 +15,7 @@ from cratedig.cli._options import (
     JsonOption,
     MaxShiftOption,
     MaxStretchOption,
+    cents_text,
     out,
     shown,
     spinner,
@@ -149,7 +150,7 @@ def mashup_command(
         out.print(
             f"  {c.start:7.1f}–{c.end:6.1f} s  {section} + {shown(name)} "
             f"#{p['segment'].rsplit('_', 1)[-1]}{theirs}"
-            f"  {p.get('semitones', 0):+d} st  score {c.score:.2f}",
+            f"  {p.get('semitones', 0):+d} st{cents_text(p.get('cents', 0.0))}  score {c.score:.2f}",
             soft_wrap=True,
         )
 

@@ -35,7 +35,7 @@ advantage exceeds the penalty may still come back (a chorus partner for a return
 
 The result is a cue sheet: for each phrase its query times and section, the partner's source
 and section, the
-transform to apply (semitones, tempo ratio, stretch) and its score; :meth:`MashupPlan.to_json`
+transform to apply (semitones, the tuning correction in cents, tempo ratio, stretch) and its score; :meth:`MashupPlan.to_json`
 and :meth:`MashupPlan.from_json` round-trip it.
 
 References
@@ -247,6 +247,7 @@ def _partner(candidate: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(candidate)
     out["transform"] = {
         "semitones": candidate.get("semitones", 0),
+        "cents": candidate.get("cents", 0.0),
         "tempo_ratio": candidate.get("tempo_ratio", 1.0),
         "stretch": candidate.get("stretch", 0.0),
     }
