@@ -1173,14 +1173,21 @@ def render_kind_table(kinds: dict[str, dict[str, dict[str, tuple[float, int]]]])
 
 
 def run_real(a: argparse.Namespace, systems: list[System]) -> int:
-    """``--set real``: every system on the chosen split of the real-music set."""
+    """``--set real``: every system on the chosen split of the real-music set; ``--set midi``:
+    on the whole second set (``bench/midiset.py``, held out whole, no dev half)."""
     from rich.console import Console
     from rich.progress import Progress
 
-    import realset
-
     console = Console(stderr=True)
-    data = realset.load()
+    if a.set == "midi":
+        import midiset
+
+        data = midiset.load()
+        a.split = "heldout"
+    else:
+        import realset
+
+        data = realset.load()
     songs = [s for s in data["songs"] if a.split == "all" or s["split"] == a.split]
     songs = songs[: a.limit] if a.limit else songs
     ids = {s["id"] for s in songs}
@@ -1217,7 +1224,8 @@ def run_real(a: argparse.Namespace, systems: list[System]) -> int:
     }
     kinds = Counter(s["kind"] for s in songs)
     title = (
-        f"cratedig real-music benchmark — split {a.split}: {len(songs)} pieces "
+        f"cratedig {'MIDI (Freedoom)' if a.set == 'midi' else 'real-music'} benchmark — "
+        f"split {a.split}: {len(songs)} pieces "
         f"({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}), {len(copies)} Rubber "
         f"Band copies, {sum(s['duration'] for s in songs) / 60:.1f} min"
     )
@@ -1225,7 +1233,7 @@ def run_real(a: argparse.Namespace, systems: list[System]) -> int:
     kinds_of = {s.name: by_kind(songs, est[s.name], has_downbeats=s.has_downbeats) for s in ran}
     render_kind_table(kinds_of)
     a.out.mkdir(parents=True, exist_ok=True)
-    stem = f"accuracy_real_{a.split}"
+    stem = "accuracy_midi" if a.set == "midi" else f"accuracy_real_{a.split}"
     summary = {
         "meta": {
             "split": a.split,
@@ -1233,7 +1241,8 @@ def run_real(a: argparse.Namespace, systems: list[System]) -> int:
             "n_copies": len(copies),
             "kinds": dict(kinds),
             "repeats": a.repeats,
-            "realset_built": data["built"],
+            "set": a.set,
+            "set_built": data["built"],
             "python": platform.python_version(),
             "machine": platform.platform(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -1263,9 +1272,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--copy-sources", type=int, default=15, help="songs with Rubber Band copies")
     p.add_argument(
         "--set",
-        choices=("synthetic", "real"),
+        choices=("synthetic", "real", "midi"),
         default="synthetic",
-        help="synthetic truth set (bench/truthset.py) or real music (bench/realset.py)",
+        help="synthetic truth set (bench/truthset.py), real music (bench/realset.py) or the "
+        "second real set, held out whole (bench/midiset.py)",
     )
     p.add_argument(
         "--split",
@@ -1301,7 +1311,7 @@ def main(argv: list[str] | None = None) -> int:
         "madmom": madmom_system,
         "mixxx": mixxx_system,
     }
-    if a.set == "real":
+    if a.set in ("real", "midi"):
         return run_real(a, [factories[n]() for n in factories if n in wanted])
     from rich.console import Console
     from rich.progress import Progress
