@@ -17,6 +17,8 @@ Method
    threshold moves with a log-normal tempo prior (120 BPM, one octave), so strong evidence is
    needed to leave the common range; the mid band alone (snare and chords) nearly silent between
    beats is such evidence, prior or not, when it plays on nearly every one of the slower beats.
+   So are busier off-beats (hats and a melody in eighths) when the low band (kick, bass) stays
+   off them: a slow groove is not read at double tempo, and four on the floor is not halved.
    **Pulse family (the 3:4 / 2:3 decision).** The walk's level is then compared with its 3:4 and
    2:3 relatives and with the cleanest pulse of each of five onset features (kick band, snare
    band, hats, broadband flux, harmonic change), by :func:`family_scores`: how cleanly each
