@@ -81,6 +81,11 @@ def test_render_meets_the_query_tuning(library):
     with open_library(library["url"]) as lib:
         pair = workflows.render_pair(lib, q_seg.id, c_seg.id, use_cache=False)
     assert pair.info["tuning_cents"] == pytest.approx(-SHARP, abs=10.0)
+    assert pair.tuning_cents == pair.info["tuning_cents"]
+    with open_library(library["url"]) as lib:  # rendered, then read back from the cache
+        workflows.render_pair(lib, q_seg.id, c_seg.id)
+        cached = workflows.render_pair(lib, q_seg.id, c_seg.id)
+    assert cached.cached and cached.to_json()["tuning_cents"] == pair.tuning_cents
     assert pair.info["semitones"] == pytest.approx(
         round(pair.semitones) + pair.info["tuning_cents"] / 100.0
     )

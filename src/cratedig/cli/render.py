@@ -89,7 +89,8 @@ def render_command(
     dur = pair.audio.shape[-1] / pair.sr
     how = "from the cache" if pair.cached else f"in {pair.seconds:.2f} s"
     out.print(
-        f"wrote {shown(output)}: {dur:.1f} s, candidate {pair.semitones:+g} st, tempo "
+        f"wrote {shown(output)}: {dur:.1f} s, candidate {pair.semitones:+g} st"
+        f"{cents_text(pair.tuning_cents)}, tempo "
         f"{pair.tempo_ratio:g}:1{', stems ' + ','.join(pair.stems) if pair.stems else ''} ({how})",
         soft_wrap=True,
     )

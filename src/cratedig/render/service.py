@@ -335,12 +335,14 @@ class RenderedPair:
     seconds: float  # work time (0 for a cache hit)
     info: dict[str, Any] = field(default_factory=dict)
     partner: np.ndarray | None = None  # the partner layer alone (None for a cache hit)
+    tuning_cents: float = 0.0  # shifted on top of ``semitones`` to meet the query's tuning
 
     def to_json(self) -> dict[str, Any]:
         return {
             "query_segment": self.query,
             "candidate_segment": self.candidate,
             "semitones": self.semitones,
+            "tuning_cents": self.tuning_cents,
             "tempo_ratio": self.tempo_ratio,
             "stems": self.stems,
             "sr": self.sr,
@@ -387,8 +389,9 @@ def render_segments(
     """
     check_transform(semitones, ratio)
     loader = loader or AudioLoader(library, sr=sr)
-    q_seg, _ = loader.segment(query_id)
-    c_seg, _ = loader.segment(candidate_id)
+    q_seg, q_track = loader.segment(query_id)
+    c_seg, c_track = loader.segment(candidate_id)
+    cents = tuning_correction(q_track.tuning, c_track.tuning)
     if semitones is None or ratio is None:
         s, r = suggested_transform(q_seg, c_seg)
         semitones = s if semitones is None else semitones
@@ -399,14 +402,18 @@ def render_segments(
         hit = _cache_get(cache, key)
         if hit is not None:
             return RenderedPair(query_id, candidate_id, hit[0], hit[1], float(semitones),
-                                float(ratio), list(stems or []), True, 0.0)  # fmt: skip
+                                float(ratio), list(stems or []), True, 0.0,
+                                tuning_cents=cents)  # fmt: skip
     t0 = time.perf_counter()
-    pair, used = _render(loader, query_id, candidate_id, float(semitones), float(ratio), stems)
+    pair, used = _render(
+        loader, query_id, candidate_id, float(semitones), float(ratio), stems, cents
+    )
     elapsed = time.perf_counter() - t0
     if use_cache:
         _cache_put(cache, key, pair.mix, pair.sr)
     return RenderedPair(query_id, candidate_id, pair.mix, pair.sr, float(semitones), float(ratio),
-                        used, False, elapsed, pair.metadata(), pair.partner)  # fmt: skip
+                        used, False, elapsed, pair.metadata(), pair.partner,
+                        tuning_cents=cents)  # fmt: skip
 
 
 def _cache_get(cache: RenderCache, key: str) -> tuple[np.ndarray, int] | None:
@@ -434,11 +441,11 @@ def _render(
     semitones: float,
     ratio: float,
     stems: list[str] | None,
+    cents: float,
 ) -> tuple[PairRender, list[str]]:
     q = loader.cut(query_id)
     c = loader.cut(candidate_id, lead=PIECE_MARGIN, tail=TAIL, stems=stems)
     meter = q.track.time_signature[0]
-    cents = tuning_correction(q.track.tuning, c.track.tuning)
     pair = render_pair(
         q.audio,
         q.sr,
