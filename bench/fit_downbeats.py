@@ -24,6 +24,7 @@ Usage::
 
     .venv/bin/python bench/fit_downbeats.py             # CV over the penalty, fit, print weights
     .venv/bin/python bench/fit_downbeats.py --check     # only score the current weights
+    .venv/bin/python bench/fit_downbeats.py --confidence   # fit the bar-line confidence
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Piece:
     scored: bool  # counts in the reported downbeat F (real: certain downbeats only)
     feats: np.ndarray  # (n_candidates, n_features)
     f: np.ndarray  # (n_candidates,) downbeat F of each candidate
+    tempo_confidence: float = 1.0  # the beat grid's (an input of the bar-line confidence)
 
 
 def _f(ref: np.ndarray, est: np.ndarray, trim: bool) -> float:
@@ -85,18 +87,25 @@ def _piece(
 ) -> Piece | None:
     fe = compute_frontend(y, sr=sr)
     chroma, bass = chroma_pair(fe, tuning=estimate_tuning(fe))
-    beats = rhythm.track_beats(fe, harmony=bass, chroma=chroma).beats
+    grid = rhythm.track_beats(fe, harmony=bass, chroma=chroma)
+    beats = grid.beats
     if len(beats) < 8:
         return None
     cues = rhythm.downbeat_cues(fe, beats, bass, chroma)
     cands, feats = rhythm.meter_phase_features(cues, rhythm.first_strong_beat(fe, beats))
     trim = source == "real"
     f = np.array([_f(downbeats_true, beats[p::m], trim) for m, p in cands])
-    return Piece(name, group, source, scored, feats, f)
+    return Piece(name, group, source, scored, feats, f, float(grid.tempo_confidence))
 
 
-def collect(real_truth: Path | None) -> list[Piece]:
-    """Analyse the development pieces (a few minutes on one core)."""
+def collect(real_truth: Path | None, *, more: bool = False) -> list[Piece]:
+    """Analyse the development pieces (a few minutes on one core).
+
+    ``more`` adds, where their caches are built, both layers of every song of the stems set's
+    dev split (``bench/stemset.py``: tracker bar lines assume 32 rows a bar) and a fixed
+    sample of ``bench/temposet.py`` (120 scores at drawn tempi, 80 drum loops): the data of the
+    bar-line confidence, whose errors the first three sources hardly have.
+    """
     from hard_songs import PATTERNS, hard_song  # tests/analysis: synthesized with truth
 
     import truthset  # bench/
@@ -136,7 +145,108 @@ def collect(real_truth: Path | None) -> list[Piece]:
                     np.asarray(item["downbeats"]),
                 )
             )
+    if more:
+        data += _more_pieces()
     return [p for p in data if p is not None]
+
+
+def _more_pieces() -> list[Piece | None]:
+    import stemset
+    import temposet
+
+    out: list[Piece | None] = []
+    stems = stemset.CACHE_ROOT / "stems.json"
+    if stems.exists():
+        for song in json.loads(stems.read_text())["songs"]:
+            if song["split"] != "dev":
+                continue
+            for layer in ("query", "partner"):
+                a = decode(stemset.CACHE_ROOT / song[f"{layer}_path"], sr=ANALYSIS_SR)
+                out.append(
+                    _piece(f"stem:{song['id']}:{layer}", f"stem:{song['id']}", "stem", True,
+                           a.samples, a.sr, np.asarray(song["downbeats"]))
+                )  # fmt: skip
+    else:
+        print(f"no stems set at {stems} (bench/stemset.py)")
+    manifest = temposet.CACHE / "manifest.jsonl"
+    if manifest.exists():
+        items = [json.loads(line) for line in manifest.read_text().splitlines() if line]
+        rng = np.random.default_rng(0)
+        for source, k in (("corpus", 120), ("groove", 80)):
+            pool = [r for r in items if r.get("source") == source and r.get("downbeats")]
+            for j in rng.choice(len(pool), min(k, len(pool)), replace=False):
+                r = pool[int(j)]
+                path = Path(r["path"])
+                path = path if path.is_absolute() else temposet.CACHE / path
+                y = np.load(path).astype(np.float32) / 32768.0
+                out.append(
+                    _piece(f"tset:{r['id']}", f"tset:{r['id']}", f"tset_{source}", True, y,
+                           temposet.SR, np.asarray(r["downbeats"]))
+                )  # fmt: skip
+    else:
+        print(f"no temposet at {manifest} (bench/temposet.py)")
+    return out
+
+
+def confidence_rows(data: list[Piece], w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per piece, the inputs of the bar-line confidence at weights ``w`` (phase margin, meter
+    margin, tempo confidence) and whether its chosen bar lines are right (F >= 0.5)."""
+    X, y = [], []
+    cands = [(m, p) for m in (4, 3) for p in range(m)]
+    for p in data:
+        s = p.feats @ w
+        i = int(np.argmax(s))
+        meter = cands[i][0]
+        other_meter = max(v for (m, _), v in zip(cands, s, strict=True) if m != meter)
+        other_phase = max(
+            v for j, ((m, _), v) in enumerate(zip(cands, s, strict=True)) if m == meter and j != i
+        )
+        X.append([s[i] - other_phase, s[i] - other_meter, p.tempo_confidence])
+        y.append(p.f[i] >= 0.5)
+    return np.array(X), np.array(y)
+
+
+def fit_confidence(data: list[Piece], w: np.ndarray, folds: int = 5) -> None:
+    """Fit and print the bar-line confidence (:func:`rhythm.bar_line_confidence`): a logistic
+    regression of "right" on the capped margins and the tempo confidence, with its ROC AUC by
+    grouped cross-validation beside the rule it replaces (the least of the three confidences)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    X, y = confidence_rows(data, w)
+    cap = rhythm.DOWNBEAT_MARGIN_CAP
+    Z = np.c_[np.minimum(X[:, :2], cap), X[:, 2]]
+    groups = sorted({p.group for p in data})
+    order = np.random.default_rng(0).permutation(len(groups))
+    fold_of = {groups[j]: i % folds for i, j in enumerate(order)}
+    fold = np.array([fold_of[p.group] for p in data])
+    cv = np.zeros(len(y))
+    for k in range(folds):
+        m = LogisticRegression().fit(Z[fold != k], y[fold != k])
+        cv[fold == k] = m.predict_proba(Z[fold == k])[:, 1]
+    scale = rhythm.METER_MARGIN_SCALE
+    old = np.minimum.reduce(
+        [np.clip(X[:, 0] / scale, 0, 1), np.clip(X[:, 1] / scale, 0, 1), X[:, 2]]
+    )
+    now = np.array([rhythm.bar_line_confidence(a, b, c) for a, b, c in X])
+    src = np.array([p.source for p in data])
+    print(f"bar-line confidence: {len(y)} pieces, {int((~y).sum())} with wrong bar lines")
+    for name, c in (("least of three (v16)", old), (f"logistic, grouped {folds}-fold CV", cv),
+                    ("as shipped", now)):  # fmt: skip
+        per = {
+            s: roc_auc_score(y[src == s], c[src == s])
+            for s in sorted(set(src))
+            if 0 < y[src == s].sum() < (src == s).sum()
+        }
+        low = c < 0.5
+        print(
+            f"  {name:34s} ROC AUC {roc_auc_score(y, c):.3f} "
+            + " ".join(f"{k} {v:.3f}" for k, v in per.items())
+            + f"; flagged (< 0.5): wrong {low[~y].mean():.2f}, right {low[y].mean():.2f}"
+        )
+    m = LogisticRegression().fit(Z, y)
+    print("DOWNBEAT_CONF_WEIGHTS = (" + ", ".join(f"{x:.3f}" for x in m.coef_[0]) + ")")
+    print(f"DOWNBEAT_CONF_BIAS = {m.intercept_[0]:.3f}")
 
 
 def fit(data: list[Piece], l2: float) -> np.ndarray:
@@ -204,9 +314,16 @@ def main() -> None:
     ap.add_argument("--real", type=Path, default=None, help="real-music truth.json (dev half)")
     ap.add_argument("--folds", type=int, default=10, help="grouped CV folds")
     ap.add_argument("--repeats", type=int, default=3, help="CV repeats (fold shuffles)")
+    ap.add_argument("--confidence", action="store_true",
+                    help="fit the bar-line confidence instead (adds the stems and temposet "
+                    "dev data)")  # fmt: skip
     args = ap.parse_args()
     real = args.real if args.real is not None else HERE / ".cache" / "realset" / "truth.json"
-    data = collect(real)
+    data = collect(real, more=args.confidence)
+    if args.confidence:
+        w_now = np.r_[rhythm.DOWNBEAT_WEIGHTS, rhythm.START_PRIOR, rhythm.TRIPLE_METER_BIAS]
+        fit_confidence(data, w_now)
+        return
     counts = {s: sum(p.source == s for p in data) for s in ("hard", "synth", "real")}
     labelled = sum(p.f.max() >= LABEL_MIN_F for p in data)
     print(f"{len(data)} pieces ({counts}); {labelled} with a candidate at F >= {LABEL_MIN_F}")

@@ -202,13 +202,13 @@ class TrackAnalysis:
             )
         d = self.estimates.get("downbeat", {})
         if d and d.get("confidence", 1.0) < below:
-            # Since v8 the bar lines are no surer than the tempo and meter under them: say so
-            # rather than leave two unrelated-looking doubts.
+            # Most wrong bar lines sit on a wrong beat level or meter: name an unsure one under
+            # them rather than leave two unrelated-looking doubts.
             why = next(
                 (
-                    f" (no surer than the {name})"
+                    f" (the {name} under them is unsure too)"
                     for name, e in (("tempo", t), ("meter", m))
-                    if e and e.get("confidence") == d["confidence"]
+                    if e and e.get("confidence", 1.0) < below
                 ),
                 "",
             )
