@@ -184,9 +184,8 @@ class BeatGrid:
     tempo_alternative : float
         The runner-up tempo (BPM) that closer decision would have given.
     meter_confidence, downbeat_confidence : float
-        In [0, 1]: margin of the chosen meter over the other; for the bar lines, the least of
-        the margin of the chosen bar phase over the next best phase, the meter's and the
-        tempo's confidences.
+        In [0, 1]: margin of the chosen meter over the other; for the bar lines,
+        :func:`bar_line_confidence` of the phase and meter margins and the tempo's confidence.
     """
 
     tempo: float
