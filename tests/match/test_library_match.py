@@ -268,6 +268,29 @@ def test_a_partner_with_a_doubtful_tempo_is_flagged_and_ranked_down(songs_dir, s
             assert c["score"] == others[c["segment"]] and "doubts" not in c
 
 
+def test_a_partner_with_doubtful_bar_lines_says_so_without_losing_its_score(songs_dir, sqlite_url):
+    """Bar lines half a bar off misplace the chord changes in the render: the candidate says
+    where to check, and its score (the chords may still meet) is unchanged."""
+    from cratedig.library.db import open_library
+    from cratedig.library.schema import TrackRow
+
+    ingest(songs_dir / "lib", sqlite_url)
+    args = ("match", songs_dir / "query.wav", "--db", sqlite_url, "--json", "--top", "50")
+    before = json.loads(run(*args).stdout)["matches"][0]["candidates"]
+    top = before[0]
+    assert not any("bar lines" in d for d in top.get("doubts", []))
+    with open_library(sqlite_url) as lib, lib.transaction() as s:
+        row = s.get(TrackRow, top["track_id"])
+        est = dict(row.estimates)
+        est["downbeat"] = {**est["downbeat"], "confidence": 0.2}
+        row.estimates = est
+    after = json.loads(run(*args).stdout)["matches"][0]["candidates"]
+    same = next(c for c in after if c["segment"] == top["segment"])
+    assert any("bar lines uncertain (confidence 0.20)" in d for d in same["doubts"])
+    assert "bar 1" in same["reason"]
+    assert same["score"] == top["score"]
+
+
 def _as_three_four(analysis, confidence: float):
     """The query as if analysed in 3/4 with the given meter confidence (runner-up 4/4)."""
     for seg in analysis.segments:

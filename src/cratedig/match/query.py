@@ -172,6 +172,24 @@ def tempo_doubt(estimates: dict[str, Any]) -> tuple[float, str] | None:
     )
 
 
+def bar_line_doubt(estimates: dict[str, Any]) -> str | None:
+    """A note when a partner's bar lines are doubtful: the render lines up bar 1 with bar 1,
+    and bar lines half a bar off put its chord changes between the query's.
+
+    Examples
+    --------
+    >>> bar_line_doubt({"downbeat": {"value": 0.5, "confidence": 0.3}})
+    'partner bar lines uncertain (confidence 0.30): check where its bar 1 falls'
+    >>> bar_line_doubt({"downbeat": {"value": 0.5, "confidence": 0.9}}) is None
+    True
+    """
+    d = estimates.get("downbeat") or {}
+    conf = d.get("confidence")
+    if conf is None or conf >= LOW_CONFIDENCE:
+        return None
+    return f"partner bar lines uncertain (confidence {conf:.2f}): check where its bar 1 falls"
+
+
 def plausible_meters(meter: int, estimates: dict[str, Any]) -> set[int] | None:
     """Beats per bar a segment may have: its own, plus the runner-up when the meter is doubtful.
 
@@ -442,6 +460,9 @@ def match_analysis(
                 confidence, note = doubt
                 rec["score"] = round(float(rec["score"]) * (0.5 + 0.5 * confidence), 4)
                 notes.append(note)
+            bars = bar_line_doubt(estimates.get(c.track_id, {}))
+            if bars is not None:
+                notes.append(bars)  # said, not scored: the chords may still meet
             if notes:
                 rec["doubts"] = notes
                 rec["reason"] = "; ".join([rec["reason"], *notes])
