@@ -741,8 +741,9 @@ DOWNBEAT_RIGHT = 0.5
 
 def confidence_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Do the confidences flag the errors? Per estimate (tempo at the assumed level, key exact,
-    downbeats with F >= DOWNBEAT_RIGHT): the ROC AUC of confidence for right vs wrong, the
-    shares of wrong and of right estimates under LOW_CONFIDENCE, and for tempo the Acc1 when a
+    downbeats with F >= DOWNBEAT_RIGHT, meter exact where certain): the ROC AUC of confidence
+    for right vs wrong, the shares of wrong and of right estimates under LOW_CONFIDENCE, and
+    for tempo the Acc1 when a
     flagged estimate counts as right if its runner-up is (what matching on both readings gets).
     Empty when the system reports no confidences."""
     from sklearn.metrics import roc_auc_score
@@ -752,6 +753,7 @@ def confidence_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "tempo": ("tempo_acc1", lambda v: bool(v)),
         "key": ("key_exact", lambda v: bool(v)),
         "downbeat": ("downbeat_f", lambda v: v >= DOWNBEAT_RIGHT),
+        "meter": ("meter_ok", lambda v: bool(v)),
     }
     for name, (metric, right_of) in checks.items():
         pairs = [
@@ -987,6 +989,7 @@ def render_real_table(
             "tempo": "tempo (Acc1 at the assumed level, steady)",
             "key": "key (exact, keyed items)",
             "downbeat": f"downbeats (F ≥ {DOWNBEAT_RIGHT:g}, certain)",
+            "meter": "meter (exact, certain)",
         }
         for name, e in cs.items():
             ct.add_row(

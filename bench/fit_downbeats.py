@@ -224,7 +224,7 @@ def fit_confidence(data: list[Piece], w: np.ndarray, folds: int = 5) -> None:
     for k in range(folds):
         m = LogisticRegression().fit(Z[fold != k], y[fold != k])
         cv[fold == k] = m.predict_proba(Z[fold == k])[:, 1]
-    scale = rhythm.METER_MARGIN_SCALE
+    scale = 0.5  # v16's METER_MARGIN_SCALE
     old = np.minimum.reduce(
         [np.clip(X[:, 0] / scale, 0, 1), np.clip(X[:, 1] / scale, 0, 1), X[:, 2]]
     )
