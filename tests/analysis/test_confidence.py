@@ -60,7 +60,7 @@ def test_bar_line_confidence_grows_with_each_margin_and_the_tempo_confidence():
     assert bar_line_confidence(3.0, 1.0, 0.5) > base
     assert bar_line_confidence(1.0, 3.0, 0.5) > base
     assert bar_line_confidence(1.0, 1.0, 1.0) > base
-    # A tie between two phases is a coin toss at best, whatever the meter and tempo say.
+    # A tie between two phases under a moderate meter margin reads as doubtful.
     assert bar_line_confidence(0.0, 2.0, 1.0) < 0.6
     # Wide margins on a sure tempo are sure; margins past the cap add nothing.
     top = bar_line_confidence(DOWNBEAT_MARGIN_CAP, DOWNBEAT_MARGIN_CAP, 1.0)
