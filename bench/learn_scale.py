@@ -126,6 +126,7 @@ def match_song(
                 scores.terms, stretch=scores.stretch, semitones=scores.semitones,
                 tempo_ratio=scores.tempo_ratio, query_balance=one.balance[0],
                 balance=cands.balance, relation=scores.relation, rule_score=scores.score,
+                coverage=scores.coverage,
             )  # fmt: skip
             learned = ranker.learned(x, names)
             scores.terms["learned"] = learned

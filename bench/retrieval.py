@@ -474,6 +474,7 @@ def _features(
         balance=np.array([segs[r["segment"]].features.spectral_balance for r in recs]),
         relation=np.array([RELATIONS.index(r["key_relation"]) for r in recs], np.int64),
         rule_score=np.array([_undoubted(r) for r in recs]),
+        coverage=np.array([float(r.get("coverage", 1.0)) for r in recs]),
     )
 
 

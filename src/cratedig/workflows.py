@@ -734,7 +734,7 @@ def _pair_matrix(pairs: list[tuple[Any, Any]]) -> tuple[Any, list[str], Any]:
         x, names = pair_features(
             sc.terms, stretch=sc.stretch, semitones=sc.semitones, tempo_ratio=sc.tempo_ratio,
             query_balance=q.balance[0], balance=c.balance, relation=sc.relation,
-            rule_score=sc.score,
+            rule_score=sc.score, coverage=sc.coverage,
         )  # fmt: skip
         rows.append(x[0])
         rules.append(float(sc.score[0]))

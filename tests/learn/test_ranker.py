@@ -36,7 +36,7 @@ def features_of(pairs):
         x, names = pair_features(
             s.terms, stretch=s.stretch, semitones=s.semitones, tempo_ratio=s.tempo_ratio,
             query_balance=q.balance[0], balance=c.balance, relation=s.relation,
-            rule_score=s.score,
+            rule_score=s.score, coverage=s.coverage,
         )  # fmt: skip
         rows.append(x[0])
         rules.append(float(s.score[0]))
@@ -93,8 +93,11 @@ def test_json_round_trip_and_no_model_means_the_rule_score(data, tmp_path):
     assert np.array_equal(blend(rule, None, weight=0.3), rule)
     mixed = blend(rule, again.learned(X, names), weight=again.blend)
     assert np.all((mixed == 0) == (rule == 0))  # rejected candidates stay rejected
-    with pytest.raises(ParameterError, match="differ"):
+    with pytest.raises(ParameterError, match="lack the model's"):
         again.learned(X[:, :-1], names[:-1])
+    # A model trained before the last feature (coverage) existed reads its own columns only.
+    older = train_ranker(X[:, :-1], y, names[:-1])
+    np.testing.assert_allclose(older.learned(X, names), older.learned(X[:, :-1], names[:-1]))
 
 
 @pytest.mark.parametrize(

@@ -291,6 +291,28 @@ def test_a_partner_with_doubtful_bar_lines_says_so_without_losing_its_score(song
     assert same["score"] == top["score"]
 
 
+def test_a_whole_phrase_ranks_above_a_fragment_of_it(songs_dir, tmp_path):
+    """The library holds the transposed copy twice: whole, and cut two bars into its last
+    4-bar phrase. For the query's last phrase both have the same chords over the bars they
+    share; the whole phrase comes first, the 2-bar tail says it covers only half the bars
+    (before coverage counted, the tail ranked first: 0.763 against 0.760)."""
+    folder = tmp_path / "tails"
+    folder.mkdir()
+    shutil.copy(songs_dir / "lib" / "copy_up2.flac", folder / "copy_up2.flac")
+    y, sr = sf.read(folder / "copy_up2.flac")
+    sf.write(folder / "tail_up2.flac", y[: int(14 * 4 * 60 / 124.0 * sr)], sr)
+    db = f"sqlite:///{tmp_path / 'tails.sqlite'}"
+    ingest(folder, db)
+    out = json.loads(run("match", songs_dir / "query.wav", "--db", db, "--json").stdout)
+    last = out["matches"][-1]["candidates"]
+    whole = [c for c in last if c["path"].endswith("copy_up2.flac")]
+    tail = [c for c in last if c["path"].endswith("tail_up2.flac") and c["coverage"] < 1]
+    assert whole and tail, [(c["path"], c["coverage"]) for c in last]
+    assert last[0] == whole[0] and whole[0]["coverage"] == 1.0 and whole[0]["semitones"] == -2
+    assert tail[0]["coverage"] == 0.5 and "covers 2 of 4 bars" in tail[0]["reason"]
+    assert tail[0]["score"] < whole[0]["score"]
+
+
 def _as_three_four(analysis, confidence: float):
     """The query as if analysed in 3/4 with the given meter confidence (runner-up 4/4)."""
     for seg in analysis.segments:

@@ -147,6 +147,31 @@ def test_half_time_candidate_bars_map_onto_two_query_bars():
     assert scores.terms["harmonic"][0] > scores.terms["harmonic"][1]
 
 
+def test_a_fragment_ranks_below_the_whole_phrase():
+    """A 3-bar tail with the right chords leaves an 8-bar phrase bare for five bars."""
+    whole = progression("C", POP)
+    cands = make_batch([_row(chroma=whole[:3]), _row(chroma=whole)])
+    scores = score_candidates(query(), cands)
+    assert scores.terms["harmonic"][0] > 0.95 and scores.terms["harmonic"][1] > 0.95
+    assert list(scores.coverage) == [3 / 8, 1.0]
+    assert list(scores.ranking()) == [1, 0]
+    assert scores.score[0] == pytest.approx(scores.score[1] * (0.7 + 0.3 * 3 / 8), rel=0.02)
+    rec = candidate_records(query(), cands, scores, [0, 1])
+    assert rec[0]["coverage"] == 0.375 and "covers 3 of 8 bars" in rec[0]["reason"]
+    assert rec[1]["coverage"] == 1.0 and "covers" not in rec[1]["reason"]
+
+
+def test_half_time_bars_cover_two_query_bars_each():
+    held = progression("C", [1, 1, 5, 5, 6, 6, 4, 4])
+    half = make_batch([_row(tempo=64.0, chroma=progression("C", [1, 5, 6, 4]))])
+    scores = score_candidates(query(chroma=held), half)
+    assert scores.tempo_ratio[0] == 2.0 and scores.coverage[0] == 1.0
+    # Double time: 8 candidate bars last 4 query bars.
+    double = make_batch([_row(tempo=256.0)])
+    scores = score_candidates(query(), double)
+    assert scores.tempo_ratio[0] == 0.5 and scores.coverage[0] == 0.5
+
+
 def test_silent_bars_do_not_count():
     chroma = progression("C", POP)
     chroma[4:] = 0.0

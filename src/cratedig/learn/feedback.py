@@ -140,7 +140,7 @@ def candidate_lists(
         X, names = pair_features(
             sc.terms, stretch=sc.stretch, semitones=sc.semitones, tempo_ratio=sc.tempo_ratio,
             query_balance=q.balance[0], balance=cands.balance, relation=sc.relation,
-            rule_score=sc.score,
+            rule_score=sc.score, coverage=sc.coverage,
         )  # fmt: skip
         out.append(
             CandidateList(

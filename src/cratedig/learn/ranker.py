@@ -81,6 +81,7 @@ EXTRA_FEATURES: tuple[str, ...] = (
     "abs_mid_diff",
     "abs_high_diff",
     *(f"rel_{r}" for r in RELATIONS),
+    "coverage",
 )
 
 
@@ -94,6 +95,7 @@ def pair_features(
     balance: np.ndarray,
     relation: np.ndarray,
     rule_score: np.ndarray,
+    coverage: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Feature matrix of ``n`` pairs -> ``(X [shape=(n, d)], names)``.
 
@@ -112,6 +114,9 @@ def pair_features(
         (``MatchScores.relation``).
     rule_score : np.ndarray [shape=(n,)]
         The rule score (``MatchScores.score``).
+    coverage : np.ndarray [shape=(n,)], optional
+        Share of the query's bars the candidate sounds under (``MatchScores.coverage``); 1 for
+        every pair when not given (a rating stored before coverage was recorded).
     """
     names = sorted(t for t in terms if t != "learned")
     n = len(stretch)
@@ -131,6 +136,7 @@ def pair_features(
         *diff.T,
         *np.abs(diff).T,
         *(rel[None, :] == np.arange(len(RELATIONS))[:, None]).astype(np.float64),
+        np.ones(n) if coverage is None else np.asarray(coverage, np.float64).reshape(n),
     ]
     return np.stack(cols, axis=1) if n else np.zeros((0, len(cols))), [*names, *EXTRA_FEATURES]
 
@@ -148,10 +154,19 @@ class Ranker:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def learned(self, X: np.ndarray, names: list[str]) -> np.ndarray:
-        """The learned term in [0, 1] of each row of ``X`` (columns named ``names``)."""
-        if list(names) != self.features:
-            raise ParameterError(f"features {names} differ from the model's {self.features}")
-        z = ((np.asarray(X, np.float64) - self.mean) / self.scale) @ self.coef + self.intercept
+        """The learned term in [0, 1] of each row of ``X`` (columns named ``names``).
+
+        A model trained before a feature was added reads only its own columns (by name), so it
+        still means what it meant; a model that needs a column ``names`` lacks is refused.
+        """
+        names = list(names)
+        X = np.asarray(X, np.float64)
+        if names != self.features:
+            missing = [f for f in self.features if f not in names]
+            if missing:
+                raise ParameterError(f"features {names} lack the model's {missing}")
+            X = X[:, [names.index(f) for f in self.features]]
+        z = ((X - self.mean) / self.scale) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
     def to_json(self) -> dict[str, Any]:

@@ -258,6 +258,8 @@ def _best_reading(results: list[tuple[MatchScores, np.ndarray]]) -> tuple[MatchS
         relation=choose(lambda s: s.relation),
         terms={t: choose(lambda s, t=t: s.terms[t]) for t in results[0][0].terms},
         section=results[0][0].section,  # the section roles do not depend on the reading
+        coverage=choose(lambda s: s.coverage),
+        query_bars=results[0][0].query_bars,
     )
     return merged, pick
 
@@ -416,6 +418,7 @@ def match_analysis(
                 scores.terms, stretch=scores.stretch, semitones=scores.semitones,
                 tempo_ratio=scores.tempo_ratio, query_balance=query_row.balance[0],
                 balance=batch.balance, relation=scores.relation, rule_score=scores.score,
+                coverage=scores.coverage,
             )  # fmt: skip
             learned = ranker.learned(x, names)
             scores.terms["learned"] = learned
