@@ -22,6 +22,17 @@ def test_beat_rows_come_from_the_segments_beat_chroma(analyses):
     assert bars.units_per_bar == 1 and bars.chroma.shape[1] == longest
 
 
+def test_bar_mask_marks_the_bars_that_sound(analyses):
+    a = next(a for a in analyses if a.time_signature[0] == 4)
+    batch = SegmentBatch.from_segments(a.segments)
+    mask = batch.bar_mask()
+    np.testing.assert_array_equal(mask, batch.bar_chroma()[1])
+    for i, s in enumerate(a.segments):
+        assert mask[i, : s.bars].any() and not mask[i, s.bars :].any()
+    bars = SegmentBatch.from_segments(a.segments, unit="bar")
+    np.testing.assert_array_equal(bars.bar_mask(), bars.chroma_mask)
+
+
 def test_three_four_bars_leave_the_fourth_slot_empty(analyses):
     a = next(a for a in analyses if a.time_signature[0] == 3)
     batch = SegmentBatch.from_segments(a.segments)

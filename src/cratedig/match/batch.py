@@ -114,6 +114,15 @@ class SegmentBatch:
         mean = (c * m[..., None]).sum(axis=2) / np.maximum(count, 1)[..., None]
         return mean.astype(np.float32), count > 0
 
+    def bar_mask(self) -> np.ndarray:
+        """Bars in which any row sounds -> (n, bars): :meth:`bar_chroma`'s mask, without the means."""
+        if self.units_per_bar == 1:
+            return self.chroma_mask
+        u = self.units_per_bar
+        bars = -(-self.rows // u)
+        m = np.pad(self.chroma_mask, ((0, 0), (0, bars * u - self.rows)))
+        return m.reshape(len(self), bars, u).any(axis=2)
+
     @classmethod
     def from_segments(
         cls, segments: Sequence[Segment], *, bars: int | None = None, unit: str = "beat"

@@ -639,9 +639,7 @@ def score_candidates(
     terms["transposition"] = transposition_all[rows, best]
     terms = {t: terms[t] for t in TERMS}
     score = tempo_term * terms["shift"] * terms["transposition"] * content_all[rows, best]
-    _, q_bars = query.bar_chroma()
-    _, c_bars = candidates.bar_chroma()
-    coverage, n_bars = coverage_fit(q_bars[0], c_bars, ratio_index)
+    coverage, n_bars = coverage_fit(query.bar_mask()[0], candidates.bar_mask(), ratio_index)
     section = section_role_fit(str(query.labels[0]), candidates.labels)
     score = np.minimum(score * coverage_factor(coverage) * section_factor(section), 1.0)
     return MatchScores(
