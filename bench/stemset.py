@@ -25,6 +25,16 @@ used):
   skipped with the reason. Truth (tempo, beats, downbeats, meter and their certainty flags)
   comes from the played rows' times as in ``realset.render_module``.
 
+* **Freedoom's MIDI music** (``freedoom``, the set of ``bench/midiset.py``, BSD-3-Clause),
+  **held out whole** (split ``freedoom``: ``retrieval.py --set real --split freedoom``; nothing
+  is tuned on it): each MIDI file that passes midiset's grid rule is rendered twice with
+  FluidSynth and the GM soundfont, the query = the **lead** instrument (the melodic track of at
+  least ``LEAD_MIN_NOTES`` notes over ``LEAD_MIN_PITCHES`` pitches, mostly one note at a time,
+  median note E3 or higher, no bass, pad, effect or percussive program, with the highest median
+  pitch) + the GM drum tracks, the partner = every track but the lead.
+  Truth from the MIDI grid (``realset.midi_grid_truth``, as midiset), the first ``EXCERPT_S``
+  seconds from the first note.
+
 Each song also records ``lead_onsets``: the times its lead plays a note (the lead channel's
 notes on the played rows; the guitar chart of ``notes.mid``), so that the bench can tell a
 phrase where the lead plays from one where only the drums do.
@@ -33,7 +43,8 @@ phrase where the lead plays from one where only the drums do.
 +5 and +1 semitones, and +7 for a quarter of them) go into the library as decoys: a copy a
 fourth up has its key a fifth from the query's, which the key rule calls fine.
 
-Split: ``dev`` when the first byte of sha1(source id) is even, else ``heldout`` (as realset).
+Split: ``dev`` when the first byte of sha1(source id) is even, else ``heldout`` (as realset);
+Freedoom's songs are all ``freedoom``.
 
 Layout: ``bench/.cache/stemset/songs/<id>/{query,partner}.flac`` (mono, 22.05 kHz),
 ``copies/<id>_{+5,+1,+7}.flac``, ``stems.json`` (every song's source, split, channel choice,
@@ -67,6 +78,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realset  # noqa: E402
 
 BUILD_VERSION = 1
+#: Version of ``stems.json``: 2 added Freedoom's MIDI songs (the songs of version 1 are reused).
+MANIFEST_VERSION = 2
+#: A lead plays one note at a time for at least this share of its notes (a pad or a chord
+#: track is no lead).
+LEAD_MONO_SHARE = 0.8
+#: GM programs that are no lead: basses (32-39), pads and synth effects (88-103), percussive
+#: instruments and sound effects (112-127), timpani and orchestra hits (47, 55).
+NOT_LEAD_PROGRAMS = frozenset([*range(32, 40), *range(88, 104), *range(112, 128), 47, 55])
+#: A lead's median note is at least E3: a monophonic line below is a bass line.
+LEAD_MIN_MEDIAN = 52
 SR = 22050  # stems are stored at the analysis rate, mono
 RENDER_SR = 44100
 CACHE_ROOT = Path(__file__).resolve().parent / ".cache" / "stemset"
@@ -85,6 +106,7 @@ EXTRA_TRACKER_PACKAGES = {
     "monsterz-data": "usr/share/games/monsterz/sound",
 }
 TRACKER_PACKAGES = {**realset.TRACKER_PACKAGES, **EXTRA_TRACKER_PACKAGES}
+FREEDOOM_PACKAGE = "freedoom"
 #: A lead channel plays at least this many notes over this many distinct pitches.
 LEAD_MIN_NOTES = 12
 LEAD_MIN_PITCHES = 5
@@ -464,12 +486,158 @@ def cached_song(fn: Any, args: tuple[Path, str, str, Path]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------
+# Freedoom's MIDI music
+def freedoom_midis(root: Path) -> list[Path]:
+    """Extract every Freedoom MIDI lump (deduplicated by content) to ``freedoom_midi/*.mid``."""
+    import midiset
+
+    out_dir = CACHE_ROOT / "freedoom_midi"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths, seen = [], set()
+    for wad in midiset.WADS:
+        for name, lump in midiset.wad_music(root / wad):
+            digest = hashlib.sha1(lump).hexdigest()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            path = out_dir / f"{Path(wad).stem}_{name}.mid"
+            if not path.exists():
+                path.write_bytes(lump)
+            paths.append(path)
+    return sorted(paths)
+
+
+def mono_share(notes: list[Any]) -> float:
+    """Share of ``notes`` that start after the previous one has ended (within 30 ms)."""
+    starts = sorted(notes, key=lambda n: n.start)
+    ok = sum(1 for a, b in zip(starts, starts[1:], strict=False) if b.start >= a.end - 0.03)
+    return (ok + 1) / max(len(starts), 1)
+
+
+def freedoom_song(args: tuple[Path, str, str, Path, str]) -> dict[str, Any]:
+    """Render one Freedoom MIDI file's query (lead + drums) and partner (all but the lead)."""
+    import copy
+    import warnings
+
+    import pretty_midi
+    import soundfile as sf
+
+    import midiset
+    from truthset import fluidsynth_render
+
+    path, package, licence, out, sid = args
+    source_id = f"{package}:{path.stem}"
+    item = realset.base_item(source_id, "midi", package, path.name, licence)
+    item["id"] = sid
+    item["split"] = "freedoom"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pm = pretty_midi.PrettyMIDI(str(path))
+    notes = sorted(n.start for i in pm.instruments for n in i.notes)
+    if not notes:
+        raise ValueError("no notes")
+    first = float(notes[0])
+    share = midiset.grid_share(pm, midiset.EXCERPT_S)
+    if share < midiset.GRID_SHARE_MIN:
+        raise ValueError(f"only {share:.2f} of the onsets on the MIDI grid: no grid truth")
+    end = first + midiset.EXCERPT_S
+    stats = []
+    for k, inst in enumerate(pm.instruments):
+        inside = [n for n in inst.notes if n.start < end]
+        stats.append(
+            {
+                "track": k,
+                "program": int(inst.program),
+                "drum": bool(inst.is_drum),
+                "notes": len(inside),
+                "pitches": len({n.pitch for n in inside}),
+                "median_pitch": float(np.median([n.pitch for n in inside])) if inside else 0.0,
+                "mono_share": round(mono_share(inside), 3) if inside else 0.0,
+            }
+        )
+    melodic = [
+        t for t in stats
+        if not t["drum"] and t["notes"] >= LEAD_MIN_NOTES and t["pitches"] >= LEAD_MIN_PITCHES
+    ]  # fmt: skip
+    leads = [
+        t for t in melodic
+        if t["mono_share"] >= LEAD_MONO_SHARE and t["program"] not in NOT_LEAD_PROGRAMS
+        and t["median_pitch"] >= LEAD_MIN_MEDIAN
+    ]  # fmt: skip
+    if not leads:
+        raise ValueError(
+            "no melodic track above E3 plays one note at a time (basses, pads and effects "
+            "excluded): no lead"
+        )
+    lead = max(leads, key=lambda t: t["median_pitch"])
+    harmony = [t for t in stats if not t["drum"] and t["notes"] and t is not lead]
+    if not harmony:
+        raise ValueError("no pitched track beside the lead")
+    drums = [t["track"] for t in stats if t["drum"]]
+    layers: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, keep in (
+            ("query", {lead["track"], *drums}),
+            ("partner", {t["track"] for t in stats if t is not lead}),
+        ):
+            sub = copy.deepcopy(pm)
+            sub.instruments = [i for k, i in enumerate(sub.instruments) if k in keep]
+            mid, wav = Path(tmp) / f"{name}.mid", Path(tmp) / f"{name}.wav"
+            sub.write(str(mid))
+            fluidsynth_render(mid, wav, RENDER_SR)
+            y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+            layers[name] = y.mean(axis=1)
+    n = max(len(y) for y in layers.values())
+    dur = min(n / RENDER_SR, end)
+    if dur - first < midiset.MIN_SECONDS:
+        raise ValueError(f"only {dur - first:.0f} s of music")
+    realset.midi_grid_truth(item, pm, dur, first)
+    if any(t.numerator in midiset.COMPOUND for t in pm.time_signature_changes if t.time < dur):
+        item.update(tempo_level_certain=False, beat_level_certain=False)
+    if not [t for t in pm.time_signature_changes if t.time < dur]:
+        item.update(downbeats=None, downbeats_certain=False, meter=None, meter_certain=False)
+    m = int(dur * RENDER_SR)
+    for name in layers:
+        layers[name] = np.pad(layers[name], (0, max(0, m - len(layers[name]))))[:m]
+    peak = max(float(np.abs(y).max()) for y in layers.values())
+    levels = {}
+    for name, y in layers.items():
+        y = to_mono_sr(y * (0.89 / max(peak, 1e-9)), RENDER_SR)
+        levels[name] = level_db(y)
+        if levels[name] < SILENT_DB:
+            raise ValueError(f"{name} layer silent ({levels[name]:.0f} dB)")
+        write_flac(y, out / sid / f"{name}.flac")
+    item.update(
+        duration=round(dur, 3),
+        grid_share=round(share, 3),
+        lead_onsets=sorted(
+            round(float(x.start), 3) for x in pm.instruments[lead["track"]].notes if x.start < dur
+        ),
+        lead_channels=[lead["track"]],
+        drum_channels=drums,
+        channel_choice=(
+            f"lead: track {lead['track']} (program {lead['program']}, {lead['notes']} notes, "
+            f"{lead['pitches']} pitches, median note {lead['median_pitch']:.0f}, the highest of "
+            f"{len(leads)} monophonic melodic); drums: {drums}"
+        ),
+        channel_stats=stats,
+        query_db=round(levels["query"], 1),
+        partner_db=round(levels["partner"], 1),
+        query_layer="lead + GM drum tracks",
+        partner_layer="every track but the lead",
+    )
+    return item
+
+
+# ------------------------------------------------------------------------------------------
 # Copies and build
 def make_copy(args: tuple[Path, int, Path]) -> str:
     import pedalboard
     import soundfile as sf
 
     src, k, out = args
+    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        return out.name  # a copy is a pure function of its source: made once
     y, sr = sf.read(str(src), dtype="float32")
     z = pedalboard.time_stretch(
         y[None, :], sr, stretch_factor=1.0, pitch_shift_in_semitones=float(k), high_quality=True
@@ -484,7 +652,7 @@ def build(force: bool = False, workers: int = 2, limit: int | None = None) -> Pa
 
     manifest = CACHE_ROOT / "stems.json"
     if manifest.exists() and not force:
-        if json.loads(manifest.read_text()).get("version") == BUILD_VERSION:
+        if json.loads(manifest.read_text()).get("version") == MANIFEST_VERSION:
             return manifest
     t0 = time.time()
     songs_dir, copies_dir = CACHE_ROOT / "songs", CACHE_ROOT / "copies"
@@ -506,6 +674,10 @@ def build(force: bool = False, workers: int = 2, limit: int | None = None) -> Pa
         for f in sorted((pkgroot / folder).iterdir()):
             if f.suffix.lower() in realset.MODULE_EXT:
                 jobs.append((tracker_song, (f, package, lic, songs_dir)))
+    fetch(FREEDOOM_PACKAGE)
+    lic = realset.licence_of(pkgroot, FREEDOOM_PACKAGE) or "BSD-3-Clause"
+    for f in freedoom_midis(pkgroot):
+        jobs.append((freedoom_song, (f, FREEDOOM_PACKAGE, lic, songs_dir)))
     if limit:
         jobs = jobs[:limit]
     log(f"building stems of {len(jobs)} sources ...")
@@ -533,7 +705,7 @@ def build(force: bool = False, workers: int = 2, limit: int | None = None) -> Pa
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(make_copy, copy_jobs))
     data = {
-        "version": BUILD_VERSION,
+        "version": MANIFEST_VERSION,
         "sr": SR,
         "built": time.strftime("%Y-%m-%d %H:%M:%S"),
         "build_seconds": round(time.time() - t0, 1),
@@ -568,7 +740,8 @@ def summarize(data: dict[str, Any]) -> str:
         f"{sum(len(s['copies']) for s in songs)} transposed copies; build {data['build_seconds']} s",
         "by kind and split: " + ", ".join(f"{k}/{sp}: {v}" for (k, sp), v in sorted(by.items())),
         f"held-out songs: {sum(s['split'] == 'heldout' for s in songs)}, dev: "
-        f"{sum(s['split'] == 'dev' for s in songs)}",
+        f"{sum(s['split'] == 'dev' for s in songs)}, Freedoom (held out whole): "
+        f"{sum(s['split'] == 'freedoom' for s in songs)}",
         f"skipped: {len(data['skipped'])}",
     ]
     for s in data["skipped"]:
