@@ -99,11 +99,31 @@ def wad_music(path: Path) -> list[tuple[str, bytes]]:
     return out
 
 
-def render(args: tuple[str, bytes, Path, str]) -> dict[str, Any]:
-    """Render one MIDI lump's excerpt with FluidSynth; its grid truth from the file."""
+def load_gridded(path: Path) -> tuple[Any, float, float]:
+    """``(PrettyMIDI, first note time, grid share)`` of a MIDI file whose notes sit on its grid.
+
+    Raises ValueError for a file without notes or with under ``GRID_SHARE_MIN`` of its onsets
+    on its grid (no grid truth).
+    """
     import warnings
 
     import pretty_midi
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pm = pretty_midi.PrettyMIDI(str(path))
+    notes = sorted(n.start for i in pm.instruments for n in i.notes)
+    if not notes:
+        raise ValueError("no notes")
+    share = grid_share(pm, EXCERPT_S)
+    if share < GRID_SHARE_MIN:
+        raise ValueError(f"only {share:.2f} of the onsets on the MIDI grid: no grid truth")
+    return pm, float(notes[0]), share
+
+
+def render(args: tuple[str, bytes, Path, str]) -> dict[str, Any]:
+    """Render one MIDI lump's excerpt with FluidSynth; its grid truth from the file."""
+
     import soundfile as sf
 
     from truthset import fluidsynth_render
@@ -114,16 +134,7 @@ def render(args: tuple[str, bytes, Path, str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         mid, wav = Path(tmp) / "x.mid", Path(tmp) / "x.wav"
         mid.write_bytes(lump)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pm = pretty_midi.PrettyMIDI(str(mid))
-        notes = sorted(n.start for i in pm.instruments for n in i.notes)
-        if not notes:
-            raise ValueError("no notes")
-        first = float(notes[0])
-        share = grid_share(pm, EXCERPT_S)
-        if share < GRID_SHARE_MIN:
-            raise ValueError(f"only {share:.2f} of the onsets on the MIDI grid: no grid truth")
+        pm, first, share = load_gridded(mid)
         fluidsynth_render(mid, wav, realset.SR)
         y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
     dur = min(len(y) / sr, first + EXCERPT_S)

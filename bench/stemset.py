@@ -517,9 +517,7 @@ def mono_share(notes: list[Any]) -> float:
 def freedoom_song(args: tuple[Path, str, str, Path, str]) -> dict[str, Any]:
     """Render one Freedoom MIDI file's query (lead + drums) and partner (all but the lead)."""
     import copy
-    import warnings
 
-    import pretty_midi
     import soundfile as sf
 
     import midiset
@@ -530,16 +528,7 @@ def freedoom_song(args: tuple[Path, str, str, Path, str]) -> dict[str, Any]:
     item = realset.base_item(source_id, "midi", package, path.name, licence)
     item["id"] = sid
     item["split"] = "freedoom"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pm = pretty_midi.PrettyMIDI(str(path))
-    notes = sorted(n.start for i in pm.instruments for n in i.notes)
-    if not notes:
-        raise ValueError("no notes")
-    first = float(notes[0])
-    share = midiset.grid_share(pm, midiset.EXCERPT_S)
-    if share < midiset.GRID_SHARE_MIN:
-        raise ValueError(f"only {share:.2f} of the onsets on the MIDI grid: no grid truth")
+    pm, first, share = midiset.load_gridded(path)
     end = first + midiset.EXCERPT_S
     stats = []
     for k, inst in enumerate(pm.instruments):
