@@ -121,7 +121,7 @@ class SegmentBatch:
         u = self.units_per_bar
         bars = -(-self.rows // u)
         m = np.pad(self.chroma_mask, ((0, 0), (0, bars * u - self.rows)))
-        return m.reshape(len(self), bars, u).any(axis=2)
+        return np.asarray(m.reshape(len(self), bars, u).any(axis=2), dtype=bool)
 
     @classmethod
     def from_segments(
