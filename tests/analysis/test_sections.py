@@ -199,3 +199,43 @@ def test_flatness_and_texture_tell_noise_and_pulses_from_a_held_tone():
     # The pulsed tone's band swings by tens of dB within the bar, the held tone's hardly.
     band = int(np.argmax(cues.timbre[2]))
     assert cues.texture[4:, band].min() > cues.texture[2:4, band].max() + 6.0, cues.texture[:, band]
+
+
+@pytest.mark.parametrize("tempo", [94.0, 174.0])
+def test_two_tempo_octaves_of_one_song_get_the_same_phrases_and_sections(tempo):
+    # The same audio on its true bar grid and on the grid an analysis reads at twice (or
+    # half) the tempo: sections and phrases start at the same times, and the double-time
+    # reading's phrases are twice as many of its bars (issue 10: a lead read at 188 BPM and
+    # its accompaniment at 94 had no phrase in common to match).
+    from cratedig.analysis.structure import track_structure
+    from cratedig.analysis.tonal import chroma_from_frontend, estimate_tuning
+
+    form = [("intro", 8), ("drop", 16), ("break", 8), ("drop", 16), ("outro", 8)]
+    song = synthesize_song(
+        tempo=tempo, key=Key.parse("F minor"), bars=56, seed=41, sr=SR, sections=form
+    )
+    fe = compute_frontend(song.audio, sr=SR)
+    chroma = chroma_from_frontend(fe, tuning=estimate_tuning(fe))
+    db = np.asarray(song.downbeats, dtype=float)
+    bar = 4 * 60.0 / tempo
+    starts, ends = db, np.r_[db[1:], db[-1] + bar]
+    if tempo < 120:  # the other reading: double time, each bar two of its bars
+        other = np.ravel(np.column_stack([starts, starts + bar / 2]))
+        o_starts, o_ends, o_tempo = other, np.r_[other[1:], ends[-1]], 2 * tempo
+    else:  # half time, two bars one of its bars
+        o_starts, o_ends, o_tempo = starts[::2], np.r_[starts[2::2], ends[-1]], tempo / 2
+
+    a = track_structure(fe, chroma, starts, ends, tempo)
+    b = track_structure(fe, chroma, o_starts, o_ends, o_tempo)
+
+    def phrase_times(s):
+        return [round(float(s.bar_starts[b0]), 2) for b0, _ in s.phrases]
+
+    def section_times(s):
+        return [round(float(s.bar_starts[s.phrases[p0][0]]), 2) for p0, *_ in s.sections]
+
+    assert phrase_times(a) == phrase_times(b)
+    assert section_times(a) == section_times(b)
+    assert len(a.sections) >= 3  # the form was found, not one section on both sides
+    ratio = np.median([n for _, n in b.phrases]) / np.median([n for _, n in a.phrases])
+    assert ratio == pytest.approx(2.0 if tempo < 120 else 0.5)
