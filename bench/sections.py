@@ -171,8 +171,9 @@ def librosa_sections_auto(y: np.ndarray, sr: int, bars_per_section: int = 16) ->
 def oracle_grid_bounds(path: str, downbeats: list[float], meter: int) -> np.ndarray:
     """cratedig's section boundaries (s) when its bar grid is replaced by the true downbeats:
     what the section stage scores without the beat and meter errors upstream."""
+    from cratedig.analysis import features as feat
     from cratedig.analysis.frontend import compute_frontend
-    from cratedig.analysis.structure import bar_bounds, track_structure
+    from cratedig.analysis.structure import bar_bounds, bar_cues, segment_structure
     from cratedig.analysis.tonal import chroma_from_frontend, estimate_tuning
     from cratedig.audio.decode import ANALYSIS_SR, decode
 
@@ -182,9 +183,9 @@ def oracle_grid_bounds(path: str, downbeats: list[float], meter: int) -> np.ndar
     db = np.asarray(downbeats, dtype=float)
     if db.size < 2:
         return np.zeros(0)
-    beat = float(np.median(np.diff(db))) / meter
-    starts, ends = bar_bounds(db, beat, meter, fe.duration)
-    s = track_structure(fe, chroma, starts, ends, 60.0 / beat)
+    starts, ends = bar_bounds(db, float(np.median(np.diff(db))) / meter, meter, fe.duration)
+    cues = bar_cues(fe, feat.bar_chroma(chroma, fe.tonal_fps, starts, ends), starts, ends)
+    s = segment_structure(cues, starts, ends)
     return np.array([starts[s.phrases[p0][0]] for p0, *_ in s.sections[1:]])
 
 

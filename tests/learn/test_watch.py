@@ -40,14 +40,14 @@ def run(app, *args, code=0):
     return result
 
 
-def _songs(folder, n, seed, *, tempo=(110.0, 130.0), meter=4, bars=16):
+def _songs(folder, n, seed, *, tempo=(110.0, 130.0), meter=4):
     rng = np.random.default_rng(seed)
     for i in range(n):
         song = synthesize_song(
             tempo=float(rng.uniform(*tempo)),
             key=Key.from_index(int(rng.integers(24))),
             meter=meter,
-            bars=bars,
+            bars=16,
             seed=seed * 100 + i,
             sr=22050,
         )
@@ -61,9 +61,7 @@ def crates(tmp_path_factory):
         ("base", 16, 1, {}),
         ("same", 8, 2, {}),
         ("waltz", 8, 3, {"meter": 3}),
-        # 32 bars: above 160 BPM phrases are twice as many bars (the same length in time as at
-        # half the tempo), so this keeps four phrases a song, as many as the other crates have.
-        ("fast", 8, 4, {"tempo": (165.0, 180.0), "bars": 32}),
+        ("fast", 8, 4, {"tempo": (165.0, 180.0)}),
     ):
         (root / name).mkdir()
         _songs(root / name, n, seed, **kw)

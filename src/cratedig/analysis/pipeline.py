@@ -25,7 +25,7 @@ from cratedig.analysis.loudness import loudness_blocks
 from cratedig.analysis.quality import assess_quality
 from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
 from cratedig.analysis.rhythm import ONSET_LAG, BeatGrid, active_span, track_beats
-from cratedig.analysis.structure import bar_bounds, track_structure
+from cratedig.analysis.structure import bar_bounds, bar_cues, segment_structure
 from cratedig.analysis.tonal import (
     OPENING_WEIGHT,
     KeyEstimate,
@@ -171,7 +171,7 @@ def analyze_signal(
     beat_s = np.repeat(starts, meter) + np.tile(np.arange(meter), len(starts)) * beat_len
     beat_chroma = feat.bar_chroma(chroma, fe.tonal_fps, beat_s, beat_s + beat_len)
     lap("features")
-    structure = track_structure(fe, chroma, starts, ends, grid.tempo)
+    structure = segment_structure(bar_cues(fe, bchroma, starts, ends), starts, ends)
     lap("sections")
     rhythm_rows = feat.rhythm_pattern(fe, starts, ends, grid.meter, lag=ONSET_LAG)
     t_lo, t_hi = int(a0 / fe.fps * fe.tonal_fps), int(np.ceil(a1 / fe.fps * fe.tonal_fps))

@@ -42,7 +42,6 @@ McFee, B. & Ellis, D. (2014) "Analyzing song structure with spectral clustering"
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,13 +50,6 @@ from cratedig.analysis import features as feat
 from cratedig.analysis.frontend import Frontend
 
 PHRASE_BARS = 8
-#: Tempo range (BPM) of the canonical bar grid the sections and phrases are found on
-#: (:func:`track_structure`). A reading above it is the double-time reading of a song in it,
-#: whose phrases are then twice as many bars; below it, half as many. So the sections and
-#: phrases of one song last as long in time whichever octave of the tempo the analysis reads,
-#: and a half/double-time pair lines up phrase for phrase (issue 10: a lead read at 188 BPM
-#: and its own accompaniment at 94 had no phrase in common to match).
-PHRASE_TEMPO_RANGE = (80.0, 160.0)
 GRID_BARS = 4  # sections start on this grid (DJ music changes every 4/8/16 bars)
 SHORT_TRACK_BARS = 24  # fewer bars than this: 4-bar phrases
 MIN_SECTION_BARS = 4
@@ -251,100 +243,6 @@ def bar_cues(fe: Frontend, bar_chroma: np.ndarray, starts: np.ndarray, ends: np.
         flatness=flatness,
         texture=texture,
     )
-
-
-def tempo_fold(tempo: float | None) -> float:
-    """Canonical bars per bar of a grid read at ``tempo`` BPM: the power of two that folds the
-    tempo into :data:`PHRASE_TEMPO_RANGE` (2 at 188 BPM: a canonical bar is two of its bars;
-    0.5 at 60 BPM: half of one; 1 inside the range or without a tempo).
-
-    >>> tempo_fold(128.0), tempo_fold(187.5), tempo_fold(93.75), tempo_fold(60.0), tempo_fold(None)
-    (1.0, 2.0, 1.0, 0.5, 1.0)
-    """
-    fold = 1.0
-    lo, hi = PHRASE_TEMPO_RANGE
-    if tempo is None or not math.isfinite(tempo) or tempo <= 0:
-        return fold
-    while tempo / fold >= hi and fold < 8:
-        fold *= 2
-    while tempo / fold < lo and fold > 1 / 8:
-        fold /= 2
-    return fold
-
-
-def canonical_bars(
-    starts: np.ndarray, ends: np.ndarray, fold: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bar bounds (seconds) of the canonical grid (:func:`tempo_fold`): ``fold`` bars pooled
-    into one (the last group may hold fewer), or each bar cut into ``1 / fold`` equal parts.
-
-    >>> canonical_bars(np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0]), 2.0)
-    (array([0., 2.]), array([2., 3.]))
-    >>> canonical_bars(np.array([0.0, 4.0]), np.array([4.0, 8.0]), 0.5)
-    (array([0., 2., 4., 6.]), array([2., 4., 6., 8.]))
-    """
-    starts, ends = np.asarray(starts, np.float64), np.asarray(ends, np.float64)
-    if fold >= 1:
-        k = int(round(fold))
-        first = np.arange(0, len(starts), k)
-        last = np.minimum(first + k, len(starts)) - 1
-        return starts[first], ends[last]
-    m = int(round(1 / fold))
-    step = (ends - starts) / m
-    parts = np.arange(m)
-    cs = (starts[:, None] + parts[None, :] * step[:, None]).ravel()
-    return cs, cs + np.repeat(step, m)
-
-
-def _to_bars(s: Structure, fold: float, starts: np.ndarray, ends: np.ndarray) -> Structure:
-    """``s``, laid on a canonical grid of ``fold`` (:func:`canonical_bars`), in the bars of
-    the grid ``starts`` / ``ends``. A canonical phrase start inside a bar moves to that bar's
-    start; a phrase left empty joins the one before it (and a section left without phrases,
-    the section before it)."""
-    n = len(starts)
-    k = int(round(1 / fold)) if fold < 1 else 1
-    kept: list[int] = []
-    owner: list[int] = []
-    for si, (p0, count, _label, _group) in enumerate(s.sections):
-        for b0, _bars in s.phrases[p0 : p0 + count]:
-            real = int(round(b0 * fold)) if fold >= 1 else b0 // k
-            if real < n and (not kept or real > kept[-1]):
-                kept.append(real)
-                owner.append(si)
-    phrases = [(b, e - b) for b, e in zip(kept, [*kept[1:], n], strict=True)]
-    sections, confidence = [], []
-    for si, (_p0, _count, label, group) in enumerate(s.sections):
-        mine = [i for i, o in enumerate(owner) if o == si]
-        if mine:
-            sections.append((mine[0], len(mine), label, group))
-            confidence.append(s.confidence[si])
-    novelty = np.zeros(n)
-    for b, v in enumerate(s.novelty):
-        real = int(round(b * fold)) if fold >= 1 else b // k
-        if real < n:
-            novelty[real] = max(novelty[real], float(v))
-    return Structure(starts, ends, phrases, sections, novelty, confidence)
-
-
-def track_structure(
-    fe: Frontend, chroma: np.ndarray, starts: np.ndarray, ends: np.ndarray, tempo: float | None
-) -> Structure:
-    """Sections and phrases of a track whose bar grid ``starts`` / ``ends`` was read at
-    ``tempo`` BPM, found on the canonical grid of that tempo (:func:`tempo_fold`) and given
-    back in the grid's own bars.
-
-    Two readings of one song an octave apart (a lead read at 188 BPM, its accompaniment at 94)
-    thus get the same sections and phrases in time: 16-bar phrases at the fast reading, 8 at
-    the slow one, and the matcher's 2:1 tempo ratio lines them up phrase for phrase. The cues
-    are read per canonical bar (:func:`bar_cues`); ``chroma`` holds the track's tonal frames.
-    """
-    fold = tempo_fold(tempo)
-    if len(starts) == 0:
-        return segment_structure(bar_cues(fe, np.zeros((0, 12)), starts, ends), starts, ends)
-    cs, ce = canonical_bars(starts, ends, fold)
-    cues = bar_cues(fe, feat.bar_chroma(chroma, fe.tonal_fps, cs, ce), cs, ce)
-    s = segment_structure(cues, cs, ce)
-    return s if fold == 1 else _to_bars(s, fold, np.asarray(starts), np.asarray(ends))
 
 
 def segment_structure(cues: BarCues, bar_starts: np.ndarray, bar_ends: np.ndarray) -> Structure:
