@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_MAX_SHIFT",
     "DEFAULT_MAX_STRETCH",
+    "DEFAULT_PER_TRACK",
     "DEFAULT_TOP",
     "MAX_DURATION",
     "LibraryUpdate",
@@ -78,6 +79,10 @@ __all__ = [
 
 #: Candidates per query phrase unless asked otherwise.
 DEFAULT_TOP = 5
+#: Phrases of one track per query segment that ``match`` (CLI, service, web page) lists by
+#: default: the best phrase of a song and one alternative, so that five suggestions name
+#: several songs. 0 lists every phrase.
+DEFAULT_PER_TRACK = 2
 #: Candidates per phrase a mashup plan chooses from.
 MASHUP_TOP = 8
 
@@ -302,14 +307,21 @@ def match_options(
     max_stretch: float = DEFAULT_MAX_STRETCH,
     segment: int | None = None,
     include_own_track: bool = False,
+    per_track: int = DEFAULT_PER_TRACK,
 ) -> MatchOptions:
-    """Checked :class:`MatchOptions` (raises :class:`ParameterError` on a value out of range)."""
+    """Checked :class:`MatchOptions` (raises :class:`ParameterError` on a value out of range).
+
+    ``per_track``: at most this many phrases of one track per query segment; 0 for no limit.
+    """
+    if per_track < 0:
+        raise ParameterError(f"per_track={per_track}: must be >= 0 (0 lists every phrase)")
     options = MatchOptions(
         top=top,
         max_shift=max_shift,
         max_stretch=max_stretch,
         segment=segment,
         include_own_track=include_own_track,
+        per_track=per_track or None,
     )
     options.check()
     return options
@@ -326,6 +338,7 @@ def match(
     max_stretch: float = DEFAULT_MAX_STRETCH,
     segment: int | None = None,
     include_own_track: bool = False,
+    per_track: int = DEFAULT_PER_TRACK,
 ) -> MatchResult:
     """For each phrase of ``query``, the library phrases that mix with it.
 
@@ -341,6 +354,9 @@ def match(
         For an analysis passed in: whether it is a library track (default: look it up).
     top, max_shift, max_stretch, segment, include_own_track
         See :class:`cratedig.match.query.MatchOptions`.
+    per_track : int
+        At most this many phrases of one track per query segment (default
+        :data:`DEFAULT_PER_TRACK`); 0 lists every phrase.
 
     Returns
     -------
@@ -356,6 +372,7 @@ def match(
         max_stretch=max_stretch,
         segment=segment,
         include_own_track=include_own_track,
+        per_track=per_track,
     )
     if isinstance(query, TrackAnalysis):
         analysis = query

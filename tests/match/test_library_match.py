@@ -127,6 +127,38 @@ def test_own_track_only_when_asked(songs_dir, sqlite_url):
     ]
 
 
+def test_suggestions_name_several_songs_unless_every_phrase_is_asked_for(songs_dir, sqlite_url):
+    # By default at most two phrases of one track per segment (the best of a song and one
+    # alternative); --per-track 0 lists every phrase, ranked as before.
+    ingest(songs_dir / "lib", sqlite_url)
+    q = songs_dir / "query.wav"
+    every = json.loads(
+        run("match", q, "--db", sqlite_url, "--json", "-k", "8", "--per-track", "0").stdout
+    )
+    default = json.loads(run("match", q, "--db", sqlite_url, "--json", "-k", "8").stdout)
+    one = json.loads(
+        run("match", q, "--db", sqlite_url, "--json", "-k", "8", "--per-track", "1").stdout
+    )
+    crowded = 0
+    for a, b, c in zip(every["matches"], default["matches"], one["matches"], strict=True):
+        ids = [x["track_id"] for x in a["candidates"]]
+        crowded += max(map(ids.count, ids), default=0) > 2
+        for out, cap in ((b, 2), (c, 1)):
+            got = [x["track_id"] for x in out["candidates"]]
+            assert max(map(got.count, got), default=0) <= cap
+            # The capped list is the full ranking with the extra phrases of a track left out.
+            seen: dict[str, int] = {}
+            want = []
+            for x in a["candidates"]:
+                seen[x["track_id"]] = seen.get(x["track_id"], 0) + 1
+                if seen[x["track_id"]] <= cap:
+                    want.append(x["segment"])
+            assert [x["segment"] for x in out["candidates"]][: len(want)] == want
+    assert crowded >= 1  # the uncapped lists do repeat a track, so the cap was exercised
+    bad = run("match", q, "--db", sqlite_url, "--per-track", "-1", ok=False)
+    assert bad.exit_code != 0
+
+
 def test_segment_option_and_human_table(songs_dir, sqlite_url):
     ingest(songs_dir / "lib", sqlite_url)
     q = songs_dir / "query.wav"

@@ -132,6 +132,17 @@ def test_match_by_track_id_is_the_cli_contract(client, tracks, service_library):
     # A prefix works too; a segment alone.
     one = client.post("/api/match", json={"track_id": a["track_id"][:8], "segment": 1}).json()
     assert len(one["matches"]) == 1 and one["matches"][0]["query_segment"].endswith("_1")
+    # At most two phrases of one track per segment unless asked (per_track, 0 = every one).
+    def most_of_one_track(body):
+        out = client.post("/api/match", json={"track_id": a["track_id"], "top": 8, **body})
+        assert out.status_code == 200, out.text
+        return max(
+            max(map(ids.count, ids), default=0)
+            for ids in ([c["track_id"] for c in sm["candidates"]] for sm in out.json()["matches"])
+        )
+
+    assert most_of_one_track({}) <= 2 and most_of_one_track({"per_track": 1}) == 1
+    assert most_of_one_track({"per_track": 0}) > 2
 
 
 def test_match_bad_requests(client):
@@ -140,6 +151,7 @@ def test_match_bad_requests(client):
     assert_error(client.post("/api/match", json={}), 422, "track_id")
     assert_error(client.post("/api/match", json={"track_id": "abcd", "top": 0}), 422, "top")
     assert_error(client.post("/api/match", json={"track_id": "abcd", "max_shift": 9}), 422)
+    assert_error(client.post("/api/match", json={"track_id": "abcd", "per_track": -1}), 422)
     r = client.post(
         "/api/match", content=b"{not json", headers={"content-type": "application/json"}
     )

@@ -31,7 +31,7 @@ from rich.text import Text
 from cratedig.audio.decode import MAX_DURATION
 from cratedig.match.query import MAX_SHIFT_BOUND, MAX_STRETCH_BOUND
 from cratedig.match.scoring import DEFAULT_MAX_SHIFT, DEFAULT_MAX_STRETCH
-from cratedig.workflows import DEFAULT_TOP
+from cratedig.workflows import DEFAULT_PER_TRACK, DEFAULT_TOP
 
 out = Console()
 err = Console(stderr=True)
@@ -78,6 +78,7 @@ MAX_DURATION_DEFAULT: float = MAX_DURATION
 MAX_SHIFT_DEFAULT: int = DEFAULT_MAX_SHIFT
 MAX_STRETCH_DEFAULT: float = DEFAULT_MAX_STRETCH
 TOP_DEFAULT: int = DEFAULT_TOP
+PER_TRACK_DEFAULT: int = DEFAULT_PER_TRACK
 
 
 def shown(text: object) -> str:

@@ -12,6 +12,7 @@ from rich.table import Table
 from cratedig.cli._options import (
     MAX_SHIFT_DEFAULT,
     MAX_STRETCH_DEFAULT,
+    PER_TRACK_DEFAULT,
     TOP_DEFAULT,
     DbOption,
     JsonOption,
@@ -40,6 +41,14 @@ def match_command(
         bool,
         typer.Option("--include-own-track", help="Also suggest segments of the query's own track."),
     ] = False,
+    per_track: Annotated[
+        int,
+        typer.Option(
+            "--per-track",
+            min=0,
+            help="At most this many phrases of one track per segment (0: every phrase).",
+        ),
+    ] = PER_TRACK_DEFAULT,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -49,7 +58,7 @@ def match_command(
 
     options = workflows.match_options(
         top=top, max_shift=max_shift, max_stretch=max_stretch, segment=segment,
-        include_own_track=own,
+        include_own_track=own, per_track=per_track,
     )  # fmt: skip
     with open_library(db) as lib:
         with spinner(not json_out, f"analysing {query}"):
@@ -57,7 +66,7 @@ def match_command(
         result = workflows.match(
             lib, analysis, in_library=in_library, top=options.top, max_shift=options.max_shift,
             max_stretch=options.max_stretch, segment=options.segment,
-            include_own_track=options.include_own_track,
+            include_own_track=options.include_own_track, per_track=per_track,
         )  # fmt: skip
     if json_out:
         print(json.dumps(result.to_json()), flush=True)

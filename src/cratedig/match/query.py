@@ -86,6 +86,9 @@ class MatchOptions:
     segment: int | None = None
     fetch: int = DEFAULT_FETCH
     include_own_track: bool = False
+    #: At most this many phrases of any one track per query segment (the best ones); None:
+    #: no limit. Five phrases of one song under a segment are one suggestion five times.
+    per_track: int | None = None
 
     def check(self) -> None:
         """Raise :class:`ParameterError` on a value out of range."""
@@ -102,6 +105,28 @@ class MatchOptions:
             )
         if self.fetch < self.top:
             raise ParameterError(f"fetch={self.fetch} must be >= top={self.top}")
+        if self.per_track is not None and self.per_track < 1:
+            raise ParameterError(f"per_track={self.per_track}: must be at least 1 (or None)")
+
+
+def capped_per_track(order: list[int], tracks: list[str], cap: int | None) -> list[int]:
+    """``order`` (candidate indices, best first) keeping at most ``cap`` per track.
+
+    >>> capped_per_track([3, 0, 1, 2], ["a", "a", "b", "a"], 2)
+    [3, 0, 1]
+    >>> capped_per_track([3, 0, 1, 2], ["a", "a", "b", "a"], None)
+    [3, 0, 1, 2]
+    """
+    if cap is None:
+        return list(order)
+    seen: dict[str, int] = {}
+    out = []
+    for i in order:
+        n = seen.get(tracks[i], 0)
+        if n < cap:
+            seen[tracks[i]] = n + 1
+            out.append(i)
+    return out
 
 
 @dataclass
@@ -423,7 +448,8 @@ def match_analysis(
             learned = ranker.learned(x, names)
             scores.terms["learned"] = learned
             scores.score = blend(scores.score, learned, weight=ranker.blend)
-        order = [int(i) for i in scores.ranking() if scores.valid[i]][: opt.top]
+        ranked = [int(i) for i in scores.ranking() if scores.valid[i]]
+        order = capped_per_track(ranked, [c.track_id for c in cands], opt.per_track)[: opt.top]
         records = candidate_records(
             queries.take([qi]),
             batch,

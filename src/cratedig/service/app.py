@@ -82,6 +82,12 @@ class MatchRequest(BaseModel):
     max_stretch: float = Field(DEFAULT_MAX_STRETCH, ge=0.0, le=MAX_STRETCH_BOUND)
     segment: int | None = Field(None, ge=0)
     include_own_track: bool = False
+    per_track: int = Field(
+        workflows.DEFAULT_PER_TRACK,
+        ge=0,
+        le=50,
+        description="At most this many phrases of one track per segment (0: every phrase).",
+    )
 
 
 class RenderRequest(BaseModel):
@@ -736,7 +742,7 @@ def _match_track(state: ServiceState, body: MatchRequest) -> dict[str, Any]:
             raise HTTPException(404, f"track {tid} is not in the library")
         return state.cached_match(
             (full, body.top, body.max_shift, body.max_stretch, body.segment,
-             body.include_own_track),
+             body.include_own_track, body.per_track),
             lambda: _match_json(state, _analysis_of(state, full), True, body, None),
         )  # fmt: skip
     return _match_json(state, analysis, in_library, body, up.name)
@@ -752,7 +758,7 @@ def _match_json(
     result = workflows.match(
         state.library, analysis, index=state.index, in_library=in_library, top=body.top,
         max_shift=body.max_shift, max_stretch=body.max_stretch, segment=body.segment,
-        include_own_track=body.include_own_track,
+        include_own_track=body.include_own_track, per_track=body.per_track,
     )  # fmt: skip
     return _public_match(state, result.to_json(), name)
 
@@ -775,7 +781,8 @@ async def _match_upload(state: ServiceState, request: Request) -> dict[str, Any]
         up = form.get("file")
         if up is None or isinstance(up, str):
             raise HTTPException(422, "file: an audio file in the multipart field 'file'")
-        fields = {k: form[k] for k in ("top", "max_shift", "max_stretch", "segment") if k in form}
+        names = ("top", "max_shift", "max_stretch", "segment", "per_track")
+        fields = {k: form[k] for k in names if k in form}
         try:
             options = MatchRequest.model_validate({"track_id": "0000", **fields})
         except ValidationError as exc:
