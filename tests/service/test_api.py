@@ -132,6 +132,7 @@ def test_match_by_track_id_is_the_cli_contract(client, tracks, service_library):
     # A prefix works too; a segment alone.
     one = client.post("/api/match", json={"track_id": a["track_id"][:8], "segment": 1}).json()
     assert len(one["matches"]) == 1 and one["matches"][0]["query_segment"].endswith("_1")
+
     # At most two phrases of one track per segment unless asked (per_track, 0 = every one).
     def most_of_one_track(body):
         out = client.post("/api/match", json={"track_id": a["track_id"], "top": 8, **body})
