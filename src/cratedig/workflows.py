@@ -36,7 +36,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,10 +67,12 @@ __all__ = [
     "list_ratings",
     "list_tracks",
     "match",
+    "partner_fit",
     "rate",
     "render_mashup",
     "render_pair",
     "resolve_query",
+    "resolve_tracks",
     "stem_training_pairs",
     "track_detail",
     "train_ranker",
@@ -290,6 +292,67 @@ def resolve_query(
     return stored, True
 
 
+def resolve_tracks(library: Library, names: Sequence[str]) -> tuple[str, ...]:
+    """Library track ids of ``names``: each a file the library holds or a track id (prefix).
+
+    Raises
+    ------
+    ParameterError
+        A name that is neither (a file not ingested yet says so).
+    """
+    out: list[str] = []
+    with library.reader() as s:
+        for name in names:
+            path = Path(name).expanduser()
+            if path.is_file():
+                found = repo.track_of_path(s, os.path.abspath(path))
+                if found is None:
+                    raise ParameterError(f"{name}: not in the library (ingest it first)")
+            else:
+                found = repo.resolve_track_id(s, os.fspath(name))
+                if found is None:
+                    raise ParameterError(f"{name}: neither a library file nor a track id")
+            if found not in out:
+                out.append(found)
+    return tuple(out)
+
+
+def partner_fit(
+    library: Library, analysis: TrackAnalysis, tracks: Sequence[str], options: MatchOptions
+) -> list[str]:
+    """Why a named partner track (``match --with``) cannot go under ``analysis`` at all: one
+    line per track that the rules rule out whole (its meter, or the stretch its tempo needs at
+    1:1, 2:1 and 1:2), none for a track that may fit.
+
+    The phrases of a track whose tempo and meter pass may still be left out one by one (a
+    phrase in another meter, a local tempo off the track's).
+    """
+    from cratedig.theory import TEMPO_RATIOS
+
+    lines = []
+    with library.reader() as s:
+        for track_id in tracks:
+            other = repo.load_analysis(s, track_id)
+            if other is None:
+                continue
+            name = Path(other.path).name if other.path else track_id
+            if other.time_signature != analysis.time_signature:
+                lines.append(
+                    f"{name}: {other.time_signature[0]}/{other.time_signature[1]} against the "
+                    f"query's {analysis.time_signature[0]}/{analysis.time_signature[1]}: its bars "
+                    "would drift against the query's, never layered"
+                )
+                continue
+            stretch = min(abs(analysis.tempo / (other.tempo * r) - 1.0) for r in TEMPO_RATIOS)
+            if stretch > options.max_stretch:
+                lines.append(
+                    f"{name}: {other.tempo:.1f} BPM against the query's {analysis.tempo:.1f} needs "
+                    f"a {100 * stretch:.0f} % stretch at best (1:1, 2:1 or 1:2; the limit is "
+                    f"{100 * options.max_stretch:.0f} %, --max-stretch)"
+                )
+    return lines
+
+
 def stored_analysis(library: Library, analysis: TrackAnalysis) -> TrackAnalysis | None:
     """The library's analysis of the same audio (same track id) at the same analysis version,
     whose segment ids are the library's; None when the library does not hold it."""
@@ -308,10 +371,13 @@ def match_options(
     segment: int | None = None,
     include_own_track: bool = False,
     per_track: int = DEFAULT_PER_TRACK,
+    tracks: Sequence[str] | None = None,
 ) -> MatchOptions:
     """Checked :class:`MatchOptions` (raises :class:`ParameterError` on a value out of range).
 
     ``per_track``: at most this many phrases of one track per query segment; 0 for no limit.
+    ``tracks``: library track ids whose segments alone are candidates (see
+    :func:`resolve_tracks` for names).
     """
     if per_track < 0:
         raise ParameterError(f"per_track={per_track}: must be >= 0 (0 lists every phrase)")
@@ -322,6 +388,7 @@ def match_options(
         segment=segment,
         include_own_track=include_own_track,
         per_track=per_track or None,
+        tracks=tuple(tracks) if tracks is not None else None,
     )
     options.check()
     return options
@@ -339,6 +406,7 @@ def match(
     segment: int | None = None,
     include_own_track: bool = False,
     per_track: int = DEFAULT_PER_TRACK,
+    with_tracks: Sequence[str] | None = None,
 ) -> MatchResult:
     """For each phrase of ``query``, the library phrases that mix with it.
 
@@ -357,6 +425,9 @@ def match(
     per_track : int
         At most this many phrases of one track per query segment (default
         :data:`DEFAULT_PER_TRACK`); 0 lists every phrase.
+    with_tracks : sequence of str, optional
+        Only these library tracks (files or track ids, :func:`resolve_tracks`) are partners,
+        every phrase of them scored: where one chosen track fits under the query.
 
     Returns
     -------
@@ -373,6 +444,7 @@ def match(
         segment=segment,
         include_own_track=include_own_track,
         per_track=per_track,
+        tracks=resolve_tracks(library, with_tracks) if with_tracks else None,
     )
     if isinstance(query, TrackAnalysis):
         analysis = query

@@ -159,6 +159,45 @@ def test_suggestions_name_several_songs_unless_every_phrase_is_asked_for(songs_d
     assert bad.exit_code != 0
 
 
+def test_with_a_chosen_track_every_phrase_of_it_is_scored_or_the_reason_is_given(
+    songs_dir, sqlite_url
+):
+    ingest(songs_dir / "lib", sqlite_url)
+    q = songs_dir / "query.wav"
+    lib = songs_dir / "lib"
+    tracks = json.loads(run("tracks", "--db", sqlite_url, "--json").stdout)["tracks"]
+    ids = {Path(t["path"]).name: t["track_id"] for t in tracks}
+    other = lib / "other_126.wav"
+    # Only that track's phrases, all of them (--per-track 0), whatever the index would return.
+    res = json.loads(
+        run("match", q, "--db", sqlite_url, "--json", "--with", other, "-k", "50",
+            "--per-track", "0").stdout
+    )  # fmt: skip
+    cands = [c for m in res["matches"] for c in m["candidates"]]
+    assert cands and {c["track_id"] for c in cands} == {ids["other_126.wav"]}
+    n_other = len(json.loads(run("match", ids["other_126.wav"], "--db", sqlite_url,
+                                 "--json").stdout)["query"]["segments"])  # fmt: skip
+    assert all(len(m["candidates"]) == n_other for m in res["matches"])
+    # Two tracks, one by id prefix; the 62 BPM song goes under too (at 2:1, or 1:1 where it is
+    # read at 124).
+    two = json.loads(
+        run("match", q, "--db", sqlite_url, "--json", "--with", ids["half_62.wav"][:8],
+            "--with", lib / "copy_up2.flac").stdout
+    )  # fmt: skip
+    got = {c["track_id"]: c["tempo_ratio"] for m in two["matches"] for c in m["candidates"]}
+    assert set(got) == {ids["half_62.wav"], ids["copy_up2.flac"]}
+    assert got[ids["half_62.wav"]] in (1.0, 2.0) and got[ids["copy_up2.flac"]] == 1.0
+    # A track the rules rule out whole: no suggestion, and the human output says why.
+    text = run("match", q, "--db", sqlite_url, "--with", lib / "fast_150.ogg").stdout
+    assert "fast_150.ogg: 150" in text and "stretch" in text and "limit is 8 %" in text
+    text = run("match", q, "--db", sqlite_url, "--with", lib / "waltz_123.wav").stdout
+    assert "3/4 against the query's 4/4" in text
+    # Names that are no library track: one clear line each.
+    for bad, words in ((q, "not in the library"), ("0123abcd", "neither a library file")):
+        r = run("match", q, "--db", sqlite_url, "--with", bad, ok=False)
+        assert isinstance(r.exception, ParameterError) and words in str(r.exception)
+
+
 def test_segment_option_and_human_table(songs_dir, sqlite_url):
     ingest(songs_dir / "lib", sqlite_url)
     q = songs_dir / "query.wav"

@@ -144,6 +144,13 @@ def test_match_by_track_id_is_the_cli_contract(client, tracks, service_library):
 
     assert most_of_one_track({}) <= 2 and most_of_one_track({"per_track": 1}) == 1
     assert most_of_one_track({"per_track": 0}) > 2
+    # Only a chosen track: every candidate is one of its phrases.
+    fits = cands[-1]["track_id"]  # a track known to fit under some phrase
+    chosen = client.post(
+        "/api/match", json={"track_id": a["track_id"], "with_tracks": [fits[:8]], "top": 20}
+    ).json()
+    got = [c["track_id"] for sm in chosen["matches"] for c in sm["candidates"]]
+    assert got and set(got) == {fits}
 
 
 def test_match_bad_requests(client):
@@ -153,6 +160,11 @@ def test_match_bad_requests(client):
     assert_error(client.post("/api/match", json={"track_id": "abcd", "top": 0}), 422, "top")
     assert_error(client.post("/api/match", json={"track_id": "abcd", "max_shift": 9}), 422)
     assert_error(client.post("/api/match", json={"track_id": "abcd", "per_track": -1}), 422)
+    assert_error(
+        client.post("/api/match", json={"track_id": "abcd", "with_tracks": ["../etc"]}),
+        422,
+        "with_tracks",
+    )
     r = client.post(
         "/api/match", content=b"{not json", headers={"content-type": "application/json"}
     )

@@ -49,6 +49,14 @@ def match_command(
             help="At most this many phrases of one track per segment (0: every phrase).",
         ),
     ] = PER_TRACK_DEFAULT,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            help="Only this library track (a file or track id; repeat for several): where "
+            "each of its phrases fits under the query's, all scored.",
+        ),
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -61,17 +69,22 @@ def match_command(
         include_own_track=own, per_track=per_track,
     )  # fmt: skip
     with open_library(db) as lib:
+        partners = workflows.resolve_tracks(lib, with_) if with_ else None
         with spinner(not json_out, f"analysing {query}"):
             analysis, in_library = workflows.resolve_query(lib, query)
         result = workflows.match(
             lib, analysis, in_library=in_library, top=options.top, max_shift=options.max_shift,
             max_stretch=options.max_stretch, segment=options.segment,
             include_own_track=options.include_own_track, per_track=per_track,
+            with_tracks=partners,
         )  # fmt: skip
+        fits = workflows.partner_fit(lib, analysis, partners, options) if partners else []
     if json_out:
         print(json.dumps(result.to_json()), flush=True)
         return
     _print_matches(result)
+    for line in fits:
+        out.print(f"[yellow]{shown(line)}[/yellow]", soft_wrap=True)
 
 
 def _print_matches(result: Any) -> None:

@@ -653,6 +653,11 @@ def current_track_ids(session: Session, *, analysis_version: int = ANALYSIS_VERS
     )
 
 
+def track_of_path(session: Session, path: str) -> str | None:
+    """The track recorded at ``path`` (as ingest stored it: absolute), or None."""
+    return session.scalars(select(FileRow.track_id).where(FileRow.path == path)).first()
+
+
 def track_paths(session: Session, track_id: str) -> list[str]:
     """Paths recorded for a track, oldest first."""
     return list(

@@ -89,6 +89,10 @@ class MatchOptions:
     #: At most this many phrases of any one track per query segment (the best ones); None:
     #: no limit. Five phrases of one song under a segment are one suggestion five times.
     per_track: int | None = None
+    #: Only these library tracks' segments are candidates (every one of them scored, no index
+    #: search): "where does this track fit under mine, and how?". A named track is a candidate
+    #: even when it is the query's own. None: the whole library.
+    tracks: tuple[str, ...] | None = None
 
     def check(self) -> None:
         """Raise :class:`ParameterError` on a value out of range."""
@@ -107,6 +111,8 @@ class MatchOptions:
             raise ParameterError(f"fetch={self.fetch} must be >= top={self.top}")
         if self.per_track is not None and self.per_track < 1:
             raise ParameterError(f"per_track={self.per_track}: must be at least 1 (or None)")
+        if self.tracks is not None and not self.tracks:
+            raise ParameterError("tracks: name at least one track (or None for the library)")
 
 
 def capped_per_track(order: list[int], tracks: list[str], cap: int | None) -> list[int]:
@@ -289,6 +295,48 @@ def _best_reading(results: list[tuple[MatchScores, np.ndarray]]) -> tuple[MatchS
     return merged, pick
 
 
+def _index_hits(
+    index: Any, queries: SegmentBatch, analysis: TrackAnalysis, opt: MatchOptions
+) -> list[list[Any]]:
+    """Candidate segment ids per query segment from the match index (at the query's tempo and
+    at its other plausible tempo)."""
+    fetch = max(opt.fetch, len(index)) if len(index) <= EXACT_SEARCH_LIMIT else opt.fetch
+    hits = (
+        index.search(
+            queries,
+            k=fetch,
+            max_shift=opt.max_shift,
+            max_stretch=opt.max_stretch,
+            include_own_track=opt.include_own_track,
+        )
+        if len(index)
+        else [None] * len(queries)
+    )
+    hit_ids = [list(h.ids) if h is not None else [] for h in hits]
+    for qf, _, _ in tempo_readings(analysis.estimates)[1:]:
+        # The index pre-filters by tempo: ask it again at the query's other plausible tempo.
+        alt_queries = queries.take(np.arange(len(queries)))
+        alt_queries.tempo = alt_queries.tempo * qf
+        more = index.search(
+            alt_queries,
+            k=fetch,
+            max_shift=opt.max_shift,
+            max_stretch=opt.max_stretch,
+            include_own_track=opt.include_own_track,
+        ) if len(index) else []  # fmt: skip
+        for qi, h in enumerate(more):
+            seen = set(map(str, hit_ids[qi]))
+            hit_ids[qi] += [i for i in h.ids if str(i) not in seen]
+    return hit_ids
+
+
+def _segments_of_tracks(library: Library, tracks: tuple[str, ...], n: int) -> list[list[Any]]:
+    """Every segment of ``tracks`` as the candidates of each of ``n`` query segments."""
+    with library.reader() as s:
+        ids = [g.id for g in repo.load_segments(s, track_ids=tracks)]
+    return [list(ids) for _ in range(n)]
+
+
 def match_analysis(
     library: Library,
     index: SegmentIndex,
@@ -340,33 +388,10 @@ def match_analysis(
     if not segments:
         return result
     queries = SegmentBatch.from_segments(segments)
-    fetch = max(opt.fetch, len(index)) if len(index) <= EXACT_SEARCH_LIMIT else opt.fetch
-    hits = (
-        index.search(
-            queries,
-            k=fetch,
-            max_shift=opt.max_shift,
-            max_stretch=opt.max_stretch,
-            include_own_track=opt.include_own_track,
-        )
-        if len(index)
-        else [None] * len(segments)
-    )
-    hit_ids = [list(h.ids) if h is not None else [] for h in hits]
-    for qf, _, _ in tempo_readings(analysis.estimates)[1:]:
-        # The index pre-filters by tempo: ask it again at the query's other plausible tempo.
-        alt_queries = queries.take(np.arange(len(queries)))
-        alt_queries.tempo = alt_queries.tempo * qf
-        more = index.search(
-            alt_queries,
-            k=fetch,
-            max_shift=opt.max_shift,
-            max_stretch=opt.max_stretch,
-            include_own_track=opt.include_own_track,
-        ) if len(index) else []  # fmt: skip
-        for qi, h in enumerate(more):
-            seen = set(map(str, hit_ids[qi]))
-            hit_ids[qi] += [i for i in h.ids if str(i) not in seen]
+    if opt.tracks is not None:
+        hit_ids = _segments_of_tracks(library, opt.tracks, len(segments))
+    else:
+        hit_ids = _index_hits(index, queries, analysis, opt)
     wanted = sorted({str(i) for ids in hit_ids for i in ids})
     with library.reader() as s:
         found = {c.id: c for c in repo.load_segments(s, segment_ids=wanted)}

@@ -88,6 +88,22 @@ class MatchRequest(BaseModel):
         le=50,
         description="At most this many phrases of one track per segment (0: every phrase).",
     )
+    with_tracks: list[str] | None = Field(
+        None,
+        max_length=20,
+        description="Only these library tracks (ids or prefixes) are partners, every phrase "
+        "of them scored.",
+    )
+
+    @field_validator("with_tracks")
+    @classmethod
+    def _track_ids(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        out = [t.strip().lower() for t in v]
+        if not out or not all(re.fullmatch(r"[0-9a-f]{6,16}", t) for t in out):
+            raise ValueError("with_tracks: track ids (6 to 16 hex digits), at least one")
+        return out
 
 
 class RenderRequest(BaseModel):
@@ -742,7 +758,7 @@ def _match_track(state: ServiceState, body: MatchRequest) -> dict[str, Any]:
             raise HTTPException(404, f"track {tid} is not in the library")
         return state.cached_match(
             (full, body.top, body.max_shift, body.max_stretch, body.segment,
-             body.include_own_track, body.per_track),
+             body.include_own_track, body.per_track, tuple(body.with_tracks or ())),
             lambda: _match_json(state, _analysis_of(state, full), True, body, None),
         )  # fmt: skip
     return _match_json(state, analysis, in_library, body, up.name)
@@ -759,6 +775,7 @@ def _match_json(
         state.library, analysis, index=state.index, in_library=in_library, top=body.top,
         max_shift=body.max_shift, max_stretch=body.max_stretch, segment=body.segment,
         include_own_track=body.include_own_track, per_track=body.per_track,
+        with_tracks=body.with_tracks,
     )  # fmt: skip
     return _public_match(state, result.to_json(), name)
 
