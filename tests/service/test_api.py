@@ -151,6 +151,15 @@ def test_match_by_track_id_is_the_cli_contract(client, tracks, service_library):
     ).json()
     got = [c["track_id"] for sm in chosen["matches"] for c in sm["candidates"]]
     assert got and set(got) == {fits}
+    assert chosen["ruled_out"] == []
+    # A track the rules rule out whole is named with the reason (here: a tight stretch limit).
+    c = tracks["house_c.wav"]["track_id"]
+    tight = client.post(
+        "/api/match", json={"track_id": a["track_id"], "with_tracks": [c], "max_stretch": 0.005}
+    ).json()
+    assert not any(sm["candidates"] for sm in tight["matches"])
+    assert len(tight["ruled_out"]) == 1 and "house_c.wav: 122" in tight["ruled_out"][0]
+    assert "limit is 0 %" in tight["ruled_out"][0] or "stretch" in tight["ruled_out"][0]
 
 
 def test_match_bad_requests(client):

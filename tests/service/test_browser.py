@@ -172,6 +172,21 @@ def test_the_page_end_to_end(server, browser, tmp_path):
         for r in stored
     )
 
+    # Partners from one chosen track: every partner listed is one of its phrases.
+    b_id = page.evaluate("state.tracks.find(t => t.path.includes('house_b')).track_id")
+    with page.expect_response(lambda r: r.url.endswith("/api/match")):
+        page.select_option("#with", b_id)
+    page.wait_for_selector("[data-testid=partner]")
+    tids = page.evaluate("state.match.matches.flatMap(m => m.candidates.map(c => c.track_id))")
+    assert tids and set(tids) == {b_id}
+    assert all(
+        "house_b" in n for n in page.locator("[data-testid=partner] .name").all_inner_texts()
+    )
+    shot(page, "05b-with")
+    with page.expect_response(lambda r: r.url.endswith("/api/match")):
+        page.select_option("#with", "")
+    page.wait_for_selector("[data-testid=partner]")
+
     # The whole mashup plays, with its timeline.
     page.click("#mashup")
     page.wait_for_selector("#timeline .cue", timeout=120_000)

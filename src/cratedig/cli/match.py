@@ -80,7 +80,10 @@ def match_command(
         )  # fmt: skip
         fits = workflows.partner_fit(lib, analysis, partners, options) if partners else []
     if json_out:
-        print(json.dumps(result.to_json()), flush=True)
+        doc = result.to_json()
+        if partners:
+            doc["ruled_out"] = fits
+        print(json.dumps(doc), flush=True)
         return
     _print_matches(result)
     for line in fits:

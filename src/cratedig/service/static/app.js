@@ -121,11 +121,36 @@ function showSong(track, match) {
     (match.query.doubts || []).map((d) => `<div class="doubt">? ${esc(d)}</div>`).join("");
   $("#mashup-audio").classList.add("hidden");
   $("#timeline").innerHTML = "";
+  fillWith(track.track_id);
   renderPhrases();
   drawWave(track.track_id, track.duration);
   $("#phrase-view").innerHTML = `<p class="hint">Click a phrase above to see what mixes with it.</p>`;
   renderTracks();
   $("#song").scrollIntoView({ block: "start" });
+}
+
+// "Partners from": the whole library, or one chosen track (every phrase of it scored).
+function fillWith(currentId) {
+  const others = state.tracks.filter((t) => t.track_id !== currentId)
+    .sort((a, b) => baseName(a.path).localeCompare(baseName(b.path)));
+  $("#with").innerHTML = `<option value="">the whole library</option>` +
+    others.map((t) => `<option value="${esc(t.track_id)}">${esc(baseName(t.path) || t.track_id)} · ${t.tempo.toFixed(0)} BPM · ${esc(t.camelot)}</option>`).join("");
+}
+
+async function matchWith() {
+  const w = $("#with").value;
+  const body = { track_id: state.track.track_id, top: 5 };
+  if (w) Object.assign(body, { with_tracks: [w], per_track: 0 });
+  try {
+    state.match = await postJSON("/api/match", body);
+    renderPhrases();
+    if (state.selected !== null) selectPhrase(state.selected);
+    else $("#phrase-view").innerHTML = ruledOut() + `<p class="hint">Click a phrase above to see what mixes with it.</p>`;
+  } catch (e) { setStatus(e.message, true); }
+}
+
+function ruledOut() {
+  return (state.match.ruled_out || []).map((r) => `<p class="hint ruled-out" data-testid="ruled-out">${esc(r)}</p>`).join("");
 }
 
 function renderPhrases() {
@@ -166,7 +191,8 @@ function selectPhrase(i) {
   const head = `<h3>Phrase ${i} · ${esc(seg.label)} · ${clock(seg.start)}–${clock(seg.end)} · ${esc(seg.bars)} bars ·
     ${keyChip(seg.camelot)} · ${seg.tempo.toFixed(1)} BPM</h3>`;
   if (!m.candidates.length) {
-    $("#phrase-view").innerHTML = head + `<p class="hint">No phrase in the library fits within the tempo and key limits.</p>`;
+    const where = $("#with").value ? "of the chosen track" : "in the library";
+    $("#phrase-view").innerHTML = head + ruledOut() + `<p class="hint">No phrase ${where} fits within the tempo and key limits.</p>`;
     return;
   }
   const warn = m.no_good_partner
@@ -314,6 +340,7 @@ function wire() {
   $("#player").addEventListener("ended", stop);
   $("#back").addEventListener("click", () => { stop(); document.querySelector("main").classList.remove("song-open"); });
   $("#mashup").addEventListener("click", mashup);
+  $("#with").addEventListener("change", matchWith);
   $("#scan-form").addEventListener("submit", scan);
   $("#job-cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message, true)));
   $("#upload").addEventListener("change", upload);
