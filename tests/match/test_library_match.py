@@ -332,6 +332,16 @@ def test_a_partner_with_a_doubtful_tempo_is_flagged_and_ranked_down(songs_dir, s
     assert same["doubts"] and "3:4" in same["doubts"][0] and "3:4" in same["reason"]
     assert same["score"] == pytest.approx(top["score"] * 0.6, abs=2e-4)
     assert [c["score"] for c in after] == sorted((c["score"] for c in after), reverse=True)
+    # The weight applies before the list is cut: the first k are the first k of the long list
+    # (it was applied after, so phrases of the doubtful track, which ranked high before their
+    # weight, kept out better partners from short lists).
+    full = json.loads(run(*args, "--per-track", "0").stdout)["matches"]
+    for k in (1, 2, 3, 5):
+        short = json.loads(run(*args[:-2], "--top", k, "--per-track", "0").stdout)["matches"]
+        for a, b in zip(short, full, strict=True):
+            assert [c["segment"] for c in a["candidates"]] == [
+                c["segment"] for c in b["candidates"][:k]
+            ]
     # Other tracks' candidates are untouched.
     others = {c["segment"]: c["score"] for c in before if c["track_id"] != top["track_id"]}
     for c in after:

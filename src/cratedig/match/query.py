@@ -473,6 +473,16 @@ def match_analysis(
             learned = ranker.learned(x, names)
             scores.terms["learned"] = learned
             scores.score = blend(scores.score, learned, weight=ranker.blend)
+        # A partner matched on a doubtful tempo estimate (not on its other reading) is weighed
+        # down before ranking, so that the first ``top`` are the best after the weight too.
+        doubt_notes: list[str | None] = [None] * len(cands)
+        doubt_weight = np.ones(len(cands))
+        for i, c in enumerate(cands):
+            doubt = tempo_doubt(estimates.get(c.track_id, {}))
+            if doubt is not None and not reading_notes[int(pick[i])][1][i]:
+                doubt_weight[i] = 0.5 + 0.5 * doubt[0]
+                doubt_notes[i] = doubt[1]
+        scores.score = scores.score * doubt_weight
         ranked = [int(i) for i in scores.ranking() if scores.valid[i]]
         order = capped_per_track(ranked, [c.track_id for c in cands], opt.per_track)[: opt.top]
         records = candidate_records(
@@ -508,12 +518,9 @@ def match_analysis(
                 notes.append(f"partner tempo {c_notes[i]}")
             if meter_notes[i]:
                 notes.append(meter_notes[i])
-            doubt = tempo_doubt(estimates.get(c.track_id, {}))
-            if doubt is not None and not c_notes[i]:
-                # Matched on its estimate, which may be wrong: weigh it down and say so.
-                confidence, note = doubt
-                rec["score"] = round(float(rec["score"]) * (0.5 + 0.5 * confidence), 4)
-                notes.append(note)
+            note = doubt_notes[i]
+            if note is not None:
+                notes.append(note)  # matched on its estimate, which may be wrong (weighed above)
             bars = bar_line_doubt(estimates.get(c.track_id, {}))
             if bars is not None:
                 notes.append(bars)  # said, not scored: the chords may still meet
