@@ -500,6 +500,7 @@ def render_pair(
     stems: list[str] | None = None,
     query_file: str | os.PathLike[str] | TrackAnalysis | None = None,
     use_cache: bool = True,
+    offset_beats: int = 0,
 ) -> RenderedPair:
     """The candidate phrase stretched onto the query phrase's beats, shifted and layered.
 
@@ -517,6 +518,9 @@ def render_pair(
         segments are rendered from this file.
     use_cache : bool
         Read and write the render cache beside the database.
+    offset_beats : int
+        Start the candidate this many of its beats later (earlier when negative): a nudge
+        for bar lines read a beat or half a bar off.
 
     Returns
     -------
@@ -537,6 +541,7 @@ def render_pair(
         stems=stems,
         use_cache=use_cache,
         loader=loader,
+        offset_beats=offset_beats,
     )
 
 

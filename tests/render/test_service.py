@@ -222,3 +222,57 @@ def test_mashup_writes_the_mix_and_the_plan(songs, library, tmp_path):
     assert abs(len(y) / sr - q.duration) < 0.05 and np.abs(y).max() < 1.0
     assert plan["query"]["stems"] == ["drums", "chords"]
     assert Path(plan["query"]["path"]) == query_file
+
+
+def test_an_offset_starts_the_partner_that_many_of_its_beats_later(library):
+    """A nudge for bar lines read off: the partner keeps landing on the query's beats, and
+    what plays at the query's bar 1 is the partner's music from k beats later."""
+    q_seg, c_seg = _segment(library, "query"), _segment(library, "cand")
+    q_track = library["analyses"]["query"]
+    with open_library(library["url"]) as lib:
+        r = {
+            k: render_segments(
+                lib,
+                q_seg.id,
+                c_seg.id,
+                semitones=2,
+                ratio=1.0,
+                stems=["chords", "bass"],
+                use_cache=False,
+                offset_beats=k,
+            )  # fmt: skip
+            for k in (0, 2)
+        }
+        assert r[2].to_json()["offset_beats"] == 2
+        first = library["analyses"]["cand"].segments[0]  # starts on the track's first beats
+        with pytest.raises(ParameterError, match="outside its track's beats"):
+            render_segments(lib, q_seg.id, first.id, semitones=2, ratio=1.0, offset_beats=-8)
+        with pytest.raises(ParameterError, match=r"within \+-16"):
+            render_segments(lib, q_seg.id, c_seg.id, offset_beats=17)
+    sr = r[0].sr
+    y0, y2 = (np.asarray(r[k].partner, np.float64).mean(axis=0) for k in (0, 2))
+    assert y0.shape == y2.shape
+    beats = np.asarray(q_track.beats)
+    beats = beats[(beats >= q_seg.start - 1e-3) & (beats < q_seg.end)] - q_seg.start
+    lag = int(round((beats[2] - beats[0]) * sr))  # two of the query's beats
+
+    # Compared as magnitude spectrograms: the phase vocoder's output phases differ between
+    # two renders stretched in different pieces, their spectra do not.
+    hop = 512
+
+    def spec(y):
+        frames = np.lib.stride_tricks.sliding_window_view(y, 2048)[::hop] * np.hanning(2048)
+        return np.log1p(np.abs(np.fft.rfft(frames, axis=1))[:, :400])
+
+    s0, s2 = spec(y0), spec(y2)
+    f = int(round(lag / hop))
+    edge = sr // (2 * hop)  # leave the fades out
+
+    def corr(a, b):
+        a, b = a - a.mean(), b - b.mean()
+        return float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
+
+    n = len(s0) - f - edge
+    at_lag = corr(s2[edge:n], s0[edge + f : n + f])
+    unshifted = corr(s2[edge:n], s0[edge:n])
+    assert at_lag > 0.95 and at_lag > unshifted + 0.1, (at_lag, unshifted)

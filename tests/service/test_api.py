@@ -283,6 +283,11 @@ def test_render_pair_parts_and_bad_transforms(client, best_pair):
                                           "ratio": c["tempo_ratio"]},
                    headers={"Range": "bytes=0-1023"})  # fmt: skip
     assert r.status_code == 206 and len(r.content) == 1024
+    # A nudge of the partner by its beats: as long, and another partner layer.
+    r = client.get("/api/render", params={**body, "part": "candidate", "offset_beats": 1})
+    assert r.status_code == 200 and wav_seconds(r.content) == pytest.approx(length, abs=0.05)
+    assert r.content != outs["candidate"]
+    assert_error(client.get("/api/render", params={**body, "offset_beats": 99}), 422, "offset")
     assert_error(client.post("/api/render", json={**body, "ratio": 1.5}), 422, "ratio")
     assert_error(client.post("/api/render", json={**body, "semitones": 40}), 422, "semitones")
     assert_error(client.post("/api/render", json={**body, "part": "drums"}), 422, "part")

@@ -158,6 +158,19 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     )
     shot(page, "04-playing")
 
+    # Nudge the partner two beats later: the pair plays again with the offset.
+    card.locator("[data-nudge='1']").click()
+    card.locator("[data-nudge='1']").click()
+    assert card.locator("[data-testid=offset]").inner_text() == "+2 beats"
+    page.wait_for_function(
+        "document.querySelector('#player').src.includes('offset_beats=2') && "
+        "document.querySelector('#player').readyState >= 2",
+        timeout=60_000,
+    )
+    assert page.evaluate("document.querySelector('#player').duration") == pytest.approx(
+        seg["end"] - seg["start"], abs=0.05
+    )
+
     # Rate it 4/5: the rating is in the database.
     card.locator("[data-rate='4']").click()
     page.wait_for_function("document.querySelector('.rated').textContent.includes('rated 4/5')")

@@ -57,6 +57,16 @@ def render_command(
             help="The query song's file, when it is not in the library (as `match FILE` saw it).",
         ),
     ] = None,
+    offset_beats: Annotated[
+        int,
+        typer.Option(
+            "--offset-beats",
+            min=-16,
+            max=16,
+            help="Start the candidate this many of its beats later (earlier if negative): "
+            "a nudge where its bar lines are unsure (2 = half a bar of 4/4).",
+        ),
+    ] = 0,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Render again.")] = False,
     db: DbOption = None,
     json_out: JsonOption = False,
@@ -81,6 +91,7 @@ def render_command(
                 stems=stem_list(stems),
                 query_file=query_file,
                 use_cache=not no_cache,
+                offset_beats=offset_beats,
             )
     write_audio(output, pair.audio, pair.sr, f)
     if json_out:
@@ -91,7 +102,8 @@ def render_command(
     out.print(
         f"wrote {shown(output)}: {dur:.1f} s, candidate {pair.semitones:+g} st"
         f"{cents_text(pair.tuning_cents)}, tempo "
-        f"{pair.tempo_ratio:g}:1{', stems ' + ','.join(pair.stems) if pair.stems else ''} ({how})",
+        f"{pair.tempo_ratio:g}:1{', stems ' + ','.join(pair.stems) if pair.stems else ''}"
+        f"{f', {pair.offset_beats:+d} beats' if pair.offset_beats else ''} ({how})",
         soft_wrap=True,
     )
 

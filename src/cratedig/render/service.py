@@ -9,6 +9,7 @@ previews are cached by (segments, transform, stems, rate) in the library's artef
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -246,14 +247,21 @@ class AudioLoader:
         lead: float = 0.0,
         tail: float = 0.0,
         stems: list[str] | None = None,
+        offset_beats: int = 0,
     ) -> SegmentSource:
         """The segment's audio from ``lead`` seconds before it to ``tail`` after it.
 
         A track in a format that seeks exactly (WAV, FLAC, AIFF, OGG...) is read only there
         (:func:`~cratedig.audio.decode.decode_region`); others (MP3, ffmpeg formats) and
         stems are decoded whole and kept among the loader's last few tracks.
+
+        ``offset_beats`` moves the span by that many of the track's beats (later when
+        positive): where its bar lines are read half a bar off, the music that belongs on
+        the query's bar 1 starts 2 beats later.
         """
         seg, a = self.segment(segment_id)
+        if offset_beats:
+            seg = _moved(seg, a, offset_beats)
         start = max(seg.start - lead, 0.0)
         region = None if stems else self.track_region(a, start, seg.end + tail)
         used: list[str] = []
@@ -309,6 +317,26 @@ class AudioLoader:
         return self._stamps.get(path) == (st.st_size, st.st_mtime_ns)
 
 
+#: Largest ``offset_beats`` of a render, either way (four bars of 4/4).
+MAX_OFFSET_BEATS = 16
+
+
+def _moved(seg: Segment, a: TrackAnalysis, offset_beats: int) -> Segment:
+    """``seg`` moved by ``offset_beats`` of ``a``'s beats (its length kept)."""
+    beats = np.asarray(a.beats, np.float64)
+    if len(beats) < 2:
+        raise ParameterError(f"segment {seg.id} has no beat grid to move along")
+    i = int(np.argmin(np.abs(beats - seg.start)))
+    j = i + offset_beats
+    if not 0 <= j < len(beats):
+        raise ParameterError(
+            f"offset {offset_beats:+d} beats: segment {seg.id} would start outside its track's "
+            f"beats (it starts on beat {i} of {len(beats)})"
+        )
+    shift = float(beats[j] - beats[i])
+    return dataclasses.replace(seg, start=seg.start + shift, end=min(seg.end + shift, a.duration))
+
+
 def _changed(path: str, track_id: str) -> AudioChanged:
     return AudioChanged(
         f"{path} is no longer the audio of track {track_id}: it changed since it was "
@@ -336,6 +364,7 @@ class RenderedPair:
     info: dict[str, Any] = field(default_factory=dict)
     partner: np.ndarray | None = None  # the partner layer alone (None for a cache hit)
     tuning_cents: float = 0.0  # shifted on top of ``semitones`` to meet the query's tuning
+    offset_beats: int = 0  # the candidate starts this many of its beats later
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -344,6 +373,7 @@ class RenderedPair:
             "semitones": self.semitones,
             "tuning_cents": self.tuning_cents,
             "tempo_ratio": self.tempo_ratio,
+            "offset_beats": self.offset_beats,
             "stems": self.stems,
             "sr": self.sr,
             "samples": int(self.audio.shape[-1]),
@@ -381,13 +411,20 @@ def render_segments(
     sr: int = RENDER_SR,
     use_cache: bool = True,
     loader: AudioLoader | None = None,
+    offset_beats: int = 0,
 ) -> RenderedPair:
     """Render the candidate segment layered over the query segment (both in the library).
 
     ``semitones``/``ratio`` default to the matcher's suggestion for the pair; ``stems`` layers
-    only those stems of the candidate (its track must have them).
+    only those stems of the candidate (its track must have them). ``offset_beats`` starts the
+    candidate that many of its beats later (earlier when negative): a nudge for bar lines
+    read off by a beat or half a bar (the match's "check where its bar 1 falls").
     """
     check_transform(semitones, ratio)
+    if not -MAX_OFFSET_BEATS <= offset_beats <= MAX_OFFSET_BEATS:
+        raise ParameterError(
+            f"offset {offset_beats:+d} beats: must be within +-{MAX_OFFSET_BEATS} beats"
+        )
     loader = loader or AudioLoader(library, sr=sr)
     q_seg, q_track = loader.segment(query_id)
     c_seg, c_track = loader.segment(candidate_id)
@@ -396,24 +433,28 @@ def render_segments(
         s, r = suggested_transform(q_seg, c_seg)
         semitones = s if semitones is None else semitones
         ratio = r if ratio is None else ratio
-    key = cache_key(query_id, candidate_id, float(semitones), float(ratio), sorted(stems or []), sr)
+    key = cache_key(
+        query_id, candidate_id, float(semitones), float(ratio), sorted(stems or []), sr,
+        *([{"offset_beats": offset_beats}] if offset_beats else []),
+    )  # fmt: skip
     cache = RenderCache(library.artefact_dir / "renders")
     if use_cache:
         hit = _cache_get(cache, key)
         if hit is not None:
             return RenderedPair(query_id, candidate_id, hit[0], hit[1], float(semitones),
                                 float(ratio), list(stems or []), True, 0.0,
-                                tuning_cents=cents)  # fmt: skip
+                                tuning_cents=cents, offset_beats=offset_beats)  # fmt: skip
     t0 = time.perf_counter()
     pair, used = _render(
-        loader, query_id, candidate_id, float(semitones), float(ratio), stems, cents
-    )
+        loader, query_id, candidate_id, float(semitones), float(ratio), stems, cents,
+        offset_beats,
+    )  # fmt: skip
     elapsed = time.perf_counter() - t0
     if use_cache:
         _cache_put(cache, key, pair.mix, pair.sr)
     return RenderedPair(query_id, candidate_id, pair.mix, pair.sr, float(semitones), float(ratio),
                         used, False, elapsed, pair.metadata(), pair.partner,
-                        tuning_cents=cents)  # fmt: skip
+                        tuning_cents=cents, offset_beats=offset_beats)  # fmt: skip
 
 
 def _cache_get(cache: RenderCache, key: str) -> tuple[np.ndarray, int] | None:
@@ -442,9 +483,11 @@ def _render(
     ratio: float,
     stems: list[str] | None,
     cents: float,
+    offset_beats: int = 0,
 ) -> tuple[PairRender, list[str]]:
     q = loader.cut(query_id)
-    c = loader.cut(candidate_id, lead=PIECE_MARGIN, tail=TAIL, stems=stems)
+    c = loader.cut(candidate_id, lead=PIECE_MARGIN, tail=TAIL, stems=stems,
+                   offset_beats=offset_beats)  # fmt: skip
     meter = q.track.time_signature[0]
     pair = render_pair(
         q.audio,

@@ -44,6 +44,7 @@ from cratedig.library.db import Library, open_library
 from cratedig.library.errors import DatabaseUnavailable, LibraryError
 from cratedig.match.query import MAX_SHIFT_BOUND, MAX_STRETCH_BOUND
 from cratedig.match.scoring import DEFAULT_MAX_SHIFT, DEFAULT_MAX_STRETCH
+from cratedig.render.service import MAX_OFFSET_BEATS
 from cratedig.service.audio import BytesCache, ranged_response, read_span, wav_bytes
 from cratedig.service.jobs import ScanJob, ScanJobs
 from cratedig.service.settings import ServiceSettings
@@ -112,6 +113,13 @@ class RenderRequest(BaseModel):
     semitones: int | None = Field(None, ge=-12, le=12)
     ratio: float | None = Field(None, description="Tempo ratio: 1, 2 (half time) or 0.5")
     part: Literal["both", "query", "candidate"] = "both"
+    offset_beats: int = Field(
+        0,
+        ge=-MAX_OFFSET_BEATS,
+        le=MAX_OFFSET_BEATS,
+        description="Start the candidate this many of its beats later (a nudge for bar lines "
+        "read off by a beat or half a bar).",
+    )
 
     @field_validator("ratio")
     @classmethod
@@ -521,7 +529,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             data = state.audio.get_or_make(key, lambda: _segment_wav(state, body.query_segment))
         else:
             key = ("render", body.query_segment, body.candidate_segment, body.semitones,
-                   body.ratio, body.part)  # fmt: skip
+                   body.ratio, body.part, body.offset_beats)  # fmt: skip
             data = state.audio.get_or_make(key, lambda: _render_wav(state, body))
         return ranged_response(request, data, "audio/wav")
 
@@ -541,12 +549,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         part: Literal["both", "query", "candidate"] = "both",
         semitones: Annotated[int | None, Query(ge=-12, le=12)] = None,
         ratio: float | None = None,
+        offset_beats: Annotated[int, Query(ge=-MAX_OFFSET_BEATS, le=MAX_OFFSET_BEATS)] = 0,
     ) -> Response:
         """``POST /api/render`` as a URL, for ``<audio src>`` (Range supported)."""
         try:
             body = RenderRequest(
                 query_segment=query_segment, candidate_segment=candidate_segment, part=part,
-                semitones=semitones, ratio=ratio,
+                semitones=semitones, ratio=ratio, offset_beats=offset_beats,
             )  # fmt: skip
         except ValidationError as exc:
             raise RequestValidationError(exc.errors()) from exc
@@ -736,6 +745,7 @@ def _render_wav(state: ServiceState, body: RenderRequest) -> bytes:
         tempo_ratio=body.ratio,
         query_file=up.analysis if up is not None else None,
         use_cache=body.part == "both",
+        offset_beats=body.offset_beats,
     )
     audio = pair.partner if body.part == "candidate" and pair.partner is not None else pair.audio
     return wav_bytes(audio, pair.sr)

@@ -215,15 +215,17 @@ function partnerCard(seg, c, j) {
       <button class="secondary small" data-play="query">▶ A (this)</button>
       <button class="secondary small" data-play="candidate">▶ B (partner)</button>
       <button class="small" data-play="both">▶ A+B</button>
+      <span class="nudge" title="Start the partner a beat earlier or later (where its bar lines are unsure)"><button class="secondary small" data-nudge="-1">◀</button><span class="offset" data-testid="offset">0 beats</span><button class="secondary small" data-nudge="1">▶</button></span>
       <span class="stars" role="group" aria-label="rate">${[1, 2, 3, 4, 5].map((n) => `<button data-rate="${n}" title="${n}/5">★</button>`).join("")}</span>
       <span class="rated"></span>
     </div></div>`;
 }
 
-function renderUrl(seg, c, part) {
+function renderUrl(seg, c, part, offset = 0) {
   if (part === "query") return withToken(`/api/segments/${seg.id}/audio`);
   const p = new URLSearchParams({ query_segment: seg.id, candidate_segment: c.segment, part,
     semitones: String(c.semitones), ratio: String(c.tempo_ratio) });
+  if (offset) p.set("offset_beats", String(offset));
   return withToken("/api/render?" + p);
 }
 
@@ -334,7 +336,15 @@ function wire() {
     const c = state.match.matches.find((x) => x.query_segment === seg.id).candidates[+card.dataset.j];
     const b = ev.target.closest("button");
     if (!b) return;
-    if (b.dataset.play) play(b, renderUrl(seg, c, b.dataset.play));
+    const offset = +(card.dataset.offset || 0);
+    if (b.dataset.play) play(b, renderUrl(seg, c, b.dataset.play, offset));
+    if (b.dataset.nudge) {
+      // Nudge the partner by its beats and hear the pair again.
+      const o = Math.max(-16, Math.min(16, offset + +b.dataset.nudge));
+      card.dataset.offset = String(o);
+      card.querySelector(".offset").textContent = `${o > 0 ? "+" : ""}${o} beat${Math.abs(o) === 1 ? "" : "s"}`;
+      play(card.querySelector("[data-play=both]"), renderUrl(seg, c, "both", o));
+    }
     if (b.dataset.rate) rate(card, seg, c, +b.dataset.rate);
   });
   $("#player").addEventListener("ended", stop);
