@@ -573,14 +573,17 @@ def render_mashup(
     stems: list[str] | None = None,
     max_shift: int = DEFAULT_MAX_SHIFT,
     max_stretch: float = DEFAULT_MAX_STRETCH,
+    with_tracks: Sequence[str] | None = None,
 ) -> Mashup:
     """A partner for every phrase of ``query`` (a file or a track id), layered over the
     whole song; ``.plan.to_json()`` is its cue sheet. With ``output`` the mix is written there
-    block by block (bounded memory) and ``.audio`` is not kept."""
+    block by block (bounded memory) and ``.audio`` is not kept. ``with_tracks`` (library files
+    or track ids, :func:`resolve_tracks`): only those tracks are partners."""
     from cratedig.match.store import sync_index
     from cratedig.render.service import render_mashup as render
 
     match_options(max_shift=max_shift, max_stretch=max_stretch)
+    tracks = resolve_tracks(library, with_tracks) if with_tracks else None
     analysis = query if isinstance(query, TrackAnalysis) else resolve_query(library, query)[0]
     if index is None:
         index, _ = sync_index(library)
@@ -594,6 +597,7 @@ def render_mashup(
         top=MASHUP_TOP,
         max_shift=max_shift,
         max_stretch=max_stretch,
+        tracks=tracks,
     )
 
 

@@ -224,6 +224,30 @@ def test_mashup_writes_the_mix_and_the_plan(songs, library, tmp_path):
     assert Path(plan["query"]["path"]) == query_file
 
 
+def test_a_mashup_with_a_chosen_track_takes_every_partner_from_it(library, tmp_path):
+    # The query is a library track; both library songs could partner it ("cand" is 118 BPM
+    # against 124), but --with names one: every layered phrase is that track's.
+    out, plan_file = tmp_path / "with.wav", tmp_path / "with.json"
+    cand = library["ids"]["cand"]
+    r = CliRunner().invoke(
+        app,
+        ["mashup", library["ids"]["query"], "-o", str(out), "--plan", str(plan_file),
+         "--db", library["url"], "--with", str(library["music"] / "cand.wav")],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    cues = json.loads(plan_file.read_text())["cues"]
+    partners = {c["partner"]["track_id"] for c in cues if c["partner"]}
+    assert partners == {cand}
+    bad = CliRunner().invoke(
+        app, ["mashup", library["ids"]["query"], "-o", str(tmp_path / "x.wav"),
+              "--db", library["url"], "--with", "0123abcd"],
+    )  # fmt: skip
+    assert isinstance(bad.exception, ParameterError) and "neither a library file" in str(
+        bad.exception
+    )
+
+
 def test_an_offset_starts_the_partner_that_many_of_its_beats_later(library):
     """A nudge for bar lines read off: the partner keeps landing on the query's beats, and
     what plays at the query's bar 1 is the partner's music from k beats later."""

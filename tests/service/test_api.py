@@ -303,6 +303,18 @@ def test_mashup_with_cue_sheet_and_ranges(client, tracks):
     assert r.status_code == 200, r.text
     m = r.json()
     assert m["audio"].startswith("/api/mashups/") and m["plan"]["cues"]
+    # With one chosen partner track: its own file, every layered phrase from that track.
+    c = tracks["house_c.wav"]["track_id"]
+    w = client.post("/api/mashup", json={"track_id": a["track_id"], "with_tracks": [c[:8]]})
+    assert w.status_code == 200, w.text
+    cues = w.json()["plan"]["cues"]
+    assert {q["partner"]["track_id"] for q in cues if q["partner"]} == {c}
+    assert w.json()["audio"] != m["audio"] and client.get(w.json()["audio"]).status_code == 200
+    assert_error(
+        client.post("/api/mashup", json={"track_id": a["track_id"], "with_tracks": ["zz"]}),
+        422,
+        "with_tracks",
+    )
     assert m["plan"]["totals"]["with_partner"] >= 1
     audio = client.get(m["audio"])
     assert audio.status_code == 200

@@ -118,6 +118,14 @@ def mashup_command(
     stems: StemsOption = None,
     max_shift: MaxShiftOption = MAX_SHIFT_DEFAULT,
     max_stretch: MaxStretchOption = MAX_STRETCH_DEFAULT,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            help="Only this library track as a partner (a file or track id; repeat for "
+            "several): mash the song with it.",
+        ),
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -141,6 +149,7 @@ def mashup_command(
             stems=stem_list(stems),
             max_shift=max_shift,
             max_stretch=max_stretch,
+            with_tracks=with_,
         )
     sheet = m.plan.to_json()
     if plan is not None:

@@ -317,6 +317,8 @@ class AudioLoader:
         return self._stamps.get(path) == (st.st_size, st.st_mtime_ns)
 
 
+#: Candidates per phrase a mashup with chosen partner tracks plans over: all their phrases.
+MASHUP_WITH_TOP = 64
 #: Largest ``offset_beats`` of a render, either way (four bars of 4/4).
 MAX_OFFSET_BEATS = 16
 
@@ -548,9 +550,12 @@ def render_mashup(
     max_stretch: float = 0.08,
     sr: int = RENDER_SR,
     mix_gain_db: float = DEFAULT_MIX_GAIN_DB,
+    tracks: tuple[str, ...] | None = None,
 ) -> Mashup:
     """Match every phrase of ``analysis`` (a file or a library track), choose partners with
-    :func:`plan_mashup` and layer them over the whole song, beat-aligned.
+    :func:`plan_mashup` and layer them over the whole song, beat-aligned. ``tracks``: only
+    these library tracks are partners (every phrase of them scored), "mash this song with
+    that one".
 
     The mix is made phrase by phrase and limited block by block
     (:func:`~cratedig.render.engine.limit_true_peak_stream`); with ``output`` each block goes
@@ -576,7 +581,12 @@ def render_mashup(
         library,
         index,
         analysis,
-        options=MatchOptions(top=top, max_shift=max_shift, max_stretch=max_stretch),
+        options=MatchOptions(
+            top=top if tracks is None else max(top, MASHUP_WITH_TOP),
+            max_shift=max_shift,
+            max_stretch=max_stretch,
+            tracks=tracks,
+        ),
     )
     plan = plan_mashup(
         [s.to_json() for s in analysis.segments],

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 TRACK_ID = re.compile(r"^[0-9a-f]{16}$")
 SEGMENT_ID = workflows.SEGMENT_ID
-MASHUP_NAME = re.compile(r"^[0-9a-f]{16}-s\d-p\d{1,3}\.wav$")
+MASHUP_NAME = re.compile(r"^[0-9a-f]{16}-s\d-p\d{1,3}(-w[0-9a-f]{16}){0,20}\.wav$")
 _PATHLIKE = re.compile(r"(?<![\w.:/])(/[^\s'\"(),;]+)")
 STATIC = resources.files("cratedig.service") / "static"
 #: Largest page of tracks one request may ask for.
@@ -131,6 +131,14 @@ class MashupRequest(BaseModel):
     track_id: str
     max_shift: int = Field(DEFAULT_MAX_SHIFT, ge=0, le=MAX_SHIFT_BOUND)
     max_stretch: float = Field(DEFAULT_MAX_STRETCH, ge=0.0, le=MAX_STRETCH_BOUND)
+    with_tracks: list[str] | None = Field(
+        None, max_length=20, description="Only these library tracks (ids or prefixes) as partners."
+    )
+
+    @field_validator("with_tracks")
+    @classmethod
+    def _track_ids(cls, v: list[str] | None) -> list[str] | None:
+        return MatchRequest._track_ids(v)
 
 
 class RatingRequest(BaseModel):
@@ -567,7 +575,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         import json
 
         analysis = _analysis_of(state, body.track_id)
-        name = f"{analysis.track_id}-s{body.max_shift}-p{round(body.max_stretch * 100)}.wav"
+        partners = (
+            workflows.resolve_tracks(state.library, body.with_tracks) if body.with_tracks else ()
+        )
+        with_part = "".join(f"-w{t}" for t in partners)
+        name = (
+            f"{analysis.track_id}-s{body.max_shift}-p{round(body.max_stretch * 100)}{with_part}.wav"
+        )
         wav, plan_file = state.mashup_dir / name, state.mashup_dir / f"{name}.json"
         if wav.exists() and plan_file.exists():
             plan = json.loads(plan_file.read_text())
@@ -577,6 +591,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             m = workflows.render_mashup(
                 state.library, analysis, index=state.index, output=wav, fmt="wav",
                 max_shift=body.max_shift, max_stretch=body.max_stretch,
+                with_tracks=list(partners) or None,
             )  # fmt: skip
             plan = m.plan.to_json()
             plan_file.write_text(json.dumps(plan))

@@ -261,7 +261,8 @@ async function mashup() {
   const btn = $("#mashup");
   btn.disabled = true; btn.textContent = "rendering…";
   try {
-    const r = await postJSON("/api/mashup", { track_id: t.track_id });
+    const w = $("#with").value;
+    const r = await postJSON("/api/mashup", w ? { track_id: t.track_id, with_tracks: [w] } : { track_id: t.track_id });
     const a = $("#mashup-audio");
     a.classList.remove("hidden");
     a.src = withToken(r.audio);
