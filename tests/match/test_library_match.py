@@ -187,6 +187,16 @@ def test_with_a_chosen_track_every_phrase_of_it_is_scored_or_the_reason_is_given
     got = {c["track_id"]: c["tempo_ratio"] for m in two["matches"] for c in m["candidates"]}
     assert set(got) == {ids["half_62.wav"], ids["copy_up2.flac"]}
     assert got[ids["half_62.wav"]] in (1.0, 2.0) and got[ids["copy_up2.flac"]] == 1.0
+    # The query's own track may be named; its phrases partner the others, never themselves.
+    copy = ids["copy_up2.flac"]
+    own = json.loads(
+        run("match", copy, "--db", sqlite_url, "--json", "--with", copy, "-k", "50",
+            "--per-track", "0").stdout
+    )  # fmt: skip
+    assert any(m["candidates"] for m in own["matches"])
+    for m in own["matches"]:
+        assert all(c["track_id"] == copy for c in m["candidates"])
+        assert m["query_segment"] not in {c["segment"] for c in m["candidates"]}
     # A track the rules rule out whole: no suggestion, and the human output says why.
     text = run("match", q, "--db", sqlite_url, "--with", lib / "fast_150.ogg").stdout
     assert "fast_150.ogg: 150" in text and "stretch" in text and "limit is 8 %" in text

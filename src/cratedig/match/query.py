@@ -403,10 +403,12 @@ def match_analysis(
     paths = {t: next((p for p in ps if os.path.exists(p)), None) for t, ps in recorded.items()}
     paths = {t: p for t, p in paths.items() if p is not None}
     for qi, seg in enumerate(segments):
+        # Never the query phrase itself (its own track may be asked for: --include-own-track,
+        # or named with --with): a phrase layered on itself is no suggestion.
         cands = [
             found[str(i)]
             for i in hit_ids[qi]
-            if str(i) in found and found[str(i)].track_id in paths
+            if str(i) in found and found[str(i)].track_id in paths and str(i) != seg.id
         ]
         meter = seg.features.beats_per_bar if seg.features is not None else 0
         q_meters = plausible_meters(meter, analysis.estimates)
