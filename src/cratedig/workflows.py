@@ -327,28 +327,31 @@ def partner_fit(
     The phrases of a track whose tempo and meter pass may still be left out one by one (a
     phrase in another meter, a local tempo off the track's).
     """
+    from cratedig.library.schema import TrackRow
     from cratedig.theory import TEMPO_RATIOS
 
     lines = []
+    q_meter = f"{analysis.time_signature[0]}/{analysis.time_signature[1]}"
     with library.reader() as s:
+        paths = repo.first_paths(s, tracks)
         for track_id in tracks:
-            other = repo.load_analysis(s, track_id)
-            if other is None:
+            row = s.get(TrackRow, track_id)
+            if row is None:
                 continue
-            name = Path(other.path).name if other.path else track_id
-            if other.time_signature != analysis.time_signature:
+            name = Path(paths[track_id]).name if track_id in paths else track_id
+            meter = f"{row.beats_per_bar}/{row.beat_unit}"
+            if meter != q_meter:
                 lines.append(
-                    f"{name}: {other.time_signature[0]}/{other.time_signature[1]} against the "
-                    f"query's {analysis.time_signature[0]}/{analysis.time_signature[1]}: its bars "
-                    "would drift against the query's, never layered"
+                    f"{name}: {meter} against the query's {q_meter}: its bars would drift "
+                    "against the query's, never layered"
                 )
                 continue
-            stretch = min(abs(analysis.tempo / (other.tempo * r) - 1.0) for r in TEMPO_RATIOS)
+            stretch = min(abs(analysis.tempo / (row.tempo * r) - 1.0) for r in TEMPO_RATIOS)
             if stretch > options.max_stretch:
                 lines.append(
-                    f"{name}: {other.tempo:.1f} BPM against the query's {analysis.tempo:.1f} needs "
+                    f"{name}: {row.tempo:.1f} BPM against the query's {analysis.tempo:.1f} needs "
                     f"a {100 * stretch:.0f} % stretch at best (1:1, 2:1 or 1:2; the limit is "
-                    f"{100 * options.max_stretch:.0f} %, --max-stretch)"
+                    f"{100 * options.max_stretch:g} %, --max-stretch)"
                 )
     return lines
 
@@ -455,10 +458,13 @@ def match(
         analysis, in_library = resolve_query(library, query)
     if index is None:
         index, _ = sync_index(library)
-    return match_analysis(
+    result = match_analysis(
         library, index, analysis, options=options, in_library=in_library,
         ranker=active_ranker(library),
     )  # fmt: skip
+    if options.tracks is not None:
+        result.ruled_out = partner_fit(library, analysis, options.tracks, options)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------

@@ -159,7 +159,8 @@ def test_match_by_track_id_is_the_cli_contract(client, tracks, service_library):
     ).json()
     assert not any(sm["candidates"] for sm in tight["matches"])
     assert len(tight["ruled_out"]) == 1 and "house_c.wav: 122" in tight["ruled_out"][0]
-    assert "limit is 0 %" in tight["ruled_out"][0] or "stretch" in tight["ruled_out"][0]
+    assert "needs a 2 % stretch" in tight["ruled_out"][0]
+    assert "the limit is 0.5 %" in tight["ruled_out"][0]
 
 
 def test_match_bad_requests(client):

@@ -69,6 +69,7 @@ def match_command(
         include_own_track=own, per_track=per_track,
     )  # fmt: skip
     with open_library(db) as lib:
+        # Named tracks first: a wrong name fails before the query is analysed.
         partners = workflows.resolve_tracks(lib, with_) if with_ else None
         with spinner(not json_out, f"analysing {query}"):
             analysis, in_library = workflows.resolve_query(lib, query)
@@ -78,15 +79,11 @@ def match_command(
             include_own_track=options.include_own_track, per_track=per_track,
             with_tracks=partners,
         )  # fmt: skip
-        fits = workflows.partner_fit(lib, analysis, partners, options) if partners else []
     if json_out:
-        doc = result.to_json()
-        if partners:
-            doc["ruled_out"] = fits
-        print(json.dumps(doc), flush=True)
+        print(json.dumps(result.to_json()), flush=True)
         return
     _print_matches(result)
-    for line in fits:
+    for line in result.ruled_out or []:
         out.print(f"[yellow]{shown(line)}[/yellow]", soft_wrap=True)
 
 

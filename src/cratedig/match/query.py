@@ -169,6 +169,9 @@ class MatchResult:
     matches: list[SegmentMatches]
     in_library: bool
     library_segments: int
+    #: With chosen partner tracks (``match --with``): why each track the rules rule out whole
+    #: cannot go under the query (empty when none is); None for a library-wide match.
+    ruled_out: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         a = self.analysis
@@ -185,6 +188,7 @@ class MatchResult:
                 "doubts": a.doubts(),
             },
             "matches": [m.to_json() for m in self.matches],
+            **({"ruled_out": self.ruled_out} if self.ruled_out is not None else {}),
         }
 
 

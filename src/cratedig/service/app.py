@@ -802,12 +802,7 @@ def _match_json(
         include_own_track=body.include_own_track, per_track=body.per_track,
         with_tracks=body.with_tracks,
     )  # fmt: skip
-    out = result.to_json()
-    if body.with_tracks:
-        tracks = workflows.resolve_tracks(state.library, body.with_tracks)
-        opts = workflows.match_options(max_stretch=body.max_stretch)
-        out["ruled_out"] = workflows.partner_fit(state.library, analysis, tracks, opts)
-    return _public_match(state, out, name)
+    return _public_match(state, result.to_json(), name)
 
 
 def _public_match(state: ServiceState, out: dict[str, Any], name: str | None) -> dict[str, Any]:
