@@ -311,7 +311,10 @@ def resolve_tracks(library: Library, names: Sequence[str]) -> tuple[str, ...]:
             else:
                 found = repo.resolve_track_id(s, os.fspath(name))
                 if found is None:
-                    raise ParameterError(f"{name}: neither a library file nor a track id")
+                    raise ParameterError(
+                        f"{name}: neither a library file nor a track id (no such file, and no "
+                        "library track id starts with it)"
+                    )
             if found not in out:
                 out.append(found)
     return tuple(out)
@@ -593,7 +596,7 @@ def render_mashup(
     analysis = query if isinstance(query, TrackAnalysis) else resolve_query(library, query)[0]
     if index is None:
         index, _ = sync_index(library)
-    return render(
+    mashup = render(
         library,
         index,
         analysis,
@@ -605,6 +608,10 @@ def render_mashup(
         max_stretch=max_stretch,
         tracks=tracks,
     )
+    if tracks is not None:
+        options = match_options(max_shift=max_shift, max_stretch=max_stretch)
+        mashup.ruled_out = partner_fit(library, analysis, tracks, options)
+    return mashup
 
 
 # ---------------------------------------------------------------------------------------------

@@ -232,10 +232,11 @@ def test_a_mashup_with_a_chosen_track_takes_every_partner_from_it(library, tmp_p
     r = CliRunner().invoke(
         app,
         ["mashup", library["ids"]["query"], "-o", str(out), "--plan", str(plan_file),
-         "--db", library["url"], "--with", str(library["music"] / "cand.wav")],
+         "--db", library["url"], "--with", str(library["music"] / "cand.wav"), "--json"],
         catch_exceptions=False,
     )  # fmt: skip
     assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ruled_out"] == []  # the chosen track is within the rules
     cues = json.loads(plan_file.read_text())["cues"]
     partners = {c["partner"]["track_id"] for c in cues if c["partner"]}
     assert partners == {cand}

@@ -157,7 +157,9 @@ def mashup_command(
             tmp.write_text(json.dumps(sheet, indent=1))
     if json_out:
         print(json.dumps({"output": str(output), "plan_file": str(plan) if plan else None,
-                          "render_seconds": round(m.seconds, 3), "plan": sheet}), flush=True)  # fmt: skip
+                          "render_seconds": round(m.seconds, 3), "plan": sheet,
+                          **({"ruled_out": m.ruled_out} if m.ruled_out is not None else {})}),
+              flush=True)  # fmt: skip
         return
     dur = m.duration
     out.print(f"wrote {shown(output)}: {dur:.1f} s in {m.seconds:.1f} s", soft_wrap=True)
@@ -175,6 +177,8 @@ def mashup_command(
             f"  {p.get('semitones', 0):+d} st{cents_text(p.get('cents', 0.0))}  score {c.score:.2f}",
             soft_wrap=True,
         )
+    for line in m.ruled_out or []:
+        out.print(f"[yellow]{shown(line)}[/yellow]", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -526,6 +526,9 @@ class Mashup:
     frames: int = 0
     channels: int = 0
     output: str | None = None
+    #: With chosen partner tracks: why each track the rules rule out whole cannot partner
+    #: the song (see :func:`cratedig.workflows.partner_fit`); None otherwise.
+    ruled_out: list[str] | None = None
 
     @property
     def duration(self) -> float:

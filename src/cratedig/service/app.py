@@ -594,6 +594,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 with_tracks=list(partners) or None,
             )  # fmt: skip
             plan = m.plan.to_json()
+            if m.ruled_out:
+                plan["ruled_out"] = m.ruled_out
             plan_file.write_text(json.dumps(plan))
         plan["query"]["path"] = state.public_path(plan["query"].get("path"))
         for cue in plan["cues"]:

@@ -270,6 +270,7 @@ async function mashup() {
     $("#timeline").innerHTML = r.plan.cues.map((cue) => `<div class="cue" title="${esc((cue.section || "") + " · " + (cue.partner ? baseName(cue.partner.path) + " #" + cue.partner.segment.split("_").pop() + (cue.partner_section ? " (" + cue.partner_section + ")" : "") : "alone"))}"
       style="left:${(100 * cue.start) / dur}%;width:${(100 * (cue.end - cue.start)) / dur}%;background:${cue.partner ? camelotColor(cue.partner.camelot) : "#333"}"></div>`).join("");
     a.play().catch(() => {});
+    if ((r.plan.ruled_out || []).length) setStatus(r.plan.ruled_out.join("; "), true);
   } catch (e) { setStatus(e.message, true); }
   btn.disabled = false; btn.textContent = "▶ Whole mashup";
 }
