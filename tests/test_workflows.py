@@ -113,6 +113,7 @@ def test_rate_checks_its_input(crate):
         for bad in (
             dict(score=0), dict(score=6), dict(score=2.5), dict(score=True),
             dict(semitones=13), dict(tempo_ratio=1.5), dict(comment="x" * 3000),
+            dict(offset_beats=17), dict(offset_beats=1.5), dict(offset_beats=True),
         ):  # fmt: skip
             kwargs = {"score": 3, **bad}
             score = kwargs.pop("score")

@@ -628,6 +628,8 @@ class Rating:
     score: int
     semitones: int = 0
     tempo_ratio: float = 1.0
+    #: Beats the candidate was moved when heard (``render --offset-beats``; 0: as suggested).
+    offset_beats: int = 0
     comment: str | None = None
     created_at: str = ""
     analysis_version: int = 0
@@ -653,6 +655,7 @@ class Rating:
             "score": self.score,
             "semitones": self.semitones,
             "tempo_ratio": self.tempo_ratio,
+            "offset_beats": self.offset_beats,
             "comment": self.comment,
             "created_at": self.created_at,
             "analysis_version": self.analysis_version,
@@ -678,6 +681,7 @@ def rate(
     *,
     semitones: int | None = None,
     tempo_ratio: float | None = None,
+    offset_beats: int = 0,
     comment: str | None = None,
     query_known: bool = False,
 ) -> int:
@@ -687,8 +691,11 @@ def rate(
     too unless ``query_known`` (a file matched on the fly whose segments the caller saw).
     ``semitones`` / ``tempo_ratio`` are the transform that was heard; left out, the matcher's
     suggestion for the pair (what ``render`` plays by default), or 0 / 1 when the query is not
-    in the library. Each side's track and time span are stored too, so the rating survives a
-    re-analysis (:func:`cratedig.library.repository.reattach_ratings`).
+    in the library. ``offset_beats`` is how many of its beats the candidate was moved when it
+    was heard (``render --offset-beats``, the web page's nudge; within
+    ``render.service.MAX_OFFSET_BEATS``); training leaves such ratings out, since they rate a
+    span that is not the suggested segment. Each side's track and time span are stored too, so
+    the rating survives a re-analysis (:func:`cratedig.library.repository.reattach_ratings`).
 
     Raises
     ------
@@ -722,6 +729,17 @@ def rate(
         raise ParameterError(f"tempo_ratio {tempo_ratio!r}: must be one of 1, 2 or 0.5")
     if comment is not None and len(comment) > MAX_COMMENT:
         raise ParameterError(f"comment: at most {MAX_COMMENT} characters")
+    from cratedig.render.service import MAX_OFFSET_BEATS
+
+    if (
+        isinstance(offset_beats, bool)
+        or int(offset_beats) != offset_beats
+        or abs(int(offset_beats)) > MAX_OFFSET_BEATS
+    ):
+        raise ParameterError(
+            f"offset_beats {offset_beats!r}: must be a whole number within "
+            f"-{MAX_OFFSET_BEATS}..{MAX_OFFSET_BEATS}"
+        )
     with library.transaction() as s:
         return repo.add_rating(
             s,
@@ -730,6 +748,7 @@ def rate(
             score=int(score),
             semitones=int(semitones),
             tempo_ratio=float(tempo_ratio),
+            offset_beats=int(offset_beats),
             comment=comment,
         )
 
@@ -751,6 +770,7 @@ def list_ratings(library: Library, *, orphaned: bool | None = None) -> list[Rati
                 score=r.score,
                 semitones=r.semitones,
                 tempo_ratio=r.tempo_ratio,
+                offset_beats=r.offset_beats or 0,
                 comment=r.comment,
                 created_at=r.created_at.isoformat(),
                 analysis_version=r.analysis_version,
@@ -883,6 +903,10 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     queries = [p.query.id for p in pairs]
     weights = [1.0] * len(pairs)
     ratings = list_ratings(library, orphaned=False)  # an orphan no longer names its music
+    # A rating of a nudged candidate rates a span that is not the suggested segment, whose
+    # features are what the ranker sees: left out (counted in the metrics).
+    moved = sum(1 for r in ratings if r.offset_beats)
+    ratings = [r for r in ratings if not r.offset_beats]
     with library.reader() as s:
         segs = {
             seg.id: seg
@@ -916,6 +940,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "stem_pairs": len(pairs),
         "ratings": used,
+        "ratings_moved_left_out": moved,
         "songs": len(songs),
         "held_out_songs": len(held),
     }

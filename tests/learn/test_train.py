@@ -67,9 +67,12 @@ def test_ratings_of_several_scores_train_the_rating_aware_ranker(stems_library):
     with open_library(db) as lib:
         for i, (q, c) in enumerate(pairs):
             workflows.rate(lib, q, c, [1, 2, 4, 5][i % 4])
+        # A rating of a nudged candidate rates another span than the segment: not trained on.
+        workflows.rate(lib, *pairs[0], 5, offset_beats=2)
     trained = json.loads(run("train", "--db", db, "--json").stdout)
     metrics = trained["metrics"]
     assert metrics["ratings"] == len(pairs) and metrics["stem_pairs"] > 100
+    assert metrics["ratings_moved_left_out"] == 1
     models = json.loads(run("models", "--db", db, "--json").stdout)["models"]
     artefact = next(stems_library["root"].rglob(models[-1]["artefact"]))
     doc = json.loads(artefact.read_text())

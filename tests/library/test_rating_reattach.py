@@ -209,6 +209,7 @@ def test_migration_0005_backfills_spans_and_orphans_what_no_longer_resolves(libr
         with lib.reader() as s:
             rows = list(s.scalars(select(RatingRow).order_by(RatingRow.id)))
     ok, gone, outside = rows
+    assert [r.offset_beats for r in rows] == [0, 0, 0]  # migration 0006: rated as suggested
     assert (ok.state, ok.query_track_id, ok.candidate_track_id) == ("attached", a, b)
     assert (ok.query_start, ok.query_end) == pytest.approx(segs_a[f"{a}_0"])
     assert (ok.candidate_start, ok.candidate_end) == pytest.approx(segs_b[f"{b}_1"])

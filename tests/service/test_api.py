@@ -354,6 +354,15 @@ def test_ratings_round_trip_into_the_table(client, best_pair, service_library):
     )
     assert_error(client.post("/api/ratings", json={**body, "query_segment": "../x"}), 422)
     assert_error(client.post("/api/ratings", json={**body, "comment": "x" * 5000}), 422)
+    assert stored[rid].offset_beats == 0  # as suggested unless told
+    moved = client.post("/api/ratings", json={**body, "score": 2, "offset_beats": -2}).json()["id"]
+    assert (
+        next(x for x in client.get("/api/ratings").json()["ratings"] if x["id"] == moved)[
+            "offset_beats"
+        ]
+        == -2
+    )
+    assert_error(client.post("/api/ratings", json={**body, "offset_beats": 17}), 422, "offset")
 
 
 def test_errors_cut_paths_outside_the_music_roots(client, service_library):
@@ -491,6 +500,15 @@ def test_the_cli_rate_and_ratings_commands(service_library, best_pair):
     csv_text = runner.invoke(app, ["ratings", "--db", db, "--csv"]).stdout
     assert csv_text.splitlines()[0].startswith("id,query_segment,candidate_segment,score")
     assert any(line.startswith(f"{rid},") for line in csv_text.splitlines())
+    assert mine["offset_beats"] == 0
+    csv_head = csv_text.splitlines()[0].split(",")
+    assert "offset_beats" in csv_head
+    r = runner.invoke(app, ["rate", q, c, "4", "--offset-beats", "2", "--db", db])
+    assert r.exit_code == 0 and "+2 beats" in r.stdout, r.output
+    listed = json.loads(runner.invoke(app, ["ratings", "--db", db, "--json"]).stdout)["ratings"]
+    assert [x["offset_beats"] for x in listed if x["id"] > rid] == [2]
+    table = runner.invoke(app, ["ratings", "--db", db], env={"COLUMNS": "200"}).stdout
+    assert "+2 beats" in table
     r = runner.invoke(app, ["rate", q, c, "7", "--db", db])
     assert r.exit_code != 0 and "score 7" in str(r.exception)
     r = runner.invoke(app, ["rate", q, "0123456789abcdef_0", "3", "--db", db])

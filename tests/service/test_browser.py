@@ -180,8 +180,12 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     )
     with open_library(server["url"]) as lib:
         stored = workflows.list_ratings(lib)
+    # ... with the nudge that was heard.
     assert any(
-        r.query_segment == seg["id"] and r.candidate_segment == cand and r.score == 4
+        r.query_segment == seg["id"]
+        and r.candidate_segment == cand
+        and r.score == 4
+        and r.offset_beats == 2
         for r in stored
     )
 

@@ -32,6 +32,15 @@ def rate_command(
             "--ratio", help="Tempo ratio heard: 1, 2 or 0.5 (default: the suggested one)."
         ),
     ] = None,
+    offset_beats: Annotated[
+        int,
+        typer.Option(
+            "--offset-beats",
+            min=-16,
+            max=16,
+            help="Beats the candidate was moved when heard (as `render --offset-beats`).",
+        ),
+    ] = 0,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -42,7 +51,7 @@ def rate_command(
     with open_library(db) as lib:
         rating_id = workflows.rate(
             lib, query_segment, candidate_segment, score,
-            semitones=semitones, tempo_ratio=ratio, comment=comment,
+            semitones=semitones, tempo_ratio=ratio, offset_beats=offset_beats, comment=comment,
         )  # fmt: skip
         rating = next(r for r in workflows.list_ratings(lib) if r.id == rating_id)
     if json_out:
@@ -50,13 +59,23 @@ def rate_command(
         return
     out.print(
         f"rating {rating_id} stored: {query_segment} + {candidate_segment} = {score}/5 "
-        f"at {rating.semitones:+d} st, {rating.tempo_ratio:g}:1"
+        f"at {_transform(rating.to_json())}",
+        soft_wrap=True,
+    )
+
+
+def _transform(r: dict[str, Any]) -> str:
+    """``+2 st, 1:1`` and, for a nudged candidate, ``, +2 beats``."""
+    moved = r.get("offset_beats") or 0
+    return f"{r['semitones']:+d} st, {r['tempo_ratio']:g}:1" + (
+        f", {moved:+d} beat{'s' if abs(moved) != 1 else ''}" if moved else ""
     )
 
 
 #: CSV columns of ``cratedig ratings --csv`` (spans as start/end seconds, lists joined by "; ").
 CSV_FIELDS = (
-    "id", "query_segment", "candidate_segment", "score", "semitones", "tempo_ratio", "comment",
+    "id", "query_segment", "candidate_segment", "score", "semitones", "tempo_ratio",
+    "offset_beats", "comment",
     "created_at", "analysis_version", "state", "query_track", "query_start", "query_end",
     "candidate_track", "candidate_start", "candidate_end", "orphaned", "reattachments",
 )  # fmt: skip
@@ -121,7 +140,7 @@ def ratings_command(
             r["query_segment"],
             r["candidate_segment"],
             "★" * r["score"],
-            f"{r['semitones']:+d} st, {r['tempo_ratio']:g}:1",
+            _transform(r),
             escape(state),
             escape(r["comment"] or ""),
             r["created_at"][:19],

@@ -945,6 +945,7 @@ def add_rating(
     score: int,
     semitones: int = 0,
     tempo_ratio: float = 1.0,
+    offset_beats: int = 0,
     comment: str | None = None,
     analysis_version: int = ANALYSIS_VERSION,
 ) -> int:
@@ -971,6 +972,7 @@ def add_rating(
         score=score,
         semitones=semitones,
         tempo_ratio=tempo_ratio,
+        offset_beats=offset_beats,
         comment=comment,
         analysis_version=analysis_version,
         created_at=now(),

@@ -287,6 +287,8 @@ class RatingRow(Base):
     candidate_segment_id: Mapped[str] = mapped_column(String(SEGMENT_ID_LENGTH), index=True)
     tempo_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     semitones: Mapped[int] = mapped_column(Integer, default=0)
+    # How many of its beats the candidate was moved when it was heard (migration 0006).
+    offset_beats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     score: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     analysis_version: Mapped[int] = mapped_column(Integer)

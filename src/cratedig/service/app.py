@@ -147,6 +147,7 @@ class RatingRequest(BaseModel):
     score: int = Field(..., ge=1, le=5)
     semitones: int = Field(0, ge=-12, le=12)
     tempo_ratio: float = 1.0
+    offset_beats: int = Field(0, ge=-MAX_OFFSET_BEATS, le=MAX_OFFSET_BEATS)
     comment: str | None = Field(None, max_length=workflows.MAX_COMMENT)
 
     @field_validator("tempo_ratio")
@@ -623,7 +624,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         try:
             rating_id = workflows.rate(
                 state.library, body.query_segment, body.candidate_segment, body.score,
-                semitones=body.semitones, tempo_ratio=body.tempo_ratio, comment=body.comment,
+                semitones=body.semitones, tempo_ratio=body.tempo_ratio,
+                offset_beats=body.offset_beats, comment=body.comment,
                 query_known=state.upload_of(body.query_segment) is not None,
             )  # fmt: skip
         except ParameterError as exc:
