@@ -148,7 +148,16 @@ def test_demo_json(tmp_path):
     # Songs 1 and 2 are a mixable pair by construction: one of them is the query.
     assert Path(r["query"]["path"]).name in ("demo_01.wav", "demo_02.flac")
     assert r["matches"] and all(m["score"] > 0 for m in r["matches"])
+    # One row per phrase, in the song's order, each with its fit; the pair rendered is the
+    # best fit among them (a good fit before a fair one before a poor one, then the score).
+    starts = [m["query_start"] for m in r["matches"]]
+    assert starts == sorted(starts)
+    assert len({m["query_segment"] for m in r["matches"]}) == len(r["matches"])
+    assert all(m["fit"] in ("good", "fair", "poor") for m in r["matches"])
+    rank = {"good": 0, "fair": 1, "poor": 2}
+    shown = min(r["matches"], key=lambda m: (rank[m["fit"]], -m["score"]))
     rd = r["renders"]
+    assert rd["pair_segments"] == [shown["query_segment"], shown["segment"]]
     y, sr = sf.read(rd["pair"])
     assert abs(len(y) / sr - rd["pair_seconds"]) < 0.01 and np.abs(y).max() < 1.0
     y, sr = sf.read(rd["mashup"])

@@ -25,6 +25,10 @@ from typing import Any
 __all__ = ["run_demo"]
 
 
+#: Order of the fit labels when the demo picks the pair to render (a good fit first).
+_FIT_RANK = {"good": 0, "fair": 1}
+
+
 def _noop(message: str) -> None:
     pass
 
@@ -70,8 +74,10 @@ def run_demo(
     -------
     dict
         ``folder``, ``db``, ``tracks`` (truth beside estimate per song), ``ingest``,
-        ``query`` (the song matched), ``matches`` (its best candidates), ``renders`` (paths
-        and timings) and ``seconds`` per stage.
+        ``query`` (the song with the most phrases that have a fair or good partner),
+        ``matches`` (each of its phrases' best partner, in order, with its ``fit``),
+        ``renders`` (the best-fitting of those pairs and a mashup: paths and timings) and
+        ``seconds`` per stage.
     """
     from cratedig import workflows
     from cratedig.library import repository as repo
@@ -149,17 +155,21 @@ def run_demo(
                 continue
             m = workflows.match(lib, a, index=index, in_library=True, top=3)
             matched = sum(bool(sm.candidates) for sm in m.matches)
+            fitting = sum(
+                bool(sm.candidates) and sm.candidates[0].get("fit") in ("good", "fair")
+                for sm in m.matches
+            )
             top = max((c["score"] for sm in m.matches for c in sm.candidates), default=0.0)
-            if best is None or (matched, top) > (best[0], best[1]):
-                best = (matched, top, m)
+            if best is None or (fitting, matched, top) > best[0]:
+                best = ((fitting, matched, top), m)
         timings["match"] = time.perf_counter() - t
         result["query"] = None
         result["matches"] = []
         result["renders"] = {}
-        if best is None or best[0] == 0:
+        if best is None or best[0][1] == 0:
             result["seconds"] = {k: round(v, 3) for k, v in timings.items()}
             return result
-        m = best[2]
+        m = best[1]
         qa = m.analysis
         result["query"] = {
             "track_id": qa.track_id,
@@ -168,12 +178,13 @@ def run_demo(
             "key": str(qa.key),
             "camelot": qa.key.camelot,
             "phrases": len(qa.segments),
-            "matched_phrases": best[0],
+            "matched_phrases": best[0][1],
         }
-        pairs = sorted(
-            ((c, sm.query) for sm in m.matches for c in sm.candidates),
-            key=lambda cq: -cq[0]["score"],
-        )
+        # Each phrase's best partner, in the song's order (what a DJ reads down); the pair
+        # rendered is the best-scoring of them.
+        firsts = [(sm.candidates[0], sm.query) for sm in m.matches if sm.candidates]
+        firsts.sort(key=lambda cq: cq[1].start)
+        pairs = sorted(firsts, key=lambda cq: (_FIT_RANK.get(cq[0].get("fit"), 2), -cq[0]["score"]))
         result["matches"] = [
             {
                 "query_segment": q.id,
@@ -190,11 +201,12 @@ def run_demo(
                         "semitones",
                         "cents",
                         "key_relation",
+                        "fit",
                         "reason",
                     )
                 },
             }
-            for c, q in pairs[:5]
+            for c, q in firsts
         ]
         if render:
             from cratedig.render.service import audio_format, write_audio

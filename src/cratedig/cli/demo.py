@@ -63,7 +63,7 @@ def demo_command(
         title=f"best matches for {Path(q['path']).name} ({q['tempo']:.1f} BPM, {q['key']} "
         f"{q['camelot']}): {q['matched_phrases']}/{q['phrases']} phrases have partners"
     )
-    for col in ("phrase", "time", "partner", "score", "why"):
+    for col in ("phrase", "time", "best partner", "score", "fit", "why"):
         t.add_column(col, overflow="fold")
     for m in r["matches"]:
         t.add_row(
@@ -71,6 +71,7 @@ def demo_command(
             f"{m['query_start']:.1f}–{m['query_end']:.1f} s",
             f"{Path(m['path']).name} #{m['segment'].rsplit('_', 1)[-1]}",
             f"{m['score']:.2f}",
+            {"none": "poor"}.get(str(m.get("fit")), str(m.get("fit") or "")),
             m["reason"],
         )
     out.print(t)
