@@ -184,7 +184,9 @@ def run_demo(
         # rendered is the best-scoring of them.
         firsts = [(sm.candidates[0], sm.query) for sm in m.matches if sm.candidates]
         firsts.sort(key=lambda cq: cq[1].start)
-        pairs = sorted(firsts, key=lambda cq: (_FIT_RANK.get(cq[0].get("fit"), 2), -cq[0]["score"]))
+        pairs = sorted(
+            firsts, key=lambda cq: (_FIT_RANK.get(str(cq[0].get("fit")), 2), -cq[0]["score"])
+        )
         result["matches"] = [
             {
                 "query_segment": q.id,
