@@ -58,6 +58,47 @@ def test_every_format_decodes_to_the_same_tone(formats, ext):
     assert len(a.content_hash) == 32
 
 
+@pytest.mark.parametrize("name", ["song.opus", "song_opus.ogg"])
+def test_opus_that_libsndfile_cannot_read_decodes_through_ffmpeg(tmp_path, name):
+    """libsndfile names Opus streams but stops part-way through many (here: an OGG Vorbis
+    song transcoded by ffmpeg, as rips often are: "file is malformed"): such a file is read
+    with ffmpeg instead, whole; a region read falls back to the whole file."""
+    from cratedig.audio.decode import _sndfile_decodes_opus, decode_region
+    from cratedig.synth import synthesize_song, write_song
+    from cratedig.theory import Key
+
+    song = synthesize_song(tempo=121.0, key=Key.parse("B major"), bars=4, seed=3)
+    write_song(song, tmp_path / "song.ogg")
+    p = tmp_path / name
+    ffmpeg(tmp_path / "song.ogg", p, "-c:a", "libopus", "-b:a", "96k")
+    assert sf.info(p).subtype == "OPUS"
+    readable = _sndfile_decodes_opus(p)
+    a = decode(p)
+    assert a.channels == 1 and a.duration == pytest.approx(len(song.audio) / song.sr, abs=0.1)
+    assert abs(a.samples).max() > 0.05  # the music, not a prefix padded with silence
+    assert decode(p).content_hash == a.content_hash  # the same decoder every time
+    assert decode_region(p, 1.0, 2.0, sr=22050) is None
+    # The file that led here: libsndfile (1.2.2 in the soundfile wheel) cannot read it whole.
+    assert not readable or sf.__libsndfile_version__ != "1.2.2"
+
+
+def test_opus_goes_to_ffmpeg_only_when_libsndfile_fails(formats, tmp_path, monkeypatch):
+    """A readable Opus file stays with libsndfile (its content hash, the track id, holds);
+    the same file read through the ffmpeg path decodes to the same music."""
+    decode_module = importlib.import_module("cratedig.audio.decode")
+
+    p = tmp_path / "tone.opus"
+    ffmpeg(formats["wav"], p, "-c:a", "libopus", "-b:a", "96k")
+    assert decode_module._sndfile_decodes_opus(p)
+    kept = decode(p)
+    assert isinstance(decode_module._open_source(p, str(p), 0), decode_module._SndfileSource)
+    monkeypatch.setattr(decode_module, "_sndfile_decodes_opus", lambda _: False)
+    assert isinstance(decode_module._open_source(p, str(p), 0), decode_module._FfmpegSource)
+    via_ffmpeg = decode(p)
+    n = min(len(kept.samples), len(via_ffmpeg.samples))
+    assert np.corrcoef(kept.samples[:n], via_ffmpeg.samples[:n])[0, 1] > 0.99
+
+
 def test_lossless_formats_share_identity(formats):
     # Same samples, different containers: same content hash (identity is the audio, not bytes).
     assert decode(formats["wav"]).content_hash == decode(formats["flac"]).content_hash
@@ -116,6 +157,10 @@ def test_text_file_named_like_audio(tmp_path):
     p = tmp_path / "notes.mp3"
     p.write_text("these are not the droids you are looking for\n" * 50)
     assert "not an audio file" in reason(p)
+    # ffprobe takes a text file named .flac for a FLAC stream without rate or channels.
+    q = tmp_path / "notes.flac"
+    q.write_text("not audio either\n")
+    assert "not a FLAC file" in reason(q)
 
 
 def test_random_bytes(tmp_path):

@@ -11,6 +11,7 @@ act on; nothing here lets an ``IndexError`` or a libsndfile traceback escape.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -341,6 +342,8 @@ def decode_region(
     src_sr, channels = int(info.samplerate), int(info.channels)
     if src_sr <= 0 or channels <= 0 or mpeg or str(info.format) == "MP3":
         return None  # libsndfile's MP3 seek is not sample-exact: decode the whole file
+    if str(info.subtype) == "OPUS":
+        return None  # nor is its Opus seek (and some Opus files it cannot read at all)
     lo, hi = max(int(round(start * sr)), 0), max(int(round(end * sr)), 0)
     # Read from a native frame that falls exactly on an output sample, with a margin either
     # side for the resampling filter to settle.
@@ -375,7 +378,32 @@ def _open_source(p: Path, name: str, stream: int) -> _SndfileSource | _FfmpegSou
         log.debug("libsndfile cannot open %s (%s); trying ffmpeg", name, exc)
         _check_wav_header(p, name)
         return _FfmpegSource(p, name)
+    if str(info.subtype) == "OPUS" and not _sndfile_decodes_opus(p):
+        # libsndfile 1.2 names Opus streams (.opus, Opus in .ogg) but fails on many of them
+        # part-way ("file is malformed"; every file ffmpeg's libopus writes, in our tests):
+        # ffmpeg reads them. A file libsndfile reads whole stays with it, so its content hash
+        # (its track id) holds.
+        log.debug("libsndfile cannot decode the Opus stream of %s; reading it with ffmpeg", name)
+        return _FfmpegSource(p, name)
     return _SndfileSource(p, name, info)
+
+
+def _sndfile_decodes_opus(p: Path) -> bool:
+    """Whether libsndfile decodes the whole Opus stream of ``p`` (asked once per file
+    version: its path, size and modification time)."""
+    st = p.stat()
+    return _sndfile_decodes_opus_cached(os.fsencode(p), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sndfile_decodes_opus_cached(path: bytes, size: int, mtime_ns: int) -> bool:
+    try:
+        with sf.SoundFile(path) as f:
+            while f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True).shape[0]:
+                pass
+    except (sf.LibsndfileError, RuntimeError):
+        return False
+    return True
 
 
 def check_max_duration(max_duration: float) -> float:
@@ -640,7 +668,13 @@ class _FfmpegSource:
         self.sr = int(st.get("sample_rate") or 0)
         self.channels = int(st.get("channels") or 0)
         if self.sr <= 0 or self.channels <= 0:
-            raise DecodeError("audio stream without sample rate or channels", name)
+            # ffprobe guesses the format from the name: a text file called x.flac is a "flac"
+            # stream with no rate and no channels.
+            kind = str(st.get("codec_name") or "audio").upper()
+            raise DecodeError(
+                f"not a {kind} file, or its header is damaged (no sample rate or channel count)",
+                name,
+            )
         if self.channels > MAX_CHANNELS:
             raise DecodeError(f"damaged header: it claims {self.channels} channels", name)
         codec = str(st.get("codec_name", "")).upper()
