@@ -116,12 +116,16 @@ def compute_frontend(y: np.ndarray, *, sr: int) -> Frontend:
     # (Böck & Widmer 2013 without the max filter), lag 1 frame.
     logmel = np.log1p(100.0 * mel / max(float(mel.max()), 1e-10))
     flux = np.maximum(0.0, np.diff(logmel, axis=0, prepend=logmel[:1]))
-    band_of_mel = _mel_band_index(FRONTEND_SR, N_MEL)
-    onset_bands = np.stack([flux[:, band_of_mel == b].sum(axis=1) for b in range(3)])
+    # Bands are runs of adjacent columns (mel bands and bins rise with frequency): sums over
+    # column slices, views, where a boolean mask copied the columns first (same sums).
+    onset_bands = np.stack(
+        [flux[:, a:b].sum(axis=1) for a, b in _runs(_mel_band_index(FRONTEND_SR, N_MEL))]
+    )
     onset = onset_bands.sum(axis=0)
     freqs = np.fft.rfftfreq(RHYTHM_NFFT, 1.0 / FRONTEND_SR)
-    band = np.digitize(freqs, BAND_EDGES)
-    band_energy = np.stack([power[:, band == b].sum(axis=1) for b in range(3)])
+    band_energy = np.stack(
+        [power[:, a:b].sum(axis=1) for a, b in _runs(np.digitize(freqs, BAND_EDGES))]
+    )
     rms = np.sqrt(power.sum(axis=1) * (2.0 / (RHYTHM_NFFT * _window_power(RHYTHM_NFFT))))
     notes = note_flux(mag, rms)
 
@@ -216,6 +220,16 @@ def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=30.0, fmax=sr / 2).astype(
         np.float32
     )
+
+
+def _runs(band: np.ndarray, n: int = 3) -> list[tuple[int, int]]:
+    """Column ranges ``[a, b)`` of bands ``0..n-1`` in a non-decreasing band index."""
+    if np.any(np.diff(band) < 0):
+        raise ValueError("band index must not decrease")
+    return [
+        (int(np.searchsorted(band, k, "left")), int(np.searchsorted(band, k, "right")))
+        for k in range(n)
+    ]
 
 
 @lru_cache(maxsize=4)
