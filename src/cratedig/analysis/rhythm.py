@@ -601,16 +601,20 @@ def _refine_period(onset: np.ndarray, period: float, span: float = 0.03) -> floa
 
 def _grid_strengths(env: np.ndarray, period: float) -> tuple[float, float]:
     """(on-beat, between-beat) mean envelope for the best phase of a ``period`` grid."""
-    bins = 24
+    h3 = _phase_profile(env, period)
+    on = int(np.argmax(h3))
+    off = (on + len(h3) // 2) % len(h3)
+    return float(h3[on]), float(h3[off])
+
+
+def _phase_profile(env: np.ndarray, period: float, bins: int = 24) -> np.ndarray:
+    """Mean envelope per phase bin of a ``period`` grid (3-bin smoothed, circular)."""
     idx = np.arange(len(env), dtype=np.float64)
     phase = ((idx % period) / period * bins).astype(np.int64) % bins
     sums = np.bincount(phase, weights=env, minlength=bins)
     counts = np.maximum(np.bincount(phase, minlength=bins), 1)
     h = sums / counts
-    h3 = (h + np.roll(h, 1) + np.roll(h, -1)) / 3.0
-    on = int(np.argmax(h3))
-    off = (on + bins // 2) % bins
-    return float(h3[on]), float(h3[off])
+    return np.asarray((h + np.roll(h, 1) + np.roll(h, -1)) / 3.0)
 
 
 def _beat_period(
@@ -653,6 +657,16 @@ def _beat_period(
         # a slow song: nearly silent between the slower level's beats, it is the backbeat.
         on_mid, between_mid = _grid_strengths(mid, nxt)
         r_mid = between_mid / max(on_mid, 1e-9)
+        # ...on the beats the kick marks, where it marks any: a kick on 1 and 3 with the snare
+        # on 2 and 4 puts the snare on every beat of the *half* tempo, anti-phase to the kick,
+        # which is the faster level's backbeat, not the slower level's (a rock beat at 120 was
+        # read at 60 with its beats on the snare).
+        low_profile = _phase_profile(low, nxt)
+        k_on = int(np.argmax(low_profile))
+        k_off = (k_on + len(low_profile) // 2) % len(low_profile)
+        if low_profile[k_off] < KICK_BETWEEN_MAX * low_profile[k_on]:
+            mid_profile = _phase_profile(mid, nxt)
+            r_mid = max(r_mid, float(mid_profile[k_off]) / max(float(mid_profile[k_on]), 1e-9))
         bpm_cur, bpm_next = 60 * fps / current, 60 * fps / nxt
         threshold = OFFBEAT_RATIO + PRIOR_PULL * (_log_prior(bpm_next) - _log_prior(bpm_cur))
         log.debug(
