@@ -2,8 +2,9 @@
 
 A grid of grooves (numpy, no samples): kick patterns with the snare on 2 and 4, hats in eighths,
 sixteenths, off-beats or none, a bass note a bar or in eighths, with or without chords on the
-beats, at 96-140 BPM, 16 bars each. Prints how many are read at their tempo (±4 %) and lists
-the others. Not a test set: the tests hold a few of these (``tests/analysis/test_backbeat.py``).
+beats, at 96-140 BPM, 16 bars each; then genre grooves (house, techno, drum and bass, dembow,
+UK garage, funk, boom bap, breakbeat, half-time rock), straight and swung. Prints how many are
+read at their tempo (±4 %) and lists the others. Not a test set: the tests hold a few of these (``tests/analysis/test_backbeat.py``).
 
 Usage::
 
@@ -93,6 +94,71 @@ def groove(
     return y.astype(np.float32)
 
 
+_E8 = tuple(i / 2 for i in range(8))
+_E16 = tuple(i / 4 for i in range(16))
+_OFF = tuple(i + 0.5 for i in range(4))
+#: Genre grooves (positions in beats of a 4-beat bar: k kick, s snare/clap, h closed hat, oh open
+#: hat) and the tempi they are played at. The tempo a DJ tool shows for them is the one here
+#: (drum and bass at 170-175, not 85; UK garage at 130-135, not 65); the half-time rock groove's
+#: 75 is a feel (150 is a defensible reading).
+GENRES: dict[str, tuple[dict[str, tuple[float, ...]], tuple[float, ...]]] = {
+    "house: four on the floor, clap 2 & 4, open hat off-beats": (
+        {"k": (0, 1, 2, 3), "s": (1, 3), "oh": _OFF}, (118.0, 124.0, 128.0)),
+    "techno: four on the floor, sixteenth hats": ({"k": (0, 1, 2, 3), "h": _E16}, (130.0, 135.0, 140.0)),
+    "drum and bass two-step": ({"k": (0, 2.5), "s": (1, 3), "h": _E8}, (170.0, 174.0)),
+    "drum and bass two-step, sixteenth hats": ({"k": (0, 2.5), "s": (1, 3), "h": _E16}, (172.0,)),
+    "dembow (reggaeton)": ({"k": (0, 1, 2, 3), "s": (0.75, 1.5, 2.75, 3.5), "h": _E8}, (90.0, 95.0, 100.0)),
+    "UK garage two-step": ({"k": (0, 2.5), "s": (1, 3), "h": _E8}, (130.0, 134.0)),
+    "funk: sixteenth kick syncopation": ({"k": (0, 0.75, 2.5), "s": (1, 3), "h": _E16}, (100.0, 110.0)),
+    "boom bap": ({"k": (0, 0.75, 2.5), "s": (1, 3), "h": _E8}, (88.0, 92.0)),
+    "breakbeat": ({"k": (0, 1.75, 2.5), "s": (1, 3, 3.75), "h": _E8}, (128.0, 135.0)),
+    "half-time rock (snare on 3)": ({"k": (0, 2.5), "s": (2,), "h": _E8}, (75.0,)),
+}  # fmt: skip
+
+
+def genre_groove(
+    bpm: float, pattern: dict[str, tuple[float, ...]], *, swing: float = 0.5, bars: int = 16
+) -> np.ndarray:
+    """One genre groove (``GENRES``), its off-beat eighths moved to ``swing`` of the beat."""
+    kit = _Kit(np.random.default_rng(1))
+    beat = 60.0 / bpm
+    y = np.zeros(int((bars * 4 * beat + 1.0) * SR))
+    sounds = {"k": kit.kick, "s": kit.snare, "h": kit.hat,
+              "oh": np.convolve(kit.hat, np.ones(40) / 6.0)[:3000]}  # fmt: skip
+
+    def hit(at: float, sound: np.ndarray, gain: float = 1.0) -> None:
+        i = int(round(at * SR))
+        n = min(len(sound), len(y) - i)
+        if n > 0:
+            y[i : i + n] += gain * sound[:n]
+
+    roots = (55.0, 41.2, 43.65, 49.0)
+    for bar in range(bars):
+        t0 = bar * 4 * beat
+        for name, positions in pattern.items():
+            for p in positions:
+                if swing != 0.5 and abs(p % 1 - 0.5) < 1e-9:
+                    p = p - 0.5 + swing
+                hit(t0 + p * beat, sounds[name], 0.8 if name == "h" else 1.0)
+        hit(t0, _tone(roots[bar % 4], 4 * beat, 0.25))
+    return y.astype(np.float32)
+
+
+def genres() -> tuple[int, int, list[str]]:
+    """Each genre groove at its tempi, straight and swung: (right, total, lines)."""
+    right, total, lines = 0, 0, []
+    for name, (pattern, tempi) in GENRES.items():
+        for bpm in tempi:
+            for swing in (0.5, 0.62):
+                est = analyze_signal(genre_groove(bpm, pattern, swing=swing), sr=SR).tempo
+                ok = abs(est / bpm - 1.0) < 0.04
+                right += ok
+                total += 1
+                lines.append(f"{'  ' if ok else '✗ '}{name}, {bpm:g} BPM, swing {swing:g}: "
+                             f"read {est:.1f}")  # fmt: skip
+    return right, total, lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tempi", type=float, nargs="*", default=list(TEMPI))
@@ -117,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     print("  by tempo: " + ", ".join(f"{b:g}: {r}/{n}" for b, (r, n) in by_tempo.items()))
     for w in wrong:
         print("  " + w)
+    r, n, lines = genres()
+    print(f"{r}/{n} genre grooves read at their tempo (±4 %)")
+    for line in lines:
+        print("  " + line)
     return 0
 
 

@@ -7,7 +7,9 @@ chords) is nearly silent between that level's beats. A kick on 1 and 3 with the 
 a backbeat: ``bench/grooves.py`` (kick patterns, hats, bass lines, chords at 96-140 BPM) read
 189 of 384 such grooves at their tempo before, at 124 BPM 12 of 64, at 132 none, the rest at
 half tempo with the beats on the snare; 380 after. The rule now reads the snare at the kick's
-beats where the kick marks any.
+beats where the kick marks any, and takes a snare for the slower level's backbeat only where the
+kick or the snare alternates from one slower beat to the next (a clap on 2 and 4 over four on
+the floor is a clap on every beat of half the tempo: house at 124-128 was read at 62-64).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def _groove(bpm: float, kicks: tuple[float, ...], hats: str, bars: int = 16) -> 
         if step:
             for e in range(int(4 / step)):
                 hit(t0 + e * step * beat, hat, 1.0 if e % 2 == 0 else 0.7)
+        elif hats == "off":  # an open hat on every off-beat, as house has
+            for e in range(4):
+                hit(t0 + (e + 0.5) * beat, np.convolve(hat, np.ones(40) / 6.0)[:3000])
         tb = np.arange(int(4 * beat * SR)) / SR
         hit(t0, 0.25 * np.sin(2 * np.pi * roots[bar % 4] * tb) * np.exp(-tb * 1.5))
     return y.astype(np.float32)
@@ -64,6 +69,11 @@ def _groove(bpm: float, kicks: tuple[float, ...], hats: str, bars: int = 16) -> 
         (132.0, (0.0, 2.0, 2.5), "8", (0.0, 0.5)),
         (140.0, (0.0, 1.5, 2.0), "none", (0.0,)),
         (96.0, (0.0, 2.0), "8", (0.0,)),  # and slower grooves stay where they were
+        # House: four on the floor, the clap on 2 and 4, open hats on the off-beats. The clap is
+        # on every beat of half the tempo, so the backbeat rule wants the kick or the snare to
+        # alternate there as well (they do not: 124 was read at 62).
+        (124.0, (0.0, 1.0, 2.0, 3.0), "off", (0.0, 0.25, 0.5, 0.75)),
+        (128.0, (0.0, 1.0, 2.0, 3.0), "off", (0.0, 0.25, 0.5, 0.75)),
     ],
 )
 def test_a_kick_on_one_and_three_with_a_backbeat_is_read_at_its_tempo(bpm, kicks, hats, bar_lines):

@@ -83,6 +83,12 @@ MID_OFFBEAT_RATIO = 0.15
 #: data: the 72 BPM backbeat song of the seed-7 split scores 0.69, the house breakdown of the
 #: hard patterns (pads once a bar, off-beat hats, truly 128 BPM) 0.62 at 64 BPM.
 MID_PULSE_MIN = 0.65
+#: ...and only when the kick or the snare alternates from one of those slower beats to the next
+#: (strong on every other one: (on - off) / (on + off) of the fold at two beats): a snare on
+#: *every* slower beat is the faster level's backbeat (a clap on 2 and 4 over four on the floor at
+#: 124 BPM is a clap on every beat at 62). Set on ``bench/grooves.py`` and the zoo of stop 28
+#: (house at 124-128 was read at 62-64); the real set's dev half gains menu.xm (66 -> 132).
+BACKBEAT_ALTERNATION = 0.2
 #: Between/on ratio under which the slower level is the beat (with the prior, as OFFBEAT_RATIO)
 #: when the low band (kick, bass) is quiet between the slower level's beats: its between/on
 #: ratio under KICK_BETWEEN_MAX. A kick on every faster beat (four on the floor at 140) keeps
@@ -607,6 +613,20 @@ def _grid_strengths(env: np.ndarray, period: float) -> tuple[float, float]:
     return float(h3[on]), float(h3[off])
 
 
+def _alternates(low: np.ndarray, mid: np.ndarray, period: float) -> bool:
+    """Whether the kick (low band) or the snare (mid band) alternates from one beat of
+    ``period`` to the next: strong on every other beat, as a backbeat is (kick on 1 and 3,
+    snare on 2 and 4). A snare on *every* beat of a slower level is the faster level's
+    backbeat (a clap on 2 and 4 over four on the floor at 124 is one on every beat at 62)."""
+    for env in (low, mid):
+        h = _phase_profile(env, 2.0 * period)
+        on = int(np.argmax(h))
+        off = (on + len(h) // 2) % len(h)
+        if (h[on] - h[off]) / max(float(h[on] + h[off]), 1e-9) >= BACKBEAT_ALTERNATION:
+            return True
+    return False
+
+
 def _phase_profile(env: np.ndarray, period: float, bins: int = 24) -> np.ndarray:
     """Mean envelope per phase bin of a ``period`` grid (3-bin smoothed, circular)."""
     idx = np.arange(len(env), dtype=np.float64)
@@ -680,7 +700,7 @@ def _beat_period(
         # once a bar with off-beat hats (a house breakdown) say nothing about 64 vs 128.
         t_mid, h_mid, span = mid_peaks
         on_each = pulse_quality(t_mid, h_mid, nxt / fps, span)[0] >= MID_PULSE_MIN
-        backbeat = r_mid < MID_OFFBEAT_RATIO and on_each
+        backbeat = r_mid < MID_OFFBEAT_RATIO and on_each and _alternates(low, mid, nxt)
         # ...or when the kick stays off the in-between positions, a busier off-beat is allowed:
         # hats and a melody in eighths over a kick on the slower level's beats.
         on_low, between_low = _grid_strengths(low, nxt)
