@@ -61,9 +61,14 @@ def test_every_format_decodes_to_the_same_tone(formats, ext):
 @pytest.mark.parametrize("name", ["song.opus", "song_opus.ogg"])
 def test_opus_that_libsndfile_cannot_read_decodes_through_ffmpeg(tmp_path, name):
     """libsndfile names Opus streams but stops part-way through many (here: an OGG Vorbis
-    song transcoded by ffmpeg, as rips often are: "file is malformed"): such a file is read
-    with ffmpeg instead, whole; a region read falls back to the whole file."""
-    from cratedig.audio.decode import _sndfile_decodes_opus, decode_region
+    song transcoded by ffmpeg, as rips often are: "file is malformed"): :func:`decode` starts
+    again through ffmpeg and remembers it; the streaming readers ask first; all agree."""
+    from cratedig.audio.decode import (
+        _OPUS_READABLE,
+        _sndfile_decodes_whole,
+        content_hash,
+        decode_region,
+    )
     from cratedig.synth import synthesize_song, write_song
     from cratedig.theory import Key
 
@@ -72,11 +77,14 @@ def test_opus_that_libsndfile_cannot_read_decodes_through_ffmpeg(tmp_path, name)
     p = tmp_path / name
     ffmpeg(tmp_path / "song.ogg", p, "-c:a", "libopus", "-b:a", "96k")
     assert sf.info(p).subtype == "OPUS"
-    readable = _sndfile_decodes_opus(p)
-    a = decode(p)
+    readable = _sndfile_decodes_whole(p)
+    a = decode(p)  # no verdict yet: libsndfile first, ffmpeg when it stops
+    assert [v for k, v in _OPUS_READABLE.items() if k[0] == os.fsencode(p)] == [readable]
     assert a.channels == 1 and a.duration == pytest.approx(len(song.audio) / song.sr, abs=0.1)
     assert abs(a.samples).max() > 0.05  # the music, not a prefix padded with silence
     assert decode(p).content_hash == a.content_hash  # the same decoder every time
+    _OPUS_READABLE.clear()
+    assert content_hash(p) == a.content_hash  # the streaming path finds the same decoder
     assert decode_region(p, 1.0, 2.0, sr=22050) is None
     # The file that led here: libsndfile (1.2.2 in the soundfile wheel) cannot read it whole.
     assert not readable or sf.__libsndfile_version__ != "1.2.2"
@@ -89,10 +97,12 @@ def test_opus_goes_to_ffmpeg_only_when_libsndfile_fails(formats, tmp_path, monke
 
     p = tmp_path / "tone.opus"
     ffmpeg(formats["wav"], p, "-c:a", "libopus", "-b:a", "96k")
-    assert decode_module._sndfile_decodes_opus(p)
-    kept = decode(p)
+    decode_module._OPUS_READABLE.clear()
+    kept = decode(p)  # read whole by libsndfile: that is remembered
+    assert list(decode_module._OPUS_READABLE.values()) == [True]
     assert isinstance(decode_module._open_source(p, str(p), 0), decode_module._SndfileSource)
-    monkeypatch.setattr(decode_module, "_sndfile_decodes_opus", lambda _: False)
+    decode_module._OPUS_READABLE.clear()
+    monkeypatch.setattr(decode_module, "_sndfile_decodes_whole", lambda _: False)
     assert isinstance(decode_module._open_source(p, str(p), 0), decode_module._FfmpegSource)
     via_ffmpeg = decode(p)
     n = min(len(kept.samples), len(via_ffmpeg.samples))

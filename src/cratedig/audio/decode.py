@@ -11,7 +11,6 @@ act on; nothing here lets an ``IndexError`` or a libsndfile traceback escape.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -165,8 +164,63 @@ def decode(
 
     if stream < 0:
         raise ParameterError(f"stream={stream} must be >= 0")
-    source = _open_source(p, name, stream)
+    # An Opus stream libsndfile has not been seen to read whole is tried with it as it comes
+    # (no second pass to check first): if it stops part-way, the decode starts again through
+    # ffmpeg, and the verdict is kept for this version of the file.
+    source = _open_source(p, name, stream, check_opus=False)
+    try:
+        samples, native_frames, digest, stats = _decode_source(
+            source, p, name, sr, mono, max_duration
+        )
+    except DecodeError:
+        key = getattr(source, "opus_key", None)
+        if key is None:
+            raise
+        log.debug("libsndfile stopped in the Opus stream of %s; reading it with ffmpeg", name)
+        _OPUS_READABLE[key] = False
+        source = _FfmpegSource(p, name)
+        samples, native_frames, digest, stats = _decode_source(
+            source, p, name, sr, mono, max_duration
+        )
+    else:
+        key = getattr(source, "opus_key", None)
+        if key is not None:
+            _OPUS_READABLE[key] = True
 
+    duration = native_frames / source.sr
+    finite, peak = _finite_peak(samples)
+    if not finite:
+        raise DecodeError("decodes to NaN or infinite samples (damaged file)", name)
+    if duration < min_duration:
+        raise UnsupportedAudio(
+            f"only {duration:.1f} s long; cratedig needs at least {min_duration:g} s", name
+        )
+    if peak < SILENCE_PEAK and not allow_silent:
+        level = "-inf" if peak == 0 else f"{20 * np.log10(peak):.0f}"
+        raise UnsupportedAudio(f"silent (peak {level} dBFS)", name)
+    return DecodedAudio(
+        samples=samples,
+        sr=sr,
+        source_sr=source.sr,
+        channels=source.channels,
+        duration=duration,
+        format=source.format,
+        content_hash=digest,
+        peak=peak,
+        source_stats=stats.stats,
+    )
+
+
+def _decode_source(
+    source: _SndfileSource | _FfmpegSource,
+    p: Path,
+    name: str,
+    sr: int,
+    mono: bool,
+    max_duration: float,
+) -> tuple[np.ndarray, int, str, SourceStatsAccumulator]:
+    """Every block of ``source`` hashed, measured, down-mixed and resampled to ``sr``:
+    (samples, native frames, content hash, source statistics)."""
     if source.duration_hint is not None and source.duration_hint > max_duration:
         raise UnsupportedAudio(
             f"{_clock(source.duration_hint)} long, over the {_clock(max_duration)} limit "
@@ -209,33 +263,9 @@ def decode(
             )
         )
     source.check_complete(native_frames)
-
     if native_frames == 0:
         raise DecodeError("contains no audio frames", name)
-    samples = pieces.array(mono)
-    del pieces
-    duration = native_frames / source.sr
-    finite, peak = _finite_peak(samples)
-    if not finite:
-        raise DecodeError("decodes to NaN or infinite samples (damaged file)", name)
-    if duration < min_duration:
-        raise UnsupportedAudio(
-            f"only {duration:.1f} s long; cratedig needs at least {min_duration:g} s", name
-        )
-    if peak < SILENCE_PEAK and not allow_silent:
-        level = "-inf" if peak == 0 else f"{20 * np.log10(peak):.0f}"
-        raise UnsupportedAudio(f"silent (peak {level} dBFS)", name)
-    return DecodedAudio(
-        samples=samples,
-        sr=sr,
-        source_sr=source.sr,
-        channels=source.channels,
-        duration=duration,
-        format=source.format,
-        content_hash=hasher.hexdigest(),
-        peak=peak,
-        source_stats=stats.stats,
-    )
+    return pieces.array(mono), native_frames, hasher.hexdigest(), stats
 
 
 def content_hash(path: str | os.PathLike[str], *, stream: int = 0) -> str:
@@ -368,7 +398,9 @@ def decode_region(
     return (y[0] if mono else y), lo
 
 
-def _open_source(p: Path, name: str, stream: int) -> _SndfileSource | _FfmpegSource:
+def _open_source(
+    p: Path, name: str, stream: int, *, check_opus: bool = True
+) -> _SndfileSource | _FfmpegSource:
     if stream > 0:
         return _FfmpegSource(p, name, stream=stream)
     try:
@@ -378,27 +410,37 @@ def _open_source(p: Path, name: str, stream: int) -> _SndfileSource | _FfmpegSou
         log.debug("libsndfile cannot open %s (%s); trying ffmpeg", name, exc)
         _check_wav_header(p, name)
         return _FfmpegSource(p, name)
-    if str(info.subtype) == "OPUS" and not _sndfile_decodes_opus(p):
-        # libsndfile 1.2 names Opus streams (.opus, Opus in .ogg) but fails on many of them
-        # part-way ("file is malformed"; every file ffmpeg's libopus writes, in our tests):
-        # ffmpeg reads them. A file libsndfile reads whole stays with it, so its content hash
-        # (its track id) holds.
-        log.debug("libsndfile cannot decode the Opus stream of %s; reading it with ffmpeg", name)
-        return _FfmpegSource(p, name)
+    if str(info.subtype) == "OPUS":
+        # libsndfile 1.2 names Opus streams (.opus, Opus in .ogg) but stops part-way through
+        # many of them ("file is malformed"; every ffmpeg transcode of an OGG Vorbis song we
+        # tried): ffmpeg reads them. A file libsndfile reads whole stays with it, so its content
+        # hash (its track id) holds. Verdicts are kept per file version (path, size, mtime);
+        # without one, ``check_opus`` reads the file once to find out, else the caller learns it
+        # from its own decode (``opus_key``: :func:`decode` retries through ffmpeg).
+        st = p.stat()
+        key = (os.fsencode(p), st.st_size, st.st_mtime_ns)
+        readable = _OPUS_READABLE.get(key)
+        if readable is None and check_opus:
+            readable = _OPUS_READABLE[key] = _sndfile_decodes_whole(p)
+        if readable is False:
+            log.debug(
+                "libsndfile cannot decode the Opus stream of %s; reading it with ffmpeg", name
+            )
+            return _FfmpegSource(p, name)
+        source = _SndfileSource(p, name, info)
+        source.opus_key = None if readable else key
+        return source
     return _SndfileSource(p, name, info)
 
 
-def _sndfile_decodes_opus(p: Path) -> bool:
-    """Whether libsndfile decodes the whole Opus stream of ``p`` (asked once per file
-    version: its path, size and modification time)."""
-    st = p.stat()
-    return _sndfile_decodes_opus_cached(os.fsencode(p), st.st_size, st.st_mtime_ns)
+#: Whether libsndfile decodes a file's Opus stream whole, by (path, size, mtime_ns).
+_OPUS_READABLE: dict[tuple[bytes, int, int], bool] = {}
 
 
-@functools.lru_cache(maxsize=256)
-def _sndfile_decodes_opus_cached(path: bytes, size: int, mtime_ns: int) -> bool:
+def _sndfile_decodes_whole(p: Path) -> bool:
+    """Whether libsndfile decodes ``p`` to its end."""
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(os.fsencode(p)) as f:
             while f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True).shape[0]:
                 pass
     except (sf.LibsndfileError, RuntimeError):
@@ -530,6 +572,9 @@ def _clock(seconds: float) -> str:
 
 
 class _SndfileSource:
+    #: Set on an Opus stream whose readability is not known yet (see :func:`_open_source`).
+    opus_key: tuple[bytes, int, int] | None = None
+
     def __init__(self, p: Path, name: str, info: sf._SoundFileInfo) -> None:
         self.p, self.name = p, name
         self.sr = int(info.samplerate)
