@@ -51,21 +51,31 @@ def _tone(f: float, dur: float, amp: float) -> np.ndarray:
     return amp * np.sin(2 * np.pi * f * t) * np.exp(-t * 1.5)
 
 
+#: The bass line's root per bar (A, E, F, G), one bar after another.
+ROOTS = (55.0, 41.2, 43.65, 49.0)
+
+
+class _Canvas:
+    """``bars`` bars of 4 beats at ``bpm`` (and a second of tail), sounds added in place."""
+
+    def __init__(self, bpm: float, bars: int) -> None:
+        self.beat = 60.0 / bpm
+        self.y = np.zeros(int((bars * 4 * self.beat + 1.0) * SR))
+
+    def hit(self, at: float, sound: np.ndarray, gain: float = 1.0) -> None:
+        i = int(round(at * SR))
+        n = min(len(sound), len(self.y) - i)
+        if n > 0:
+            self.y[i : i + n] += gain * sound[:n]
+
+
 def groove(
     bpm: float, kicks: str, hats: str, bass: str, chords: bool, *, bars: int = 16, seed: int = 0
 ) -> np.ndarray:
     """One groove as float32 mono at :data:`SR`."""
     kit = _Kit(np.random.default_rng(seed))
-    beat = 60.0 / bpm
-    y = np.zeros(int((bars * 4 * beat + 1.0) * SR))
-
-    def hit(at: float, sound: np.ndarray, gain: float = 1.0) -> None:
-        i = int(round(at * SR))
-        n = min(len(sound), len(y) - i)
-        if n > 0:
-            y[i : i + n] += gain * sound[:n]
-
-    roots = (55.0, 41.2, 43.65, 49.0)
+    c = _Canvas(bpm, bars)
+    beat, hit = c.beat, c.hit
     for bar in range(bars):
         t0 = bar * 4 * beat
         for k in KICKS[kicks]:
@@ -81,7 +91,7 @@ def groove(
         elif hats == "off":
             for e in range(4):
                 hit(t0 + (e + 0.5) * beat, kit.hat)
-        r = roots[bar % 4]
+        r = ROOTS[bar % 4]
         if bass == "bar":
             hit(t0, _tone(r, 4 * beat, 0.25))
         else:
@@ -91,7 +101,7 @@ def groove(
             for e in range(4):
                 chord = sum(_tone(r * m, beat * 0.9, 0.04) for m in (4.0, 5.0, 6.0))
                 hit(t0 + e * beat, np.asarray(chord))
-    return y.astype(np.float32)
+    return c.y.astype(np.float32)
 
 
 _E8 = tuple(i / 2 for i in range(8))
@@ -121,18 +131,10 @@ def genre_groove(
 ) -> np.ndarray:
     """One genre groove (``GENRES``), its off-beat eighths moved to ``swing`` of the beat."""
     kit = _Kit(np.random.default_rng(1))
-    beat = 60.0 / bpm
-    y = np.zeros(int((bars * 4 * beat + 1.0) * SR))
+    c = _Canvas(bpm, bars)
+    beat, hit = c.beat, c.hit
     sounds = {"k": kit.kick, "s": kit.snare, "h": kit.hat,
               "oh": np.convolve(kit.hat, np.ones(40) / 6.0)[:3000]}  # fmt: skip
-
-    def hit(at: float, sound: np.ndarray, gain: float = 1.0) -> None:
-        i = int(round(at * SR))
-        n = min(len(sound), len(y) - i)
-        if n > 0:
-            y[i : i + n] += gain * sound[:n]
-
-    roots = (55.0, 41.2, 43.65, 49.0)
     for bar in range(bars):
         t0 = bar * 4 * beat
         for name, positions in pattern.items():
@@ -140,8 +142,8 @@ def genre_groove(
                 if swing != 0.5 and abs(p % 1 - 0.5) < 1e-9:
                     p = p - 0.5 + swing
                 hit(t0 + p * beat, sounds[name], 0.8 if name == "h" else 1.0)
-        hit(t0, _tone(roots[bar % 4], 4 * beat, 0.25))
-    return y.astype(np.float32)
+        hit(t0, _tone(ROOTS[bar % 4], 4 * beat, 0.25))
+    return c.y.astype(np.float32)
 
 
 def genres() -> tuple[int, int, list[str]]:

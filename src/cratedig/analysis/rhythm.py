@@ -703,7 +703,7 @@ def _beat_period(
         backbeat = r_mid < MID_OFFBEAT_RATIO and on_each and _alternates(low, mid, nxt)
         # ...or when the kick stays off the in-between positions, a busier off-beat is allowed:
         # hats and a melody in eighths over a kick on the slower level's beats.
-        on_low, between_low = _grid_strengths(low, nxt)
+        on_low, between_low = float(low_profile[k_on]), float(low_profile[k_off])
         kick_margin = min(
             threshold - OFFBEAT_RATIO + KICKLESS_OFFBEAT_RATIO - r,
             KICK_BETWEEN_MAX - between_low / max(on_low, 1e-9),

@@ -31,6 +31,7 @@ from rich.text import Text
 from cratedig.audio.decode import MAX_DURATION
 from cratedig.match.query import MAX_SHIFT_BOUND, MAX_STRETCH_BOUND
 from cratedig.match.scoring import DEFAULT_MAX_SHIFT, DEFAULT_MAX_STRETCH
+from cratedig.render.service import MAX_OFFSET_BEATS
 from cratedig.workflows import DEFAULT_PER_TRACK, DEFAULT_TOP
 
 out = Console()
@@ -54,6 +55,19 @@ WorkersOption = Annotated[
 DaskOption = Annotated[
     str | None,
     typer.Option("--dask", help="Send analysis to a Dask scheduler, e.g. tcp://host:8786."),
+]
+
+
+#: ``render`` and ``rate``: how many of the candidate's beats it starts later.
+OffsetBeatsOption = Annotated[
+    int,
+    typer.Option(
+        "--offset-beats",
+        min=-MAX_OFFSET_BEATS,
+        max=MAX_OFFSET_BEATS,
+        help="Start the candidate this many of its beats later (earlier if negative): a nudge "
+        "where its bar lines are unsure (2 = half a bar of 4/4). For `rate`: the nudge heard.",
+    ),
 ]
 MaxDurationOption = Annotated[
     float, typer.Option("--max-duration", help="Refuse files longer than this many seconds.")

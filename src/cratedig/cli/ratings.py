@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cratedig.cli._options import DbOption, JsonOption, out
+from cratedig.cli._options import DbOption, JsonOption, OffsetBeatsOption, out
 
 
 def rate_command(
@@ -32,15 +32,7 @@ def rate_command(
             "--ratio", help="Tempo ratio heard: 1, 2 or 0.5 (default: the suggested one)."
         ),
     ] = None,
-    offset_beats: Annotated[
-        int,
-        typer.Option(
-            "--offset-beats",
-            min=-16,
-            max=16,
-            help="Beats the candidate was moved when heard (as `render --offset-beats`).",
-        ),
-    ] = 0,
+    offset_beats: OffsetBeatsOption = 0,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:

@@ -15,6 +15,7 @@ from cratedig.cli._options import (
     JsonOption,
     MaxShiftOption,
     MaxStretchOption,
+    OffsetBeatsOption,
     cents_text,
     out,
     shown,
@@ -57,16 +58,7 @@ def render_command(
             help="The query song's file, when it is not in the library (as `match FILE` saw it).",
         ),
     ] = None,
-    offset_beats: Annotated[
-        int,
-        typer.Option(
-            "--offset-beats",
-            min=-16,
-            max=16,
-            help="Start the candidate this many of its beats later (earlier if negative): "
-            "a nudge where its bar lines are unsure (2 = half a bar of 4/4).",
-        ),
-    ] = 0,
+    offset_beats: OffsetBeatsOption = 0,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Render again.")] = False,
     db: DbOption = None,
     json_out: JsonOption = False,
