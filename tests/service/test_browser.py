@@ -173,7 +173,9 @@ def test_the_page_end_to_end(server, browser, tmp_path):
 
     # Rate it 4/5: the rating is in the database.
     card.locator("[data-rate='4']").click()
-    page.wait_for_function("document.querySelector('.rated').textContent.includes('rated 4/5')")
+    page.wait_for_function(
+        "document.querySelector('.rated').textContent.includes('rated 4/5 at +2 beats')"
+    )
     shot(page, "05-rated")
     cand = page.evaluate(
         f"state.match.matches.find(m => m.query_segment === '{seg['id']}').candidates[0].segment"

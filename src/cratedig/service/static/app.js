@@ -250,10 +250,12 @@ function play(button, url) {
 async function rate(card, seg, c, score) {
   try {
     // the nudge heard (◀ ▶) is part of what was rated
+    const offset = +(card.dataset.offset || 0);
     const r = await postJSON("/api/ratings", { query_segment: seg.id, candidate_segment: c.segment, score,
-      semitones: c.semitones, tempo_ratio: c.tempo_ratio, offset_beats: +(card.dataset.offset || 0) });
+      semitones: c.semitones, tempo_ratio: c.tempo_ratio, offset_beats: offset });
     card.querySelectorAll("[data-rate]").forEach((b) => b.classList.toggle("on", +b.dataset.rate <= score));
-    card.querySelector(".rated").textContent = `rated ${score}/5 (#${r.id})`;
+    const at = offset ? ` at ${offset > 0 ? "+" : ""}${offset} beat${Math.abs(offset) === 1 ? "" : "s"}` : "";
+    card.querySelector(".rated").textContent = `rated ${score}/5${at} (#${r.id})`;
   } catch (e) { card.querySelector(".rated").textContent = e.message; }
 }
 
