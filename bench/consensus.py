@@ -59,7 +59,14 @@ PACKAGES = {
     "hyperrogue-music": "usr/share/hyperrogue",
     "asc-music": "usr/share/games/asc/music",
     "drascula-music": "usr/share/scummvm/drascula/audio",
+    "supertux-data": "usr/share/games/supertux2/music",
+    "extremetuxracer-data": "usr/share/games/etr/music",
+    "megaglest-data": "usr/share/games/megaglest",
+    "openclonk-data": "usr/share/games/openclonk/Music.ocg",
 }
+#: Only files whose path has this part (MegaGlest's tilesets carry minute-long ambience: night
+#: crickets and rain, no music).
+ONLY = {"megaglest-data": "/music/"}
 AUDIO = (".ogg", ".opus", ".mp3", ".flac", ".wav")
 EXCERPT_S, OFFSET_S, MIN_TRACK_S = 60.0, 30.0, 45.0
 SR = 44100
@@ -71,10 +78,11 @@ def log(*args: Any) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
-def _sources(root: Path) -> list[tuple[str, str, Any]]:
+def _sources(root: Path, packages: list[str]) -> list[tuple[str, str, Any]]:
     """(package, source id, opener) of every music file: a path, or a (zip, member) pair."""
     out: list[tuple[str, str, Any]] = []
-    for package, rel in PACKAGES.items():
+    for package in packages:
+        rel = PACKAGES[package]
         where = root / "pkgroot" / rel
         if rel.endswith(".pk3"):
             with zipfile.ZipFile(where) as z:
@@ -83,7 +91,7 @@ def _sources(root: Path) -> list[tuple[str, str, Any]]:
                         out.append((package, f"{package}/{m}", (where, m)))
         else:
             for f in sorted(where.rglob("*")):
-                if f.suffix.lower() in AUDIO:
+                if f.suffix.lower() in AUDIO and ONLY.get(package, "") in f"/{f}":
                     out.append((package, f"{package}/{f.relative_to(where)}", f))
     return out
 
@@ -130,27 +138,38 @@ def _excerpt(args: tuple[str, str, Any, Path]) -> dict[str, Any] | None:
 
 
 def build() -> list[dict[str, Any]]:
-    """Fetch the packages and cut the excerpts (cached: ``items.json``)."""
+    """Fetch the packages and cut the excerpts (cached: ``items.json``; a package added to
+    :data:`PACKAGES` is cut on the next run, the others are kept)."""
     manifest = ROOT / "items.json"
-    if manifest.exists():
-        return list(json.loads(manifest.read_text()))
+    data = json.loads(manifest.read_text()) if manifest.exists() else {}
+    if isinstance(data, list):  # the first layout: items only, of the first seven packages
+        data = {"packages": list(PACKAGES)[:7], "items": data}
+    done = list(data.get("packages", []))
+    items = [
+        it
+        for it in data.get("items", [])
+        if it["package"] in PACKAGES and ONLY.get(it["package"], "") in f"/{it['id']}"
+    ]
+    todo = [p for p in PACKAGES if p not in done]
+    if not todo:
+        return items
     from concurrent.futures import ProcessPoolExecutor
 
     import realset
 
-    for package in PACKAGES:
+    for package in todo:
         log(f"fetching {package} ...")
         realset.fetch_package(package, ROOT)
     songs = ROOT / "songs"
     songs.mkdir(parents=True, exist_ok=True)
     jobs = []
-    for package, sid, src in _sources(ROOT):
+    for package, sid, src in _sources(ROOT, todo):
         name = sid.replace("/", "__").rsplit(".", 1)[0] + ".flac"
         jobs.append((package, sid, src, songs / name))
     log(f"cutting {len(jobs)} excerpts ...")
     with ProcessPoolExecutor(2) as ex:
-        items = [r for r in ex.map(_excerpt, jobs) if r is not None]
-    manifest.write_text(json.dumps(items, indent=1))
+        items += [r for r in ex.map(_excerpt, jobs) if r is not None]
+    manifest.write_text(json.dumps({"packages": done + todo, "items": items}, indent=1))
     return items
 
 
