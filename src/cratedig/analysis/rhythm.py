@@ -12,9 +12,10 @@ Method
    tatum's family, at the octave the onsets alone give.
 2. **Metrical level (the octave decision).** Candidate beat periods are 1/2x, 1x, 2x, 4x and
    8x the tatum, inside 55-215 BPM (half the tatum: where every other fast beat is much the
-   stronger, the tatum itself is the slower level). Walking from fast to slow, the next slower level is accepted while
-   the onsets *between* its beats stay weak compared with those *on* its beats (at the true beat
-   only subdivisions fall between; one level too slow, the backbeat does). The acceptance
+   stronger, the tatum itself is the slower level). Walking from fast to slow, the next slower
+   level is accepted while the onsets *between* its beats stay weak compared with those *on*
+   its beats (at the true beat only subdivisions fall between; one level too slow, the
+   backbeat does). The acceptance
    threshold moves with a log-normal tempo prior (120 BPM, one octave), so strong evidence is
    needed to leave the common range; the mid band alone (snare and chords) nearly silent between
    beats is such evidence, prior or not, when it plays on nearly every one of the slower beats.
@@ -629,10 +630,13 @@ def _refine_period(onset: np.ndarray, period: float, span: float = 0.03) -> floa
 
 def _grid_strengths(env: np.ndarray, period: float) -> tuple[float, float]:
     """(on-beat, between-beat) mean envelope for the best phase of a ``period`` grid."""
-    h3 = _phase_profile(env, period)
-    on = int(np.argmax(h3))
-    off = (on + len(h3) // 2) % len(h3)
-    return float(h3[on]), float(h3[off])
+    return _on_and_between(_phase_profile(env, period))
+
+
+def _on_and_between(profile: np.ndarray) -> tuple[float, float]:
+    """A phase profile's best bin and the bin half a period away."""
+    on = int(np.argmax(profile))
+    return float(profile[on]), float(profile[(on + len(profile) // 2) % len(profile)])
 
 
 def _alternates(low: np.ndarray, mid: np.ndarray, period: float) -> bool:
@@ -649,17 +653,16 @@ def _alternates(low: np.ndarray, mid: np.ndarray, period: float) -> bool:
     return False
 
 
-def _beats_on_the_snare(onset: np.ndarray, low: np.ndarray, mid: np.ndarray, period: float) -> bool:
-    """Whether the beats of a ``period`` grid, placed where the onsets fold strongest, sit on
-    the snare with the kick between them: the mid band SNARE_VETO times stronger on those beats
-    than between them, the low band SNARE_VETO times stronger between than on. Such a level's
-    beats are the faster level's backbeat (drum and bass, UK garage, breakbeat at half tempo)."""
-    h = _phase_profile(onset, period)
-    on = int(np.argmax(h))
-    off = (on + len(h) // 2) % len(h)
-    k = _phase_profile(low, period)
-    s = _phase_profile(mid, period)
-    return bool(k[off] > SNARE_VETO * k[on] and s[on] > SNARE_VETO * s[off])
+def _beats_on_the_snare(onset: np.ndarray, low: np.ndarray, mid: np.ndarray) -> bool:
+    """Whether the beats of a grid, placed where the onsets fold strongest, sit on the snare
+    with the kick between them: the mid band SNARE_VETO times stronger on those beats than
+    between them, the low band SNARE_VETO times stronger between than on. Such a level's beats
+    are the faster level's backbeat (drum and bass, UK garage, breakbeat at half tempo).
+
+    The three arguments are phase profiles (:func:`_phase_profile`) of one grid."""
+    on = int(np.argmax(onset))
+    off = (on + len(onset) // 2) % len(onset)
+    return bool(low[off] > SNARE_VETO * low[on] and mid[on] > SNARE_VETO * mid[off])
 
 
 def _phase_profile(env: np.ndarray, period: float, bins: int = 24) -> np.ndarray:
@@ -708,11 +711,13 @@ def _beat_period(
         ratio = nxt / current
         if abs(ratio - round(ratio)) > 0.05:
             continue
-        on, between = _grid_strengths(onset, nxt)
+        onset_profile = _phase_profile(onset, nxt)
+        on, between = _on_and_between(onset_profile)
         r = between / max(on, 1e-9)
         # The mid band (snare, chords) alone, without the hats that fill every subdivision of
         # a slow song: nearly silent between the slower level's beats, it is the backbeat.
-        on_mid, between_mid = _grid_strengths(mid, nxt)
+        mid_profile = _phase_profile(mid, nxt)
+        on_mid, between_mid = _on_and_between(mid_profile)
         r_mid = between_mid / max(on_mid, 1e-9)
         # ...on the beats the kick marks, where it marks any: a kick on 1 and 3 with the snare
         # on 2 and 4 puts the snare on every beat of the *half* tempo, anti-phase to the kick,
@@ -722,7 +727,6 @@ def _beat_period(
         k_on = int(np.argmax(low_profile))
         k_off = (k_on + len(low_profile) // 2) % len(low_profile)
         if low_profile[k_off] < KICK_BETWEEN_MAX * low_profile[k_on]:
-            mid_profile = _phase_profile(mid, nxt)
             r_mid = max(r_mid, float(mid_profile[k_off]) / max(float(mid_profile[k_on]), 1e-9))
         bpm_cur, bpm_next = 60 * fps / current, 60 * fps / nxt
         threshold = OFFBEAT_RATIO + PRIOR_PULL * (_log_prior(bpm_next) - _log_prior(bpm_cur))
@@ -748,7 +752,7 @@ def _beat_period(
         # ...and never where the slower level's beats would sit on a snare that marks each of
         # them, with the kick between: those are the faster level's 2 and 4 (drum and bass
         # read at 87). Without such a pulse (strings: cello between, violins on) no veto.
-        on_snare = on_each and _beats_on_the_snare(onset, low, mid, nxt)
+        on_snare = on_each and _beats_on_the_snare(onset_profile, low_profile, mid_profile)
         accept = (r < threshold or backbeat) and not on_snare
         if accept:
             d = max(threshold - r, MID_OFFBEAT_RATIO - r_mid)
