@@ -4,7 +4,8 @@ A grid of grooves (numpy, no samples): kick patterns with the snare on 2 and 4, 
 sixteenths, off-beats or none, a bass note a bar or in eighths, with or without chords on the
 beats, at 96-140 BPM, 16 bars each; then genre grooves (house, techno, drum and bass, dembow,
 UK garage, funk, boom bap, breakbeat, half-time rock), straight and swung. Prints how many are
-read at their tempo (±4 %) and lists the others. Not a test set: the tests hold a few of these (``tests/analysis/test_backbeat.py``).
+read at their tempo (±4 %), how many of those have their beats and bar lines on the groove's, and
+lists the others. Not a test set: the tests hold a few of these (``tests/analysis/test_backbeat.py``).
 
 Usage::
 
@@ -146,6 +147,18 @@ def genre_groove(
     return c.y.astype(np.float32)
 
 
+def _grid_offsets(a: object, bpm: float) -> tuple[float, float]:
+    """Median distance of the beats from the groove's beats (in beats) and of the bar lines
+    from its bars (in bars), after the first two seconds."""
+    beat = 60.0 / bpm
+    b = np.asarray(a.beats)  # type: ignore[attr-defined]
+    d = np.asarray(a.downbeats)  # type: ignore[attr-defined]
+    b, d = b[b > 2.0], d[d > 2.0]
+    beat_off = float(np.median(np.abs((b / beat + 0.5) % 1.0 - 0.5))) if len(b) else 1.0
+    bar_off = float(np.median(np.abs((d / (4 * beat) + 0.5) % 1.0 - 0.5))) if len(d) else 1.0
+    return beat_off, bar_off
+
+
 def genres() -> tuple[int, int, list[str]]:
     """Each genre groove at its tempi, straight and swung: (right, total, lines)."""
     right, total, lines = 0, 0, []
@@ -166,14 +179,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tempi", type=float, nargs="*", default=list(TEMPI))
     a = ap.parse_args(argv)
     right, wrong = 0, []
+    on_beat, on_bar = 0, 0
     by_tempo: dict[float, list[int]] = {}
     for bpm in a.tempi:
         for kicks in KICKS:
             for hats in HATS:
                 for bass in BASS:
                     for chords in (False, True):
-                        est = analyze_signal(groove(bpm, kicks, hats, bass, chords), sr=SR).tempo
+                        a = analyze_signal(groove(bpm, kicks, hats, bass, chords), sr=SR)
+                        est = a.tempo
                         ok = abs(est / bpm - 1.0) < 0.04
+                        if ok:
+                            beat_off, bar_off = _grid_offsets(a, bpm)
+                            on_beat += beat_off < 0.15
+                            on_bar += bar_off < 0.05
+                            if bar_off >= 0.05:
+                                wrong.append(f"{bpm:g} BPM, kick {kicks}, hats {hats}, bass {bass}, "
+                                             f"chords {chords}: bar lines {bar_off:.2f} of a bar off")  # fmt: skip
                         right += ok
                         by_tempo.setdefault(bpm, [0, 0])[0] += ok
                         by_tempo[bpm][1] += 1
@@ -181,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                             wrong.append(f"{bpm:g} BPM, kick {kicks}, hats {hats}, bass {bass}, "
                                          f"chords {chords}: read {est:.1f}")  # fmt: skip
     total = sum(n for _, n in by_tempo.values())
-    print(f"{right}/{total} grooves read at their tempo (±4 %)")
+    print(f"{right}/{total} grooves read at their tempo (±4 %); of those, {on_beat} with the "
+          f"beats on the drums' beats, {on_bar} with the bar lines on the bars")  # fmt: skip
     print("  by tempo: " + ", ".join(f"{b:g}: {r}/{n}" for b, (r, n) in by_tempo.items()))
     for w in wrong:
         print("  " + w)
