@@ -5,7 +5,8 @@ sixteenths, off-beats or none, a bass note a bar or in eighths, with or without 
 beats, at 96-140 BPM, 16 bars each; then genre grooves (house, techno, drum and bass, dembow,
 UK garage, funk, boom bap, breakbeat, half-time rock), straight and swung. Prints how many are
 read at their tempo (±4 %), how many of those have their beats and bar lines on the groove's, and
-lists the others. Not a test set: the tests hold a few of these (``tests/analysis/test_backbeat.py``).
+lists the others; then four-on-the-floor grooves whose off-beat stabs, bass and open hats may
+outweigh the kick (are the beats on the kicks?). Not a test set: the tests hold a few of these (``tests/analysis/test_backbeat.py``).
 
 Usage::
 
@@ -124,6 +125,11 @@ GENRES: dict[str, tuple[dict[str, tuple[float, ...]], tuple[float, ...]]] = {
     "boom bap": ({"k": (0, 0.75, 2.5), "s": (1, 3), "h": _E8}, (88.0, 92.0)),
     "breakbeat": ({"k": (0, 1.75, 2.5), "s": (1, 3, 3.75), "h": _E8}, (128.0, 135.0)),
     "half-time rock (snare on 3)": ({"k": (0, 2.5), "s": (2,), "h": _E8}, (75.0,)),
+    # The off-beat carries more than the kick: the beat must stay on the kick (analysis v24).
+    "trance: four on the floor, off-beat bass and open hats": (
+        {"k": (0, 1, 2, 3), "b": _OFF, "oh": _OFF}, (132.0, 138.0)),
+    "house: four on the floor, off-beat chord stabs and bass": (
+        {"k": (0, 1, 2, 3), "st": _OFF, "b": _OFF}, (124.0, 128.0)),
 }  # fmt: skip
 
 
@@ -138,13 +144,73 @@ def genre_groove(
               "oh": np.convolve(kit.hat, np.ones(40) / 6.0)[:3000]}  # fmt: skip
     for bar in range(bars):
         t0 = bar * 4 * beat
+        root = ROOTS[bar % 4]
+        # an off-beat bass note and a chord stab (root, minor third, fifth two octaves up)
+        sounds["b"] = _tone(root, 0.45 * beat, 0.3) * np.exp(
+            -np.arange(int(0.45 * beat * SR)) / SR * 2.5
+        )
+        sounds["st"] = (
+            _tone(4 * root, 0.3 * beat, 0.3)
+            + _tone(4 * root * 1.19, 0.3 * beat, 0.3)
+            + _tone(6 * root, 0.3 * beat, 0.3)
+        )
         for name, positions in pattern.items():
             for p in positions:
                 if swing != 0.5 and abs(p % 1 - 0.5) < 1e-9:
                     p = p - 0.5 + swing
                 hit(t0 + p * beat, sounds[name], 0.8 if name == "h" else 1.0)
-        hit(t0, _tone(ROOTS[bar % 4], 4 * beat, 0.25))
+        if "b" not in pattern:
+            hit(t0, _tone(root, 4 * beat, 0.25))
     return c.y.astype(np.float32)
+
+
+def offbeat_groove(
+    bpm: float, kick: float, stab: float, bass: bool, open_hats: bool, *, bars: int = 16
+) -> np.ndarray:
+    """Four on the floor (kick gain ``kick``) with off-beat chord stabs (gain ``stab``), an
+    off-beat bass note and open hats: the layers between the kicks may outweigh them."""
+    kit = _Kit(np.random.default_rng(0))
+    c = _Canvas(bpm, bars)
+    beat, hit = c.beat, c.hit
+    open_hat = np.convolve(kit.hat, np.ones(40) / 6.0)[:3000]
+
+    def tone(freqs: tuple[float, ...], dur: float, amp: float, decay: float) -> np.ndarray:
+        t = np.arange(int(dur * SR)) / SR
+        return amp * sum(np.sin(2 * np.pi * f * t) for f in freqs) * np.exp(-t * decay)
+
+    for bar in range(bars):
+        t0 = bar * 4 * beat
+        r = 2 * ROOTS[bar % 4]
+        for b in range(4):
+            hit(t0 + b * beat, kit.kick, kick)
+            off = t0 + (b + 0.5) * beat
+            if stab:
+                hit(off, tone((2 * r, 2.52 * r, 3 * r), 0.3 * beat, stab, 12.0))
+            if bass:
+                hit(off, tone((r / 2,), 0.45 * beat, 0.3, 4.0))
+            if open_hats:
+                hit(off, open_hat)
+    return c.y.astype(np.float32)
+
+
+def offbeats() -> tuple[int, int, list[str]]:
+    """Each off-beat groove (:func:`offbeat_groove`): (beats on the kicks, total, misses)."""
+    right, total, misses = 0, 0, []
+    for bpm in (124.0, 128.0, 138.0):
+        for kick in (1.0, 0.5, 0.3):
+            for stab in (0.0, 0.15, 0.3):
+                for bass in (False, True):
+                    for hats in (False, True):
+                        a = analyze_signal(offbeat_groove(bpm, kick, stab, bass, hats), sr=SR)
+                        ok = abs(a.tempo / bpm - 1.0) < 0.04
+                        beat_off = _grid_offsets(a, bpm)[0] if ok else 1.0
+                        right += beat_off < 0.15
+                        total += 1
+                        if beat_off >= 0.15:
+                            misses.append(f"{bpm:g} BPM, kick {kick:g}, stabs {stab:g}, bass "
+                                          f"{bass}, open hats {hats}: read {a.tempo:.1f}, beats "
+                                          f"{beat_off:.2f} of a beat off")  # fmt: skip
+    return right, total, misses
 
 
 def _grid_offsets(a: object, bpm: float) -> tuple[float, float]:
@@ -159,19 +225,24 @@ def _grid_offsets(a: object, bpm: float) -> tuple[float, float]:
     return beat_off, bar_off
 
 
-def genres() -> tuple[int, int, list[str]]:
-    """Each genre groove at its tempi, straight and swung: (right, total, lines)."""
-    right, total, lines = 0, 0, []
+def genres() -> tuple[int, int, int, list[str]]:
+    """Each genre groove at its tempi, straight and swung: (right tempo, beats on the groove's
+    beats, total, lines)."""
+    right, on_beat, total, lines = 0, 0, 0, []
     for name, (pattern, tempi) in GENRES.items():
         for bpm in tempi:
             for swing in (0.5, 0.62):
-                est = analyze_signal(genre_groove(bpm, pattern, swing=swing), sr=SR).tempo
+                a = analyze_signal(genre_groove(bpm, pattern, swing=swing), sr=SR)
+                est = a.tempo
                 ok = abs(est / bpm - 1.0) < 0.04
+                beat_off = _grid_offsets(a, bpm)[0] if ok else 1.0
                 right += ok
+                on_beat += beat_off < 0.15
                 total += 1
-                lines.append(f"{'  ' if ok else '✗ '}{name}, {bpm:g} BPM, swing {swing:g}: "
-                             f"read {est:.1f}")  # fmt: skip
-    return right, total, lines
+                where = "" if not ok or beat_off < 0.15 else f", beats {beat_off:.2f} of a beat off"
+                lines.append(f"{'  ' if ok and not where else '✗ '}{name}, {bpm:g} BPM, "
+                             f"swing {swing:g}: read {est:.1f}{where}")  # fmt: skip
+    return right, on_beat, total, lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,10 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     print("  by tempo: " + ", ".join(f"{b:g}: {r}/{n}" for b, (r, n) in by_tempo.items()))
     for w in wrong:
         print("  " + w)
-    r, n, lines = genres()
-    print(f"{r}/{n} genre grooves read at their tempo (±4 %)")
+    r, b, n, lines = genres()
+    print(f"{r}/{n} genre grooves read at their tempo (±4 %), {b} of them with the beats on the "
+          f"groove's beats")  # fmt: skip
     for line in lines:
         print("  " + line)
+    r, n, misses = offbeats()
+    print(f"{r}/{n} off-beat grooves (four on the floor under off-beat stabs, bass, open hats) "
+          f"with the beats on the kicks")  # fmt: skip
+    for m in misses:
+        print("  ✗ " + m)
     return 0
 
 
