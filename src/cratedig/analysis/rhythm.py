@@ -37,9 +37,7 @@ Method
    the beats come instead from dynamic programming (librosa's Ellis tracker) on our envelope.
    The grid starts at the fold peak of its envelope; where the onsets fold as strongly half a
    beat away (off-beat stabs, open hats and an eighth-note bass against the beat) in a
-   bass-heavy mix, the kick and hats bands choose between the two (:func:`beat_phase`); and
-   where a kick pulses on every beat half a beat from the fold's peak, the kick is the beat
-   (off-beat stabs, bass and open hats outweigh it in the broadband onsets).
+   bass-heavy mix, the kick and hats bands choose between the two (:func:`beat_phase`).
    Where the onsets mark no phase of the beat (notes that swell in: bowed strings, pads), the
    grid is fitted on the level-invariant note flux instead (``frontend.note_flux``): it sees
    where a note starts, the log flux where its swell is steepest, up to half a beat later.
@@ -190,15 +188,6 @@ KICK_MIX_LOW_SHARE = 0.3
 #: How clearly (summed normalised fold differences of the kick and hats bands, in [-2, 2]) both
 #: halves of a track must mark one of two tied phases to overrule the fold.
 PHASE_VOTE = 0.2
-#: The low band must fold this many times stronger half a beat from the fold's beat, and its
-#: onsets pulse at the beat period this well (:func:`pulse_quality` F), for the kick to move the
-#: beat there (:func:`_kick_phase`, analysis v24). Set on development data: synthesized
-#: four-on-the-floor grooves with off-beat stabs, bass and open hats (``bench/grooves.py``) and
-#: the produced music of ``bench/consensus.py``'s dev half, whose two pieces half a beat off
-#: madmom had the kick there (ratios 1.9 and 5.0, pulses 0.73 and 0.70); a UFO piece where we
-#: and madmom agree folds 2.0 times stronger half a beat away with a pulse of 0.57.
-KICK_PHASE_RATIO = 1.3
-KICK_PULSE_MIN = 0.65
 #: Score margins that count as certain (confidence 1): family vote, octave walk, meter. The
 #: meter's was 0.5 until analysis v18: nearly every margin passed it, and no wrong meter of the
 #: real dev half was flagged (0 of 12; ROC AUC 0.58). At 2.0: 4 of 12 flagged, 3 of 26 right
@@ -397,46 +386,7 @@ def beat_phase(
     fe: Frontend, onset: np.ndarray, env: np.ndarray, period: float, start: int, end: int
 ) -> tuple[float, bool]:
     """Phase of the beat (share of ``period`` after ``start``) for the grid fitted on ``env``,
-    and whether the drums overruled the fold: :func:`_fold_phase`, then the kick
-    (:func:`_kick_phase`): a kick drum on every beat keeps time, whatever sounds between."""
-    phase, overruled = _fold_phase(fe, onset, env, period, start, end)
-    kick = _kick_phase(fe, period, start, end, phase)
-    return (phase, overruled) if kick is None else (kick, True)
-
-
-def _kick_phase(fe: Frontend, period: float, start: int, end: int, phase: float) -> float | None:
-    """The phase of the kick drum where it says the beat is there, not at ``phase``; else None.
-
-    Off-beat chord stabs, an off-beat bass and open hats between the kicks (house, trance,
-    ska) outweigh a four-on-the-floor kick in the broadband onsets, so the fold put the beat on
-    the off-beat; no tie, so :func:`_fold_phase`'s vote never ran. The kick is the low band's
-    pulse: where the low band's fold peaks a quarter beat or more away (half a beat, or the
-    other side of a swung off-beat), :data:`KICK_PHASE_RATIO` times stronger than at ``phase``,
-    and its onset peaks form a pulse there (:func:`pulse_quality` at the beat period at least
-    :data:`KICK_PULSE_MIN`, a kick on nearly every beat), that is the beat (analysis v24).
-    """
-    bins = 48
-    low = _local_normalise(fe.onset_bands[0].astype(np.float64), fe.fps)[start:end]
-    h = _fold_profile(low, period, bins)
-    here = int(round(phase * bins - 0.5)) % bins
-    there = int(np.argmax(h))  # the kick's phase (a quarter beat or more away: swung off-beats)
-    if abs((there - here + bins // 2) % bins - bins // 2) < bins // 4:
-        return None
-    near = np.arange(-2, 3)
-    if h[(there + near) % bins].max() < KICK_PHASE_RATIO * h[(here + near) % bins].max():
-        return None
-    t, heights = onset_peaks(low, fe.fps)
-    if pulse_quality(t, heights, period / fe.fps, (0.0, len(low) / fe.fps))[0] < KICK_PULSE_MIN:
-        return None
-    log.debug("beat phase: the kick keeps time half a beat from the fold's peak")
-    return (there + 0.5) / bins
-
-
-def _fold_phase(
-    fe: Frontend, onset: np.ndarray, env: np.ndarray, period: float, start: int, end: int
-) -> tuple[float, bool]:
-    """Phase of the beat and whether the kick and hats overruled the fold: the fold peak of
-    ``env``, unless the onsets fold into a near tie between two phases half a beat apart
+    and whether the kick and hats overruled the fold: its fold peak, unless the onsets fold into a near tie between two phases half a beat apart
     (:data:`PHASE_TIE`) in a bass-heavy mix (:data:`KICK_MIX_LOW_SHARE`): then the one of the
     two that the kick and hats bands mark, in both halves of the track (:data:`PHASE_VOTE`).
 
@@ -1178,14 +1128,6 @@ DOWNBEAT_CUES = (
 #: weights leaned on the first strong beat (2.48) and against 3/4 (-2.28): a minuet that starts
 #: on a pickup was read in 4 with its bar lines on the pickup.
 DOWNBEAT_WEIGHTS = np.array([1.22, 1.65, 1.29, 0.28, -0.35, 0.48, 0.77, 0.78])
-#: Tonal frames (92.9 ms each, about 0.46 s) a bass pitch must hold, unbroken, to count in the
-#: ``bass_change`` cue (analysis v23). The bass chroma keeps what lasts 3 frames
-#: (:func:`cratedig.analysis.tonal.chroma_pair`), and two kicks half a beat apart (1, 3 and the
-#: "and" of 3: the most common rock kick) sound that long: the bass register "changed" on beat 3,
-#: and grooves with no chords had their bar lines on beat 3 (``bench/grooves.py``: 23 of 384;
-#: 0 with 5 frames, 9 with 3). Every real dev, FluidSynth seed 7, produced-music (consensus and
-#: rendered) dev piece keeps its bar lines; two real dev meters move 4 -> 3.
-BASS_HOLD_FRAMES = 5
 START_PRIOR = 0.84
 #: Added to the score of meter 3 (4/4 is far more common; a 3/4 reading must earn it).
 TRIPLE_METER_BIAS = -0.68
@@ -1216,8 +1158,6 @@ def downbeat_cues(
 
     frames = fe.time_to_frames(beats + ONSET_LAG)
     r = 2
-    # The bass line's changes, without the kick drums (held notes only: BASS_HOLD_FRAMES).
-    held = _held(harmony, BASS_HOLD_FRAMES)
     mel = beat_sync_chroma(fe.mel_db.T, fe.fps, beats, fe.duration)
     timbre = np.r_[0.0, np.sqrt(np.mean(np.diff(mel, axis=0) ** 2, axis=1))]
     level = 20 * np.log10(
@@ -1225,7 +1165,7 @@ def downbeat_cues(
     )
     rise = np.r_[0.0, np.diff(level)]
     cues = [
-        change(held),
+        change(harmony),
         change(chroma),
         _max_near(fe.onset_bands[0], frames, r),
         _max_near(fe.onset_bands[1], frames, r),
@@ -1235,20 +1175,6 @@ def downbeat_cues(
         rise,
     ]
     return np.stack([_z(c) for c in cues])
-
-
-def _held(x: np.ndarray, frames: int) -> np.ndarray:
-    """Minimum of each column over ``frames`` consecutive rows (centred, edges repeated): what
-    sounds for that long survives, shorter hits do not.
-
-    >>> _held(np.array([[0.0], [5.0], [5.0], [0.0], [5.0], [5.0], [5.0]]), 3)[:, 0]
-    array([0., 0., 0., 0., 0., 5., 5.])
-    """
-    if frames <= 1 or len(x) < frames:
-        return x
-    pad = frames // 2
-    xp = np.pad(x, ((pad, frames - 1 - pad), (0, 0)), mode="edge")
-    return np.asarray(np.lib.stride_tricks.sliding_window_view(xp, frames, axis=0).min(axis=-1))
 
 
 def first_strong_beat(fe: Frontend, beats: np.ndarray) -> int:
