@@ -4,7 +4,8 @@ None of the real sets holds much produced music (the real-music set is mostly tr
 string quartets and scores; two Frets on Fire songs; the stems set the same). This set is game
 soundtracks from Debian that a studio or a musician produced and mixed as audio (electronic,
 industrial, rock, orchestral and ambient): Nexuiz, Warzone 2100, UFO: Alien Invasion, Endgame:
-Singularity, HyperRogue, Advanced Strategic Command and Drascula. None of them carries a tempo,
+Singularity, HyperRogue, Advanced Strategic Command, Drascula, SuperTux, Extreme Tux Racer,
+MegaGlest, OpenClonk, and (stop 30) Colobot, Fish Fillets NG, Pushover and Pathological. None of them carries a tempo,
 so the truth is a **consensus of peers**: madmom's neural beat tracker (RNN + DBN, a
 reference trained on annotated music), Essentia's RhythmExtractor2013 (multifeature) and
 Mixxx's analyser (what a DJ's player shows). A piece counts where madmom and Essentia agree
@@ -63,6 +64,11 @@ PACKAGES = {
     "extremetuxracer-data": "usr/share/games/etr/music",
     "megaglest-data": "usr/share/games/megaglest",
     "openclonk-data": "usr/share/games/openclonk/Music.ocg",
+    # added at stop 30 (fresh pieces for both halves)
+    "colobot-common-sounds": "usr/share/games/colobot/music",
+    "fillets-ng-data": "usr/share/games/fillets-ng/music",
+    "pushover-data": "usr/share/pushover/themes",
+    "pathological": "usr/share/games/pathological/music",
 }
 #: Only files whose path has this part (MegaGlest's tilesets carry minute-long ambience: night
 #: crickets and rain, no music).

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             ests[s.name] = (est.tempo, est.beats, est.downbeats)
             if s.name == "cratedig":
                 row["cratedig_conf"] = est.confidence.get("tempo")
-                row["cratedig_bar_conf"] = est.confidence.get("downbeats")
+                row["cratedig_bar_conf"] = est.confidence.get("downbeat")
         if it["id"] in peers:
             m = peers[it["id"]]
             ests["madmom"] = (m["tempo"], np.asarray(m["beats"]), np.asarray(m["downbeats"]))
