@@ -38,6 +38,10 @@ Method
    The grid starts at the fold peak of its envelope; where the onsets fold as strongly half a
    beat away (off-beat stabs, open hats and an eighth-note bass against the beat) in a
    bass-heavy mix, the kick and hats bands choose between the two (:func:`beat_phase`).
+   Onset strength cannot tell the beat from a louder off-beat (off-beat stabs, bass and open
+   hats over the kick; a kick on 1 and the "and" of 2): a small learned beat network
+   (:mod:`cratedig.analysis.beatnet`, trained on exact beats of real and rendered music) moves
+   the grid where its activation folds clearly stronger at another phase (:func:`_net_phase`).
    Where the onsets mark no phase of the beat (notes that swell in: bowed strings, pads), the
    grid is fitted on the level-invariant note flux instead (``frontend.note_flux``): it sees
    where a note starts, the log flux where its swell is steepest, up to half a beat later.
@@ -66,6 +70,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cratedig.analysis import beatnet
 from cratedig.analysis.frontend import Frontend
 
 log = logging.getLogger("cratedig.analysis.rhythm")
@@ -188,6 +193,13 @@ KICK_MIX_LOW_SHARE = 0.3
 #: How clearly (summed normalised fold differences of the kick and hats bands, in [-2, 2]) both
 #: halves of a track must mark one of two tied phases to overrule the fold.
 PHASE_VOTE = 0.2
+#: The beat network's activation must fold this many times stronger at another phase (a
+#: quarter beat or more from the onsets' fold peak) for it to move the beat
+#: (:func:`_net_phase`, analysis v25). Set on development data the network never trained on:
+#: produced game music (``bench/consensus.py``, dev half; madmom's beats the reference) and
+#: ``bench/grooves.py``; the exact-truth dev sets, scored with networks trained without them
+#: (4 folds by piece), did not move at 1.5 or 2.0.
+NET_PHASE_RATIO = 1.5
 #: Score margins that count as certain (confidence 1): family vote, octave walk, meter. The
 #: meter's was 0.5 until analysis v18: nearly every margin passed it, and no wrong meter of the
 #: real dev half was flagged (0 of 12; ROC AUC 0.58). At 2.0: 4 of 12 flagged, 3 of 26 right
@@ -279,14 +291,15 @@ def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None 
     family_margin = scores[order[0]] - scores[order[1]] if len(order) > 1 else 1.0
     runner_family = families[order[1]] * fe.fps if len(order) > 1 else period
     grid_env = _grid_envelope(fe, onset, period, start, end)
-    phase, _ = beat_phase(fe, onset, grid_env, period, start, end)
+    act = beat_activation(fe)
+    phase, _ = beat_phase(fe, onset, grid_env, period, start, end, act=act)
     beats_f, steady = _fit_grid(grid_env, period, start, end, fe.fps, phase=phase)
     if steady and len(beats_f) >= 8:
         # The fitted grid's period is exact where the first estimate may be 0.3 % off, enough
         # to smear a minute's fold: judge the phase again on it, and refit if it moves.
         fitted = float(np.polyfit(np.arange(len(beats_f)), beats_f, 1)[0])
         at = ((beats_f[0] - start) % fitted) / fitted
-        again, overruled = beat_phase(fe, onset, grid_env, fitted, start, end)
+        again, overruled = beat_phase(fe, onset, grid_env, fitted, start, end, act=act)
         if overruled and abs((again - at + 0.5) % 1.0 - 0.5) > 0.25:
             beats_f, steady = _fit_grid(grid_env, fitted, start, end, fe.fps, phase=again)
     if not steady:
@@ -382,11 +395,62 @@ def _grid_envelope(
     return note
 
 
+def beat_activation(fe: Frontend) -> np.ndarray | None:
+    """The beat network's beat probability per rhythm frame (:mod:`cratedig.analysis.beatnet`),
+    or None where the network is unavailable (then the onsets alone place the beat)."""
+    net = beatnet.default_net()
+    if net is None or fe.mel_db.shape[1] < 2:
+        return None
+    return net.activations(fe.mel_db)[0].astype(np.float64)
+
+
 def beat_phase(
-    fe: Frontend, onset: np.ndarray, env: np.ndarray, period: float, start: int, end: int
+    fe: Frontend,
+    onset: np.ndarray,
+    env: np.ndarray,
+    period: float,
+    start: int,
+    end: int,
+    *,
+    act: np.ndarray | None = None,
 ) -> tuple[float, bool]:
     """Phase of the beat (share of ``period`` after ``start``) for the grid fitted on ``env``,
-    and whether the kick and hats overruled the fold: its fold peak, unless the onsets fold into a near tie between two phases half a beat apart
+    and whether the onsets' fold was overruled: :func:`_fold_phase`, then the beat network
+    (:func:`_net_phase`, where ``act`` is its activation)."""
+    phase, overruled = _fold_phase(fe, onset, env, period, start, end)
+    if act is None:
+        return phase, overruled
+    net = _net_phase(act, period, start, end, phase)
+    return (phase, overruled) if net is None else (net, True)
+
+
+def _net_phase(act: np.ndarray, period: float, start: int, end: int, phase: float) -> float | None:
+    """The phase where the beat network's activation folds :data:`NET_PHASE_RATIO` times
+    stronger than at ``phase``, a quarter beat or more away; else None.
+
+    The onsets fold strongest on the off-beat wherever the between is louder than the beat
+    (off-beat hats, stabs and bass over a kick; a kick on 1 and the "and" of 2): the network
+    has learnt which sounds mark the beat, from exact beats of real and rendered music
+    (``bench/beatset.py``), and overrules the fold only where it is clearly surer.
+    """
+    bins = 48
+    h = _fold_profile(act[start:end], period, bins)
+    here = int(round(phase * bins - 0.5)) % bins
+    there = int(np.argmax(h))
+    if abs((there - here + bins // 2) % bins - bins // 2) < bins // 4:
+        return None
+    near = np.arange(-2, 3)
+    if h[(there + near) % bins].max() < NET_PHASE_RATIO * h[(here + near) % bins].max():
+        return None
+    log.debug("beat phase: the beat network moves the beat (fold %.2f against %.2f)",
+              h[there], h[here])  # fmt: skip
+    return (there + 0.5) / bins
+
+
+def _fold_phase(
+    fe: Frontend, onset: np.ndarray, env: np.ndarray, period: float, start: int, end: int
+) -> tuple[float, bool]:
+    """Phase of the beat and whether the kick and hats overruled the fold: its fold peak, unless the onsets fold into a near tie between two phases half a beat apart
     (:data:`PHASE_TIE`) in a bass-heavy mix (:data:`KICK_MIX_LOW_SHARE`): then the one of the
     two that the kick and hats bands mark, in both halves of the track (:data:`PHASE_VOTE`).
 

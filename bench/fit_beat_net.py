@@ -1,0 +1,266 @@
+"""Train the beat network of :mod:`cratedig.analysis.beatnet` (issue 9) and write its weights.
+
+Data: ``bench/beatset.py`` (development halves only). A fifth of the pieces (by a hash of
+the piece) are held back for validation: the epoch is chosen by how often the activation's fold
+at the true beat period peaks on the true beat (within an eighth of a beat), on those pieces,
+beside the same figure for the onset envelope the analysis folds today.
+
+Training (PyTorch, CPU; ``pip install -e '.[train]'``): random 15 s windows, each time-scaled
+by a drawn factor 0.8-1.25 (the log-mel frames resampled, the beats with them: tempo is not
+what the network should learn), binary cross-entropy on beat and downbeat targets widened to
+the neighbouring frames (0.5), Adam.
+
+Usage::
+
+    .venv/bin/python bench/beatset.py
+    .venv/bin/python bench/fit_beat_net.py --out src/cratedig/analysis/beatnet.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from cratedig.analysis import beatnet  # noqa: E402
+
+DATA = HERE / ".cache" / "beatset" / "beatset.npz"
+FPS = 11025 / 256
+NET_FPS = FPS / beatnet.POOL
+WINDOW = 646  # 15 s of rhythm frames
+NET_WINDOW = -(-WINDOW // beatnet.POOL)
+
+
+def load() -> list[dict]:
+    z = np.load(DATA, allow_pickle=False)
+    mel, lens = z["mel"], z["lengths"]
+    beats, nb = z["beats"], z["n_beats"]
+    downs, nd = z["downbeats"], z["n_downbeats"]
+    out = []
+    a = b = d = 0
+    for i, n in enumerate(lens):
+        out.append(
+            {
+                "id": str(z["ids"][i]),
+                "group": str(z["groups"][i]),
+                "x": beatnet.inputs(mel[:, a : a + n].astype(np.float32), beatnet.POOL),
+                "mel": mel[:, a : a + n].astype(np.float32),
+                "beats": beats[b : b + nb[i]],
+                "downbeats": downs[d : d + nd[i]],
+            }
+        )
+        a, b, d = a + n, b + nb[i], d + nd[i]
+    return out
+
+
+def fold_of(group: str, folds: int) -> int:
+    """The cross-validation fold of a piece (a hash of its group name)."""
+    return zlib.crc32(group.encode()) % folds
+
+
+def targets(times: np.ndarray, n: int) -> np.ndarray:
+    """Per network frame: 1 on a beat's frame, 0.5 beside it."""
+    t = np.zeros(n, np.float32)
+    f = np.floor(times * NET_FPS).astype(int)
+    for off, v in ((-1, 0.5), (1, 0.5), (0, 1.0)):
+        g = f + off
+        g = g[(g >= 0) & (g < n)]
+        t[g] = np.maximum(t[g], v)
+    return t
+
+
+def sample(
+    pools: list[list[dict]], shares: list[float], rng: np.random.Generator, batch: int
+) -> tuple:
+    xs, ys = [], []
+    for _ in range(batch):
+        pool = pools[int(rng.choice(len(pools), p=shares))]
+        it = pool[rng.integers(len(pool))]
+        s = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+        n = it["x"].shape[1]
+        span = WINDOW * s
+        if n - 1 <= span:
+            start = 0.0
+        else:
+            start = float(rng.uniform(0, n - 1 - span))
+        pos = start + np.arange(WINDOW) * s
+        pos = np.minimum(pos, n - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, n - 1)
+        fr = (pos - lo).astype(np.float32)
+        mel = it["mel"][:, lo] * (1 - fr) + it["mel"][:, hi] * fr
+        x = beatnet.inputs(mel, beatnet.POOL)
+        t0 = start / FPS
+        bt = (it["beats"] - t0) / s
+        dt = (it["downbeats"] - t0) / s
+        xs.append(x)
+        ys.append(np.stack([targets(bt, NET_WINDOW), targets(dt, NET_WINDOW)]))
+    return np.stack(xs), np.stack(ys)
+
+
+def build(channels: int, dropout: float):
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = nn.Conv1d(beatnet.N_IN, channels, 3, padding=1)
+            self.a = nn.ModuleList(
+                nn.Conv1d(channels, channels, beatnet.KERNEL, dilation=d, padding=2 * d)
+                for d in beatnet.DILATIONS
+            )
+            self.b = nn.ModuleList(nn.Conv1d(channels, channels, 1) for _ in beatnet.DILATIONS)
+            self.out = nn.Conv1d(channels, 2, 1)
+            self.drop = nn.Dropout(dropout)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = nn.functional.elu(self.inp(x))
+            for a, b in zip(self.a, self.b, strict=True):
+                h = h + b(self.drop(nn.functional.elu(a(h))))
+            return self.out(h)
+
+    return Net()
+
+
+def export(net, path: Path, version: str) -> None:
+    arrays = {
+        "w_in": net.inp.weight,
+        "b_in": net.inp.bias,
+        "w_out": net.out.weight,
+        "b_out": net.out.bias,
+    }
+    for i, (a, b) in enumerate(zip(net.a, net.b, strict=True)):
+        arrays[f"w{i}"], arrays[f"b{i}"] = a.weight, a.bias
+        arrays[f"w{i}b"], arrays[f"b{i}b"] = b.weight, b.bias
+    np.savez_compressed(
+        path,
+        version=np.array(version),
+        pool=np.array(beatnet.POOL),
+        **{k: v.detach().numpy().astype(np.float32) for k, v in arrays.items()},
+    )
+
+
+def fold_phase(env: np.ndarray, period: float, bins: int = 32) -> float:
+    idx = np.arange(len(env), dtype=np.float64)
+    ph = ((idx % period) / period * bins).astype(int) % bins
+    h = np.bincount(ph, weights=env, minlength=bins) / np.maximum(
+        np.bincount(ph, minlength=bins), 1
+    )
+    h = (h + np.roll(h, 1) + np.roll(h, -1)) / 3
+    return (int(np.argmax(h)) + 0.5) / bins
+
+
+def onset_env(mel_db: np.ndarray) -> np.ndarray:
+    mel = 10 ** (mel_db / 10.0)
+    lm = np.log1p(100 * mel / max(float(mel.max()), 1e-10))
+    return np.maximum(0, np.diff(lm, axis=1, prepend=lm[:, :1])).sum(axis=0)
+
+
+def phase_hits(items: list[dict], acts: list[np.ndarray]) -> tuple[float, float]:
+    """Share of items whose fold peaks within 1/8 beat of the true beat phase: network, onsets."""
+    net, ons = [], []
+    for it, a in zip(items, acts, strict=True):
+        b = it["beats"]
+        period = float(np.median(np.diff(b))) * FPS
+        truth = (float(np.median((b * FPS) % period)) / period) % 1.0
+        act = np.repeat(a[0], beatnet.POOL)[: it["mel"].shape[1]]
+        for env, out in ((act, net), (onset_env(it["mel"]), ons)):
+            p = fold_phase(env, period)
+            d = abs((p - truth + 0.5) % 1.0 - 0.5)
+            out.append(d < 0.125)
+    return float(np.mean(net)), float(np.mean(ons))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--channels", type=int, default=20)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=12)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--all", action="store_true", help="train on every piece (no validation)")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--fold", type=int, default=0, help="the fold held back for validation")
+    ap.add_argument(
+        "--groove-share", type=float, default=0.4, help="share of windows from the grooves"
+    )
+    args = ap.parse_args(argv)
+    import torch
+
+    def is_val(group: str) -> bool:
+        return fold_of(group, args.folds) == args.fold
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(args.seed)
+    items = load()
+    val = [it for it in items if is_val(it["group"]) and not it["group"].startswith("groove:")]
+    gval = [it for it in items if is_val(it["group"]) and it["group"].startswith("groove:")]
+    train = items if args.all else [it for it in items if not is_val(it["group"])]
+    pools = [
+        [it for it in train if not it["group"].startswith("groove:")],
+        [it for it in train if it["group"].startswith("groove:")],
+    ]
+    shares = [1.0 - args.groove_share, args.groove_share]
+    if not pools[1]:
+        pools, shares = pools[:1], [1.0]
+    print(
+        f"train {len(pools[0])} real + {len(train) - len(pools[0])} groove excerpts, "
+        f"validation {len(val)} + {len(gval)}",
+        file=sys.stderr,
+    )
+    net = build(args.channels, args.dropout)
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs * args.steps)
+    lossf = torch.nn.BCEWithLogitsLoss()
+    best, best_state = -1.0, None
+    for epoch in range(args.epochs):
+        t0 = time.time()
+        net.train()
+        total = 0.0
+        for _ in range(args.steps):
+            x, y = sample(pools, shares, rng, args.batch)
+            logits = net(torch.from_numpy(x))
+            loss = lossf(logits, torch.from_numpy(y))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        net.eval()
+        with torch.no_grad():
+            acts = [torch.sigmoid(net(torch.from_numpy(it["x"][None])))[0].numpy() for it in val]
+            gacts = [torch.sigmoid(net(torch.from_numpy(it["x"][None])))[0].numpy() for it in gval]
+        hit_net, hit_ons = phase_hits(val, acts) if val else (0.0, 0.0)
+        ghit_net, ghit_ons = phase_hits(gval, gacts) if gval else (0.0, 0.0)
+        print(
+            f"epoch {epoch}: loss {total / args.steps:.4f}, validation phase network "
+            f"{hit_net:.3f} onsets {hit_ons:.3f}; grooves network {ghit_net:.3f} onsets "
+            f"{ghit_ons:.3f} ({time.time() - t0:.0f} s)",
+            file=sys.stderr,
+        )
+        score = hit_net + ghit_net if not args.all else epoch
+        if score >= best:
+            best = score
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    if args.out:
+        export(net, args.out, f"beatnet-c{args.channels}-s{args.seed}")
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
