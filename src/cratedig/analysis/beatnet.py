@@ -46,9 +46,9 @@ N_IN = 2 * N_MEL
 #: Rhythm frames pooled into one network frame, and the blocks' dilations, of the networks
 #: ``bench/fit_beat_net.py`` trains (a weights file names its own pool; its dilations are
 #: 1, 2, 4, ... for as many blocks as it holds).
-POOL = 1
+POOL = 2
 KERNEL = 5
-DILATIONS = (1, 2, 4, 8, 16, 32, 64)
+DILATIONS = (1, 2, 4, 8, 16, 32)
 MODEL_FILE = "beatnet.npz"
 log = logging.getLogger("cratedig.analysis")
 
