@@ -316,7 +316,7 @@ def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None 
         factor = net_octave(act, beats_f, 60.0 * fe.fps / period)
         if factor != 1.0:
             log.debug("beat network: tempo x%.1f", factor)
-            octave_alt, octave_margin, net_said = period, 0.0, True
+            octave_alt, net_said = period, True
             period = period / factor
             beats_f, steady = _beat_frames(fe, onset, period, start, end, act)
     beats = fe.frames_to_time(beats_f) - ONSET_LAG
