@@ -13,7 +13,8 @@ half a beat or a beat of the bar, no partner phrase lines up with the query's ph
 the scoring (``retrieval_diagnose.py`` counts those phrases). A lead alone, or a band without
 its drums, is what a DJ's acapella or instrumental is.
 
-``--fold-nets PREFIX`` scores each song with the beat network ``PREFIX{k}.npz``, ``k`` the
+``--query-bpm`` analyses the query layer at the song's true tempo (``--bpm``: a DJ who knows
+the acapella's tempo). ``--fold-nets PREFIX`` scores each song with the beat network ``PREFIX{k}.npz``, ``k`` the
 song's fold of ``bench/fit_beat_net.py --folds 4`` (``stemset:<id>``), for networks trained
 with these songs' layers (stop 33: measured, not kept; ``bench/README.md``).
 
@@ -45,9 +46,12 @@ OUT_DIR = HERE / "out"
 LAYERS = ("query", "partner")
 
 
-def _analyse(job: tuple[str, str, str | None]) -> tuple[str, np.ndarray, np.ndarray, float]:
-    """(key, beats, downbeats, tempo) of one layer, with the beat network of ``net`` if given."""
-    key, path, net_path = job
+def _analyse(
+    job: tuple[str, str, str | None, float | None],
+) -> tuple[str, np.ndarray, np.ndarray, float]:
+    """(key, beats, downbeats, tempo) of one layer, with the beat network of ``net`` if given
+    and at the tempo ``bpm`` if given."""
+    key, path, net_path, bpm = job
     from cratedig.analysis import beatnet
     from cratedig.analysis.pipeline import analyze_signal
     from cratedig.audio import decode
@@ -56,11 +60,13 @@ def _analyse(job: tuple[str, str, str | None]) -> tuple[str, np.ndarray, np.ndar
         net = beatnet.BeatNet.from_npz(net_path)
         beatnet.default_net = lambda: net  # type: ignore[assignment]
     audio = decode(path)
-    a = analyze_signal(audio.samples, sr=audio.sr, path=path, track_id=key)
+    a = analyze_signal(audio.samples, sr=audio.sr, path=path, track_id=key, tempo_hint=bpm)
     return key, np.asarray(a.beats), np.asarray(a.downbeats), float(a.tempo)
 
 
-def measure(split: str, fold_nets: str | None, workers: int) -> dict[str, Any]:
+def measure(
+    split: str, fold_nets: str | None, workers: int, *, query_bpm: bool = False
+) -> dict[str, Any]:
     """Per-song rows and the split's means (see the module docstring)."""
     import mir_eval
 
@@ -76,7 +82,11 @@ def measure(split: str, fold_nets: str | None, workers: int) -> dict[str, Any]:
             group = "stemset:" + s["id"]
             net = f"{fold_nets}{zlib.crc32(group.encode()) % 4}.npz"
         for layer in LAYERS:
-            jobs.append((f"{s['id']}|{layer}", str(stemset.CACHE_ROOT / s[f"{layer}_path"]), net))
+            bpm = float(s["tempo"]) if query_bpm and layer == "query" else None
+            if bpm is not None and not 30.0 <= bpm <= 300.0:
+                bpm = None  # a truth at the eighth-note level (6/8 at 345): no DJ says that
+            path = str(stemset.CACHE_ROOT / s[f"{layer}_path"])
+            jobs.append((f"{s['id']}|{layer}", path, net, bpm))
     with ProcessPoolExecutor(workers) as ex:
         got = {k: (b, d, t) for k, b, d, t in ex.map(_analyse, jobs)}
     rows = []
@@ -113,18 +123,23 @@ def measure(split: str, fold_nets: str | None, workers: int) -> dict[str, Any]:
     means["songs_layers_agree"] = int(  # beats and bar lines of the two layers
         sum(r["layers_beat_f"] >= 0.9 and r["layers_downbeat_f"] >= 0.9 for r in rows)
     )
-    return {"split": split, "fold_nets": fold_nets, "n_songs": len(rows), "means": means,
-            "songs": rows}  # fmt: skip
+    return {"split": split, "fold_nets": fold_nets, "query_bpm": query_bpm,
+            "n_songs": len(rows), "means": means, "songs": rows}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--split", choices=("dev", "heldout", "freedoom"), default="dev")
     p.add_argument("--fold-nets", default=None, help="PREFIX of PREFIX0..3.npz beat networks")
+    p.add_argument(
+        "--query-bpm",
+        action="store_true",
+        help="analyse the query layer at the song's true tempo (--bpm, as a DJ who knows it)",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=OUT_DIR)
     args = p.parse_args(argv)
-    res = measure(args.split, args.fold_nets, args.workers)
+    res = measure(args.split, args.fold_nets, args.workers, query_bpm=args.query_bpm)
 
     def f(x: float | None) -> str:
         return "  - " if x is None else f"{x:.2f}"
@@ -145,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         f"agree (both >= 0.9) {m['songs_layers_agree']}"
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"stem_grids_{args.split}.json"
+    path = args.out / f"stem_grids_{args.split}{'_query_bpm' if args.query_bpm else ''}.json"
     path.write_text(json.dumps(res, indent=1))
     print(f"wrote {path}")
     return 0

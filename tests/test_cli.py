@@ -66,6 +66,16 @@ def test_analyze_json_contract(songs, song_files):
     assert obj["downbeats"][0] in obj["beats"]
 
 
+def test_analyze_at_a_tempo_the_user_gives(songs, song_files):
+    truth = songs[0]
+    obj = json.loads(run("analyze", "--json", "--bpm", str(2 * truth.tempo), song_files[0]).stdout)
+    assert obj["tempo"] == pytest.approx(2 * truth.tempo, rel=0.01)
+    assert obj["estimates"]["tempo"]["confidence"] == 1.0
+    assert obj["estimates"]["tempo"]["alternative"] is None
+    bad = run("analyze", "--bpm", "500", song_files[0])
+    assert bad.exit_code == 2 and "--bpm" in bad.output
+
+
 def test_analyze_shows_sections(song_files):
     obj = json.loads(run("analyze", "--json", song_files[0]).stdout)
     sections = obj["sections"]

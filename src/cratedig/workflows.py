@@ -255,7 +255,11 @@ def track_detail(library: Library, track_id: str) -> dict[str, Any] | None:
 
 
 def resolve_query(
-    library: Library, query: str | os.PathLike[str], *, max_duration: float = MAX_DURATION
+    library: Library,
+    query: str | os.PathLike[str],
+    *,
+    max_duration: float = MAX_DURATION,
+    tempo_hint: float | None = None,
 ) -> tuple[TrackAnalysis, bool]:
     """The analysis of ``query`` and whether it is a library track.
 
@@ -263,23 +267,31 @@ def resolve_query(
     current analysis version, its stored analysis is used, so segment ids are the library's)
     or a library track id or id prefix.
 
+    ``tempo_hint`` (BPM, 30-300): the tempo the user knows; the query is analysed afresh on a
+    grid at that tempo (:func:`cratedig.analysis.rhythm.track_beats`), a library track from
+    its file, instead of the stored analysis.
+
     Raises
     ------
     ParameterError
-        Neither a file nor a known track id.
+        Neither a file nor a known track id; a tempo outside 30-300 BPM; a tempo for a
+        library track whose file is gone.
     AudioError
         The file cannot be analysed.
     """
     from cratedig.analysis.pipeline import analyze_file
+    from cratedig.analysis.rhythm import check_tempo_hint
 
+    if tempo_hint is not None:
+        check_tempo_hint(tempo_hint)
     path = Path(query).expanduser()
     if path.exists():
-        analysis = analyze_file(path, max_duration=max_duration)
+        analysis = analyze_file(path, max_duration=max_duration, tempo_hint=tempo_hint)
         stored = stored_analysis(library, analysis)
-        if stored is not None:
+        if stored is not None and tempo_hint is None:
             stored.path = str(path)
             return stored, True
-        return analysis, False
+        return analysis, stored is not None
     text = os.fspath(query)
     with library.reader() as s:
         track_id = repo.resolve_track_id(s, text)
@@ -287,6 +299,14 @@ def resolve_query(
         paths = repo.track_paths(s, track_id) if stored is not None and track_id else []
     if stored is None:
         raise ParameterError(f"{text}: neither an audio file nor a track id in the library")
+    if tempo_hint is not None:
+        here = [p for p in paths if os.path.exists(p)]
+        if not here:
+            raise ParameterError(
+                f"{text}: the track's file is gone, so it cannot be analysed again at "
+                f"{tempo_hint:g} BPM; match it without --bpm or give its file"
+            )
+        return analyze_file(here[0], max_duration=max_duration, tempo_hint=tempo_hint), True
     if paths:
         stored.path = next((p for p in paths if os.path.exists(p)), paths[0])
     return stored, True

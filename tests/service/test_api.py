@@ -215,6 +215,28 @@ def test_match_an_uploaded_file_then_play_render_and_rate_it(client, service_lib
     assert [p.name for p in state.upload_dir.iterdir()] == [f"{q['track_id']}.ogg"]
 
 
+def test_match_at_a_tempo_the_user_gives(client, service_library, tmp_path):
+    """``bpm``: the query is analysed again on a grid at that tempo (a library track from its
+    file, an upload as uploaded); out of 30-300 it is refused."""
+    track = client.get("/api/tracks").json()["tracks"][0]
+    half = round(track["tempo"] / 2, 1)
+    r = client.post("/api/match", json={"track_id": track["track_id"], "top": 2, "bpm": half})
+    assert r.status_code == 200, r.text
+    q = r.json()["query"]
+    assert q["in_library"] is True and q["tempo"] == pytest.approx(half, rel=0.02)
+    assert_error(client.post("/api/match", json={"track_id": track["track_id"], "bpm": 500}), 422)
+    x, sr = sf.read(service_library["music"] / "crate" / "house_b.flac")
+    up = tmp_path / "acapella.wav"
+    sf.write(up, 0.8 * x, sr)
+    plain = client.post("/api/match", files={"file": ("a.wav", up.read_bytes(), "audio/wav")})
+    tempo = plain.json()["query"]["tempo"]
+    with up.open("rb") as f:
+        r = client.post("/api/match", files={"file": ("a.wav", f, "audio/wav")},
+                        data={"bpm": str(2 * tempo)})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["query"]["tempo"] == pytest.approx(2 * tempo, rel=0.02)
+
+
 def test_upload_bad_audio_empty_and_missing_field(client):
     state = client.app.state.cratedig
     before = set(state.upload_dir.iterdir())

@@ -24,7 +24,13 @@ from cratedig.analysis.keynet import (
 from cratedig.analysis.loudness import loudness_blocks
 from cratedig.analysis.quality import assess_quality
 from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
-from cratedig.analysis.rhythm import ONSET_LAG, BeatGrid, active_span, track_beats
+from cratedig.analysis.rhythm import (
+    ONSET_LAG,
+    BeatGrid,
+    active_span,
+    check_tempo_hint,
+    track_beats,
+)
 from cratedig.analysis.structure import bar_bounds, bar_cues, segment_structure
 from cratedig.analysis.tonal import (
     OPENING_WEIGHT,
@@ -47,7 +53,10 @@ SEGMENT_KEY_PRIOR = 0.08
 
 
 def analyze_file(
-    path: str | os.PathLike[str], *, max_duration: float = MAX_DURATION
+    path: str | os.PathLike[str],
+    *,
+    max_duration: float = MAX_DURATION,
+    tempo_hint: float | None = None,
 ) -> TrackAnalysis:
     """Decode and analyse one audio file.
 
@@ -56,6 +65,9 @@ def analyze_file(
     path : path-like
     max_duration : float
         Seconds; longer files raise :class:`~cratedig.errors.UnsupportedAudio`.
+    tempo_hint : float, optional
+        A tempo the user knows, in BPM (30-300): the beat grid is fitted at it
+        (:func:`cratedig.analysis.rhythm.track_beats`).
 
     Returns
     -------
@@ -72,15 +84,19 @@ def analyze_file(
     >>> a.tempo, a.key.camelot  # doctest: +SKIP
     (126.0, '8A')
     """
+    if tempo_hint is not None:
+        check_tempo_hint(tempo_hint)  # refused before the file is decoded
     t0 = time.perf_counter()
     audio = decode(path, sr=ANALYSIS_SR, max_duration=max_duration)
     t1 = time.perf_counter()
-    result = analyze_decoded(audio, path)
+    result = analyze_decoded(audio, path, tempo_hint=tempo_hint)
     result.timings = {"decode": t1 - t0, **result.timings}
     return result
 
 
-def analyze_decoded(audio: DecodedAudio, path: str | os.PathLike[str]) -> TrackAnalysis:
+def analyze_decoded(
+    audio: DecodedAudio, path: str | os.PathLike[str], *, tempo_hint: float | None = None
+) -> TrackAnalysis:
     """:func:`analyze_file` on audio already decoded (ingest decodes once, hashes, then analyses).
 
     Parameters
@@ -89,6 +105,8 @@ def analyze_decoded(audio: DecodedAudio, path: str | os.PathLike[str]) -> TrackA
         From :func:`cratedig.audio.decode` at the analysis rate, mono.
     path : path-like
         Recorded in the result.
+    tempo_hint : float, optional
+        See :func:`analyze_file`.
     """
     result = analyze_signal(
         audio.samples,
@@ -98,6 +116,7 @@ def analyze_decoded(audio: DecodedAudio, path: str | os.PathLike[str]) -> TrackA
         format=audio.format,
         source_sr=audio.source_sr,
         channels=audio.channels,
+        tempo_hint=tempo_hint,
     )
     result.duration = audio.duration
     result.quality = assess_quality(audio, result)
@@ -118,6 +137,7 @@ def analyze_signal(
     format: str = "PCM",
     source_sr: int | None = None,
     channels: int = 1,
+    tempo_hint: float | None = None,
 ) -> TrackAnalysis:
     """Analyse a mono signal: beats, downbeats, tempo, meter, key, structure and features.
 
@@ -127,6 +147,8 @@ def analyze_signal(
     sr : int > 0
     path, track_id, format, source_sr, channels
         Carried into the record; ``track_id`` defaults to a hash of ``y``.
+    tempo_hint : float, optional
+        See :func:`analyze_file`.
 
     Returns
     -------
@@ -152,7 +174,7 @@ def analyze_signal(
     tuning = estimate_tuning(fe)
     chroma, bass = chroma_pair(fe, tuning=tuning)
     lap("chroma")
-    grid = track_beats(fe, harmony=bass, chroma=chroma)
+    grid = track_beats(fe, harmony=bass, chroma=chroma, tempo_hint=tempo_hint)
     lap("rhythm")
     a0, a1 = active_span(fe)
     blocks = loudness_blocks(y, sr)

@@ -68,12 +68,13 @@ Zapata, J., Davies, M. & Gómez, E. (2014) "Multi-feature beat tracking", IEEE/A
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from cratedig.analysis import beatnet
 from cratedig.analysis.frontend import Frontend
+from cratedig.errors import ParameterError
 
 log = logging.getLogger("cratedig.analysis.rhythm")
 
@@ -263,7 +264,13 @@ class BeatGrid:
     downbeat_confidence: float = 1.0
 
 
-def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None = None) -> BeatGrid:
+def track_beats(
+    fe: Frontend,
+    *,
+    harmony: np.ndarray,
+    chroma: np.ndarray | None = None,
+    tempo_hint: float | None = None,
+) -> BeatGrid:
     """Estimate tempo, beats, meter and downbeats.
 
     Parameters
@@ -271,11 +278,23 @@ def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None 
     fe : Frontend
     harmony : np.ndarray [shape=(n_tonal_frames, 12)]
         Chroma per tonal frame (the bass register's works best): its changes mark bar starts.
+    tempo_hint : float in [TEMPO_HINT_RANGE], optional
+        The tempo the user knows (an acapella labelled "124 BPM", a track whose octave the
+        analysis got wrong): the grid is fitted at it (the analysis' own grid stands where its
+        tempo is within :data:`HINT_AGREES`); the beat's phase, the meter and the bar lines are
+        still found, and the tempo's confidence is 1 with no runner-up.
 
     Returns
     -------
     BeatGrid
     """
+    if tempo_hint is not None:
+        bpm = check_tempo_hint(tempo_hint)
+        own = track_beats(fe, harmony=harmony, chroma=chroma)
+        if abs(own.tempo / bpm - 1.0) <= HINT_AGREES:
+            # The analysis heard the tempo the user gives: its grid stands, undoubted.
+            return replace(own, tempo_confidence=1.0, tempo_alternative=0.0)
+        return _hinted_beats(fe, harmony, chroma, bpm)
     onset = _local_normalise(fe.onset.astype(np.float64), fe.fps)
     mid = _local_normalise(fe.onset_bands[1].astype(np.float64), fe.fps)
     low = _local_normalise(fe.onset_bands[0].astype(np.float64), fe.fps)
@@ -359,6 +378,59 @@ def track_beats(fe: Frontend, *, harmony: np.ndarray, chroma: np.ndarray | None 
         # Bar lines sit on the beats and the meter: their confidence weighs the phase and
         # meter margins with the tempo's confidence (most wrong bar lines sit on wrong beats).
         downbeat_confidence=bar_line_confidence(phase_margin, meter_margin, tempo_conf),
+    )
+
+
+#: Tempi a user may give (``--bpm``), as the synthesizer and the render accept.
+TEMPO_HINT_RANGE = (30.0, 300.0)
+#: A given tempo this close (relative) to the analysis' own keeps the analysis' grid: fitting
+#: anew at a rounded "125" moved the phase of a lead line read right at 124.9 (measured on the
+#: stems of real songs, ``bench/stem_grids.py --query-bpm``).
+HINT_AGREES = 0.02
+
+
+def check_tempo_hint(bpm: float) -> float:
+    """``bpm`` as a float, or :class:`~cratedig.errors.ParameterError` outside
+    :data:`TEMPO_HINT_RANGE` (or not a finite number)."""
+    lo, hi = TEMPO_HINT_RANGE
+    try:
+        value = float(bpm)
+    except (TypeError, ValueError):
+        raise ParameterError(f"tempo {bpm!r} is not a number of beats per minute") from None
+    if not np.isfinite(value) or not lo <= value <= hi:
+        raise ParameterError(f"tempo {bpm!r} BPM must be within {lo:g}-{hi:g}")
+    return value
+
+
+def _hinted_beats(
+    fe: Frontend, harmony: np.ndarray, chroma: np.ndarray | None, bpm: float
+) -> BeatGrid:
+    """:func:`track_beats` at a tempo the user gave: the grid (phase from the onsets' fold and
+    the beat network, a constant grid fitted, or dynamic programming where the tempo moves),
+    the meter and the bar lines as usual; no tempo decision to doubt."""
+    onset = _local_normalise(fe.onset.astype(np.float64), fe.fps)
+    start, end = active_span(fe)
+    period = 60.0 * fe.fps / bpm
+    beats_f, steady = _beat_frames(fe, onset, period, start, end, beat_activation(fe))
+    beats = fe.frames_to_time(beats_f) - ONSET_LAG
+    beats = np.maximum(beats[(beats >= -0.03) & (beats < fe.duration)], 0.0)
+    tempo = bpm
+    if steady and len(beats) >= 8:
+        tempo = 60.0 / float(np.polyfit(np.arange(len(beats)), beats, 1)[0])
+    elif len(beats) >= 2:
+        tempo = 60.0 / _central_mean(np.diff(beats))
+    meter, phase, meter_margin, phase_margin = _meter_and_phase(fe, beats, harmony, chroma)
+    return BeatGrid(
+        tempo=float(tempo),
+        beats=beats,
+        downbeats=beats[phase::meter],
+        meter=meter,
+        steady=steady,
+        first_downbeat=phase,
+        tempo_confidence=1.0,
+        tempo_alternative=0.0,
+        meter_confidence=float(np.clip(meter_margin / METER_MARGIN_SCALE, 0.0, 1.0)),
+        downbeat_confidence=bar_line_confidence(phase_margin, meter_margin, 1.0),
     )
 
 

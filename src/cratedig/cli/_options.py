@@ -86,6 +86,16 @@ MaxStretchOption = Annotated[
     ),
 ]
 TopOption = Annotated[int, typer.Option("--top", "-k", min=1, help="Candidates per segment.")]
+BpmOption = Annotated[
+    float | None,
+    typer.Option(
+        "--bpm",
+        min=30.0,
+        max=300.0,
+        help="The tempo you know (e.g. an acapella labelled 124 BPM): the beat grid is fitted "
+        "at it instead of the analysed tempo.",
+    ),
+]
 
 #: Re-exported defaults so that command modules name them, not numbers.
 MAX_DURATION_DEFAULT: float = MAX_DURATION

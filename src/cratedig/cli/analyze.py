@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cratedig.cli._options import (
     MAX_DURATION_DEFAULT,
+    BpmOption,
     MaxDurationOption,
     clock,
     err,
@@ -30,6 +31,7 @@ def analyze_command(
         bool, typer.Option("--features", help="Include per-segment feature vectors in the JSON.")
     ] = False,
     max_duration: MaxDurationOption = MAX_DURATION_DEFAULT,
+    bpm: BpmOption = None,
     rekordbox: Annotated[
         Path | None,
         typer.Option(
@@ -55,7 +57,7 @@ def analyze_command(
     for path in files:
         try:
             with spinner(not json_out, f"analysing {shown(path)}"):
-                result = analyze_file(path, max_duration=max_duration)
+                result = analyze_file(path, max_duration=max_duration, tempo_hint=bpm)
         except (AudioError, OSError) as exc:
             failures += 1
             if isinstance(exc, OSError):  # a file that vanished or became unreadable mid-way

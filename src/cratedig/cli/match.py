@@ -14,6 +14,7 @@ from cratedig.cli._options import (
     MAX_STRETCH_DEFAULT,
     PER_TRACK_DEFAULT,
     TOP_DEFAULT,
+    BpmOption,
     DbOption,
     JsonOption,
     MaxShiftOption,
@@ -57,6 +58,7 @@ def match_command(
             "each of its phrases fits under the query's, all scored.",
         ),
     ] = None,
+    bpm: BpmOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -72,7 +74,7 @@ def match_command(
         # Named tracks first: a wrong name fails before the query is analysed.
         partners = workflows.resolve_tracks(lib, with_) if with_ else None
         with spinner(not json_out, f"analysing {query}"):
-            analysis, in_library = workflows.resolve_query(lib, query)
+            analysis, in_library = workflows.resolve_query(lib, query, tempo_hint=bpm)
         result = workflows.match(
             lib, analysis, in_library=in_library, top=options.top, max_shift=options.max_shift,
             max_stretch=options.max_stretch, segment=options.segment,

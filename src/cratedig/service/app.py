@@ -25,6 +25,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -94,6 +95,13 @@ class MatchRequest(BaseModel):
         max_length=20,
         description="Only these library tracks (ids or prefixes) are partners, every phrase "
         "of them scored.",
+    )
+    bpm: float | None = Field(
+        None,
+        ge=30.0,
+        le=300.0,
+        description="The query's tempo as the user knows it: the query is analysed again on a "
+        "beat grid at this tempo (e.g. an acapella labelled 124 BPM).",
     )
 
     @field_validator("with_tracks")
@@ -780,6 +788,14 @@ def _match_track(state: ServiceState, body: MatchRequest) -> dict[str, Any]:
         up = state.uploads.get(tid)
     if up is not None:
         analysis, in_library = up.analysis, False
+        if body.bpm is not None:
+            from cratedig.analysis.pipeline import analyze_file
+
+            analysis = analyze_file(up.path, tempo_hint=body.bpm)
+            analysis.path = str(up.path)
+    elif body.bpm is not None:
+        analysis, in_library = workflows.resolve_query(state.library, tid, tempo_hint=body.bpm)
+        return _match_json(state, analysis, in_library, body, None)
     else:
         with state.library.reader() as s:
             full = repo.resolve_track_id(s, tid)
@@ -827,7 +843,7 @@ async def _match_upload(state: ServiceState, request: Request) -> dict[str, Any]
         up = form.get("file")
         if up is None or isinstance(up, str):
             raise HTTPException(422, "file: an audio file in the multipart field 'file'")
-        names = ("top", "max_shift", "max_stretch", "segment", "per_track")
+        names = ("top", "max_shift", "max_stretch", "segment", "per_track", "bpm")
         fields = {k: form[k] for k in names if k in form}
         try:
             options = MatchRequest.model_validate({"track_id": "0000", **fields})
@@ -849,10 +865,17 @@ async def _match_upload(state: ServiceState, request: Request) -> dict[str, Any]
             from cratedig.analysis.pipeline import analyze_file
 
             loop = asyncio.get_running_loop()
-            analysis = await loop.run_in_executor(state.analysis_pool, analyze_file, str(tmp))
+            analysis = await loop.run_in_executor(
+                state.analysis_pool, partial(analyze_file, str(tmp), tempo_hint=options.bpm)
+            )
             stored = await run_in_threadpool(workflows.stored_analysis, state.library, analysis)
             if stored is not None:
                 lib_analysis = await run_in_threadpool(_analysis_of, state, stored.track_id)
+                if options.bpm is not None:
+                    # The library's track on the grid the user gave (not kept as an upload:
+                    # its id is the library track's); its phrases play from the library file.
+                    analysis.path = lib_analysis.path
+                    lib_analysis = analysis
                 return await run_in_threadpool(
                     _match_json, state, lib_analysis, True, options, name
                 )
