@@ -311,7 +311,9 @@ async function upload(ev) {
   const fd = new FormData();
   fd.append("file", f);
   fd.append("top", "5");
-  setStatus(`analysing ${f.name}…`);
+  const bpm = $("#upload-bpm").value.trim();
+  if (bpm) fd.append("bpm", bpm);
+  setStatus(`analysing ${f.name}${bpm ? ` at ${bpm} BPM` : ""}…`);
   try {
     const match = await api("/api/match", { method: "POST", body: fd });
     const q = match.query;
