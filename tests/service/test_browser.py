@@ -235,9 +235,7 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     half = round(page.evaluate("state.track.tempo") / 2, 1)
     page.fill("#upload-bpm", str(half))
     page.set_input_files("#upload", str(up))
-    page.wait_for_function(
-        f"Math.abs(state.track.tempo - {half}) < {0.02 * half}", timeout=120_000
-    )
+    page.wait_for_function(f"Math.abs(state.track.tempo - {half}) < {0.02 * half}", timeout=120_000)
     assert f"{half:.1f} BPM" in page.inner_text("#song-meta")
     page.fill("#upload-bpm", "")
 
