@@ -54,6 +54,27 @@ def test_hint_off_by_a_little_is_refined(song) -> None:
     assert mir_eval.beat.f_measure(song.beats, np.asarray(a.beats)) > 0.9
 
 
+def _noise(seconds: float) -> np.ndarray:
+    return (0.1 * np.random.default_rng(0).standard_normal(int(seconds * SR))).astype(np.float32)
+
+
+def _tone(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("make", "seconds"), [(_noise, 3.0), (_noise, 8.0), (_tone, 6.0)])
+@pytest.mark.parametrize("bpm", [31.0, 120.0, 299.0])
+def test_the_given_tempo_is_kept_where_the_onsets_say_little(make, seconds, bpm) -> None:
+    """Noise and a steady tone have no tempo to refine the given one toward: a fit pulled by
+    chance onsets (noise read 306 BPM for 299, a tone 282) falls back to a grid at the given
+    tempo, within the 2 % a fit may move it."""
+    from cratedig.analysis.rhythm import HINT_AGREES
+
+    a = analyze_signal(make(seconds), sr=SR, tempo_hint=bpm)
+    assert abs(a.tempo / bpm - 1.0) <= HINT_AGREES + 1e-9
+
+
 @pytest.mark.parametrize("bad", [10.0, 500.0, math.nan, math.inf, "fast", None])
 def test_hint_outside_the_range_is_refused(bad) -> None:
     with pytest.raises(ParameterError, match="tempo"):

@@ -411,7 +411,8 @@ def _hinted_beats(
     onset = _local_normalise(fe.onset.astype(np.float64), fe.fps)
     start, end = active_span(fe)
     period = 60.0 * fe.fps / bpm
-    beats_f, steady = _beat_frames(fe, onset, period, start, end, beat_activation(fe))
+    act = beat_activation(fe)
+    beats_f, steady = _beat_frames(fe, onset, period, start, end, act)
     beats = fe.frames_to_time(beats_f) - ONSET_LAG
     beats = np.maximum(beats[(beats >= -0.03) & (beats < fe.duration)], 0.0)
     tempo = bpm
@@ -419,6 +420,16 @@ def _hinted_beats(
         tempo = 60.0 / float(np.polyfit(np.arange(len(beats)), beats, 1)[0])
     elif len(beats) >= 2:
         tempo = 60.0 / _central_mean(np.diff(beats))
+    if abs(tempo / bpm - 1.0) > HINT_AGREES:
+        # The onsets pulled the fit away from the tempo the user gave (noise, a free-time
+        # intro, a part that drifts): a constant grid at exactly that tempo, on its best phase.
+        env = _grid_envelope(fe, onset, period, start, end)
+        phase, _ = beat_phase(fe, onset, env, period, start, end, act=act)
+        t0 = start + phase * period
+        grid = np.arange(t0 - np.floor((t0 - start) / period) * period, end, period)
+        beats = fe.frames_to_time(_trim_to_activity(env, grid, period, start, end)) - ONSET_LAG
+        beats = np.maximum(beats[(beats >= -0.03) & (beats < fe.duration)], 0.0)
+        tempo, steady = bpm, True
     meter, phase, meter_margin, phase_margin = _meter_and_phase(fe, beats, harmony, chroma)
     return BeatGrid(
         tempo=float(tempo),
