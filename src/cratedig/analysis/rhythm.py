@@ -338,17 +338,7 @@ def track_beats(
             octave_alt, net_said = period, True
             period = period / factor
             beats_f, steady = _beat_frames(fe, onset, period, start, end, act)
-    beats = fe.frames_to_time(beats_f) - ONSET_LAG
-    beats = beats[(beats >= -0.03) & (beats < fe.duration)]
-    beats = np.maximum(beats, 0.0)
-    if len(beats) >= 2:
-        tempo = 60.0 / _central_mean(np.diff(beats)) if not steady else 60.0 * fe.fps / period
-    else:
-        tempo = 60.0 * fe.fps / period
-    if steady and len(beats) >= 8:
-        # The grid's slope over the whole track is the most precise tempo there is.
-        k = np.arange(len(beats))
-        tempo = 60.0 / float(np.polyfit(k, beats, 1)[0])
+    beats, tempo = _beats_and_tempo(fe, beats_f, steady, period)
     meter, phase, meter_margin, phase_margin = _meter_and_phase(fe, beats, harmony, chroma)
     downbeats = beats[phase::meter]
     # Confidence: the closer call of the two tempo decisions (family, then octave) names the
@@ -389,6 +379,22 @@ TEMPO_HINT_RANGE = (30.0, 300.0)
 HINT_AGREES = 0.02
 
 
+def _beats_and_tempo(
+    fe: Frontend, beats_f: np.ndarray, steady: bool, period: float
+) -> tuple[np.ndarray, float]:
+    """Beat times (s) of grid positions ``beats_f`` (rhythm frames) and the tempo they give:
+    a steady grid's slope over the whole track (the most precise tempo there is), a moving
+    grid's central mean interval, else ``period``."""
+    beats = fe.frames_to_time(beats_f) - ONSET_LAG
+    beats = np.maximum(beats[(beats >= -0.03) & (beats < fe.duration)], 0.0)
+    tempo = 60.0 * fe.fps / period
+    if steady and len(beats) >= 8:
+        tempo = 60.0 / float(np.polyfit(np.arange(len(beats)), beats, 1)[0])
+    elif not steady and len(beats) >= 2:
+        tempo = 60.0 / _central_mean(np.diff(beats))
+    return beats, float(tempo)
+
+
 def check_tempo_hint(bpm: float) -> float:
     """``bpm`` as a float, or :class:`~cratedig.errors.ParameterError` outside
     :data:`TEMPO_HINT_RANGE` (or not a finite number)."""
@@ -413,13 +419,7 @@ def _hinted_beats(
     period = 60.0 * fe.fps / bpm
     act = beat_activation(fe)
     beats_f, steady = _beat_frames(fe, onset, period, start, end, act)
-    beats = fe.frames_to_time(beats_f) - ONSET_LAG
-    beats = np.maximum(beats[(beats >= -0.03) & (beats < fe.duration)], 0.0)
-    tempo = bpm
-    if steady and len(beats) >= 8:
-        tempo = 60.0 / float(np.polyfit(np.arange(len(beats)), beats, 1)[0])
-    elif len(beats) >= 2:
-        tempo = 60.0 / _central_mean(np.diff(beats))
+    beats, tempo = _beats_and_tempo(fe, beats_f, steady, period)
     if abs(tempo / bpm - 1.0) > HINT_AGREES:
         # The onsets pulled the fit away from the tempo the user gave (noise, a free-time
         # intro, a part that drifts): a constant grid at exactly that tempo, on its best phase.
@@ -427,8 +427,9 @@ def _hinted_beats(
         phase, _ = beat_phase(fe, onset, env, period, start, end, act=act)
         t0 = start + phase * period
         grid = np.arange(t0 - np.floor((t0 - start) / period) * period, end, period)
-        beats = fe.frames_to_time(_trim_to_activity(env, grid, period, start, end)) - ONSET_LAG
-        beats = np.maximum(beats[(beats >= -0.03) & (beats < fe.duration)], 0.0)
+        beats, _ = _beats_and_tempo(
+            fe, _trim_to_activity(env, grid, period, start, end), True, period
+        )
         tempo, steady = bpm, True
     meter, phase, meter_margin, phase_margin = _meter_and_phase(fe, beats, harmony, chroma)
     return BeatGrid(

@@ -792,7 +792,6 @@ def _match_track(state: ServiceState, body: MatchRequest) -> dict[str, Any]:
             from cratedig.analysis.pipeline import analyze_file
 
             analysis = analyze_file(up.path, tempo_hint=body.bpm)
-            analysis.path = str(up.path)
     elif body.bpm is not None:
         analysis, in_library = workflows.resolve_query(state.library, tid, tempo_hint=body.bpm)
         return _match_json(state, analysis, in_library, body, None)
