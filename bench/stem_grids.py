@@ -54,13 +54,20 @@ def _analyse(
     key, path, net_path, bpm = job
     from cratedig.analysis import beatnet
     from cratedig.analysis.pipeline import analyze_signal
+    from cratedig.analysis.rhythm import GridHint
     from cratedig.audio import decode
 
     if net_path is not None:
         net = beatnet.BeatNet.from_npz(net_path)
         beatnet.default_net = lambda: net  # type: ignore[assignment]
     audio = decode(path)
-    a = analyze_signal(audio.samples, sr=audio.sr, path=path, track_id=key, tempo_hint=bpm)
+    a = analyze_signal(
+        audio.samples,
+        sr=audio.sr,
+        path=path,
+        track_id=key,
+        hint=None if bpm is None else GridHint(bpm=bpm),
+    )
     return key, np.asarray(a.beats), np.asarray(a.downbeats), float(a.tempo)
 
 

@@ -36,12 +36,13 @@ OUT_DIR = HERE / "out"
 
 def _run(job: tuple[str, str, float]) -> tuple[str, np.ndarray, np.ndarray, float, float]:
     from cratedig.analysis.pipeline import analyze_signal
+    from cratedig.analysis.rhythm import GridHint
     from cratedig.audio import decode
 
     sid, path, bpm = job
     a = decode(path)
     plain = analyze_signal(a.samples, sr=a.sr, path=path, track_id="x")
-    given = analyze_signal(a.samples, sr=a.sr, path=path, track_id="x", tempo_hint=bpm)
+    given = analyze_signal(a.samples, sr=a.sr, path=path, track_id="x", hint=GridHint(bpm=bpm))
     return sid, np.asarray(plain.beats), np.asarray(given.beats), plain.tempo, given.tempo
 
 

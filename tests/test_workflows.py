@@ -11,6 +11,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from cratedig import workflows
+from cratedig.analysis.rhythm import GridHint
 from cratedig.cli import app
 from cratedig.errors import ParameterError
 from cratedig.library.db import open_library
@@ -99,13 +100,15 @@ def test_resolve_query_and_list_tracks(crate):
         with pytest.raises(ParameterError, match="neither an audio file"):
             workflows.resolve_query(lib, "nothing-like-this")
         # a tempo the user knows: the track is analysed again from its file at that tempo
-        hinted, in_lib = workflows.resolve_query(lib, rows[0]["track_id"][:6], tempo_hint=62.0)
+        hinted, in_lib = workflows.resolve_query(
+            lib, rows[0]["track_id"][:6], hint=GridHint(bpm=62.0)
+        )
         assert in_lib and hinted.tempo == pytest.approx(62.0, rel=0.02)
         assert hinted.estimates["tempo"]["confidence"] == 1.0
-        as_file, in_lib = workflows.resolve_query(lib, hinted.path, tempo_hint=62.0)
+        as_file, in_lib = workflows.resolve_query(lib, hinted.path, hint=GridHint(bpm=62.0))
         assert in_lib and as_file.tempo == pytest.approx(62.0, rel=0.02)
         with pytest.raises(ParameterError, match="tempo"):
-            workflows.resolve_query(lib, rows[0]["track_id"][:6], tempo_hint=1000.0)
+            workflows.resolve_query(lib, rows[0]["track_id"][:6], hint=GridHint(bpm=1000.0))
         assert workflows.track_detail(lib, "0" * 16) is None
         with pytest.raises(ParameterError, match="offset"):
             workflows.list_tracks(lib, offset=-1)

@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cratedig.analysis.records import TrackAnalysis
 from cratedig.audio.decode import MAX_DURATION
@@ -49,6 +49,9 @@ from cratedig.library.db import Library
 from cratedig.match.query import MatchOptions, MatchResult
 from cratedig.match.scoring import DEFAULT_MAX_SHIFT, DEFAULT_MAX_STRETCH
 from cratedig.render.service import AudioLoader, Mashup, RenderedPair
+
+if TYPE_CHECKING:
+    from cratedig.analysis.rhythm import GridHint
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ __all__ = [
     "match",
     "partner_fit",
     "rate",
+    "regrid",
     "render_mashup",
     "render_pair",
     "resolve_query",
@@ -259,7 +263,7 @@ def resolve_query(
     query: str | os.PathLike[str],
     *,
     max_duration: float = MAX_DURATION,
-    tempo_hint: float | None = None,
+    hint: GridHint | None = None,
 ) -> tuple[TrackAnalysis, bool]:
     """The analysis of ``query`` and whether it is a library track.
 
@@ -267,28 +271,26 @@ def resolve_query(
     current analysis version, its stored analysis is used, so segment ids are the library's)
     or a library track id or id prefix.
 
-    ``tempo_hint`` (BPM, 30-300): the tempo the user knows; the query is analysed afresh on a
-    grid at that tempo (:func:`cratedig.analysis.rhythm.track_beats`), a library track from
-    its file, instead of the stored analysis.
+    ``hint``: what the user knows of the grid (a tempo, a bar line, beats per bar); the query
+    is analysed afresh on that grid (:func:`cratedig.analysis.rhythm.track_beats`), a library
+    track from its file, instead of the stored analysis.
 
     Raises
     ------
     ParameterError
-        Neither a file nor a known track id; a tempo outside 30-300 BPM; a tempo for a
-        library track whose file is gone.
+        Neither a file nor a known track id; a hint for a library track whose file is gone.
     AudioError
         The file cannot be analysed.
     """
     from cratedig.analysis.pipeline import analyze_file
-    from cratedig.analysis.rhythm import check_tempo_hint
 
-    if tempo_hint is not None:
-        check_tempo_hint(tempo_hint)
+    if hint is not None and hint.empty:
+        hint = None
     path = Path(query).expanduser()
     if path.exists():
-        analysis = analyze_file(path, max_duration=max_duration, tempo_hint=tempo_hint)
+        analysis = analyze_file(path, max_duration=max_duration, hint=hint)
         stored = stored_analysis(library, analysis)
-        if stored is not None and tempo_hint is None:
+        if stored is not None and hint is None:
             stored.path = str(path)
             return stored, True
         return analysis, stored is not None
@@ -299,17 +301,134 @@ def resolve_query(
         paths = repo.track_paths(s, track_id) if stored is not None and track_id else []
     if stored is None:
         raise ParameterError(f"{text}: neither an audio file nor a track id in the library")
-    if tempo_hint is not None:
+    if hint is not None:
         here = [p for p in paths if os.path.exists(p)]
         if not here:
             raise ParameterError(
-                f"{text}: the track's file is gone, so it cannot be analysed again at "
-                f"{tempo_hint:g} BPM; match it without --bpm or give its file"
+                f"{text}: the track's file is gone, so it cannot be analysed again on the "
+                f"grid given ({hint.describe()}); match it without one or give its file"
             )
-        return analyze_file(here[0], max_duration=max_duration, tempo_hint=tempo_hint), True
+        return analyze_file(here[0], max_duration=max_duration, hint=hint), True
     if paths:
         stored.path = next((p for p in paths if os.path.exists(p)), paths[0])
     return stored, True
+
+
+@dataclass
+class Regrid:
+    """What :func:`regrid` did: the grid before and after, and the ratings that followed."""
+
+    track_id: str
+    path: str
+    given: dict[str, Any]  # what the user gave (empty: the analysis' own grid again)
+    before: dict[str, Any]
+    after: dict[str, Any]
+    ratings: dict[str, int]
+    segments: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "track_id": self.track_id,
+            "path": self.path,
+            "given": self.given,
+            "before": self.before,
+            "after": self.after,
+            "ratings": self.ratings,
+            "segments": self.segments,
+        }
+
+
+def _grid_summary(a: TrackAnalysis) -> dict[str, Any]:
+    return {
+        "tempo": round(float(a.tempo), 2),
+        "beats_per_bar": int(a.time_signature[0]),
+        "first_downbeat": round(float(a.downbeats[0]), 3) if len(a.downbeats) else None,
+        "segments": len(a.segments),
+    }
+
+
+def regrid(
+    library: Library,
+    track: str,
+    hint: GridHint | None,
+    *,
+    max_duration: float = MAX_DURATION,
+) -> Regrid:
+    """Analyse a library track again on the grid its user gives, and keep that grid for it.
+
+    As a DJ fixes a beat grid in rekordbox or Mixxx: ``hint`` says the tempo, a time where a
+    bar starts and/or the beats per bar (:class:`~cratedig.analysis.rhythm.GridHint`); the
+    track is analysed again from its file on that grid, its phrases and features replace the
+    old ones (its ratings follow their music, :func:`~cratedig.library.repository.reattach_ratings`),
+    the match index and clusters are brought up to date, and the hint is stored with the track
+    so that every later re-analysis (a new analysis version) lays the same grid. What is given
+    adds to the hint stored before (a tempo first, then a bar line: both are kept; a field
+    given again replaces its value). ``hint=None`` (or empty) forgets the stored hint and
+    restores the analysis' own grid.
+
+    ``track``: a track id or id prefix, or a path of one of its files.
+
+    Raises
+    ------
+    ParameterError
+        Not a library track; its files are gone; the file now holds other audio; a bar line
+        past the end of the audio.
+    AudioError
+        The file cannot be analysed.
+    """
+    from cratedig.analysis.pipeline import analyze_file
+    from cratedig.learn.clusters import refresh_clusters
+    from cratedig.match.store import sync_index
+
+    if hint is not None and hint.empty:
+        hint = None
+    path = Path(track).expanduser()
+    with library.reader() as s:
+        if path.is_file():
+            track_id = repo.track_of_path(s, os.path.abspath(path))
+        else:
+            track_id = repo.resolve_track_id(s, os.fspath(track))
+        before = repo.load_analysis(s, track_id) if track_id else None
+        paths = repo.track_paths(s, track_id) if track_id else []
+        row_ingest = repo.track_ingest_id(s, track_id) if track_id else None
+        stored = repo.grid_hints(s, [track_id]).get(track_id) if track_id else None
+    if track_id is None or before is None:
+        raise ParameterError(f"{track}: not a track of the library (a track id or a file of it)")
+    if hint is not None and stored:
+        from cratedig.analysis.rhythm import GridHint as _GridHint
+
+        hint = _GridHint.from_json({**stored, **hint.to_json()})
+    here = [p for p in paths if os.path.exists(p)]
+    if not here:
+        raise ParameterError(
+            f"{track}: the track's files are gone ({', '.join(paths) or 'none recorded'}), so it "
+            "cannot be analysed again; ingest its folder where it is now"
+        )
+    analysis = analyze_file(here[0], max_duration=max_duration, hint=hint)
+    if analysis.track_id != track_id:
+        raise ParameterError(
+            f"{here[0]} no longer holds track {track_id} (its audio changed): run ingest on its "
+            "folder first"
+        )
+    reattached = repo.Reattachment()
+    with library.transaction() as s:
+        repo.store_analysis(s, analysis, ingest_id=row_ingest, reattached=reattached)
+        repo.set_grid_hint(s, track_id, hint.to_json() if hint is not None else None)
+    sync_index(library)
+    refresh_clusters(library)
+    return Regrid(
+        track_id=track_id,
+        path=here[0],
+        given=hint.to_json() if hint is not None else {},
+        before=_grid_summary(before),
+        after=_grid_summary(analysis),
+        ratings={
+            "kept": reattached.kept,
+            "moved": reattached.moved,
+            "orphaned": reattached.orphaned,
+        },
+        segments=len(analysis.segments),
+    )
 
 
 def resolve_tracks(library: Library, names: Sequence[str]) -> tuple[str, ...]:

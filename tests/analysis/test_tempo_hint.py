@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cratedig.analysis.pipeline import analyze_signal
-from cratedig.analysis.rhythm import check_tempo_hint
+from cratedig.analysis.rhythm import GridHint, check_tempo_hint
 from cratedig.errors import ParameterError
 from cratedig.synth import synthesize_song
 from cratedig.theory import Key
@@ -28,7 +28,7 @@ def song():
 
 
 def test_hint_at_the_tempo_keeps_the_grid_and_drops_the_doubt(song) -> None:
-    a = analyze_signal(song.audio, sr=SR, tempo_hint=100.0)
+    a = analyze_signal(song.audio, sr=SR, hint=GridHint(bpm=100.0))
     assert a.tempo == pytest.approx(100.0, rel=0.01)
     assert mir_eval.beat.f_measure(song.beats, np.asarray(a.beats)) > 0.95
     assert mir_eval.beat.f_measure(song.downbeats, np.asarray(a.downbeats)) > 0.9
@@ -40,7 +40,7 @@ def test_hint_at_the_tempo_keeps_the_grid_and_drops_the_doubt(song) -> None:
 def test_hint_at_double_time_is_followed(song) -> None:
     """The user's word wins: 200 BPM gives beats on every eighth note of the 100 BPM song, on
     the song's own grid (not between its beats)."""
-    a = analyze_signal(song.audio, sr=SR, tempo_hint=200.0)
+    a = analyze_signal(song.audio, sr=SR, hint=GridHint(bpm=200.0))
     assert a.tempo == pytest.approx(200.0, rel=0.01)
     eighths = np.sort(np.r_[song.beats, song.beats[:-1] + np.diff(song.beats) / 2])
     assert mir_eval.beat.f_measure(eighths, np.asarray(a.beats)) > 0.95
@@ -49,7 +49,7 @@ def test_hint_at_double_time_is_followed(song) -> None:
 
 
 def test_hint_off_by_a_little_is_refined(song) -> None:
-    a = analyze_signal(song.audio, sr=SR, tempo_hint=99.0)
+    a = analyze_signal(song.audio, sr=SR, hint=GridHint(bpm=99.0))
     assert a.tempo == pytest.approx(100.0, abs=0.5)
     assert mir_eval.beat.f_measure(song.beats, np.asarray(a.beats)) > 0.9
 
@@ -71,7 +71,7 @@ def test_the_given_tempo_is_kept_where_the_onsets_say_little(make, seconds, bpm)
     tempo, within the 2 % a fit may move it."""
     from cratedig.analysis.rhythm import HINT_AGREES
 
-    a = analyze_signal(make(seconds), sr=SR, tempo_hint=bpm)
+    a = analyze_signal(make(seconds), sr=SR, hint=GridHint(bpm=bpm))
     assert abs(a.tempo / bpm - 1.0) <= HINT_AGREES + 1e-9
 
 
@@ -94,7 +94,7 @@ def test_hint_puts_a_double_time_reading_back_on_its_beats(monkeypatch) -> None:
     monkeypatch.setattr(rhythm, "NET_HALVE_SURE", np.inf)
     y = _groove(90.0, DEMBOW["kicks"], "8", snares=DEMBOW["snares"])
     assert analyze_signal(y, sr=GROOVE_SR).tempo == pytest.approx(180.0, rel=0.04)
-    a = analyze_signal(y, sr=GROOVE_SR, tempo_hint=90.0)
+    a = analyze_signal(y, sr=GROOVE_SR, hint=GridHint(bpm=90.0))
     assert a.tempo == pytest.approx(90.0, rel=0.01)
     beat = 60.0 / 90.0
     # every beat of the bar carries a kick (kicks on 1-4): the grid sits on them

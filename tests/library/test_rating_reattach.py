@@ -94,7 +94,9 @@ def reingest_with(db, music, track_id, monkeypatch, change):
     """Mark ``track_id`` stale and ingest again: the real ingest path re-analyses it, with the
     pipeline's analysis passed through ``change``."""
     real = ingest_module.analyse_decoded
-    monkeypatch.setattr(ingest_module, "analyse_decoded", lambda a, p: change(real(a, p)))
+    monkeypatch.setattr(
+        ingest_module, "analyse_decoded", lambda a, p, **kw: change(real(a, p, **kw))
+    )
     with open_library(db) as lib, lib.transaction() as s:
         s.execute(
             update(TrackRow)

@@ -27,8 +27,8 @@ from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAn
 from cratedig.analysis.rhythm import (
     ONSET_LAG,
     BeatGrid,
+    GridHint,
     active_span,
-    check_tempo_hint,
     track_beats,
 )
 from cratedig.analysis.structure import bar_bounds, bar_cues, segment_structure
@@ -56,7 +56,7 @@ def analyze_file(
     path: str | os.PathLike[str],
     *,
     max_duration: float = MAX_DURATION,
-    tempo_hint: float | None = None,
+    hint: GridHint | None = None,
 ) -> TrackAnalysis:
     """Decode and analyse one audio file.
 
@@ -65,9 +65,10 @@ def analyze_file(
     path : path-like
     max_duration : float
         Seconds; longer files raise :class:`~cratedig.errors.UnsupportedAudio`.
-    tempo_hint : float, optional
-        A tempo the user knows, in BPM (30-300): the beat grid is fitted at it
-        (:func:`cratedig.analysis.rhythm.track_beats`).
+    hint : GridHint, optional
+        What the user knows of the grid: a tempo (BPM, 30-300) the beat grid is fitted at, a
+        time where a bar starts, beats per bar (:func:`cratedig.analysis.rhythm.track_beats`).
+        Recorded as ``estimates["grid"]["given"]``.
 
     Returns
     -------
@@ -84,18 +85,16 @@ def analyze_file(
     >>> a.tempo, a.key.camelot  # doctest: +SKIP
     (126.0, '8A')
     """
-    if tempo_hint is not None:
-        check_tempo_hint(tempo_hint)  # refused before the file is decoded
     t0 = time.perf_counter()
     audio = decode(path, sr=ANALYSIS_SR, max_duration=max_duration)
     t1 = time.perf_counter()
-    result = analyze_decoded(audio, path, tempo_hint=tempo_hint)
+    result = analyze_decoded(audio, path, hint=hint)
     result.timings = {"decode": t1 - t0, **result.timings}
     return result
 
 
 def analyze_decoded(
-    audio: DecodedAudio, path: str | os.PathLike[str], *, tempo_hint: float | None = None
+    audio: DecodedAudio, path: str | os.PathLike[str], *, hint: GridHint | None = None
 ) -> TrackAnalysis:
     """:func:`analyze_file` on audio already decoded (ingest decodes once, hashes, then analyses).
 
@@ -105,7 +104,7 @@ def analyze_decoded(
         From :func:`cratedig.audio.decode` at the analysis rate, mono.
     path : path-like
         Recorded in the result.
-    tempo_hint : float, optional
+    hint : GridHint, optional
         See :func:`analyze_file`.
     """
     result = analyze_signal(
@@ -116,7 +115,7 @@ def analyze_decoded(
         format=audio.format,
         source_sr=audio.source_sr,
         channels=audio.channels,
-        tempo_hint=tempo_hint,
+        hint=hint,
     )
     result.duration = audio.duration
     result.quality = assess_quality(audio, result)
@@ -137,7 +136,7 @@ def analyze_signal(
     format: str = "PCM",
     source_sr: int | None = None,
     channels: int = 1,
-    tempo_hint: float | None = None,
+    hint: GridHint | None = None,
 ) -> TrackAnalysis:
     """Analyse a mono signal: beats, downbeats, tempo, meter, key, structure and features.
 
@@ -147,7 +146,7 @@ def analyze_signal(
     sr : int > 0
     path, track_id, format, source_sr, channels
         Carried into the record; ``track_id`` defaults to a hash of ``y``.
-    tempo_hint : float, optional
+    hint : GridHint, optional
         See :func:`analyze_file`.
 
     Returns
@@ -174,7 +173,7 @@ def analyze_signal(
     tuning = estimate_tuning(fe)
     chroma, bass = chroma_pair(fe, tuning=tuning)
     lap("chroma")
-    grid = track_beats(fe, harmony=bass, chroma=chroma, tempo_hint=tempo_hint)
+    grid = track_beats(fe, harmony=bass, chroma=chroma, hint=hint)
     lap("rhythm")
     a0, a1 = active_span(fe)
     blocks = loudness_blocks(y, sr)
@@ -288,6 +287,7 @@ def analyze_signal(
                 track_key.clarity,
                 opening_agrees=opening.key == track_key.key,
             ),
+            hint=hint,
         ),
     )
 
@@ -361,15 +361,21 @@ def key_agreement(
 
 
 def estimates_of(
-    grid: BeatGrid, key: KeyEstimate, key_confidence: float | None = None
+    grid: BeatGrid,
+    key: KeyEstimate,
+    key_confidence: float | None = None,
+    *,
+    hint: GridHint | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Confidence and runner-up of each track-level estimate (the ``estimates`` record field).
 
-    ``key_confidence`` defaults to the key's clarity (see :func:`key_agreement`).
+    ``key_confidence`` defaults to the key's clarity (see :func:`key_agreement`). What the user
+    gave of the grid (``hint``) is ``"grid": {"given": {...}}``.
     """
     runner = Key.from_index(int(np.argsort(key.scores)[-2]))
     alt = float(grid.tempo_alternative)
-    return {
+    given = {"grid": {"given": hint.to_json()}} if hint is not None and not hint.empty else {}
+    return given | {
         "tempo": {
             "value": round(float(grid.tempo), 2),
             "confidence": round(float(grid.tempo_confidence), 3),

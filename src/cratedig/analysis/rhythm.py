@@ -269,7 +269,7 @@ def track_beats(
     *,
     harmony: np.ndarray,
     chroma: np.ndarray | None = None,
-    tempo_hint: float | None = None,
+    hint: GridHint | None = None,
 ) -> BeatGrid:
     """Estimate tempo, beats, meter and downbeats.
 
@@ -278,23 +278,27 @@ def track_beats(
     fe : Frontend
     harmony : np.ndarray [shape=(n_tonal_frames, 12)]
         Chroma per tonal frame (the bass register's works best): its changes mark bar starts.
-    tempo_hint : float in [TEMPO_HINT_RANGE], optional
-        The tempo the user knows (an acapella labelled "124 BPM", a track whose octave the
-        analysis got wrong): the grid is fitted at it (the analysis' own grid stands where its
-        tempo is within :data:`HINT_AGREES`); the beat's phase, the meter and the bar lines are
-        still found, and the tempo's confidence is 1 with no runner-up.
+    hint : GridHint, optional
+        What the user knows of the grid. A tempo (an acapella labelled "124 BPM", a track whose
+        octave the analysis got wrong): the grid is fitted at it (the analysis' own grid stands
+        where its tempo is within :data:`HINT_AGREES`); the beat's phase, the meter and the bar
+        lines are still found, and the tempo's confidence is 1 with no runner-up. A bar line
+        (a time where a bar starts) and beats per bar: see :func:`bars_as_given`.
 
     Returns
     -------
     BeatGrid
     """
-    if tempo_hint is not None:
-        bpm = check_tempo_hint(tempo_hint)
+    if hint is not None and not hint.empty:
         own = track_beats(fe, harmony=harmony, chroma=chroma)
-        if abs(own.tempo / bpm - 1.0) <= HINT_AGREES:
+        if hint.bpm is None:
+            grid = own
+        elif abs(own.tempo / hint.bpm - 1.0) <= HINT_AGREES:
             # The analysis heard the tempo the user gives: its grid stands, undoubted.
-            return replace(own, tempo_confidence=1.0, tempo_alternative=0.0)
-        return _hinted_beats(fe, harmony, chroma, bpm)
+            grid = replace(own, tempo_confidence=1.0, tempo_alternative=0.0)
+        else:
+            grid = _hinted_beats(fe, harmony, chroma, hint.bpm)
+        return bars_as_given(fe, grid, hint, harmony=harmony, chroma=chroma)
     onset = _local_normalise(fe.onset.astype(np.float64), fe.fps)
     mid = _local_normalise(fe.onset_bands[1].astype(np.float64), fe.fps)
     low = _local_normalise(fe.onset_bands[0].astype(np.float64), fe.fps)
@@ -377,6 +381,163 @@ TEMPO_HINT_RANGE = (30.0, 300.0)
 #: anew at a rounded "125" moved the phase of a lead line read right at 124.9 (measured on the
 #: stems of real songs, ``bench/stem_grids.py --query-bpm``).
 HINT_AGREES = 0.02
+
+
+#: A bar line the user gives further than this share of a beat from the nearest beat moves
+#: the whole grid onto it (the beats were on the off-beats); nearer, the beat stands (a click
+#: a little early or late names that beat).
+DOWNBEAT_SNAP = 0.25
+
+
+@dataclass(frozen=True)
+class GridHint:
+    """What the user knows of a track's grid, as a DJ fixes one in rekordbox or Mixxx.
+
+    Attributes
+    ----------
+    bpm : float or None
+        The tempo, within :data:`TEMPO_HINT_RANGE`.
+    downbeat : float or None
+        Seconds from the start: a time where a bar starts (beat 1 of any bar).
+    beats_per_bar : int or None
+        3 or 4 (the meters the analysis knows).
+
+    Raises :class:`~cratedig.errors.ParameterError` for values out of range.
+
+    Examples
+    --------
+    >>> GridHint(bpm=124, downbeat=0.5).to_json()
+    {'bpm': 124.0, 'downbeat': 0.5}
+    >>> GridHint.from_json({"beats_per_bar": 3}).describe()
+    '3 beats per bar'
+    """
+
+    bpm: float | None = None
+    downbeat: float | None = None
+    beats_per_bar: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.bpm is not None:
+            object.__setattr__(self, "bpm", check_tempo_hint(self.bpm))
+        if self.downbeat is not None:
+            try:
+                t = float(self.downbeat)
+            except (TypeError, ValueError):
+                raise ParameterError(
+                    f"bar line {self.downbeat!r} is not a time in seconds"
+                ) from None
+            if not np.isfinite(t) or t < 0:
+                raise ParameterError(f"bar line {self.downbeat!r} s must be a time >= 0 seconds")
+            object.__setattr__(self, "downbeat", t)
+        if self.beats_per_bar is not None and self.beats_per_bar not in (3, 4):
+            raise ParameterError(f"beats per bar {self.beats_per_bar!r} must be 3 or 4")
+
+    @property
+    def empty(self) -> bool:
+        return self.bpm is None and self.downbeat is None and self.beats_per_bar is None
+
+    def to_json(self) -> dict[str, float | int]:
+        """The fields that are set."""
+        out: dict[str, float | int] = {}
+        if self.bpm is not None:
+            out["bpm"] = round(self.bpm, 4)
+        if self.downbeat is not None:
+            out["downbeat"] = round(self.downbeat, 4)
+        if self.beats_per_bar is not None:
+            out["beats_per_bar"] = int(self.beats_per_bar)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, object] | None) -> GridHint:
+        data = data or {}
+        bpb = data.get("beats_per_bar")
+        return cls(
+            bpm=data.get("bpm"),  # type: ignore[arg-type]
+            downbeat=data.get("downbeat"),  # type: ignore[arg-type]
+            beats_per_bar=int(bpb) if isinstance(bpb, (int, float)) else None,
+        )
+
+    def describe(self) -> str:
+        """Plain words: ``"124 BPM, a bar starts at 0.52 s, 4 beats per bar"``."""
+        words = []
+        if self.bpm is not None:
+            words.append(f"{self.bpm:g} BPM")
+        if self.downbeat is not None:
+            words.append(f"a bar starts at {self.downbeat:.2f} s")
+        if self.beats_per_bar is not None:
+            words.append(f"{self.beats_per_bar} beats per bar")
+        return ", ".join(words)
+
+
+def bars_as_given(
+    fe: Frontend,
+    grid: BeatGrid,
+    hint: GridHint,
+    *,
+    harmony: np.ndarray,
+    chroma: np.ndarray | None = None,
+) -> BeatGrid:
+    """``grid`` with the bar lines the user gave (``hint.downbeat``, ``hint.beats_per_bar``).
+
+    A bar line puts beat 1 on the beat nearest it; if that beat is more than
+    :data:`DOWNBEAT_SNAP` of a beat away, the whole grid moves onto the given time first (the
+    analysis had the beats on the off-beats). Beats per bar alone: the best bar phase of that
+    meter by the usual bar-line cues. What the user gave is certain (confidence 1).
+    """
+    if hint.downbeat is None and hint.beats_per_bar is None:
+        return grid
+    beats = np.asarray(grid.beats, dtype=np.float64)
+    meter = hint.beats_per_bar or grid.meter
+    meter_conf = 1.0 if hint.beats_per_bar is not None else grid.meter_confidence
+    if hint.downbeat is not None and len(beats) >= 2:
+        if hint.downbeat >= fe.duration:
+            raise ParameterError(
+                f"a bar starting at {hint.downbeat:.2f} s is past the end of the audio "
+                f"({fe.duration:.2f} s)"
+            )
+        n, anchor, local = _grid_position(beats, hint.downbeat)
+        delta = hint.downbeat - anchor
+        if abs(delta) > DOWNBEAT_SNAP * local:
+            moved = beats + delta
+            # keep the grid's span: a beat pushed off one end comes back at the other
+            if delta > 0 and moved[0] - local >= 0.0:
+                moved = np.r_[moved[0] - local, moved]
+            elif delta < 0 and moved[-1] + local < fe.duration:
+                moved = np.r_[moved, moved[-1] + local]
+            beats = moved[(moved >= 0.0) & (moved < fe.duration)]
+            n, _, _ = _grid_position(beats, hint.downbeat)
+        phase, phase_conf = n % meter, 1.0
+    elif len(beats) >= 8:
+        _, phase, _, phase_margin = _meter_and_phase(fe, beats, harmony, chroma, meters=(meter,))
+        phase_conf = bar_line_confidence(phase_margin, DOWNBEAT_MARGIN_CAP, grid.tempo_confidence)
+    else:
+        phase, phase_conf = 0, grid.downbeat_confidence
+    return replace(
+        grid,
+        beats=beats,
+        downbeats=beats[phase::meter],
+        meter=meter,
+        first_downbeat=phase,
+        meter_confidence=meter_conf,
+        downbeat_confidence=phase_conf,
+    )
+
+
+def _grid_position(beats: np.ndarray, t: float) -> tuple[int, float, float]:
+    """(index, time, local period) of the grid position nearest ``t``; before the first beat
+    or after the last, the grid is extended at its end's period (a negative index, or one past
+    the end): a bar the user starts in the silence before the music is on the music's grid."""
+    if t < beats[0]:
+        p = float(beats[1] - beats[0])
+        k = int(round((beats[0] - t) / p))
+        return -k, float(beats[0]) - k * p, p
+    if t > beats[-1]:
+        p = float(beats[-1] - beats[-2])
+        k = int(round((t - beats[-1]) / p))
+        return len(beats) - 1 + k, float(beats[-1]) + k * p, p
+    i = int(np.argmin(np.abs(beats - t)))
+    j = min(max(i, 1), len(beats) - 1)
+    return i, float(beats[i]), float(beats[j] - beats[j - 1])
 
 
 def _beats_and_tempo(
@@ -1405,15 +1566,18 @@ def first_strong_beat(fe: Frontend, beats: np.ndarray) -> int:
     return int(strong[0]) if strong.size else 0
 
 
-def meter_phase_features(cues: np.ndarray, first: int) -> tuple[list[tuple[int, int]], np.ndarray]:
-    """For each (meter, phase) candidate: the cue contrasts and the start prior indicator.
+def meter_phase_features(
+    cues: np.ndarray, first: int, meters: tuple[int, ...] = (4, 3)
+) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """For each (meter, phase) candidate of ``meters``: the cue contrasts and the start prior
+    indicator.
 
     Returns the candidates and a matrix (n_candidates, n_cues + 2): contrasts, then 1 where
     the phase puts the first strong beat on a downbeat, then 1 for meter 3.
     """
     n = cues.shape[1]
     cands, rows = [], []
-    for meter in (4, 3):
+    for meter in meters:
         for phase in range(meter):
             on = np.zeros(n, dtype=bool)
             on[phase::meter] = True
@@ -1425,23 +1589,32 @@ def meter_phase_features(cues: np.ndarray, first: int) -> tuple[list[tuple[int, 
 
 
 def _meter_and_phase(
-    fe: Frontend, beats: np.ndarray, harmony: np.ndarray, chroma: np.ndarray | None = None
+    fe: Frontend,
+    beats: np.ndarray,
+    harmony: np.ndarray,
+    chroma: np.ndarray | None = None,
+    *,
+    meters: tuple[int, ...] = (4, 3),
 ) -> tuple[int, int, float, float]:
-    """Choose beats per bar (3 or 4) and the index of the first downbeat.
+    """Choose beats per bar (among ``meters``: 3 or 4) and the index of the first downbeat.
 
     Returns (meter, phase, meter margin, phase margin): the margins are the score differences
-    to the best other meter and to the best other phase of the chosen meter.
+    to the best other meter (0 with one meter to choose from) and to the best other phase of
+    the chosen meter.
     """
     if len(beats) < 8:
-        return 4, 0, 0.0, 0.0
+        return meters[0], 0, 0.0, 0.0
     cues = downbeat_cues(fe, beats, harmony, chroma)
-    cands, feats = meter_phase_features(cues, first_strong_beat(fe, beats))
+    cands, feats = meter_phase_features(cues, first_strong_beat(fe, beats), meters)
     weights = np.r_[DOWNBEAT_WEIGHTS, START_PRIOR, TRIPLE_METER_BIAS]
     score = feats @ weights
     i = int(np.argmax(score))
     meter, phase = cands[i]
     log.debug("meter/phase scores %s", dict(zip(cands, np.round(score, 2), strict=True)))
-    other_meter = max(v for (m, _), v in zip(cands, score, strict=True) if m != meter)
+    other_meter = max(
+        (v for (m, _), v in zip(cands, score, strict=True) if m != meter),
+        default=float(score[i]),
+    )
     other_phase = max(
         (v for (m, p), v in zip(cands, score, strict=True) if m == meter and p != phase),
         default=float(score[i]),

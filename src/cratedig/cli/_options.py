@@ -96,6 +96,19 @@ BpmOption = Annotated[
         "at it instead of the analysed tempo.",
     ),
 ]
+DownbeatOption = Annotated[
+    float | None,
+    typer.Option(
+        "--downbeat",
+        min=0.0,
+        help="A time (seconds) where a bar starts, as you hear it: beat 1 of the bars is put "
+        "there (the whole grid moves onto it if the analysis had the off-beats).",
+    ),
+]
+BeatsPerBarOption = Annotated[
+    int | None,
+    typer.Option("--beats-per-bar", min=3, max=4, help="Beats per bar you know: 3 or 4."),
+]
 
 #: Re-exported defaults so that command modules name them, not numbers.
 MAX_DURATION_DEFAULT: float = MAX_DURATION
@@ -192,3 +205,13 @@ class null_context:
 def spinner(enabled: bool, text: str) -> Any:
     """A Rich spinner on stderr, or nothing."""
     return err.status(text, spinner="dots") if enabled else null_context()
+
+
+def grid_hint(bpm: float | None, downbeat: float | None, beats_per_bar: int | None) -> Any:
+    """The :class:`~cratedig.analysis.rhythm.GridHint` of the grid options, or None when none
+    is given."""
+    if bpm is None and downbeat is None and beats_per_bar is None:
+        return None
+    from cratedig.analysis.rhythm import GridHint
+
+    return GridHint(bpm=bpm, downbeat=downbeat, beats_per_bar=beats_per_bar)

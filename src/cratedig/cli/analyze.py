@@ -11,10 +11,13 @@ from rich.table import Table
 
 from cratedig.cli._options import (
     MAX_DURATION_DEFAULT,
+    BeatsPerBarOption,
     BpmOption,
+    DownbeatOption,
     MaxDurationOption,
     clock,
     err,
+    grid_hint,
     out,
     shown,
     spinner,
@@ -32,6 +35,8 @@ def analyze_command(
     ] = False,
     max_duration: MaxDurationOption = MAX_DURATION_DEFAULT,
     bpm: BpmOption = None,
+    downbeat: DownbeatOption = None,
+    beats_per_bar: BeatsPerBarOption = None,
     rekordbox: Annotated[
         Path | None,
         typer.Option(
@@ -48,6 +53,7 @@ def analyze_command(
     from cratedig.fileio import check_output
 
     check_max_duration(max_duration)
+    hint = grid_hint(bpm, downbeat, beats_per_bar)
     if rekordbox is not None:
         if str(rekordbox) == "-" and json_out:
             raise OutputError("--rekordbox - and --json both want standard output: name a file")
@@ -57,7 +63,7 @@ def analyze_command(
     for path in files:
         try:
             with spinner(not json_out, f"analysing {shown(path)}"):
-                result = analyze_file(path, max_duration=max_duration, tempo_hint=bpm)
+                result = analyze_file(path, max_duration=max_duration, hint=hint)
         except (AudioError, OSError) as exc:
             failures += 1
             if isinstance(exc, OSError):  # a file that vanished or became unreadable mid-way
@@ -97,6 +103,11 @@ def _print_analysis(a: Any) -> None:  # a: TrackAnalysis
         f"{clock(a.duration)}  {a.loudness:.1f} LUFS  tuning {a.tuning:+.0f} c  id {a.track_id}",
         soft_wrap=True,  # a long path must stay whole (and copyable) on one line
     )
+    given = (a.estimates.get("grid") or {}).get("given")
+    if given:
+        from cratedig.analysis.rhythm import GridHint
+
+        out.print(f"  grid as you gave it: {GridHint.from_json(given).describe()}")
     for doubt in a.doubts():
         out.print(f"  [yellow]? {shown(doubt)}[/yellow]")
     table = Table(show_edge=False)

@@ -1,4 +1,5 @@
-"""Library commands: ``ingest``, ``stats``, ``tracks``, ``export-slices``, ``export-rekordbox``. Parse, call, print.
+"""Library commands: ``ingest``, ``stats``, ``tracks``, ``regrid``, ``export-slices``,
+``export-rekordbox``, ``prune``. Parse, call, print.
 
 ``ingest`` is :func:`cratedig.workflows.update_library`: the ingest, then the match index and
 segment clusters.
@@ -16,16 +17,22 @@ from rich.table import Table
 
 from cratedig.cli._options import (
     MAX_DURATION_DEFAULT,
+    BeatsPerBarOption,
+    BpmOption,
     DaskOption,
     DbOption,
+    DownbeatOption,
     JsonOption,
     MaxDurationOption,
     WorkersOption,
+    clock,
     err,
+    grid_hint,
     make_executor,
     out,
     progress_bar,
     shown,
+    spinner,
 )
 
 
@@ -307,12 +314,69 @@ def prune_command(db: DbOption = None, json_out: JsonOption = False) -> None:
     )
 
 
+def regrid_command(
+    track: Annotated[str, typer.Argument(help="A library track id (or prefix), or its file.")],
+    bpm: BpmOption = None,
+    downbeat: DownbeatOption = None,
+    beats_per_bar: BeatsPerBarOption = None,
+    clear: Annotated[
+        bool,
+        typer.Option("--clear", help="Forget the grid given before: the analysis' own again."),
+    ] = False,
+    max_duration: MaxDurationOption = MAX_DURATION_DEFAULT,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Fix a track's beat grid: analyse it again at the tempo, bar line and meter you give,
+    and keep them for it (every later re-analysis lays the same grid). What you give adds to
+    what you gave before (--bpm, then --downbeat); --clear forgets it all."""
+    from cratedig import workflows
+    from cratedig.errors import ParameterError
+    from cratedig.library.db import open_library
+
+    hint = grid_hint(bpm, downbeat, beats_per_bar)
+    if (hint is None) == (not clear):
+        raise ParameterError(
+            "give what you know of the grid (--bpm, --downbeat, --beats-per-bar), or --clear "
+            "to go back to the analysis' own grid"
+        )
+    with open_library(db, create=False) as lib:
+        with spinner(not json_out, f"analysing {track} again"):
+            done = workflows.regrid(lib, track, hint, max_duration=max_duration)
+    if json_out:
+        print(json.dumps(done.to_json()), flush=True)
+        return
+    b, a = done.before, done.after
+
+    def grid(x: dict[str, Any]) -> str:
+        first = x["first_downbeat"]
+        bar = f"first bar at {clock(first)}" if first is not None else "no bar lines"
+        return f"{x['tempo']:.2f} BPM, {x['beats_per_bar']}/4, {bar}, {x['segments']} phrases"
+
+    out.print(f"[bold]{shown(done.path)}[/bold]  id {done.track_id}", soft_wrap=True)
+    out.print(f"  before: {grid(b)}")
+    out.print(f"  now:    {grid(a)}")
+    if done.given:
+        from cratedig.analysis.rhythm import GridHint
+
+        out.print(f"  kept for this track: {GridHint.from_json(done.given).describe()}")
+    else:
+        out.print("  the analysis' own grid; nothing kept")
+    r = done.ratings
+    if any(r.values()):
+        out.print(
+            f"  ratings: {r['kept']} unchanged, {r['moved']} followed their music, "
+            f"{r['orphaned']} orphaned (`cratedig ratings --orphaned`)"
+        )
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``ingest``, ``stats``, ``tracks``, ``export-slices``, ``export-rekordbox`` and
-    ``prune`` to ``app``."""
+    """Add ``ingest``, ``stats``, ``tracks``, ``regrid``, ``export-slices``,
+    ``export-rekordbox`` and ``prune`` to ``app``."""
     app.command("ingest")(ingest_command)
     app.command("stats")(stats_command)
     app.command("tracks")(tracks_command)
+    app.command("regrid")(regrid_command)
     app.command("export-slices")(export_slices_command)
     app.command("export-rekordbox")(export_rekordbox_command)
     app.command("prune")(prune_command)

@@ -14,14 +14,17 @@ from cratedig.cli._options import (
     MAX_STRETCH_DEFAULT,
     PER_TRACK_DEFAULT,
     TOP_DEFAULT,
+    BeatsPerBarOption,
     BpmOption,
     DbOption,
+    DownbeatOption,
     JsonOption,
     MaxShiftOption,
     MaxStretchOption,
     TopOption,
     cents_text,
     clock,
+    grid_hint,
     out,
     shown,
     spinner,
@@ -59,6 +62,8 @@ def match_command(
         ),
     ] = None,
     bpm: BpmOption = None,
+    downbeat: DownbeatOption = None,
+    beats_per_bar: BeatsPerBarOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -74,7 +79,9 @@ def match_command(
         # Named tracks first: a wrong name fails before the query is analysed.
         partners = workflows.resolve_tracks(lib, with_) if with_ else None
         with spinner(not json_out, f"analysing {query}"):
-            analysis, in_library = workflows.resolve_query(lib, query, tempo_hint=bpm)
+            analysis, in_library = workflows.resolve_query(
+                lib, query, hint=grid_hint(bpm, downbeat, beats_per_bar)
+            )
         result = workflows.match(
             lib, analysis, in_library=in_library, top=options.top, max_shift=options.max_shift,
             max_stretch=options.max_stretch, segment=options.segment,

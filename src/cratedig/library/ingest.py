@@ -32,6 +32,7 @@ import numpy as np
 from cratedig import ANALYSIS_VERSION
 from cratedig.analysis.pipeline import analyze_decoded, track_id_from_hash
 from cratedig.analysis.records import TrackAnalysis
+from cratedig.analysis.rhythm import GridHint
 from cratedig.audio.decode import (
     ANALYSIS_SR,
     MAX_DURATION,
@@ -40,7 +41,7 @@ from cratedig.audio.decode import (
     decode,
 )
 from cratedig.compute import Executor, InProcessExecutor
-from cratedig.errors import AudioError
+from cratedig.errors import AudioError, ParameterError
 from cratedig.library import repository as repo
 from cratedig.library.db import Library
 from cratedig.library.errors import DatabaseReadOnly, DiskFull, LibraryError, SliceError
@@ -72,12 +73,16 @@ class WorkerContext:
     slices_dir : str or None
         Write phrase slices there after analysing.
     slice_format : str
+    grid_hints : dict
+        Track id -> what its user gave of its grid (``cratedig regrid``): laid again when the
+        track is analysed again.
     """
 
     known_ids: np.ndarray
     max_duration: float = MAX_DURATION
     slices_dir: str | None = None
     slice_format: str = "flac"
+    grid_hints: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def knows(self, track_id: str) -> bool:
         key = np.uint64(int(track_id, 16))
@@ -128,9 +133,25 @@ class Vanished:
 Outcome = Analysed | AlreadyKnown | Failed | Vanished
 
 
-def analyse_decoded(audio: DecodedAudio, path: str | os.PathLike[str]) -> TrackAnalysis:
-    """Analyse audio the worker already decoded (see :func:`~cratedig.analysis.pipeline.analyze_decoded`)."""
-    return analyze_decoded(audio, path)
+def analyse_decoded(
+    audio: DecodedAudio, path: str | os.PathLike[str], *, hint: GridHint | None = None
+) -> TrackAnalysis:
+    """Analyse audio the worker already decoded (see :func:`~cratedig.analysis.pipeline.analyze_decoded`),
+    on the grid its user gave (``hint``) if any."""
+    return analyze_decoded(audio, path, hint=hint)
+
+
+def _hint_of(ctx: WorkerContext, track_id: str) -> GridHint | None:
+    """What the user gave of this track's grid (``cratedig regrid``), kept across re-analyses;
+    None if nothing, or if what is stored no longer reads as a grid (logged, not fatal)."""
+    given = ctx.grid_hints.get(track_id)
+    if not given:
+        return None
+    try:
+        return GridHint.from_json(given)
+    except ParameterError as exc:
+        log.warning("track %s: the grid its user gave is ignored (%s)", track_id, exc)
+        return None
 
 
 def process_file(ctx: WorkerContext, scanned: ScannedFile) -> Outcome:
@@ -153,7 +174,7 @@ def process_file(ctx: WorkerContext, scanned: ScannedFile) -> Outcome:
     if ctx.knows(track_id):
         return AlreadyKnown(current, track_id, audio.duration)
     try:
-        analysis = analyse_decoded(audio, current.path)
+        analysis = analyse_decoded(audio, current.path, hint=_hint_of(ctx, track_id))
     except AudioError as exc:
         return Failed(current, exc.reason)
     except Exception as exc:  # a bug on one odd file must not stop a 10 000-file ingest
@@ -369,6 +390,7 @@ def _ingest(
     report.pruned = _prune_missing(library, top, {f.path for f in scan.files}, files)
     with library.reader() as s:
         current = repo.current_track_ids(s, analysis_version=ANALYSIS_VERSION)
+        hints = repo.grid_hints(s)
     todo: list[ScannedFile] = []
     seen_tracks: set[str] = set()  # tracks this ingest saw unchanged: may need their slices
     for f in scan.files:
@@ -406,6 +428,7 @@ def _ingest(
         max_duration=max_duration,
         slices_dir=os.fspath(slices_dir) if slices_dir is not None else None,
         slice_format=slice_fmt,
+        grid_hints=hints,
     )
     stored: set[str] = set(current)  # current tracks, including those stored by this ingest
     try:

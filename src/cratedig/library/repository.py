@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -63,6 +63,7 @@ def store_analysis(
     *,
     analysed_at: datetime | None = None,
     ingest_id: str | None = None,
+    reattached: Reattachment | None = None,
 ) -> TrackRow:
     """Insert or replace a track's analysis: its row, segments and features.
 
@@ -78,6 +79,8 @@ def store_analysis(
         Defaults to now (UTC).
     ingest_id : str, optional
         The ingest run storing it (``cratedig drift --batch``).
+    reattached : Reattachment, optional
+        Filled with what happened to the track's ratings (:func:`reattach_ratings`).
 
     Returns
     -------
@@ -119,7 +122,13 @@ def store_analysis(
         session.execute(insert(SegmentRow), [_segment_values(s) for s in a.segments])
         session.execute(insert(FeatureRow), [_feature_values(s) for s in a.segments])
     # Ratings name segments by id; the new segmentation may have renumbered or moved them.
-    reattach_ratings(session, tid, previous=previous)
+    done = reattach_ratings(session, tid, previous=previous)
+    if reattached is not None:
+        reattached.kept, reattached.moved, reattached.orphaned = (
+            done.kept,
+            done.moved,
+            done.orphaned,
+        )
     return row
 
 
@@ -651,6 +660,31 @@ def current_track_ids(session: Session, *, analysis_version: int = ANALYSIS_VERS
     return set(
         session.scalars(select(TrackRow.id).where(TrackRow.analysis_version == analysis_version))
     )
+
+
+def grid_hints(
+    session: Session, track_ids: Sequence[str] | None = None
+) -> dict[str, dict[str, object]]:
+    """What users gave of their tracks' grids (``cratedig regrid``): track id -> the JSON
+    object of :class:`~cratedig.analysis.rhythm.GridHint`, for the tracks (of ``track_ids``,
+    default all) that have one."""
+    q = select(TrackRow.id, TrackRow.grid_hint).where(TrackRow.grid_hint.is_not(None))
+    if track_ids is not None:
+        q = q.where(TrackRow.id.in_(list(track_ids)))
+    return {r.id: dict(r.grid_hint) for r in session.execute(q) if r.grid_hint}
+
+
+def track_ingest_id(session: Session, track_id: str) -> str | None:
+    """The ingest run that stored the track's analysis (None if unknown)."""
+    return session.scalars(select(TrackRow.ingest_id).where(TrackRow.id == track_id)).first()
+
+
+def set_grid_hint(session: Session, track_id: str, hint: Mapping[str, object] | None) -> None:
+    """Keep ``hint`` (None: forget it) as what the user gave of the track's grid."""
+    row = session.get(TrackRow, track_id)
+    if row is None:
+        raise ParameterError(f"track {track_id} is not in the library")
+    row.grid_hint = dict(hint) if hint else None
 
 
 def track_of_path(session: Session, path: str) -> str | None:

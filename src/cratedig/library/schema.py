@@ -166,6 +166,9 @@ class TrackRow(Base):
     estimates: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     # Input quality (bandwidth, fake lossless, clipping, flags...); NULL before migration 0004.
     quality: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    # What the user gave of the grid (``cratedig regrid``; migration 0007): every re-analysis
+    # lays it again. NULL where the analysis' own grid stands.
+    grid_hint: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     # The ingest run that stored this analysis (``cratedig drift --batch``).
     ingest_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     analysis_version: Mapped[int] = mapped_column(Integer, index=True)

@@ -40,6 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cratedig import workflows
 from cratedig.analysis.records import TrackAnalysis
+from cratedig.analysis.rhythm import GridHint
 from cratedig.errors import AudioError, CratedigError, ParameterError
 from cratedig.library.db import Library, open_library
 from cratedig.library.errors import DatabaseUnavailable, LibraryError
@@ -103,6 +104,20 @@ class MatchRequest(BaseModel):
         description="The query's tempo as the user knows it: the query is analysed again on a "
         "beat grid at this tempo (e.g. an acapella labelled 124 BPM).",
     )
+    downbeat: float | None = Field(
+        None,
+        ge=0.0,
+        description="A time (seconds) where one of the query's bars starts, as the user hears "
+        "it: the query is analysed again with beat 1 there.",
+    )
+    beats_per_bar: int | None = Field(None, ge=3, le=4, description="The query's meter: 3 or 4.")
+
+    @property
+    def hint(self) -> GridHint | None:
+        """What the user gave of the query's grid, or None."""
+        if self.bpm is None and self.downbeat is None and self.beats_per_bar is None:
+            return None
+        return GridHint(bpm=self.bpm, downbeat=self.downbeat, beats_per_bar=self.beats_per_bar)
 
     @field_validator("with_tracks")
     @classmethod
@@ -788,12 +803,12 @@ def _match_track(state: ServiceState, body: MatchRequest) -> dict[str, Any]:
         up = state.uploads.get(tid)
     if up is not None:
         analysis, in_library = up.analysis, False
-        if body.bpm is not None:
+        if body.hint is not None:
             from cratedig.analysis.pipeline import analyze_file
 
-            analysis = analyze_file(up.path, tempo_hint=body.bpm)
-    elif body.bpm is not None:
-        analysis, in_library = workflows.resolve_query(state.library, tid, tempo_hint=body.bpm)
+            analysis = analyze_file(up.path, hint=body.hint)
+    elif body.hint is not None:
+        analysis, in_library = workflows.resolve_query(state.library, tid, hint=body.hint)
         return _match_json(state, analysis, in_library, body, None)
     else:
         with state.library.reader() as s:
@@ -842,7 +857,8 @@ async def _match_upload(state: ServiceState, request: Request) -> dict[str, Any]
         up = form.get("file")
         if up is None or isinstance(up, str):
             raise HTTPException(422, "file: an audio file in the multipart field 'file'")
-        names = ("top", "max_shift", "max_stretch", "segment", "per_track", "bpm")
+        names = ("top", "max_shift", "max_stretch", "segment", "per_track", "bpm", "downbeat",
+                 "beats_per_bar")  # fmt: skip
         fields = {k: form[k] for k in names if k in form}
         try:
             options = MatchRequest.model_validate({"track_id": "0000", **fields})
@@ -865,12 +881,12 @@ async def _match_upload(state: ServiceState, request: Request) -> dict[str, Any]
 
             loop = asyncio.get_running_loop()
             analysis = await loop.run_in_executor(
-                state.analysis_pool, partial(analyze_file, str(tmp), tempo_hint=options.bpm)
+                state.analysis_pool, partial(analyze_file, str(tmp), hint=options.hint)
             )
             stored = await run_in_threadpool(workflows.stored_analysis, state.library, analysis)
             if stored is not None:
                 lib_analysis = await run_in_threadpool(_analysis_of, state, stored.track_id)
-                if options.bpm is not None:
+                if options.hint is not None:
                     # The library's track on the grid the user gave (not kept as an upload:
                     # its id is the library track's); its phrases play from the library file.
                     analysis.path = lib_analysis.path
