@@ -76,6 +76,27 @@ def test_analyze_at_a_tempo_the_user_gives(songs, song_files):
     assert bad.exit_code == 2 and "--bpm" in bad.output
 
 
+def test_analyze_with_the_bars_the_user_gives(songs, song_files):
+    """``--downbeat`` puts beat 1 there, ``--beats-per-bar`` sets the meter; the text output
+    says the grid is the user's."""
+    truth = songs[0]
+    at = float(truth.beats[1])
+    obj = json.loads(
+        run(
+            "analyze", "--json", "--downbeat", str(at), "--beats-per-bar", "3", song_files[0]
+        ).stdout
+    )
+    assert obj["time_signature"][0] == 3
+    assert min(abs(d - at) for d in obj["downbeats"]) < 0.02
+    assert obj["estimates"]["grid"]["given"] == {"downbeat": round(at, 4), "beats_per_bar": 3}
+    text = run("analyze", "--downbeat", str(at), song_files[0]).stdout
+    assert f"grid as you gave it: a bar starts at {at:.2f} s" in text
+    bad = run("analyze", "--beats-per-bar", "5", song_files[0])
+    assert bad.exit_code == 2 and "--beats-per-bar" in bad.output
+    bad = run("analyze", "--downbeat", "-1", song_files[0])
+    assert bad.exit_code == 2 and "--downbeat" in bad.output
+
+
 def test_analyze_shows_sections(song_files):
     obj = json.loads(run("analyze", "--json", song_files[0]).stdout)
     sections = obj["sections"]

@@ -107,6 +107,10 @@ def test_resolve_query_and_list_tracks(crate):
         assert hinted.estimates["tempo"]["confidence"] == 1.0
         as_file, in_lib = workflows.resolve_query(lib, hinted.path, hint=GridHint(bpm=62.0))
         assert in_lib and as_file.tempo == pytest.approx(62.0, rel=0.02)
+        # a bar line the user hears: the query's bars start there
+        at = float(hinted.beats[3])
+        barred, _ = workflows.resolve_query(lib, rows[0]["track_id"], hint=GridHint(downbeat=at))
+        assert min(abs(barred.downbeats - at)) < 0.02 and barred.segments[0].start <= at + 0.02
         with pytest.raises(ParameterError, match="tempo"):
             workflows.resolve_query(lib, rows[0]["track_id"][:6], hint=GridHint(bpm=1000.0))
         assert workflows.track_detail(lib, "0" * 16) is None

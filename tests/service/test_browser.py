@@ -214,6 +214,33 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     )
     shot(page, "06-mashup")
 
+    # Fix house_c's grid: the bar starts on what it has as beat 2 (a producer's count).
+    page.locator("#tracks tbody tr", has_text="house_c").click()
+    page.wait_for_function("state.track && state.track.path.includes('house_c')")
+    c_id, beat2, first = page.evaluate(
+        "[state.track.track_id, state.track.beats[1], state.track.downbeats[0]]"
+    )
+    page.click("#grid-fix summary")
+    page.fill("#grid-downbeat", f"{beat2:.3f}")
+    with page.expect_response(lambda r: "/grid" in r.url and r.request.method == "PUT"):
+        page.click("#grid-apply")
+    page.wait_for_selector("[data-testid=grid-given]")
+    assert f"a bar starts at {beat2:.2f} s" in page.inner_text("[data-testid=grid-given]")
+    assert page.evaluate("state.track.downbeats[0]") == pytest.approx(beat2, abs=0.02)
+    assert page.locator(".phrase").count() >= 2  # phrases of the new grid, matched again
+    shot(page, "06b-grid-fixed")
+    with open_library(server["url"]) as lib, lib.reader() as s:
+        from cratedig.library import repository as repo
+
+        assert repo.grid_hints(s)[c_id] == {"downbeat": round(beat2, 3)}
+    # Reset: the analysis' own grid again, nothing kept.
+    with page.expect_response(lambda r: "/grid" in r.url and r.request.method == "DELETE"):
+        page.click("#grid-clear")
+    page.wait_for_function(f"Math.abs(state.track.downbeats[0] - {first}) < 0.02")
+    assert page.locator("[data-testid=grid-given]").count() == 0
+    with open_library(server["url"]) as lib, lib.reader() as s:
+        assert c_id not in repo.grid_hints(s)
+
     # Upload a song that is not in the library and see its matches.
     x, sr = sf.read(server["music"] / "crate" / "house_b.flac")
     up = tmp_path / "fresh take.wav"
@@ -223,6 +250,7 @@ def test_the_page_end_to_end(server, browser, tmp_path):
         "document.querySelector('#song-title').textContent === 'fresh take.wav'", timeout=120_000
     )
     assert "uploaded" in page.inner_text("#song-meta")
+    assert not page.is_visible("#grid-fix")  # an upload is not a library track to fix
     j = page.evaluate(
         "state.track.segments.findIndex(s => (state.match.matches.find(m => m.query_segment"
         " === s.id) || {candidates: []}).candidates.length > 0)"

@@ -130,6 +130,20 @@ class MatchRequest(BaseModel):
         return out
 
 
+class GridRequest(BaseModel):
+    """What the user knows of a library track's grid (``cratedig regrid``); at least one."""
+
+    bpm: float | None = Field(None, ge=30.0, le=300.0, description="The track's tempo.")
+    downbeat: float | None = Field(
+        None, ge=0.0, description="A time (seconds) where a bar starts: beat 1 goes there."
+    )
+    beats_per_bar: int | None = Field(None, ge=3, le=4, description="3 or 4.")
+
+    @property
+    def hint(self) -> GridHint:
+        return GridHint(bpm=self.bpm, downbeat=self.downbeat, beats_per_bar=self.beats_per_bar)
+
+
 class RenderRequest(BaseModel):
     query_segment: str
     candidate_segment: str
@@ -283,6 +297,8 @@ class ServiceState:
             self.generation += 1
             with self._matches_lock:
                 self.matches.clear()
+            # a re-analysed track keeps its segment ids for other spans of its audio
+            self.audio.clear()
             return len(self.index)
 
     # -- uploads -------------------------------------------------------------------------------
@@ -448,6 +464,20 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         top = max(peaks) or 1.0
         return {"track_id": track_id, "duration": analysis.duration,
                 "peaks": [round(p / top, 3) for p in peaks]}  # fmt: skip
+
+    @app.put("/api/tracks/{track_id}/grid", tags=["library"])
+    def set_grid(track_id: str, body: GridRequest, _: Writer) -> dict[str, Any]:
+        """Fix a track's grid: it is analysed again on the tempo, bar line and beats per bar
+        given (added to what was given before), which it keeps through later re-analyses.
+        ``{"before": ..., "after": ..., "given": ..., "ratings": ...}``."""
+        if body.hint.empty:
+            raise HTTPException(422, "give bpm, downbeat or beats_per_bar (DELETE to clear)")
+        return _regrid(state, track_id, body.hint)
+
+    @app.delete("/api/tracks/{track_id}/grid", tags=["library"])
+    def clear_grid(track_id: str, _: Writer) -> dict[str, Any]:
+        """Forget the grid given for a track: it is analysed again on its own grid."""
+        return _regrid(state, track_id, None)
 
     @app.post("/api/library/scan", status_code=202, tags=["library"])
     def scan(body: ScanRequest, _: Writer) -> dict[str, Any]:
@@ -731,6 +761,20 @@ def _check_track_id(track_id: str) -> None:
 def _check_segment_id(segment_id: str) -> None:
     if not SEGMENT_ID.match(segment_id):
         raise HTTPException(422, "segment id: <16 hex digit track id>_<n>")
+
+
+def _regrid(state: ServiceState, track_id: str, hint: GridHint | None) -> dict[str, Any]:
+    _check_track_id(track_id)
+    try:
+        done = workflows.regrid(state.library, track_id, hint)
+    except ParameterError as exc:
+        if "not a track of the library" in str(exc) or "files are gone" in str(exc):
+            raise HTTPException(404, state.public_error(exc)) from exc
+        raise
+    state.reload_index()
+    out = done.to_json()
+    out["path"] = state.public_path(out["path"])
+    return out
 
 
 def _analysis_of(state: ServiceState, track_id: str) -> TrackAnalysis:

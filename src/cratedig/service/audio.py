@@ -100,6 +100,12 @@ class BytesCache:
         self._lock = threading.Lock()
         self._pending: dict[object, threading.Lock] = {}
 
+    def clear(self) -> None:
+        """Forget every item (the library changed: a segment id may now name other audio)."""
+        with self._lock:
+            self._items.clear()
+            self._size = 0
+
     def get_or_make(self, key: object, make: Callable[[], bytes]) -> bytes:
         with self._lock:
             if key in self._items:

@@ -115,10 +115,18 @@ function showSong(track, match) {
   $("#song").classList.remove("empty");
   $("#song-title").textContent = baseName(track.path) || track.track_id;
   const matched = match.matches.filter((m) => m.candidates.length).length;
+  const given = (track.estimates && track.estimates.grid && track.estimates.grid.given) || null;
   $("#song-meta").innerHTML = `${track.tempo.toFixed(1)} BPM · ${keyChip(track.camelot)} ${esc(track.key)} ${esc(track.mode)} · ` +
     `${track.time_signature ? track.time_signature.join("/") : "4/4"} · ${clock(track.duration)} · ` +
     `${matched}/${track.segments.length} phrases have partners${match.query.upload ? " · uploaded, not in the library" : ""}` +
+    (given ? `<div class="given" data-testid="grid-given">grid as you gave it: ${esc(gridWords(given))}</div>` : "") +
     (match.query.doubts || []).map((d) => `<div class="doubt">? ${esc(d)}</div>`).join("");
+  // Fixing the grid is for library tracks (an upload is matched once, with "file BPM").
+  $("#grid-fix").classList.toggle("hidden", !!match.query.upload);
+  $("#grid-bpm").value = ""; $("#grid-downbeat").value = ""; $("#grid-bpb").value = "";
+  $("#grid-bpm").placeholder = `${track.tempo.toFixed(2)} BPM`;
+  $("#grid-downbeat").placeholder = track.downbeats && track.downbeats.length ? `bar at ${track.downbeats[0].toFixed(2)} s` : "bar at (s)";
+  $("#grid-clear").classList.toggle("hidden", !given);
   $("#mashup-audio").classList.add("hidden");
   $("#timeline").innerHTML = "";
   fillWith(track.track_id);
@@ -127,6 +135,44 @@ function showSong(track, match) {
   $("#phrase-view").innerHTML = `<p class="hint">Click a phrase above to see what mixes with it.</p>`;
   renderTracks();
   $("#song").scrollIntoView({ block: "start" });
+}
+
+function gridWords(g) {
+  const w = [];
+  if (g.bpm != null) w.push(`${g.bpm} BPM`);
+  if (g.downbeat != null) w.push(`a bar starts at ${Number(g.downbeat).toFixed(2)} s`);
+  if (g.beats_per_bar != null) w.push(`${g.beats_per_bar} beats per bar`);
+  return w.join(", ");
+}
+
+// "Fix grid": what the user hears (tempo, where a bar starts, beats per bar); the track is
+// analysed again on it and keeps it. Only the fields filled in are sent (they add to what was
+// given before).
+async function fixGrid(ev) {
+  ev.preventDefault();
+  const body = {};
+  const bpm = $("#grid-bpm").value.trim(), at = $("#grid-downbeat").value.trim(), bpb = $("#grid-bpb").value;
+  if (bpm) body.bpm = +bpm;
+  if (at) body.downbeat = +at;
+  if (bpb) body.beats_per_bar = +bpb;
+  if (!Object.keys(body).length) { setStatus("give a BPM, where a bar starts, or beats per bar", true); return; }
+  await sendGrid("PUT", body);
+}
+
+async function sendGrid(method, body) {
+  const id = state.track.track_id, name = baseName(state.track.path) || id;
+  setStatus(`analysing ${name} again…`);
+  try {
+    const opts = { method };
+    if (body) Object.assign(opts, { headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const r = await api(`/api/tracks/${id}/grid`, opts);
+    const a = r.after;
+    await openTrack(id);
+    loadTracks();
+    setStatus(`${name}: ${a.tempo.toFixed(2)} BPM, ${a.beats_per_bar}/4` +
+      (a.first_downbeat != null ? `, first bar at ${a.first_downbeat.toFixed(2)} s` : "") +
+      (r.ratings.orphaned ? ` · ${r.ratings.orphaned} ratings orphaned` : ""));
+  } catch (e) { setStatus(e.message, true); }
 }
 
 // "Partners from": the whole library, or one chosen track (every phrase of it scored).
@@ -358,6 +404,8 @@ function wire() {
   $("#back").addEventListener("click", () => { stop(); document.querySelector("main").classList.remove("song-open"); });
   $("#mashup").addEventListener("click", mashup);
   $("#with").addEventListener("change", matchWith);
+  $("#grid-form").addEventListener("submit", fixGrid);
+  $("#grid-clear").addEventListener("click", () => sendGrid("DELETE", null));
   $("#scan-form").addEventListener("submit", scan);
   $("#job-cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message, true)));
   $("#upload").addEventListener("change", upload);
