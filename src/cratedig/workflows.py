@@ -66,6 +66,7 @@ __all__ = [
     "activate_model",
     "active_ranker",
     "evaluate_rankers",
+    "import_rekordbox_grids",
     "list_models",
     "list_ratings",
     "list_tracks",
@@ -353,6 +354,7 @@ def regrid(
     hint: GridHint | None,
     *,
     max_duration: float = MAX_DURATION,
+    sync: bool = True,
 ) -> Regrid:
     """Analyse a library track again on the grid its user gives, and keep that grid for it.
 
@@ -366,7 +368,8 @@ def regrid(
     given again replaces its value). ``hint=None`` (or empty) forgets the stored hint and
     restores the analysis' own grid.
 
-    ``track``: a track id or id prefix, or a path of one of its files.
+    ``track``: a track id or id prefix, or a path of one of its files. ``sync=False`` leaves
+    the match index and clusters to the caller (several tracks regridded, then one sync).
 
     Raises
     ------
@@ -414,8 +417,9 @@ def regrid(
     with library.transaction() as s:
         repo.store_analysis(s, analysis, ingest_id=row_ingest, reattached=reattached)
         repo.set_grid_hint(s, track_id, hint.to_json() if hint is not None else None)
-    sync_index(library)
-    refresh_clusters(library)
+    if sync:
+        sync_index(library)
+        refresh_clusters(library)
     return Regrid(
         track_id=track_id,
         path=here[0],
@@ -429,6 +433,91 @@ def regrid(
         },
         segments=len(analysis.segments),
     )
+
+
+#: A rekordbox grid agrees with the analysis (nothing to do) when its BPM is within this share
+#: of the analysis' tempo and the analysis' bar lines lie within this many seconds of its
+#: bar grid (median), at the same beats per bar.
+GRID_AGREES_TEMPO = 0.002
+GRID_AGREES_SECONDS = 0.02
+
+
+def _bars_agree(a: TrackAnalysis, downbeat: float, bpm: float | None, meter: int | None) -> bool:
+    import numpy as np
+
+    if meter is not None and meter != a.time_signature[0]:
+        return False
+    if bpm is not None and abs(a.tempo / bpm - 1.0) > GRID_AGREES_TEMPO:
+        return False
+    d = np.asarray(a.downbeats, dtype=np.float64)
+    if len(d) == 0:
+        return False
+    bar = a.time_signature[0] * 60.0 / (bpm or a.tempo)
+    off = np.mod(d - downbeat + bar / 2, bar) - bar / 2
+    return bool(np.median(np.abs(off)) <= GRID_AGREES_SECONDS)
+
+
+def import_rekordbox_grids(
+    library: Library,
+    source: str | os.PathLike[str],
+    *,
+    dry_run: bool = False,
+    max_duration: float = MAX_DURATION,
+    progress: ProgressCallback = _no_progress,
+) -> list[dict[str, Any]]:
+    """Take the beat grids a DJ set in rekordbox (its XML collection) for the library's tracks.
+
+    For each track of the collection with a grid (:func:`cratedig.library.rekordbox.read_grids`)
+    whose file is a library file: where the library's grid already agrees (tempo within
+    :data:`GRID_AGREES_TEMPO`, bar lines within :data:`GRID_AGREES_SECONDS`, same beats per
+    bar) nothing is done; otherwise the track is :func:`regrid`-ded on rekordbox's tempo, first
+    bar line and meter, and keeps them. One row per collection track: ``path``, ``track_id``,
+    ``action`` (``agrees``, ``regridded``, ``would regrid`` with ``dry_run``, ``not in the
+    library``, ``failed``), ``given`` and, when regridded, ``before``/``after``. The match index
+    and clusters are synced once at the end.
+    """
+    from cratedig.analysis.rhythm import GridHint
+    from cratedig.errors import AudioError
+    from cratedig.learn.clusters import refresh_clusters
+    from cratedig.library.rekordbox import read_grids
+    from cratedig.match.store import sync_index
+
+    grids = read_grids(source)
+    progress("planned", total=len(grids))
+    rows: list[dict[str, Any]] = []
+    changed = False
+    for g in grids:
+        row: dict[str, Any] = {"path": g.path, "track_id": None}
+        with library.reader() as s:
+            tid = repo.track_of_path(s, g.path)
+            a = repo.load_analysis(s, tid) if tid else None
+        try:
+            hint = GridHint(bpm=g.bpm, downbeat=g.downbeat, beats_per_bar=g.beats_per_bar)
+        except ParameterError as exc:
+            rows.append({**row, "action": "failed", "reason": str(exc)})
+            progress("done", path=g.path, status="failed")
+            continue
+        row.update(track_id=tid, given=hint.to_json())
+        if tid is None or a is None:
+            row["action"] = "not in the library"
+        elif _bars_agree(a, g.downbeat, g.bpm, g.beats_per_bar):
+            row["action"] = "agrees"
+        elif dry_run:
+            row["action"] = "would regrid"
+        else:
+            try:
+                done = regrid(library, tid, hint, max_duration=max_duration, sync=False)
+            except (ParameterError, AudioError) as exc:
+                row.update(action="failed", reason=getattr(exc, "reason", None) or str(exc))
+            else:
+                row.update(action="regridded", before=done.before, after=done.after)
+                changed = True
+        rows.append(row)
+        progress("done", path=g.path, status=row["action"])
+    if changed:
+        sync_index(library)
+        refresh_clusters(library)
+    return rows
 
 
 def resolve_tracks(library: Library, names: Sequence[str]) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
 """Library commands: ``ingest``, ``stats``, ``tracks``, ``regrid``, ``export-slices``,
-``export-rekordbox``, ``prune``. Parse, call, print.
+``export-rekordbox``, ``import-rekordbox``, ``prune``. Parse, call, print.
 
 ``ingest`` is :func:`cratedig.workflows.update_library`: the ingest, then the match index and
 segment clusters.
@@ -295,6 +295,51 @@ def export_rekordbox_command(
     )
 
 
+def import_rekordbox_command(
+    collection: Annotated[
+        Path,
+        typer.Argument(help="A rekordbox XML collection (File > Export Collection in xml format)."),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would change; change nothing.")
+    ] = False,
+    max_duration: MaxDurationOption = MAX_DURATION_DEFAULT,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Take the beat grids you set in rekordbox: each library track whose grid there differs
+    from cratedig's is analysed again on rekordbox's tempo, bar line and meter, and keeps them
+    (as `regrid`)."""
+    from cratedig import workflows
+    from cratedig.library.db import open_library
+
+    with open_library(db, create=False) as lib:
+        with progress_bar(not json_out, "grids") as on_event:
+            rows = workflows.import_rekordbox_grids(
+                lib, collection, dry_run=dry_run, max_duration=max_duration, progress=on_event
+            )
+    if json_out:
+        print(json.dumps({"tracks": rows}), flush=True)
+        return
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["action"]] = counts.get(r["action"], 0) + 1
+        if r["action"] in ("regridded", "would regrid", "failed"):
+            b, a = r.get("before"), r.get("after")
+            change = (
+                f"{b['tempo']:.2f} -> {a['tempo']:.2f} BPM, first bar "
+                f"{clock(b['first_downbeat'] or 0)} -> {clock(a['first_downbeat'] or 0)}"
+                if b and a
+                else r.get("reason", "")
+            )
+            out.print(f"  {r['action']:<12} {shown(r['path'])}  {shown(change)}", soft_wrap=True)
+    out.print(
+        f"{len(rows)} rekordbox grids: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        + (" (dry run: nothing changed)" if dry_run else "")
+    )
+
+
 def prune_command(db: DbOption = None, json_out: JsonOption = False) -> None:
     """Drop files gone from disk and the tracks no file holds any more (and their index
     entries); `ingest` does the same for the folder it scans."""
@@ -372,13 +417,14 @@ def regrid_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``ingest``, ``stats``, ``tracks``, ``regrid``, ``export-slices``,
-    ``export-rekordbox`` and ``prune`` to ``app``."""
+    ``export-rekordbox``, ``import-rekordbox`` and ``prune`` to ``app``."""
     app.command("ingest")(ingest_command)
     app.command("stats")(stats_command)
     app.command("tracks")(tracks_command)
     app.command("regrid")(regrid_command)
     app.command("export-slices")(export_slices_command)
     app.command("export-rekordbox")(export_rekordbox_command)
+    app.command("import-rekordbox")(import_rekordbox_command)
     app.command("prune")(prune_command)
 
 

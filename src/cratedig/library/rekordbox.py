@@ -231,6 +231,81 @@ def grid_beats(
     return np.asarray(times), np.asarray(numbers, dtype=int)
 
 
+#: Tempo marks whose BPMs all lie within this share of the first are one steady tempo: the
+#: grid's BPM is given (else only its bar line and meter, the analysis fitting the tempo).
+STEADY_MARKS = 0.002
+
+
+@dataclass(frozen=True)
+class RekordboxGrid:
+    """The beat grid a rekordbox collection holds for one file, as cratedig can take it.
+
+    ``bpm`` None: a grid whose tempo moves (marks more than :data:`STEADY_MARKS` apart);
+    ``downbeat``: the first bar line of the first mark at or after 0 s; ``beats_per_bar``
+    None unless ``Metro`` is 3/4 or 4/4 (the meters the analysis knows).
+    """
+
+    path: str
+    bpm: float | None
+    downbeat: float
+    beats_per_bar: int | None
+    marks: int
+
+
+def read_grids(source: str | os.PathLike[str]) -> list[RekordboxGrid]:
+    """The beat grids of a rekordbox XML collection (its ``COLLECTION/TRACK`` elements with
+    ``TEMPO`` marks and a ``file://localhost`` location); tracks without either are skipped.
+
+    The file is parsed by the standard library (expat >= 2.4 refuses entity expansion bombs and
+    no external entity is fetched). Raises :class:`~cratedig.errors.ParameterError` for a file
+    that is not such a collection, with the reason.
+    """
+    from cratedig.errors import ParameterError
+
+    try:
+        root = ET.parse(os.fspath(source)).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise ParameterError(f"{source}: not a readable rekordbox XML collection ({exc})") from None
+    if root.tag != "DJ_PLAYLISTS" or root.find("COLLECTION") is None:
+        raise ParameterError(
+            f"{source}: not a rekordbox XML collection (no DJ_PLAYLISTS/COLLECTION)"
+        )
+    out = []
+    for t in root.iterfind("COLLECTION/TRACK"):
+        url = t.get("Location") or ""
+        marks = []
+        for m in t.iterfind("TEMPO"):
+            try:
+                start, bpm = float(m.get("Inizio", "")), float(m.get("Bpm", ""))
+                beat = int(m.get("Battito", "1"))
+            except ValueError:
+                continue
+            if np.isfinite(start) and np.isfinite(bpm) and 30.0 <= bpm <= 300.0:
+                marks.append((start, bpm, beat, m.get("Metro", "")))
+        if not marks or not url.startswith(URL_PREFIX):
+            continue
+        marks.sort()
+        start, bpm, beat, metro = marks[0]
+        num = metro.split("/")[0].strip()
+        meter = int(num) if num in ("3", "4") else None
+        step = 60.0 / bpm
+        # back from the mark's beat to the bar line it belongs to, then into the file
+        bar = start - ((beat - 1) % (meter or 4)) * step
+        while bar < 0.0:
+            bar += (meter or 4) * step
+        steady = all(abs(b / bpm - 1.0) <= STEADY_MARKS for _, b, _, _ in marks)
+        out.append(
+            RekordboxGrid(
+                path=path_of_location(url),
+                bpm=bpm if steady else None,
+                downbeat=round(bar, 4),
+                beats_per_bar=meter,
+                marks=len(marks),
+            )
+        )
+    return out
+
+
 @dataclass
 class RekordboxReport:
     """What :func:`export_rekordbox` wrote."""
