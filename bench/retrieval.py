@@ -259,23 +259,27 @@ TARGET_REAL_TOP1 = 0.85
 REPEAT_CORR = 0.9
 
 
-def _analyse(job: tuple[str, str]) -> Any:
-    """Analyse one stem file under a given track id (runs in a worker)."""
+def _analyse(job: tuple[Any, ...]) -> Any:
+    """Analyse one stem file under a given track id (runs in a worker); a third element, the
+    JSON of a :class:`~cratedig.analysis.rhythm.GridHint`, is the grid the user gives."""
     from cratedig.analysis.pipeline import analyze_signal
+    from cratedig.analysis.rhythm import GridHint
     from cratedig.audio import decode
 
-    path, track_id = job
+    path, track_id = job[:2]
+    hint = GridHint.from_json(job[2]) if len(job) > 2 and job[2] else None
     audio = decode(path)
     a = analyze_signal(
         audio.samples, sr=audio.sr, path=path, track_id=track_id, format=audio.format,
-        source_sr=audio.source_sr, channels=audio.channels,
+        source_sr=audio.source_sr, channels=audio.channels, hint=hint,
     )  # fmt: skip
     a.duration = audio.duration
     return a
 
 
-def analysed_library(db: Path, jobs: list[tuple[str, str]], workers: int) -> Any:
-    """A SQLite library holding the analyses of ``jobs`` (path, track id); cached by id."""
+def analysed_library(db: Path, jobs: list[tuple[Any, ...]], workers: int) -> Any:
+    """A SQLite library holding the analyses of ``jobs`` (path, track id[, grid hint JSON]);
+    cached by id (a library per kind of hint)."""
     from cratedig.analysis.pipeline import ANALYSIS_VERSION
     from cratedig.library import repository as repo
     from cratedig.library.db import open_library
@@ -286,13 +290,13 @@ def analysed_library(db: Path, jobs: list[tuple[str, str]], workers: int) -> Any
         have = repo.current_track_ids(s, analysis_version=ANALYSIS_VERSION)
     # Record the files under their real path (the cache is often a symlink into another
     # checkout): a track analysed through a checkout since removed still names this file.
-    jobs = [(os.path.realpath(path), tid) for path, tid in jobs]
+    jobs = [(os.path.realpath(j[0]), *j[1:]) for j in jobs]
     with lib.reader() as s:
-        recorded = repo.paths_of(s, [tid for _, tid in jobs if tid in have])
+        recorded = repo.paths_of(s, [j[1] for j in jobs if j[1] in have])
     moved = [
-        (path, tid)
-        for path, tid in jobs
-        if tid in have and not any(os.path.exists(p) for p in recorded.get(tid, []))
+        (j[0], j[1])
+        for j in jobs
+        if j[1] in have and not any(os.path.exists(p) for p in recorded.get(j[1], []))
     ]
     if moved:
         with lib.transaction() as s:
@@ -305,7 +309,7 @@ def analysed_library(db: Path, jobs: list[tuple[str, str]], workers: int) -> Any
     if todo:
         print(f"  analysing {len(todo)} stem files into {db.name} ...", file=sys.stderr)
         with ProcessPoolExecutor(workers) as pool:
-            for (path, tid), a in zip(todo, pool.map(_analyse, todo), strict=True):
+            for (path, tid, *_), a in zip(todo, pool.map(_analyse, todo), strict=True):
                 st = Path(path).stat()
                 with lib.transaction() as s:
                     repo.store_analysis(s, a)
@@ -521,15 +525,41 @@ def as_trained(
     return train_ranker(X, y, names, blend=weight, queries=queries)
 
 
+def _grid_hint(song: dict[str, Any], tracks: dict[str, Any], which: str) -> dict[str, Any]:
+    """The JSON of the grid a query layer is given (``run_split(query_grid=)``): the song's
+    true tempo and bar lines (``"truth"``) or its band's analysed ones (``"partner"``); the
+    first bar line after 5 s, the beats per bar from the bar lines' spacing where 3 or 4, the
+    tempo where within 30-300 BPM."""
+    from cratedig.analysis.rhythm import GridHint
+
+    if which == "truth":
+        bpm, bars = float(song["tempo"]), np.asarray(song.get("downbeats") or [], float)
+    else:
+        pa = tracks[f"{song['id']}-partner"]
+        bpm, bars = float(pa.tempo), np.asarray(pa.downbeats, float)
+    meter = None
+    if len(bars) >= 3:
+        guess = int(round(float(np.median(np.diff(bars))) * bpm / 60.0))
+        meter = guess if guess in (3, 4) else None
+    after = bars[bars >= 5.0]
+    bar = float(after[0]) if len(after) else (float(bars[0]) if len(bars) else None)
+    hint = GridHint(bpm=bpm if 30.0 <= bpm <= 300.0 else None, downbeat=bar, beats_per_bar=meter)
+    return hint.to_json()
+
+
 def run_split(
     data: dict[str, Any], split: str, *, workers: int, rankers: dict[str, Any] | None,
     max_shift: int, max_stretch: float, fetch: int = DEFAULT_FETCH, same_chords: str = "bar",
-    song_rankers: dict[str, dict[str, Any]] | None = None,
+    song_rankers: dict[str, dict[str, Any]] | None = None, query_grid: str = "own",
 ) -> dict[str, Any]:  # fmt: skip
     """Match every active lead phrase of ``split`` against that split's library.
 
     ``rankers`` (name -> ranker) score every song; ``song_rankers`` (song id -> name -> ranker)
     give each song its own (a ranker not trained on that song: cross-validation on dev).
+    ``query_grid``: ``"own"`` (the query layer's own analysis), ``"truth"`` (analysed with the
+    song's true tempo, a true bar line and beats per bar given, as a DJ who knows them would:
+    ``regrid``) or ``"partner"`` (given the band's analysed grid: the acapella lined up on
+    its instrumental, the grids agreeing by construction).
     """
     from cratedig.library import repository as repo
     from cratedig.match.query import MatchOptions, match_analysis
@@ -541,13 +571,18 @@ def run_split(
                  for c in s["copies"]]  # fmt: skip
     root = Path(data["root"])
     lib = analysed_library(root / f"library-{split}.sqlite", lib_jobs, workers)
-    qlib = analysed_library(
-        root / "queries.sqlite", [(s["query_path"], f"{s['id']}-query") for s in songs], workers
-    )
     index, _ = sync_index(lib)
     with lib.reader() as s:
         segs = {g.id: g for g in repo.load_segments(s)}
         tracks = {t: repo.load_analysis(s, t) for _, t in lib_jobs}
+    if query_grid == "own":
+        qlib = analysed_library(
+            root / "queries.sqlite", [(s["query_path"], f"{s['id']}-query") for s in songs], workers
+        )
+    else:
+        qjobs = [(s["query_path"], f"{s['id']}-query", _grid_hint(s, tracks, query_grid))
+                 for s in songs]  # fmt: skip
+        qlib = analysed_library(root / f"queries-grid-{query_grid}.sqlite", qjobs, workers)
     by_track: dict[str, list[Segment]] = {}
     for g in segs.values():
         by_track.setdefault(g.track_id, []).append(g)
@@ -727,13 +762,14 @@ def main_real(args: argparse.Namespace) -> int:
     data = stemset.load(workers=args.workers)
     data["root"] = str(stemset.CACHE_ROOT)
     lim = {"max_shift": args.max_shift, "max_stretch": args.max_stretch, "fetch": args.fetch,
-           "same_chords": args.same_chords}  # fmt: skip
+           "same_chords": args.same_chords, "query_grid": args.query_grid}  # fmt: skip
     dev = run_split(data, "dev", workers=args.workers, rankers=None, **lim)
     X, y, names, groups, queries, kinds = dev.pop("train")
     args.out.mkdir(parents=True, exist_ok=True)
     # The dev lists as the rankers see them, for offline study of the learned term.
     np.savez_compressed(
-        args.out / "retrieval_real_dev_lists.npz", X=X, y=y, names=np.array(names),
+        args.out / f"retrieval_real_dev_lists{'' if args.query_grid == 'own' else '_grid_' + args.query_grid}.npz",
+        X=X, y=y, names=np.array(names),
         songs=groups.astype(str), queries=queries.astype(str), kinds=kinds.astype(str),
     )  # fmt: skip
     ranker = as_trained(X, y, names, groups, queries)
@@ -812,7 +848,8 @@ def main_real(args: argparse.Namespace) -> int:
             print(f"    {q['song'][:28]:<28} phrase {q['phrase']:>2} @{q['start']:>6.1f}s "
                   f"rank {'-' if rk is None else int(rk):>3}: {q['reason']}")  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"retrieval_real_{args.split}.json"
+    grid = "" if args.query_grid == "own" else f"_grid_{args.query_grid}"
+    path = args.out / f"retrieval_real_{args.split}{grid}.json"
     path.write_text(json.dumps(res, indent=1, default=str))
     print(f"  wrote {path} ({res['seconds']} s)")
     return 0 if ok else 1
@@ -841,6 +878,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-shift", type=int, default=3)
     p.add_argument("--max-stretch", type=float, default=0.08)
     p.add_argument("--query", choices=("lead+drums", "lead"), default="lead+drums")
+    p.add_argument(
+        "--query-grid",
+        choices=("own", "truth", "partner"),
+        default="own",
+        help="--set real: the query layer on its own grid, or given the song's true "
+        "grid or its band's (regrid)",
+    )
     p.add_argument("--out", type=Path, default=OUT_DIR)
     args = p.parse_args(argv)
     if args.set == "real":
