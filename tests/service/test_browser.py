@@ -221,6 +221,13 @@ def test_the_page_end_to_end(server, browser, tmp_path):
         "[state.track.track_id, state.track.beats[1], state.track.downbeats[0]]"
     )
     page.click("#grid-fix summary")
+    # a click on the waveform says where the bar starts (then typed exactly)
+    box = page.locator("#wave").bounding_box()
+    dur = page.evaluate("state.track.duration")
+    page.mouse.click(box["x"] + box["width"] * beat2 / dur, box["y"] + box["height"] / 2)
+    assert float(page.input_value("#grid-downbeat")) == pytest.approx(
+        beat2, abs=dur / box["width"] + 0.01
+    )
     page.fill("#grid-downbeat", f"{beat2:.3f}")
     with page.expect_response(lambda r: "/grid" in r.url and r.request.method == "PUT"):
         page.click("#grid-apply")

@@ -405,6 +405,14 @@ function wire() {
   $("#mashup").addEventListener("click", mashup);
   $("#with").addEventListener("change", matchWith);
   $("#grid-form").addEventListener("submit", fixGrid);
+  // With "Fix grid" open, a click on the waveform says where a bar starts.
+  $("#wave").addEventListener("click", (ev) => {
+    if (!$("#grid-fix").open || !state.track) return;
+    const r = ev.target.getBoundingClientRect();
+    const t = Math.max(0, Math.min(1, (ev.clientX - r.left) / r.width)) * (state.track.duration || 0);
+    $("#grid-downbeat").value = t.toFixed(2);
+    $("#grid-downbeat").focus();
+  });
   $("#grid-clear").addEventListener("click", () => sendGrid("DELETE", null));
   $("#scan-form").addEventListener("submit", scan);
   $("#job-cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message, true)));
