@@ -79,6 +79,9 @@ def test_regrid_moves_the_bar_lines_keeps_them_and_ratings_follow(library, monke
     assert hint == {"downbeat": at}
     assert np.allclose(after.downbeats[:4], song.beats[1::4][:4], atol=0.03)
     assert after.estimates["grid"]["given"] == {"downbeat": at}
+    listed = {t["track_id"]: t for t in json.loads(run("tracks", "--db", db, "--json"))["tracks"]}
+    assert listed[a]["grid_given"] == {"downbeat": at} and listed[b]["grid_given"] == {}
+    assert "the grid you gave" in run("tracks", "--db", db)
     # the rating follows its music (the phrase moved by a beat)
     assert done["ratings"]["moved"] + done["ratings"]["kept"] == 1
     r = json.loads(run("ratings", "--db", db, "--json"))["ratings"]

@@ -218,7 +218,7 @@ def tracks_command(
         path = r["path"] + (f" (+{r['paths'] - 1})" if r["paths"] > 1 else "")
         t.add_row(
             r["track_id"],
-            f"{r['tempo']:.1f}",
+            f"{r['tempo']:.1f}" + ("*" if r["grid_given"] else ""),
             f"{r['camelot']} {r['key']} {r['mode'][:3]}",
             f"{r['time_signature'][0]}/{r['time_signature'][1]}",
             f"{m}:{sec:02d}",
@@ -228,6 +228,8 @@ def tracks_command(
             shown(path) if path else "[dim](no file)[/dim]",
         )
     out.print(t)
+    if any(r["grid_given"] for r in rows):
+        out.print("* the grid you gave (`cratedig regrid`)")
 
 
 def export_slices_command(

@@ -806,6 +806,8 @@ class TrackSummary:
     segments: int
     analysis_version: int
     quality: dict[str, Any] = field(default_factory=dict)
+    # what the user gave of its grid (``cratedig regrid``), empty if nothing
+    grid_given: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -874,6 +876,7 @@ def query_tracks(
             segments=int(n or 0),
             analysis_version=t.analysis_version,
             quality=dict(t.quality or {}),
+            grid_given=dict(t.grid_hint or {}),
         )
         for t, n, path, paths in session.execute(q).all()
     ]
