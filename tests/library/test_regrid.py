@@ -144,3 +144,28 @@ def test_regrid_refuses_what_it_cannot_do(library, tmp_path):
     # the file is gone: it cannot be analysed again, and says so
     os.remove(library["music"] / "a.wav")
     assert "files are gone" in run("regrid", a, "--bpm", 120, "--db", db, code=1)
+
+
+def test_slices_of_a_regridded_track_are_cut_again(library, tmp_path):
+    """The analysis version does not change with a regrid, the phrases do: slices written
+    before are stale, and both `export-slices` and `ingest --slices` write them again."""
+    db, a, b = library["db"], library["a"], library["b"]
+    out = tmp_path / "slices"
+    first = json.loads(run("export-slices", out, "--db", db, "--json"))
+    assert first["tracks"] == 2
+    assert json.loads(run("export-slices", out, "--db", db, "--json"))["skipped"] == 2
+    song = library["truth"]["a"]
+    run("regrid", a, "--downbeat", float(song.beats[1]), "--db", db, "--json")
+    again = json.loads(run("export-slices", out, "--db", db, "--json"))
+    assert again["tracks"] == 1 and again["skipped"] == 1
+    after, _ = stored(db, a)
+    manifest = json.loads((out / a / "track.json").read_text())
+    assert manifest["spans"] == [[round(s.start, 3), round(s.end, 3)] for s in after.segments]
+    # ingest --slices finds them stale too (the file itself unchanged)
+    run("regrid", a, "--clear", "--db", db, "--json")
+    report = json.loads(run("ingest", library["music"], "--db", db, "--slices", out, "--json"))
+    assert report["unchanged"] == 2 and report["slices"] >= 1
+    own, _ = stored(db, a)
+    manifest = json.loads((out / a / "track.json").read_text())
+    assert manifest["spans"] == [[round(s.start, 3), round(s.end, 3)] for s in own.segments]
+    assert (out / b / "track.json").exists()

@@ -571,13 +571,16 @@ def _slice_unchanged(
 ) -> None:
     """Write the slices of tracks this ingest skipped whose slices are missing or stale."""
     assert ctx.slices_dir is not None
+    with library.reader() as s:
+        spans = repo.segment_spans(s, sorted(track_ids))
     missing = sorted(
         t
         for t in track_ids
         if not slices_complete(
-            ctx.slices_dir, t, analysis_version=ANALYSIS_VERSION, fmt=ctx.slice_format
+            ctx.slices_dir, t, analysis_version=ANALYSIS_VERSION, fmt=ctx.slice_format,
+            spans=[(a, b) for _, a, b in spans.get(t, [])],
         )
-    )
+    )  # fmt: skip
     if not missing:
         return
     result = export_slices(
@@ -678,12 +681,19 @@ def export_slices(
         else:
             wanted = sorted(set(track_ids))
         versions = {t.track_id: t.analysis_version for t in repo.query_tracks(s)}
+        spans = {} if force else repo.segment_spans(s, wanted)
     todo = [
         t
         for t in wanted
         if t in versions
-        and (force or not slices_complete(out_dir, t, analysis_version=versions[t], fmt=form.name))
-    ]
+        and (
+            force
+            or not slices_complete(
+                out_dir, t, analysis_version=versions[t], fmt=form.name,
+                spans=[(a, b) for _, a, b in spans.get(t, [])],
+            )
+        )
+    ]  # fmt: skip
     report.skipped = len(wanted) - len(todo)
     progress("slicing", total=len(todo))
 

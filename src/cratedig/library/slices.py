@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,12 +101,25 @@ def check_slices_dir(slices_dir: str | os.PathLike[str]) -> Path:
     return p
 
 
+def slice_spans(spans: Iterable[tuple[float, float]]) -> list[list[float]]:
+    """Segment spans as a slice manifest records them (ms precision)."""
+    return [[round(float(a), 3), round(float(b), 3)] for a, b in spans]
+
+
 def slices_complete(
-    slices_dir: str | os.PathLike[str], track_id: str, *, analysis_version: int, fmt: str = "flac"
+    slices_dir: str | os.PathLike[str],
+    track_id: str,
+    *,
+    analysis_version: int,
+    fmt: str = "flac",
+    spans: Iterable[tuple[float, float]] | None = None,
 ) -> bool:
     """Whether the track's slices are all there for this analysis version and format: every
     slice and its sidecar present, and (for manifests that record them) of the size written,
-    so a truncated slice or a deleted sidecar is written again."""
+    so a truncated slice or a deleted sidecar is written again. With ``spans`` (the track's
+    segments now), slices cut from other spans (the track regridded since: same analysis
+    version, other phrases) are not complete either; manifests from before spans were
+    recorded are judged without them."""
     folder = track_dir(slices_dir, track_id)
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
@@ -117,6 +131,8 @@ def slices_complete(
         manifest.get("analysis_version") != analysis_version
         or manifest.get("format") != slice_format(fmt).name
     ):
+        return False
+    if spans is not None and "spans" in manifest and manifest["spans"] != slice_spans(spans):
         return False
     for name in names:
         for f in (name, str(Path(name).with_suffix(".json"))):
@@ -241,6 +257,7 @@ def write_track_slices(
             "camelot": analysis.key.camelot,
             "slices": names,
             "sizes": sizes,
+            "spans": slice_spans((g.start, g.end) for g in analysis.segments),
         }
         _atomic_write(out_dir / MANIFEST, _json_bytes(manifest))
     except OutputError as exc:
