@@ -91,6 +91,12 @@ def test_analyze_with_the_bars_the_user_gives(songs, song_files):
     assert obj["estimates"]["grid"]["given"] == {"downbeat": round(at, 4), "beats_per_bar": 3}
     text = run("analyze", "--downbeat", str(at), song_files[0]).stdout
     assert f"grid as you gave it: a bar starts at {at:.2f} s" in text
+    # as DJ software shows times: m:ss.s
+    m, sec = divmod(at, 60)
+    clocked = json.loads(run("analyze", "--json", "--downbeat", f"{int(m)}:{sec:06.3f}",
+                             song_files[0]).stdout)  # fmt: skip
+    assert clocked["estimates"]["grid"]["given"]["downbeat"] == pytest.approx(at, abs=1e-3)
+    assert run("analyze", "--downbeat", "1:99", song_files[0]).exit_code == 2
     bad = run("analyze", "--beats-per-bar", "5", song_files[0])
     assert bad.exit_code == 2 and "--beats-per-bar" in bad.output
     bad = run("analyze", "--downbeat", "-1", song_files[0])

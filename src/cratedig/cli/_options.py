@@ -96,13 +96,42 @@ BpmOption = Annotated[
         "at it instead of the analysed tempo.",
     ),
 ]
+
+
+def parse_time(text: str) -> float:
+    """Seconds from ``"65.32"``, ``"1:05.32"`` or ``"1:02:03"`` (as DJ software shows times);
+    :class:`typer.BadParameter` otherwise.
+
+    >>> parse_time("1:05.5"), parse_time("0.52"), parse_time("1:00:00")
+    (65.5, 0.52, 3600.0)
+    """
+    parts = str(text).strip().split(":")
+    try:
+        if len(parts) > 3 or not all(parts):
+            raise ValueError
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a time (seconds, or m:ss.s)") from None
+    if (
+        any(v < 0 for v in values)
+        or any(v >= 60 for v in values[1:])
+        or not all(v == v and v != float("inf") for v in values)
+    ):
+        raise typer.BadParameter(f"{text!r} is not a time (seconds, or m:ss.s)")
+    total = 0.0
+    for v in values:
+        total = total * 60.0 + v
+    return total
+
+
 DownbeatOption = Annotated[
     float | None,
     typer.Option(
         "--downbeat",
-        min=0.0,
-        help="A time (seconds) where a bar starts, as you hear it: beat 1 of the bars is put "
-        "there (the whole grid moves onto it if the analysis had the off-beats).",
+        parser=parse_time,
+        metavar="TIME",
+        help="A time where a bar starts, as you hear it (seconds, or m:ss.s): beat 1 of the "
+        "bars is put there (the whole grid moves onto it if the analysis had the off-beats).",
     ),
 ]
 BeatsPerBarOption = Annotated[
