@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from cratedig.analysis.records import TrackAnalysis
 from cratedig.audio.decode import MAX_DURATION
-from cratedig.errors import ParameterError
+from cratedig.errors import AudioError, ParameterError
 from cratedig.library import repository as repo
 from cratedig.library.db import Library
 from cratedig.match.query import MatchOptions, MatchResult
@@ -348,6 +348,90 @@ def _grid_summary(a: TrackAnalysis) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _RegridPlan:
+    """A library track to analyse again on a grid (:func:`regrid`)."""
+
+    track_id: str
+    path: str
+    hint: GridHint | None
+    before: TrackAnalysis
+    ingest_id: str | None
+
+
+def _regrid_plan(library: Library, track: str, hint: GridHint | None) -> _RegridPlan:
+    """Resolve ``track``, find a file of it on disk and merge ``hint`` with the stored one."""
+    if hint is not None and hint.empty:
+        hint = None
+    path = Path(track).expanduser()
+    with library.reader() as s:
+        if path.is_file():
+            track_id = repo.track_of_path(s, os.path.abspath(path))
+        else:
+            track_id = repo.resolve_track_id(s, os.fspath(track))
+        before = repo.load_analysis(s, track_id) if track_id else None
+        paths = repo.track_paths(s, track_id) if track_id else []
+        row_ingest = repo.track_ingest_id(s, track_id) if track_id else None
+        stored = repo.grid_hints(s, [track_id]).get(track_id) if track_id else None
+    if track_id is None or before is None:
+        raise ParameterError(f"{track}: not a track of the library (a track id or a file of it)")
+    if hint is not None and stored:
+        from cratedig.analysis.rhythm import GridHint as _GridHint
+
+        hint = _GridHint.from_json({**stored, **hint.to_json()})
+    here = [p for p in paths if os.path.exists(p)]
+    if not here:
+        raise ParameterError(
+            f"{track}: the track's files are gone ({', '.join(paths) or 'none recorded'}), so it "
+            "cannot be analysed again; ingest its folder where it is now"
+        )
+    return _RegridPlan(track_id, here[0], hint, before, row_ingest)
+
+
+def _regrid_analysis(max_duration: float, item: tuple[str, dict[str, Any] | None]) -> TrackAnalysis:
+    """Worker: the analysis of file ``item[0]`` on the grid of hint JSON ``item[1]``."""
+    from cratedig.analysis.pipeline import analyze_file
+    from cratedig.analysis.rhythm import GridHint as _GridHint
+
+    path, given = item
+    hint = _GridHint.from_json(given) if given else None
+    return analyze_file(path, max_duration=max_duration, hint=hint)
+
+
+def _store_regrid(library: Library, plan: _RegridPlan, analysis: TrackAnalysis) -> Regrid:
+    """Store the new analysis of ``plan``'s track and keep its hint (no index sync)."""
+    if analysis.track_id != plan.track_id:
+        raise ParameterError(
+            f"{plan.path} no longer holds track {plan.track_id} (its audio changed): run "
+            "ingest on its folder first"
+        )
+    reattached = repo.Reattachment()
+    with library.transaction() as s:
+        repo.store_analysis(s, analysis, ingest_id=plan.ingest_id, reattached=reattached)
+        repo.set_grid_hint(s, plan.track_id, plan.hint.to_json() if plan.hint else None)
+    return Regrid(
+        track_id=plan.track_id,
+        path=plan.path,
+        given=plan.hint.to_json() if plan.hint is not None else {},
+        before=_grid_summary(plan.before),
+        after=_grid_summary(analysis),
+        ratings={
+            "kept": reattached.kept,
+            "moved": reattached.moved,
+            "orphaned": reattached.orphaned,
+        },
+        segments=len(analysis.segments),
+    )
+
+
+def _sync_after_regrid(library: Library) -> None:
+    from cratedig.learn.clusters import refresh_clusters
+    from cratedig.match.store import sync_index
+
+    sync_index(library)
+    refresh_clusters(library)
+
+
 def regrid(
     library: Library,
     track: str,
@@ -379,60 +463,12 @@ def regrid(
     AudioError
         The file cannot be analysed.
     """
-    from cratedig.analysis.pipeline import analyze_file
-    from cratedig.learn.clusters import refresh_clusters
-    from cratedig.match.store import sync_index
-
-    if hint is not None and hint.empty:
-        hint = None
-    path = Path(track).expanduser()
-    with library.reader() as s:
-        if path.is_file():
-            track_id = repo.track_of_path(s, os.path.abspath(path))
-        else:
-            track_id = repo.resolve_track_id(s, os.fspath(track))
-        before = repo.load_analysis(s, track_id) if track_id else None
-        paths = repo.track_paths(s, track_id) if track_id else []
-        row_ingest = repo.track_ingest_id(s, track_id) if track_id else None
-        stored = repo.grid_hints(s, [track_id]).get(track_id) if track_id else None
-    if track_id is None or before is None:
-        raise ParameterError(f"{track}: not a track of the library (a track id or a file of it)")
-    if hint is not None and stored:
-        from cratedig.analysis.rhythm import GridHint as _GridHint
-
-        hint = _GridHint.from_json({**stored, **hint.to_json()})
-    here = [p for p in paths if os.path.exists(p)]
-    if not here:
-        raise ParameterError(
-            f"{track}: the track's files are gone ({', '.join(paths) or 'none recorded'}), so it "
-            "cannot be analysed again; ingest its folder where it is now"
-        )
-    analysis = analyze_file(here[0], max_duration=max_duration, hint=hint)
-    if analysis.track_id != track_id:
-        raise ParameterError(
-            f"{here[0]} no longer holds track {track_id} (its audio changed): run ingest on its "
-            "folder first"
-        )
-    reattached = repo.Reattachment()
-    with library.transaction() as s:
-        repo.store_analysis(s, analysis, ingest_id=row_ingest, reattached=reattached)
-        repo.set_grid_hint(s, track_id, hint.to_json() if hint is not None else None)
+    plan = _regrid_plan(library, track, hint)
+    given = plan.hint.to_json() if plan.hint is not None else None
+    done = _store_regrid(library, plan, _regrid_analysis(max_duration, (plan.path, given)))
     if sync:
-        sync_index(library)
-        refresh_clusters(library)
-    return Regrid(
-        track_id=track_id,
-        path=here[0],
-        given=hint.to_json() if hint is not None else {},
-        before=_grid_summary(before),
-        after=_grid_summary(analysis),
-        ratings={
-            "kept": reattached.kept,
-            "moved": reattached.moved,
-            "orphaned": reattached.orphaned,
-        },
-        segments=len(analysis.segments),
-    )
+        _sync_after_regrid(library)
+    return done
 
 
 #: A rekordbox grid agrees with the analysis (nothing to do) when its BPM is within this share
@@ -463,6 +499,7 @@ def import_rekordbox_grids(
     *,
     dry_run: bool = False,
     max_duration: float = MAX_DURATION,
+    executor: Any = None,
     progress: ProgressCallback = _no_progress,
 ) -> list[dict[str, Any]]:
     """Take the beat grids a DJ set in rekordbox (its XML collection) for the library's tracks.
@@ -471,52 +508,64 @@ def import_rekordbox_grids(
     whose file is a library file: where the library's grid already agrees (tempo within
     :data:`GRID_AGREES_TEMPO`, bar lines within :data:`GRID_AGREES_SECONDS`, same beats per
     bar) nothing is done; otherwise the track is :func:`regrid`-ded on rekordbox's tempo, first
-    bar line and meter, and keeps them. One row per collection track: ``path``, ``track_id``,
-    ``action`` (``agrees``, ``regridded``, ``would regrid`` with ``dry_run``, ``not in the
-    library``, ``failed``), ``given`` and, when regridded, ``before``/``after``. The match index
-    and clusters are synced once at the end.
+    bar line and meter, and keeps them. The analyses run on ``executor``
+    (:func:`cratedig.compute.make_executor`; default: this process), each stored as it
+    finishes. One row per collection track: ``path``, ``track_id``, ``action`` (``agrees``,
+    ``regridded``, ``would regrid`` with ``dry_run``, ``not in the library``, ``failed`` with
+    its ``reason``), ``given`` and, when regridded, ``before``/``after``. The match index and
+    clusters are synced once at the end.
     """
     from cratedig.analysis.rhythm import GridHint
-    from cratedig.errors import AudioError
-    from cratedig.learn.clusters import refresh_clusters
+    from cratedig.compute import InProcessExecutor
     from cratedig.library.rekordbox import read_grids
-    from cratedig.match.store import sync_index
 
     grids = read_grids(source)
     progress("planned", total=len(grids))
     rows: list[dict[str, Any]] = []
-    changed = False
+    plans: dict[str, tuple[_RegridPlan, dict[str, Any]]] = {}  # by track id
     for g in grids:
-        row: dict[str, Any] = {"path": g.path, "track_id": None}
+        row: dict[str, Any] = {"path": g.path, "track_id": None, "action": None}
+        rows.append(row)
         with library.reader() as s:
             tid = repo.track_of_path(s, g.path)
             a = repo.load_analysis(s, tid) if tid else None
         try:
             hint = GridHint(bpm=g.bpm, downbeat=g.downbeat, beats_per_bar=g.beats_per_bar)
+            row.update(track_id=tid, given=hint.to_json())
+            if tid is None or a is None:
+                row["action"] = "not in the library"
+            elif _bars_agree(a, g.downbeat, g.bpm, g.beats_per_bar):
+                row["action"] = "agrees"
+            elif tid in plans:
+                # two files of one track in the collection: the first one's grid is taken
+                row.update(action="duplicate", reason=f"same audio as {plans[tid][1]['path']}")
+            elif dry_run:
+                row["action"] = "would regrid"
+                plans[tid] = (_regrid_plan(library, tid, hint), row)
+            else:
+                plans[tid] = (_regrid_plan(library, tid, hint), row)
+                continue
         except ParameterError as exc:
-            rows.append({**row, "action": "failed", "reason": str(exc)})
-            progress("done", path=g.path, status="failed")
-            continue
-        row.update(track_id=tid, given=hint.to_json())
-        if tid is None or a is None:
-            row["action"] = "not in the library"
-        elif _bars_agree(a, g.downbeat, g.bpm, g.beats_per_bar):
-            row["action"] = "agrees"
-        elif dry_run:
-            row["action"] = "would regrid"
-        else:
+            row.update(action="failed", reason=str(exc))
+        progress("done", path=g.path, status=row["action"])
+    todo = {tid: v for tid, v in plans.items() if v[1]["action"] is None}
+    if todo:
+        executor = executor or InProcessExecutor()
+        items = [(p.path, p.hint.to_json() if p.hint else None) for p, _ in todo.values()]
+        by_file = {p.path: (p, row) for p, row in todo.values()}
+        for item, result in executor.imap_unordered(_regrid_analysis, items, context=max_duration):
+            plan, row = by_file[item[0]]
             try:
-                done = regrid(library, tid, hint, max_duration=max_duration, sync=False)
+                if isinstance(result, BaseException):
+                    raise result
+                done = _store_regrid(library, plan, result)
             except (ParameterError, AudioError) as exc:
                 row.update(action="failed", reason=getattr(exc, "reason", None) or str(exc))
             else:
                 row.update(action="regridded", before=done.before, after=done.after)
-                changed = True
-        rows.append(row)
-        progress("done", path=g.path, status=row["action"])
-    if changed:
-        sync_index(library)
-        refresh_clusters(library)
+            progress("done", path=row["path"], status=row["action"])
+        if any(r["action"] == "regridded" for r in rows):
+            _sync_after_regrid(library)
     return rows
 
 

@@ -96,20 +96,24 @@ def test_import_takes_the_grid_a_dj_moved_and_leaves_the_rest(library, tmp_path)
     mark = t.find("TEMPO")
     edit(xml, path_a, Battito=(int(mark.get("Battito")) - 2) % 4 + 1)
     add_track(xml, tmp_path / "elsewhere.mp3")
+    # the same file listed twice (a collection merged from two machines): one grid is taken
+    tree = ET.parse(xml)
+    coll = tree.getroot().find("COLLECTION")
+    twin = next(t for t in coll.iterfind("TRACK") if t.get("Location") == location(path_a))
+    coll.append(ET.fromstring(ET.tostring(twin)))
+    tree.write(xml, encoding="UTF-8", xml_declaration=True)
 
     dry = json.loads(run("import-rekordbox", xml, "--dry-run", "--db", db, "--json"))["tracks"]
-    actions = {r["path"].rsplit("/", 1)[-1]: r["action"] for r in dry}
-    assert actions == {
-        "a.wav": "would regrid",
-        "b.wav": "agrees",
-        "elsewhere.mp3": "not in the library",
-    }
+    actions = sorted((r["path"].rsplit("/", 1)[-1], r["action"]) for r in dry)
+    assert actions == [("a.wav", "duplicate"), ("a.wav", "would regrid"), ("b.wav", "agrees"),
+                       ("elsewhere.mp3", "not in the library")]  # fmt: skip
     with open_library(db) as lib, lib.reader() as s:
         assert repo.grid_hints(s) == {}
 
-    rows = json.loads(run("import-rekordbox", xml, "--db", db, "--json"))["tracks"]
-    done = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
-    assert done["a.wav"]["action"] == "regridded" and done["b.wav"]["action"] == "agrees"
+    rows = json.loads(run("import-rekordbox", xml, "--db", db, "--json", "--workers", 2))["tracks"]
+    done = {(r["path"].rsplit("/", 1)[-1], r["action"]) for r in rows}
+    assert done == {("a.wav", "regridded"), ("a.wav", "duplicate"), ("b.wav", "agrees"),
+                    ("elsewhere.mp3", "not in the library")}  # fmt: skip
     with open_library(db) as lib, lib.reader() as s:
         hints = repo.grid_hints(s)
         a = repo.load_analysis(s, library["a"])
@@ -121,7 +125,7 @@ def test_import_takes_the_grid_a_dj_moved_and_leaves_the_rest(library, tmp_path)
     again = json.loads(run("import-rekordbox", xml, "--db", db, "--json"))["tracks"]
     assert {r["action"] for r in again} == {"agrees", "not in the library"}
     text = run("import-rekordbox", xml, "--db", db)
-    assert "2 agrees" in text and "1 not in the library" in text
+    assert "3 agrees" in text and "1 not in the library" in text
 
 
 def test_import_refuses_what_is_not_a_collection(library, tmp_path):

@@ -306,6 +306,8 @@ def import_rekordbox_command(
         bool, typer.Option("--dry-run", help="Say what would change; change nothing.")
     ] = False,
     max_duration: MaxDurationOption = MAX_DURATION_DEFAULT,
+    workers: WorkersOption = 1,
+    dask: DaskOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -315,11 +317,12 @@ def import_rekordbox_command(
     from cratedig import workflows
     from cratedig.library.db import open_library
 
-    with open_library(db, create=False) as lib:
+    with open_library(db, create=False) as lib, make_executor(workers, dask) as executor:
         with progress_bar(not json_out, "grids") as on_event:
             rows = workflows.import_rekordbox_grids(
-                lib, collection, dry_run=dry_run, max_duration=max_duration, progress=on_event
-            )
+                lib, collection, dry_run=dry_run, max_duration=max_duration, executor=executor,
+                progress=on_event,
+            )  # fmt: skip
     if json_out:
         print(json.dumps({"tracks": rows}), flush=True)
         return
