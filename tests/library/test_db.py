@@ -54,6 +54,36 @@ def test_migrations_create_every_table_and_match_the_models(db_url):
         assert schema_revision(lib.engine) == head_revision()
 
 
+def test_downgrading_keeps_every_track_s_rows(db_url, analyses):
+    """Migrations that drop a column of ``tracks`` must not rebuild it: on SQLite a rebuilt
+    table is dropped, and the drop cascades to every track's files and segments."""
+    from alembic import command
+    from sqlalchemy import func, select
+
+    from cratedig.library import repository as repo
+    from cratedig.library.db import _alembic_config
+    from cratedig.library.schema import FileRow, SegmentRow
+
+    with open_library(db_url) as lib:
+        with lib.transaction() as s:
+            repo.store_analysis(s, analyses[0])
+            repo.record_file(s, path="/music/a.wav", track_id=analyses[0].track_id, size=1,
+                             mtime_ns=1)  # fmt: skip
+
+        def counts() -> tuple[int, int]:
+            with lib.reader() as s:
+                return (s.scalar(select(func.count()).select_from(SegmentRow)),
+                        s.scalar(select(func.count()).select_from(FileRow)))  # fmt: skip
+
+        before = counts()
+        assert before[0] > 0 and before[1] == 1
+        with lib.engine.begin() as conn:
+            command.downgrade(_alembic_config(conn), "0002")
+        with lib.engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+        assert counts() == before
+
+
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url):
     with open_library(sqlite_url) as lib, lib.reader() as s:
         assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"

@@ -26,5 +26,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("tracks") as batch:
-        batch.drop_column("estimates")
+    # In place, not in batch mode: on SQLite batch mode rebuilds ``tracks``, and dropping the
+    # old table cascades to every track's files, segments and features (SQLite >= 3.35 drops
+    # a column in place).
+    op.drop_column("tracks", "estimates")

@@ -29,7 +29,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("tracks") as batch:
-        batch.drop_index("ix_tracks_ingest_id")
-        batch.drop_column("ingest_id")
-        batch.drop_column("quality")
+    # In place, not in batch mode (see 0003's downgrade: a rebuilt ``tracks`` cascades).
+    op.drop_index("ix_tracks_ingest_id", table_name="tracks")
+    op.drop_column("tracks", "ingest_id")
+    op.drop_column("tracks", "quality")
