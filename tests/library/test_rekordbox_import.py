@@ -151,3 +151,28 @@ def test_import_refuses_what_is_not_a_collection(library, tmp_path):
     assert "not a readable rekordbox XML" in run(
         "import-rekordbox", bomb, "--db", library["db"], code=1
     )
+
+
+def test_a_grid_that_cannot_be_laid_fails_alone(library):
+    """A mark past the end of its file (a collection from another edit of the track) or with
+    no readable BPM fails that track with the reason; the others are imported."""
+    db, xml = library["db"], library["xml"]
+    path_a, path_b = str(library["music"] / "a.wav"), str(library["music"] / "b.wav")
+    edit(xml, path_a, Inizio="999.000", Battito="1")
+    mark = next(
+        t for t in ET.parse(xml).getroot().iterfind("COLLECTION/TRACK")
+        if t.get("Location") == location(path_b)
+    ).find("TEMPO")  # fmt: skip
+    edit(xml, path_b, Battito=(int(mark.get("Battito")) - 2) % 3 + 1)  # a DJ's moved bar line
+    tree = ET.parse(xml)
+    coll = tree.getroot().find("COLLECTION")
+    bad = ET.SubElement(coll, "TRACK", TrackID="98", Location=location(library["music"] / "c.wav"))
+    ET.SubElement(bad, "TEMPO", Inizio="0.1", Bpm="fast", Metro="4/4", Battito="1")
+    tree.write(xml, encoding="UTF-8", xml_declaration=True)
+    rows = json.loads(run("import-rekordbox", xml, "--db", db, "--json"))["tracks"]
+    got = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    assert set(got) == {"a.wav", "b.wav"}  # a mark without a BPM is no grid
+    assert got["a.wav"]["action"] == "failed" and "past the end" in got["a.wav"]["reason"]
+    assert got["b.wav"]["action"] == "regridded"
+    with open_library(db) as lib, lib.reader() as s:
+        assert set(repo.grid_hints(s)) == {library["b"]}
