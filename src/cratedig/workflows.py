@@ -259,6 +259,18 @@ def track_detail(library: Library, track_id: str) -> dict[str, Any] | None:
 # Matching
 
 
+def _short_id(text: str | os.PathLike[str]) -> str:
+    """A hint when ``text`` looks like a track id prefix too short to name a track (the
+    library table cuts ids to fit the terminal: "3b14f…")."""
+    t = os.fspath(text).strip().rstrip("…").lower()
+    if re.fullmatch(r"[0-9a-f]{1,5}", t):
+        return (
+            " (a track id prefix needs at least 6 hex digits; `cratedig tracks --json` shows "
+            "whole ids)"
+        )
+    return ""
+
+
 def resolve_query(
     library: Library,
     query: str | os.PathLike[str],
@@ -301,7 +313,9 @@ def resolve_query(
         stored = repo.load_analysis(s, track_id) if track_id else None
         paths = repo.track_paths(s, track_id) if stored is not None and track_id else []
     if stored is None:
-        raise ParameterError(f"{text}: neither an audio file nor a track id in the library")
+        raise ParameterError(
+            f"{text}: neither an audio file nor a track id in the library{_short_id(text)}"
+        )
     if hint is not None:
         here = [p for p in paths if os.path.exists(p)]
         if not here:
@@ -374,7 +388,9 @@ def _regrid_plan(library: Library, track: str, hint: GridHint | None) -> _Regrid
         row_ingest = repo.track_ingest_id(s, track_id) if track_id else None
         stored = repo.grid_hints(s, [track_id]).get(track_id) if track_id else None
     if track_id is None or before is None:
-        raise ParameterError(f"{track}: not a track of the library (a track id or a file of it)")
+        raise ParameterError(
+            f"{track}: not a track of the library (a track id or a file of it){_short_id(track)}"
+        )
     if hint is not None and stored:
         from cratedig.analysis.rhythm import GridHint as _GridHint
 
@@ -590,7 +606,7 @@ def resolve_tracks(library: Library, names: Sequence[str]) -> tuple[str, ...]:
                 if found is None:
                     raise ParameterError(
                         f"{name}: neither a library file nor a track id (no such file, and no "
-                        "library track id starts with it)"
+                        f"library track id starts with it){_short_id(name)}"
                     )
             if found not in out:
                 out.append(found)

@@ -384,9 +384,13 @@ HINT_AGREES = 0.02
 
 
 #: A bar line the user gives further than this share of a beat from the nearest beat moves
-#: the whole grid onto it (the beats were on the off-beats); nearer, the beat stands (a click
-#: a little early or late names that beat).
+#: the whole grid onto it (the beats were on the off-beats) if the music has onsets there
+#: (:data:`PHASE_HEARD`); nearer, or where the music is quiet there, the beat stands (a time
+#: typed roughly, "bar at 1.2 s", names the beat nearest it).
 DOWNBEAT_SNAP = 0.25
+#: The grid moves onto the given phase only where the onsets there are at least this share
+#: of the onsets on the analysis' own beats (median over the track).
+PHASE_HEARD = 0.5
 
 
 @dataclass(frozen=True)
@@ -497,7 +501,7 @@ def bars_as_given(
             )
         n, anchor, local = _grid_position(beats, hint.downbeat)
         delta = hint.downbeat - anchor
-        if abs(delta) > DOWNBEAT_SNAP * local:
+        if abs(delta) > DOWNBEAT_SNAP * local and _phase_heard(fe, beats, delta):
             moved = beats + delta
             # keep the grid's span: a beat pushed off one end comes back at the other
             if delta > 0 and moved[0] - local >= 0.0:
@@ -521,6 +525,21 @@ def bars_as_given(
         meter_confidence=meter_conf,
         downbeat_confidence=phase_conf,
     )
+
+
+def _phase_heard(fe: Frontend, beats: np.ndarray, delta: float) -> bool:
+    """Whether the grid moved by ``delta`` seconds lands on onsets as strong as the analysis'
+    own beats do (:data:`PHASE_HEARD`): the music has beats at the phase the user gives."""
+    env = fe.onset.astype(np.float64)
+
+    def strength(times: np.ndarray) -> float:
+        times = times[(times >= 0.0) & (times < fe.duration)]
+        if len(times) == 0:
+            return 0.0
+        return float(np.median(_max_near(env, fe.time_to_frames(times + ONSET_LAG), 2)))
+
+    own = strength(beats)
+    return own <= 0.0 or strength(beats + delta) >= PHASE_HEARD * own
 
 
 def _grid_position(beats: np.ndarray, t: float) -> tuple[int, float, float]:
