@@ -136,6 +136,8 @@ def test_regrid_refuses_what_it_cannot_do(library, tmp_path):
     assert "or --clear" in run("regrid", a, "--db", db, code=1)
     assert "or --clear" in run("regrid", a, "--clear", "--bpm", 120, "--db", db, code=1)
     assert "not a track of the library" in run("regrid", "ffffff", "--bpm", 120, "--db", db, code=1)
+    # an id as the table cuts it: too short to name a track, and it says so
+    assert "at least 6 hex digits" in run("regrid", a[:5] + "…", "--bpm", 120, "--db", db, code=1)
     assert "past the end" in run("regrid", a, "--downbeat", 999, "--db", db, code=1)
     assert run("regrid", a, "--beats-per-bar", 5, "--db", db, code=2)
     # nothing was changed by the refusals
