@@ -16,6 +16,11 @@ Development halves only, never a held-out half, a reserved package or anything `
 - **Grooves** (``bench/grooveset.py``): drum grooves of 16 styles over syncopated bass, chords
   and melody, FluidSynth with GM kits of two soundfonts: which sounds mark the beat, in the
   grooves where the off-beat is the louder.
+- **More scores** (``--corpus``, written apart to ``corpus.npz``): music21 corpus scores by
+  composers that ``realset.py`` never takes (Bach, Monteverdi, the trecento, Josquin...), rendered with FluidSynth (half of them with drawn GM instruments, as
+  ``keyset.py`` draws them), their first minute, with the score's beats, bar lines and pickups
+  (``realset.midi_grid_truth``); pieces whose tempo changes are left out. Pickups, 3/4 and
+  compound meters, which the other sources hardly hold.
 
 Each item's front end is computed exactly as the analysis computes it (decoded at the
 analysis rate -> :func:`cratedig.analysis.frontend.compute_frontend`), and its log-mel frames,
@@ -24,7 +29,8 @@ with a group (the piece) so that training can hold out whole pieces for validati
 
 Usage::
 
-    .venv/bin/python bench/beatset.py          # ~10 min on 2 cores (the grooves' renders)
+    .venv/bin/python bench/beatset.py                 # ~10 min on 2 cores (the grooves' renders)
+    .venv/bin/python bench/beatset.py --part corpus   # the scores part alone
 """
 
 from __future__ import annotations
@@ -43,6 +49,18 @@ sys.path.insert(0, str(HERE))
 
 CACHE = HERE / ".cache"
 OUT = CACHE / "beatset" / "beatset.npz"
+#: The scores part (``--corpus``), written apart: it is slow to render and rarely rebuilt.
+OUT_CORPUS = CACHE / "beatset" / "corpus.npz"
+#: music21 corpus folders of the scores part, with the share of each taken (by a hash of the
+#: path). None of them is a realset composer (``realset.CORPUS_COMPOSERS``).
+CORPUS_SOURCES = {
+    "bach": 1.0,
+    "monteverdi": 1.0,
+    "trecento": 1.0,
+    "josquin": 1.0,
+    "luca": 1.0,
+    "ciconia": 1.0,
+}
 #: Planet Blupi pieces are cut into chunks of this many seconds (whole pieces are long).
 CHUNK_S = 60.0
 
@@ -115,6 +133,79 @@ def _items(grooves: int) -> list[dict[str, Any]]:
     return items
 
 
+def corpus_items() -> list[dict[str, Any]]:
+    """The scores part: one item per music21 corpus score of :data:`CORPUS_SOURCES`."""
+    import zlib
+
+    from music21 import corpus
+
+    import realset
+
+    items = []
+    for folder, share in CORPUS_SOURCES.items():
+        assert folder not in realset.CORPUS_COMPOSERS, folder
+        for p in sorted(str(x) for x in corpus.getComposer(folder)):
+            rel = p.split("/corpus/", 1)[1]
+            if rel.endswith(".krn") and any(
+                Path(p).with_suffix(e).exists() for e in (".mxl", ".xml", ".musicxml")
+            ):
+                continue  # a .krn twin of a MusicXML score
+            if zlib.crc32(rel.encode()) % 1000 >= share * 1000:
+                continue
+            items.append({"id": f"corpus:{rel}", "group": f"corpus:{rel}", "score": p})
+    return items
+
+
+def _render_score(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A corpus score's first minute rendered at the analysis rate with its beats and bar lines,
+    or None where its truth is not exact (tempo changes) or it cannot be read."""
+    import tempfile
+    import warnings
+    import zlib
+
+    import pretty_midi
+    import soundfile as sf
+
+    import realset
+    from cratedig.analysis.pipeline import ANALYSIS_SR
+    from cratedig.audio.decode import decode
+    from keyset import PROGRAM_POOL
+    from truthset import fluidsynth_render
+
+    rel = path.split("/corpus/", 1)[1]
+    rng = np.random.default_rng(zlib.crc32(rel.encode()))
+    with tempfile.TemporaryDirectory() as tmp:
+        mid, wav = Path(tmp) / "x.mid", Path(tmp) / "x.wav"
+        try:
+            item, score, final, pickup_q = realset._corpus_midi(path, mid)
+            _, dur = realset._corpus_truth(
+                item, score, final, pickup_q, mid, lambda t: t + realset.CORPUS_SECONDS
+            )
+        except Exception as exc:  # a score music21 cannot export: skipped, named
+            print(f"skip {rel}: {type(exc).__name__}: {exc}"[:160], file=sys.stderr)
+            return None
+        if not item.get("tempo_steady") or not item.get("beats_exact"):
+            return None
+        if rng.random() < 0.5:  # drawn instruments, one for all parts or one per part
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pm = pretty_midi.PrettyMIDI(str(mid))
+            one = int(rng.choice(PROGRAM_POOL)) if rng.random() < 0.5 else None
+            for inst in pm.instruments:
+                if not inst.is_drum:
+                    inst.program = one if one is not None else int(rng.choice(PROGRAM_POOL))
+            pm.write(str(mid))
+        fluidsynth_render(mid, wav, 44100)
+        y = decode(str(wav), sr=ANALYSIS_SR).samples
+        sf.info(str(wav))  # the render is a readable file
+    y = y[: int(min(dur, len(y) / ANALYSIS_SR) * ANALYSIS_SR)]
+    beats = np.asarray(item["beats"], np.float64)
+    downbeats = np.asarray(item["downbeats"], np.float64)
+    if len(beats) < 16:
+        return None
+    return y, beats, downbeats
+
+
 def _features(y: np.ndarray, sr: int) -> np.ndarray:
     from cratedig.analysis.frontend import compute_frontend
 
@@ -125,6 +216,20 @@ def _one(item: dict[str, Any]) -> list[dict[str, Any]]:
     from cratedig.analysis.pipeline import ANALYSIS_SR
     from cratedig.audio.decode import decode
 
+    if "score" in item:
+        got = _render_score(item["score"])
+        if got is None:
+            return []
+        y, beats, downbeats = got
+        return [
+            {
+                "id": item["id"],
+                "group": item["group"],
+                "mel": _features(y, ANALYSIS_SR),
+                "beats": beats,
+                "downbeats": downbeats,
+            }
+        ]
     if "groove" in item:
         import grooveset
 
@@ -186,19 +291,33 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--grooves", type=int, default=480, help="grooves of bench/grooveset.py")
+    ap.add_argument(
+        "--part",
+        choices=("all", "base", "corpus"),
+        default="all",
+        help="which part to (re)build: beatset.npz (base), corpus.npz (corpus) or both",
+    )
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
-    items = _items(args.grooves)
-    print(f"{len(items)} items", file=sys.stderr)
+    parts = ("base", "corpus") if args.part == "all" else (args.part,)
+    for part in parts:
+        items = _items(args.grooves) if part == "base" else corpus_items()
+        write(items, OUT if part == "base" else OUT_CORPUS, args.workers)
+    return 0
+
+
+def write(items: list[dict[str, Any]], out: Path, workers: int) -> None:
+    print(f"{len(items)} items for {out.name}", file=sys.stderr)
     rows: list[dict[str, Any]] = []
-    with ProcessPoolExecutor(2) as ex:
-        for got in ex.map(_one, items):
+    with ProcessPoolExecutor(workers) as ex:
+        for got in ex.map(_one, items, chunksize=4):
             rows += got
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     lens = np.array([r["mel"].shape[1] for r in rows])
     nb = np.array([len(r["beats"]) for r in rows])
     nd = np.array([len(r["downbeats"]) for r in rows])
     np.savez_compressed(
-        OUT,
+        out,
         ids=np.array([r["id"] for r in rows]),
         groups=np.array([r["group"] for r in rows]),
         mel=np.concatenate([r["mel"] for r in rows], axis=1),
@@ -209,8 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         n_downbeats=nd,
     )
     hours = lens.sum() / (11025 / 256) / 3600
-    print(f"{len(rows)} excerpts, {hours:.2f} h, {OUT}", file=sys.stderr)
-    return 0
+    print(f"{len(rows)} excerpts, {hours:.2f} h, {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

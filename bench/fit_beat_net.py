@@ -36,15 +36,38 @@ sys.path.insert(0, str(HERE.parent / "src"))
 from cratedig.analysis import beatnet  # noqa: E402
 
 DATA = HERE / ".cache" / "beatset" / "beatset.npz"
+#: The scores part of ``beatset.py`` (``--part corpus``), read beside DATA where it exists.
+DATA_CORPUS = HERE / ".cache" / "beatset" / "corpus.npz"
+#: ``--pack``: log-mel in dB stored as uint8 steps of MEL_STEP dB from MEL_FLOOR (the analysis'
+#: floor), a third of the float16 file: small enough to carry to a training machine.
+MEL_FLOOR, MEL_STEP = -100.0, 0.5
 FPS = 11025 / 256
 NET_FPS = FPS / beatnet.POOL
 WINDOW = 646  # 15 s of rhythm frames
 NET_WINDOW = -(-WINDOW // beatnet.POOL)
 
 
-def load() -> list[dict]:
-    z = np.load(DATA, allow_pickle=False)
-    mel, lens = z["mel"], z["lengths"]
+def load(paths: list[Path] | None = None) -> list[dict]:
+    """Every excerpt of ``paths`` (default: DATA, and DATA_CORPUS where it exists); the
+    scores part's groups start with ``corpus:``."""
+    if paths is None:
+        paths = [DATA] + ([DATA_CORPUS] if DATA_CORPUS.exists() else [])
+    return [it for p in paths for it in _load_one(p)]
+
+
+def _load_one(path: Path) -> list[dict]:
+    if path.suffix == ".xz":  # a --pack file
+        import io
+        import lzma
+
+        z = np.load(io.BytesIO(lzma.decompress(path.read_bytes())), allow_pickle=False)
+    else:
+        z = np.load(path, allow_pickle=False)
+    lens = z["lengths"]
+    if "mel_u8" in z.files:  # a --pack file
+        mel = (z["mel_u8"].astype(np.float32) * MEL_STEP + MEL_FLOOR).astype(np.float16)
+    else:
+        mel = z["mel"]
     beats, nb = z["beats"], z["n_beats"]
     downs, nd = z["downbeats"], z["n_downbeats"]
     out = []
@@ -206,12 +229,49 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--groove-share", type=float, default=0.4, help="share of windows from the grooves"
     )
+    ap.add_argument(
+        "--corpus-share",
+        type=float,
+        default=0.2,
+        help="share of windows from the scores part (taken from the other real music's share)",
+    )
+    ap.add_argument("--data", type=Path, nargs="+", default=None, help="beatset files to read")
+    ap.add_argument("--no-corpus", action="store_true", help="leave the scores part out")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--pack", type=Path, default=None, help="write the data read as uint8 mel to this folder"
+    )
     args = ap.parse_args(argv)
-    items = load()
+    if args.pack:
+        return pack(args.data or [DATA, DATA_CORPUS], args.pack)
+    items = load(args.data)
+    if args.no_corpus:
+        items = [it for it in items if not it["group"].startswith("corpus:")]
     nets = [train_one(args, items, seed) for seed in args.seeds]
     if args.out:
         export(nets, args.out, f"beatnet-ens{len(nets)}-c{args.channels}-p{beatnet.POOL}")
         print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def pack(paths: list[Path], folder: Path) -> int:
+    """Each beatset file again, its log-mel as uint8 (:data:`MEL_STEP` dB steps), the whole
+    file xz-compressed (``NAME.npz.xz``, about 40 % of the float16 npz)."""
+    import io
+    import lzma
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if k != "mel"}
+            mel = z["mel"].astype(np.float32)
+        q = np.clip(np.round((mel - MEL_FLOOR) / MEL_STEP), 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, mel_u8=q, **arrays)
+        out = folder / f"{path.name}.xz"
+        out.write_bytes(lzma.compress(buf.getvalue(), preset=6))
+        print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -223,24 +283,30 @@ def train_one(args: argparse.Namespace, items: list[dict], seed: int):
         return fold_of(group, args.folds) == args.fold
 
     torch.manual_seed(seed)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     rng = np.random.default_rng(seed)
     val = [it for it in items if is_val(it["group"]) and not it["group"].startswith("groove:")]
     gval = [it for it in items if is_val(it["group"]) and it["group"].startswith("groove:")]
     train = items if args.all else [it for it in items if not is_val(it["group"])]
-    pools = [
-        [it for it in train if not it["group"].startswith("groove:")],
-        [it for it in train if it["group"].startswith("groove:")],
-    ]
-    shares = [1.0 - args.groove_share, args.groove_share]
-    if not pools[1]:
-        pools, shares = pools[:1], [1.0]
+
+    def kind(group: str) -> int:
+        return 1 if group.startswith("groove:") else 2 if group.startswith("corpus:") else 0
+
+    pools = [[it for it in train if kind(it["group"]) == k] for k in range(3)]
+    corpus_share = args.corpus_share if pools[2] else 0.0  # else the real music's again
+    shares = [1.0 - args.groove_share - corpus_share, args.groove_share, corpus_share]
+    pools, shares = (
+        [p for p in pools if p],
+        [s for p, s in zip(pools, shares, strict=True) if p],
+    )
+    shares = [s / sum(shares) for s in shares]
     print(
-        f"train {len(pools[0])} real + {len(train) - len(pools[0])} groove excerpts, "
-        f"validation {len(val)} + {len(gval)}",
+        f"train {' + '.join(str(len(p)) for p in pools)} excerpts (real, grooves, scores; "
+        f"shares {', '.join(f'{s:.2f}' for s in shares)}), validation {len(val)} + {len(gval)}",
         file=sys.stderr,
     )
-    net = build(args.channels, args.dropout)
+    net = build(args.channels, args.dropout).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs * args.steps)
     lossf = torch.nn.BCEWithLogitsLoss()
@@ -251,8 +317,8 @@ def train_one(args: argparse.Namespace, items: list[dict], seed: int):
         total = 0.0
         for _ in range(args.steps):
             x, y = sample(pools, shares, rng, args.batch)
-            logits = net(torch.from_numpy(x))
-            loss = lossf(logits, torch.from_numpy(y))
+            logits = net(torch.from_numpy(x).to(device))
+            loss = lossf(logits, torch.from_numpy(y).to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -260,8 +326,13 @@ def train_one(args: argparse.Namespace, items: list[dict], seed: int):
             total += float(loss.detach())
         net.eval()
         with torch.no_grad():
-            acts = [torch.sigmoid(net(torch.from_numpy(it["x"][None])))[0].numpy() for it in val]
-            gacts = [torch.sigmoid(net(torch.from_numpy(it["x"][None])))[0].numpy() for it in gval]
+
+            def act(it: dict) -> np.ndarray:
+                x = torch.from_numpy(it["x"][None]).to(device)
+                return torch.sigmoid(net(x))[0].cpu().numpy()
+
+            acts = [act(it) for it in val]
+            gacts = [act(it) for it in gval]
         hit_net, hit_ons = phase_hits(val, acts) if val else (0.0, 0.0)
         ghit_net, ghit_ons = phase_hits(gval, gacts) if gval else (0.0, 0.0)
         print(
@@ -276,7 +347,7 @@ def train_one(args: argparse.Namespace, items: list[dict], seed: int):
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
     if best_state is not None:
         net.load_state_dict(best_state)
-    return net
+    return net.cpu()
 
 
 if __name__ == "__main__":

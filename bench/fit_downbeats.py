@@ -53,6 +53,22 @@ TRIM_SECONDS = 5.0
 #: A piece enters the fit when its best (meter, phase) candidate reaches this downbeat F.
 LABEL_MIN_F = 0.8
 PENALTIES = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+#: ``--net-cue``: beat networks whose downbeat output becomes one more cue (one file for every
+#: piece, or K files: fold k's network scores the pieces that ``fit_beat_net.py --folds K``
+#: held out of its training, so no piece is scored by a network that saw it).
+NET_CUE: list = []
+
+
+def _net_cue(fe, beats: np.ndarray, group: str) -> np.ndarray | None:
+    """The network's downbeat activation at each beat (max within 2 frames), z-scored."""
+    if not NET_CUE:
+        return None
+    import zlib
+
+    net = NET_CUE[zlib.crc32(group.encode()) % len(NET_CUE)] if len(NET_CUE) > 1 else NET_CUE[0]
+    act = net.activations(fe.mel_db)[1]
+    frames = fe.time_to_frames(beats + rhythm.ONSET_LAG)
+    return rhythm._z(rhythm._max_near(act, frames, 2))
 
 
 @dataclass
@@ -84,6 +100,7 @@ def _piece(
     y: np.ndarray,
     sr: int,
     downbeats_true: np.ndarray,
+    beatset_group: str = "",
 ) -> Piece | None:
     fe = compute_frontend(y, sr=sr)
     chroma, bass = chroma_pair(fe, tuning=estimate_tuning(fe))
@@ -92,6 +109,9 @@ def _piece(
     if len(beats) < 8:
         return None
     cues = rhythm.downbeat_cues(fe, beats, bass, chroma)
+    extra = _net_cue(fe, beats, beatset_group or name)
+    if extra is not None:
+        cues = np.vstack([cues, extra[None]])
     cands, feats = rhythm.meter_phase_features(cues, rhythm.first_strong_beat(fe, beats))
     trim = source == "real"
     f = np.array([_f(downbeats_true, beats[p::m], trim) for m, p in cands])
@@ -123,7 +143,16 @@ def collect(real_truth: Path | None, *, more: bool = False) -> list[Piece]:
             a = decode(synth.parent / song["path"], sr=ANALYSIS_SR)
             sid = f"synth:{song['id']}"
             data.append(
-                _piece(sid, sid, "synth", True, a.samples, a.sr, np.asarray(song["downbeats"]))
+                _piece(
+                    sid,
+                    sid,
+                    "synth",
+                    True,
+                    a.samples,
+                    a.sr,
+                    np.asarray(song["downbeats"]),
+                    f"truthset7:{song['id']}",
+                )
             )
     else:
         print(f"no synthesized dev split at {synth} (bench/truthset.py --n 32 --seed 7)")
@@ -143,6 +172,7 @@ def collect(real_truth: Path | None, *, more: bool = False) -> list[Piece]:
                     a.samples,
                     a.sr,
                     np.asarray(item["downbeats"]),
+                    f"realset:{item['id']}",
                 )
             )
     if more:
@@ -317,7 +347,14 @@ def main() -> None:
     ap.add_argument("--confidence", action="store_true",
                     help="fit the bar-line confidence instead (adds the stems and temposet "
                     "dev data)")  # fmt: skip
+    ap.add_argument("--net-cue", type=Path, nargs="+", default=None,
+                    help="beat network file(s) whose downbeat output is one more cue (K files: "
+                    "fold networks of fit_beat_net.py --folds K)")  # fmt: skip
     args = ap.parse_args()
+    if args.net_cue:
+        from cratedig.analysis.beatnet import BeatNet
+
+        NET_CUE.extend(BeatNet.from_npz(p) for p in args.net_cue)
     real = args.real if args.real is not None else HERE / ".cache" / "realset" / "truth.json"
     data = collect(real, more=args.confidence)
     if args.confidence:
@@ -328,6 +365,8 @@ def main() -> None:
     labelled = sum(p.f.max() >= LABEL_MIN_F for p in data)
     print(f"{len(data)} pieces ({counts}); {labelled} with a candidate at F >= {LABEL_MIN_F}")
     w_now = np.r_[rhythm.DOWNBEAT_WEIGHTS, rhythm.START_PRIOR, rhythm.TRIPLE_METER_BIAS]
+    if NET_CUE:  # the current weights with the network's cue at 0
+        w_now = np.r_[rhythm.DOWNBEAT_WEIGHTS, 0.0, rhythm.START_PRIOR, rhythm.TRIPLE_METER_BIAS]
     print(f"current weights: downbeat F {_fmt(scores(data, choose(data, w_now)))}")
     best_any = {p.name: float(p.f.max()) for p in data}
     print(f"best candidate on our beats (ceiling): {_fmt(scores(data, best_any))}")
@@ -341,7 +380,8 @@ def main() -> None:
     l2 = max(PENALTIES, key=lambda x: (cv[x].get("real", 0.0), cv[x].get("synth", 0.0)))
     w = fit(data, l2)
     print(f"chosen L2 {l2:g}; in-sample downbeat F {_fmt(scores(data, choose(data, w)))}")
-    names = (*rhythm.DOWNBEAT_CUES, "start_prior", "triple_meter_bias")
+    names = (*rhythm.DOWNBEAT_CUES, *(["net_downbeat"] if NET_CUE else []), "start_prior",
+             "triple_meter_bias")  # fmt: skip
     for n, x in zip(names, w, strict=True):
         print(f"  {n:18s} {x:+.3f}")
     print("DOWNBEAT_WEIGHTS = np.array([" + ", ".join(f"{x:.2f}" for x in w[:-2]) + "])")
