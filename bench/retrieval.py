@@ -507,21 +507,16 @@ def _first_in_query(queries: np.ndarray, n: int) -> np.ndarray:
 def as_trained(
     X: np.ndarray, y: np.ndarray, names: list[str], songs: np.ndarray, queries: np.ndarray
 ) -> Any:
-    """The ranker ``cratedig train`` would make from these stem pairs alone: a probe fitted
-    without a quarter of the songs, whose pairs then choose the learned term's share
-    (:func:`cratedig.learn.ranker.evidence_blend`: 0 unless it ranks them better than the rule),
-    and the model refitted on every pair with that share. The blend column of this bench is
-    therefore what a user gets, not a fixed DEFAULT_BLEND."""
-    from cratedig.learn.ranker import evidence_blend, train_ranker
+    """The ranker ``cratedig train`` would make from these stem pairs alone: the learned term's
+    share chosen by cross-validation over the songs
+    (:func:`cratedig.learn.ranker.cv_evidence_blend`: 0 unless the blend ranks their partners
+    better than the rule by two standard errors), and the model refitted on every pair with
+    that share. The blend column of this bench is therefore what a user gets, not a fixed
+    DEFAULT_BLEND."""
+    from cratedig.learn.ranker import cv_evidence_blend, train_ranker
 
-    ids = sorted({str(s) for s in songs})
-    held = set(np.random.default_rng(0).permutation(ids)[: max(1, len(ids) // 4)])
-    test = np.array([str(s) in held for s in songs])
-    weight = 0.0
-    if test.any() and (~test).any() and len(set(y[~test].tolist())) == 2:
-        probe = train_ranker(X[~test], y[~test], names, queries=queries[~test])
-        rule = X[test, names.index("rule")]
-        weight = evidence_blend(rule, probe.learned(X[test], names), y[test], queries[test])
+    weight, evidence = cv_evidence_blend(X, y, names, songs, queries)
+    print(f"blend chosen by cross-validation over the dev songs: {weight:g} ({evidence})")
     return train_ranker(X, y, names, blend=weight, queries=queries)
 
 
@@ -817,8 +812,8 @@ def main_real(args: argparse.Namespace) -> int:
         "same bars or under the same chords (not counted)"
     )
     print(f"  learned ranker: trained on dev, {len(y)} pairs ({int(y.sum())} positives); "
-          f"blend {ranker.blend:g}, chosen as `cratedig train` does (on a quarter of the songs "
-          "held out)"
+          f"blend {ranker.blend:g}, chosen as `cratedig train` does (cross-validated over "
+          "the dev songs)"
           + (f"; dev songs scored by {args.folds}-fold cross-validation by song (each song by a "
              "ranker not trained on it)" if args.split == "dev" else ""))  # fmt: skip
     head = ["", "recall@10", "top-1", "MRR", "NDCG@10", "copy first", "no sugg.", "no good",

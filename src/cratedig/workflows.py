@@ -1171,13 +1171,17 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     Self-supervised stem pairs (:func:`stem_training_pairs`) and ratings (4-5: layers well,
     1-2: does not, 3 left out) train a logistic ranker. Without ratings (or with one score
     only) it is fitted on the pairs, ratings weighing ``RATING_WEIGHT`` pairs each, and the
-    blend is the weight that ranks the held-out songs' pairs best, 0 unless it beats the rule
-    score there (``DEFAULT_BLEND`` when the library has under four songs to hold out); with ratings of different scores :func:`cratedig.learn.ranker.train_from_ratings` fits them
-    as soft labels beside the pairs and chooses the blend weight by cross-validation over the
-    rated queries (0 until the ratings show the learned term ranks better).
-    Metrics: pairwise accuracy of the rule score and of the learned term on the pairs of
-    held-out songs (a quarter of the songs, split by song so none leaks). The new version is
-    stored (JSON beside the database) and becomes the active one.
+    blend is chosen by cross-validation over the songs
+    (:func:`cratedig.learn.ranker.cv_evidence_blend`: each song's queries ranked by probes
+    trained without it; 0 unless the blend ranks their partners better than the rule score by
+    two standard errors; ``DEFAULT_BLEND`` when the library has under four songs); with ratings
+    of different scores :func:`cratedig.learn.ranker.train_from_ratings` fits them as soft
+    labels beside the pairs and chooses the blend weight by cross-validation over the rated
+    queries (0 until the ratings show the learned term ranks better).
+    Metrics: pairwise accuracy of the rule score and of the learned term out of fold (split by
+    song, so none leaks), the queries that were evidence and the cross-validated MRR of each
+    blend weight. The new version is stored (JSON beside the database) and becomes the active
+    one.
 
     Raises
     ------
@@ -1186,7 +1190,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     """
     import numpy as np
 
-    from cratedig.learn.ranker import evidence_blend, save_ranker, train_from_ratings
+    from cratedig.learn.ranker import cv_evidence_blend, save_ranker, train_from_ratings
     from cratedig.learn.ranker import train_ranker as fit
 
     pairs = stem_training_pairs(library, seed=seed)
@@ -1227,25 +1231,21 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     g = np.array(groups)
     q_all = np.array(queries)
     songs = sorted(set(groups))
-    rng = np.random.default_rng(seed)
-    held = set(rng.permutation(songs)[: max(1, len(songs) // 4)]) if len(songs) >= 4 else set()
-    test = np.isin(g, list(held))
     metrics: dict[str, Any] = {
         "stem_pairs": len(pairs),
         "ratings": used,
         "ratings_moved_left_out": moved,
         "songs": len(songs),
-        "held_out_songs": len(held),
     }
     w = np.array(weights)
     stem_blend = None
-    if test.any() and len(set(y[~test])) == 2:
-        probe = fit(X[~test], y[~test], names, sample_weight=w[~test], queries=q_all[~test])
-        q = np.array(queries)
-        probe_learned = probe.learned(X[test], names)
-        metrics["pairwise_accuracy_rule"] = _pairwise(rule[test], y[test], q[test])
-        metrics["pairwise_accuracy_learned"] = _pairwise(probe_learned, y[test], q[test])
-        stem_blend = evidence_blend(rule[test], probe_learned, y[test], q[test])
+    if len(songs) >= 4:
+        # Every song is evidence: scored by probes trained without it (learn.ranker).
+        stem_blend, evidence = cv_evidence_blend(X, y, names, g, q_all, sample_weight=w, seed=seed)
+        for k in ("pairwise_accuracy_rule", "pairwise_accuracy_learned"):
+            if k in evidence:
+                evidence[k] = _rounded(evidence[k])
+        metrics.update(evidence)
         metrics["blend_by_held_out_songs"] = stem_blend
     rated = _rated_lists(ratings, segs, X[len(pairs) :], rule[len(pairs) :])
     if rated and len({float(v) for r in rated for v in r.scores}) > 1:
@@ -1367,12 +1367,9 @@ def _rated_lists(ratings: list[Rating], segs: dict[str, Any], X: Any, rule: Any)
     ]
 
 
-def _pairwise(score: Any, y: Any, groups: Any) -> float | None:
-    """Pairwise accuracy rounded for the models table; None when nothing could be measured."""
-    from cratedig.learn.metrics import pairwise_accuracy
-
-    acc = pairwise_accuracy(score, y, groups)
-    return None if math.isnan(acc) else round(acc, 4)
+def _rounded(acc: float) -> float | None:
+    """A pairwise accuracy rounded for the models table; None when nothing could be measured."""
+    return None if math.isnan(acc) else round(float(acc), 4)
 
 
 def list_models(library: Library, *, kind: str = RANKER_KIND) -> list[dict[str, Any]]:

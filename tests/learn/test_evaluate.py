@@ -44,27 +44,35 @@ def stem_like_set(rng, *, tracks=8, queries_per_track=4, negatives=5, rule_noise
 
 
 def test_no_model_ever_trains_on_a_track_of_its_test_fold(rng, monkeypatch):
+    from cratedig.learn import ranker as rk
+
     data = stem_like_set(rng)
-    calls = []
-    real = ev.train_ranker
+    calls: list[tuple[str, np.ndarray]] = []
+    real = rk.train_ranker
 
-    def spy(X, y, names, **kw):
-        calls.append(X[:, 1].astype(int))
-        return real(X, y, names, **kw)
+    def spy(kind):
+        def train(X, y, names, **kw):
+            calls.append((kind, X[:, 1].astype(int)))
+            return real(X, y, names, **kw)
 
-    monkeypatch.setattr(ev, "train_ranker", spy)
+        return train
+
+    monkeypatch.setattr(ev, "train_ranker", spy("model"))
+    monkeypatch.setattr(rk, "train_ranker", spy("probe"))  # cv_evidence_blend's probes
     result = ev.evaluate(data, folds=4, seed=3).to_json()
     folds = result["fold_tracks"]
     assert sorted(t for f in folds for t in f) == data.tracks  # a partition of the tracks
     assert result["folds"] == 4 and "by track" in result["split"]
-    # Three sizes above 0 % train in every fold, in fold order, each twice: the model and a
-    # probe that chooses the blend on a quarter of the training tracks. No call saw a track of
-    # its test fold.
-    assert len(calls) == 2 * 3 * len(folds)
-    for i, test_tracks in enumerate(folds):
-        for rows in calls[6 * i : 6 * i + 6]:
-            seen = set(data.query_track[rows]) | set(data.candidate_track[rows])
-            assert not seen & set(test_tracks)
+    # Three sizes above 0 % train a model in every fold, in fold order; after each, the probes
+    # that choose its blend by cross-validation over its training tracks. No call saw a track
+    # of its test fold.
+    assert sum(kind == "model" for kind, _ in calls) == 3 * len(folds)
+    assert any(kind == "probe" for kind, _ in calls)
+    models = -1
+    for kind, rows in calls:
+        models += kind == "model"
+        seen = set(data.query_track[rows]) | set(data.candidate_track[rows])
+        assert not seen & set(folds[models // 3])
     # Pairs joining two folds are never tested; the rest are, once.
     never = sum(
         1

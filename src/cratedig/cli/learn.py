@@ -57,15 +57,16 @@ def train_command(
     )
     if "pairwise_accuracy_learned" in m:
         out.print(
-            f"held-out songs ({m['held_out_songs']}): pairwise accuracy rule "
+            f"each of {m['evidence_songs']} songs ranked by rankers trained without it "
+            f"({m['evidence_queries']} queries): pairwise accuracy rule "
             f"{m['pairwise_accuracy_rule']}, learned {m['pairwise_accuracy_learned']}"
         )
     if "blend_by_held_out_songs" in m:
         share = m["blend_by_held_out_songs"]
         out.print(
             f"learned term's share of the score: {share:g}"
-            + (" (it did not rank the held-out songs better: the rule score decides)"
-               if share == 0 else " (chosen on the held-out songs)")
+            + (" (it did not rank the held-out songs' partners better by two standard errors: "
+               "the rule score decides)" if share == 0 else " (chosen on the held-out songs)")
         )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ Conventions
 - **Scorers**: ``rule`` (the match score), ``learned`` (the ranker's term trained on the
   training folds only) and ``blend`` (:func:`cratedig.learn.ranker.blend` at the weight
   ``cratedig train`` would choose from the training folds alone, by
-  :func:`cratedig.learn.ranker.evidence_blend` on a quarter of their tracks held out: exactly
+  :func:`cratedig.learn.ranker.cv_evidence_blend`, cross-validated over their tracks: exactly
   the rule score when no model could be trained or the learned term did not earn a say). The rules are hard limits for all three: a pair the
   rules reject scores 0.
 - **Ties** rank pessimistically (a relevant item tied with others ranks after them), so a
@@ -57,7 +57,7 @@ from cratedig.learn.metrics import (
     single_relevant_ndcg,
     top_k_rate,
 )
-from cratedig.learn.ranker import blend, evidence_blend, train_ranker
+from cratedig.learn.ranker import blend, cv_evidence_blend, train_ranker
 
 SCORERS: tuple[str, ...] = ("rule", "learned", "blend")
 SOURCES: tuple[str, ...] = ("stems", "ratings")
@@ -329,27 +329,22 @@ def _inner_blend(
     default: float,
 ) -> float:
     """The blend weight ``cratedig train`` would choose from the training rows ``take`` alone:
-    a quarter of their tracks held out, a probe fitted on the rest, and
-    :func:`cratedig.learn.ranker.evidence_blend` on the held-out pairs (``default`` when under
-    four tracks or one kind of label leave nothing to judge by)."""
-    tracks = np.unique(np.concatenate([data.query_track[take], data.candidate_track[take]]))
-    if len(tracks) < 4:
+    :func:`cratedig.learn.ranker.cv_evidence_blend` over their query tracks (``default`` when
+    under four tracks or one kind of label leave nothing to judge by)."""
+    tracks = np.unique(data.query_track[take])
+    if len(tracks) < 4 or len(set(data.label[take].tolist())) < 2:
         return default
-    held = rng.permutation(tracks)[: len(tracks) // 4]
-    q_in = np.isin(data.query_track[take], held)
-    c_in = np.isin(data.candidate_track[take], held)
-    inner_test, inner_train = take[q_in & c_in], take[~q_in & ~c_in]
-    if len(set(data.label[inner_train].tolist())) < 2 or len(inner_test) == 0:
-        return default
-    probe = train_ranker(
-        data.X[inner_train],
-        data.label[inner_train],
+    weight, _ = cv_evidence_blend(
+        data.X[take],
+        data.label[take],
         data.names,
-        sample_weight=data.weight[inner_train],
-        queries=data.query[inner_train],
+        data.query_track[take],
+        data.query[take],
+        rule=rule[take],
+        sample_weight=data.weight[take],
+        seed=int(rng.integers(1 << 30)),
     )
-    term = probe.learned(data.X[inner_test], data.names)
-    return evidence_blend(rule[inner_test], term, data.label[inner_test], data.query[inner_test])
+    return weight
 
 
 def evaluate(
