@@ -218,7 +218,13 @@ def test_cross_validated_evidence_gives_the_learned_term_a_say_only_when_it_rank
                 songs += [f"s{s}"] * 30
                 queries += [f"s{s}:{q}"] * 30
         X = np.vstack(rows)
-        return X, np.concatenate(y).astype(int), ["rule", "hint"], np.array(songs), np.array(queries)
+        return (
+            X,
+            np.concatenate(y).astype(int),
+            ["rule", "hint"],
+            np.array(songs),
+            np.array(queries),
+        )
 
     weight, info = cv_evidence_blend(*lists(24, 3.0))
     assert weight > 0 and info["evidence_queries"] == 72 and info["evidence_songs"] == 24
