@@ -25,7 +25,7 @@ RUN python3 -m venv /opt/cratedig \
 
 FROM ${BASE}
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 ffmpeg libsndfile1 ca-certificates \
+ && apt-get install -y --no-install-recommends python3 ffmpeg libsndfile1 libgomp1 ca-certificates \
  && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin cratedig \
  && mkdir -p /data /music && chown cratedig /data

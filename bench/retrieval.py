@@ -513,11 +513,11 @@ def as_trained(
     better than the rule by two standard errors), and the model refitted on every pair with
     that share. The blend column of this bench is therefore what a user gets, not a fixed
     DEFAULT_BLEND."""
-    from cratedig.learn.ranker import cv_evidence_blend, train_ranker
+    from cratedig.learn.ranker import STEM_MODEL, cv_evidence_blend, train_ranker
 
-    weight, evidence = cv_evidence_blend(X, y, names, songs, queries)
+    weight, evidence = cv_evidence_blend(X, y, names, songs, queries, model=STEM_MODEL)
     print(f"blend chosen by cross-validation over the dev songs: {weight:g} ({evidence})")
-    return train_ranker(X, y, names, blend=weight, queries=queries)
+    return train_ranker(X, y, names, blend=weight, queries=queries, model=STEM_MODEL)
 
 
 def _grid_hint(song: dict[str, Any], tracks: dict[str, Any], which: str) -> dict[str, Any]:
@@ -751,7 +751,7 @@ def _load_query(qlib: Any, song: str) -> Any:
 def main_real(args: argparse.Namespace) -> int:
     """``--set real``: train the learned ranker on dev, evaluate rule / learned / blend."""
     import stemset
-    from cratedig.learn.ranker import train_ranker
+    from cratedig.learn.ranker import STEM_MODEL, train_ranker
 
     t0 = time.perf_counter()
     data = stemset.load(workers=args.workers)
@@ -768,7 +768,7 @@ def main_real(args: argparse.Namespace) -> int:
         songs=groups.astype(str), queries=queries.astype(str), kinds=kinds.astype(str),
     )  # fmt: skip
     ranker = as_trained(X, y, names, groups, queries)
-    learned_only = train_ranker(X, y, names, blend=1.0, queries=queries)
+    learned_only = train_ranker(X, y, names, blend=1.0, queries=queries, model=STEM_MODEL)
     rankers = {"learned": learned_only, "blend": ranker}
     # The ranker as it was before issue 10's fix, for comparison: pointwise, on the rule's
     # first REAL_TOP candidates per query (the lists are in the rule's order).
@@ -786,7 +786,9 @@ def main_real(args: argparse.Namespace) -> int:
             if len(set(y[keep].tolist())) < 2:
                 raise SystemExit(f"fold {f}: its training part lacks positives or negatives")
             per_fold[f] = {
-                "learned": train_ranker(X[keep], y[keep], names, blend=1.0, queries=queries[keep]),
+                "learned": train_ranker(
+                    X[keep], y[keep], names, blend=1.0, queries=queries[keep], model=STEM_MODEL
+                ),
                 "blend": as_trained(X[keep], y[keep], names, groups[keep], queries[keep]),
             }
             if args.pointwise:

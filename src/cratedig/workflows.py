@@ -1190,7 +1190,12 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     """
     import numpy as np
 
-    from cratedig.learn.ranker import cv_evidence_blend, save_ranker, train_from_ratings
+    from cratedig.learn.ranker import (
+        STEM_MODEL,
+        cv_evidence_blend,
+        save_ranker,
+        train_from_ratings,
+    )
     from cratedig.learn.ranker import train_ranker as fit
 
     pairs = stem_training_pairs(library, seed=seed)
@@ -1254,7 +1259,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
         stems_x = X[: len(pairs)] if pairs else None
         ranker = train_from_ratings(rated, names, pairs_X=stems_x, pairs_y=y[: len(pairs)])
     else:
-        ranker = fit(X, y, names, sample_weight=w, queries=q_all)
+        ranker = fit(X, y, names, sample_weight=w, queries=q_all, model=STEM_MODEL, seed=seed)
         if stem_blend is not None:  # the held-out songs' evidence sets the learned term's share
             ranker.blend = stem_blend
     ranker.metrics.update(metrics)

@@ -12,6 +12,7 @@ from cratedig.errors import ParameterError
 from cratedig.learn.pairs import stem_pairs
 from cratedig.learn.ranker import (
     MODEL_FORMAT,
+    OLDEST_FORMAT,
     Ranker,
     blend,
     load_ranker,
@@ -89,7 +90,8 @@ def test_json_round_trip_and_no_model_means_the_rule_score(data, tmp_path):
     again = load_ranker(path)
     assert again is not None
     np.testing.assert_allclose(again.learned(X, names), ranker.learned(X, names))
-    assert json.loads(path.read_text())["format"] == MODEL_FORMAT
+    # A logistic model keeps format 2, which older readers still read rightly.
+    assert json.loads(path.read_text())["format"] == OLDEST_FORMAT < MODEL_FORMAT
     assert np.array_equal(blend(rule, None, weight=0.3), rule)
     mixed = blend(rule, again.learned(X, names), weight=again.blend)
     assert np.all((mixed == 0) == (rule == 0))  # rejected candidates stay rejected
@@ -138,7 +140,7 @@ def test_training_needs_both_labels(data):
 def test_a_model_of_the_older_feature_set_is_refused_with_one_warning(data, tmp_path, caplog):
     X, y, names, _, _, _ = data
     doc = train_ranker(X, y, names).to_json()
-    doc["format"] = MODEL_FORMAT - 1  # trained before the key-relation and contrast features
+    doc["format"] = OLDEST_FORMAT - 1  # trained before the key-relation and contrast features
     p = tmp_path / "old.json"
     p.write_text(json.dumps(doc), encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="cratedig.learn"):
@@ -231,3 +233,43 @@ def test_cross_validated_evidence_gives_the_learned_term_a_say_only_when_it_rank
     assert info["pairwise_accuracy_learned"] > info["pairwise_accuracy_rule"]
     assert cv_evidence_blend(*lists(24, 0.0))[0] == 0.0  # noise: no say
     assert cv_evidence_blend(*lists(1, 3.0))[0] == 0.0  # one song: nothing to hold out
+
+
+def test_a_lambdarank_model_is_plain_arrays_that_read_back_exactly_and_refuse_damage(
+    data, tmp_path
+):
+    """The LambdaRank ensemble is stored as numbers only: read back, it scores every pair as
+    LightGBM's own booster does (the numpy evaluation is the model); a damaged tree is refused
+    with one warning and the rule score, never evaluated."""
+    import lightgbm as lgb
+
+    from cratedig.learn.trees import from_lightgbm
+
+    X, y, names, _, _, pairs = data
+    groups = np.array([p.query.id for p in pairs])
+    ranker = train_ranker(X, y, names, queries=groups, model="lambdarank", blend=0.5)
+    assert ranker.trees is not None and ranker.metrics["objective"] == "lambdarank"
+    path = save_ranker(ranker, tmp_path / "ranker-2.json")
+    doc = json.loads(path.read_text())
+    assert doc["format"] == MODEL_FORMAT and "trees" in doc
+    again = load_ranker(path)
+    assert again is not None and again.trees is not None
+    np.testing.assert_allclose(again.learned(X, names), ranker.learned(X, names))
+    # The flattened trees are the booster's function.
+    _, sizes = np.unique(groups, return_counts=True)
+    order = np.argsort(groups, kind="stable")
+    booster = lgb.LGBMRanker(n_estimators=20, num_leaves=4, min_child_samples=5, verbose=-1)
+    booster.fit(X[order], y[order], group=sizes)
+    np.testing.assert_allclose(from_lightgbm(booster.booster_).predict(X), booster.predict(X))
+    # It ranks the held lists better than chance: the partner above most non-partners.
+    assert _pairwise_accuracy(again.learned(X, names), y, groups) > 0.7
+    # A child pointing back at its parent would loop: refused, not evaluated.
+    bad = json.loads(path.read_text())
+    first_split = next(i for i, f in enumerate(bad["trees"]["feature"]) if f >= 0)
+    bad["trees"]["left"][first_split] = first_split
+    path.write_text(json.dumps(bad), encoding="utf-8")
+    assert load_ranker(path) is None
+    bad["trees"]["left"][first_split] = first_split + 1
+    bad["trees"]["feature"][first_split] = len(names) + 3  # a feature the model lacks
+    path.write_text(json.dumps(bad), encoding="utf-8")
+    assert load_ranker(path) is None

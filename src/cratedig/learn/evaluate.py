@@ -57,7 +57,7 @@ from cratedig.learn.metrics import (
     single_relevant_ndcg,
     top_k_rate,
 )
-from cratedig.learn.ranker import blend, cv_evidence_blend, train_ranker
+from cratedig.learn.ranker import STEM_MODEL, blend, cv_evidence_blend, train_ranker
 
 SCORERS: tuple[str, ...] = ("rule", "learned", "blend")
 SOURCES: tuple[str, ...] = ("stems", "ratings")
@@ -342,6 +342,7 @@ def _inner_blend(
         data.query[take],
         rule=rule[take],
         sample_weight=data.weight[take],
+        model=STEM_MODEL,
         seed=int(rng.integers(1 << 30)),
     )
     return weight
@@ -412,7 +413,7 @@ def evaluate(
                 continue
             model = train_ranker(
                 data.X[take], data.label[take], data.names, sample_weight=data.weight[take],
-                queries=data.query[take],
+                queries=data.query[take], model=STEM_MODEL,
             )  # fmt: skip
             t = np.flatnonzero(test)
             term = model.learned(data.X[t], data.names)
