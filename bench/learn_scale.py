@@ -57,8 +57,14 @@ OUT_DIR = HERE / "out"
 TARGET_SECONDS = 1.0
 
 
-def train_part(segments: int, ratings: int, model_path: Path, *, embed: bool) -> dict[str, Any]:
-    """Ranker and embedding training at scale; writes the ranker to ``model_path``."""
+def train_part(
+    segments: int, ratings: int, model_path: Path, *, embed: bool, model: str = "ratings"
+) -> dict[str, Any]:
+    """Ranker and embedding training at scale; writes the ranker to ``model_path``.
+
+    ``model="lambdarank"``: the stem-pairs ranker of ``cratedig train`` (LambdaRank trees,
+    :func:`cratedig.learn.ranker.train_ranker`) on the pair rows, each list its query, instead
+    of the ratings' fit."""
     from cratedig.learn.embed import embedding_features, fit_autoencoder, fit_pca
     from cratedig.learn.feedback import LISTENERS, calibrate, candidate_lists
     from cratedig.learn.ranker import RatedList, save_ranker, train_from_ratings
@@ -86,11 +92,20 @@ def train_part(segments: int, ratings: int, model_path: Path, *, embed: bool) ->
     pick = rng.choice(len(X_all), size=min(segments, len(X_all)), replace=len(X_all) < segments)
     pairs_X, pairs_y = X_all[pick], (taste[pick] > np.median(taste)).astype(float)
     t1 = time.perf_counter()
-    model = train_from_ratings(rated, lists[0].names, pairs_X=pairs_X, pairs_y=pairs_y)
+    if model == "lambdarank":
+        from cratedig.learn.ranker import train_ranker
+
+        list_of = np.concatenate([np.full(len(c.X), i) for i, c in enumerate(lists)])
+        ranker = train_ranker(
+            pairs_X, pairs_y.astype(int), lists[0].names, queries=list_of[pick], model=model
+        )
+    else:
+        ranker = train_from_ratings(rated, lists[0].names, pairs_X=pairs_X, pairs_y=pairs_y)
     out["ranker_train_s"] = round(time.perf_counter() - t1, 2)
     out["ranker_pair_rows"] = len(pairs_X)
-    out["ranker_blend"] = model.blend
-    save_ranker(model, model_path)
+    out["ranker_model"] = model
+    out["ranker_blend"] = ranker.blend
+    save_ranker(ranker, model_path)
     out["ranker_json_bytes"] = model_path.stat().st_size
     if not embed:
         out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
@@ -170,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         help="also time PCA and the autoencoder (bench/embed.py times them too)",
     )  # fmt: skip
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--ranker", choices=("ratings", "lambdarank"), default="ratings",
+        help="the ratings' fit (train_from_ratings) or the stem pairs' LambdaRank trees",
+    )  # fmt: skip
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
     p.add_argument("--model", type=Path, help=argparse.SUPPRESS)
@@ -178,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args)))
         return 0
     OUT_DIR.mkdir(exist_ok=True)
-    model_path = OUT_DIR / "learn_scale_ranker.json"
-    train = train_part(args.segments, args.ratings, model_path, embed=args.embed)
+    suffix = "" if args.ranker == "ratings" else f"_{args.ranker}"
+    model_path = OUT_DIR / f"learn_scale_ranker{suffix}.json"
+    train = train_part(args.segments, args.ratings, model_path, embed=args.embed, model=args.ranker)
     print(
         f"training on synthetic rows: {train['segments']:,} segments, {train['ratings']:,} "
         f"ratings + {train['ranker_pair_rows']:,} self-supervised pair rows "
@@ -213,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{size:>10} {r['rule_s']:>8.3f} {r['learned_s']:>10.3f} {r['build_s']:>8.2f} "
             f"{r['peak_rss_gb']:>8.2f}"
         )
-    (OUT_DIR / "learn_scale.json").write_text(
+    (OUT_DIR / f"learn_scale{suffix}.json").write_text(
         json.dumps({"train": train, "latency": rows}, indent=1)
     )
     if rows:
