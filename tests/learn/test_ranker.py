@@ -273,3 +273,19 @@ def test_a_lambdarank_model_is_plain_arrays_that_read_back_exactly_and_refuse_da
     bad["trees"]["feature"][first_split] = len(names) + 3  # a feature the model lacks
     path.write_text(json.dumps(bad), encoding="utf-8")
     assert load_ranker(path) is None
+
+
+def test_without_lightgbm_the_ranker_is_the_pairwise_logistic_fit_with_one_warning(
+    data, monkeypatch, caplog
+):
+    """A system without LightGBM (or without the OpenMP library it loads) still trains: the
+    pairwise logistic ranker, and one warning saying so."""
+    import sys
+
+    X, y, names, _, _, pairs = data
+    groups = np.array([p.query.id for p in pairs])
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # import lightgbm -> ImportError
+    with caplog.at_level(logging.WARNING, logger="cratedig.learn"):
+        ranker = train_ranker(X, y, names, queries=groups, model="lambdarank")
+    assert ranker.trees is None and ranker.metrics["objective"] == "pairwise"
+    assert sum("LightGBM unavailable" in r.getMessage() for r in caplog.records) == 1

@@ -402,8 +402,13 @@ def _fit_lambdarank(
     blend: float,
     seed: int,
 ) -> Ranker | None:
-    """:func:`train_ranker`'s LambdaRank fit; None when no query holds both labels."""
-    import lightgbm as lgb
+    """:func:`train_ranker`'s LambdaRank fit; None when no query holds both labels, or when
+    LightGBM cannot be loaded (one warning; the pairwise logistic fit is used instead)."""
+    try:
+        import lightgbm as lgb
+    except (ImportError, OSError) as exc:  # e.g. OpenMP's libgomp missing on the system
+        log.warning("LightGBM unavailable (%s): training the pairwise logistic ranker", exc)
+        return None
 
     _, inverse = np.unique(queries, return_inverse=True)
     both = np.array(
