@@ -206,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         f"(candidate lists prepared in {train['prepare_s']} s)"
     )
     print(
-        f"  ranker: {train['ranker_train_s']} s (with the cross-validated blend), "
-        f"{train['ranker_json_bytes']:,} bytes JSON, blend {train['ranker_blend']:.2f}"
+        f"  ranker ({args.ranker}): {train['ranker_train_s']} s"
+        + (" (with the cross-validated blend), " if args.ranker == "ratings" else " (one fit), ")
+        + f"{train['ranker_json_bytes']:,} bytes JSON, blend {train['ranker_blend']:.2f}"
     )
     for name in ("pca", "autoencoder") if args.embed else ():
         ep = f", {train[name + '_epochs']} epochs" if name + "_epochs" in train else ""
