@@ -505,7 +505,12 @@ def _first_in_query(queries: np.ndarray, n: int) -> np.ndarray:
 
 
 def as_trained(
-    X: np.ndarray, y: np.ndarray, names: list[str], songs: np.ndarray, queries: np.ndarray
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    songs: np.ndarray,
+    queries: np.ndarray,
+    seed: int = 0,
 ) -> Any:
     """The ranker ``cratedig train`` would make from these stem pairs alone: the learned term's
     share chosen by cross-validation over the songs
@@ -515,9 +520,9 @@ def as_trained(
     DEFAULT_BLEND."""
     from cratedig.learn.ranker import STEM_MODEL, cv_evidence_blend, train_ranker
 
-    weight, evidence = cv_evidence_blend(X, y, names, songs, queries, model=STEM_MODEL)
+    weight, evidence = cv_evidence_blend(X, y, names, songs, queries, model=STEM_MODEL, seed=seed)
     print(f"blend chosen by cross-validation over the dev songs: {weight:g} ({evidence})")
-    return train_ranker(X, y, names, blend=weight, queries=queries, model=STEM_MODEL)
+    return train_ranker(X, y, names, blend=weight, queries=queries, model=STEM_MODEL, seed=seed)
 
 
 def _grid_hint(song: dict[str, Any], tracks: dict[str, Any], which: str) -> dict[str, Any]:
@@ -767,8 +772,9 @@ def main_real(args: argparse.Namespace) -> int:
         X=X, y=y, names=np.array(names),
         songs=groups.astype(str), queries=queries.astype(str), kinds=kinds.astype(str),
     )  # fmt: skip
-    ranker = as_trained(X, y, names, groups, queries)
-    learned_only = train_ranker(X, y, names, blend=1.0, queries=queries, model=STEM_MODEL)
+    rs = args.ranker_seed
+    ranker = as_trained(X, y, names, groups, queries, seed=rs)
+    learned_only = train_ranker(X, y, names, blend=1.0, queries=queries, model=STEM_MODEL, seed=rs)
     rankers = {"learned": learned_only, "blend": ranker}
     # The ranker as it was before issue 10's fix, for comparison: pointwise, on the rule's
     # first REAL_TOP candidates per query (the lists are in the rule's order).
@@ -787,9 +793,15 @@ def main_real(args: argparse.Namespace) -> int:
                 raise SystemExit(f"fold {f}: its training part lacks positives or negatives")
             per_fold[f] = {
                 "learned": train_ranker(
-                    X[keep], y[keep], names, blend=1.0, queries=queries[keep], model=STEM_MODEL
+                    X[keep],
+                    y[keep],
+                    names,
+                    blend=1.0,
+                    queries=queries[keep],
+                    model=STEM_MODEL,
+                    seed=rs,
                 ),
-                "blend": as_trained(X[keep], y[keep], names, groups[keep], queries[keep]),
+                "blend": as_trained(X[keep], y[keep], names, groups[keep], queries[keep], seed=rs),
             }
             if args.pointwise:
                 old = keep & first
@@ -861,6 +873,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fetch", type=int, default=DEFAULT_FETCH, help="--set real: index hits")
     p.add_argument("--same-chords", choices=("bar", "beat"), default="bar",
                    help="--set real: judge 'under the same chords' bar by bar or beat by beat")  # fmt: skip
+    p.add_argument(
+        "--ranker-seed",
+        type=int,
+        default=0,
+        help="--set real: the learned ranker's seed (its subsampling, the blend's folds)",
+    )
     p.add_argument("--folds", type=int, default=5,
                    help="--set real --split dev: cross-validation folds by song for the learned "
                    "columns")  # fmt: skip
