@@ -160,16 +160,14 @@ def _render_score(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None
     """A corpus score's first minute rendered at the analysis rate with its beats and bar lines,
     or None where its truth is not exact (tempo changes) or it cannot be read."""
     import tempfile
-    import warnings
     import zlib
 
-    import pretty_midi
     import soundfile as sf
 
     import realset
     from cratedig.analysis.pipeline import ANALYSIS_SR
     from cratedig.audio.decode import decode
-    from keyset import PROGRAM_POOL
+    from keyset import draw_instruments
     from truthset import fluidsynth_render
 
     rel = path.split("/corpus/", 1)[1]
@@ -186,15 +184,8 @@ def _render_score(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None
             return None
         if not item.get("tempo_steady") or not item.get("beats_exact"):
             return None
-        if rng.random() < 0.5:  # drawn instruments, one for all parts or one per part
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                pm = pretty_midi.PrettyMIDI(str(mid))
-            one = int(rng.choice(PROGRAM_POOL)) if rng.random() < 0.5 else None
-            for inst in pm.instruments:
-                if not inst.is_drum:
-                    inst.program = one if one is not None else int(rng.choice(PROGRAM_POOL))
-            pm.write(str(mid))
+        if rng.random() < 0.5:  # drawn instruments, as keyset.py draws them
+            draw_instruments(mid, rng)
         fluidsynth_render(mid, wav, 44100)
         y = decode(str(wav), sr=ANALYSIS_SR).samples
         sf.info(str(wav))  # the render is a readable file
@@ -216,24 +207,16 @@ def _one(item: dict[str, Any]) -> list[dict[str, Any]]:
     from cratedig.analysis.pipeline import ANALYSIS_SR
     from cratedig.audio.decode import decode
 
-    if "score" in item:
-        got = _render_score(item["score"])
-        if got is None:
-            return []
-        y, beats, downbeats = got
-        return [
-            {
-                "id": item["id"],
-                "group": item["group"],
-                "mel": _features(y, ANALYSIS_SR),
-                "beats": beats,
-                "downbeats": downbeats,
-            }
-        ]
-    if "groove" in item:
-        import grooveset
+    if "score" in item or "groove" in item:
+        if "score" in item:
+            got = _render_score(item["score"])
+            if got is None:
+                return []
+            y, beats, downbeats = got
+        else:
+            import grooveset
 
-        y, beats, downbeats, _ = grooveset.render(item["groove"], ANALYSIS_SR)
+            y, beats, downbeats, _ = grooveset.render(item["groove"], ANALYSIS_SR)
         return [
             {
                 "id": item["id"],

@@ -73,11 +73,26 @@ def _save(item_id: str, y: np.ndarray, sr: int, root: Path = CACHE) -> str:
     return rel
 
 
-def chorale(path: str) -> dict[str, Any]:
-    """Render one chorale with drawn instruments; its key truth by the realset's rules."""
+def draw_instruments(mid: Path, rng: np.random.Generator) -> None:
+    """Rewrite ``mid`` with GM programs drawn from PROGRAM_POOL: one for all its parts (half the
+    time) or one per part; drum tracks are kept."""
     import warnings
 
     import pretty_midi
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pm = pretty_midi.PrettyMIDI(str(mid))
+    one = int(rng.choice(PROGRAM_POOL)) if rng.random() < 0.5 else None
+    for inst in pm.instruments:
+        if not inst.is_drum:
+            inst.program = one if one is not None else int(rng.choice(PROGRAM_POOL))
+    pm.write(str(mid))
+
+
+def chorale(path: str) -> dict[str, Any]:
+    """Render one chorale with drawn instruments; its key truth by the realset's rules."""
+
     import soundfile as sf
 
     import realset
@@ -93,14 +108,7 @@ def chorale(path: str) -> dict[str, Any]:
         )
         if not item.get("key"):
             return {"id": rel, "skip": "; ".join(item.get("notes", []))[:120]}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pm = pretty_midi.PrettyMIDI(str(mid))
-        one = int(rng.choice(PROGRAM_POOL)) if rng.random() < 0.5 else None
-        for inst in pm.instruments:
-            if not inst.is_drum:
-                inst.program = one if one is not None else int(rng.choice(PROGRAM_POOL))
-        pm.write(str(mid))
+        draw_instruments(mid, rng)
         fluidsynth_render(mid, wav, 44100)
         y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
     y = y.mean(axis=1)[: int(min(dur, len(y) / sr) * sr)]
