@@ -1262,6 +1262,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
         ranker = fit(X, y, names, sample_weight=w, queries=q_all, model=STEM_MODEL, seed=seed)
         if stem_blend is not None:  # the held-out songs' evidence sets the learned term's share
             ranker.blend = stem_blend
+    metrics["blend"] = round(float(ranker.blend), 4)  # the learned term's share, as it serves
     ranker.metrics.update(metrics)
     with library.transaction() as s:
         version = repo.store_model(

@@ -190,6 +190,15 @@ def test_the_page_end_to_end(server, browser, tmp_path):
         and r.offset_beats == 2
         for r in stored
     )
+    # "Learn from ratings": one rating of a nudged span, no stems: nothing to learn from yet,
+    # and the page says so (POST /api/models/train trains when there is; tests/service/
+    # test_models_api.py).
+    page.click("#learn")
+    page.wait_for_function(
+        "document.querySelector('#status').textContent.includes('nothing to learn from')"
+    )
+    assert "error" in page.get_attribute("#status", "class")
+    assert page.is_enabled("#learn")
 
     # Partners from one chosen track: every partner listed is one of its phrases.
     b_id = page.evaluate("state.tracks.find(t => t.path.includes('house_b')).track_id")

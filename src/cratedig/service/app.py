@@ -178,6 +178,10 @@ class MashupRequest(BaseModel):
         return MatchRequest._track_ids(v)
 
 
+class ActivateRequest(BaseModel):
+    version: int = Field(..., ge=1)
+
+
 class RatingRequest(BaseModel):
     query_segment: str
     candidate_segment: str
@@ -230,6 +234,8 @@ class ServiceState:
         self.mashup_dir = self.library.artefact_dir / "mashups"
         self.matches: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self._matches_lock = threading.Lock()
+        #: One training at a time (two would race for the next model version).
+        self.train_lock = threading.Lock()
         self.generation = 0  # bumped whenever the index is reloaded
         self._analysis_pool: ProcessPoolExecutor | None = None
 
@@ -261,6 +267,12 @@ class ServiceState:
             while len(self.matches) > self.settings.match_cache:
                 self.matches.popitem(last=False)
         return out
+
+    def forget_matches(self) -> None:
+        """Drop every remembered match (the ranker that scored them changed)."""
+        with self._matches_lock:
+            self.generation += 1
+            self.matches.clear()
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -691,6 +703,33 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     def ratings() -> dict[str, Any]:
         """Every rating, oldest first."""
         return {"ratings": [r.to_json() for r in workflows.list_ratings(state.library)]}
+
+    # -- the learned ranker --------------------------------------------------------------------
+
+    @app.get("/api/models", tags=["ratings"])
+    def models() -> dict[str, Any]:
+        """Every trained ranker version, oldest first: when, its metrics, which one serves."""
+        return {"models": workflows.list_models(state.library)}
+
+    @app.post("/api/models/train", status_code=201, tags=["ratings"])
+    def train(_: Writer) -> dict[str, Any]:
+        """Train the ranker from the library's stems and ratings (``cratedig train``); the new
+        version serves at once: ``{"version", "metrics"}``. 422 when there is nothing to learn
+        from (no stems, and no good and bad ratings)."""
+        with state.train_lock:
+            result = workflows.train_ranker(state.library)
+        state.forget_matches()
+        return {"version": result["version"], "metrics": result["metrics"]}
+
+    @app.put("/api/models/active", tags=["ratings"])
+    def activate(body: ActivateRequest, _: Writer) -> dict[str, Any]:
+        """Make an earlier (or later) ranker version the one that serves."""
+        try:
+            workflows.activate_model(state.library, body.version)
+        except ParameterError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        state.forget_matches()
+        return {"models": workflows.list_models(state.library)}
 
     @app.get("/api/export/rekordbox.xml", tags=["library"], response_class=Response)
     def export_rekordbox(hot_cues: bool = False) -> Response:

@@ -335,6 +335,22 @@ async function scan(ev) {
   } catch (e) { setStatus(e.message, true); }
 }
 
+async function learn() {
+  const btn = $("#learn");
+  btn.disabled = true;
+  setStatus("learning from your ratings and the library's stems…");
+  try {
+    const r = await api("/api/models/train", { method: "POST" });
+    const m = r.metrics || {};
+    const share = m.blend ?? 0;
+    setStatus(`ranker v${r.version} from ${m.ratings || 0} ratings and ${m.stem_pairs || 0} stem pairs: ` +
+      (share > 0 ? `its share of the score is ${share.toFixed(2)}`
+        : "the rules still decide (it has not yet ranked better than them)"));
+    if (state.track) openTrack(state.track.track_id);
+  } catch (e) { setStatus(e.message, true); }
+  btn.disabled = false;
+}
+
 async function pollJob() {
   if (!state.job) return;
   let j;
@@ -415,6 +431,7 @@ function wire() {
   });
   $("#grid-clear").addEventListener("click", () => sendGrid("DELETE", null));
   $("#scan-form").addEventListener("submit", scan);
+  $("#learn").addEventListener("click", learn);
   $("#job-cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message, true)));
   $("#upload").addEventListener("change", upload);
   $("#token").addEventListener("change", (ev) => localStorage.setItem("cratedig-token", ev.target.value));
