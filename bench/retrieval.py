@@ -525,6 +525,54 @@ def as_trained(
     return train_ranker(X, y, names, blend=weight, queries=queries, model=STEM_MODEL, seed=seed)
 
 
+def trained_on_stem_pairs(data: dict[str, Any], seed: int = 0) -> tuple[Any, Any, dict]:
+    """``--train-from pairs``: the ranker exactly as ``cratedig train`` makes it from a library
+    holding the dev songs with their two layers as stems (lead + drums as the ``lead`` stem, the
+    band as another): :func:`cratedig.learn.pairs.stem_pairs` (the same bars, bent copies, the
+    song's other bars, other songs), the blend by :func:`cratedig.learn.ranker.cv_evidence_blend`
+    over the songs, then the fit (the share capped at ``STEM_BLEND_CAP``, as ``cratedig train``
+    caps it). ``CD_PAIRS_CACHE=FILE.npz`` keeps the pairs' features between runs (building them
+    takes about two minutes). Returns (blend ranker, learned-only ranker, metrics)."""
+    from cratedig.audio.decode import decode
+    from cratedig.learn.pairs import stem_pairs
+    from cratedig.learn.ranker import (
+        STEM_BLEND_CAP,
+        STEM_MODEL,
+        cv_evidence_blend,
+        train_ranker,
+    )
+    from cratedig.workflows import _pair_matrix
+
+    sr = 22050
+    songs = {}
+    for s in data["songs"]:
+        if s["split"] != "dev":
+            continue
+        q = decode(s["query_path"], sr=sr).samples
+        b = decode(s["partner_path"], sr=sr).samples
+        n = min(len(q), len(b))
+        songs[s["id"]] = {"lead": q[:n], "band": b[:n]}
+    cache = Path(os.environ.get("CD_PAIRS_CACHE", "/nonexistent"))
+    if cache.exists():
+        z = np.load(cache)
+        X, names, y, groups, queries = z["X"], list(z["names"]), z["y"], z["groups"], z["queries"]
+    else:
+        pairs = stem_pairs(songs, sr=sr, seed=seed)
+        X, names, _ = _pair_matrix([(p.query, p.candidate) for p in pairs])
+        y = np.array([p.label for p in pairs])
+        groups = np.array([p.song for p in pairs])
+        queries = np.array([p.query.id for p in pairs])
+        if cache.parent.exists():
+            np.savez(cache, X=X, names=np.array(names), y=y, groups=groups, queries=queries)
+    weight, evidence = cv_evidence_blend(X, y, names, groups, queries, seed=seed, model=STEM_MODEL)
+    weight = min(weight, STEM_BLEND_CAP)  # as cratedig train caps it
+    print(f"trained on stem pairs as `cratedig train` does: {len(y)} pairs of {len(songs)} songs, "
+          f"blend {weight:g} ({evidence})")  # fmt: skip
+    blend = train_ranker(X, y, names, blend=weight, queries=queries, model=STEM_MODEL, seed=seed)
+    alone = train_ranker(X, y, names, blend=1.0, queries=queries, model=STEM_MODEL, seed=seed)
+    return blend, alone, {"pairs": int(len(y)), "songs": len(songs), **evidence}
+
+
 def _grid_hint(song: dict[str, Any], tracks: dict[str, Any], which: str) -> dict[str, Any]:
     """The JSON of the grid a query layer is given (``run_split(query_grid=)``): the song's
     true tempo and bar lines (``"truth"``) or its band's analysed ones (``"partner"``); the
@@ -773,8 +821,15 @@ def main_real(args: argparse.Namespace) -> int:
         songs=groups.astype(str), queries=queries.astype(str), kinds=kinds.astype(str),
     )  # fmt: skip
     rs = args.ranker_seed
-    ranker = as_trained(X, y, names, groups, queries, seed=rs)
-    learned_only = train_ranker(X, y, names, blend=1.0, queries=queries, model=STEM_MODEL, seed=rs)
+    if args.train_from == "pairs":
+        if args.split == "dev":
+            raise SystemExit("--train-from pairs judges the held-out splits (it trains on dev)")
+        ranker, learned_only, _ = trained_on_stem_pairs(data, seed=rs)
+    else:
+        ranker = as_trained(X, y, names, groups, queries, seed=rs)
+        learned_only = train_ranker(
+            X, y, names, blend=1.0, queries=queries, model=STEM_MODEL, seed=rs
+        )
     rankers = {"learned": learned_only, "blend": ranker}
     # The ranker as it was before issue 10's fix, for comparison: pointwise, on the rule's
     # first REAL_TOP candidates per query (the lists are in the rule's order).
@@ -873,6 +928,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fetch", type=int, default=DEFAULT_FETCH, help="--set real: index hits")
     p.add_argument("--same-chords", choices=("bar", "beat"), default="bar",
                    help="--set real: judge 'under the same chords' bar by bar or beat by beat")  # fmt: skip
+    p.add_argument(
+        "--train-from",
+        choices=("lists", "pairs"),
+        default="lists",
+        help="--set real: train the ranker on the dev songs' match lists, or on their stems' "
+        "self-supervised pairs exactly as `cratedig train` does",
+    )
     p.add_argument(
         "--ranker-seed",
         type=int,

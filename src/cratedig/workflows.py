@@ -1191,6 +1191,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     import numpy as np
 
     from cratedig.learn.ranker import (
+        STEM_BLEND_CAP,
         STEM_MODEL,
         cv_evidence_blend,
         save_ranker,
@@ -1252,6 +1253,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
                 evidence[k] = _rounded(evidence[k])
         metrics.update(evidence)
         metrics["blend_by_held_out_songs"] = stem_blend
+        stem_blend = min(stem_blend, STEM_BLEND_CAP)  # the rules keep at least half the say
     rated = _rated_lists(ratings, segs, X[len(pairs) :], rule[len(pairs) :])
     if rated and len({float(v) for r in rated for v in r.scores}) > 1:
         # Ratings in: learn the user's taste from their scores (as soft labels) with the stem

@@ -98,3 +98,28 @@ def test_train_an_embedding_and_ask_what_sounds_like_a_phrase(stems_library):
     assert len(found) == 3
     assert all(not r["segment"].startswith(seg.split("_")[0]) for r in found)  # other tracks
     assert [r["distance"] for r in found] == sorted(r["distance"] for r in found)
+
+
+def test_a_ranker_of_stem_pairs_alone_never_takes_more_than_half_the_score(
+    stems_library, monkeypatch
+):
+    """The stem pairs' own evidence (built decoys) may ask for the whole score; the rules keep
+    at least half of it (on real stems, share 1 lost recall against the rules; 0.5 did not)."""
+    from cratedig import workflows
+    from cratedig.learn import ranker as rk
+    from cratedig.library.db import open_library
+
+    real = rk.cv_evidence_blend
+
+    def eager(*args, **kwargs):
+        _, evidence = real(*args, **kwargs)
+        return 1.0, evidence
+
+    monkeypatch.setattr(rk, "cv_evidence_blend", eager)
+    monkeypatch.setattr(workflows, "list_ratings", lambda *a, **k: [])  # the stem pairs alone
+    with open_library(stems_library["db"]) as lib:
+        result = workflows.train_ranker(lib)
+        active = workflows.active_ranker(lib)
+    assert result["metrics"]["blend_by_held_out_songs"] == 1.0
+    assert result["metrics"]["blend"] == rk.STEM_BLEND_CAP == 0.5
+    assert active is not None and active.blend == 0.5

@@ -62,7 +62,7 @@ def train_command(
             f"{m['pairwise_accuracy_rule']}, learned {m['pairwise_accuracy_learned']}"
         )
     if "blend_by_held_out_songs" in m:
-        share = m["blend_by_held_out_songs"]
+        share = m.get("blend", m["blend_by_held_out_songs"])  # as it serves (capped)
         out.print(
             f"learned term's share of the score: {share:g}"
             + (" (it did not rank the held-out songs' partners better by two standard errors: "
