@@ -265,6 +265,15 @@ class Ranker:
         return cls(features, mean, scale, coef, intercept, blend, metrics, trees, slope)
 
 
+def _lists(queries: np.ndarray) -> list[np.ndarray]:
+    """The rows of each query (ids sorted), in one sort: no pass over all rows per query."""
+    if len(queries) == 0:
+        return []
+    _, inverse = np.unique(queries, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1)
+
+
 def _query_pairs(
     Z: np.ndarray, y: np.ndarray, queries: np.ndarray, weight: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -275,10 +284,7 @@ def _query_pairs(
     """
     diffs: list[np.ndarray] = []
     weights: list[np.ndarray] = []
-    _, inverse = np.unique(queries, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.flatnonzero(np.diff(inverse[order])) + 1
-    for rows in np.split(order, bounds):
+    for rows in _lists(queries):
         pos, neg = rows[y[rows] == 1], rows[y[rows] == 0]
         if not len(pos) or not len(neg):
             continue
@@ -419,12 +425,8 @@ def _fit_lambdarank(
         return None
 
     _, inverse = np.unique(queries, return_inverse=True)
-    both = np.array(
-        [
-            y[inverse == g].min() == 0 and y[inverse == g].max() == 1
-            for g in range(inverse.max() + 1)
-        ]
-    )
+    positives = np.bincount(inverse, weights=(y == 1).astype(np.float64))
+    both = (positives > 0) & (positives < np.bincount(inverse))
     keep = both[inverse]
     if not keep.any():
         return None
@@ -632,18 +634,10 @@ def train_from_ratings(
             table = table[~np.isnan(table).any(axis=1)]
             if len(table):
                 ndcg = table.mean(axis=0)
-    best = 0.0
-    if np.isfinite(ndcg).all():
-        i = int(np.argmax(ndcg))  # the first maximum: the smallest weight
-        gain = table[:, i] - table[:, 0]
-        # The best of eleven noisy means is optimistic: keep it only when its gain over the
-        # rule score stands out of the lists' noise (two standard errors).
-        se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else math.inf
-        if gain.mean() > max(1e-9, BLEND_SE * se):
-            # The one-standard-error rule: the smallest weight whose NDCG is within one standard
-            # error of the best, since a learned term fitted on few ratings is a risk.
-            j = int(np.flatnonzero(ndcg >= ndcg[i] - se)[0])
-            best = float(grid[max(j, 1)])
+    # The best of eleven noisy means is optimistic: kept only when its gain over the rule score
+    # stands out of the lists' noise, then the smallest weight within one standard error of it
+    # (a learned term fitted on few ratings is a risk).
+    best = _weight_of(table, BLEND_GRID) if np.isfinite(ndcg).all() else 0.0
     ranker.blend = best * n_ratings / (n_ratings + BLEND_HALF_RATINGS)
     ranker.metrics = {
         "ratings": int(n_ratings),
@@ -673,8 +667,7 @@ def _reciprocal_ranks(
     rule_score, learned = np.asarray(rule_score, np.float64), np.asarray(learned, np.float64)
     label, groups = np.asarray(label), np.asarray(groups)
     rows = []
-    for g in np.unique(groups):
-        m = groups == g
+    for m in _lists(groups):
         pos = label[m] > 0
         if not pos.any() or pos.all():
             continue
@@ -702,8 +695,11 @@ def evidence_blend(
     return _weight_of(_reciprocal_ranks(rule_score, learned, label, groups))
 
 
-def _weight_of(table: np.ndarray) -> float:
-    """:func:`evidence_blend`'s choice from a (queries x weights) table of reciprocal ranks."""
+def _weight_of(table: np.ndarray, grid: tuple[float, ...] = EVIDENCE_GRID) -> float:
+    """The blend weight a (lists x weights of ``grid``) table of per-list quality chooses: the
+    best mean counts only where its paired gain over weight 0 exceeds :data:`BLEND_SE`
+    standard errors; then the smallest weight within one standard error of the best (never 0).
+    0 otherwise. Shared by the stem pairs' and the ratings' evidence."""
     if len(table) < 2:
         return 0.0
     mean = table.mean(axis=0)
@@ -713,7 +709,7 @@ def _weight_of(table: np.ndarray) -> float:
     if not gain.mean() > max(1e-9, BLEND_SE * se):
         return 0.0
     j = int(np.flatnonzero(mean >= mean[i] - se)[0])
-    return float(EVIDENCE_GRID[max(j, 1)])
+    return float(grid[max(j, 1)])
 
 
 def cv_evidence_blend(
