@@ -65,7 +65,6 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -78,10 +77,11 @@ from cratedig.analysis.records import Segment
 from cratedig.learn.metrics import mean_reciprocal_rank, single_relevant_ndcg
 from cratedig.learn.pairs import Grid, grid_of_mix, segments_on_grid
 from cratedig.match import SegmentBatch, score_candidates
+from cratedig.match.lists import list_features
 from cratedig.match.query import DEFAULT_FETCH
 from cratedig.match.scoring import harmonic_fit
 from cratedig.synth import synthesize_song
-from cratedig.theory import RELATIONS, Key
+from cratedig.theory import Key
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 DECOYS = ("+1 st", "+6 st", "half bar", "stretch 12%", "+5 st")
@@ -392,21 +392,13 @@ def same_chords_as(ideal: Segment, c: Segment, *, unit: str = "bar") -> bool:
 
 def _ideal_partners(song: dict[str, Any], qa: Any, pa: Any) -> list[Segment] | None:
     """The accompaniment cut on the query analysis' own phrases (None when the two analyses
-    disagree on tempo or meter: their beats then do not compare row by row)."""
+    disagree on tempo or meter: their beats then do not compare row by row); the cut that
+    ``cratedig train``'s mined lists use (:func:`cratedig.match.lists.cut_on_query`)."""
     from cratedig.audio import decode
-    from cratedig.learn.pairs import Grid, segments_on_grid
+    from cratedig.match.lists import cut_on_query
 
-    if abs(pa.tempo / qa.tempo - 1) > 0.04 or pa.time_signature != qa.time_signature:
-        return None
-    starts = np.asarray(qa.downbeats, np.float64)
-    if len(starts) < 2 or not qa.segments:
-        return None
     audio = decode(song["partner_path"])
-    bar = qa.time_signature[0] * 60.0 / qa.tempo
-    ends = np.r_[starts[1:], min(starts[-1] + bar, audio.duration)]
-    grid = Grid(starts, ends, [(g.bar, g.bars) for g in qa.segments], qa.time_signature[0],
-                qa.tempo, pa.tuning)  # fmt: skip
-    return segments_on_grid(audio.samples, sr=audio.sr, grid=grid, track_id="ideal")
+    return cut_on_query(audio.samples, audio.sr, qa, pa) or None
 
 
 def _contradicts(fit: str | None, reason: str) -> bool:
@@ -464,36 +456,6 @@ def _miss_reason(
     return "; ".join(bits)
 
 
-def _features(
-    recs: list[dict[str, Any]], q: Segment, segs: dict[str, Segment]
-) -> tuple[np.ndarray, list[str]]:
-    from cratedig.learn.ranker import pair_features
-
-    terms = {t: np.array([r["terms"][t] for r in recs]) for t in recs[0]["terms"] if t != "learned"}
-    return pair_features(
-        terms,
-        stretch=np.array([r["stretch"] for r in recs]),
-        semitones=np.array([r["semitones"] for r in recs]),
-        tempo_ratio=np.array([r["tempo_ratio"] for r in recs]),
-        query_balance=np.asarray(q.features.spectral_balance, np.float64),
-        balance=np.array([segs[r["segment"]].features.spectral_balance for r in recs]),
-        relation=np.array([RELATIONS.index(r["key_relation"]) for r in recs], np.int64),
-        rule_score=np.array([_undoubted(r) for r in recs]),
-        coverage=np.array([float(r.get("coverage", 1.0)) for r in recs]),
-    )
-
-
-def _undoubted(rec: dict[str, Any]) -> float:
-    """The score ``match`` hands the ranker: before the tempo-doubt factor that
-    :func:`cratedig.match.query.match_analysis` applies to a record's score afterwards (a
-    feature trained on the doubted score would not be the one the ranker sees at match time)."""
-    for note in rec.get("doubts") or []:
-        m = re.search(r"^partner tempo uncertain: .*confidence ([0-9.]+)$", note)
-        if m:
-            return float(rec["score"]) / (0.5 + 0.5 * float(m.group(1)))
-    return float(rec["score"])
-
-
 def _first_in_query(queries: np.ndarray, n: int) -> np.ndarray:
     """Mask of each query's first ``n`` rows (rows of one query are contiguous, in list order)."""
     out = np.zeros(len(queries), bool)
@@ -525,15 +487,74 @@ def as_trained(
     return train_ranker(X, y, names, blend=weight, queries=queries, model=STEM_MODEL, seed=seed)
 
 
+def _dev_stems(data: dict[str, Any], sr: int) -> dict[str, dict[str, np.ndarray]]:
+    """The dev songs as a library's stems: lead + drums as the ``lead`` stem, the band as
+    another."""
+    from cratedig.audio.decode import decode
+
+    songs = {}
+    for s in data["songs"]:
+        if s["split"] != "dev":
+            continue
+        q = decode(s["query_path"], sr=sr).samples
+        b = decode(s["partner_path"], sr=sr).samples
+        n = min(len(q), len(b))
+        songs[s["id"]] = {"lead": q[:n], "band": b[:n]}
+    return songs
+
+
+def trained_on_stem_lists(data: dict[str, Any], seed: int = 0) -> tuple[Any, Any, dict]:
+    """``--train-from stems``: the ranker exactly as ``cratedig train`` makes it (stop 36 on)
+    from a library holding the dev songs with their two layers as stems: the matcher's own
+    lists for each lead layer (:func:`cratedig.match.lists.mined_lists`: every dev song's band
+    and two transposed copies of it as the library, the band at the lead phrase's bars or under
+    its chords the partner), the blend by :func:`cratedig.learn.ranker.cv_evidence_blend` over
+    the songs, capped at ``STEM_BLEND_CAP``. No truth of the stem set is used: the labels come
+    from the stems alone. ``CD_LISTS_CACHE=FILE.npz`` keeps the lists between runs. Returns
+    (blend ranker, learned-only ranker, metrics)."""
+    from cratedig.learn.ranker import (
+        STEM_BLEND_CAP,
+        STEM_MODEL,
+        cv_evidence_blend,
+        train_ranker,
+    )
+    from cratedig.match.lists import mined_lists
+
+    sr = 22050
+    cache = Path(os.environ.get("CD_LISTS_CACHE", "/nonexistent"))
+    if cache.exists():
+        z = np.load(cache)
+        X, names, y, groups, queries = z["X"], list(z["names"]), z["y"], z["songs"], z["queries"]
+        n_songs = len(set(groups.tolist()))
+    else:
+        songs = _dev_stems(data, sr)
+        n_songs = len(songs)
+        lists = mined_lists(songs, sr=sr)
+        if lists is None:
+            raise SystemExit("no dev lead phrase found its partner in the mined lists")
+        X, names, y, groups, queries = lists.X, lists.names, lists.y, lists.songs, lists.queries
+        if cache.parent.exists():
+            np.savez(cache, X=X, names=np.array(names), y=y, songs=groups, queries=queries,
+                     kinds=lists.kinds)  # fmt: skip
+    weight, evidence = cv_evidence_blend(X, y, names, groups, queries, seed=seed, model=STEM_MODEL)
+    weight = min(weight, STEM_BLEND_CAP)  # as cratedig train caps it
+    print(f"trained on mined stem lists as `cratedig train` does: {len(y)} rows "
+          f"({int(y.sum())} partners) of {len(set(queries.tolist()))} lead phrases, "
+          f"blend {weight:g} ({evidence})")  # fmt: skip
+    blend = train_ranker(X, y, names, blend=weight, queries=queries, model=STEM_MODEL, seed=seed)
+    alone = train_ranker(X, y, names, blend=1.0, queries=queries, model=STEM_MODEL, seed=seed)
+    return blend, alone, {"pairs": int(len(y)), "positives": int(y.sum()), "songs": n_songs,
+                          **evidence}  # fmt: skip
+
+
 def trained_on_stem_pairs(data: dict[str, Any], seed: int = 0) -> tuple[Any, Any, dict]:
-    """``--train-from pairs``: the ranker exactly as ``cratedig train`` makes it from a library
+    """``--train-from pairs``: the ranker as ``cratedig train`` made it until stop 35 from a library
     holding the dev songs with their two layers as stems (lead + drums as the ``lead`` stem, the
     band as another): :func:`cratedig.learn.pairs.stem_pairs` (the same bars, bent copies, the
     song's other bars, other songs), the blend by :func:`cratedig.learn.ranker.cv_evidence_blend`
     over the songs, then the fit (the share capped at ``STEM_BLEND_CAP``, as ``cratedig train``
     caps it). ``CD_PAIRS_CACHE=FILE.npz`` keeps the pairs' features between runs (building them
     takes about two minutes). Returns (blend ranker, learned-only ranker, metrics)."""
-    from cratedig.audio.decode import decode
     from cratedig.learn.pairs import stem_pairs
     from cratedig.learn.ranker import (
         STEM_BLEND_CAP,
@@ -544,14 +565,7 @@ def trained_on_stem_pairs(data: dict[str, Any], seed: int = 0) -> tuple[Any, Any
     from cratedig.workflows import _pair_matrix
 
     sr = 22050
-    songs = {}
-    for s in data["songs"]:
-        if s["split"] != "dev":
-            continue
-        q = decode(s["query_path"], sr=sr).samples
-        b = decode(s["partner_path"], sr=sr).samples
-        n = min(len(q), len(b))
-        songs[s["id"]] = {"lead": q[:n], "band": b[:n]}
+    songs = _dev_stems(data, sr)
     cache = Path(os.environ.get("CD_PAIRS_CACHE", "/nonexistent"))
     if cache.exists():
         z = np.load(cache)
@@ -570,7 +584,8 @@ def trained_on_stem_pairs(data: dict[str, Any], seed: int = 0) -> tuple[Any, Any
           f"blend {weight:g} ({evidence})")  # fmt: skip
     blend = train_ranker(X, y, names, blend=weight, queries=queries, model=STEM_MODEL, seed=seed)
     alone = train_ranker(X, y, names, blend=1.0, queries=queries, model=STEM_MODEL, seed=seed)
-    return blend, alone, {"pairs": int(len(y)), "songs": len(songs), **evidence}
+    return blend, alone, {"pairs": int(len(y)), "positives": int(y.sum()), "songs": len(songs),
+                          **evidence}  # fmt: skip
 
 
 def _grid_hint(song: dict[str, Any], tracks: dict[str, Any], which: str) -> dict[str, Any]:
@@ -718,7 +733,7 @@ def run_split(
                         else _miss_reason(q, qa, song, pa, [segs[i] for i in rel], recs, rank)
                     )
                     if every and split == "dev":
-                        X, names = _features(every, q, segs)
+                        X, names = list_features(every, q, segs)
                         train_X.append(X)
                         train_y.append(np.array([r["segment"] in rel for r in every], int))
                         train_g.append(np.full(len(every), song["id"], dtype=object))
@@ -821,10 +836,15 @@ def main_real(args: argparse.Namespace) -> int:
         songs=groups.astype(str), queries=queries.astype(str), kinds=kinds.astype(str),
     )  # fmt: skip
     rs = args.ranker_seed
-    if args.train_from == "pairs":
+    counts = {"pairs": int(len(y)), "positives": int(y.sum())}
+    if args.train_from in ("pairs", "stems"):
         if args.split == "dev":
-            raise SystemExit("--train-from pairs judges the held-out splits (it trains on dev)")
-        ranker, learned_only, _ = trained_on_stem_pairs(data, seed=rs)
+            raise SystemExit(
+                f"--train-from {args.train_from} judges the held-out splits (it trains on dev)"
+            )
+        trainer = trained_on_stem_pairs if args.train_from == "pairs" else trained_on_stem_lists
+        ranker, learned_only, trained = trainer(data, seed=rs)
+        counts = {"pairs": trained["pairs"], "positives": trained["positives"]}
     else:
         ranker = as_trained(X, y, names, groups, queries, seed=rs)
         learned_only = train_ranker(
@@ -867,7 +887,7 @@ def main_real(args: argparse.Namespace) -> int:
     else:
         res = run_split(data, args.split, workers=args.workers, rankers=rankers, **lim)
     res.pop("train", None)
-    res["ranker"] = {"pairs": int(len(y)), "positives": int(y.sum()), "blend": ranker.blend,
+    res["ranker"] = {**counts, "train_from": args.train_from, "blend": ranker.blend,
                      "trained_on": "dev" if args.split != "dev" else
                      f"dev, {args.folds}-fold cross-validation by song",
                      "features": names}  # fmt: skip
@@ -880,7 +900,8 @@ def main_real(args: argparse.Namespace) -> int:
         f"{res['phrases_without_true_partner']} active phrases had no library phrase at the "
         "same bars or under the same chords (not counted)"
     )
-    print(f"  learned ranker: trained on dev, {len(y)} pairs ({int(y.sum())} positives); "
+    print(f"  learned ranker: trained on dev ({args.train_from}), {counts['pairs']} pairs "
+          f"({counts['positives']} positives); "
           f"blend {ranker.blend:g}, chosen as `cratedig train` does (cross-validated over "
           "the dev songs)"
           + (f"; dev songs scored by {args.folds}-fold cross-validation by song (each song by a "
@@ -930,10 +951,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="--set real: judge 'under the same chords' bar by bar or beat by beat")  # fmt: skip
     p.add_argument(
         "--train-from",
-        choices=("lists", "pairs"),
+        choices=("lists", "stems", "pairs"),
         default="lists",
-        help="--set real: train the ranker on the dev songs' match lists, or on their stems' "
-        "self-supervised pairs exactly as `cratedig train` does",
+        help="--set real: train the ranker on the dev songs' match lists (labelled by the set's "
+        "truth), on the lists mined from their stems exactly as `cratedig train` does (stop 36 "
+        "on), or on their stems' self-supervised pairs (`cratedig train` until stop 35)",
     )
     p.add_argument(
         "--ranker-seed",

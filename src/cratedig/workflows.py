@@ -78,6 +78,7 @@ __all__ = [
     "render_pair",
     "resolve_query",
     "resolve_tracks",
+    "stem_training_lists",
     "stem_training_pairs",
     "track_detail",
     "train_ranker",
@@ -1079,6 +1080,49 @@ def list_ratings(library: Library, *, orphaned: bool | None = None) -> list[Rati
         ]
 
 
+def _stem_songs(
+    library: Library, *, sr: int, on_skip: Callable[[str, str], None] | None
+) -> dict[str, dict[str, Any]]:
+    """Every gated library track with stems naming a vocal or lead layer -> its decoded stems.
+
+    A track whose stems cannot be read, or that the training gate keeps out, is skipped with its
+    reason passed to ``on_skip(track_id, reason)`` (logged when None).
+    """
+    from cratedig.audio.decode import decode
+    from cratedig.errors import CratedigError
+    from cratedig.learn.gate import gate_tracks
+    from cratedig.learn.pairs import QUERY_STEMS
+
+    def skip(track_id: str, reason: str) -> None:
+        if on_skip is not None:
+            on_skip(track_id, reason)
+        else:
+            log.warning("stem training: track %s skipped: %s", track_id, reason)
+
+    with library.reader() as s:
+        stems = repo.all_stems(s)
+        qualities = repo.track_qualities(s)
+    # The training gate keeps low-quality tracks (fake lossless, clipped, no stable beat...)
+    # out of the training data, as it keeps them out of the clusters.
+    gate = gate_tracks(qualities, track_ids=sorted(stems))
+    for track_id, reason in sorted(gate.excluded.items()):
+        skip(track_id, f"kept out by the training gate: {reason}")
+    songs: dict[str, dict[str, Any]] = {}
+    for track_id, infos in sorted(stems.items()):
+        if track_id not in gate.kept:
+            continue
+        if not any(i.name in QUERY_STEMS for i in infos):
+            skip(track_id, f"no {'/'.join(QUERY_STEMS)} stem among {sorted(i.name for i in infos)}")
+            continue
+        try:
+            songs[track_id] = {
+                i.name: decode(i.path, sr=sr, stream=i.stream or 0).samples for i in infos
+            }
+        except (CratedigError, OSError) as exc:
+            skip(track_id, str(exc))
+    return songs
+
+
 def stem_training_pairs(
     library: Library,
     *,
@@ -1098,41 +1142,36 @@ def stem_training_pairs(
     -------
     list of cratedig.learn.pairs.StemPair
     """
-    from cratedig.audio.decode import decode
-    from cratedig.errors import CratedigError
-    from cratedig.learn.gate import gate_tracks
-    from cratedig.learn.pairs import QUERY_STEMS, stem_pairs
+    from cratedig.learn.pairs import stem_pairs
 
-    def skip(track_id: str, reason: str) -> None:
-        if on_skip is not None:
-            on_skip(track_id, reason)
-        else:
-            log.warning("stem pairs: track %s skipped: %s", track_id, reason)
-
-    with library.reader() as s:
-        stems = repo.all_stems(s)
-        qualities = repo.track_qualities(s)
-    # The training gate keeps low-quality tracks (fake lossless, clipped, no stable beat...)
-    # out of the pairs, as it keeps them out of the clusters.
-    gate = gate_tracks(qualities, track_ids=sorted(stems))
-    for track_id, reason in sorted(gate.excluded.items()):
-        skip(track_id, f"kept out by the training gate: {reason}")
-    songs: dict[str, dict[str, Any]] = {}
-    for track_id, infos in sorted(stems.items()):
-        if track_id not in gate.kept:
-            continue
-        if not any(i.name in QUERY_STEMS for i in infos):
-            skip(track_id, f"no {'/'.join(QUERY_STEMS)} stem among {sorted(i.name for i in infos)}")
-            continue
-        try:
-            songs[track_id] = {
-                i.name: decode(i.path, sr=sr, stream=i.stream or 0).samples for i in infos
-            }
-        except (CratedigError, OSError) as exc:
-            skip(track_id, str(exc))
+    songs = _stem_songs(library, sr=sr, on_skip=on_skip)
     if not songs:
         return []
     return stem_pairs(songs, sr=sr, others_per_query=others_per_query, seed=seed)
+
+
+def stem_training_lists(
+    library: Library,
+    *,
+    sr: int = 22050,
+    on_skip: Callable[[str, str], None] | None = None,
+) -> Any:
+    """The matcher's own candidate lists for the library's stems, labelled by them
+    (:func:`cratedig.match.lists.mined_lists`): what ``train`` and ``evaluate`` learn from.
+
+    The songs are those of :func:`stem_training_pairs` (gated, with a vocal or lead stem).
+
+    Returns
+    -------
+    cratedig.match.lists.TrainingLists or None
+        None when no song has usable stems or no query phrase found its partner.
+    """
+    from cratedig.match.lists import mined_lists
+
+    songs = _stem_songs(library, sr=sr, on_skip=on_skip)
+    if not songs:
+        return None
+    return mined_lists(songs, sr=sr)
 
 
 #: Model kind of the learned ranker in the ``models`` table.
@@ -1165,12 +1204,34 @@ def _pair_matrix(pairs: list[tuple[Any, Any]]) -> tuple[Any, list[str], Any]:
     return np.array(rows), names, np.array(rules)
 
 
+def _stack_rows(lists: Any, items: list[tuple[Any, Any]]) -> tuple[Any, list[str], Any]:
+    """Features, names and rule scores of the stem lists' rows, then of the (query, candidate)
+    ``items`` (ratings) in order."""
+    import numpy as np
+
+    parts_x, parts_r, names = [], [], []
+    if lists is not None:
+        parts_x.append(lists.X)
+        parts_r.append(lists.X[:, lists.names.index("rule")])
+        names = list(lists.names)
+    if items:
+        x, names, r = _pair_matrix(items)
+        if lists is not None and names != lists.names:  # one feature set: learn.ranker's
+            raise AssertionError(f"feature names differ: {names} vs {lists.names}")
+        parts_x.append(x)
+        parts_r.append(r)
+    return np.concatenate(parts_x), names, np.concatenate(parts_r)
+
+
 def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     """Train the learned ranker from the library's stems and ratings; store it as a new version.
 
-    Self-supervised stem pairs (:func:`stem_training_pairs`) and ratings (4-5: layers well,
-    1-2: does not, 3 left out) train a logistic ranker. Without ratings (or with one score
-    only) it is fitted on the pairs, ratings weighing ``RATING_WEIGHT`` pairs each, and the
+    The matcher's own candidate lists for the library's stems (:func:`stem_training_lists`:
+    each lead phrase matched against every song's accompaniment and transposed copies of it,
+    the accompaniment at its bars or under its chords the partner) and ratings (4-5: layers
+    well, 1-2: does not, 3 left out) train the ranker. Without ratings (or with one score
+    only) LambdaRank trees (``STEM_MODEL``) are fitted on the lists, ratings weighing
+    ``RATING_WEIGHT`` rows each, and the
     blend is chosen by cross-validation over the songs
     (:func:`cratedig.learn.ranker.cv_evidence_blend`: each song's queries ranked by probes
     trained without it; 0 unless the blend ranks their partners better than the rule score by
@@ -1199,12 +1260,13 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     )
     from cratedig.learn.ranker import train_ranker as fit
 
-    pairs = stem_training_pairs(library, seed=seed)
-    items = [(p.query, p.candidate) for p in pairs]
-    labels = [p.label for p in pairs]
-    groups = [p.song for p in pairs]
-    queries = [p.query.id for p in pairs]
-    weights = [1.0] * len(pairs)
+    lists = stem_training_lists(library)
+    n_stems = 0 if lists is None else len(lists)
+    items: list[tuple[Any, Any]] = []
+    labels: list[int] = [] if lists is None else lists.y.tolist()
+    groups: list[str] = [] if lists is None else lists.songs.tolist()
+    queries: list[str] = [] if lists is None else lists.queries.tolist()
+    weights = [1.0] * n_stems
     ratings = list_ratings(library, orphaned=False)  # an orphan no longer names its music
     # A rating of a nudged candidate rates a span that is not the suggested segment, whose
     # features are what the ranker sees: left out (counted in the metrics).
@@ -1233,12 +1295,13 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
             "nothing to learn from: add songs with stems (a vocals or lead stem) or rate "
             "suggestions (both good and bad ones)"
         )
-    X, names, rule = _pair_matrix(items)
+    X, names, rule = _stack_rows(lists, items)
     g = np.array(groups)
     q_all = np.array(queries)
     songs = sorted(set(groups))
     metrics: dict[str, Any] = {
-        "stem_pairs": len(pairs),
+        "stem_pairs": n_stems,
+        "stem_queries": 0 if lists is None else len(set(lists.queries.tolist())),
         "ratings": used,
         "ratings_moved_left_out": moved,
         "songs": len(songs),
@@ -1254,12 +1317,12 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
         metrics.update(evidence)
         metrics["blend_by_held_out_songs"] = stem_blend
         stem_blend = min(stem_blend, STEM_BLEND_CAP)  # the rules keep at least half the say
-    rated = _rated_lists(ratings, segs, X[len(pairs) :], rule[len(pairs) :])
+    rated = _rated_lists(ratings, segs, X[n_stems:], rule[n_stems:])
     if rated and len({float(v) for r in rated for v in r.scores}) > 1:
         # Ratings in: learn the user's taste from their scores (as soft labels) with the stem
-        # pairs, and let the evidence set the blend (learn.ranker.train_from_ratings).
-        stems_x = X[: len(pairs)] if pairs else None
-        ranker = train_from_ratings(rated, names, pairs_X=stems_x, pairs_y=y[: len(pairs)])
+        # lists' pairs, and let the evidence set the blend (learn.ranker.train_from_ratings).
+        stems_x = X[:n_stems] if n_stems else None
+        ranker = train_from_ratings(rated, names, pairs_X=stems_x, pairs_y=y[:n_stems])
     else:
         ranker = fit(X, y, names, sample_weight=w, queries=q_all, model=STEM_MODEL, seed=seed)
         if stem_blend is not None:  # the held-out songs' evidence sets the learned term's share
@@ -1286,8 +1349,9 @@ def evaluate_rankers(
 ) -> dict[str, Any]:
     """Rule vs learned vs blend on the library's own stems and ratings, split by track.
 
-    The judged pairs are the self-supervised stem pairs (:func:`stem_training_pairs`: the true
-    accompaniment at the same bars is the one relevant candidate of each stem query) and the
+    The judged pairs are the stems' match lists (:func:`stem_training_lists`: the
+    accompaniment at the query's bars or under its chords is relevant, every other candidate
+    the rules accept is not) and the
     ratings that still name their music (graded relevance 1-5; orphans left out). The ranker is
     trained afresh on the training folds only (nothing is stored, the active model is not used);
     see :mod:`cratedig.learn.evaluate` for the split, the metrics and the learning curve.
@@ -1308,14 +1372,15 @@ def evaluate_rankers(
 
     from cratedig.learn.evaluate import EvaluationSet, evaluate
 
-    pairs = stem_training_pairs(library, seed=seed)
-    items: list[tuple[Any, Any]] = [(p.query, p.candidate) for p in pairs]
+    lists = stem_training_lists(library)
+    items: list[tuple[Any, Any]] = []
     rows: list[tuple[str, str, float, int, float, str, str]] = [
         # source, query id, relevance, label, weight, query track, candidate track
-        ("stems", p.query.id, float(p.label), int(p.label), 1.0, p.song,
-         p.candidate.track_id.split("-", 1)[0])
-        for p in pairs
-    ]  # fmt: skip
+        ("stems", q, float(label), int(label), 1.0, song, other)
+        for q, label, song, other in zip(
+            lists.queries, lists.y, lists.songs, lists.candidate_songs, strict=True
+        )
+    ] if lists is not None else []  # fmt: skip
     ratings = list_ratings(library, orphaned=False)
     wanted = sorted({x for r in ratings for x in (r.query_segment, r.candidate_segment)})
     with library.reader() as s:
@@ -1329,12 +1394,12 @@ def evaluate_rankers(
         items.append((q, c))
         label = 1 if r.score >= 4 else 0 if r.score <= 2 else -1
         rows.append(("ratings", q.id, float(r.score), label, RATING_WEIGHT, q.track_id, c.track_id))
-    if not items:
+    if not rows:
         raise ParameterError(
             "nothing to evaluate: no song with stems (a vocals or lead stem and others) and "
             "no ratings (cratedig rate)"
         )
-    X, names, rule = _pair_matrix(items)
+    X, names, rule = _stack_rows(lists, items)
     source, query, relevance, labels, weight, q_track, c_track = zip(*rows, strict=True)
     data = EvaluationSet(
         X=X, names=names, rule=rule, source=np.array(source), query=np.array(query),

@@ -17,6 +17,7 @@ SONGS = (
     ("q", 120.0, "F major", 92),
     ("r", 121.0, "D minor", 93),
     ("s", 119.0, "G major", 94),
+    ("t", 122.0, "E minor", 96),
 )
 
 
@@ -31,7 +32,7 @@ def ingest_stem_songs(root: Path) -> dict[str, object]:
     """Write :data:`SONGS` with their ``.stems`` folders under ``root/music`` and ingest them."""
     music = root / "music"
     for name, tempo, key, seed in SONGS:
-        song = synthesize_song(tempo=tempo, key=Key.parse(key), bars=16, seed=seed, sr=SR)
+        song = synthesize_song(tempo=tempo, key=Key.parse(key), bars=24, seed=seed, sr=SR)
         write_song(song, music / f"{name}.wav", stems_dir=music / f"{name}.stems")
     db = f"sqlite:///{root / 'lib.db'}"
     run("ingest", music, "--db", db, "--json")

@@ -26,7 +26,10 @@ def test_train_list_activate_and_match_with_the_learned_term(stems_library, capl
 
     first = json.loads(run("train", "--db", db, "--json").stdout)
     assert first["version"] == 1 and first["metrics"]["stem_pairs"] > 100
-    assert first["metrics"]["songs"] == 4 and first["metrics"]["evidence_songs"] == 4
+    # Songs whose lead phrases found their accompaniment in the matcher's lists (a lead layer
+    # read a bar or half a bar off has none: it teaches no ranking), every one of them evidence.
+    assert 4 <= first["metrics"]["songs"] == first["metrics"]["evidence_songs"] <= 5
+    assert first["metrics"]["stem_queries"] >= first["metrics"]["songs"]
     assert first["metrics"]["evidence_queries"] > 0  # every song ranked by probes without it
     # the held-out songs' queries decide the learned term's share (0 unless it ranks better)
     assert first["metrics"]["blend_by_held_out_songs"] in (0.0, 0.25, 0.5, 0.75, 1.0)

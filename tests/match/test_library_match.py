@@ -489,3 +489,9 @@ def test_the_fit_label_reads_the_rule_score_whatever_the_learned_term_says(
     assert {(q, c["segment"]) for q, c in cands} == set(fits)  # every valid pair, reordered
     assert all(c["fit"] == fits[(q, c["segment"])] for q, c in cands)
     assert [m["fit"] for m in after] == [m["fit"] for m in before]
+    # Each record keeps the rule score the ranker read (what training lists read back).
+    rules = {
+        (m["query_segment"], c["segment"]): c["rule_score"] for m in before for c in m["candidates"]
+    }
+    assert all(c["rule_score"] == rules[(q, c["segment"])] > 0 for q, c in cands)
+    assert all(c["rule_score"] >= c["score"] - 1e-4 for m in before for c in m["candidates"])

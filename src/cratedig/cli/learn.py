@@ -52,8 +52,9 @@ def train_command(
         return
     m = result["metrics"]
     out.print(
-        f"ranker v{result['version']} trained on {m['stem_pairs']} stem pairs and "
-        f"{m['ratings']} ratings from {m['songs']} songs; active now"
+        f"ranker v{result['version']} trained on the match lists of "
+        f"{m.get('stem_queries', 0)} lead phrases with stems ({m['stem_pairs']} candidates) "
+        f"and {m['ratings']} ratings, from {m['songs']} songs; active now"
     )
     if "pairwise_accuracy_learned" in m:
         out.print(

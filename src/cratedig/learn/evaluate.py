@@ -215,21 +215,24 @@ def split_tracks(tracks: Sequence[str], *, folds: int, seed: int) -> list[list[s
 
 
 def _ranks_of_partner(score: np.ndarray, data: EvaluationSet, idx: np.ndarray) -> list[float]:
-    """1-based pessimistic rank of each stem query's true partner among its rule-valid
-    candidates (inf where the rules reject it)."""
+    """1-based pessimistic rank of each stem query's first partner among its rule-valid
+    candidates (inf where the rules reject every partner). A query may have several partners
+    (its accompaniment at its bars, and repeats under the same chords): the best scored counts,
+    as a listener stops at the first that fits."""
     ranks = []
     q = data.query[idx]
     for query in np.unique(q):
         m = idx[q == query]
         pos = m[data.relevance[m] > 0]
-        if len(pos) != 1:
+        if not len(pos):
             continue
-        p = pos[0]
-        if data.rule[p] <= 0:
+        pos = pos[data.rule[pos] > 0]
+        if not len(pos):
             ranks.append(math.inf)
             continue
-        valid = m[(data.rule[m] > 0) & (m != p)]
-        ranks.append(1.0 + float(np.sum(score[valid] >= score[p])))
+        best = float(np.max(score[pos]))
+        valid = m[(data.rule[m] > 0) & (data.relevance[m] <= 0)]
+        ranks.append(1.0 + float(np.sum(score[valid] >= best)))
     return ranks
 
 

@@ -520,6 +520,9 @@ def match_analysis(
                 # The rest of the shift: cents that meet the two tunings (the render applies
                 # semitones + cents / 100).
                 cents=tuning_correction(analysis.tuning, tunings.get(c.track_id, 0.0)),
+                # What the learned ranker reads as its ``rule`` feature: before the blend and
+                # the tempo-doubt weight (training lists read it back: match.lists).
+                rule_score=round(float(rule_score[i]), 4),
             )
             if rec["cents"]:
                 rec["reason"] = f"{rec['reason']}; tuned {abs(rec['cents']):.0f} cents apart"

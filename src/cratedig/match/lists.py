@@ -1,0 +1,259 @@
+"""Training lists from stems: the matcher's own candidate lists, labelled by the stems.
+
+Stem pairs (:mod:`cratedig.learn.pairs`) cut every layer on the mix's grid and draw their
+negatives: bent copies of the partner, its other bars, other songs at random. A ranker learns
+from them what tells the partner from those negatives, which is not what decides the top of
+a real list: there the query is analysed on its own grid, the candidates are cut on theirs,
+and the rivals are the candidates the rules rank highest (issue 10: trained on the real stems'
+match lists, the held-out partner reached the top 10 for 0.782 of lead phrases, trained on stem
+pairs for 0.724, the rule score's own figure).
+
+:func:`mined_lists` builds those lists from stems alone, with no human truth:
+
+1. every song's stems are split into a query layer (the vocal or lead) and a partner layer
+   (the sum of the others, :func:`cratedig.learn.pairs.split_stems`);
+2. the partner layers, with copies of each transposed by :data:`COPY_SHIFTS` semitones (a
+   fourth: its key a fifth away, which the key rule calls fine; a semitone), are analysed as
+   tracks of a scratch library, as ``ingest`` would analyse them;
+3. each query layer is analysed on its own and matched against that library with the rule
+   score (:func:`cratedig.match.query.match_analysis`), keeping every candidate the rules
+   accept;
+4. a candidate is the partner (label 1) when it is the song's own partner layer at the query
+   phrase's bars (starting within half a beat, overlapping at least half of the shorter) or
+   under the same chords (its bar chroma correlating at least
+   :data:`cratedig.learn.pairs.SAME_CHORDS` with the partner cut on the query's own bars: a
+   repeat of the progression fits as well); everything else in the list is a negative.
+
+A phrase whose list holds no partner teaches no ranking and is left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cratedig.analysis.records import Segment, TrackAnalysis
+from cratedig.learn.ranker import pair_features
+from cratedig.theory import RELATIONS
+
+log = logging.getLogger(__name__)
+
+#: Semitone shifts of the transposed copies of every partner layer in the scratch library.
+COPY_SHIFTS: tuple[int, ...] = (5, 1)
+#: Candidates kept per query phrase: every one the rules accept in any library a user trains
+#: on (a ranker that never saw the candidates below the first hundred puts some of them first).
+LIST_TOP = 5000
+
+
+@dataclass
+class TrainingLists:
+    """Labelled candidate lists: one row per (query phrase, candidate), rows of a query together.
+
+    ``kinds`` says what each candidate is (``partner``, ``own other bars``, ``copy +5 st``,
+    ``other song``) for the reports; ``candidate_songs`` whose stems it was cut from.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    names: list[str]
+    songs: np.ndarray
+    queries: np.ndarray
+    kinds: np.ndarray
+    candidate_songs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def list_features(
+    records: list[dict[str, Any]], query: Segment, segments: Mapping[str, Segment]
+) -> tuple[np.ndarray, list[str]]:
+    """The ranker's features (:func:`cratedig.learn.ranker.pair_features`) of ``match``
+    candidate records of ``query``, with the score the ranker sees at match time (the rule
+    score, before the tempo-doubt weight: ``rule_score``, or read back from ``score`` and the
+    doubt note in records written before it existed)."""
+    terms = {
+        t: np.array([r["terms"][t] for r in records]) for t in records[0]["terms"] if t != "learned"
+    }
+    return pair_features(
+        terms,
+        stretch=np.array([r["stretch"] for r in records]),
+        semitones=np.array([r["semitones"] for r in records]),
+        tempo_ratio=np.array([r["tempo_ratio"] for r in records]),
+        query_balance=np.asarray(query.features.spectral_balance, np.float64),
+        balance=np.array([segments[r["segment"]].features.spectral_balance for r in records]),
+        relation=np.array([RELATIONS.index(r["key_relation"]) for r in records], np.int64),
+        rule_score=np.array([rule_score_of(r) for r in records]),
+        coverage=np.array([float(r.get("coverage", 1.0)) for r in records]),
+    )
+
+
+def rule_score_of(record: dict[str, Any]) -> float:
+    """The rule score of a candidate record as the ranker saw it (before the doubt weight)."""
+    if "rule_score" in record:
+        return float(record["rule_score"])
+    for note in record.get("doubts") or []:
+        m = re.search(r"^partner tempo uncertain: .*confidence ([0-9.]+)$", note)
+        if m:
+            return float(record["score"]) / (0.5 + 0.5 * float(m.group(1)))
+    return float(record["score"])
+
+
+def _same_bars(q: Segment, c: Segment, beat: float) -> bool:
+    overlap = min(q.end, c.end) - max(q.start, c.start)
+    short = min(q.end - q.start, c.end - c.start)
+    return abs(c.start - q.start) <= 0.5 * beat and overlap >= 0.5 * short
+
+
+def cut_on_query(partner_y: np.ndarray, sr: int, qa: TrackAnalysis, pa: TrackAnalysis) -> list:
+    """The partner layer cut on the query analysis' own phrases (empty when the two analyses
+    disagree on tempo or meter: their bars then do not compare)."""
+    from cratedig.learn.pairs import Grid, segments_on_grid
+
+    if abs(pa.tempo / qa.tempo - 1) > 0.04 or pa.time_signature != qa.time_signature:
+        return []
+    starts = np.asarray(qa.downbeats, np.float64)
+    if len(starts) < 2 or not qa.segments:
+        return []
+    bar = qa.time_signature[0] * 60.0 / qa.tempo
+    ends = np.r_[starts[1:], min(starts[-1] + bar, len(partner_y) / sr)]
+    grid = Grid(starts, ends, [(g.bar, g.bars) for g in qa.segments], qa.time_signature[0],
+                qa.tempo, pa.tuning)  # fmt: skip
+    return segments_on_grid(partner_y, sr=sr, grid=grid, track_id="ideal")
+
+
+def _same_chords(ideal: Segment, c: Segment) -> bool:
+    from cratedig.learn.pairs import SAME_CHORDS, chord_similarity
+
+    n_ideal, n_c = len(ideal.features.chroma), len(c.features.chroma)
+    return 2 * min(n_ideal, n_c) >= n_ideal > 0 and chord_similarity(ideal, c) >= SAME_CHORDS
+
+
+def _kind(track_id: str, song: str) -> str:
+    if track_id == f"{song}-partner":
+        return "own other bars"
+    if track_id.startswith(f"{song}-partner"):
+        return "copy " + track_id.rsplit("_", 1)[-1] + " st"
+    return "other song"
+
+
+def mined_lists(
+    songs: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    sr: int,
+    copy_shifts: tuple[int, ...] = COPY_SHIFTS,
+    on_progress: Callable[[str], None] | None = None,
+) -> TrainingLists | None:
+    """The matcher's candidate lists for every song's query layer, labelled by its stems.
+
+    Parameters
+    ----------
+    songs : mapping of song name to (mapping of stem name to np.ndarray [shape=(n,)])
+        Each song's stems at ``sr``, sample-aligned, one of them a vocal or lead
+        (:data:`cratedig.learn.pairs.QUERY_STEMS`).
+    sr : int > 0
+    copy_shifts : tuple of int
+        Transposed copies of each partner layer put among the candidates.
+    on_progress : callable, optional
+        Called with a line per song analysed.
+
+    Returns
+    -------
+    TrainingLists or None
+        None when no query phrase found its partner in its list.
+    """
+    import soundfile as sf
+    from pedalboard import time_stretch
+
+    from cratedig.analysis.pipeline import analyze_signal
+    from cratedig.learn.pairs import MIN_QUERY_DB, split_stems
+    from cratedig.library import repository as repo
+    from cratedig.library.db import open_library
+    from cratedig.match.query import MatchOptions, match_analysis
+    from cratedig.match.store import sync_index
+
+    say = on_progress or (lambda line: log.info("%s", line))
+    layers = {name: split_stems(st) for name, st in songs.items()}
+    keys = ("X", "y", "songs", "queries", "kinds", "candidate_songs")
+    rows: dict[str, list[Any]] = {k: [] for k in keys}
+    names: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="cratedig-lists-") as tmp:
+        lib = open_library(f"sqlite:///{Path(tmp) / 'lists.sqlite'}")
+        partners: dict[str, TrackAnalysis] = {}
+        song_of: dict[str, str] = {}
+        for name, (_, partner_y) in layers.items():
+            versions = {f"{name}-partner": partner_y}
+            for k in copy_shifts:
+                shifted = time_stretch(
+                    partner_y[None], sr, stretch_factor=1.0, pitch_shift_in_semitones=float(k)
+                )[0]
+                versions[f"{name}-partner_+{k}"] = np.asarray(shifted, np.float32)
+            for track_id, y in versions.items():
+                path = Path(tmp) / f"{len(partners)}.wav"
+                sf.write(path, y, sr, subtype="FLOAT")
+                a = analyze_signal(y, sr=sr, path=str(path), track_id=track_id)
+                a.duration = len(y) / sr
+                st = path.stat()
+                with lib.transaction() as s:
+                    repo.store_analysis(s, a)
+                    repo.record_file(
+                        s, path=str(path), track_id=track_id, size=st.st_size,
+                        mtime_ns=st.st_mtime_ns,
+                    )  # fmt: skip
+                partners[track_id] = a
+                song_of[track_id] = name
+            say(f"lists: {name}: partner and {len(copy_shifts)} transposed copies analysed")
+        index, _ = sync_index(lib)
+        with lib.reader() as s:
+            segs = {g.id: g for g in repo.load_segments(s)}
+        opt = MatchOptions(top=LIST_TOP, fetch=LIST_TOP)
+        for name, (query_y, partner_y) in layers.items():
+            qa = analyze_signal(query_y, sr=sr, track_id=f"{name}-query")
+            pa = partners[f"{name}-partner"]
+            own = [g for g in segs.values() if g.track_id == f"{name}-partner"]
+            ideal = cut_on_query(partner_y, sr, qa, pa)
+            beat = 60.0 / qa.tempo
+            result = match_analysis(lib, index, qa, options=opt)
+            for qi, (q, m) in enumerate(zip(qa.segments, result.matches, strict=True)):
+                if q.features is None or q.features.rms_db < MIN_QUERY_DB or not m.candidates:
+                    continue
+                right = {c.id for c in own if _same_bars(q, c, beat)}
+                if qi < len(ideal):
+                    right |= {c.id for c in own if _same_chords(ideal[qi], c)}
+                y = np.array([r["segment"] in right for r in m.candidates], int)
+                if not y.any():
+                    continue
+                X, names = list_features(m.candidates, q, segs)
+                rows["X"].append(X)
+                rows["y"].append(y)
+                rows["songs"].append(np.full(len(y), name, dtype=object))
+                rows["queries"].append(np.full(len(y), f"{name}:{qi}", dtype=object))
+                rows["candidate_songs"].append(
+                    np.array([song_of[r["track_id"]] for r in m.candidates], dtype=object)
+                )
+                rows["kinds"].append(
+                    np.array(
+                        ["partner" if v else _kind(r["track_id"], name)
+                         for r, v in zip(m.candidates, y, strict=True)],
+                        dtype=object,
+                    )
+                )  # fmt: skip
+        lib.close()
+    if not rows["y"]:
+        return None
+    return TrainingLists(
+        X=np.concatenate(rows["X"]),
+        y=np.concatenate(rows["y"]),
+        names=names,
+        songs=np.concatenate(rows["songs"]).astype(str),
+        queries=np.concatenate(rows["queries"]).astype(str),
+        kinds=np.concatenate(rows["kinds"]).astype(str),
+        candidate_songs=np.concatenate(rows["candidate_songs"]).astype(str),
+    )

@@ -1,0 +1,88 @@
+"""Training lists mined from stems (`cratedig.match.lists`): the matcher's own candidates,
+labelled by the stems alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cratedig.learn.pairs import split_stems
+from cratedig.match.lists import COPY_SHIFTS, list_features, mined_lists, rule_score_of
+from cratedig.synth import synthesize_song
+from cratedig.theory import Key
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def songs():
+    specs = (("a", 118.0, "A minor", 96), ("b", 121.0, "F major", 97), ("c", 120.0, "D minor", 98))
+    return {
+        name: synthesize_song(tempo=tempo, key=Key.parse(key), bars=16, seed=seed, sr=SR).stems
+        for name, tempo, key, seed in specs
+    }
+
+
+@pytest.fixture(scope="module")
+def lists(songs):
+    out = mined_lists(songs, sr=SR)
+    assert out is not None
+    return out
+
+
+def test_every_list_holds_its_partner_and_the_matchers_rivals(lists, songs):
+    queries = np.unique(lists.queries)
+    assert len(queries) >= len(songs)  # every song's lead phrases found their band
+    assert set(np.unique(lists.songs)) == set(songs)
+    for q in queries:
+        rows = lists.queries == q
+        song = lists.songs[rows][0]
+        assert (lists.songs[rows] == song).all()
+        assert lists.y[rows].any() and not lists.y[rows].all()
+        # a partner is the song's own band, never another song's or a transposed copy
+        assert (lists.candidate_songs[rows & (lists.y == 1)] == song).all()
+        assert set(lists.kinds[rows & (lists.y == 1)]) == {"partner"}
+    kinds = set(lists.kinds[lists.y == 0])
+    assert {f"copy +{k} st" for k in COPY_SHIFTS} <= kinds and "other song" in kinds
+    # Every row is a candidate the rules accept, with the rule score the ranker reads.
+    rule = lists.X[:, lists.names.index("rule")]
+    assert (rule > 0).all() and np.isfinite(lists.X).all()
+    # the transposed copies of the band are there to lose: the rule alone may put a fourth
+    # above the partner, the labels never do
+    copies = np.char.startswith(lists.kinds.astype(str), "copy")
+    assert copies.any() and not lists.y[copies].any()
+
+
+def test_a_song_without_a_partner_layer_to_find_gives_no_lists():
+    stems = synthesize_song(tempo=120.0, key=Key.parse("C major"), bars=8, seed=5, sr=SR).stems
+    silent = {"lead": np.zeros_like(stems["lead"]), "band": stems["chords"]}
+    assert mined_lists({"x": silent}, sr=SR) is None  # a silent lead has no phrase to pair
+    query, partner = split_stems(silent)
+    assert not query.any() and partner.any()
+
+
+def test_rule_score_is_read_back_as_the_ranker_saw_it():
+    assert rule_score_of({"score": 0.3, "rule_score": 0.6}) == 0.6
+    # records written before ``rule_score``: the tempo-doubt weight is divided out
+    legacy = {"score": 0.45, "doubts": ["partner tempo uncertain: 120 or 90, confidence 0.80"]}
+    assert rule_score_of(legacy) == pytest.approx(0.5)
+    assert rule_score_of({"score": 0.7}) == 0.7
+
+
+def test_list_features_read_the_records_rule_score(lists, songs):
+    from cratedig.analysis.pipeline import analyze_signal
+
+    # one real record list from the matcher: features computed twice agree
+    assert lists.names[0] in ("energy", "harmonic")
+    query, _ = split_stems(next(iter(songs.values())))
+    qa = analyze_signal(query, sr=SR)
+    seg = qa.segments[0]
+    rec = {
+        "segment": "s",
+        "terms": {"harmonic": 0.8, "rhythm": 0.5, "tempo": 1.0, "key": 1.0, "energy": 0.7,
+                  "spectral": 0.6, "shift": 1.0, "transposition": 1.0},
+        "stretch": 0.01, "semitones": 0, "tempo_ratio": 1.0, "key_relation": "same",
+        "score": 0.42, "rule_score": 0.61, "coverage": 1.0,
+    }  # fmt: skip
+    X, names = list_features([rec], seg, {"s": seg})
+    assert X[0, names.index("rule")] == pytest.approx(0.61)
