@@ -135,3 +135,23 @@ def test_disk_full_inside_the_block_is_one_line(tmp_path):
             raise OSError(errno.ENOSPC, "No space left on device")
     assert isinstance(info.value.__cause__, OSError)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_long_ogg_vorbis_encodes_without_crashing_the_process(tmp_path):
+    """Two minutes of stereo at 44.1 kHz in one libsndfile call crash libvorbis (a segmentation
+    fault, not an exception: an `ingest --slices ogg` of a long phrase, or the demo's OGG song,
+    would die); written a block at a time it encodes, to a file or to memory."""
+    import io
+
+    import soundfile as sf
+
+    from cratedig.fileio import write_sound
+
+    sr = 44100
+    y = (np.random.default_rng(0).standard_normal((sr * 120, 2)) * 0.1).astype(np.float32)
+    write_sound(tmp_path / "long.ogg", y, sr, format="OGG", subtype="VORBIS")
+    buf = io.BytesIO()
+    write_sound(buf, y[:, 0], sr, format="OGG")
+    assert sf.info(tmp_path / "long.ogg").frames == len(y)
+    back, rate = sf.read(io.BytesIO(buf.getvalue()))
+    assert rate == sr and back.shape == (len(y),)

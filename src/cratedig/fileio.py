@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from cratedig.errors import OutputError
 
@@ -267,3 +268,33 @@ def _stream_into(tmp: Path, target: OutputTarget) -> None:
                     view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
+
+
+#: Frames handed to libsndfile per write call by :func:`write_sound`.
+SOUND_BLOCK = 1 << 15
+
+
+def write_sound(
+    file: str | os.PathLike[str] | BinaryIO,
+    frames: Any,
+    sr: int,
+    *,
+    format: str,
+    subtype: str | None = None,
+) -> None:
+    """Encode ``frames`` (``(n,)`` or ``(n, channels)``) into ``file`` a block at a time.
+
+    ``soundfile.write`` hands libsndfile the whole signal in one call, and its Ogg Vorbis
+    encoder then crashes the process (libvorbis takes the buffer on the stack: a segmentation
+    fault from about a minute of stereo at 44.1 kHz, python-soundfile issues #396 and #426,
+    libsndfile #1095). Written :data:`SOUND_BLOCK` frames at a time, every format and length
+    encodes.
+    """
+    import numpy as np
+    import soundfile as sf
+
+    x = np.asarray(frames)
+    channels = 1 if x.ndim == 1 else x.shape[1]
+    with sf.SoundFile(file, "w", sr, channels, subtype, format=format) as f:
+        for i in range(0, len(x), SOUND_BLOCK):
+            f.write(x[i : i + SOUND_BLOCK])

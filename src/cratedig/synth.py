@@ -789,12 +789,14 @@ def write_song(
     """
     import soundfile as sf
 
+    from cratedig.fileio import write_sound
+
     p = Path(path)
     fmt = _EXTS.get(p.suffix.lower())
     if fmt is None:
         raise ParameterError(f"{p.name}: suffix must be one of {sorted(_EXTS)}")
     p.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(p), song.audio, song.sr, format=fmt)
+    write_sound(p, song.audio, song.sr, format=fmt)
     if stems_dir is not None:
         d = Path(stems_dir)
         d.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from cratedig.analysis.pipeline import track_id_from_hash
 from cratedig.analysis.records import TrackAnalysis
 from cratedig.audio.decode import DecodedAudio, decode
 from cratedig.errors import AudioError, OutputError, ParameterError
-from cratedig.fileio import atomic_path
+from cratedig.fileio import atomic_path, write_sound
 from cratedig.library.errors import DiskFull, SliceError
 
 log = logging.getLogger("cratedig.library")
@@ -232,7 +232,7 @@ def write_track_slices(
             a, b = sample_bounds(seg.start, seg.end, audio.sr, n)
             path = out_dir / f"{seg.id}{form.suffix}"
             buf = io.BytesIO()
-            sf.write(buf, samples[:, a:b].T, audio.sr, format=form.container, subtype=subtype)
+            write_sound(buf, samples[:, a:b].T, audio.sr, format=form.container, subtype=subtype)
             data = buf.getvalue()
             _atomic_write(path, data)
             sidecar = _json_bytes(_sidecar(analysis, seg.index, src, a, b, form, subtype))
