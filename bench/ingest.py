@@ -17,24 +17,19 @@ would: imports, scan, worker start-up, decode, analysis and the database writes 
 transaction per track); the median of ``--repeats`` interleaved passes is
 reported. The "CPU capacity" column says how many cores' worth of throughput that many busy
 processes really get on this machine (shared vCPUs often give far less than their count): the
-speed-up cannot exceed it. Math libraries are held to one thread per process
-(set below, before numpy is imported) so that N workers use N cores.
+speed-up cannot exceed it.
+
+Threads: ``--threads default`` runs ``cratedig ingest`` in the environment users have (none of
+the math libraries' thread variables set): since stop 36 each worker process holds its
+libraries to one thread itself (``cratedig.compute.executors.one_thread_each``).
+``--threads per-core`` sets every such variable to the CPU count, which a worker respects: the
+libraries' own default, what every worker ran before stop 36 (N workers, N x N threads). Both
+are run by default, interleaved, and shown side by side.
 """
-
-import os
-
-for _var in (
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-):
-    os.environ[_var] = "1"
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os
 import platform  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -45,10 +40,10 @@ from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from cratedig.fileio import write_sound  # noqa: E402
 from cratedig.library import repository as repo  # noqa: E402
 from cratedig.library.db import open_library, resolve_db_url  # noqa: E402
 from cratedig.synth import synthesize_song  # noqa: E402
@@ -89,7 +84,7 @@ def build_library(folder: Path, n: int, seconds: float, seed: int) -> list[dict]
                 x = np.stack([x, np.roll(x, 7) * 0.8], axis=1)
             path = folder / f"{i // 10:02d}" / f"track_{i:03d}{suffix}"
             path.parent.mkdir(exist_ok=True)
-            sf.write(str(path), x, sr, format=fmt, subtype=subtype)
+            write_sound(path, x, sr, format=fmt, subtype=subtype)  # OGG: a block at a time
             tracks.append({"path": str(path), "seconds": song.duration, "format": fmt})
             status.update(f"synthesizing songs into {folder}: {i + 1}/{n}")
     spec_file.write_text(json.dumps({"spec": spec, "tracks": tracks}, indent=1))
@@ -144,7 +139,18 @@ def cpu_capacity(workers: int) -> float:
     return workers * min(solo) / min(together)
 
 
-def run_once(folder: Path, db_url: str, workers: int) -> dict:
+def thread_env(kind: str) -> dict[str, str]:
+    """The environment of an ingest pass: ``default`` (no thread variable set) or ``per-core``
+    (each set to the CPU count)."""
+    from cratedig.compute.executors import THREAD_VARIABLES
+
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    if kind == "per-core":
+        env.update({k: str(os.cpu_count() or 1) for k in THREAD_VARIABLES})
+    return env
+
+
+def run_once(folder: Path, db_url: str, workers: int, threads: str = "default") -> dict:
     """One ``cratedig ingest`` from scratch, as a user runs it: a fresh process (so imports and
     worker start-up count, for one worker and for N alike)."""
     import subprocess
@@ -162,7 +168,7 @@ def run_once(folder: Path, db_url: str, workers: int) -> dict:
         "--json",
     ]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=thread_env(threads))
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"ingest failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -175,6 +181,7 @@ def run_once(folder: Path, db_url: str, workers: int) -> dict:
         size = lib.size_bytes()
     return {
         "workers": workers,
+        "threads": threads,
         "tracks": report["analysed"],
         "audio_seconds": report["audio_seconds"],
         "wall_seconds": wall,
@@ -196,6 +203,10 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3, help="passes per worker count (median)")
+    ap.add_argument(
+        "--threads", nargs="+", choices=("default", "per-core"), default=["default", "per-core"],
+        help="math-library threads: as users run it, or a thread per core in every process",
+    )  # fmt: skip
     args = ap.parse_args()
 
     library = OUT_DIR / "ingest-library"
@@ -212,17 +223,21 @@ def main() -> None:
             "CPU capacity (cores' worth of throughput N busy processes get here): "
             + ", ".join(f"{w} processes -> {c:.2f}" for w, c in capacity.items())
         )
-    runs: dict[int, list[dict]] = {w: [] for w in args.workers}
+    runs: dict[tuple[str, int], list[dict]] = {
+        (t, w): [] for t in args.threads for w in args.workers
+    }
     with tempfile.TemporaryDirectory() as tmp:
         with fresh_db(args.db, Path(tmp) / "empty") as url, open_library(url) as lib:
             empty_size = lib.size_bytes()
         for rep in range(args.repeats):  # interleaved, so that drifts hit every count alike
-            for workers in args.workers:
+            for threads, workers in runs:
                 with (
-                    fresh_db(args.db, Path(tmp) / f"p{rep}w{workers}") as url,
-                    console.status(f"ingesting with {workers} worker(s), pass {rep + 1}"),
+                    fresh_db(args.db, Path(tmp) / f"p{rep}w{workers}{threads}") as url,
+                    console.status(
+                        f"ingesting with {workers} worker(s), {threads}, pass {rep + 1}"
+                    ),
                 ):
-                    runs[workers].append(run_once(library, url, workers))
+                    runs[threads, workers].append(run_once(library, url, workers, threads))
     # The median pass by wall time, per worker count.
     results = [
         {
@@ -241,6 +256,7 @@ def main() -> None:
         title=f"cratedig ingest: {len(tracks)} tracks ({args.db and 'PostgreSQL' or 'SQLite'})"
     )
     for col in (
+        "threads",
         "workers",
         "tracks",
         "wall s",
@@ -255,6 +271,7 @@ def main() -> None:
         r["speedup"] = base["wall_seconds"] / r["wall_seconds"]
         r["cpu_capacity"] = capacity.get(r["workers"], 1.0)
         table.add_row(
+            r["threads"],
             str(r["workers"]),
             str(r["tracks"]),
             f"{r['wall_seconds']:.1f}",

@@ -14,7 +14,7 @@ from cratedig.compute import (
 )
 from cratedig.errors import ParameterError
 
-from .tasks import square_or_die
+from .tasks import math_threads, square_or_die
 
 
 def test_make_executor_picks_the_kind():
@@ -73,3 +73,14 @@ def test_a_pool_isolates_the_item_that_kills_a_worker():
     assert isinstance(out[13], WorkerCrashed)
     assert isinstance(out[7], ValueError)
     assert all(out[i] == i * i + 1 for i in items if i not in (7, 13))
+
+
+def test_each_worker_process_runs_its_math_on_one_thread(monkeypatch):
+    """N workers on N cores must not run N x N BLAS threads (they ran slower than one)."""
+    from cratedig.compute.executors import THREAD_VARIABLES
+
+    for v in THREAD_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    with ProcessPoolExecutor(2) as pool:
+        out = dict(pool.imap_unordered(math_threads, [0, 1]))
+    assert out == {0: 1, 1: 1}
