@@ -1080,25 +1080,19 @@ def list_ratings(library: Library, *, orphaned: bool | None = None) -> list[Rati
         ]
 
 
-def _stem_songs(
-    library: Library, *, sr: int, on_skip: Callable[[str, str], None] | None
-) -> dict[str, dict[str, Any]]:
-    """Every gated library track with stems naming a vocal or lead layer -> its decoded stems.
+def _stem_sources(
+    library: Library, *, on_skip: Callable[[str, str], None] | None
+) -> dict[str, dict[str, tuple[str, int]]]:
+    """Every gated library track with stems naming a vocal or lead layer -> its stem files
+    (stem name -> (path, stream)).
 
-    A track whose stems cannot be read, or that the training gate keeps out, is skipped with its
-    reason passed to ``on_skip(track_id, reason)`` (logged when None).
+    A track that the training gate keeps out, or without a vocal/lead stem, is skipped with
+    its reason passed to ``on_skip(track_id, reason)`` (logged when None).
     """
-    from cratedig.audio.decode import decode
-    from cratedig.errors import CratedigError
     from cratedig.learn.gate import gate_tracks
     from cratedig.learn.pairs import QUERY_STEMS
 
-    def skip(track_id: str, reason: str) -> None:
-        if on_skip is not None:
-            on_skip(track_id, reason)
-        else:
-            log.warning("stem training: track %s skipped: %s", track_id, reason)
-
+    skip = on_skip or _log_skip
     with library.reader() as s:
         stems = repo.all_stems(s)
         qualities = repo.track_qualities(s)
@@ -1107,20 +1101,19 @@ def _stem_songs(
     gate = gate_tracks(qualities, track_ids=sorted(stems))
     for track_id, reason in sorted(gate.excluded.items()):
         skip(track_id, f"kept out by the training gate: {reason}")
-    songs: dict[str, dict[str, Any]] = {}
+    songs: dict[str, dict[str, tuple[str, int]]] = {}
     for track_id, infos in sorted(stems.items()):
         if track_id not in gate.kept:
             continue
         if not any(i.name in QUERY_STEMS for i in infos):
             skip(track_id, f"no {'/'.join(QUERY_STEMS)} stem among {sorted(i.name for i in infos)}")
             continue
-        try:
-            songs[track_id] = {
-                i.name: decode(i.path, sr=sr, stream=i.stream or 0).samples for i in infos
-            }
-        except (CratedigError, OSError) as exc:
-            skip(track_id, str(exc))
+        songs[track_id] = {i.name: (i.path, i.stream or 0) for i in infos}
     return songs
+
+
+def _log_skip(track_id: str, reason: str) -> None:
+    log.warning("stem training: track %s skipped: %s", track_id, reason)
 
 
 def stem_training_pairs(
@@ -1142,9 +1135,20 @@ def stem_training_pairs(
     -------
     list of cratedig.learn.pairs.StemPair
     """
+    from cratedig.audio.decode import decode
+    from cratedig.errors import CratedigError
     from cratedig.learn.pairs import stem_pairs
 
-    songs = _stem_songs(library, sr=sr, on_skip=on_skip)
+    skip = on_skip or _log_skip
+    songs: dict[str, dict[str, Any]] = {}
+    for track_id, files in _stem_sources(library, on_skip=skip).items():
+        try:
+            songs[track_id] = {
+                name: decode(path, sr=sr, stream=stream).samples
+                for name, (path, stream) in files.items()
+            }
+        except (CratedigError, OSError) as exc:
+            skip(track_id, str(exc))
     if not songs:
         return []
     return stem_pairs(songs, sr=sr, others_per_query=others_per_query, seed=seed)
@@ -1154,12 +1158,16 @@ def stem_training_lists(
     library: Library,
     *,
     sr: int = 22050,
+    executor: Any = None,
     on_skip: Callable[[str, str], None] | None = None,
 ) -> Any:
     """The matcher's own candidate lists for the library's stems, labelled by them
     (:func:`cratedig.match.lists.mined_lists`): what ``train`` and ``evaluate`` learn from.
 
-    The songs are those of :func:`stem_training_pairs` (gated, with a vocal or lead stem).
+    The songs are those of :func:`stem_training_pairs` (gated, with a vocal or lead stem),
+    decoded and analysed one at a time on ``executor`` (a local
+    :mod:`cratedig.compute` executor; this process when None); a song whose stems cannot be
+    read or split is skipped with its reason passed to ``on_skip`` (logged when None).
 
     Returns
     -------
@@ -1168,10 +1176,11 @@ def stem_training_lists(
     """
     from cratedig.match.lists import mined_lists
 
-    songs = _stem_songs(library, sr=sr, on_skip=on_skip)
+    skip = on_skip or _log_skip
+    songs = _stem_sources(library, on_skip=skip)
     if not songs:
         return None
-    return mined_lists(songs, sr=sr)
+    return mined_lists(songs, sr=sr, executor=executor, on_skip=skip)
 
 
 #: Model kind of the learned ranker in the ``models`` table.
@@ -1223,7 +1232,7 @@ def _stack_rows(lists: Any, items: list[tuple[Any, Any]]) -> tuple[Any, list[str
     return np.concatenate(parts_x), names, np.concatenate(parts_r)
 
 
-def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
+def train_ranker(library: Library, *, seed: int = 0, executor: Any = None) -> dict[str, Any]:
     """Train the learned ranker from the library's stems and ratings; store it as a new version.
 
     The matcher's own candidate lists for the library's stems (:func:`stem_training_lists`:
@@ -1242,7 +1251,8 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     Metrics: pairwise accuracy of the rule score and of the learned term out of fold (split by
     song, so none leaks), the queries that were evidence and the cross-validated MRR of each
     blend weight. The new version is stored (JSON beside the database) and becomes the active
-    one.
+    one. ``executor`` (a local :mod:`cratedig.compute` executor) analyses the stem songs'
+    layers in parallel.
 
     Raises
     ------
@@ -1260,7 +1270,7 @@ def train_ranker(library: Library, *, seed: int = 0) -> dict[str, Any]:
     )
     from cratedig.learn.ranker import train_ranker as fit
 
-    lists = stem_training_lists(library)
+    lists = stem_training_lists(library, executor=executor)
     n_stems = 0 if lists is None else len(lists)
     items: list[tuple[Any, Any]] = []
     labels: list[int] = [] if lists is None else lists.y.tolist()

@@ -86,3 +86,39 @@ def test_list_features_read_the_records_rule_score(lists, songs):
     }  # fmt: skip
     X, names = list_features([rec], seg, {"s": seg})
     assert X[0, names.index("rule")] == pytest.approx(0.61)
+
+
+def test_a_library_s_stems_mined_in_worker_processes_the_same_and_a_bad_stem_skipped(tmp_path):
+    """`cratedig train --workers 2`: the songs are decoded and analysed in worker processes
+    (the lists come out the same as in this process); a song whose stem file is damaged is
+    left out with its reason, and the others still teach."""
+    from cratedig import workflows
+    from cratedig.compute import ProcessPoolExecutor
+    from cratedig.library.db import open_library
+    from cratedig.synth import write_song
+
+    music = tmp_path / "music"
+    specs = (("x", 118.0, "A minor", 96), ("y", 121.0, "F major", 97), ("z", 120.0, "D minor", 98))
+    for name, tempo, key, seed in specs:
+        song = synthesize_song(tempo=tempo, key=Key.parse(key), bars=16, seed=seed, sr=SR)
+        write_song(song, music / f"{name}.wav", stems_dir=music / f"{name}.stems")
+    with open_library(f"sqlite:///{tmp_path / 'lib.db'}") as lib:
+        workflows.update_library(lib, music)
+        here = workflows.stem_training_lists(lib)
+        damaged = next((music / "z.stems").glob("lead.*"))
+        damaged.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 3)
+        skipped: list[tuple[str, str]] = []
+        with ProcessPoolExecutor(2) as pool:
+            there = workflows.stem_training_lists(
+                lib, executor=pool, on_skip=lambda t, r: skipped.append((t, r))
+            )
+    assert here is not None and there is not None
+    assert len(skipped) == 1 and skipped[0][1]  # the damaged song, with a reason
+    bad = skipped[0][0]
+    assert bad in set(here.songs) and bad not in set(there.songs)
+    assert set(there.songs) == set(here.songs) - {bad}
+    # the other songs' lists are the same rows, whichever process analysed them (the damaged
+    # song's accompaniment is gone from the candidates too)
+    keep = (here.songs != bad) & (here.candidate_songs != bad)
+    assert np.array_equal(here.y[keep], there.y)
+    assert np.allclose(here.X[keep], there.X)

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cratedig.cli._options import DbOption, JsonOption, out
+from cratedig.cli._options import DbOption, JsonOption, WorkersOption, make_executor, out
 
 
 def train_command(
@@ -27,10 +27,14 @@ def train_command(
         ),
     ] = None,
     dim: Annotated[int, typer.Option("--dim", help="Dimension of the embedding.")] = 16,
+    workers: WorkersOption = 1,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Train the learned ranker from the library's stems and ratings; it becomes active."""
+    """Train the learned ranker from the library's stems and ratings; it becomes active.
+
+    The stem songs' layers are analysed ``--workers`` at a time.
+    """
     from cratedig import workflows
     from cratedig.learn.embed import train_embedding
     from cratedig.library.db import open_library
@@ -39,7 +43,8 @@ def train_command(
         if embedding is not None:
             result = train_embedding(lib, kind=embedding, dim=dim)
         else:
-            result = workflows.train_ranker(lib)
+            with make_executor(workers, None) as executor:
+                result = workflows.train_ranker(lib, executor=executor)
     if json_out:
         print(json.dumps(result), flush=True)
         return

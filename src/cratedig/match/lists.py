@@ -29,6 +29,7 @@ A phrase whose list holds no partner teaches no ranking and is left out.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import tempfile
@@ -144,81 +145,130 @@ def _kind(track_id: str, song: str) -> str:
     return "other song"
 
 
+#: A song's stems: arrays at the lists' rate, or files to decode (stem name -> (path, stream)).
+StemSource = Mapping[str, np.ndarray] | Mapping[str, tuple[str, int]]
+
+
+@dataclass
+class _SongLayers:
+    """One song's layers analysed (what a worker hands back)."""
+
+    name: str
+    query: TrackAnalysis
+    versions: list[tuple[str, TrackAnalysis, str]]  # track id, analysis, audio file written
+    ideal: list[Segment]  # the partner layer cut on the query's own phrases
+
+
+def _analyse_song(context: tuple[int, tuple[int, ...], str], item: tuple[str, StemSource]) -> Any:
+    """Decode (where given files), split, transpose and analyse one song's layers (a worker)."""
+    import soundfile as sf
+    from pedalboard import time_stretch
+
+    from cratedig.analysis.pipeline import analyze_signal
+    from cratedig.audio.decode import decode
+    from cratedig.learn.pairs import split_stems
+
+    sr, shifts, folder = context
+    name, source = item
+    stems = {
+        stem: (decode(v[0], sr=sr, stream=v[1]).samples if isinstance(v, tuple) else v)
+        for stem, v in source.items()
+    }
+    query_y, partner_y = split_stems(stems)
+    del stems
+    audio = {f"{name}-partner": partner_y}
+    for k in shifts:
+        shifted = time_stretch(
+            partner_y[None], sr, stretch_factor=1.0, pitch_shift_in_semitones=float(k)
+        )[0]
+        audio[f"{name}-partner_+{k}"] = np.asarray(shifted, np.float32)
+    versions = []
+    for i, (track_id, y) in enumerate(audio.items()):
+        path = Path(folder) / f"{hashlib.sha1(name.encode()).hexdigest()[:16]}-{i}.wav"
+        sf.write(path, y, sr, subtype="FLOAT")
+        a = analyze_signal(y, sr=sr, path=str(path), track_id=track_id)
+        a.duration = len(y) / sr
+        versions.append((track_id, a, str(path)))
+    qa = analyze_signal(query_y, sr=sr, track_id=f"{name}-query")
+    return _SongLayers(name, qa, versions, cut_on_query(partner_y, sr, qa, versions[0][1]))
+
+
 def mined_lists(
-    songs: Mapping[str, Mapping[str, np.ndarray]],
+    songs: Mapping[str, StemSource],
     *,
     sr: int,
     copy_shifts: tuple[int, ...] = COPY_SHIFTS,
+    executor: Any = None,
     on_progress: Callable[[str], None] | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
 ) -> TrainingLists | None:
     """The matcher's candidate lists for every song's query layer, labelled by its stems.
 
     Parameters
     ----------
-    songs : mapping of song name to (mapping of stem name to np.ndarray [shape=(n,)])
-        Each song's stems at ``sr``, sample-aligned, one of them a vocal or lead
-        (:data:`cratedig.learn.pairs.QUERY_STEMS`).
+    songs : mapping of song name to StemSource
+        Each song's stems, sample-aligned, one of them a vocal or lead
+        (:data:`cratedig.learn.pairs.QUERY_STEMS`): arrays at ``sr``, or ``(path, stream)``
+        of each stem file, decoded where the song is analysed (so that a large library is
+        never in memory at once).
     sr : int > 0
     copy_shifts : tuple of int
         Transposed copies of each partner layer put among the candidates.
+    executor : cratedig.compute.Executor, optional
+        Where the songs are analysed (a local one: the layers' audio is written to a scratch
+        folder of this machine); one song after the other in this process when None.
     on_progress : callable, optional
         Called with a line per song analysed.
+    on_skip : callable, optional
+        ``on_skip(song, reason)`` for a song that could not be decoded, split or analysed (it is
+        left out; logged when None).
 
     Returns
     -------
     TrainingLists or None
         None when no query phrase found its partner in its list.
     """
-    import soundfile as sf
-    from pedalboard import time_stretch
-
-    from cratedig.analysis.pipeline import analyze_signal
-    from cratedig.learn.pairs import MIN_QUERY_DB, split_stems
+    from cratedig.compute import InProcessExecutor
+    from cratedig.learn.pairs import MIN_QUERY_DB
     from cratedig.library import repository as repo
     from cratedig.library.db import open_library
     from cratedig.match.query import MatchOptions, match_analysis
     from cratedig.match.store import sync_index
 
     say = on_progress or (lambda line: log.info("%s", line))
-    layers = {name: split_stems(st) for name, st in songs.items()}
+    skip = on_skip or (lambda song, why: log.warning("lists: song %s left out: %s", song, why))
     keys = ("X", "y", "songs", "queries", "kinds", "candidate_songs")
     rows: dict[str, list[Any]] = {k: [] for k in keys}
     names: list[str] = []
+    run = executor if executor is not None else InProcessExecutor()
     with tempfile.TemporaryDirectory(prefix="cratedig-lists-") as tmp:
         lib = open_library(f"sqlite:///{Path(tmp) / 'lists.sqlite'}")
-        partners: dict[str, TrackAnalysis] = {}
+        layers: dict[str, _SongLayers] = {}
         song_of: dict[str, str] = {}
-        for name, (_, partner_y) in layers.items():
-            versions = {f"{name}-partner": partner_y}
-            for k in copy_shifts:
-                shifted = time_stretch(
-                    partner_y[None], sr, stretch_factor=1.0, pitch_shift_in_semitones=float(k)
-                )[0]
-                versions[f"{name}-partner_+{k}"] = np.asarray(shifted, np.float32)
-            for track_id, y in versions.items():
-                path = Path(tmp) / f"{len(partners)}.wav"
-                sf.write(path, y, sr, subtype="FLOAT")
-                a = analyze_signal(y, sr=sr, path=str(path), track_id=track_id)
-                a.duration = len(y) / sr
-                st = path.stat()
-                with lib.transaction() as s:
+        items = sorted(songs.items())
+        for (name, _), got in run.imap_unordered(
+            _analyse_song, items, context=(sr, tuple(copy_shifts), tmp)
+        ):
+            if isinstance(got, BaseException):
+                skip(name, str(got) or type(got).__name__)
+                continue
+            with lib.transaction() as s:
+                for track_id, a, path in got.versions:
+                    st = Path(path).stat()
                     repo.store_analysis(s, a)
                     repo.record_file(
-                        s, path=str(path), track_id=track_id, size=st.st_size,
-                        mtime_ns=st.st_mtime_ns,
-                    )  # fmt: skip
-                partners[track_id] = a
-                song_of[track_id] = name
-            say(f"lists: {name}: partner and {len(copy_shifts)} transposed copies analysed")
+                        s, path=path, track_id=track_id, size=st.st_size, mtime_ns=st.st_mtime_ns
+                    )
+                    song_of[track_id] = name
+            layers[name] = got
+            say(f"lists: {name}: query, partner and {len(copy_shifts)} transposed copies analysed")
         index, _ = sync_index(lib)
         with lib.reader() as s:
             segs = {g.id: g for g in repo.load_segments(s)}
         opt = MatchOptions(top=LIST_TOP, fetch=LIST_TOP)
-        for name, (query_y, partner_y) in layers.items():
-            qa = analyze_signal(query_y, sr=sr, track_id=f"{name}-query")
-            pa = partners[f"{name}-partner"]
+        for name, got in sorted(layers.items()):
+            qa, ideal = got.query, got.ideal
             own = [g for g in segs.values() if g.track_id == f"{name}-partner"]
-            ideal = cut_on_query(partner_y, sr, qa, pa)
             beat = 60.0 / qa.tempo
             result = match_analysis(lib, index, qa, options=opt)
             for qi, (q, m) in enumerate(zip(qa.segments, result.matches, strict=True)):
