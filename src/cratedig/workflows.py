@@ -1356,6 +1356,7 @@ def evaluate_rankers(
     folds: int = 4,
     seed: int = 0,
     fractions: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0),
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Rule vs learned vs blend on the library's own stems and ratings, split by track.
 
@@ -1365,6 +1366,7 @@ def evaluate_rankers(
     ratings that still name their music (graded relevance 1-5; orphans left out). The ranker is
     trained afresh on the training folds only (nothing is stored, the active model is not used);
     see :mod:`cratedig.learn.evaluate` for the split, the metrics and the learning curve.
+    ``executor`` analyses the stem songs' layers (:func:`stem_training_lists`).
 
     Returns
     -------
@@ -1382,7 +1384,7 @@ def evaluate_rankers(
 
     from cratedig.learn.evaluate import EvaluationSet, evaluate
 
-    lists = stem_training_lists(library)
+    lists = stem_training_lists(library, executor=executor)
     items: list[tuple[Any, Any]] = []
     rows: list[tuple[str, str, float, int, float, str, str]] = [
         # source, query id, relevance, label, weight, query track, candidate track

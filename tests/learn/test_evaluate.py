@@ -186,8 +186,10 @@ def test_evaluate_end_to_end_json_and_html(stems_library):
     assert "learning curve, NDCG@10, ratings" in page
     assert 'src="http' not in page and "<link" not in page  # self-contained
 
-    table = run("evaluate", "--db", db, "--folds", 2).stdout
+    # The stems' lists analysed in two worker processes: the same figures.
+    table = run("evaluate", "--db", db, "--folds", 2, "--workers", 2).stdout
     assert "top-1" in table and "NDCG@10" in table and "learning curve" in table
+    assert f"{stems['ndcg@10']['rule']['value']:.3f}" in table
 
 
 def test_an_empty_library_says_there_is_nothing_to_evaluate(tmp_path):

@@ -122,6 +122,7 @@ def evaluate_command(
         int, typer.Option("--folds", min=2, help="Folds of tracks (cross-validation).")
     ] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split by track.")] = 0,
+    workers: WorkersOption = 1,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -139,8 +140,8 @@ def evaluate_command(
 
     if html is not None:
         check_output(html, example="report.html")  # a bad path is refused before minutes of work
-    with open_library(db, create=False) as lib:
-        result = workflows.evaluate_rankers(lib, folds=folds, seed=seed)
+    with open_library(db, create=False) as lib, make_executor(workers, None) as executor:
+        result = workflows.evaluate_rankers(lib, folds=folds, seed=seed, executor=executor)
     if html is not None:
         from cratedig.reports import evaluation_html
 
