@@ -1159,6 +1159,7 @@ def stem_training_lists(
     *,
     sr: int = 22050,
     executor: Any = None,
+    progress: ProgressCallback | None = None,
     on_skip: Callable[[str, str], None] | None = None,
 ) -> Any:
     """The matcher's own candidate lists for the library's stems, labelled by them
@@ -1180,7 +1181,7 @@ def stem_training_lists(
     songs = _stem_sources(library, on_skip=skip)
     if not songs:
         return None
-    return mined_lists(songs, sr=sr, executor=executor, on_skip=skip)
+    return mined_lists(songs, sr=sr, executor=executor, progress=progress, on_skip=skip)
 
 
 #: Model kind of the learned ranker in the ``models`` table.
@@ -1232,7 +1233,13 @@ def _stack_rows(lists: Any, items: list[tuple[Any, Any]]) -> tuple[Any, list[str
     return np.concatenate(parts_x), names, np.concatenate(parts_r)
 
 
-def train_ranker(library: Library, *, seed: int = 0, executor: Any = None) -> dict[str, Any]:
+def train_ranker(
+    library: Library,
+    *,
+    seed: int = 0,
+    executor: Any = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
     """Train the learned ranker from the library's stems and ratings; store it as a new version.
 
     The matcher's own candidate lists for the library's stems (:func:`stem_training_lists`:
@@ -1252,7 +1259,8 @@ def train_ranker(library: Library, *, seed: int = 0, executor: Any = None) -> di
     song, so none leaks), the queries that were evidence and the cross-validated MRR of each
     blend weight. The new version is stored (JSON beside the database) and becomes the active
     one. ``executor`` (a local :mod:`cratedig.compute` executor) analyses the stem songs'
-    layers in parallel.
+    layers in parallel; ``progress(event, **details)`` hears of each song analysed
+    (:func:`cratedig.match.lists.mined_lists`).
 
     Raises
     ------
@@ -1270,7 +1278,7 @@ def train_ranker(library: Library, *, seed: int = 0, executor: Any = None) -> di
     )
     from cratedig.learn.ranker import train_ranker as fit
 
-    lists = stem_training_lists(library, executor=executor)
+    lists = stem_training_lists(library, executor=executor, progress=progress)
     n_stems = 0 if lists is None else len(lists)
     items: list[tuple[Any, Any]] = []
     labels: list[int] = [] if lists is None else lists.y.tolist()

@@ -108,12 +108,18 @@ def test_a_library_s_stems_mined_in_worker_processes_the_same_and_a_bad_stem_ski
         damaged = next((music / "z.stems").glob("lead.*"))
         damaged.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 3)
         skipped: list[tuple[str, str]] = []
+        events: list[tuple[str, dict]] = []
         with ProcessPoolExecutor(2) as pool:
             there = workflows.stem_training_lists(
-                lib, executor=pool, on_skip=lambda t, r: skipped.append((t, r))
-            )
+                lib, executor=pool, on_skip=lambda t, r: skipped.append((t, r)),
+                progress=lambda event, **d: events.append((event, d)),
+            )  # fmt: skip
     assert here is not None and there is not None
     assert len(skipped) == 1 and skipped[0][1]  # the damaged song, with a reason
+    # what `cratedig train`'s progress bar hears: the songs planned, then each one's outcome
+    assert events[0] == ("planned", {"total": 3})
+    done = sorted((d["path"], d["status"]) for e, d in events[1:] if e == "done")
+    assert len(done) == 3 and (skipped[0][0], "failed") in done
     bad = skipped[0][0]
     assert bad in set(here.songs) and bad not in set(there.songs)
     assert set(there.songs) == set(here.songs) - {bad}

@@ -15,7 +15,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cratedig.cli._options import DbOption, JsonOption, WorkersOption, make_executor, out
+from cratedig.cli._options import (
+    DbOption,
+    JsonOption,
+    WorkersOption,
+    make_executor,
+    out,
+    progress_bar,
+)
 
 
 def train_command(
@@ -43,8 +50,11 @@ def train_command(
         if embedding is not None:
             result = train_embedding(lib, kind=embedding, dim=dim)
         else:
-            with make_executor(workers, None) as executor:
-                result = workflows.train_ranker(lib, executor=executor)
+            with (
+                make_executor(workers, None) as executor,
+                progress_bar(not json_out, "stem songs") as progress,
+            ):
+                result = workflows.train_ranker(lib, executor=executor, progress=progress)
     if json_out:
         print(json.dumps(result), flush=True)
         return

@@ -199,7 +199,7 @@ def mined_lists(
     sr: int,
     copy_shifts: tuple[int, ...] = COPY_SHIFTS,
     executor: Any = None,
-    on_progress: Callable[[str], None] | None = None,
+    progress: Callable[..., None] | None = None,
     on_skip: Callable[[str, str], None] | None = None,
 ) -> TrainingLists | None:
     """The matcher's candidate lists for every song's query layer, labelled by its stems.
@@ -217,8 +217,10 @@ def mined_lists(
     executor : cratedig.compute.Executor, optional
         Where the songs are analysed (a local one: the layers' audio is written to a scratch
         folder of this machine); one song after the other in this process when None.
-    on_progress : callable, optional
-        Called with a line per song analysed.
+    progress : callable, optional
+        ``progress(event, **details)`` as ingest reports it: ``"planned"`` (``total`` songs),
+        then ``"done"`` per song (``path``: the song, ``status``: ``"analysed"`` or
+        ``"failed"``).
     on_skip : callable, optional
         ``on_skip(song, reason)`` for a song that could not be decoded, split or analysed (it is
         left out; logged when None).
@@ -235,7 +237,7 @@ def mined_lists(
     from cratedig.match.query import MatchOptions, match_analysis
     from cratedig.match.store import sync_index
 
-    say = on_progress or (lambda line: log.info("%s", line))
+    say = progress or (lambda event, **details: None)
     skip = on_skip or (lambda song, why: log.warning("lists: song %s left out: %s", song, why))
     keys = ("X", "y", "songs", "queries", "kinds", "candidate_songs")
     rows: dict[str, list[Any]] = {k: [] for k in keys}
@@ -246,11 +248,13 @@ def mined_lists(
         layers: dict[str, _SongLayers] = {}
         song_of: dict[str, str] = {}
         items = sorted(songs.items())
+        say("planned", total=len(items))
         for (name, _), got in run.imap_unordered(
             _analyse_song, items, context=(sr, tuple(copy_shifts), tmp)
         ):
             if isinstance(got, BaseException):
                 skip(name, str(got) or type(got).__name__)
+                say("done", path=name, status="failed")
                 continue
             with lib.transaction() as s:
                 for track_id, a, path in got.versions:
@@ -261,7 +265,7 @@ def mined_lists(
                     )
                     song_of[track_id] = name
             layers[name] = got
-            say(f"lists: {name}: query, partner and {len(copy_shifts)} transposed copies analysed")
+            say("done", path=name, status="analysed")
         index, _ = sync_index(lib)
         with lib.reader() as s:
             segs = {g.id: g for g in repo.load_segments(s)}
