@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from cratedig.analysis.records import TrackAnalysis
 from cratedig.audio.decode import MAX_DURATION
-from cratedig.errors import AudioError, ParameterError
+from cratedig.errors import AudioError, OutputError, ParameterError
 from cratedig.library import repository as repo
 from cratedig.library.db import Library
 from cratedig.match.query import MatchOptions, MatchResult
@@ -1169,19 +1169,54 @@ def stem_training_lists(
     decoded and analysed one at a time on ``executor`` (a local
     :mod:`cratedig.compute` executor; this process when None); a song whose stems cannot be
     read or split is skipped with its reason passed to ``on_skip`` (logged when None).
+    The lists are kept beside the database (``train-lists-<key>.npz``, plain arrays) under a
+    key of the stem files (path, size, modification time), the analysis version and the code
+    that makes them (:func:`cratedig.match.lists.lists_key`): a retrain with unchanged stems
+    reads them back.
 
     Returns
     -------
     cratedig.match.lists.TrainingLists or None
         None when no song has usable stems or no query phrase found its partner.
     """
-    from cratedig.match.lists import mined_lists
+    from cratedig.match.lists import lists_key, load_lists, mined_lists, save_lists
 
     skip = on_skip or _log_skip
     songs = _stem_sources(library, on_skip=skip)
     if not songs:
         return None
-    return mined_lists(songs, sr=sr, executor=executor, progress=progress, on_skip=skip)
+    # The lists change only when the stems, the analysis or the matcher do: a library retrained
+    # after new ratings reads them back instead of analysing every stem song again.
+    try:
+        key = lists_key(songs, sr=sr)
+    except OSError:  # a stem file gone since the ingest: mined, and its song skipped there
+        key = None
+    cache = library.artefact_dir / f"train-lists-{key}.npz" if key else None
+    if cache is not None and cache.exists():
+        try:
+            kept, kept_failed = load_lists(cache)
+        except (OSError, ValueError) as exc:
+            log.warning("training lists cache %s unreadable (%s): made again", cache.name, exc)
+        else:
+            for song, why in kept_failed.items():
+                skip(song, why)
+            return kept
+    failed: dict[str, str] = {}
+
+    def note(song: str, why: str) -> None:
+        failed[song] = why
+        skip(song, why)
+
+    lists = mined_lists(songs, sr=sr, executor=executor, progress=progress, on_skip=note)
+    if lists is not None and cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            for old in cache.parent.glob("train-lists-*.npz"):
+                old.unlink(missing_ok=True)  # one set of lists: the library's current one
+            save_lists(lists, cache, failed=failed)
+        except (OSError, OutputError) as exc:  # a read-only or full disk: the next train's time
+            log.warning("training lists not cached: %s", exc)
+    return lists
 
 
 #: Model kind of the learned ranker in the ``models`` table.
@@ -1320,6 +1355,7 @@ def train_ranker(
     metrics: dict[str, Any] = {
         "stem_pairs": n_stems,
         "stem_queries": 0 if lists is None else len(set(lists.queries.tolist())),
+        "stem_lists_cached": bool(lists is not None and lists.cached),
         "ratings": used,
         "ratings_moved_left_out": moved,
         "songs": len(songs),

@@ -33,7 +33,12 @@ def test_train_list_activate_and_match_with_the_learned_term(stems_library, capl
     assert first["metrics"]["evidence_queries"] > 0  # every song ranked by probes without it
     # the held-out songs' queries decide the learned term's share (0 unless it ranks better)
     assert first["metrics"]["blend_by_held_out_songs"] in (0.0, 0.25, 0.5, 0.75, 1.0)
-    assert json.loads(run("train", "--db", db, "--json").stdout)["version"] == 2
+    second = json.loads(run("train", "--db", db, "--json").stdout)
+    assert second["version"] == 2 and not first["metrics"]["stem_lists_cached"]
+    # the stems did not change: their lists are read back, and give the same model
+    assert second["metrics"]["stem_lists_cached"]
+    assert second["metrics"]["stem_pairs"] == first["metrics"]["stem_pairs"]
+    assert second["metrics"]["cv_mrr"] == first["metrics"]["cv_mrr"]
     models = json.loads(run("models", "--db", db, "--json").stdout)["models"]
     assert [(m["version"], m["active"]) for m in models] == [(1, False), (2, True)]
     models = json.loads(run("models", "--activate", 1, "--db", db, "--json").stdout)["models"]

@@ -105,6 +105,11 @@ def test_a_library_s_stems_mined_in_worker_processes_the_same_and_a_bad_stem_ski
     with open_library(f"sqlite:///{tmp_path / 'lib.db'}") as lib:
         workflows.update_library(lib, music)
         here = workflows.stem_training_lists(lib)
+        # Kept beside the database: a retrain with the same stems reads the lists back.
+        again = workflows.stem_training_lists(lib)
+        assert here is not None and again is not None and not here.cached and again.cached
+        assert np.array_equal(here.X, again.X) and np.array_equal(here.queries, again.queries)
+        assert len(list(lib.artefact_dir.glob("train-lists-*.npz"))) == 1
         damaged = next((music / "z.stems").glob("lead.*"))
         damaged.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 3)
         skipped: list[tuple[str, str]] = []
@@ -115,6 +120,7 @@ def test_a_library_s_stems_mined_in_worker_processes_the_same_and_a_bad_stem_ski
                 progress=lambda event, **d: events.append((event, d)),
             )  # fmt: skip
     assert here is not None and there is not None
+    assert not there.cached  # a stem file changed: made afresh
     assert len(skipped) == 1 and skipped[0][1]  # the damaged song, with a reason
     # what `cratedig train`'s progress bar hears: the songs planned, then each one's outcome
     assert events[0] == ("planned", {"total": 3})
@@ -128,3 +134,17 @@ def test_a_library_s_stems_mined_in_worker_processes_the_same_and_a_bad_stem_ski
     keep = (here.songs != bad) & (here.candidate_songs != bad)
     assert np.array_equal(here.y[keep], there.y)
     assert np.allclose(here.X[keep], there.X)
+
+
+def test_a_damaged_lists_cache_is_made_again(tmp_path, songs, lists):
+    from cratedig.match.lists import load_lists, save_lists
+
+    path = tmp_path / "train-lists-x.npz"
+    save_lists(lists, path, failed={"q": "unreadable"})
+    back, failed = load_lists(path)
+    assert back.cached and failed == {"q": "unreadable"}
+    assert np.array_equal(back.X, lists.X) and back.names == lists.names
+    assert np.array_equal(back.kinds, lists.kinds)
+    path.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises((ValueError, OSError)):
+        load_lists(path)

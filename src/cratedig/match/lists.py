@@ -68,6 +68,8 @@ class TrainingLists:
     queries: np.ndarray
     kinds: np.ndarray
     candidate_songs: np.ndarray
+    #: Read back from the library's cache (:func:`load_lists`) rather than made afresh.
+    cached: bool = False
 
     def __len__(self) -> int:
         return len(self.y)
@@ -311,3 +313,84 @@ def mined_lists(
         kinds=np.concatenate(rows["kinds"]).astype(str),
         candidate_songs=np.concatenate(rows["candidate_songs"]).astype(str),
     )
+
+
+#: Modules whose code decides the lists (besides the analysis, versioned on its own): a cache
+#: of lists made by other code is not used.
+_LIST_CODE = (
+    "cratedig.match.lists",
+    "cratedig.match.query",
+    "cratedig.match.scoring",
+    "cratedig.match.batch",
+    "cratedig.learn.ranker",
+    "cratedig.learn.pairs",
+)
+
+
+def lists_key(songs: Mapping[str, Mapping[str, tuple[str, int]]], *, sr: int) -> str:
+    """A key of everything the lists of these stem files depend on: each stem file's path,
+    size and modification time, the analysis version, the copies, the rate, the list length and
+    the code of the modules that make and score them (:data:`_LIST_CODE`)."""
+    import importlib
+    import json
+    import os
+
+    from cratedig.analysis.pipeline import ANALYSIS_VERSION
+
+    files = []
+    for name in sorted(songs):
+        for stem, (path, stream) in sorted(songs[name].items()):
+            st = os.stat(path)
+            files.append([name, stem, str(path), int(stream), st.st_size, st.st_mtime_ns])
+    h = hashlib.sha256()
+    h.update(json.dumps([files, ANALYSIS_VERSION, list(COPY_SHIFTS), sr, LIST_TOP]).encode())
+    for module in _LIST_CODE:
+        source = importlib.import_module(module).__file__
+        if source is not None:
+            h.update(Path(source).read_bytes())
+    return h.hexdigest()[:20]
+
+
+_FIELDS = ("X", "y", "songs", "queries", "kinds", "candidate_songs")
+
+
+def save_lists(lists: TrainingLists, path: Path, *, failed: Mapping[str, str]) -> None:
+    """Write ``lists`` (and the songs that failed, with why) as a ``.npz`` of plain arrays
+    (read back without pickle), atomically."""
+    from cratedig.fileio import atomic_path
+
+    arrays = {k: np.asarray(getattr(lists, k)) for k in _FIELDS}
+    for k in ("songs", "queries", "kinds", "candidate_songs"):
+        arrays[k] = arrays[k].astype(str)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        arrays["names"] = np.array(lists.names, dtype=str)
+        arrays["failed"] = np.array(sorted(failed.items()), dtype=str).reshape(-1, 2)
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub: names only
+
+
+def load_lists(path: Path) -> tuple[TrainingLists, dict[str, str]]:
+    """:func:`save_lists`' file -> (lists, failed songs and why); ValueError/OSError when it is
+    damaged or not such a file."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            got = {k: z[k] for k in (*_FIELDS, "names", "failed")}
+    except (zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise ValueError(f"{path.name}: {exc or type(exc).__name__}") from exc
+    n = len(got["y"])
+    if got["X"].ndim != 2 or any(len(got[k]) != n for k in _FIELDS):
+        raise ValueError(f"{path.name}: arrays of different lengths")
+    lists = TrainingLists(
+        X=got["X"].astype(np.float64),
+        y=got["y"].astype(int),
+        names=[str(x) for x in got["names"]],
+        songs=got["songs"],
+        queries=got["queries"],
+        kinds=got["kinds"],
+        candidate_songs=got["candidate_songs"],
+        cached=True,
+    )
+    if lists.X.shape[1] != len(lists.names):
+        raise ValueError(f"{path.name}: {lists.X.shape[1]} columns, {len(lists.names)} names")
+    return lists, {str(a): str(b) for a, b in got["failed"]}
