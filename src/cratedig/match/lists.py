@@ -271,10 +271,13 @@ def mined_lists(
         index, _ = sync_index(lib)
         with lib.reader() as s:
             segs = {g.id: g for g in repo.load_segments(s)}
+        by_track: dict[str, list[Segment]] = {}
+        for g in segs.values():
+            by_track.setdefault(g.track_id, []).append(g)
         opt = MatchOptions(top=LIST_TOP, fetch=LIST_TOP)
         for name, got in sorted(layers.items()):
             qa, ideal = got.query, got.ideal
-            own = [g for g in segs.values() if g.track_id == f"{name}-partner"]
+            own = by_track.get(f"{name}-partner", [])
             beat = 60.0 / qa.tempo
             result = match_analysis(lib, index, qa, options=opt)
             for qi, (q, m) in enumerate(zip(qa.segments, result.matches, strict=True)):

@@ -343,7 +343,7 @@ async function learn() {
     const r = await api("/api/models/train", { method: "POST" });
     const m = r.metrics || {};
     const share = m.blend ?? 0;
-    setStatus(`ranker v${r.version} from ${m.ratings || 0} ratings and the match lists of ${m.stem_queries || 0} lead phrases with stems: ` +
+    setStatus(`ranker v${r.version} learned from ${m.ratings || 0} ratings and ${m.stem_queries || 0} stem lead phrases: ` +
       (share > 0 ? `its share of the score is ${share.toFixed(2)}`
         : "the rules still decide (it has not yet ranked better than them)"));
     if (state.track) openTrack(state.track.track_id);
