@@ -65,6 +65,7 @@ __all__ = [
     "ScanCancelled",
     "activate_model",
     "active_ranker",
+    "check_trainable",
     "evaluate_rankers",
     "import_rekordbox_grids",
     "list_models",
@@ -1268,6 +1269,34 @@ def _stack_rows(lists: Any, items: list[tuple[Any, Any]]) -> tuple[Any, list[str
     return np.concatenate(parts_x), names, np.concatenate(parts_r)
 
 
+#: What ``train`` says when the library gives it nothing to learn from.
+NOTHING_TO_LEARN = (
+    "nothing to learn from: add songs with stems (a vocals or lead stem) or rate "
+    "suggestions (both good and bad ones)"
+)
+
+
+def check_trainable(library: Library) -> None:
+    """Raise what :func:`train_ranker` would when the library has nothing it can learn from,
+    without analysing anything: no song with a vocal or lead stem, and no ratings that name
+    their music with both a good (4-5) and a bad (1-2) score. (A library that passes may still
+    fail later: stems whose lead phrases find no partner.)
+
+    Raises
+    ------
+    ParameterError
+    """
+    if _stem_sources(library, on_skip=lambda track_id, why: None):
+        return
+    scores = {
+        r.score >= 4
+        for r in list_ratings(library, orphaned=False)
+        if r.score != 3 and not r.offset_beats
+    }
+    if len(scores) < 2:
+        raise ParameterError(NOTHING_TO_LEARN)
+
+
 def train_ranker(
     library: Library,
     *,
@@ -1344,10 +1373,9 @@ def train_ranker(
         used += 1
     y = np.array(labels)
     if len(set(labels)) < 2:
-        raise ParameterError(
-            "nothing to learn from: add songs with stems (a vocals or lead stem) or rate "
-            "suggestions (both good and bad ones)"
-        )
+        raise ParameterError(NOTHING_TO_LEARN)
+    if progress is not None:
+        progress("fitting")
     X, names, rule = _stack_rows(lists, items)
     g = np.array(groups)
     q_all = np.array(queries)

@@ -10,6 +10,7 @@ loudly when it is missing and ``CI=true``, skips elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -44,22 +45,14 @@ def _need_browser() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def server(service_music, tmp_path_factory):
-    """``cratedig serve`` (uvicorn, the real app) on a free loopback port, in a thread."""
+@contextlib.contextmanager
+def _serving(url: str, music: Path):
+    """``cratedig serve`` (uvicorn, the real app) for ``url`` on a free loopback port, in a
+    thread: yields its base URL."""
     import uvicorn
 
-    from cratedig import workflows
-    from cratedig.library.db import open_library
     from cratedig.service import ServiceSettings, create_app
 
-    _need_browser()
-    root = tmp_path_factory.mktemp("browser")
-    music = root / "music"
-    shutil.copytree(service_music, music)
-    url = f"sqlite:///{root / 'library.db'}"
-    with open_library(url) as lib:
-        workflows.update_library(lib, music / "crate")
     app = create_app(ServiceSettings(db=url, music=[music]))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,9 +65,28 @@ def server(service_music, tmp_path_factory):
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.started
-    yield {"base": f"http://127.0.0.1:{port}", "url": url, "music": music, "root": root}
-    srv.should_exit = True
-    t.join(15)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        t.join(15)
+
+
+@pytest.fixture(scope="module")
+def server(service_music, tmp_path_factory):
+    """The page's library: the service's three-song crate, ingested."""
+    from cratedig import workflows
+    from cratedig.library.db import open_library
+
+    _need_browser()
+    root = tmp_path_factory.mktemp("browser")
+    music = root / "music"
+    shutil.copytree(service_music, music)
+    url = f"sqlite:///{root / 'library.db'}"
+    with open_library(url) as lib:
+        workflows.update_library(lib, music / "crate")
+    with _serving(url, music) as base:
+        yield {"base": base, "url": url, "music": music, "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -352,3 +364,41 @@ def test_a_slow_request_does_not_stall_the_others(server):
         time.sleep(0.02)
     th.join(300)
     assert latencies and max(latencies) < 1.0, latencies
+
+
+def test_learn_trains_the_ranker_as_a_job_the_page_follows(browser, tmp_path):
+    """ "Learn from ratings" on a library with stems: the page follows the training job (its
+    stem songs counted), then says which version learned what; the model is stored."""
+    from cratedig import workflows
+    from cratedig.library.db import open_library
+    from learn.stem_library import ingest_stem_songs  # tests/learn (tests/ is on the path)
+
+    lib = ingest_stem_songs(tmp_path)
+    with _serving(lib["db"], lib["music"]) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base + "/")
+        page.wait_for_selector("#tracks tbody tr")
+        page.click("#learn")
+        page.wait_for_function(
+            "/learning: [1-4]\\/5 stem songs/"
+            ".test(document.querySelector('#job-text').textContent)",
+            timeout=120_000,
+        )
+        assert page.is_disabled("#learn")
+        shot(page, "12-learning")
+        page.wait_for_function(
+            "document.querySelector('#status').textContent.includes('ranker v1 learned from')",
+            timeout=300_000,
+        )
+        status = page.text_content("#status")
+        assert "stem lead phrases" in status and "error" not in page.get_attribute(
+            "#status", "class"
+        )
+        assert page.is_enabled("#learn") and page.is_hidden("#job")
+        shot(page, "13-learned")
+        page.close()
+        assert not errors, errors
+    with open_library(lib["db"]) as opened:
+        assert [m["version"] for m in workflows.list_models(opened)] == [1]

@@ -222,7 +222,8 @@ def mined_lists(
     progress : callable, optional
         ``progress(event, **details)`` as ingest reports it: ``"planned"`` (``total`` songs),
         then ``"done"`` per song (``path``: the song, ``status``: ``"analysed"`` or
-        ``"failed"``).
+        ``"failed"``), then ``"lists"`` when the songs are matched. An exception it raises
+        (a cancel) stops the mining; the scratch library is closed and removed.
     on_skip : callable, optional
         ``on_skip(song, reason)`` for a song that could not be decoded, split or analysed (it is
         left out; logged when None).
@@ -247,64 +248,71 @@ def mined_lists(
     run = executor if executor is not None else InProcessExecutor()
     with tempfile.TemporaryDirectory(prefix="cratedig-lists-") as tmp:
         lib = open_library(f"sqlite:///{Path(tmp) / 'lists.sqlite'}")
-        layers: dict[str, _SongLayers] = {}
-        song_of: dict[str, str] = {}
-        items = sorted(songs.items())
-        say("planned", total=len(items))
-        for (name, _), got in run.imap_unordered(
-            _analyse_song, items, context=(sr, tuple(copy_shifts), tmp)
-        ):
-            if isinstance(got, BaseException):
-                skip(name, str(got) or type(got).__name__)
-                say("done", path=name, status="failed")
-                continue
-            with lib.transaction() as s:
-                for track_id, a, path in got.versions:
-                    st = Path(path).stat()
-                    repo.store_analysis(s, a)
-                    repo.record_file(
-                        s, path=path, track_id=track_id, size=st.st_size, mtime_ns=st.st_mtime_ns
-                    )
-                    song_of[track_id] = name
-            layers[name] = got
-            say("done", path=name, status="analysed")
-        index, _ = sync_index(lib)
-        with lib.reader() as s:
-            segs = {g.id: g for g in repo.load_segments(s)}
-        by_track: dict[str, list[Segment]] = {}
-        for g in segs.values():
-            by_track.setdefault(g.track_id, []).append(g)
-        opt = MatchOptions(top=LIST_TOP, fetch=LIST_TOP)
-        for name, got in sorted(layers.items()):
-            qa, ideal = got.query, got.ideal
-            own = by_track.get(f"{name}-partner", [])
-            beat = 60.0 / qa.tempo
-            result = match_analysis(lib, index, qa, options=opt)
-            for qi, (q, m) in enumerate(zip(qa.segments, result.matches, strict=True)):
-                if q.features is None or q.features.rms_db < MIN_QUERY_DB or not m.candidates:
+        try:
+            layers: dict[str, _SongLayers] = {}
+            song_of: dict[str, str] = {}
+            items = sorted(songs.items())
+            say("planned", total=len(items))
+            for (name, _), got in run.imap_unordered(
+                _analyse_song, items, context=(sr, tuple(copy_shifts), tmp)
+            ):
+                if isinstance(got, BaseException):
+                    skip(name, str(got) or type(got).__name__)
+                    say("done", path=name, status="failed")
                     continue
-                right = {c.id for c in own if _same_bars(q, c, beat)}
-                if qi < len(ideal):
-                    right |= {c.id for c in own if _same_chords(ideal[qi], c)}
-                y = np.array([r["segment"] in right for r in m.candidates], int)
-                if not y.any():
-                    continue
-                X, names = list_features(m.candidates, q, segs)
-                rows["X"].append(X)
-                rows["y"].append(y)
-                rows["songs"].append(np.full(len(y), name, dtype=object))
-                rows["queries"].append(np.full(len(y), f"{name}:{qi}", dtype=object))
-                rows["candidate_songs"].append(
-                    np.array([song_of[r["track_id"]] for r in m.candidates], dtype=object)
-                )
-                rows["kinds"].append(
-                    np.array(
-                        ["partner" if v else _kind(r["track_id"], name)
-                         for r, v in zip(m.candidates, y, strict=True)],
-                        dtype=object,
+                with lib.transaction() as s:
+                    for track_id, a, path in got.versions:
+                        st = Path(path).stat()
+                        repo.store_analysis(s, a)
+                        repo.record_file(
+                            s,
+                            path=path,
+                            track_id=track_id,
+                            size=st.st_size,
+                            mtime_ns=st.st_mtime_ns,
+                        )
+                        song_of[track_id] = name
+                layers[name] = got
+                say("done", path=name, status="analysed")
+            say("lists")
+            index, _ = sync_index(lib)
+            with lib.reader() as s:
+                segs = {g.id: g for g in repo.load_segments(s)}
+            by_track: dict[str, list[Segment]] = {}
+            for g in segs.values():
+                by_track.setdefault(g.track_id, []).append(g)
+            opt = MatchOptions(top=LIST_TOP, fetch=LIST_TOP)
+            for name, got in sorted(layers.items()):
+                qa, ideal = got.query, got.ideal
+                own = by_track.get(f"{name}-partner", [])
+                beat = 60.0 / qa.tempo
+                result = match_analysis(lib, index, qa, options=opt)
+                for qi, (q, m) in enumerate(zip(qa.segments, result.matches, strict=True)):
+                    if q.features is None or q.features.rms_db < MIN_QUERY_DB or not m.candidates:
+                        continue
+                    right = {c.id for c in own if _same_bars(q, c, beat)}
+                    if qi < len(ideal):
+                        right |= {c.id for c in own if _same_chords(ideal[qi], c)}
+                    y = np.array([r["segment"] in right for r in m.candidates], int)
+                    if not y.any():
+                        continue
+                    X, names = list_features(m.candidates, q, segs)
+                    rows["X"].append(X)
+                    rows["y"].append(y)
+                    rows["songs"].append(np.full(len(y), name, dtype=object))
+                    rows["queries"].append(np.full(len(y), f"{name}:{qi}", dtype=object))
+                    rows["candidate_songs"].append(
+                        np.array([song_of[r["track_id"]] for r in m.candidates], dtype=object)
                     )
-                )  # fmt: skip
-        lib.close()
+                    rows["kinds"].append(
+                        np.array(
+                            ["partner" if v else _kind(r["track_id"], name)
+                             for r, v in zip(m.candidates, y, strict=True)],
+                            dtype=object,
+                        )
+                    )  # fmt: skip
+        finally:
+            lib.close()
     if not rows["y"]:
         return None
     return TrainingLists(

@@ -48,7 +48,7 @@ from cratedig.match.query import MAX_SHIFT_BOUND, MAX_STRETCH_BOUND
 from cratedig.match.scoring import DEFAULT_MAX_SHIFT, DEFAULT_MAX_STRETCH
 from cratedig.render.service import MAX_OFFSET_BEATS
 from cratedig.service.audio import BytesCache, ranged_response, read_span, wav_bytes
-from cratedig.service.jobs import ScanJob, ScanJobs
+from cratedig.service.jobs import Job, JobCancelled, Jobs
 from cratedig.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ class ServiceState:
         self.library: Library = open_library(settings.db)
         self.index, _ = sync_index(self.library)
         self._index_lock = threading.Lock()
-        self.jobs = ScanJobs(self._scan, self.public_error)
+        self.jobs = Jobs(self._scan, self.public_error)
         self.audio = BytesCache()
         self.upload_dir = Path(tempfile.mkdtemp(prefix="cratedig-uploads-"))
         self.uploads: OrderedDict[str, Upload] = OrderedDict()
@@ -334,7 +334,7 @@ class ServiceState:
 
     # -- scans ---------------------------------------------------------------------------------
 
-    def _scan(self, job: ScanJob, folder: Path) -> dict[str, Any]:
+    def _scan(self, job: Job, folder: Path) -> dict[str, Any]:
         def progress(event: str, **d: Any) -> None:
             if event == "planned":
                 job.stage, job.total, job.skipped = "analysing", d["total"], d.get("skipped", 0)
@@ -359,6 +359,28 @@ class ServiceState:
             "segments": update.segments,
             "elapsed": round(r.elapsed, 3),
         }
+
+    # -- training ------------------------------------------------------------------------------
+
+    def _train(self, job: Job) -> dict[str, Any]:
+        """``cratedig train`` as a job: the stem songs analysed one by one (cancellable
+        between two), their match lists, the fit; the new version serves once stored."""
+
+        def progress(event: str, **d: Any) -> None:
+            if job.cancel.is_set():
+                raise JobCancelled()
+            if event == "planned":
+                job.stage, job.total = "stems", d["total"]
+            elif event == "done":
+                job.done += 1
+                job.failed += d.get("status") == "failed"
+            elif event in ("lists", "fitting"):
+                job.stage = event
+
+        with self.train_lock:
+            result = workflows.train_ranker(self.library, progress=progress)
+        self.forget_matches()
+        return {"version": result["version"], "metrics": result["metrics"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,17 +528,17 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             )
         job = state.jobs.start(folder, shown)
         if job is None:
-            raise HTTPException(409, "a scan is already running; cancel it or wait")
+            raise HTTPException(409, _busy(state))
         return {"job": job.id, **job.to_json()}
 
     @app.get("/api/jobs", tags=["library"])
     def jobs() -> dict[str, Any]:
-        """Every recent scan job, newest first."""
+        """Every recent job (scans and trainings), newest first."""
         return {"jobs": [j.to_json() for j in state.jobs.all()]}
 
     @app.get("/api/jobs/{job_id}", tags=["library"])
     def job(job_id: str) -> dict[str, Any]:
-        """A scan's state (queued, running, done, failed, cancelled) and progress."""
+        """A job's state (queued, running, done, failed, cancelled) and progress."""
         j = state.jobs.get(job_id)
         if j is None:
             raise HTTPException(404, "no such job")
@@ -524,7 +546,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.post("/api/jobs/{job_id}/cancel", status_code=202, tags=["library"])
     def cancel_job(job_id: str, _: Writer) -> dict[str, Any]:
-        """Stop a scan after the file being stored (what was stored stays)."""
+        """Stop a scan after the file being stored (what was stored stays), or a training after
+        the stem song being analysed (nothing is stored: the serving model stays)."""
         j = state.jobs.cancel(job_id)
         if j is None:
             raise HTTPException(404, "no such job")
@@ -711,15 +734,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         """Every trained ranker version, oldest first: when, its metrics, which one serves."""
         return {"models": workflows.list_models(state.library)}
 
-    @app.post("/api/models/train", status_code=201, tags=["ratings"])
+    @app.post("/api/models/train", status_code=202, tags=["ratings"])
     def train(_: Writer) -> dict[str, Any]:
-        """Train the ranker from the library's stems and ratings (``cratedig train``); the new
-        version serves at once: ``{"version", "metrics"}``. 422 when there is nothing to learn
-        from (no stems, and no good and bad ratings)."""
-        with state.train_lock:
-            result = workflows.train_ranker(state.library)
-        state.forget_matches()
-        return {"version": result["version"], "metrics": result["metrics"]}
+        """Train the ranker from the library's stems and ratings (``cratedig train``) as a
+        background job: ``{"job": id, ...}``; ``GET /api/jobs/{id}`` follows it (stage
+        ``stems``: ``done`` of ``total`` stem songs analysed, then ``lists`` and ``fitting``)
+        and its ``report`` holds ``{"version", "metrics"}`` when done: the new version serves
+        at once. 422 at once when there is nothing to learn from (no stems with a lead, and no
+        good and bad ratings); 409 while another job runs."""
+        workflows.check_trainable(state.library)
+        job = state.jobs.start_job("train", state._train, stage="stems")
+        if job is None:
+            raise HTTPException(409, _busy(state))
+        return {"job": job.id, **job.to_json()}
 
     @app.put("/api/models/active", tags=["ratings"])
     def activate(body: ActivateRequest, _: Writer) -> dict[str, Any]:
@@ -784,6 +811,13 @@ def _writer(request: Request) -> None:
 
 
 Writer = Annotated[None, Depends(_writer)]
+
+
+def _busy(state: ServiceState) -> str:
+    """Why a job cannot start now: the one running."""
+    running = state.jobs.running()
+    what = {"scan": "a scan", "train": "a training"}.get(running.kind if running else "", "a job")
+    return f"{what} is already running; cancel it or wait"
 
 
 def _version() -> str:

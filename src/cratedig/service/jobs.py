@@ -1,7 +1,9 @@
-"""Background scan jobs: a folder ingested in a thread, with progress the page polls.
+"""Background jobs: a folder scanned, or the ranker trained, in a thread, with progress the
+page polls.
 
-One scan runs at a time (the library takes one writer; a second scan would only wait for the
-first's locks). A job is cancelled between two files: what was stored stays.
+One job runs at a time (the library takes one writer, and a scan and a training on two cores
+would only slow each other down). A scan is cancelled between two files: what was stored stays;
+a training between two stem songs: nothing is stored, the model that served goes on serving.
 """
 
 from __future__ import annotations
@@ -21,14 +23,21 @@ log = logging.getLogger(__name__)
 KEEP_JOBS = 50
 
 
+class JobCancelled(KeyboardInterrupt):
+    """Raised inside a job's work when its ``cancel`` event is set."""
+
+
 @dataclass
-class ScanJob:
-    """The state of one scan, as ``GET /api/jobs/{id}`` shows it."""
+class Job:
+    """The state of one job, as ``GET /api/jobs/{id}`` shows it."""
 
     id: str
-    folder: str  # as shown to the user (relative to its music root)
+    folder: str  # a scan: the folder as shown to the user (relative to its music root)
+    kind: str = "scan"  # scan | train
     state: str = "queued"  # queued | running | done | failed | cancelled
-    stage: str = "scanning"  # scanning | analysing | index | clusters | finished
+    # scan: scanning | analysing | index | clusters | finished
+    # train: stems | lists | fitting | finished
+    stage: str = "scanning"
     done: int = 0
     total: int = 0
     skipped: int = 0
@@ -43,6 +52,7 @@ class ScanJob:
     def to_json(self) -> dict[str, Any]:
         return {
             "job": self.id,
+            "kind": self.kind,
             "folder": self.folder,
             "state": self.state,
             "stage": self.stage,
@@ -59,13 +69,13 @@ class ScanJob:
         }
 
 
-class ScanJobs:
-    """Starts scans in threads and remembers them.
+class Jobs:
+    """Starts jobs in threads and remembers them.
 
     Parameters
     ----------
     run : callable
-        ``run(job, folder)`` does the scan, updating ``job`` as it goes; its return value is
+        ``run(job, folder)`` does a scan, updating ``job`` as it goes; its return value is
         stored as ``job.report``. It raises ``KeyboardInterrupt`` (subclass) when cancelled.
     describe_error : callable
         Turns an exception into the one line shown to the user.
@@ -73,44 +83,52 @@ class ScanJobs:
 
     def __init__(
         self,
-        run: Callable[[ScanJob, Path], dict[str, Any]],
+        run: Callable[[Job, Path], dict[str, Any]],
         describe_error: Callable[[BaseException], str],
     ) -> None:
         self._run = run
         self._describe = describe_error
-        self._jobs: dict[str, ScanJob] = {}
+        self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
-    def running(self) -> ScanJob | None:
+    def running(self) -> Job | None:
         with self._lock:
             return next((j for j in self._jobs.values() if j.state in ("queued", "running")), None)
 
-    def start(self, folder: Path, shown: str) -> ScanJob | None:
-        """Start scanning ``folder``; None when a scan is already running."""
+    def start(self, folder: Path, shown: str) -> Job | None:
+        """Start scanning ``folder``; None when a job is already running."""
+        return self.start_job("scan", lambda job: self._run(job, folder), folder=shown)
+
+    def start_job(
+        self, kind: str, run: Callable[[Job], dict[str, Any]], *, folder: str = "", stage: str = ""
+    ) -> Job | None:
+        """Start ``run(job)`` in a thread as a job of ``kind``; None when a job is running."""
         with self._lock:
             if any(j.state in ("queued", "running") for j in self._jobs.values()):
                 return None
-            job = ScanJob(id=uuid.uuid4().hex[:12], folder=shown)
+            job = Job(id=uuid.uuid4().hex[:12], folder=folder, kind=kind)
+            if stage:
+                job.stage = stage
             self._jobs[job.id] = job
             finished = [j for j in self._jobs.values() if j.finished is not None]
             for old in sorted(finished, key=lambda j: j.finished or 0)[:-KEEP_JOBS]:
                 del self._jobs[old.id]
-        t = threading.Thread(target=self._work, args=(job, folder), name=f"scan-{job.id}")
+        t = threading.Thread(target=self._work, args=(job, run), name=f"{kind}-{job.id}")
         t.daemon = True
         self._threads = [x for x in self._threads if x.is_alive()] + [t]
         t.start()
         return job
 
-    def _work(self, job: ScanJob, folder: Path) -> None:
+    def _work(self, job: Job, run: Callable[[Job], dict[str, Any]]) -> None:
         job.state = "running"
         try:
-            job.report = self._run(job, folder)
+            job.report = run(job)
             job.state = "done"
         except KeyboardInterrupt:
             job.state = "cancelled"
         except Exception as exc:  # the job reports it; the server goes on
-            log.exception("scan %s failed", job.id)
+            log.exception("%s %s failed", job.kind, job.id)
             job.state = "failed"
             job.error = self._describe(exc)
         finally:
@@ -118,22 +136,22 @@ class ScanJobs:
             job.current = ""
             job.finished = time.time()
 
-    def get(self, job_id: str) -> ScanJob | None:
+    def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def all(self) -> list[ScanJob]:
+    def all(self) -> list[Job]:
         with self._lock:
             return sorted(self._jobs.values(), key=lambda j: -j.started)
 
-    def cancel(self, job_id: str) -> ScanJob | None:
+    def cancel(self, job_id: str) -> Job | None:
         job = self.get(job_id)
         if job is not None and job.state in ("queued", "running"):
             job.cancel.set()
         return job
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Cancel running scans and wait a little for them to stop."""
+        """Cancel running jobs and wait a little for them to stop."""
         for j in self.all():
             j.cancel.set()
         for t in self._threads:

@@ -336,19 +336,31 @@ async function scan(ev) {
 }
 
 async function learn() {
-  const btn = $("#learn");
-  btn.disabled = true;
+  $("#learn").disabled = true;
   setStatus("learning from your ratings and the library's stems…");
   try {
     const r = await api("/api/models/train", { method: "POST" });
-    const m = r.metrics || {};
-    const share = m.blend ?? 0;
-    setStatus(`ranker v${r.version} learned from ${m.ratings || 0} ratings and ${m.stem_queries || 0} stem lead phrases: ` +
-      (share > 0 ? `its share of the score is ${share.toFixed(2)}`
-        : "the rules still decide (it has not yet ranked better than them)"));
-    if (state.track) openTrack(state.track.track_id);
-  } catch (e) { setStatus(e.message, true); }
-  btn.disabled = false;
+    state.job = r.job;
+    pollJob();
+  } catch (e) { setStatus(e.message, true); $("#learn").disabled = false; }
+}
+
+function jobText(j) {
+  if (j.kind === "train") {
+    const what = j.stage === "stems" ? `${j.done}/${j.total} stem songs` : j.stage === "lists" ? "matching lead phrases" : j.stage;
+    return `learning: ${j.state === "running" ? "" : j.state + " · "}${what}${j.error ? " · " + j.error : ""}`;
+  }
+  const what = j.stage === "analysing" ? `${j.done}/${j.total} analysed${j.skipped ? `, ${j.skipped} unchanged` : ""}${j.current ? " · " + j.current : ""}` : j.stage;
+  return `${j.folder}: ${j.state} · ${what}${j.error ? " · " + j.error : ""}`;
+}
+
+function learned(r) {
+  const m = r.metrics || {};
+  const share = m.blend ?? 0;
+  setStatus(`ranker v${r.version} learned from ${m.ratings || 0} ratings and ${m.stem_queries || 0} stem lead phrases: ` +
+    (share > 0 ? `its share of the score is ${share.toFixed(2)}`
+      : "the rules still decide (it has not yet ranked better than them)"));
+  if (state.track) openTrack(state.track.track_id);
 }
 
 async function pollJob() {
@@ -356,13 +368,18 @@ async function pollJob() {
   let j;
   try { j = await api("/api/jobs/" + state.job); } catch (e) { setStatus(e.message, true); return; }
   $("#job").classList.remove("hidden");
-  const what = j.stage === "analysing" ? `${j.done}/${j.total} analysed${j.skipped ? `, ${j.skipped} unchanged` : ""}${j.current ? " · " + j.current : ""}` : j.stage;
-  $("#job-text").textContent = `${j.folder}: ${j.state} · ${what}${j.error ? " · " + j.error : ""}`;
+  $("#job-text").textContent = jobText(j);
   $("#job-bar").max = Math.max(1, j.total);
   $("#job-bar").value = j.done;
   $("#job-cancel").classList.toggle("hidden", !(j.state === "running" || j.state === "queued"));
   if (j.state === "running" || j.state === "queued") { setTimeout(pollJob, 500); return; }
   state.job = null;
+  if (j.kind === "train") {
+    $("#learn").disabled = false;
+    if (j.report) { $("#job").classList.add("hidden"); learned(j.report); }
+    else setStatus(jobText(j), j.state === "failed");
+    return;
+  }
   if (j.report) $("#job-text").textContent = `${j.folder}: ${j.state} · ${j.report.analysed} analysed, ${j.report.unchanged} unchanged, ${j.report.failed.length} failed`;
   loadConfig(); loadTracks();
 }
