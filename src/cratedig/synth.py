@@ -10,7 +10,7 @@ truth by construction:
   harmonic-minor leading tone) so that the tonic, not the relative major, is heard as home;
 - bass plays chord roots in octave 1-2 (55-110 Hz), chords sit in octave 3-4 and the lead
   melody (octave 4-5) lands on chord tones on every downbeat; tuning is A4 = 440 Hz;
-- sections (intro, verse, chorus, break, drop, outro) change on bar boundaries and differ in
+- sections (intro, verse, chorus, break, build, drop, outro) change on bar boundaries and differ in
   instrumentation and energy, so a novelty detector has something to find.
 
 Examples
@@ -133,6 +133,8 @@ class _Style:
     arp: bool = False
     lead: str | None = None  # None, "sparse", "full"
     progression: int = 0  # 0: main progression, 1: the alternative one
+    roll: bool = False  # a snare roll: quarters, then eighths, sixteenths in the last bar
+    ramp: float = 0.0  # the gain rises by this share of itself over the section
 
 
 _STYLES: dict[str, _Style] = {
@@ -162,6 +164,19 @@ _STYLES: dict[str, _Style] = {
         lead="full",
     ),
     "outro": _Style(gain=0.7, snare=False, crash=True, bass="quarter", pad=True),
+    # A dance build-up: no kick and no bass, a snare roll that speeds up and a rising level
+    # into the drop.
+    "build": _Style(
+        gain=0.6,
+        kick=False,
+        hats=True,
+        bass=None,
+        pad=True,
+        arp=True,
+        lead="sparse",
+        roll=True,
+        ramp=0.6,
+    ),
 }
 _STYLES["main"] = _STYLES["verse"]
 
@@ -519,7 +534,8 @@ def synthesize_song(
         Seed of every random choice (progression, melody, drum noise, velocities).
     sections : list of (str, int), optional
         ``(label, bars)`` pairs summing to ``bars``; labels ``intro``, ``verse``, ``chorus``,
-        ``break``, ``drop``, ``outro`` (others play like a verse). Default
+        ``break``, ``build`` (no kick or bass, a snare roll, the level rising), ``drop``,
+        ``outro`` (others play like a verse). Default
         :func:`default_sections`.
     drums : bool, default True
         Whether to play drums at all (the ``drums`` stem is then silent).
@@ -608,11 +624,11 @@ def synthesize_song(
         sec_out.append(
             (float(downbeats[bar0]), float(lead_in + spb * meter * (bar0 + n_bars)), label)
         )
-        g = style.gain
         chords, _ = harmonies[style.progression]
         line = lines[style.progression]
         for b in range(bar0, bar0 + n_bars):
             k = b % len(chords)  # the progression runs on across sections
+            g = style.gain * (1.0 + style.ramp * (b - bar0) / max(1, n_bars - 1))
             root, third, fifth = chords[k]
             e0 = b * slots  # first eighth of the bar
             bar_len = sample(e0 + slots) - sample(e0)
@@ -668,7 +684,12 @@ def synthesize_song(
                 if style.kick and beat in kick_beats:
                     accent = 1.1 if beat == 0 and phrase_start else 1.0
                     hits["kick"].append((sample(e), g * strong * accent * v[0]))
-                if style.snare and _is_backbeat(beat, meter):
+                if style.roll:
+                    # quarters in the first half, eighths after, sixteenths in the last bar
+                    step = 2.0 if b - bar0 < n_bars / 2 else 1.0 if b < bar0 + n_bars - 1 else 0.5
+                    for j in range(int(round(2 / step))):
+                        hits["snare"].append((sample(e + j * step), g * 0.5 * v[1]))
+                elif style.snare and _is_backbeat(beat, meter):
                     w = 0.7 if meter != 3 else 0.45
                     hits["snare"].append((sample(e), g * w * v[1]))
                     if style.clap:

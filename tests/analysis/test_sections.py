@@ -113,6 +113,47 @@ def test_a_rising_drumroll_without_bass_before_the_drop_is_a_build():
     assert [b for b, _ in s.phrases] == [0, 8, 12, 20, 28]
 
 
+def test_no_break_before_the_first_drop():
+    """A thin opening (a filtered kick intro, then pads without drums) before the first drop is
+    the intro going on, and the part right before the drop its build-up; a breakdown after a
+    drop stays a break."""
+    # intro 8 (kick, no low end), 8 more bars of it, 8 drumless bars, drop 16, break 8,
+    # drop 8, outro 8.
+    level = [-22.0] * 16 + [-20.0] * 8 + [-10.0] * 16 + [-20.0] * 8 + [-10.0] * 8 + [-22.0] * 8
+    kick = [-2.0] * 8 + [-6.0] * 8 + [-30.0] * 8 + [0.0] * 16 + [-30.0] * 8 + [0.0] * 8 + [-3.0] * 8
+    low = [-30.0] * 16 + [-24.0] * 8 + [-12.0] * 16 + [-24.0] * 8 + [-12.0] * 8 + [-28.0] * 8
+    cues, n = _cues(level, kick, low)
+    layout, _ = _layout(cues, n)
+    labels = [lab for _, lab in layout]
+    assert "break" not in labels[: labels.index("drop")], layout
+    assert labels[labels.index("drop") - 1] == "build", layout
+    assert labels[labels.index("drop") + 1] == "break", layout
+
+
+def test_a_track_without_a_peak_keeps_its_breaks():
+    """The loudest sections have no drums, the drummed one is quieter: no peak, so the thin
+    sections stay breaks (not an intro running to the end, nor a build)."""
+    level = [-20.0] * 8 + [-14.0] * 16 + [-18.0] * 8 + [-14.0] * 8 + [-20.0] * 8
+    kick = [-30.0] * 24 + [0.0] * 8 + [-30.0] * 16
+    low = [-20.0] * 48
+    cues, n = _cues(level, kick, low)
+    layout, _ = _layout(cues, n)
+    labels = [lab for _, lab in layout]
+    assert labels[0] == "intro" and labels[1] == "break" and "intro" not in labels[1:], layout
+    assert not {"build", "drop", "chorus"} & set(labels), layout
+
+
+def test_a_synthesized_build_up_into_the_drop_is_a_build():
+    """End to end on audio: a build (no kick or bass, a snare roll, the level rising) between
+    the intro and the drop, and another after the breakdown."""
+    form = [("intro", 8), ("build", 8), ("drop", 8), ("break", 8), ("build", 4), ("drop", 8)]
+    song, a = _analysed(form, 41, "A minor", 128.0)
+    labels = [_label_at(a, 0.5 * (st + en)) for st, en, _ in song.sections]
+    assert labels == ["intro", "build", "drop", "break", "build", "drop"], [
+        (s.bar, s.bars, s.label) for s in a.sections
+    ]
+
+
 def test_a_steady_track_is_one_section():
     rng = np.random.default_rng(5)
     level = -12.0 + rng.normal(0, 0.3, 32)

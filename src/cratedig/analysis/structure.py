@@ -506,6 +506,18 @@ def _name_sections(cues: BarCues, ranges: list[tuple[int, int]]) -> list[str]:
             thin_low = bool(drums_full[i]) and not bool(low_on[i])
             if rising or thin_low:
                 labels[i] = "build"
+    # A break needs something to break from: before the first peak, a thin section is the
+    # intro going on (a kick-only or filtered opening a DJ mixes in over; until a verse
+    # comes) or, right before the peak, its build-up. A track without a peak keeps its breaks.
+    first_peak = int(np.argmax(peak)) if peak.any() else 0
+    opening = True
+    for i in range(1, first_peak):
+        if labels[i] != "break":
+            opening = False
+        elif i + 1 == first_peak:
+            labels[i] = "build"
+        elif opening:
+            labels[i] = "intro"
     first_non_peak = 0 if not peak[0] else None
     last_non_peak = m - 1 if not peak[-1] else None
     if first_non_peak is not None:
