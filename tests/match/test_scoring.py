@@ -346,3 +346,25 @@ def test_a_pair_its_reasons_call_poor_is_labelled_poor():
     # Chords that disagree are never a good fit, whatever the rest adds up to.
     assert fit_of(FIT_GOOD + 0.1, harmonic=0.2, spectral=0.9) == "fair"
     assert labels[1] in ("fair", "poor")
+
+
+def test_a_key_relation_waived_by_an_unclear_label_says_so():
+    """A phrase whose key label is unclear has its relation's cost waived by the key term; the
+    reason must not read "distant keys" as a verdict then. A clear pair keeps the plain words."""
+    clear = make_batch([_row("F#", 6)])
+    unclear = make_batch([_row("F#", 6, key_clarity=0.05)])
+    for cands, waived in ((clear, False), (unclear, True)):
+        scores = score_candidates(query(), cands, max_shift=0)
+        reason = explain(query(), cands, scores, [0])[0]
+        assert reason.startswith("tritone clash (8B/2B)"), reason
+        assert ("the partner's key is unclear: the chords decide" in reason) is waived, reason
+        assert bool(scores.terms["key"][0] > 0.9) is waived
+    both = explain(
+        query(key_clarity=0.1),
+        unclear,
+        score_candidates(query(key_clarity=0.1), unclear, max_shift=0),
+        [0],
+    )[0]
+    assert "but both keys are unclear" in both, both
+    same = make_batch([_row("C", key_clarity=0.05)])
+    assert "unclear" not in explain(query(), same, score_candidates(query(), same), [0])[0]

@@ -123,6 +123,9 @@ FIT_GOOD = 0.60
 FIT_LABELS: tuple[str, ...] = ("poor", "fair", "good")
 #: Thresholds of the reasons (:func:`explain`): chords agree / disagree bar by bar (harmonic
 #: term), two layers crowd the same band (spectral term).
+#: Key clarity under which a phrase's key label is named unclear in the reason (the key term
+#: then waives most of the relation's cost; see :func:`key_fit`).
+KEY_UNCLEAR = 0.5
 HARMONIC_AGREE = 0.6
 HARMONIC_DISAGREE = 0.3
 SPECTRAL_CLASH = 0.4
@@ -695,6 +698,20 @@ def explain(
         words = _RELATION_WORDS[rel]
         codes = q_key.camelot if rel == "same" else f"{q_key.camelot}/{ck.camelot}"
         parts = [f"{words} ({codes})" + (f" after {s:+d} st" if s else "")]
+        if RELATION_SCORE[rel] < 1.0:
+            # The key term trusts the labels only as far as the less clear one: say so when
+            # that waived the relation's cost, or "distant keys" reads as a verdict it is not.
+            unclear = [
+                who
+                for who, c in (
+                    ("this phrase's", float(query.key_clarity[0])),
+                    ("the partner's", float(candidates.key_clarity[i])),
+                )
+                if c < KEY_UNCLEAR
+            ]
+            if unclear:
+                which = "both keys are" if len(unclear) == 2 else f"{unclear[0]} key is"
+                parts[0] += f", but {which} unclear: the chords decide"
         bpm = float(candidates.tempo[i])
         st = float(scores.stretch[i])
         if not scores.valid[i]:
