@@ -126,6 +126,8 @@ FORMS: list[tuple[str, list[tuple[str, int]]]] = [
         [("intro", 8), ("drop", 16), ("break", 8), ("build", 4), ("drop", 16), ("outro", 8)],
     ),
 ]
+#: ``--fills``: a drum fill in the last bar of every section (set by main).
+FILLS = False
 KEYS = ["A minor", "C major", "F minor", "G major", "D minor", "E major", "B minor", "Bb major"]
 
 ROLE = {
@@ -155,6 +157,7 @@ def songs(limit: int, seed: int = 1400) -> list[tuple[str, object]]:
             sr=SR,
             sections=form,
             lead_in=float(rng.choice([0.0, 0.0, 0.0, 0.6, 1.3])),
+            fills=FILLS,
         )
         out.append((name, song))
     return out
@@ -454,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=int, default=1400, help="first seed (held-out: 1400; development: 900)"
     )
     ap.add_argument("--no-baseline", action="store_true", help="skip librosa (development)")
+    ap.add_argument(
+        "--fills", action="store_true", help="a drum fill in the last bar of every section"
+    )
     ap.add_argument("--truthset", action="store_true", help="also the FluidSynth breakdowns")
     ap.add_argument(
         "--truthset-dev", action="store_true", help="the development truth set (n=32, seed=7)"
@@ -463,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--split", choices=("dev", "heldout"), default="dev", help="with --set real")
     args = ap.parse_args(argv)
+    global FILLS
+    FILLS = args.fills
     import mir_eval
 
     warnings.filterwarnings("ignore")

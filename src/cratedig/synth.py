@@ -513,6 +513,7 @@ def synthesize_song(
     sections: list[tuple[str, int]] | None = None,
     drums: bool = True,
     progression: list[int] | None = None,
+    fills: bool = False,
 ) -> Song:
     """Synthesize a short song with exactly known tempo, key, meter, beats and sections.
 
@@ -539,6 +540,10 @@ def synthesize_song(
         :func:`default_sections`.
     drums : bool, default True
         Whether to play drums at all (the ``drums`` stem is then silent).
+    fills : bool, default False
+        A drum fill (snare sixteenths over the second half of the bar, the kick left out) in
+        the last bar of every section that another follows, as produced tracks lead into a
+        change; the section still starts on the next bar.
     progression : list of int, optional
         Chord progression as scale degrees 1..7, one chord per bar, cycling from the first bar
         (sections on 4-bar boundaries then start on its bar 0 or 4). In minor keys a 5 followed
@@ -677,10 +682,15 @@ def synthesize_song(
             if not drums:
                 continue
             phrase_start = b == bar0 or (b - bar0) % 8 == 0
+            fill_bar = fills and b == bar0 + n_bars - 1 and b + 1 < bars and n_bars >= 4
             for beat in range(meter):
                 e = e0 + 2 * beat
                 v = vel[b * meter + beat]
                 strong = 1.0 if beat == 0 else 0.85
+                if fill_bar and 2 * beat >= meter:
+                    for j in range(4):  # sixteenths, rising
+                        hits["snare"].append((sample(e + 0.5 * j), g * (0.45 + 0.05 * j) * v[1]))
+                    continue
                 if style.kick and beat in kick_beats:
                     accent = 1.1 if beat == 0 and phrase_start else 1.0
                     hits["kick"].append((sample(e), g * strong * accent * v[0]))

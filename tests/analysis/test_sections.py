@@ -240,3 +240,19 @@ def test_flatness_and_texture_tell_noise_and_pulses_from_a_held_tone():
     # The pulsed tone's band swings by tens of dB within the bar, the held tone's hardly.
     band = int(np.argmax(cues.timbre[2]))
     assert cues.texture[4:, band].min() > cues.texture[2:4, band].max() + 6.0, cues.texture[:, band]
+
+
+def test_a_drum_fill_ending_a_section_does_not_pull_the_boundary_a_bar_early():
+    """Produced tracks end sections on a fill (here: snare sixteenths over the second half of
+    the bar, the kick out). After a snare-less intro the fill bar sounds like the next
+    section's drums; the section still starts on the line after it, where a DJ counts it."""
+    form = [("intro", 8), ("verse", 16), ("chorus", 16), ("verse", 16), ("outro", 8)]
+    song = synthesize_song(
+        tempo=143.0, key=Key.parse("C major"), bars=64, seed=915, sr=SR, sections=form,
+        lead_in=0.6, fills=True,
+    )  # fmt: skip
+    a = analyze_signal(song.audio, sr=SR)
+    assert [s.bar for s in a.sections] == [0, 8, 24, 40, 56], [
+        (s.bar, s.bars, s.label) for s in a.sections
+    ]
+    assert all(seg.bars % 4 == 0 for seg in a.segments), [seg.bars for seg in a.segments]
