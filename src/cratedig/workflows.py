@@ -1107,7 +1107,8 @@ def _stem_sources(
         if track_id not in gate.kept:
             continue
         if not any(i.name in QUERY_STEMS for i in infos):
-            skip(track_id, f"no {'/'.join(QUERY_STEMS)} stem among {sorted(i.name for i in infos)}")
+            names = ", ".join(sorted(i.name for i in infos))
+            skip(track_id, f"no vocal or lead stem to query with (its stems: {names})")
             continue
         songs[track_id] = {i.name: (i.path, i.stream or 0) for i in infos}
     return songs
@@ -1303,6 +1304,7 @@ def train_ranker(
     seed: int = 0,
     executor: Any = None,
     progress: ProgressCallback | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
 ) -> dict[str, Any]:
     """Train the learned ranker from the library's stems and ratings; store it as a new version.
 
@@ -1324,7 +1326,10 @@ def train_ranker(
     blend weight. The new version is stored (JSON beside the database) and becomes the active
     one. ``executor`` (a local :mod:`cratedig.compute` executor) analyses the stem songs'
     layers in parallel; ``progress(event, **details)`` hears of each song analysed
-    (:func:`cratedig.match.lists.mined_lists`).
+    (:func:`cratedig.match.lists.mined_lists`), then ``"fitting"``. A stem song left out (kept
+    out by the training gate, no vocal or lead stem, stems unreadable) is passed to
+    ``on_skip(track_id, reason)`` (logged when None) and listed in the result's ``left_out``
+    (``[path, reason]``); training goes on without it.
 
     Raises
     ------
@@ -1342,7 +1347,13 @@ def train_ranker(
     )
     from cratedig.learn.ranker import train_ranker as fit
 
-    lists = stem_training_lists(library, executor=executor, progress=progress)
+    left_out: list[tuple[str, str]] = []
+
+    def skip(track_id: str, reason: str) -> None:
+        left_out.append((track_id, reason))
+        (on_skip or _log_skip)(track_id, reason)
+
+    lists = stem_training_lists(library, executor=executor, progress=progress, on_skip=skip)
     n_stems = 0 if lists is None else len(lists)
     items: list[tuple[Any, Any]] = []
     labels: list[int] = [] if lists is None else lists.y.tolist()
@@ -1387,6 +1398,7 @@ def train_ranker(
         "ratings": used,
         "ratings_moved_left_out": moved,
         "songs": len(songs),
+        "stem_songs_left_out": len(left_out),
     }
     w = np.array(weights)
     stem_blend = None
@@ -1419,7 +1431,13 @@ def train_ranker(
         path = save_ranker(ranker, library.artefact_dir / f"ranker-v{version}.json")
         repo.set_model_artefact(s, RANKER_KIND, version, path.name)
         repo.activate_model(s, RANKER_KIND, version)
-    return {"kind": RANKER_KIND, "version": version, "metrics": metrics}
+        paths = repo.first_paths(s, [t for t, _ in left_out])
+    return {
+        "kind": RANKER_KIND,
+        "version": version,
+        "metrics": metrics,
+        "left_out": [[paths.get(t, t), why] for t, why in left_out],
+    }
 
 
 def evaluate_rankers(

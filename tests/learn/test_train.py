@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cratedig.cli import app
+from cratedig.synth import synthesize_song, write_song
+from cratedig.theory import Key
 
 from .stem_library import ingest_stem_songs, run
 
 
 @pytest.fixture(scope="module")
 def stems_library(tmp_path_factory):
-    return ingest_stem_songs(tmp_path_factory.mktemp("train"))
+    lib = ingest_stem_songs(tmp_path_factory.mktemp("train"))
+    # A sixth song whose stems hold no lead or vocal: training goes on without it and says so.
+    song = synthesize_song(tempo=121.0, key=Key.parse("C major"), bars=8, seed=97, sr=22050)
+    music = lib["music"]
+    write_song(song, music / "v.wav", stems_dir=music / "v.stems")
+    (music / "v.stems" / "lead.wav").unlink()
+    run("ingest", music, "--db", lib["db"], "--json")
+    return lib
 
 
 def test_train_list_activate_and_match_with_the_learned_term(stems_library, caplog):
@@ -24,8 +34,16 @@ def test_train_list_activate_and_match_with_the_learned_term(stems_library, capl
     rule_only = [c for m in before["matches"] for c in m["candidates"]]
     assert rule_only and all("learned" not in c["terms"] for c in rule_only)
 
+    trained = run("train", "--db", db)  # the human-readable report
+    assert "1 stem song(s) left out:" in trained.stdout, trained.stdout
+    assert (
+        "v.wav: no vocal or lead stem to query with (its stems: bass, chords, drums)"
+        in " ".join(trained.stdout.split())
+    ), trained.stdout
     first = json.loads(run("train", "--db", db, "--json").stdout)
-    assert first["version"] == 1 and first["metrics"]["stem_pairs"] > 100
+    assert first["version"] == 2 and first["metrics"]["stem_pairs"] > 100
+    assert first["metrics"]["stem_songs_left_out"] == 1
+    assert [Path(p).name for p, _ in first["left_out"]] == ["v.wav"]
     # Songs whose lead phrases found their accompaniment in the matcher's lists (a lead layer
     # read a bar or half a bar off has none: it teaches no ranking), every one of them evidence.
     assert 4 <= first["metrics"]["songs"] == first["metrics"]["evidence_songs"] <= 5
@@ -34,15 +52,15 @@ def test_train_list_activate_and_match_with_the_learned_term(stems_library, capl
     # the held-out songs' queries decide the learned term's share (0 unless it ranks better)
     assert first["metrics"]["blend_by_held_out_songs"] in (0.0, 0.25, 0.5, 0.75, 1.0)
     second = json.loads(run("train", "--db", db, "--json").stdout)
-    assert second["version"] == 2 and not first["metrics"]["stem_lists_cached"]
+    assert second["version"] == 3 and first["metrics"]["stem_lists_cached"]
     # the stems did not change: their lists are read back, and give the same model
     assert second["metrics"]["stem_lists_cached"]
     assert second["metrics"]["stem_pairs"] == first["metrics"]["stem_pairs"]
     assert second["metrics"]["cv_mrr"] == first["metrics"]["cv_mrr"]
     models = json.loads(run("models", "--db", db, "--json").stdout)["models"]
-    assert [(m["version"], m["active"]) for m in models] == [(1, False), (2, True)]
+    assert [(m["version"], m["active"]) for m in models] == [(1, False), (2, False), (3, True)]
     models = json.loads(run("models", "--activate", 1, "--db", db, "--json").stdout)["models"]
-    assert [(m["version"], m["active"]) for m in models] == [(1, True), (2, False)]
+    assert [(m["version"], m["active"]) for m in models] == [(1, True), (2, False), (3, False)]
     artefact = stems_library["root"] / models[0]["artefact"]
     if not artefact.exists():  # the artefact folder sits beside the database
         artefact = next(stems_library["root"].rglob(models[0]["artefact"]))

@@ -84,6 +84,7 @@ def test_train_list_and_roll_back_the_ranker_over_rest(stems_client):
     assert body["version"] == 1 and body["metrics"]["stem_pairs"] > 100
     assert body["metrics"]["evidence_songs"] == 4  # every song ranked by probes without it
     assert body["metrics"]["blend"] in (0.0, 0.25, 0.5, 0.75, 1.0)  # the share that serves
+    assert body["left_out"] == [] and body["metrics"]["stem_songs_left_out"] == 0
     # The job showed its stem songs analysed one by one, then the fit.
     assert any(st == "stems" and 0 < done < 5 for _, st, done, _ in seen), seen
     assert seen[-1] == ("done", "finished", 5, 5), seen

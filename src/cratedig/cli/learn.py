@@ -22,6 +22,7 @@ from cratedig.cli._options import (
     make_executor,
     out,
     progress_bar,
+    shown,
 )
 
 
@@ -84,6 +85,13 @@ def train_command(
             + (" (it did not rank the held-out songs' partners better by two standard errors: "
                "the rule score decides)" if share == 0 else " (chosen on the held-out songs)")
         )  # fmt: skip
+    left_out = result.get("left_out", [])
+    if left_out:
+        out.print(f"{len(left_out)} stem song(s) left out:", highlight=False)
+        for path, why in left_out[:20]:
+            out.print(f"  {shown(path)}: {shown(why)}", highlight=False)
+        if len(left_out) > 20:
+            out.print(f"  ... and {len(left_out) - 20} more (--json lists them all)")
 
 
 def models_command(

@@ -378,9 +378,18 @@ class ServiceState:
                 job.stage = event
 
         with self.train_lock:
-            result = workflows.train_ranker(self.library, progress=progress)
+            result = workflows.train_ranker(
+                self.library, progress=progress, on_skip=lambda track_id, why: None
+            )
         self.forget_matches()
-        return {"version": result["version"], "metrics": result["metrics"]}
+        return {
+            "version": result["version"],
+            "metrics": result["metrics"],
+            "left_out": [
+                [self.public_path(path), self.public_error(Exception(why))]
+                for path, why in result["left_out"]
+            ],
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -739,7 +748,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         """Train the ranker from the library's stems and ratings (``cratedig train``) as a
         background job: ``{"job": id, ...}``; ``GET /api/jobs/{id}`` follows it (stage
         ``stems``: ``done`` of ``total`` stem songs analysed, then ``lists`` and ``fitting``)
-        and its ``report`` holds ``{"version", "metrics"}`` when done: the new version serves
+        and its ``report`` holds ``{"version", "metrics", "left_out"}`` when done (``left_out``:
+        ``[path, reason]`` of each stem song training went on without): the new version serves
         at once. 422 at once when there is nothing to learn from (no stems with a lead, and no
         good and bad ratings); 409 while another job runs."""
         workflows.check_trainable(state.library)

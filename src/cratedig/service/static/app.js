@@ -359,7 +359,9 @@ function learned(r) {
   const share = m.blend ?? 0;
   setStatus(`ranker v${r.version} learned from ${m.ratings || 0} ratings and ${m.stem_queries || 0} stem lead phrases: ` +
     (share > 0 ? `its share of the score is ${share.toFixed(2)}`
-      : "the rules still decide (it has not yet ranked better than them)"));
+      : "the rules still decide (it has not yet ranked better than them)") +
+    ((r.left_out || []).length ? ` · ${r.left_out.length} stem song(s) left out: ` +
+      r.left_out.slice(0, 3).map(([p, why]) => `${p.split("/").pop()} (${why})`).join("; ") : ""));
   if (state.track) openTrack(state.track.track_id);
 }
 
