@@ -40,6 +40,22 @@ def service_music(tmp_path_factory) -> Path:
     return root / "music"
 
 
+def ingested_copy(service_music: Path, root: Path) -> tuple[str, Path]:
+    """A copy of the songs under ``root/music`` (free to change) and a SQLite library of its
+    'crate' folder: ``(url, music)``."""
+    import shutil
+
+    from cratedig import workflows
+    from cratedig.library.db import open_library
+
+    music = root / "music"
+    shutil.copytree(service_music, music)
+    url = f"sqlite:///{root / 'library.db'}"
+    with open_library(url) as lib:
+        workflows.update_library(lib, music / "crate")
+    return url, music
+
+
 @pytest.fixture(scope="module")
 def service_library(service_music, tmp_path_factory):
     """A SQLite library of the 'crate' folder (the waltz is left out, to be scanned)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import threading
 import time
@@ -75,16 +74,11 @@ def _serving(url: str, music: Path):
 @pytest.fixture(scope="module")
 def server(service_music, tmp_path_factory):
     """The page's library: the service's three-song crate, ingested."""
-    from cratedig import workflows
-    from cratedig.library.db import open_library
+    from .conftest import ingested_copy
 
     _need_browser()
     root = tmp_path_factory.mktemp("browser")
-    music = root / "music"
-    shutil.copytree(service_music, music)
-    url = f"sqlite:///{root / 'library.db'}"
-    with open_library(url) as lib:
-        workflows.update_library(lib, music / "crate")
+    url, music = ingested_copy(service_music, root)
     with _serving(url, music) as base:
         yield {"base": base, "url": url, "music": music, "root": root}
 

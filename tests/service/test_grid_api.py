@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,15 +13,9 @@ from .test_api import assert_error
 
 @pytest.fixture(scope="module")
 def grid_client(service_music, tmp_path_factory):
-    from cratedig import workflows
-    from cratedig.library.db import open_library
+    from .conftest import ingested_copy
 
-    root = tmp_path_factory.mktemp("grid-api")
-    music = root / "music"
-    shutil.copytree(service_music, music)
-    url = f"sqlite:///{root / 'library.db'}"
-    with open_library(url) as lib:
-        workflows.update_library(lib, music / "crate")
+    url, music = ingested_copy(service_music, tmp_path_factory.mktemp("grid-api"))
     settings = ServiceSettings(db=url, music=[music])
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c, music
