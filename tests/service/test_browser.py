@@ -362,7 +362,8 @@ def test_a_slow_request_does_not_stall_the_others(server):
 
 def test_learn_trains_the_ranker_as_a_job_the_page_follows(browser, tmp_path):
     """ "Learn from ratings" on a library with stems: the page follows the training job (its
-    stem songs counted), then says which version learned what; the model is stored."""
+    stem songs counted), then says which version learned what; the rankers list shows which
+    version serves, and rolls back to an earlier one."""
     from cratedig import workflows
     from cratedig.library.db import open_library
     from learn.stem_library import ingest_stem_songs  # tests/learn (tests/ is on the path)
@@ -391,8 +392,21 @@ def test_learn_trains_the_ranker_as_a_job_the_page_follows(browser, tmp_path):
             "#status", "class"
         )
         assert page.is_enabled("#learn") and page.is_hidden("#job")
+        # The rankers list shows the new version serving; train again, then roll back to v1.
+        page.click("#models summary")
+        page.wait_for_selector("#model-list li.active[data-version='1']")
         shot(page, "13-learned")
+        page.click("#learn")
+        page.wait_for_selector("#model-list li.active[data-version='2']", timeout=300_000)
+        assert "serving" in page.text_content("#model-list li[data-version='2']")
+        page.click("#model-list li[data-version='1'] button.use")
+        page.wait_for_selector("#model-list li.active[data-version='1']")
+        page.wait_for_function(
+            "document.querySelector('#status').textContent.includes('ranker v1 serves now')"
+        )
+        shot(page, "14-rolled-back")
         page.close()
         assert not errors, errors
     with open_library(lib["db"]) as opened:
-        assert [m["version"] for m in workflows.list_models(opened)] == [1]
+        models = workflows.list_models(opened)
+    assert [(m["version"], m["active"]) for m in models] == [(1, True), (2, False)]

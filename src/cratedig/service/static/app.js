@@ -365,6 +365,29 @@ function learned(r) {
   if (state.track) openTrack(state.track.track_id);
 }
 
+async function loadModels() {
+  let r;
+  try { r = await api("/api/models"); } catch (e) { return; }
+  const models = (r.models || []).slice().reverse();  // newest first
+  $("#models summary").textContent = models.length ? `Rankers (${models.length})` : "Rankers";
+  $("#model-list").innerHTML = models.length ? models.map((m) => {
+    const x = m.metrics || {};
+    const when = new Date(m.trained_at).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+    const what = `${x.stem_queries || 0} stem phrases, ${x.ratings || 0} ratings · share ${(x.blend ?? 0).toFixed(2)}`;
+    return `<li data-version="${m.version}" class="${m.active ? "active" : ""}">v${m.version} · ${esc(when)} · ${esc(what)}` +
+      (m.active ? " · <b>serving</b>" : ` <button type="button" class="small secondary use" data-version="${m.version}">use</button>`) + "</li>";
+  }).join("") : "<li>none yet: the rules rank (Learn from ratings trains one)</li>";
+}
+
+async function useModel(version) {
+  try {
+    await api("/api/models/active", { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ version }) });
+    setStatus(`ranker v${version} serves now`);
+    loadModels();
+    if (state.track) openTrack(state.track.track_id);
+  } catch (e) { setStatus(e.message, true); }
+}
+
 async function pollJob() {
   if (!state.job) return;
   let j;
@@ -378,7 +401,7 @@ async function pollJob() {
   state.job = null;
   if (j.kind === "train") {
     $("#learn").disabled = false;
-    if (j.report) { $("#job").classList.add("hidden"); learned(j.report); }
+    if (j.report) { $("#job").classList.add("hidden"); learned(j.report); loadModels(); }
     else setStatus(jobText(j), j.state === "failed");
     return;
   }
@@ -451,6 +474,7 @@ function wire() {
   $("#grid-clear").addEventListener("click", () => sendGrid("DELETE", null));
   $("#scan-form").addEventListener("submit", scan);
   $("#learn").addEventListener("click", learn);
+  $("#model-list").addEventListener("click", (ev) => { const b = ev.target.closest("button.use"); if (b) useModel(+b.dataset.version); });
   $("#job-cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message, true)));
   $("#upload").addEventListener("change", upload);
   $("#token").addEventListener("change", (ev) => localStorage.setItem("cratedig-token", ev.target.value));
@@ -459,3 +483,4 @@ function wire() {
 
 wire();
 loadConfig().then(loadTracks).catch((e) => setStatus(e.message, true));
+loadModels();
