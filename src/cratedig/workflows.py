@@ -220,7 +220,8 @@ def list_tracks(
     offset: int = 0,
     quality: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Tracks by key (Camelot or name), BPM range, text (in the path or id) and input quality
+    """Tracks by key (Camelot or name), BPM range, text (in the path, the id or the tags: artist,
+    title, album, genre) and input quality
     (``"low"``: suspects only, ``"ok"``), slowest first.
 
     Returns the page ``[offset, offset + limit)`` of the tracks' JSON (``cratedig tracks
@@ -235,7 +236,13 @@ def list_tracks(
         energy = repo.track_energies(s)
     if text:
         needle = text.strip().lower()
-        rows = [r for r in rows if needle in r.path.lower() or r.track_id.startswith(needle)]
+        rows = [
+            r
+            for r in rows
+            if needle in r.path.lower()
+            or r.track_id.startswith(needle)
+            or any(needle in str(v).lower() for v in r.tags.values())
+        ]
     total = len(rows)
     page = rows[offset : None if limit is None else offset + limit]
     out = []
@@ -247,14 +254,16 @@ def list_tracks(
 
 
 def track_detail(library: Library, track_id: str) -> dict[str, Any] | None:
-    """One track's analysis JSON (``analyze --json``) with its files, or None if unknown."""
+    """One track's analysis JSON (``analyze --json``) with its files and ``tags`` (what its
+    file's tags say, :func:`cratedig.audio.tags.read_tags`), or None if unknown."""
     with library.reader() as s:
         a = repo.load_analysis(s, track_id)
         paths = repo.track_paths(s, track_id) if a is not None else []
+        tags = repo.track_tags(s, track_id)
     if a is None:
         return None
     a.path = paths[0] if paths else ""
-    return {**a.to_json(), "paths": paths}
+    return {**a.to_json(), "paths": paths, "tags": tags}
 
 
 # ---------------------------------------------------------------------------------------------

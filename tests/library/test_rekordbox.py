@@ -138,6 +138,17 @@ def library(tmp_path_factory):
         path = music / name
         path.parent.mkdir(parents=True, exist_ok=True)
         write_song(song, path)
+        if path.suffix == ".flac":  # tags, which rekordbox shows as its columns
+            from mutagen.flac import FLAC
+
+            f = FLAC(path)
+            f["ARTIST"], f["TITLE"], f["GENRE"], f["DATE"] = (
+                "Café Crew",
+                "Nuit & Jour",
+                "House",
+                "2025",
+            )
+            f.save()
         truth[str(path)] = song
     url = f"sqlite:///{root / 'lib.db'}"
     with open_library(url) as lib:
@@ -178,6 +189,12 @@ def test_export_puts_the_true_grid_key_and_sections_into_a_rekordbox_collection(
     assert set(tracks) == set(truth)  # every Location names its file
     for path, song in truth.items():
         t = tracks[path]
+        if path.endswith(".flac"):  # named by its tags
+            assert (t.get("Name"), t.get("Artist"), t.get("Genre"), t.get("Year")) == (
+                "Nuit & Jour", "Café Crew", "House", "2025"
+            )  # fmt: skip
+        else:  # by its file name
+            assert t.get("Name") == Path(path).stem and t.get("Artist") is None
         assert t.get("Tonality") == tonality(song.key)
         assert float(t.get("AverageBpm")) == pytest.approx(song.tempo, rel=0.01)
         assert int(t.get("TotalTime")) == round(song.duration)

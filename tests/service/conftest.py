@@ -40,16 +40,26 @@ def service_music(tmp_path_factory) -> Path:
     return root / "music"
 
 
-def ingested_copy(service_music: Path, root: Path) -> tuple[str, Path]:
+def ingested_copy(
+    service_music: Path, root: Path, tags: dict[str, dict[str, str]] | None = None
+) -> tuple[str, Path]:
     """A copy of the songs under ``root/music`` (free to change) and a SQLite library of its
-    'crate' folder: ``(url, music)``."""
+    'crate' folder: ``(url, music)``. ``tags``: Vorbis comments written into FLAC files of the
+    copy first (``{"crate/house_b.flac": {"ARTIST": ...}}``)."""
     import shutil
+
+    from mutagen.flac import FLAC
 
     from cratedig import workflows
     from cratedig.library.db import open_library
 
     music = root / "music"
     shutil.copytree(service_music, music)
+    for name, comments in (tags or {}).items():
+        f = FLAC(music / name)
+        for k, v in comments.items():
+            f[k] = v
+        f.save()
     url = f"sqlite:///{root / 'library.db'}"
     with open_library(url) as lib:
         workflows.update_library(lib, music / "crate")

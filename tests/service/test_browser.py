@@ -78,7 +78,9 @@ def server(service_music, tmp_path_factory):
 
     _need_browser()
     root = tmp_path_factory.mktemp("browser")
-    url, music = ingested_copy(service_music, root)
+    # house_b carries tags: the page names it by them; its BPM tag disagrees with what plays.
+    tags = {"ARTIST": "DJ Ada", "TITLE": "Warehouse B", "GENRE": "House", "BPM": "100"}
+    url, music = ingested_copy(service_music, root, tags={"crate/house_b.flac": tags})
     with _serving(url, music) as base:
         yield {"base": base, "url": url, "music": music, "root": root}
 
@@ -118,6 +120,19 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     # Filter, then sort: by energy, then by BPM (descending: it was sorted by BPM already).
     page.fill("#search", "deep")
     page.wait_for_function("document.querySelectorAll('#tracks tbody tr').length === 1")
+    page.fill("#search", "")
+    page.wait_for_function("document.querySelectorAll('#tracks tbody tr').length === 3")
+    # A tagged track is named and found by its tags; its view says where the tags disagree.
+    assert page.locator("#tracks tbody tr", has_text="DJ Ada – Warehouse B").count() == 1
+    page.fill("#search", "ada")
+    page.wait_for_function("document.querySelectorAll('#tracks tbody tr').length === 1")
+    page.locator("#tracks tbody tr", has_text="Warehouse B").click()
+    page.wait_for_selector("[data-testid=tag-doubt]")
+    assert page.text_content("#song-title") == "DJ Ada – Warehouse B"
+    assert "the file's tags say 100 BPM" in page.text_content("[data-testid=tag-doubt]")
+    assert "House" in page.text_content("[data-testid=file]")
+    assert "house_b.flac" in page.text_content("[data-testid=file]")
+    shot(page, "01b-tagged")
     page.fill("#search", "")
     page.wait_for_function("document.querySelectorAll('#tracks tbody tr').length === 3")
     page.click("th[data-sort=energy]")
@@ -213,8 +228,9 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     page.wait_for_selector("[data-testid=partner]")
     tids = page.evaluate("state.match.matches.flatMap(m => m.candidates.map(c => c.track_id))")
     assert tids and set(tids) == {b_id}
-    assert all(
-        "house_b" in n for n in page.locator("[data-testid=partner] .name").all_inner_texts()
+    assert all(  # named by its tags
+        "DJ Ada – Warehouse B" in n
+        for n in page.locator("[data-testid=partner] .name").all_inner_texts()
     )
     shot(page, "05b-with")
     with page.expect_response(lambda r: r.url.endswith("/api/match")):

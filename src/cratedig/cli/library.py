@@ -186,7 +186,8 @@ def tracks_command(
         str | None, typer.Option("--bpm", help="Tempo range: 120-130, 120..130 or 128.")
     ] = None,
     text: Annotated[
-        str | None, typer.Option("--text", "-q", help="Only paths containing this text.")
+        str | None,
+        typer.Option("--text", "-q", help="Only tracks with this text in the path or the tags."),
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
     offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
@@ -209,7 +210,7 @@ def tracks_command(
         print(json.dumps({"tracks": rows, "total": total}), flush=True)
         return
     t = Table(title=f"{len(rows)} of {total} tracks")
-    for col in ("id", "BPM", "key", "meter", "length", "energy", "phrases", "quality", "path"):
+    for col in ("id", "BPM", "key", "meter", "length", "energy", "phrases", "quality", "track"):
         t.add_column(
             col, justify="right" if col in ("BPM", "length", "energy", "phrases") else "left"
         )
@@ -225,11 +226,17 @@ def tracks_command(
             f"{r['energy']:.2f}",
             str(r["segments"]),
             _quality_cell(r["quality"], reasons=quality == "low"),
-            shown(path) if path else "[dim](no file)[/dim]",
-        )
+            (f"{shown(_tag_name(r['tags']))}\n[dim]{shown(path)}[/dim]" if _tag_name(r["tags"])
+             else shown(path) if path else "[dim](no file)[/dim]"),
+        )  # fmt: skip
     out.print(t)
     if any(r["grid_given"] for r in rows):
         out.print("* the grid you gave (`cratedig regrid`)")
+
+
+def _tag_name(tags: dict[str, Any]) -> str:
+    """ "Artist - Title" from a track's tags (either alone if the other is missing), or ""."""
+    return " - ".join(str(tags[k]) for k in ("artist", "title") if tags.get(k))
 
 
 def export_slices_command(

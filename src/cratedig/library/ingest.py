@@ -40,6 +40,7 @@ from cratedig.audio.decode import (
     check_max_duration,
     decode,
 )
+from cratedig.audio.tags import read_tags
 from cratedig.compute import Executor, InProcessExecutor
 from cratedig.errors import AudioError, ParameterError
 from cratedig.library import repository as repo
@@ -104,6 +105,7 @@ class Analysed:
     seconds: float  # wall time of decode + analysis
     slices: int = 0
     slice_error: str | None = None
+    tags: dict[str, Any] = field(default_factory=dict)  # cratedig.audio.tags.read_tags
 
 
 @dataclass
@@ -113,6 +115,7 @@ class AlreadyKnown:
     file: ScannedFile
     track_id: str
     duration: float
+    tags: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,8 +174,9 @@ def process_file(ctx: WorkerContext, scanned: ScannedFile) -> Outcome:
             return Vanished(current)
         return Failed(current, exc.reason)
     track_id = track_id_from_hash(audio.content_hash)
+    tags = read_tags(current.path)
     if ctx.knows(track_id):
-        return AlreadyKnown(current, track_id, audio.duration)
+        return AlreadyKnown(current, track_id, audio.duration, tags)
     try:
         analysis = analyse_decoded(audio, current.path, hint=_hint_of(ctx, track_id))
     except AudioError as exc:
@@ -180,7 +184,7 @@ def process_file(ctx: WorkerContext, scanned: ScannedFile) -> Outcome:
     except Exception as exc:  # a bug on one odd file must not stop a 10 000-file ingest
         log.exception("analysis of %s failed", current.path)
         return Failed(current, f"analysis failed ({type(exc).__name__}: {exc})")
-    result = Analysed(current, analysis, time.perf_counter() - t0)
+    result = Analysed(current, analysis, time.perf_counter() - t0, tags=tags)
     if ctx.slices_dir is not None:
         # A mono file already at the analysis rate was decoded exactly as slicing needs it.
         native = audio if audio.sr == audio.source_sr and audio.channels == 1 else None
@@ -537,6 +541,7 @@ def _write_outcome(
         a = outcome.analysis
         with library.transaction() as s:
             repo.store_analysis(s, a, ingest_id=report.ingest_id)
+            repo.set_tags(s, a.track_id, outcome.tags)
             repo.record_file(s, path=f.path, track_id=a.track_id, size=f.size, mtime_ns=f.mtime_ns)
         stored.add(a.track_id)
         report.analysed += 1
@@ -553,6 +558,10 @@ def _write_outcome(
         live = [p for p in others if os.path.exists(p)]
         repo.forget_files(s, [p for p in others if p not in live])
         repo.record_file(s, path=f.path, track_id=track_id, size=f.size, mtime_ns=f.mtime_ns)
+        # A retagged file (its audio unchanged) brings its new tags; a tagless copy of a
+        # tagged file does not wipe the original's.
+        if outcome.tags or not live:
+            repo.set_tags(s, track_id, outcome.tags)
     seen_tracks.add(track_id)
     if live:
         report.duplicates.append((f.path, live[0]))

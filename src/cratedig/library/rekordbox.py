@@ -8,7 +8,8 @@ and the sections where a DJ mixes: on the decks.
 What is written (Pioneer's "rekordbox XML format" list; ``DJ_PLAYLISTS`` version 1.0.0):
 
 - one ``COLLECTION/TRACK`` per audio file of the library: ``Location`` (``file://localhost``
-  and the percent-encoded absolute path), ``Name`` (the file name without its suffix), ``Kind``,
+  and the percent-encoded absolute path), ``Name`` (the title tag, else the file name without
+  its suffix), ``Artist``, ``Album``, ``Genre``, ``Year`` where the file's tags say, ``Kind``,
   ``Size``, ``TotalTime`` (whole seconds; rekordbox ignores cues without it), ``SampleRate``,
   ``AverageBpm``, ``Tonality`` (rekordbox's key names: ``Am``, ``F#``, ``Dbm``...) and
   ``Comments`` (the Camelot code, the track id and any doubt of the analysis, e.g. "tempo
@@ -341,15 +342,25 @@ def track_element(
     comment = f"cratedig {analysis.track_id}: {analysis.camelot}" + (
         "; " + "; ".join(doubts) if doubts else ""
     )
+    from cratedig.audio.tags import read_tags
+
+    tags = read_tags(path)  # artist, title... as the file says (rekordbox shows these columns)
+    named = {
+        attr: xml_text(str(tags[k]))
+        for k, attr in (("artist", "Artist"), ("album", "Album"), ("genre", "Genre"))
+        if k in tags
+    }
     el = ET.Element(
         "TRACK",
         {
             "TrackID": str(track_number),
-            "Name": xml_text(Path(path).stem),
+            "Name": xml_text(str(tags.get("title") or Path(path).stem)),
+            **named,
             "Kind": KINDS.get(Path(path).suffix.lower(), "Audio File"),
             "Size": str(size),
             "TotalTime": str(int(round(analysis.duration))),
             "SampleRate": str(int(analysis.sample_rate)),
+            **({"Year": str(tags["year"])} if "year" in tags else {}),
             "AverageBpm": f"{analysis.tempo:.2f}",
             "Tonality": tonality(analysis.key),
             "Comments": xml_text(comment),

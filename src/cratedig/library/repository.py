@@ -662,6 +662,19 @@ def current_track_ids(session: Session, *, analysis_version: int = ANALYSIS_VERS
     )
 
 
+def set_tags(session: Session, track_id: str, tags: Mapping[str, object] | None) -> None:
+    """Store what the track's file tags say (NULL for none); a track not stored is skipped."""
+    row = session.get(TrackRow, track_id)
+    if row is not None:
+        row.tags = dict(tags) if tags else None
+
+
+def track_tags(session: Session, track_id: str) -> dict[str, Any]:
+    """What the track's file tags say (:func:`set_tags`); empty if nothing or no such track."""
+    row = session.get(TrackRow, track_id)
+    return dict(row.tags or {}) if row is not None else {}
+
+
 def grid_hints(
     session: Session, track_ids: Sequence[str] | None = None
 ) -> dict[str, dict[str, object]]:
@@ -808,6 +821,8 @@ class TrackSummary:
     quality: dict[str, Any] = field(default_factory=dict)
     # what the user gave of its grid (``cratedig regrid``), empty if nothing
     grid_given: dict[str, Any] = field(default_factory=dict)
+    # what its file's tags say (artist, title, album, genre, year, bpm, key), empty if nothing
+    tags: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -877,6 +892,7 @@ def query_tracks(
             analysis_version=t.analysis_version,
             quality=dict(t.quality or {}),
             grid_given=dict(t.grid_hint or {}),
+            tags=dict(t.tags or {}),
         )
         for t, n, path, paths in session.execute(q).all()
     ]

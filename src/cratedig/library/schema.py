@@ -169,6 +169,9 @@ class TrackRow(Base):
     # What the user gave of the grid (``cratedig regrid``; migration 0007): every re-analysis
     # lays it again. NULL where the analysis' own grid stands.
     grid_hint: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    # What the file's tags say (artist, title, album, genre, year, bpm, key; migration 0008):
+    # read at ingest, refreshed when the file is retagged. NULL where there are none.
+    tags: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     # The ingest run that stored this analysis (``cratedig drift --batch``).
     ingest_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     analysis_version: Mapped[int] = mapped_column(Integer, index=True)

@@ -31,6 +31,15 @@ function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 function baseName(p) { return String(p || "").split(/[\\/]/).pop() || p; }
+// "Artist – Title" from a track's tags, or "" (then the file name is shown).
+function tagName(tags) { return tags ? [tags.artist, tags.title].filter(Boolean).join(" – ") : ""; }
+// What a DJ calls a track: its tags' artist and title, else its file name.
+function trackName(t) { return tagName(t.tags) || baseName(t.path) || t.track_id; }
+// A candidate or cue partner, named from the library list when it is there.
+function nameOf(trackId, path) {
+  const t = (state.tracks || []).find((x) => x.track_id === trackId);
+  return t ? trackName(t) : baseName(path) || trackId;
+}
 function clock(s) { const m = Math.floor(s / 60); return m + ":" + String(Math.floor(s % 60)).padStart(2, "0"); }
 function camelotColor(code) {
   const m = /^(\d+)([AB])$/.exec(code || "");
@@ -77,7 +86,7 @@ async function loadTracks() {
 }
 
 function sortValue(t, k) {
-  if (k === "name") return baseName(t.path).toLowerCase();
+  if (k === "name") return trackName(t).toLowerCase();
   if (k === "camelot") { const m = /^(\d+)([AB])$/.exec(t.camelot) || [0, 0, ""]; return +m[1] * 2 + (m[2] === "B" ? 1 : 0); }
   return t[k];
 }
@@ -91,7 +100,7 @@ function renderTracks() {
   });
   $("#tracks tbody").innerHTML = rows.map((t) => `
     <tr data-id="${t.track_id}" class="${state.track && state.track.track_id === t.track_id ? "active" : ""}">
-      <td class="name" title="${esc(t.path)}">${esc(baseName(t.path) || t.track_id)}</td>
+      <td class="name" title="${esc(t.path)}">${esc(trackName(t))}</td>
       <td class="num"${t.grid_given && Object.keys(t.grid_given).length ? ` title="grid as you gave it: ${esc(gridWords(t.grid_given))}"` : ""}>${t.tempo.toFixed(1)}${t.grid_given && Object.keys(t.grid_given).length ? "*" : ""}</td>
       <td>${keyChip(t.camelot, t.key + " " + t.mode)} <span class="dim">${esc(t.key)}${t.mode === "minor" ? "m" : ""}</span></td>
       <td class="num"><span class="energy" style="width:${Math.round(8 + 40 * t.energy)}px"></span> ${t.energy.toFixed(2)}</td>
@@ -113,13 +122,16 @@ function showSong(track, match) {
   state.track = track; state.match = match; state.selected = null;
   document.querySelector("main").classList.add("song-open");
   $("#song").classList.remove("empty");
-  $("#song-title").textContent = baseName(track.path) || track.track_id;
+  $("#song-title").textContent = trackName(track);
+  const tags = track.tags || {};
   const matched = match.matches.filter((m) => m.candidates.length).length;
   const given = (track.estimates && track.estimates.grid && track.estimates.grid.given) || null;
   $("#song-meta").innerHTML = `${track.tempo.toFixed(1)} BPM · ${keyChip(track.camelot)} ${esc(track.key)} ${esc(track.mode)} · ` +
     `${track.time_signature ? track.time_signature.join("/") : "4/4"} · ${clock(track.duration)} · ` +
     `${matched}/${track.segments.length} phrases have partners${match.query.upload ? " · uploaded, not in the library" : ""}` +
+    (tagName(tags) ? `<div class="dim" data-testid="file">${esc([tags.album, tags.genre, tags.year].filter(Boolean).join(" · "))}${tags.album || tags.genre || tags.year ? " · " : ""}${esc(baseName(track.path))}</div>` : "") +
     (given ? `<div class="given" data-testid="grid-given">grid as you gave it: ${esc(gridWords(given))}</div>` : "") +
+    tagDoubts(tags, track).map((d) => `<div class="doubt" data-testid="tag-doubt">? ${esc(d)}</div>`).join("") +
     (match.query.doubts || []).map((d) => `<div class="doubt">? ${esc(d)}</div>`).join("");
   // Fixing the grid is for library tracks (an upload is matched once, with "file BPM").
   $("#grid-fix").classList.toggle("hidden", !!match.query.upload);
@@ -135,6 +147,17 @@ function showSong(track, match) {
   $("#phrase-view").innerHTML = `<p class="hint">Click a phrase above to see what mixes with it.</p>`;
   renderTracks();
   $("#song").scrollIntoView({ block: "start" });
+}
+
+// Where the file's tags disagree with the analysis (beyond 4 %, octaves allowed for tempo).
+function tagDoubts(tags, track) {
+  const out = [];
+  if (tags.bpm) {
+    const r = tags.bpm / track.tempo;
+    if (![0.5, 1, 2].some((m) => Math.abs(r / m - 1) <= 0.04)) out.push(`the file's tags say ${tags.bpm} BPM (Fix grid if you hear that)`);
+  }
+  if (tags.key && tags.key !== track.camelot) out.push(`the file's tags say key ${tags.key}, the analysis ${track.camelot}`);
+  return out;
 }
 
 function gridWords(g) {
@@ -160,7 +183,7 @@ async function fixGrid(ev) {
 }
 
 async function sendGrid(method, body) {
-  const id = state.track.track_id, name = baseName(state.track.path) || id;
+  const id = state.track.track_id, name = trackName(state.track);
   setStatus(`analysing ${name} again…`);
   try {
     const opts = { method };
@@ -178,9 +201,9 @@ async function sendGrid(method, body) {
 // "Partners from": the whole library, or one chosen track (every phrase of it scored).
 function fillWith(currentId) {
   const others = state.tracks.filter((t) => t.track_id !== currentId)
-    .sort((a, b) => baseName(a.path).localeCompare(baseName(b.path)));
+    .sort((a, b) => trackName(a).localeCompare(trackName(b)));
   $("#with").innerHTML = `<option value="">the whole library</option>` +
-    others.map((t) => `<option value="${esc(t.track_id)}">${esc(baseName(t.path) || t.track_id)} · ${t.tempo.toFixed(0)} BPM · ${esc(t.camelot)}</option>`).join("");
+    others.map((t) => `<option value="${esc(t.track_id)}">${esc(trackName(t))} · ${t.tempo.toFixed(0)} BPM · ${esc(t.camelot)}</option>`).join("");
 }
 
 async function matchWith() {
@@ -252,7 +275,7 @@ function partnerCard(seg, c, j) {
     `<span>${esc(k)}</span><span class="bar"><i style="width:${Math.round(100 * Math.max(0, Math.min(1, v)))}%"></i></span><span>${(+v).toFixed(2)}</span>`).join("");
   const ratio = { 1: "1:1", 2: "2:1", 0.5: "1:2" }[c.tempo_ratio] || c.tempo_ratio;
   return `<div class="partner" data-j="${j}" data-testid="partner">
-    <div class="partner-head"><span class="name" title="${esc(c.path)}">${j + 1}. ${esc(baseName(c.path) || c.track_id)} #${esc(c.segment.split("_").pop())}</span>
+    <div class="partner-head"><span class="name" title="${esc(c.path)}">${j + 1}. ${esc(nameOf(c.track_id, c.path))} #${esc(c.segment.split("_").pop())}</span>
       ${keyChip(c.camelot)} <span class="dim">${esc(c.label || "")} ${clock(c.start)}–${clock(c.end)} · ${ratio} ${(100 * c.stretch).toFixed(1)}% · ${c.semitones > 0 ? "+" : ""}${c.semitones} st${c.cents ? ` ${c.cents > 0 ? "+" : ""}${Math.round(c.cents)} ct` : ""} · ${esc(c.key_relation)}</span>
       <span class="score">${c.score.toFixed(2)}</span></div>
     <div class="reason">${esc(c.reason)}</div>
@@ -316,7 +339,7 @@ async function mashup() {
     a.classList.remove("hidden");
     a.src = withToken(r.audio);
     const dur = t.duration || 1;
-    $("#timeline").innerHTML = r.plan.cues.map((cue) => `<div class="cue" title="${esc((cue.section || "") + " · " + (cue.partner ? baseName(cue.partner.path) + " #" + cue.partner.segment.split("_").pop() + (cue.partner_section ? " (" + cue.partner_section + ")" : "") : "alone"))}"
+    $("#timeline").innerHTML = r.plan.cues.map((cue) => `<div class="cue" title="${esc((cue.section || "") + " · " + (cue.partner ? nameOf(cue.partner.track_id, cue.partner.path) + " #" + cue.partner.segment.split("_").pop() + (cue.partner_section ? " (" + cue.partner_section + ")" : "") : "alone"))}"
       style="left:${(100 * cue.start) / dur}%;width:${(100 * (cue.end - cue.start)) / dur}%;background:${cue.partner ? camelotColor(cue.partner.camelot) : "#333"}"></div>`).join("");
     a.play().catch(() => {});
     if ((r.plan.ruled_out || []).length) setStatus(r.plan.ruled_out.join("; "), true);

@@ -1,0 +1,119 @@
+"""File tags: artist, title, album, genre, year, BPM and key from ID3 (MP3, WAV, AIFF), Vorbis
+comments (FLAC, OGG) and MP4 atoms (M4A), written here with mutagen; bad tags never fail."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from cratedig.audio.tags import read_tags
+
+SR = 22050
+WANT = {
+    "artist": "Ada Lovelace",
+    "title": "Night Drive",
+    "album": "Engines",
+    "genre": "Techno",
+    "year": "2024",
+    "bpm": 128.0,
+    "key": "8A",
+}
+
+
+def _tone(path, fmt=None):
+    t = np.arange(SR) / SR
+    sf.write(path, 0.2 * np.sin(2 * np.pi * 220 * t), SR, format=fmt)
+    return path
+
+
+def _id3(tags):
+    from mutagen.id3 import TALB, TBPM, TCON, TDRC, TIT2, TKEY, TPE1
+
+    tags.add(TPE1(encoding=3, text="Ada Lovelace"))
+    tags.add(TIT2(encoding=3, text="Night Drive"))
+    tags.add(TALB(encoding=3, text="Engines"))
+    tags.add(TCON(encoding=3, text="Techno"))
+    tags.add(TDRC(encoding=3, text="2024-03-01"))
+    tags.add(TBPM(encoding=3, text="128"))
+    tags.add(TKEY(encoding=3, text="Am"))
+
+
+def test_id3_in_mp3_wav_and_aiff(tmp_path):
+    from mutagen.aiff import AIFF
+    from mutagen.mp3 import MP3
+    from mutagen.wave import WAVE
+
+    for name, cls, fmt in (("a.mp3", MP3, "MP3"), ("a.wav", WAVE, "WAV"), ("a.aiff", AIFF, "AIFF")):
+        f = cls(_tone(tmp_path / name, fmt))
+        f.add_tags()
+        _id3(f.tags)
+        f.save()
+        assert read_tags(tmp_path / name) == WANT, name
+
+
+def test_vorbis_comments_in_flac_and_ogg(tmp_path):
+    from mutagen.flac import FLAC
+    from mutagen.oggvorbis import OggVorbis
+
+    for name, cls, fmt in (("a.flac", FLAC, "FLAC"), ("a.ogg", OggVorbis, "OGG")):
+        f = cls(_tone(tmp_path / name, fmt))
+        f["ARTIST"], f["TITLE"], f["ALBUM"], f["GENRE"] = (
+            "Ada Lovelace",
+            "Night Drive",
+            "Engines",
+            "Techno",
+        )
+        f["DATE"], f["BPM"], f["INITIALKEY"] = "2024", "128.0", "8A"
+        f.save()
+        assert read_tags(tmp_path / name) == WANT, name
+
+
+def test_mp4_atoms_in_m4a(tmp_path):
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is needed to write an M4A here")  # .ci/run installs it
+    from mutagen.mp4 import MP4, MP4FreeForm
+
+    src, out = _tone(tmp_path / "a.wav"), tmp_path / "a.m4a"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-c:a", "aac", str(out)], check=True
+    )
+    f = MP4(out)
+    f["\xa9ART"], f["\xa9nam"], f["\xa9alb"], f["\xa9gen"] = (
+        "Ada Lovelace",
+        "Night Drive",
+        "Engines",
+        "Techno",
+    )
+    f["\xa9day"], f["tmpo"] = "2024", [128]
+    f["----:com.apple.iTunes:initialkey"] = [MP4FreeForm(b"1m")]  # Open Key 1m = 8A
+    f.save()
+    assert read_tags(out) == WANT
+
+
+def test_what_the_tags_cannot_say_is_left_out(tmp_path):
+    from mutagen.flac import FLAC
+
+    f = FLAC(_tone(tmp_path / "odd.flac", "FLAC"))
+    f["TITLE"] = "  Line\\x00one\\nline two  ".replace("\\x00", "\x00").replace("\\n", "\n")
+    f["ARTIST"] = "   "
+    f["BPM"], f["INITIALKEY"], f["DATE"] = "fast", "H#", "circa"
+    f.save()
+    assert read_tags(tmp_path / "odd.flac") == {"title": "Line one line two"}
+    f["BPM"] = "900"
+    f.save()
+    assert "bpm" not in read_tags(tmp_path / "odd.flac")
+
+
+def test_no_tags_or_no_audio_file_is_an_empty_answer(tmp_path):
+    assert read_tags(_tone(tmp_path / "plain.wav")) == {}
+    (tmp_path / "notes.mp3").write_bytes(b"this is not audio at all" * 10)
+    assert read_tags(tmp_path / "notes.mp3") == {}
+    assert read_tags(tmp_path / "missing.flac") == {}
+    truncated = tmp_path / "cut.flac"
+    _tone(tmp_path / "whole.flac", "FLAC")
+    truncated.write_bytes((tmp_path / "whole.flac").read_bytes()[:30])
+    assert read_tags(truncated) == {}

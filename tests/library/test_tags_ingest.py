@@ -1,0 +1,119 @@
+"""Ingest keeps what files' tags say: tracks list and search them, the REST track shows them, a
+retagged file brings its new tags without a re-analysis, a tagless copy wipes nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import soundfile as sf
+from typer.testing import CliRunner
+
+from cratedig.cli import app
+from cratedig.synth import synthesize_song
+from cratedig.theory import Key
+
+SR = 22050
+
+
+def run(*args):
+    r = CliRunner().invoke(
+        app, [str(a) for a in args], catch_exceptions=False, env={"COLUMNS": "200"}
+    )
+    assert r.exit_code == 0, r.output
+    return r
+
+
+def _tracks(db, *extra):
+    return json.loads(run("tracks", "--db", db, "--json", *extra).stdout)["tracks"]
+
+
+def test_tags_are_stored_listed_searched_and_refreshed(tmp_path):
+    from mutagen.flac import FLAC
+
+    music = tmp_path / "music"
+    music.mkdir()
+    for name, seed in (("a.flac", 5), ("b.flac", 6)):
+        song = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=8, seed=seed, sr=SR)
+        sf.write(music / name, song.audio, SR, format="FLAC")
+    f = FLAC(music / "a.flac")
+    f["ARTIST"], f["TITLE"], f["BPM"], f["INITIALKEY"] = "Ada Lovelace", "Night Drive", "62", "Am"
+    f.save()
+    db = f"sqlite:///{tmp_path / 'lib.db'}"
+    run("ingest", music, "--db", db, "--json")
+
+    tracks = {t["path"].rsplit("/", 1)[-1]: t for t in _tracks(db)}
+    assert tracks["a.flac"]["tags"] == {
+        "artist": "Ada Lovelace", "title": "Night Drive", "bpm": 62.0, "key": "8A"
+    }  # fmt: skip
+    assert tracks["b.flac"]["tags"] == {}
+    # Search finds the artist; the table names the track by its tags.
+    found = _tracks(db, "--text", "lovelace")
+    assert [t["track_id"] for t in found] == [tracks["a.flac"]["track_id"]]
+    table = run("tracks", "--db", db).stdout
+    assert "Ada Lovelace - Night Drive" in table
+
+    # Retagged: the audio is the same track, not analysed again; its tags are the new ones.
+    f = FLAC(music / "a.flac")
+    f["TITLE"] = "Night Drive (Extended)"
+    f.save()
+    again = json.loads(run("ingest", music, "--db", db, "--json").stdout)
+    assert again["analysed"] == 0
+    tags = {t["track_id"]: t["tags"] for t in _tracks(db)}[tracks["a.flac"]["track_id"]]
+    assert tags["title"] == "Night Drive (Extended)"
+
+    # A copy of the audio without tags elsewhere does not wipe them.
+    plain = tmp_path / "music" / "copy"
+    plain.mkdir()
+    shutil.copy(music / "a.flac", plain / "a-copy.flac")
+    g = FLAC(plain / "a-copy.flac")
+    g.delete()
+    g.save()
+    run("ingest", music, "--db", db, "--json")
+    tags = {t["track_id"]: t["tags"] for t in _tracks(db)}[tracks["a.flac"]["track_id"]]
+    assert tags["artist"] == "Ada Lovelace"
+
+
+def test_the_rest_track_carries_its_tags(tmp_path):
+    from fastapi.testclient import TestClient
+    from mutagen.flac import FLAC
+
+    from cratedig.service import ServiceSettings, create_app
+
+    music = tmp_path / "music"
+    music.mkdir()
+    song = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=8, seed=7, sr=SR)
+    sf.write(music / "a.flac", song.audio, SR, format="FLAC")
+    f = FLAC(music / "a.flac")
+    f["ARTIST"], f["TITLE"], f["GENRE"] = "Ada Lovelace", "Night Drive", "Techno"
+    f.save()
+    db = f"sqlite:///{tmp_path / 'lib.db'}"
+    run("ingest", music, "--db", db, "--json")
+    with TestClient(create_app(ServiceSettings(db=db, music=[music]))) as client:
+        listed = client.get("/api/tracks", params={"q": "night drive"}).json()["tracks"]
+        assert len(listed) == 1 and listed[0]["tags"]["genre"] == "Techno"
+        detail = client.get(f"/api/tracks/{listed[0]['track_id']}").json()
+        assert detail["tags"] == {
+            "artist": "Ada Lovelace",
+            "title": "Night Drive",
+            "genre": "Techno",
+        }
+
+
+def test_analyze_prints_the_tags_and_where_they_disagree(tmp_path):
+    from mutagen.flac import FLAC
+
+    song = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=8, seed=5, sr=SR)
+    path = tmp_path / "a.flac"
+    sf.write(path, song.audio, SR, format="FLAC")
+    f = FLAC(path)
+    f["ARTIST"], f["TITLE"], f["BPM"], f["INITIALKEY"] = "Ada Lovelace", "Night Drive", "62", "Am"
+    f.save()
+    shown = run("analyze", path).stdout
+    assert "tags: Ada Lovelace · Night Drive" in shown
+    assert "tags say" not in shown  # 62 is half of 124: the same grid; A minor is A minor
+    f["BPM"], f["INITIALKEY"] = "100", "C"
+    f.save()
+    shown = " ".join(run("analyze", path).stdout.split())
+    assert "? the file's tags say 100 BPM (--bpm 100 to use it)" in shown
+    assert "? the file's tags say key 8B, the analysis 8A" in shown
