@@ -17,9 +17,7 @@ SR = 22050
 
 
 def run(*args):
-    r = CliRunner().invoke(
-        app, [str(a) for a in args], catch_exceptions=False, env={"COLUMNS": "200"}
-    )
+    r = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     return r
 
@@ -28,9 +26,12 @@ def _tracks(db, *extra):
     return json.loads(run("tracks", "--db", db, "--json", *extra).stdout)["tracks"]
 
 
-def test_tags_are_stored_listed_searched_and_refreshed(tmp_path):
+def test_tags_are_stored_listed_searched_and_refreshed(tmp_path, monkeypatch):
     from mutagen.flac import FLAC
 
+    from cratedig.cli._options import out
+
+    monkeypatch.setattr(out, "width", 200)  # wide enough for a name on one line
     music = tmp_path / "music"
     music.mkdir()
     for name, seed in (("a.flac", 5), ("b.flac", 6)):

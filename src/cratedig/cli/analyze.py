@@ -111,25 +111,6 @@ def _print_analysis(a: Any) -> None:  # a: TrackAnalysis
     _print_tags(a)
     for doubt in a.doubts():
         out.print(f"  [yellow]? {shown(doubt)}[/yellow]")
-
-
-def _print_tags(a: Any) -> None:  # a: TrackAnalysis
-    """The file's tags in one line, and where their BPM or key disagree with the analysis."""
-    from cratedig.audio.tags import read_tags
-
-    tags = read_tags(a.path)
-    if not tags:
-        return
-    words = [str(tags[k]) for k in ("artist", "title", "album", "genre", "year") if k in tags]
-    if words:
-        out.print(f"  tags: {shown(' · '.join(words))}", highlight=False)
-    bpm = tags.get("bpm")
-    if bpm and not any(abs(bpm / a.tempo / m - 1.0) <= 0.04 for m in (0.5, 1.0, 2.0)):
-        out.print(f"  [yellow]? the file's tags say {bpm:g} BPM[/yellow] (--bpm {bpm:g} to use it)")
-    if tags.get("key") and tags["key"] != a.camelot:
-        out.print(
-            f"  [yellow]? the file's tags say key {tags['key']}, the analysis {a.camelot}[/yellow]"
-        )
     table = Table(show_edge=False)
     for col in ("#", "time", "bars", "label", "key", "BPM", "energy", "LUFS"):
         table.add_column(col, justify="right" if col not in ("label", "key") else "left")
@@ -158,6 +139,25 @@ def _print_tags(a: Any) -> None:  # a: TrackAnalysis
                 "start" if x.index == 0 else f"{x.confidence:.2f}",
             )
         out.print(sections)
+
+
+def _print_tags(a: Any) -> None:  # a: TrackAnalysis
+    """The file's tags in one line, and where their BPM or key disagree with the analysis."""
+    from cratedig.audio.tags import read_tags
+
+    tags = read_tags(a.path)
+    if not tags:
+        return
+    words = [str(tags[k]) for k in ("artist", "title", "album", "genre", "year") if k in tags]
+    if words:
+        out.print(f"  tags: {shown(' · '.join(words))}", highlight=False)
+    bpm = tags.get("bpm")
+    if bpm and not any(abs(bpm / a.tempo / m - 1.0) <= 0.04 for m in (0.5, 1.0, 2.0)):
+        out.print(f"  [yellow]? the file's tags say {bpm:g} BPM[/yellow] (--bpm {bpm:g} to use it)")
+    if tags.get("key") and tags["key"] != a.camelot:
+        out.print(
+            f"  [yellow]? the file's tags say key {tags['key']}, the analysis {a.camelot}[/yellow]"
+        )
 
 
 def register(app: typer.Typer) -> None:
