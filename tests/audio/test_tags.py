@@ -108,6 +108,21 @@ def test_what_the_tags_cannot_say_is_left_out(tmp_path):
     assert "bpm" not in read_tags(tmp_path / "odd.flac")
 
 
+def test_several_artists_read_as_one_and_long_text_is_cut(tmp_path):
+    from mutagen.flac import FLAC
+
+    from cratedig.audio.tags import MAX_TEXT
+
+    f = FLAC(_tone(tmp_path / "duo.flac", "FLAC"))
+    f["ARTIST"] = ["Ada", "Grace"]
+    f["TITLE"] = ["First", "Second"]
+    f["ALBUM"] = "x" * 5000
+    f.save()
+    tags = read_tags(tmp_path / "duo.flac")
+    assert tags["artist"] == "Ada, Grace" and tags["title"] == "First"
+    assert tags["album"] == "x" * MAX_TEXT
+
+
 def test_no_tags_or_no_audio_file_is_an_empty_answer(tmp_path):
     assert read_tags(_tone(tmp_path / "plain.wav")) == {}
     (tmp_path / "notes.mp3").write_bytes(b"this is not audio at all" * 10)

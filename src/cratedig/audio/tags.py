@@ -93,7 +93,9 @@ def read_tags(path: str | os.PathLike[str]) -> dict[str, Any]:
             except Exception:  # one odd frame loses one field, not the others
                 values = []
             if values:
-                value = _clean(field, values[0])
+                # several artists or genres read as one ("A, B"); one title, year, BPM, key
+                joined = ", ".join(values) if field in ("artist", "genre") else values[0]
+                value = _clean(field, joined)
                 if value is not None:
                     out[field] = value
                     break
