@@ -2,7 +2,7 @@
 
 The songs come from the numpy synthesizer (``cratedig.synth``) with varied forms (intro-A-B-A-
 outro, break-drop-break-drop, verse/chorus songs, 4-bar sections off the 8-bar grid, a lead-in,
-dance build-ups into drops)
+dance build-ups into drops, a drop a bar off the grid)
 and seeds that no test uses (1400..), so nothing here was tuned on them. Truth is the
 synthesizer's own section list.
 
@@ -46,7 +46,7 @@ sections (an oracle advantage), boundaries on beats.
 
 Usage::
 
-    .venv/bin/python bench/sections.py             # 30 songs
+    .venv/bin/python bench/sections.py             # 32 songs
     .venv/bin/python bench/sections.py --limit 4   # quicker
     .venv/bin/python bench/sections.py --set real --split heldout   # the real-music set
 """
@@ -125,6 +125,8 @@ FORMS: list[tuple[str, list[tuple[str, int]]]] = [
         "break then 4-bar build",
         [("intro", 8), ("drop", 16), ("break", 8), ("build", 4), ("drop", 16), ("outro", 8)],
     ),
+    # A drop that comes a bar early: off the 4-bar grid by one bar (a 7-bar intro).
+    ("drop a bar early", [("intro", 7), ("drop", 9), ("break", 8), ("drop", 8), ("outro", 8)]),
 ]
 #: ``--fills``: a drum fill in the last bar of every section (set by main).
 FILLS = False
@@ -452,7 +454,7 @@ def real_set(split: str, with_baseline: bool) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit", type=int, default=30)
+    ap.add_argument("--limit", type=int, default=32)
     ap.add_argument(
         "--seed", type=int, default=1400, help="first seed (held-out: 1400; development: 900)"
     )

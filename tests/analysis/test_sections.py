@@ -256,3 +256,17 @@ def test_a_drum_fill_ending_a_section_does_not_pull_the_boundary_a_bar_early():
         (s.bar, s.bars, s.label) for s in a.sections
     ]
     assert all(seg.bars % 4 == 0 for seg in a.segments), [seg.bars for seg in a.segments]
+
+
+def test_a_section_that_starts_a_bar_before_the_grid_line_is_found_there():
+    """A 7-bar intro: the drop starts on bar 7, one bar before the 4-bar grid line, and its
+    opening already plays the drop (the fill before the break, on the other hand, stays in its
+    bar: the break starts on the line)."""
+    form = [("intro", 7), ("drop", 9), ("break", 8), ("drop", 8), ("outro", 8)]
+    song = synthesize_song(
+        tempo=128.0, key=Key.parse("D minor"), bars=40, seed=61, sr=SR, sections=form, fills=True
+    )
+    a = analyze_signal(song.audio, sr=SR)
+    assert [s.bar for s in a.sections] == [0, 7, 16, 24, 32], [
+        (s.bar, s.bars, s.label) for s in a.sections
+    ]

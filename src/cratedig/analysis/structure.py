@@ -105,6 +105,13 @@ BOUNDARY_SHARE = 0.3
 #: without the contrast rule: F@3 s 0.50 -> 0.53; F@0.5 s 0.385 -> 0.36 on the estimated bar
 #: grid but 0.41 -> 0.46 on the true downbeats (the estimated bar lines carry the loss).
 PEAK_MOVE_RATIO = 1.3
+#: The share of a bar read as its opening (``BarCues.first_half``): one and a half beats of a
+#: 4/4 bar, clear of a fill on its last two beats and of the onset smear at its middle.
+FIRST_PART = 0.375
+#: A bar early only where its opening is this much nearer the next bar's opening than the
+#: previous bar's (clearly the new section already; set on the synthesized development songs
+#: with fills, seeds 900..: at 1.0 one intro whose chords change every bar still moved).
+EARLY_MOVE_MARGIN = 0.8
 #: A boundary that stands out from both neighbouring grid lines (``BOUNDARY_CONTRAST`` times
 #: the calmer) needs only ``CONTRAST_FLOOR``: a moderate verse-to-chorus change between two
 #: steady sections. Real dev half with all of the above: pooled F@3 s 0.519, F@0.5 s 0.349
@@ -138,6 +145,10 @@ class BarCues:
     texture : np.ndarray [shape=(bars, N_MEL)] or None
         Spread of each mel band's level within the bar (dB): sustained against articulated
         parts. None: not used.
+    first_half : BarCues or None
+        The same cues over each bar's first half (no chroma, texture or nested halves): tells
+        a section that starts on a bar's downbeat from a fill in its second half. None: not
+        used.
     """
 
     timbre: np.ndarray
@@ -147,6 +158,7 @@ class BarCues:
     level: np.ndarray
     flatness: np.ndarray | None = None
     texture: np.ndarray | None = None
+    first_half: BarCues | None = None
 
 
 @dataclass
@@ -204,7 +216,14 @@ def bar_bounds(
     return starts, ends
 
 
-def bar_cues(fe: Frontend, bar_chroma: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> BarCues:
+def bar_cues(
+    fe: Frontend,
+    bar_chroma: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    *,
+    halves: bool = True,
+) -> BarCues:
     """Read the per-bar section cues from the front end.
 
     Parameters
@@ -213,6 +232,9 @@ def bar_cues(fe: Frontend, bar_chroma: np.ndarray, starts: np.ndarray, ends: np.
     bar_chroma : np.ndarray [shape=(bars, 12)]
     starts, ends : np.ndarray [shape=(bars,)]
         Seconds of each bar.
+    halves : bool
+        Also read the timbre, band, drum and level cues over each bar's first half
+        (``BarCues.first_half``).
 
     Returns
     -------
@@ -226,6 +248,18 @@ def bar_cues(fe: Frontend, bar_chroma: np.ndarray, starts: np.ndarray, ends: np.
     top = np.maximum(flux.max(axis=0, keepdims=True), 1e-12) if len(flux) else 1.0
     drums = 10.0 * np.log10(np.maximum(flux / top, 1e-3))
     level = feat.rms_db(fe, starts, ends)
+    first = None
+    if halves and len(starts):
+        mids = starts + FIRST_PART * (ends - starts)
+        half_flux = feat.span_means(fe.onset_bands[[0, 2]].T, fe.fps, starts, mids)
+        first = BarCues(
+            feat.span_means(fe.mel_db.T, fe.fps, starts, mids),
+            10.0
+            * np.log10(np.maximum(feat.span_means(fe.band_energy.T, fe.fps, starts, mids), 1e-10)),
+            10.0 * np.log10(np.maximum(half_flux / top, 1e-3)),
+            np.zeros((len(starts), 12)),
+            feat.rms_db(fe, starts, mids),
+        )
     mel_db = fe.mel_db.astype(np.float64)
     # Geometric over arithmetic mean of the mel power per frame (Wiener entropy), in dB.
     log_power = mel_db * (np.log(10.0) / 10.0)
@@ -242,6 +276,7 @@ def bar_cues(fe: Frontend, bar_chroma: np.ndarray, starts: np.ndarray, ends: np.
         level,
         flatness=flatness,
         texture=texture,
+        first_half=first,
     )
 
 
@@ -275,7 +310,7 @@ def segment_structure(cues: BarCues, bar_starts: np.ndarray, bar_ends: np.ndarra
         return Structure(bar_starts, bar_ends, [], [], np.zeros(0), [])
     views = _views(cues)
     novelty = boundary_novelty(views)
-    bounds, conf = _pick_boundaries(novelty)
+    bounds, conf = _pick_boundaries(novelty, _half_check(cues))
     phrase_len = 4 if n < SHORT_TRACK_BARS else PHRASE_BARS
     spans = list(zip(bounds, [*bounds[1:], n], strict=True))
     phrases: list[tuple[int, int]] = []
@@ -290,6 +325,24 @@ def segment_structure(cues: BarCues, bar_starts: np.ndarray, bar_ends: np.ndarra
         (p0, k, lab, grp) for (p0, k), lab, grp in zip(sections_bars, labels, groups, strict=True)
     ]
     return Structure(bar_starts, bar_ends, phrases, sections, novelty, [1.0, *conf])
+
+
+def _half_check(cues: BarCues) -> tuple[np.ndarray, np.ndarray] | None:
+    """Whole-bar and first-half cue vectors on one scale (each cue by its whole-bar spread,
+    weighted as the novelty weighs it), or None without half-bar cues."""
+    h = cues.first_half
+    if h is None:
+        return None
+    whole, half = [], []
+    for name, floor in (("timbre", _FLOOR_DB), ("bands", _FLOOR_DB), ("drums", _FLOOR_DB),
+                        ("level", _FLOOR_DB)):  # fmt: skip
+        x, y = getattr(cues, name), getattr(h, name)
+        x, y = (x, y) if x.ndim == 2 else (x[:, None], y[:, None])
+        mu, sd = x.mean(axis=0), np.maximum(x.std(axis=0), floor)
+        w = np.sqrt(_WEIGHTS[name])
+        whole.append(w * (x - mu) / sd)
+        half.append(w * (y - mu) / sd)
+    return np.hstack(whole), np.hstack(half)
 
 
 def _scaled(x: np.ndarray, floor: float) -> np.ndarray:
@@ -393,8 +446,12 @@ def _grid_offset(novelty: np.ndarray) -> int:
     return best if scores[best] > GRID_PHASE_MARGIN * scores[0] + BOUNDARY_FLOOR else 0
 
 
-def _pick_boundaries(novelty: np.ndarray) -> tuple[list[int], list[float]]:
-    """Section starts (bar indices, 0 first) and the confidence of each later one."""
+def _pick_boundaries(
+    novelty: np.ndarray, halves: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[list[int], list[float]]:
+    """Section starts (bar indices, 0 first) and the confidence of each later one; ``halves``
+    (:func:`_half_check`) lets a boundary move a bar early where that bar's first half
+    already plays the new section."""
     n = len(novelty)
     offset = _grid_offset(novelty)
     # The novelty of a grid line: the largest within one bar of it (a fill or a pickup moves
@@ -420,29 +477,41 @@ def _pick_boundaries(novelty: np.ndarray) -> tuple[list[int], list[float]]:
         b = int(lines[i])
         if all(abs(b - c) >= MIN_SECTION_BARS for c in chosen):
             chosen[b] = float(value[i])
-    chosen = _move_to_peaks(novelty, chosen)
+    chosen = _move_to_peaks(novelty, chosen, halves)
     bounds = sorted(b for b in chosen if b >= 2)
     # Novelty at the floor reads as 0.63, at twice the floor as 0.86.
     conf = [float(1.0 - np.exp(-chosen[b] / CONFIDENCE_SCALE)) for b in bounds]
     return [0, *bounds], conf
 
 
-def _move_to_peaks(novelty: np.ndarray, chosen: dict[int, float]) -> dict[int, float]:
-    """Move each boundary to the bar after its grid line when that bar's novelty is clearly
-    higher (``PEAK_MOVE_RATIO`` times), keeping sections at least ``MIN_SECTION_BARS - 1``
-    apart.
+def _move_to_peaks(
+    novelty: np.ndarray,
+    chosen: dict[int, float],
+    halves: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[int, float]:
+    """Move each boundary to the bar beside its grid line whose novelty is clearly higher
+    (``PEAK_MOVE_RATIO`` times), keeping sections at least ``MIN_SECTION_BARS - 1`` apart.
 
-    Never to the bar before the line: in produced music that bar holds the drum fill, the riser
-    or the pickup that leads into the section, which differs from what came before as much as
-    the section does, and the section starts on the line, where a DJ counts it (synthesized
-    songs with a fill ending every section, ``bench/sections.py --fills``: F@0.5 s 0.945 ->
-    0.992 on the development seeds; the real-music dev half, whose truth changes off the grid
-    in 2-bar tracker patterns, moved by one boundary of 111).
+    A bar early only where that bar's first half already sounds like the new section
+    (``halves``: whole-bar and first-half cue vectors): in produced music the bar before the
+    line usually holds the drum fill or riser that leads into the section, which differs
+    from what came before as much as the section does, and the section starts on the line,
+    where a DJ counts it; a fill plays in the bar's second half, a section from its downbeat.
+    Without ``halves``, never a bar early.
     """
     n = len(novelty)
     out: dict[int, float] = {}
+
+    def early_ok(x: int) -> bool:
+        if halves is None or not 1 <= x < n - 1:
+            return False
+        _, half = halves  # like with like: first halves against first halves
+        to_new = float(np.sqrt(np.mean((half[x] - half[x + 1]) ** 2)))
+        to_old = float(np.sqrt(np.mean((half[x] - half[x - 1]) ** 2)))
+        return to_new < EARLY_MOVE_MARGIN * to_old
+
     for line in sorted(chosen):
-        lo, hi = line, min(line + 2, n)
+        lo, hi = max(line - 1, 1) if early_ok(line - 1) else line, min(line + 2, n)
         b = lo + int(np.argmax(novelty[lo:hi]))
         others = [*out, *(c for c in chosen if c > line)]
         moved = novelty[b] > PEAK_MOVE_RATIO * novelty[line]
