@@ -36,7 +36,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +82,7 @@ __all__ = [
     "stem_training_lists",
     "stem_training_pairs",
     "track_detail",
+    "track_names",
     "train_ranker",
     "update_library",
 ]
@@ -251,6 +252,19 @@ def list_tracks(
         j["energy"] = round(energy.get(r.track_id, 0.0), 4)
         out.append(j)
     return out, total
+
+
+def track_names(library: Library, track_ids: Iterable[str]) -> dict[str, str]:
+    """ "Artist - Title" of each track whose file's tags name it (either alone if the other is
+    missing); tracks without such tags are left out (show their file name)."""
+    out: dict[str, str] = {}
+    with library.reader() as s:
+        for tid in sorted(set(track_ids)):
+            tags = repo.track_tags(s, tid)
+            name = " - ".join(str(tags[k]) for k in ("artist", "title") if tags.get(k))
+            if name:
+                out[tid] = name
+    return out
 
 
 def track_detail(library: Library, track_id: str) -> dict[str, Any] | None:

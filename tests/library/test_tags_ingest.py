@@ -53,6 +53,9 @@ def test_tags_are_stored_listed_searched_and_refreshed(tmp_path, monkeypatch):
     assert [t["track_id"] for t in found] == [tracks["a.flac"]["track_id"]]
     table = run("tracks", "--db", db).stdout
     assert "Ada Lovelace - Night Drive" in table
+    # match names its partners by their tags too
+    matched = run("match", music / "b.flac", "--db", db, "--top", "2").stdout
+    assert "Ada Lovelace - Night Drive #" in matched, matched
 
     # Retagged: the audio is the same track, not analysed again; its tags are the new ones.
     f = FLAC(music / "a.flac")

@@ -88,15 +88,20 @@ def match_command(
             include_own_track=options.include_own_track, per_track=per_track,
             with_tracks=partners,
         )  # fmt: skip
+        names = {} if json_out else workflows.track_names(
+            lib, [c["track_id"] for m in result.matches for c in m.candidates]
+        )  # fmt: skip
     if json_out:
         print(json.dumps(result.to_json()), flush=True)
         return
-    _print_matches(result)
+    _print_matches(result, names)
     for line in result.ruled_out or []:
         out.print(f"[yellow]{shown(line)}[/yellow]", soft_wrap=True)
 
 
-def _print_matches(result: Any) -> None:
+def _print_matches(result: Any, names: dict[str, str] | None = None) -> None:
+    """The human-readable match; ``names``: "Artist - Title" of candidate tracks by id."""
+    names = names or {}
     a = result.analysis
     where = "in the library" if result.in_library else "not in the library"
     out.print(
@@ -124,7 +129,9 @@ def _print_matches(result: Any) -> None:
             ratio = {1.0: "1:1", 2.0: "2:1", 0.5: "1:2"}.get(
                 c["tempo_ratio"], str(c["tempo_ratio"])
             )
-            name = Path(c["path"]).name if c["path"] else c["track_id"]
+            name = names.get(c["track_id"]) or (
+                Path(c["path"]).name if c["path"] else c["track_id"]
+            )
             out.print(
                 f"  {r:>2}. [bold]{shown(name)}[/bold] #{c['segment'].rsplit('_', 1)[-1]} "
                 f"{clock(c['start'])}–{clock(c['end'])}  score [bold]{c['score']:.2f}[/bold]  "
