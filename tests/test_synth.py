@@ -258,6 +258,13 @@ def test_demo_library(tmp_path):
         assert sr == SR
         bar = t["meter"] * 60 / t["tempo"]
         assert 6.0 - bar <= len(y) / sr - t["lead_in"] <= 6.0 + 2 * bar
+    # Tagged as a DJ's files are, with the true BPM and key.
+    from cratedig.audio.tags import read_tags
+
+    for i, t in enumerate(truth):
+        tags = read_tags(t["path"])
+        assert tags["artist"] == "cratedig demo" and tags["title"] == f"Demo {i + 1:02d}"
+        assert tags["bpm"] == t["tempo"] and tags["key"] == t["camelot"], (tags, t)
     # Deterministic from the seed.
     again = demo_library(tmp_path / "lib2", n=4, seed=1, seconds=6.0, sr=SR)
     assert [{**t, "path": None} for t in again] == [{**t, "path": None} for t in truth]

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from cratedig.audio.tags import write_tags
 from cratedig.errors import ParameterError
 from cratedig.theory import MAJOR_SCALE, MINOR_SCALE, Key
 
@@ -847,7 +848,8 @@ def demo_library(
     """Write ``n`` synthesized songs with varied tempo, key, meter and format, and their truth.
 
     Tempos spread over 85..175 BPM, keys over both modes, one song in 3/4 (when ``n >= 2``),
-    some with a lead-in of silence; files cycle through WAV, FLAC and OGG. Like a DJ's crate,
+    some with a lead-in of silence; files cycle through WAV, FLAC and OGG, tagged with artist
+    ("cratedig demo"), title ("Demo 01"...), album, genre, their true BPM and key. Like a DJ's crate,
     songs come in mixable pairs: song ``2k + 1`` (4/4) is within 3 % of song ``2k``'s tempo
     and a Camelot neighbour of its key (the relative minor, or one step from it).
 
@@ -914,6 +916,18 @@ def demo_library(
         )
         path = folder / f"demo_{i + 1:02d}.{('wav', 'flac', 'ogg')[i % 3]}"
         write_song(song, path, stems_dir=path.with_suffix(".stems") if stems else None)
+        # Tagged as a DJ's files are: the page and `tracks` name them by artist and title.
+        write_tags(
+            path,
+            {
+                "artist": "cratedig demo",
+                "title": f"Demo {i + 1:02d}",
+                "album": "cratedig demo crate",
+                "genre": "Electronic",
+                "bpm": f"{tempo:g}",
+                "key": f"{key.name}{'m' if key.mode == 'minor' else ''}",
+            },
+        )
         truth.append(
             {
                 "path": str(path),

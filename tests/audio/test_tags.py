@@ -132,3 +132,16 @@ def test_no_tags_or_no_audio_file_is_an_empty_answer(tmp_path):
     _tone(tmp_path / "whole.flac", "FLAC")
     truncated.write_bytes((tmp_path / "whole.flac").read_bytes()[:30])
     assert read_tags(truncated) == {}
+
+
+def test_write_tags_round_trips_in_every_format_it_writes(tmp_path):
+    from cratedig.audio.tags import write_tags
+    from cratedig.errors import ParameterError
+
+    given = {**WANT, "bpm": "128", "key": "Am"}
+    for name, fmt in (("w.wav", "WAV"), ("w.aiff", "AIFF"), ("w.mp3", "MP3"), ("w.flac", "FLAC"),
+                      ("w.ogg", "OGG")):  # fmt: skip
+        write_tags(_tone(tmp_path / name, fmt), given)
+        assert read_tags(tmp_path / name) == WANT, name
+    with pytest.raises(ParameterError, match="tags are written to"):
+        write_tags(tmp_path / "x.m4a", given)

@@ -25,7 +25,7 @@ from cratedig.theory import Key
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FIELDS", "MAX_TEXT", "read_tags"]
+__all__ = ["FIELDS", "MAX_TEXT", "read_tags", "write_tags"]
 
 #: The fields read, in the order shown.
 FIELDS = ("artist", "title", "album", "genre", "year", "bpm", "key")
@@ -144,3 +144,44 @@ def _key_text(text: str) -> str:
         n = (int(m.group(1)) + 6) % 12 + 1
         return f"{n}{'B' if m.group(2).lower() == 'd' else 'A'}"
     return text
+
+
+def write_tags(path: str | os.PathLike[str], tags: dict[str, Any]) -> None:
+    """Write ``tags`` (the fields of :data:`FIELDS`; ``key`` as written, e.g. ``"Am"``) into
+    the file at ``path``: ID3 in WAV, AIFF and MP3, Vorbis comments in FLAC and OGG. For the
+    demo library and tests; cratedig never changes a user's files.
+
+    Raises
+    ------
+    ParameterError
+        For another format.
+    """
+    from mutagen.aiff import AIFF
+    from mutagen.flac import FLAC
+    from mutagen.id3 import TALB, TBPM, TCON, TDRC, TIT2, TKEY, TPE1
+    from mutagen.mp3 import MP3
+    from mutagen.oggvorbis import OggVorbis
+    from mutagen.wave import WAVE
+
+    suffix = os.fspath(path).lower().rsplit(".", 1)[-1]
+    id3 = {"wav": WAVE, "aiff": AIFF, "aif": AIFF, "mp3": MP3}
+    vorbis = {"flac": FLAC, "ogg": OggVorbis}
+    text = {k: str(v) for k, v in tags.items() if k in FIELDS and v is not None}
+    if suffix in id3:
+        f = id3[suffix](os.fspath(path))
+        if f.tags is None:
+            f.add_tags()
+        frames = {"artist": TPE1, "title": TIT2, "album": TALB, "genre": TCON, "year": TDRC,
+                  "bpm": TBPM, "key": TKEY}  # fmt: skip
+        frame_set: Any = f.tags
+        for k, v in text.items():
+            frame_set.add(frames[k](encoding=3, text=v))
+        f.save()
+    elif suffix in vorbis:
+        f = vorbis[suffix](os.fspath(path))
+        names = {"year": "DATE", "key": "INITIALKEY"}
+        for k, v in text.items():
+            f[names.get(k, k.upper())] = v
+        f.save()
+    else:
+        raise ParameterError(f"{path}: tags are written to WAV, AIFF, MP3, FLAC and OGG only")
