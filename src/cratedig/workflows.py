@@ -220,10 +220,13 @@ def list_tracks(
     limit: int | None = None,
     offset: int = 0,
     quality: str | None = None,
+    sort: str = "tempo",
+    descending: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
     """Tracks by key (Camelot or name), BPM range, text (in the path, the id or the tags: artist,
-    title, album, genre) and input quality
-    (``"low"``: suspects only, ``"ok"``), slowest first.
+    title, album, genre) and input quality (``"low"``: suspects only, ``"ok"``), in ``sort``
+    order (:data:`TRACK_SORTS`: ``tempo``, slowest first, by default; ``name`` is "Artist -
+    Title" from the tags, else the file name; ``camelot`` goes round the wheel, 1A 1B 2A...).
 
     Returns the page ``[offset, offset + limit)`` of the tracks' JSON (``cratedig tracks
     --json``, plus ``energy``: the mean of its phrases') and how many tracks match in all.
@@ -232,6 +235,8 @@ def list_tracks(
         raise ParameterError(f"offset={offset} must be >= 0")
     if limit is not None and limit < 1:
         raise ParameterError(f"limit={limit} must be >= 1")
+    if sort not in TRACK_SORTS:
+        raise ParameterError(f"sort={sort!r} must be one of {', '.join(TRACK_SORTS)}")
     with library.reader() as s:
         rows = repo.query_tracks(s, key=key, bpm=bpm, quality=quality)
         energy = repo.track_energies(s)
@@ -245,6 +250,19 @@ def list_tracks(
             or any(needle in str(v).lower() for v in r.tags.values())
         ]
     total = len(rows)
+
+    def order(r: Any) -> Any:
+        if sort == "name":
+            return _display_name(r.tags, r.path).lower()
+        if sort == "camelot":
+            number, letter = int(r.camelot[:-1]), r.camelot[-1]
+            return (number, letter)
+        if sort == "energy":
+            return energy.get(r.track_id, 0.0)
+        return getattr(r, sort)
+
+    # stable: ties keep the slowest-first order of the query
+    rows = sorted(rows, key=order, reverse=descending)
     page = rows[offset : None if limit is None else offset + limit]
     out = []
     for r in page:
@@ -254,16 +272,25 @@ def list_tracks(
     return out, total
 
 
+#: The orders :func:`list_tracks` sorts in (``cratedig tracks``, ``GET /api/tracks?sort=``).
+TRACK_SORTS = ("tempo", "name", "camelot", "energy", "duration")
+
+
+def _display_name(tags: dict[str, Any], path: str) -> str:
+    """ "Artist – Title" from the tags, else the file name."""
+    name = " – ".join(str(tags[k]) for k in ("artist", "title") if tags.get(k))
+    return name or Path(path).name
+
+
 def track_names(library: Library, track_ids: Iterable[str]) -> dict[str, str]:
-    """ "Artist - Title" of each track whose file's tags name it (either alone if the other is
+    """ "Artist – Title" of each track whose file's tags name it (either alone if the other is
     missing); tracks without such tags are left out (show their file name)."""
     out: dict[str, str] = {}
     with library.reader() as s:
         for tid in sorted(set(track_ids)):
             tags = repo.track_tags(s, tid)
-            name = " - ".join(str(tags[k]) for k in ("artist", "title") if tags.get(k))
-            if name:
-                out[tid] = name
+            if tags.get("artist") or tags.get("title"):
+                out[tid] = _display_name(tags, "")
     return out
 
 

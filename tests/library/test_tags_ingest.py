@@ -52,10 +52,10 @@ def test_tags_are_stored_listed_searched_and_refreshed(tmp_path, monkeypatch):
     found = _tracks(db, "--text", "lovelace")
     assert [t["track_id"] for t in found] == [tracks["a.flac"]["track_id"]]
     table = run("tracks", "--db", db).stdout
-    assert "Ada Lovelace - Night Drive" in table
+    assert "Ada Lovelace – Night Drive" in table
     # match names its partners by their tags too
     matched = run("match", music / "b.flac", "--db", db, "--top", "2").stdout
-    assert "Ada Lovelace - Night Drive #" in matched, matched
+    assert "Ada Lovelace – Night Drive #" in matched, matched
 
     # Retagged: the audio is the same track, not analysed again; its tags are the new ones.
     f = FLAC(music / "a.flac")
@@ -86,8 +86,9 @@ def test_the_rest_track_carries_its_tags(tmp_path):
 
     music = tmp_path / "music"
     music.mkdir()
-    song = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=8, seed=7, sr=SR)
-    sf.write(music / "a.flac", song.audio, SR, format="FLAC")
+    for name, seed in (("a.flac", 7), ("b.flac", 8)):
+        song = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=8, seed=seed, sr=SR)
+        sf.write(music / name, song.audio, SR, format="FLAC")
     f = FLAC(music / "a.flac")
     f["ARTIST"], f["TITLE"], f["GENRE"] = "Ada Lovelace", "Night Drive", "Techno"
     f.save()
@@ -102,6 +103,13 @@ def test_the_rest_track_carries_its_tags(tmp_path):
             "title": "Night Drive",
             "genre": "Techno",
         }
+        # A partner is named by its tags; one without tags has no name (its path names it).
+        b = client.get("/api/tracks", params={"q": "b.flac"}).json()["tracks"][0]
+        found = client.post("/api/match", json={"track_id": b["track_id"]}).json()
+        partners = [c for m in found["matches"] for c in m["candidates"]]
+        assert partners and all(c["name"] == "Ada Lovelace – Night Drive" for c in partners)
+        back = client.post("/api/match", json={"track_id": listed[0]["track_id"]}).json()
+        assert all("name" not in c for m in back["matches"] for c in m["candidates"])
 
 
 def test_analyze_prints_the_tags_and_where_they_disagree(tmp_path):

@@ -92,6 +92,21 @@ def test_tracks_list_filters_and_bad_queries(client, tracks, service_library):
     assert text["total"] == 1 and text["tracks"][0]["path"].endswith("house_c.wav")
     page = client.get("/api/tracks", params={"limit": 1, "offset": 1}).json()
     assert page["total"] == 3 and len(page["tracks"]) == 1
+    # Sorted over the whole library by the server, then paged: the page shows a slice of it.
+    by_energy = client.get("/api/tracks", params={"sort": "energy", "desc": True}).json()["tracks"]
+    energies = [t["energy"] for t in by_energy]
+    assert energies == sorted(energies, reverse=True)
+    second = client.get(
+        "/api/tracks", params={"sort": "energy", "desc": True, "limit": 1, "offset": 1}
+    ).json()["tracks"]
+    assert [t["track_id"] for t in second] == [by_energy[1]["track_id"]]
+    by_name = client.get("/api/tracks", params={"sort": "name"}).json()["tracks"]
+    assert [Path(t["path"]).name for t in by_name] == ["house_a.wav", "house_b.flac", "house_c.wav"]
+    wheel = [
+        t["camelot"] for t in client.get("/api/tracks", params={"sort": "camelot"}).json()["tracks"]
+    ]
+    assert wheel == sorted(wheel, key=lambda c: (int(c[:-1]), c[-1]))
+    assert_error(client.get("/api/tracks", params={"sort": "colour"}), 422, "sort")
     assert_error(client.get("/api/tracks", params={"bpm": "fast"}), 422, "bpm")
     assert_error(client.get("/api/tracks", params={"key": "H#"}), 422)
     assert_error(client.get("/api/tracks", params={"limit": 0}), 422, "limit")

@@ -135,14 +135,19 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     shot(page, "01b-tagged")
     page.fill("#search", "")
     page.wait_for_function("document.querySelectorAll('#tracks tbody tr').length === 3")
-    page.click("th[data-sort=energy]")
+    # Sorting asks the server (the whole library, not the rows shown).
+    with page.expect_response(lambda r: "sort=energy" in r.url):
+        page.click("th[data-sort=energy]")
+    page.wait_for_selector("th[data-sort=energy].sorted")
     energy = [
         float(x.split()[-1])
         for x in page.locator("#tracks tbody tr td:nth-child(4)").all_inner_texts()
     ]
     assert energy == sorted(energy)
     page.click("th[data-sort=tempo]")
-    page.click("th[data-sort=tempo]")
+    with page.expect_response(lambda r: "sort=tempo&desc=true" in r.url):
+        page.click("th[data-sort=tempo]")
+    page.wait_for_selector("th[data-sort=tempo].sorted.desc")
     bpms = [float(x) for x in page.locator("#tracks tbody tr td:nth-child(2)").all_inner_texts()]
     assert bpms == sorted(bpms, reverse=True)
 
@@ -341,6 +346,31 @@ def test_the_page_at_a_phone_width(server, browser):
     shot(page, "11-phone-song")
     page.click("#back")
     assert page.is_visible("#library")
+    page.close()
+
+
+def test_a_large_library_is_sorted_by_the_server_and_shown_a_page_at_a_time(server, browser):
+    """Pages of 2 (``?page=2``): the first page holds the two most energetic tracks of the
+    whole library once sorted by energy, and "Show more" brings the rest."""
+    import json
+    import urllib.request
+
+    every = json.load(urllib.request.urlopen(server["base"] + "/api/tracks?sort=energy&desc=true"))
+    top = [t["track_id"] for t in every["tracks"]]
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(server["base"] + "/?page=2")
+    page.wait_for_selector("#tracks tbody tr")
+    assert page.locator("#tracks tbody tr").count() == 2
+    assert page.text_content("#count") == f"2 of {every['total']} tracks"
+    assert page.is_visible("#more")
+    page.click("th[data-sort=energy]")
+    page.click("th[data-sort=energy]")  # descending
+    first_two = json.dumps(top[:2], separators=(",", ":"))  # as JSON.stringify writes it
+    page.wait_for_function(f"JSON.stringify(state.tracks.map(t => t.track_id)) === '{first_two}'")
+    page.click("#more")
+    page.wait_for_function(f"document.querySelectorAll('#tracks tbody tr').length === {len(top)}")
+    assert [r.get_attribute("data-id") for r in page.locator("#tracks tbody tr").all()] == top
+    assert page.is_hidden("#more")
     page.close()
 
 

@@ -191,6 +191,10 @@ def tracks_command(
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
     offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+    sort: Annotated[
+        str, typer.Option("--sort", help="tempo (default), name, camelot, energy or duration.")
+    ] = "tempo",
+    desc: Annotated[bool, typer.Option("--desc", help="Descending.")] = False,
     quality: Annotated[
         str | None,
         typer.Option("--quality", help="low: only suspect tracks, with the reasons; ok: the rest."),
@@ -198,14 +202,16 @@ def tracks_command(
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """List tracks, optionally by key, tempo range, text and input quality, slowest first."""
+    """List tracks, optionally by key, tempo range, text and input quality, slowest first (or
+    ``--sort``)."""
     from cratedig import workflows
     from cratedig.library.db import open_library
 
     with open_library(db, create=False) as lib:
         rows, total = workflows.list_tracks(
-            lib, key=key, bpm=bpm, text=text, limit=limit, offset=offset, quality=quality
-        )
+            lib, key=key, bpm=bpm, text=text, limit=limit, offset=offset, quality=quality,
+            sort=sort, descending=desc,
+        )  # fmt: skip
     if json_out:
         print(json.dumps({"tracks": rows, "total": total}), flush=True)
         return
@@ -235,8 +241,8 @@ def tracks_command(
 
 
 def _tag_name(tags: dict[str, Any]) -> str:
-    """ "Artist - Title" from a track's tags (either alone if the other is missing), or ""."""
-    return " - ".join(str(tags[k]) for k in ("artist", "title") if tags.get(k))
+    """ "Artist – Title" from a track's tags (either alone if the other is missing), or ""."""
+    return " – ".join(str(tags[k]) for k in ("artist", "title") if tags.get(k))
 
 
 def export_slices_command(

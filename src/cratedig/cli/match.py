@@ -100,7 +100,7 @@ def match_command(
 
 
 def _print_matches(result: Any, names: dict[str, str] | None = None) -> None:
-    """The human-readable match; ``names``: "Artist - Title" of candidate tracks by id."""
+    """The human-readable match; ``names``: "Artist – Title" of candidate tracks by id."""
     names = names or {}
     a = result.analysis
     where = "in the library" if result.in_library else "not in the library"

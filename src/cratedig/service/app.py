@@ -465,14 +465,23 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             str | None, Query(description="Camelot code or key: 8A, Am, 'A minor'")
         ] = None,
         bpm: Annotated[str | None, Query(description="120-130, 120..130 or 128")] = None,
-        q: Annotated[str | None, Query(max_length=200, description="Text in the path")] = None,
+        q: Annotated[
+            str | None,
+            Query(max_length=200, description="Text in the path, artist, title, album or genre"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 200,
         offset: Annotated[int, Query(ge=0)] = 0,
+        sort: Annotated[
+            str, Query(description="tempo (default), name, camelot, energy or duration")
+        ] = "tempo",
+        desc: Annotated[bool, Query(description="Descending")] = False,
     ) -> dict[str, Any]:
-        """Tracks by key, tempo range and text, slowest first: ``{"tracks": [...], "total": n}``."""
+        """Tracks by key, tempo range and text, sorted (slowest first by default) and paged by
+        ``limit`` and ``offset`` over the whole library: ``{"tracks": [...], "total": n}``."""
         rows, total = workflows.list_tracks(
-            state.library, key=key or None, bpm=bpm or None, text=q, limit=limit, offset=offset
-        )
+            state.library, key=key or None, bpm=bpm or None, text=q, limit=limit, offset=offset,
+            sort=sort, descending=desc,
+        )  # fmt: skip
         for r in rows:
             r["path"] = state.public_path(r["path"])
         return {"tracks": rows, "total": total}
@@ -968,9 +977,15 @@ def _match_json(
 
 def _public_match(state: ServiceState, out: dict[str, Any], name: str | None) -> dict[str, Any]:
     out["query"]["path"] = name if name is not None else state.public_path(out["query"]["path"])
+    # Each partner as a DJ names it ("Artist - Title" from its tags), where its tags do.
+    names = workflows.track_names(
+        state.library, [c["track_id"] for m in out["matches"] for c in m["candidates"]]
+    )
     for m in out["matches"]:
         for c in m["candidates"]:
             c["path"] = state.public_path(c.get("path"))
+            if c["track_id"] in names:
+                c["name"] = names[c["track_id"]]
     return out
 
 

@@ -68,15 +68,26 @@ async function loadConfig() {
 let searchTimer = null;
 function scheduleSearch() { clearTimeout(searchTimer); searchTimer = setTimeout(loadTracks, 200); }
 
-async function loadTracks() {
-  const p = new URLSearchParams({ limit: "1000" });
+// Tracks come sorted and paged by the server, over the whole library: PAGE at a time
+// (?page=N in the address changes it).
+const PAGE = Math.max(1, Math.floor(+new URLSearchParams(location.search).get("page")) || 200);
+
+function trackQuery(offset) {
+  const p = new URLSearchParams({ limit: String(PAGE), offset: String(offset), sort: state.sort, desc: String(!!state.desc) });
   if ($("#search").value.trim()) p.set("q", $("#search").value.trim());
   if ($("#key").value.trim()) p.set("key", $("#key").value.trim());
   if ($("#bpm").value.trim()) p.set("bpm", $("#bpm").value.trim());
+  return "/api/tracks?" + p;
+}
+
+async function loadTracks(more = false) {
+  const ticket = (state.tracksTicket = (state.tracksTicket || 0) + 1);
   try {
-    const r = await api("/api/tracks?" + p);
-    state.tracks = r.tracks;
-    $("#count").textContent = `${r.total} tracks`;
+    const r = await api(trackQuery(more === true ? state.tracks.length : 0));
+    if (ticket !== state.tracksTicket) return;  // a newer sort, search or page is on its way
+    state.tracks = more === true ? state.tracks.concat(r.tracks) : r.tracks;
+    state.total = r.total;
+    $("#count").textContent = state.tracks.length < r.total ? `${state.tracks.length} of ${r.total} tracks` : `${r.total} tracks`;
     $("#count").classList.remove("error");
     renderTracks();
   } catch (e) {
@@ -85,19 +96,16 @@ async function loadTracks() {
   }
 }
 
-function sortValue(t, k) {
-  if (k === "name") return trackName(t).toLowerCase();
-  if (k === "camelot") { const m = /^(\d+)([AB])$/.exec(t.camelot) || [0, 0, ""]; return +m[1] * 2 + (m[2] === "B" ? 1 : 0); }
-  return t[k];
-}
-
 function renderTracks() {
-  const k = state.sort, dir = state.desc ? -1 : 1;
-  const rows = [...state.tracks].sort((a, b) => (sortValue(a, k) > sortValue(b, k) ? dir : sortValue(a, k) < sortValue(b, k) ? -dir : 0));
+  const k = state.sort;
+  const rows = state.tracks;  // in the server's order
   document.querySelectorAll("#tracks th").forEach((th) => {
     th.classList.toggle("sorted", th.dataset.sort === k);
     th.classList.toggle("desc", th.dataset.sort === k && state.desc);
   });
+  const left = (state.total || 0) - rows.length;
+  $("#more").classList.toggle("hidden", left <= 0);
+  $("#more").textContent = `Show ${Math.min(left, PAGE)} more (${left} not shown)`;
   $("#tracks tbody").innerHTML = rows.map((t) => `
     <tr data-id="${t.track_id}" class="${state.track && state.track.track_id === t.track_id ? "active" : ""}">
       <td class="name" title="${esc(t.path)}">${esc(trackName(t))}</td>
@@ -275,7 +283,7 @@ function partnerCard(seg, c, j) {
     `<span>${esc(k)}</span><span class="bar"><i style="width:${Math.round(100 * Math.max(0, Math.min(1, v)))}%"></i></span><span>${(+v).toFixed(2)}</span>`).join("");
   const ratio = { 1: "1:1", 2: "2:1", 0.5: "1:2" }[c.tempo_ratio] || c.tempo_ratio;
   return `<div class="partner" data-j="${j}" data-testid="partner">
-    <div class="partner-head"><span class="name" title="${esc(c.path)}">${j + 1}. ${esc(nameOf(c.track_id, c.path))} #${esc(c.segment.split("_").pop())}</span>
+    <div class="partner-head"><span class="name" title="${esc(c.path)}">${j + 1}. ${esc(c.name || nameOf(c.track_id, c.path))} #${esc(c.segment.split("_").pop())}</span>
       ${keyChip(c.camelot)} <span class="dim">${esc(c.label || "")} ${clock(c.start)}–${clock(c.end)} · ${ratio} ${(100 * c.stretch).toFixed(1)}% · ${c.semitones > 0 ? "+" : ""}${c.semitones} st${c.cents ? ` ${c.cents > 0 ? "+" : ""}${Math.round(c.cents)} ct` : ""} · ${esc(c.key_relation)}</span>
       <span class="score">${c.score.toFixed(2)}</span></div>
     <div class="reason">${esc(c.reason)}</div>
@@ -459,8 +467,9 @@ function wire() {
   ["#search", "#key", "#bpm"].forEach((s) => $(s).addEventListener("input", scheduleSearch));
   document.querySelectorAll("#tracks th").forEach((th) => th.addEventListener("click", () => {
     if (state.sort === th.dataset.sort) state.desc = !state.desc; else { state.sort = th.dataset.sort; state.desc = false; }
-    renderTracks();
+    loadTracks();
   }));
+  $("#more").addEventListener("click", () => loadTracks(true));
   $("#tracks tbody").addEventListener("click", (ev) => { const tr = ev.target.closest("tr"); if (tr) openTrack(tr.dataset.id); });
   $("#phrases").addEventListener("click", (ev) => { const p = ev.target.closest(".phrase"); if (p) selectPhrase(+p.dataset.i); });
   $("#phrase-view").addEventListener("click", (ev) => {
