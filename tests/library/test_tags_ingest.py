@@ -22,6 +22,24 @@ def run(*args):
     return r
 
 
+def _library(tmp_path, seed, tags):
+    """Two songs, a.flac (tagged with ``tags``) and b.flac (no tags), ingested: (music, db)."""
+    from mutagen.flac import FLAC
+
+    music = tmp_path / "music"
+    music.mkdir()
+    for i, name in enumerate(("a.flac", "b.flac")):
+        song = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=8, seed=seed + i, sr=SR)
+        sf.write(music / name, song.audio, SR, format="FLAC")
+    f = FLAC(music / "a.flac")
+    for k, v in tags.items():
+        f[k] = v
+    f.save()
+    db = f"sqlite:///{tmp_path / 'lib.db'}"
+    run("ingest", music, "--db", db, "--json")
+    return music, db
+
+
 def _tracks(db, *extra):
     return json.loads(run("tracks", "--db", db, "--json", *extra).stdout)["tracks"]
 
@@ -32,16 +50,11 @@ def test_tags_are_stored_listed_searched_and_refreshed(tmp_path, monkeypatch):
     from cratedig.cli._options import out
 
     monkeypatch.setattr(out, "width", 200)  # wide enough for a name on one line
-    music = tmp_path / "music"
-    music.mkdir()
-    for name, seed in (("a.flac", 5), ("b.flac", 6)):
-        song = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=8, seed=seed, sr=SR)
-        sf.write(music / name, song.audio, SR, format="FLAC")
-    f = FLAC(music / "a.flac")
-    f["ARTIST"], f["TITLE"], f["BPM"], f["INITIALKEY"] = "Ada Lovelace", "Night Drive", "62", "Am"
-    f.save()
-    db = f"sqlite:///{tmp_path / 'lib.db'}"
-    run("ingest", music, "--db", db, "--json")
+    music, db = _library(
+        tmp_path,
+        5,
+        {"ARTIST": "Ada Lovelace", "TITLE": "Night Drive", "BPM": "62", "INITIALKEY": "Am"},
+    )
 
     tracks = {t["path"].rsplit("/", 1)[-1]: t for t in _tracks(db)}
     assert tracks["a.flac"]["tags"] == {
@@ -80,20 +93,12 @@ def test_tags_are_stored_listed_searched_and_refreshed(tmp_path, monkeypatch):
 
 def test_the_rest_track_carries_its_tags(tmp_path):
     from fastapi.testclient import TestClient
-    from mutagen.flac import FLAC
 
     from cratedig.service import ServiceSettings, create_app
 
-    music = tmp_path / "music"
-    music.mkdir()
-    for name, seed in (("a.flac", 7), ("b.flac", 8)):
-        song = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=8, seed=seed, sr=SR)
-        sf.write(music / name, song.audio, SR, format="FLAC")
-    f = FLAC(music / "a.flac")
-    f["ARTIST"], f["TITLE"], f["GENRE"] = "Ada Lovelace", "Night Drive", "Techno"
-    f.save()
-    db = f"sqlite:///{tmp_path / 'lib.db'}"
-    run("ingest", music, "--db", db, "--json")
+    music, db = _library(
+        tmp_path, 7, {"ARTIST": "Ada Lovelace", "TITLE": "Night Drive", "GENRE": "Techno"}
+    )
     with TestClient(create_app(ServiceSettings(db=db, music=[music]))) as client:
         listed = client.get("/api/tracks", params={"q": "night drive"}).json()["tracks"]
         assert len(listed) == 1 and listed[0]["tags"]["genre"] == "Techno"
