@@ -81,6 +81,7 @@ __all__ = [
     "resolve_tracks",
     "stem_training_lists",
     "stem_training_pairs",
+    "tag_name",
     "track_detail",
     "track_names",
     "train_ranker",
@@ -276,10 +277,14 @@ def list_tracks(
 TRACK_SORTS = ("tempo", "name", "camelot", "energy", "duration")
 
 
+def tag_name(tags: dict[str, Any]) -> str:
+    """ "Artist – Title" from a track's tags (either alone if the other is missing), or ""."""
+    return " – ".join(str(tags[k]) for k in ("artist", "title") if tags.get(k))
+
+
 def _display_name(tags: dict[str, Any], path: str) -> str:
-    """ "Artist – Title" from the tags, else the file name."""
-    name = " – ".join(str(tags[k]) for k in ("artist", "title") if tags.get(k))
-    return name or Path(path).name
+    """:func:`tag_name`, else the file name."""
+    return tag_name(tags) or Path(path).name
 
 
 def track_names(library: Library, track_ids: Iterable[str]) -> dict[str, str]:
@@ -288,9 +293,9 @@ def track_names(library: Library, track_ids: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     with library.reader() as s:
         for tid in sorted(set(track_ids)):
-            tags = repo.track_tags(s, tid)
-            if tags.get("artist") or tags.get("title"):
-                out[tid] = _display_name(tags, "")
+            name = tag_name(repo.track_tags(s, tid))
+            if name:
+                out[tid] = name
     return out
 
 

@@ -232,17 +232,26 @@ def tracks_command(
             f"{r['energy']:.2f}",
             str(r["segments"]),
             _quality_cell(r["quality"], reasons=quality == "low"),
-            (f"{shown(_tag_name(r['tags']))}\n[dim]{shown(path)}[/dim]" if _tag_name(r["tags"])
-             else shown(path) if path else "[dim](no file)[/dim]"),
-        )  # fmt: skip
+            _track_cell(r["tags"], path, with_path=out.width >= WIDE_TABLE),
+        )
     out.print(t)
     if any(r["grid_given"] for r in rows):
         out.print("* the grid you gave (`cratedig regrid`)")
 
 
-def _tag_name(tags: dict[str, Any]) -> str:
-    """ "Artist – Title" from a track's tags (either alone if the other is missing), or ""."""
-    return " – ".join(str(tags[k]) for k in ("artist", "title") if tags.get(k))
+#: Terminal width from which a tagged track's path is shown under its name.
+WIDE_TABLE = 120
+
+
+def _track_cell(tags: dict[str, Any], path: str, *, with_path: bool) -> str:
+    """A track's table cell: "Artist – Title" from its tags (with its path below in a wide
+    terminal), else its path."""
+    from cratedig.workflows import tag_name
+
+    name = tag_name(tags)
+    if name:
+        return shown(name) + (f"\n[dim]{shown(path)}[/dim]" if with_path and path else "")
+    return shown(path) if path else "[dim](no file)[/dim]"
 
 
 def export_slices_command(
