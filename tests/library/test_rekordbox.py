@@ -139,16 +139,10 @@ def library(tmp_path_factory):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_song(song, path)
         if path.suffix == ".flac":  # tags, which rekordbox shows as its columns
-            from mutagen.flac import FLAC
+            from cratedig.audio.tags import write_tags
 
-            f = FLAC(path)
-            f["ARTIST"], f["TITLE"], f["GENRE"], f["DATE"] = (
-                "Café Crew",
-                "Nuit & Jour",
-                "House",
-                "2025",
-            )
-            f.save()
+            tags = {"artist": "Café Crew", "title": "Nuit & Jour", "genre": "House", "year": "2025"}
+            write_tags(path, tags)
         truth[str(path)] = song
     url = f"sqlite:///{root / 'lib.db'}"
     with open_library(url) as lib:
