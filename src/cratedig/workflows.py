@@ -144,6 +144,7 @@ def update_library(
     slice_fmt: str = "flac",
     retry_failed: bool = False,
     max_duration: float = MAX_DURATION,
+    use_tags: bool = True,
     progress: ProgressCallback = _no_progress,
     cancel: threading.Event | None = None,
 ) -> LibraryUpdate:
@@ -156,7 +157,7 @@ def update_library(
         Scanned recursively; only new or changed files are analysed.
     executor : Executor, optional
         Where analysis runs (:func:`cratedig.compute.make_executor`); default: this process.
-    slices_dir, slice_fmt, retry_failed, max_duration
+    slices_dir, slice_fmt, retry_failed, max_duration, use_tags
         As :func:`cratedig.library.ingest.ingest`.
     progress : callable
         ``progress(event, **details)``: the ingest's ``"planned"`` (``total``) and ``"done"``
@@ -203,6 +204,7 @@ def update_library(
         slice_fmt=slice_fmt,
         retry_failed=retry_failed,
         max_duration=max_duration,
+        use_tags=use_tags,
         progress=on_event,
     )
     progress("index")

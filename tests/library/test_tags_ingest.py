@@ -126,11 +126,46 @@ def test_analyze_prints_the_tags_and_where_they_disagree(tmp_path):
     f = FLAC(path)
     f["ARTIST"], f["TITLE"], f["BPM"], f["INITIALKEY"] = "Ada Lovelace", "Night Drive", "62", "Am"
     f.save()
-    shown = run("analyze", path).stdout
+    shown = " ".join(run("analyze", path).stdout.split())
     assert "tags: Ada Lovelace · Night Drive" in shown
-    assert "tags say" not in shown  # 62 is half of 124: the same grid; A minor is A minor
+    assert "tags say" not in shown  # 62 is half of 124: a reading the audio allows; Am is 8A
+    # the tag's level is followed, and said
+    assert abs(float(shown.split(" BPM ")[0].rsplit(" ", 1)[1]) - 62.0) < 0.5
+    assert "tempo 62 from the file's BPM tag, 1:2 of the 12" in shown
+    assert "the audio alone reads (--ignore-tags to keep that)" in shown
+    alone = " ".join(run("analyze", path, "--ignore-tags").stdout.split())
+    assert abs(float(alone.split(" BPM ")[0].rsplit(" ", 1)[1]) - 124.0) < 0.5
+    assert "BPM tag" not in alone
     f["BPM"], f["INITIALKEY"] = "100", "C"
     f.save()
     shown = " ".join(run("analyze", path).stdout.split())
-    assert "? the file's tags say 100 BPM (--bpm 100 to use it)" in shown
+    # 100 is no reading of a 124 BPM song
+    assert abs(float(shown.split(" BPM ")[0].rsplit(" ", 1)[1]) - 124.0) < 0.5
+    assert (
+        "? the file's tags say 100 BPM (not a reading the audio allows) (--bpm 100 to use it)"
+        in shown
+    )
     assert "? the file's tags say key 8B, the analysis 8A" in shown
+    shown = " ".join(run("analyze", path, "--ignore-tags").stdout.split())
+    assert "? the file's tags say 100 BPM (--bpm 100 to use it)" in shown
+
+
+def test_ingest_follows_a_bpm_tag_the_audio_allows(tmp_path):
+    """A 124 BPM song tagged 62 is stored at 62 BPM with the audio's own reading as its
+    runner-up; ``--ignore-tags`` stores the audio's reading; a re-analysis keeps the tag."""
+    music, db = _library(tmp_path, 5, {"TITLE": "Half", "BPM": "62"})
+    tracks = {t["path"].rsplit("/", 1)[-1]: t for t in _tracks(db)}
+    assert abs(tracks["a.flac"]["tempo"] - 62.0) < 1.0
+    assert abs(tracks["b.flac"]["tempo"] - 124.0) < 1.0
+    from cratedig.library import repository as repo
+    from cratedig.library.db import open_library
+
+    with open_library(db) as lib, lib.reader() as s:
+        est = repo.track_estimates(s, [tracks["a.flac"]["track_id"]])[tracks["a.flac"]["track_id"]]
+    assert est["tempo"]["tags"]["used"] and est["tempo"]["tags"]["relation"] == "1:2"
+    assert abs(est["tempo"]["alternative"] - 124.0) < 1.0
+
+    db2 = f"sqlite:///{tmp_path / 'alone.db'}"
+    run("ingest", music, "--db", db2, "--json", "--ignore-tags")
+    alone = {t["path"].rsplit("/", 1)[-1]: t for t in _tracks(db2)}
+    assert abs(alone["a.flac"]["tempo"] - 124.0) < 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,10 @@ from cratedig.analysis.rhythm import (
     ONSET_LAG,
     BeatGrid,
     GridHint,
+    TagTempo,
     active_span,
+    bars_as_given,
+    follow_tag_tempo,
     track_beats,
 )
 from cratedig.analysis.structure import bar_bounds, bar_cues, segment_structure
@@ -57,6 +61,8 @@ def analyze_file(
     *,
     max_duration: float = MAX_DURATION,
     hint: GridHint | None = None,
+    tags: Mapping[str, Any] | None = None,
+    use_tags: bool = True,
 ) -> TrackAnalysis:
     """Decode and analyse one audio file.
 
@@ -69,6 +75,14 @@ def analyze_file(
         What the user knows of the grid: a tempo (BPM, 30-300) the beat grid is fitted at, a
         time where a bar starts, beats per bar (:func:`cratedig.analysis.rhythm.track_beats`).
         Recorded as ``estimates["grid"]["given"]``.
+    tags : mapping, optional
+        What the file's tags say; default: read from ``path``
+        (:func:`cratedig.audio.tags.read_tags`) unless ``use_tags`` is False. A ``bpm``
+        decides the beat's level where the audio allows that reading
+        (:func:`cratedig.analysis.rhythm.follow_tag_tempo`; a tempo in ``hint`` wins).
+        Recorded as ``estimates["tempo"]["tags"]``.
+    use_tags : bool
+        False: the audio alone decides (no tags read or used).
 
     Returns
     -------
@@ -88,13 +102,23 @@ def analyze_file(
     t0 = time.perf_counter()
     audio = decode(path, sr=ANALYSIS_SR, max_duration=max_duration)
     t1 = time.perf_counter()
-    result = analyze_decoded(audio, path, hint=hint)
+    if not use_tags:
+        tags = None
+    elif tags is None:
+        from cratedig.audio.tags import read_tags
+
+        tags = read_tags(path)
+    result = analyze_decoded(audio, path, hint=hint, tags=tags)
     result.timings = {"decode": t1 - t0, **result.timings}
     return result
 
 
 def analyze_decoded(
-    audio: DecodedAudio, path: str | os.PathLike[str], *, hint: GridHint | None = None
+    audio: DecodedAudio,
+    path: str | os.PathLike[str],
+    *,
+    hint: GridHint | None = None,
+    tags: Mapping[str, Any] | None = None,
 ) -> TrackAnalysis:
     """:func:`analyze_file` on audio already decoded (ingest decodes once, hashes, then analyses).
 
@@ -105,6 +129,7 @@ def analyze_decoded(
     path : path-like
         Recorded in the result.
     hint : GridHint, optional
+    tags : mapping, optional
         See :func:`analyze_file`.
     """
     result = analyze_signal(
@@ -116,6 +141,7 @@ def analyze_decoded(
         source_sr=audio.source_sr,
         channels=audio.channels,
         hint=hint,
+        tags=tags,
     )
     result.duration = audio.duration
     result.quality = assess_quality(audio, result)
@@ -137,6 +163,7 @@ def analyze_signal(
     source_sr: int | None = None,
     channels: int = 1,
     hint: GridHint | None = None,
+    tags: Mapping[str, Any] | None = None,
 ) -> TrackAnalysis:
     """Analyse a mono signal: beats, downbeats, tempo, meter, key, structure and features.
 
@@ -147,6 +174,7 @@ def analyze_signal(
     path, track_id, format, source_sr, channels
         Carried into the record; ``track_id`` defaults to a hash of ``y``.
     hint : GridHint, optional
+    tags : mapping, optional
         See :func:`analyze_file`.
 
     Returns
@@ -173,7 +201,15 @@ def analyze_signal(
     tuning = estimate_tuning(fe)
     chroma, bass = chroma_pair(fe, tuning=tuning)
     lap("chroma")
-    grid = track_beats(fe, harmony=bass, chroma=chroma, hint=hint)
+    tag_bpm = (tags or {}).get("bpm")
+    tag_tempo: TagTempo | None = None
+    if tag_bpm and (hint is None or hint.bpm is None):
+        own = track_beats(fe, harmony=bass, chroma=chroma)
+        grid, tag_tempo = follow_tag_tempo(fe, own, float(tag_bpm), harmony=bass, chroma=chroma)
+        if hint is not None and not hint.empty:
+            grid = bars_as_given(fe, grid, hint, harmony=bass, chroma=chroma)
+    else:
+        grid = track_beats(fe, harmony=bass, chroma=chroma, hint=hint)
     lap("rhythm")
     a0, a1 = active_span(fe)
     blocks = loudness_blocks(y, sr)
@@ -288,6 +324,7 @@ def analyze_signal(
                 opening_agrees=opening.key == track_key.key,
             ),
             hint=hint,
+            tag_tempo=tag_tempo,
         ),
     )
 
@@ -366,11 +403,13 @@ def estimates_of(
     key_confidence: float | None = None,
     *,
     hint: GridHint | None = None,
+    tag_tempo: TagTempo | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Confidence and runner-up of each track-level estimate (the ``estimates`` record field).
 
     ``key_confidence`` defaults to the key's clarity (see :func:`key_agreement`). What the user
-    gave of the grid (``hint``) is ``"grid": {"given": {...}}``.
+    gave of the grid (``hint``) is ``"grid": {"given": {...}}``; what the file's BPM tag did
+    (``tag_tempo``) is ``"tempo": {"tags": {...}}``.
     """
     runner = Key.from_index(int(np.argsort(key.scores)[-2]))
     alt = float(grid.tempo_alternative)
@@ -381,7 +420,8 @@ def estimates_of(
             "confidence": round(float(grid.tempo_confidence), 3),
             "alternative": round(alt, 2) if alt > 0 else None,
             "relation": tempo_relation(grid.tempo, alt) if alt > 0 else None,
-        },
+        }
+        | ({"tags": tag_tempo.to_json()} if tag_tempo is not None else {}),
         "meter": {
             "value": int(grid.meter),
             "confidence": round(float(grid.meter_confidence), 3),

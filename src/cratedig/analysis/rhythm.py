@@ -75,6 +75,7 @@ import numpy as np
 from cratedig.analysis import beatnet
 from cratedig.analysis.frontend import Frontend
 from cratedig.errors import ParameterError
+from cratedig.theory import tempo_relation
 
 log = logging.getLogger("cratedig.analysis.rhythm")
 
@@ -471,6 +472,75 @@ class GridHint:
         if self.beats_per_bar is not None:
             words.append(f"{self.beats_per_bar} beats per bar")
         return ", ".join(words)
+
+
+#: A BPM in the file's tags (what the DJ program that wrote it heard, or what its owner set)
+#: decides the beat's level where it names one of the readings the audio allows: the analysis'
+#: own tempo or a simple ratio of it (:data:`cratedig.theory.TEMPO_RELATIONS`: 1:2, 3:4, 2:3...)
+#: within this share. A tag unrelated to what is heard (a wrong tag, another edit of the
+#: track) is not followed: the analysis' own grid stands and the disagreement is reported.
+TAG_TEMPO_TOLERANCE = 0.04
+
+
+@dataclass(frozen=True)
+class TagTempo:
+    """What the file's BPM tag did to the grid (``estimates["tempo"]["tags"]``).
+
+    Attributes
+    ----------
+    bpm : float
+        The tag's BPM.
+    relation : str
+        The tag's tempo to the analysis' own, as :func:`cratedig.theory.tempo_relation` names
+        it ("1:1", "3:4", "1:2"..., "other").
+    used : bool
+        True when the grid is laid at the tag's tempo (or the analysis' own agreed with it).
+    heard : float
+        The tempo the audio alone gave.
+    """
+
+    bpm: float
+    relation: str
+    used: bool
+    heard: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "bpm": round(self.bpm, 2),
+            "relation": self.relation,
+            "used": self.used,
+            "heard": round(self.heard, 2),
+        }
+
+
+def follow_tag_tempo(
+    fe: Frontend,
+    own: BeatGrid,
+    tag_bpm: float,
+    *,
+    harmony: np.ndarray,
+    chroma: np.ndarray | None = None,
+) -> tuple[BeatGrid, TagTempo]:
+    """The grid at the tempo of the file's BPM tag where the audio allows that reading.
+
+    ``own`` is the analysis' grid from the audio alone. A tag within :data:`HINT_AGREES` of its
+    tempo confirms it (confidence 1, no runner-up); a tag at a simple ratio of it
+    (:data:`TAG_TEMPO_TOLERANCE`) lays the grid at the tag's tempo as a tempo the user gives
+    does (:func:`track_beats`), the audio's own reading kept as the runner-up; any other tag
+    leaves ``own`` as it is.
+    """
+    try:
+        bpm = check_tempo_hint(tag_bpm)
+    except ParameterError:
+        return own, TagTempo(float(tag_bpm), "other", False, float(own.tempo))
+    relation = tempo_relation(own.tempo, bpm, tolerance=TAG_TEMPO_TOLERANCE)
+    if relation == "other":
+        return own, TagTempo(bpm, relation, False, float(own.tempo))
+    if abs(own.tempo / bpm - 1.0) <= HINT_AGREES:
+        grid = replace(own, tempo_confidence=1.0, tempo_alternative=0.0)
+    else:
+        grid = replace(_hinted_beats(fe, harmony, chroma, bpm), tempo_alternative=float(own.tempo))
+    return grid, TagTempo(bpm, relation, True, float(own.tempo))
 
 
 def bars_as_given(

@@ -69,6 +69,14 @@ OffsetBeatsOption = Annotated[
         "where its bar lines are unsure (2 = half a bar of 4/4). For `rate`: the nudge heard.",
     ),
 ]
+IgnoreTagsOption = Annotated[
+    bool,
+    typer.Option(
+        "--ignore-tags",
+        help="Let the audio alone decide the tempo: no BPM from the files' tags (by default "
+        "a tagged BPM picks the beat's level where the audio allows it, e.g. 140 over 105).",
+    ),
+]
 MaxDurationOption = Annotated[
     float, typer.Option("--max-duration", help="Refuse files longer than this many seconds.")
 ]

@@ -14,6 +14,7 @@ from cratedig.cli._options import (
     BeatsPerBarOption,
     BpmOption,
     DownbeatOption,
+    IgnoreTagsOption,
     MaxDurationOption,
     clock,
     err,
@@ -37,6 +38,7 @@ def analyze_command(
     bpm: BpmOption = None,
     downbeat: DownbeatOption = None,
     beats_per_bar: BeatsPerBarOption = None,
+    ignore_tags: IgnoreTagsOption = False,
     rekordbox: Annotated[
         Path | None,
         typer.Option(
@@ -63,7 +65,9 @@ def analyze_command(
     for path in files:
         try:
             with spinner(not json_out, f"analysing {shown(path)}"):
-                result = analyze_file(path, max_duration=max_duration, hint=hint)
+                result = analyze_file(
+                    path, max_duration=max_duration, hint=hint, use_tags=not ignore_tags
+                )
         except (AudioError, OSError) as exc:
             failures += 1
             if isinstance(exc, OSError):  # a file that vanished or became unreadable mid-way
@@ -152,8 +156,17 @@ def _print_tags(a: Any) -> None:  # a: TrackAnalysis
     if words:
         out.print(f"  tags: {shown(' · '.join(words))}", highlight=False)
     bpm = tags.get("bpm")
-    if bpm and not any(abs(bpm / a.tempo / m - 1.0) <= 0.04 for m in (0.5, 1.0, 2.0)):
-        out.print(f"  [yellow]? the file's tags say {bpm:g} BPM[/yellow] (--bpm {bpm:g} to use it)")
+    followed = (a.estimates.get("tempo") or {}).get("tags") or {}
+    if followed.get("used") and followed.get("relation") != "1:1":
+        out.print(
+            f"  tempo {followed['bpm']:g} from the file's BPM tag, {followed['relation']} of the "
+            f"{followed['heard']:.2f} the audio alone reads (--ignore-tags to keep that)"
+        )
+    elif bpm and not any(abs(bpm / a.tempo / m - 1.0) <= 0.04 for m in (0.5, 1.0, 2.0)):
+        why = " (not a reading the audio allows)" if followed else ""
+        out.print(
+            f"  [yellow]? the file's tags say {bpm:g} BPM{why}[/yellow] (--bpm {bpm:g} to use it)"
+        )
     if tags.get("key") and tags["key"] != a.camelot:
         out.print(
             f"  [yellow]? the file's tags say key {tags['key']}, the analysis {a.camelot}[/yellow]"

@@ -22,6 +22,7 @@ from cratedig.cli._options import (
     DaskOption,
     DbOption,
     DownbeatOption,
+    IgnoreTagsOption,
     JsonOption,
     MaxDurationOption,
     WorkersOption,
@@ -54,6 +55,7 @@ def ingest_command(
         bool, typer.Option("--retry-failed", help="Retry files that failed before, even unchanged.")
     ] = False,
     max_duration: MaxDurationOption = MAX_DURATION_DEFAULT,
+    ignore_tags: IgnoreTagsOption = False,
     json_out: JsonOption = False,
 ) -> None:
     """Analyse new and changed audio under FOLDER into the library (resumable: run it again)."""
@@ -77,6 +79,7 @@ def ingest_command(
                     slice_fmt=slice_format,
                     retry_failed=retry_failed,
                     max_duration=max_duration,
+                    use_tags=not ignore_tags,
                     progress=progress,
                 )
         except IngestInterrupted as exc:

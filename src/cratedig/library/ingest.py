@@ -77,6 +77,9 @@ class WorkerContext:
     grid_hints : dict
         Track id -> what its user gave of its grid (``cratedig regrid``): laid again when the
         track is analysed again.
+    use_tags : bool
+        A file's BPM tag decides the beat's level where the audio allows that reading
+        (:func:`cratedig.analysis.rhythm.follow_tag_tempo`); False: the audio alone.
     """
 
     known_ids: np.ndarray
@@ -84,6 +87,7 @@ class WorkerContext:
     slices_dir: str | None = None
     slice_format: str = "flac"
     grid_hints: dict[str, dict[str, object]] = field(default_factory=dict)
+    use_tags: bool = True
 
     def knows(self, track_id: str) -> bool:
         key = np.uint64(int(track_id, 16))
@@ -137,11 +141,15 @@ Outcome = Analysed | AlreadyKnown | Failed | Vanished
 
 
 def analyse_decoded(
-    audio: DecodedAudio, path: str | os.PathLike[str], *, hint: GridHint | None = None
+    audio: DecodedAudio,
+    path: str | os.PathLike[str],
+    *,
+    hint: GridHint | None = None,
+    tags: dict[str, Any] | None = None,
 ) -> TrackAnalysis:
     """Analyse audio the worker already decoded (see :func:`~cratedig.analysis.pipeline.analyze_decoded`),
-    on the grid its user gave (``hint``) if any."""
-    return analyze_decoded(audio, path, hint=hint)
+    on the grid its user gave (``hint``) if any, the BPM of its file's ``tags`` considered."""
+    return analyze_decoded(audio, path, hint=hint, tags=tags)
 
 
 def _hint_of(ctx: WorkerContext, track_id: str) -> GridHint | None:
@@ -178,7 +186,12 @@ def process_file(ctx: WorkerContext, scanned: ScannedFile) -> Outcome:
     if ctx.knows(track_id):
         return AlreadyKnown(current, track_id, audio.duration, tags)
     try:
-        analysis = analyse_decoded(audio, current.path, hint=_hint_of(ctx, track_id))
+        analysis = analyse_decoded(
+            audio,
+            current.path,
+            hint=_hint_of(ctx, track_id),
+            tags=tags if ctx.use_tags else None,
+        )
     except AudioError as exc:
         return Failed(current, exc.reason)
     except Exception as exc:  # a bug on one odd file must not stop a 10 000-file ingest
@@ -305,6 +318,7 @@ def ingest(
     slice_fmt: str = "flac",
     retry_failed: bool = False,
     max_duration: float = MAX_DURATION,
+    use_tags: bool = True,
     progress: ProgressCallback = _no_progress,
 ) -> IngestReport:
     """Bring the library up to date with the audio under ``root``.
@@ -326,6 +340,10 @@ def ingest(
         Retry files that failed before even if unchanged.
     max_duration : float
         Refuse files longer than this many seconds.
+    use_tags : bool
+        A file's BPM tag decides the beat's level where the audio allows that reading
+        (:func:`cratedig.analysis.rhythm.follow_tag_tempo`); False: the audio alone, for the
+        files analysed in this run.
     progress : callable, optional
         Called with ``"planned"`` once, then ``"done"`` per file processed.
 
@@ -364,6 +382,7 @@ def ingest(
             slice_fmt=slice_fmt,
             retry_failed=retry_failed,
             max_duration=max_duration,
+            use_tags=use_tags,
             progress=progress,
             t0=t0,
         )
@@ -378,6 +397,7 @@ def _ingest(
     slice_fmt: str,
     retry_failed: bool,
     max_duration: float,
+    use_tags: bool,
     progress: ProgressCallback,
     t0: float,
 ) -> IngestReport:
@@ -433,6 +453,7 @@ def _ingest(
         slices_dir=os.fspath(slices_dir) if slices_dir is not None else None,
         slice_format=slice_fmt,
         grid_hints=hints,
+        use_tags=use_tags,
     )
     stored: set[str] = set(current)  # current tracks, including those stored by this ingest
     try:

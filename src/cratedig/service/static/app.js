@@ -139,6 +139,7 @@ function showSong(track, match) {
     `${matched}/${track.segments.length} phrases have partners${match.query.upload ? " · uploaded, not in the library" : ""}` +
     (tagName(tags) ? `<div class="dim" data-testid="file">${esc([tags.album, tags.genre, tags.year].filter(Boolean).join(" · "))}${tags.album || tags.genre || tags.year ? " · " : ""}${esc(baseName(track.path))}</div>` : "") +
     (given ? `<div class="given" data-testid="grid-given">grid as you gave it: ${esc(gridWords(given))}</div>` : "") +
+    tagTempoWords(track).map((w) => `<div class="given" data-testid="tag-tempo">${esc(w)}</div>`).join("") +
     tagDoubts(tags, track).map((d) => `<div class="doubt" data-testid="tag-doubt">? ${esc(d)}</div>`).join("") +
     (match.query.doubts || []).map((d) => `<div class="doubt">? ${esc(d)}</div>`).join("");
   // Fixing the grid is for library tracks (an upload is matched once, with "file BPM").
@@ -155,6 +156,13 @@ function showSong(track, match) {
   $("#phrase-view").innerHTML = `<p class="hint">Click a phrase above to see what mixes with it.</p>`;
   renderTracks();
   $("#song").scrollIntoView({ block: "start" });
+}
+
+// The tempo the file's BPM tag chose over the audio's own reading (a simple ratio of it).
+function tagTempoWords(track) {
+  const t = (track.estimates && track.estimates.tempo && track.estimates.tempo.tags) || null;
+  if (!t || !t.used || t.relation === "1:1") return [];
+  return [`tempo ${t.bpm} from the file's BPM tag, ${t.relation} of the ${Number(t.heard).toFixed(1)} the audio alone reads`];
 }
 
 // Where the file's tags disagree with the analysis (beyond 4 %, octaves allowed for tempo).
