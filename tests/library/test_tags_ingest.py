@@ -169,3 +169,35 @@ def test_ingest_follows_a_bpm_tag_the_audio_allows(tmp_path):
     run("ingest", music, "--db", db2, "--json", "--ignore-tags")
     alone = {t["path"].rsplit("/", 1)[-1]: t for t in _tracks(db2)}
     assert abs(alone["a.flac"]["tempo"] - 124.0) < 1.0
+
+
+def test_a_new_bpm_tag_brings_a_new_analysis(tmp_path):
+    """A DJ corrects a file's BPM tag: the next ingest analyses that track again at the new
+    tag's level (the same track id, its segments replaced); a retag of its title alone, or a
+    tag the audio does not allow, keeps what is stored."""
+    from mutagen.flac import FLAC
+
+    music, db = _library(tmp_path, 7, {"TITLE": "Fix me"})
+    before = {t["path"].rsplit("/", 1)[-1]: t for t in _tracks(db)}["a.flac"]
+    assert abs(before["tempo"] - 124.0) < 1.0
+
+    f = FLAC(music / "a.flac")
+    f["BPM"] = "62"
+    f.save()
+    again = json.loads(run("ingest", music, "--db", db, "--json").stdout)
+    assert again["analysed"] == 1
+    after = {t["path"].rsplit("/", 1)[-1]: t for t in _tracks(db)}["a.flac"]
+    assert after["track_id"] == before["track_id"] and abs(after["tempo"] - 62.0) < 1.0
+    assert len(_tracks(db)) == 2
+
+    f["TITLE"] = "Fixed"
+    f.save()
+    assert json.loads(run("ingest", music, "--db", db, "--json").stdout)["analysed"] == 0
+    f["BPM"] = "124"
+    f.save()
+    assert json.loads(run("ingest", music, "--db", db, "--json").stdout)["analysed"] == 1
+    back = {t["path"].rsplit("/", 1)[-1]: t for t in _tracks(db)}["a.flac"]
+    assert abs(back["tempo"] - 124.0) < 1.0
+    # a match still finds the other song's partners on the replaced segments
+    matched = json.loads(run("match", music / "b.flac", "--db", db, "--json", "--top", "3").stdout)
+    assert any(c for m in matched["matches"] for c in m["candidates"])

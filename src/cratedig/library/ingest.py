@@ -80,6 +80,9 @@ class WorkerContext:
     use_tags : bool
         A file's BPM tag decides the beat's level where the audio allows that reading
         (:func:`cratedig.analysis.rhythm.follow_tag_tempo`); False: the audio alone.
+    tag_tempos : dict
+        Track id -> the BPM tag its stored analysis considered (absent: none): a known
+        track's file whose BPM tag now says another tempo is analysed again.
     """
 
     known_ids: np.ndarray
@@ -88,6 +91,16 @@ class WorkerContext:
     slice_format: str = "flac"
     grid_hints: dict[str, dict[str, object]] = field(default_factory=dict)
     use_tags: bool = True
+    tag_tempos: dict[str, float] = field(default_factory=dict)
+
+    def retagged_tempo(self, track_id: str, tags: dict[str, Any], hint: GridHint | None) -> bool:
+        """Whether a known track's file now has a BPM tag its stored analysis did not
+        consider (a tempo its user gave wins over any tag: then never)."""
+        bpm = tags.get("bpm")
+        if not self.use_tags or not bpm or (hint is not None and hint.bpm is not None):
+            return False
+        before = self.tag_tempos.get(track_id)
+        return before is None or abs(float(bpm) - before) > 1e-6
 
     def knows(self, track_id: str) -> bool:
         key = np.uint64(int(track_id, 16))
@@ -110,6 +123,9 @@ class Analysed:
     slices: int = 0
     slice_error: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)  # cratedig.audio.tags.read_tags
+    #: A known track analysed again because its file's BPM tag changed: its analysis replaces
+    #: the stored one.
+    replaces: bool = False
 
 
 @dataclass
@@ -183,21 +199,20 @@ def process_file(ctx: WorkerContext, scanned: ScannedFile) -> Outcome:
         return Failed(current, exc.reason)
     track_id = track_id_from_hash(audio.content_hash)
     tags = read_tags(current.path)
-    if ctx.knows(track_id):
+    hint = _hint_of(ctx, track_id)
+    known = ctx.knows(track_id)
+    if known and not ctx.retagged_tempo(track_id, tags, hint):
         return AlreadyKnown(current, track_id, audio.duration, tags)
     try:
         analysis = analyse_decoded(
-            audio,
-            current.path,
-            hint=_hint_of(ctx, track_id),
-            tags=tags if ctx.use_tags else None,
+            audio, current.path, hint=hint, tags=tags if ctx.use_tags else None
         )
     except AudioError as exc:
         return Failed(current, exc.reason)
     except Exception as exc:  # a bug on one odd file must not stop a 10 000-file ingest
         log.exception("analysis of %s failed", current.path)
         return Failed(current, f"analysis failed ({type(exc).__name__}: {exc})")
-    result = Analysed(current, analysis, time.perf_counter() - t0, tags=tags)
+    result = Analysed(current, analysis, time.perf_counter() - t0, tags=tags, replaces=known)
     if ctx.slices_dir is not None:
         # A mono file already at the analysis rate was decoded exactly as slicing needs it.
         native = audio if audio.sr == audio.source_sr and audio.channels == 1 else None
@@ -415,6 +430,7 @@ def _ingest(
     with library.reader() as s:
         current = repo.current_track_ids(s, analysis_version=ANALYSIS_VERSION)
         hints = repo.grid_hints(s)
+        tag_tempos = repo.tag_tempos(s) if use_tags else {}
     todo: list[ScannedFile] = []
     seen_tracks: set[str] = set()  # tracks this ingest saw unchanged: may need their slices
     for f in scan.files:
@@ -454,6 +470,7 @@ def _ingest(
         slice_format=slice_fmt,
         grid_hints=hints,
         use_tags=use_tags,
+        tag_tempos=tag_tempos,
     )
     stored: set[str] = set(current)  # current tracks, including those stored by this ingest
     try:
@@ -558,7 +575,9 @@ def _write_outcome(
         report.failed.append((f.path, outcome.reason))
         log.info("failed: %s: %s", f.path, outcome.reason)
         return "failed"
-    if isinstance(outcome, Analysed) and outcome.analysis.track_id not in stored:
+    if isinstance(outcome, Analysed) and (
+        outcome.analysis.track_id not in stored or outcome.replaces
+    ):
         a = outcome.analysis
         with library.transaction() as s:
             repo.store_analysis(s, a, ingest_id=report.ingest_id)

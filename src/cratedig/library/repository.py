@@ -675,6 +675,22 @@ def track_tags(session: Session, track_id: str) -> dict[str, Any]:
     return dict(row.tags or {}) if row is not None else {}
 
 
+def tag_tempos(session: Session) -> dict[str, float]:
+    """Track id -> the BPM tag its stored analysis considered
+    (``estimates["tempo"]["tags"]["bpm"]``, :func:`cratedig.analysis.rhythm.follow_tag_tempo`),
+    for the tracks whose stored tags carry a BPM; a track whose analysis considered none is
+    absent."""
+    q = select(TrackRow.id, TrackRow.tags, TrackRow.estimates).where(TrackRow.tags.is_not(None))
+    out: dict[str, float] = {}
+    for r in session.execute(q):
+        if not (r.tags or {}).get("bpm"):
+            continue
+        considered = (((r.estimates or {}).get("tempo") or {}).get("tags") or {}).get("bpm")
+        if considered:
+            out[r.id] = float(considered)
+    return out
+
+
 def grid_hints(
     session: Session, track_ids: Sequence[str] | None = None
 ) -> dict[str, dict[str, object]]:
