@@ -145,9 +145,11 @@ def test_analyze_prints_the_tags_and_where_they_disagree(tmp_path):
         "? the file's tags say 100 BPM (not a reading the audio allows) (--bpm 100 to use it)"
         in shown
     )
-    assert "? the file's tags say key 8B, the analysis 8A" in shown
+    # a clear A minor song: the tag's C major is not a reading it allows
+    assert "? the file's tags say key 8B (not a reading the audio allows), the analysis 8A" in shown
     shown = " ".join(run("analyze", path, "--ignore-tags").stdout.split())
     assert "? the file's tags say 100 BPM (--bpm 100 to use it)" in shown
+    assert "? the file's tags say key 8B, the analysis 8A" in shown
 
 
 def test_ingest_follows_a_bpm_tag_the_audio_allows(tmp_path):
@@ -198,6 +200,14 @@ def test_a_new_bpm_tag_brings_a_new_analysis(tmp_path):
     assert json.loads(run("ingest", music, "--db", db, "--json").stdout)["analysed"] == 1
     back = {t["path"].rsplit("/", 1)[-1]: t for t in _tracks(db)}["a.flac"]
     assert abs(back["tempo"] - 124.0) < 1.0
+    # a new key tag is weighed too (this clear A minor song keeps its key), once
+    f["INITIALKEY"] = "C"
+    f.save()
+    assert json.loads(run("ingest", music, "--db", db, "--json").stdout)["analysed"] == 1
+    f["TITLE"] = "Fixed again"
+    f.save()
+    assert json.loads(run("ingest", music, "--db", db, "--json").stdout)["analysed"] == 0
+    assert {t["path"].rsplit("/", 1)[-1]: t for t in _tracks(db)}["a.flac"]["camelot"] == "8A"
     # a match still finds the other song's partners on the replaced segments
     matched = json.loads(run("match", music / "b.flac", "--db", db, "--json", "--top", "3").stdout)
     assert any(c for m in matched["matches"] for c in m["candidates"])

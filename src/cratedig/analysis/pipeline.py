@@ -39,10 +39,12 @@ from cratedig.analysis.structure import bar_bounds, bar_cues, segment_structure
 from cratedig.analysis.tonal import (
     OPENING_WEIGHT,
     KeyEstimate,
+    TagKey,
     bass_notes,
     chroma_pair,
     estimate_key,
     estimate_tuning,
+    follow_tag_key,
     hypermetric_spans,
     opening_end,
 )
@@ -254,6 +256,9 @@ def analyze_signal(
         cadence_chroma=cadence,
         prior=OPENING_WEIGHT * opening.scores + prior_of(evidence.logits()),
     )
+    tag_key: TagKey | None = None
+    if tags and tags.get("key"):
+        track_key, tag_key = follow_tag_key(track_key, str(tags["key"]))
     lap("key")
 
     segments = _phrase_segments(
@@ -325,6 +330,7 @@ def analyze_signal(
             ),
             hint=hint,
             tag_tempo=tag_tempo,
+            tag_key=tag_key,
         ),
     )
 
@@ -404,12 +410,14 @@ def estimates_of(
     *,
     hint: GridHint | None = None,
     tag_tempo: TagTempo | None = None,
+    tag_key: TagKey | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Confidence and runner-up of each track-level estimate (the ``estimates`` record field).
 
     ``key_confidence`` defaults to the key's clarity (see :func:`key_agreement`). What the user
     gave of the grid (``hint``) is ``"grid": {"given": {...}}``; what the file's BPM tag did
-    (``tag_tempo``) is ``"tempo": {"tags": {...}}``.
+    (``tag_tempo``) is ``"tempo": {"tags": {...}}``, its key tag (``tag_key``)
+    ``"key": {"tags": {...}}``.
     """
     runner = Key.from_index(int(np.argsort(key.scores)[-2]))
     alt = float(grid.tempo_alternative)
@@ -439,7 +447,8 @@ def estimates_of(
             ),
             "alternative": runner.name + (" minor" if runner.mode == "minor" else " major"),
             "relation": key_relation(key.key, runner),
-        },
+        }
+        | ({"tags": tag_key.to_json()} if tag_key is not None else {}),
     }
 
 

@@ -73,8 +73,8 @@ IgnoreTagsOption = Annotated[
     bool,
     typer.Option(
         "--ignore-tags",
-        help="Let the audio alone decide the tempo: no BPM from the files' tags (by default "
-        "a tagged BPM picks the beat's level where the audio allows it, e.g. 140 over 105).",
+        help="Let the audio alone decide tempo and key (by default a file's BPM and key "
+        "tags pick among the readings the audio allows, e.g. 140 over 105).",
     ),
 ]
 MaxDurationOption = Annotated[

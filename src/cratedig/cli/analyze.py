@@ -167,9 +167,17 @@ def _print_tags(a: Any) -> None:  # a: TrackAnalysis
         out.print(
             f"  [yellow]? the file's tags say {bpm:g} BPM{why}[/yellow] (--bpm {bpm:g} to use it)"
         )
-    if tags.get("key") and tags["key"] != a.camelot:
+    key_tag = (a.estimates.get("key") or {}).get("tags") or {}
+    if key_tag.get("used") and key_tag.get("heard") != a.camelot:
         out.print(
-            f"  [yellow]? the file's tags say key {tags['key']}, the analysis {a.camelot}[/yellow]"
+            f"  key {a.camelot} from the file's key tag; the audio alone reads "
+            f"{key_tag['heard']} (--ignore-tags to keep that)"
+        )
+    elif tags.get("key") and tags["key"] != a.camelot:
+        why = " (not a reading the audio allows)" if key_tag else ""
+        out.print(
+            f"  [yellow]? the file's tags say key {tags['key']}{why}, the analysis "
+            f"{a.camelot}[/yellow]"
         )
 
 

@@ -80,9 +80,9 @@ class WorkerContext:
     use_tags : bool
         A file's BPM tag decides the beat's level where the audio allows that reading
         (:func:`cratedig.analysis.rhythm.follow_tag_tempo`); False: the audio alone.
-    tag_tempos : dict
-        Track id -> the BPM tag its stored analysis considered (absent: none): a known
-        track's file whose BPM tag now says another tempo is analysed again.
+    tags_considered : dict
+        Track id -> the BPM and key tags its stored analysis considered (absent: none): a
+        known track's file whose BPM or key tag now says something else is analysed again.
     """
 
     known_ids: np.ndarray
@@ -91,16 +91,19 @@ class WorkerContext:
     slice_format: str = "flac"
     grid_hints: dict[str, dict[str, object]] = field(default_factory=dict)
     use_tags: bool = True
-    tag_tempos: dict[str, float] = field(default_factory=dict)
+    tags_considered: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def retagged_tempo(self, track_id: str, tags: dict[str, Any], hint: GridHint | None) -> bool:
-        """Whether a known track's file now has a BPM tag its stored analysis did not
-        consider (a tempo its user gave wins over any tag: then never)."""
-        bpm = tags.get("bpm")
-        if not self.use_tags or not bpm or (hint is not None and hint.bpm is not None):
+    def retagged(self, track_id: str, tags: dict[str, Any], hint: GridHint | None) -> bool:
+        """Whether a known track's file now has a BPM or key tag its stored analysis did not
+        consider (a tempo its user gave wins over any BPM tag: that one never counts)."""
+        if not self.use_tags:
             return False
-        before = self.tag_tempos.get(track_id)
-        return before is None or abs(float(bpm) - before) > 1e-6
+        before = self.tags_considered.get(track_id, {})
+        bpm, key = tags.get("bpm"), tags.get("key")
+        if bpm and (hint is None or hint.bpm is None):
+            if before.get("bpm") is None or abs(float(bpm) - float(before["bpm"])) > 1e-6:
+                return True
+        return bool(key) and key != before.get("key")
 
     def knows(self, track_id: str) -> bool:
         key = np.uint64(int(track_id, 16))
@@ -123,8 +126,8 @@ class Analysed:
     slices: int = 0
     slice_error: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)  # cratedig.audio.tags.read_tags
-    #: A known track analysed again because its file's BPM tag changed: its analysis replaces
-    #: the stored one.
+    #: A known track analysed again because its file's BPM or key tag changed: its analysis
+    #: replaces the stored one.
     replaces: bool = False
 
 
@@ -201,7 +204,7 @@ def process_file(ctx: WorkerContext, scanned: ScannedFile) -> Outcome:
     tags = read_tags(current.path)
     hint = _hint_of(ctx, track_id)
     known = ctx.knows(track_id)
-    if known and not ctx.retagged_tempo(track_id, tags, hint):
+    if known and not ctx.retagged(track_id, tags, hint):
         return AlreadyKnown(current, track_id, audio.duration, tags)
     try:
         analysis = analyse_decoded(
@@ -430,7 +433,7 @@ def _ingest(
     with library.reader() as s:
         current = repo.current_track_ids(s, analysis_version=ANALYSIS_VERSION)
         hints = repo.grid_hints(s)
-        tag_tempos = repo.tag_tempos(s) if use_tags else {}
+        considered = repo.tags_considered(s) if use_tags else {}
     todo: list[ScannedFile] = []
     seen_tracks: set[str] = set()  # tracks this ingest saw unchanged: may need their slices
     for f in scan.files:
@@ -470,7 +473,7 @@ def _ingest(
         slice_format=slice_fmt,
         grid_hints=hints,
         use_tags=use_tags,
-        tag_tempos=tag_tempos,
+        tags_considered=considered,
     )
     stored: set[str] = set(current)  # current tracks, including those stored by this ingest
     try:

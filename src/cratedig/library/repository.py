@@ -675,19 +675,26 @@ def track_tags(session: Session, track_id: str) -> dict[str, Any]:
     return dict(row.tags or {}) if row is not None else {}
 
 
-def tag_tempos(session: Session) -> dict[str, float]:
-    """Track id -> the BPM tag its stored analysis considered
-    (``estimates["tempo"]["tags"]["bpm"]``, :func:`cratedig.analysis.rhythm.follow_tag_tempo`),
-    for the tracks whose stored tags carry a BPM; a track whose analysis considered none is
-    absent."""
+def tags_considered(session: Session) -> dict[str, dict[str, Any]]:
+    """Track id -> the tags its stored analysis considered: ``bpm`` from
+    ``estimates["tempo"]["tags"]`` (:func:`cratedig.analysis.rhythm.follow_tag_tempo`) and
+    ``key`` from ``estimates["key"]["tags"]`` (:func:`cratedig.analysis.tonal.follow_tag_key`),
+    for the tracks whose stored tags carry a BPM or a key; a track whose analysis considered
+    none is absent."""
     q = select(TrackRow.id, TrackRow.tags, TrackRow.estimates).where(TrackRow.tags.is_not(None))
-    out: dict[str, float] = {}
+    out: dict[str, dict[str, Any]] = {}
     for r in session.execute(q):
-        if not (r.tags or {}).get("bpm"):
+        tags = r.tags or {}
+        if not (tags.get("bpm") or tags.get("key")):
             continue
-        considered = (((r.estimates or {}).get("tempo") or {}).get("tags") or {}).get("bpm")
-        if considered:
-            out[r.id] = float(considered)
+        est = r.estimates or {}
+        seen = {
+            "bpm": ((est.get("tempo") or {}).get("tags") or {}).get("bpm"),
+            "key": ((est.get("key") or {}).get("tags") or {}).get("key"),
+        }
+        seen = {k: v for k, v in seen.items() if v}
+        if seen:
+            out[r.id] = seen
     return out
 
 

@@ -158,11 +158,14 @@ function showSong(track, match) {
   $("#song").scrollIntoView({ block: "start" });
 }
 
-// The tempo the file's BPM tag chose over the audio's own reading (a simple ratio of it).
+// The tempo and key the file's tags chose over the audio's own readings (readings it allows).
 function tagTempoWords(track) {
-  const t = (track.estimates && track.estimates.tempo && track.estimates.tempo.tags) || null;
-  if (!t || !t.used || t.relation === "1:1") return [];
-  return [`tempo ${t.bpm} from the file's BPM tag, ${t.relation} of the ${Number(t.heard).toFixed(1)} the audio alone reads`];
+  const e = track.estimates || {};
+  const t = (e.tempo && e.tempo.tags) || null, k = (e.key && e.key.tags) || null;
+  const out = [];
+  if (t && t.used && t.relation !== "1:1") out.push(`tempo ${t.bpm} from the file's BPM tag, ${t.relation} of the ${Number(t.heard).toFixed(1)} the audio alone reads`);
+  if (k && k.used && k.heard !== track.camelot) out.push(`key ${track.camelot} from the file's key tag; the audio alone reads ${k.heard}`);
+  return out;
 }
 
 // Where the file's tags disagree with the analysis (beyond 4 %, octaves allowed for tempo).
