@@ -309,6 +309,17 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     page.wait_for_function(f"Math.abs(state.track.tempo - {half}) < {0.02 * half}", timeout=120_000)
     assert f"{half:.1f} BPM" in page.inner_text("#song-meta")
     page.fill("#upload-bpm", "")
+    # A file whose BPM tag says half time: the tag's level, and the page says so.
+    from cratedig.audio.tags import write_tags
+
+    tagged = tmp_path / "tagged take.wav"
+    sf.write(tagged, 0.7 * x, sr)
+    write_tags(tagged, {"bpm": f"{half:g}"})
+    page.set_input_files("#upload", str(tagged))
+    page.wait_for_selector("[data-testid=tag-tempo]", timeout=120_000)
+    assert abs(page.evaluate("state.track.tempo") - half) < 0.02 * half
+    words = page.text_content("[data-testid=tag-tempo]")
+    assert f"tempo {half:g} from the file's BPM tag, 1:2 of the" in words, words
 
     # Scan the music folder (the waltz is new) with live progress.
     seen: list[str] = []

@@ -186,6 +186,9 @@ class MatchResult:
                 "camelot": a.key.camelot,
                 "segments": [s.to_json() for s in a.segments],
                 "doubts": a.doubts(),
+                # confidence and runner-up of tempo, meter, bar lines and key, and what the
+                # file's tags or the user's grid did (an upload's view shows them)
+                "estimates": a.estimates,
             },
             "matches": [m.to_json() for m in self.matches],
             **({"ruled_out": self.ruled_out} if self.ruled_out is not None else {}),
