@@ -103,3 +103,15 @@ def test_analyze_file_reads_the_tags_unless_told_not_to(tmp_path, song) -> None:
     assert analyze_file(path).tempo == pytest.approx(50.0, rel=0.02)
     assert analyze_file(path, use_tags=False).tempo == pytest.approx(100.0, rel=0.01)
     assert analyze_file(path, tags={}).tempo == pytest.approx(100.0, rel=0.01)
+
+
+def test_a_tag_at_the_right_level_but_a_wrong_tempo_is_not_followed(song) -> None:
+    """A tag 3 % off (another edit of the track, a pitched copy): the level is the audio's but
+    the tempo is not, so its beats would drift off the music within bars: not followed."""
+    own = analyze_signal(song.audio, sr=SR)
+    a = analyze_signal(song.audio, sr=SR, tags={"bpm": 103.0})
+    assert a.tempo == own.tempo
+    assert _tags(a)["relation"] == "1:1" and _tags(a)["used"] is False
+    # a little off at half time (a rounded 50.6 for 50): within 2 %, followed, refined
+    b = analyze_signal(song.audio, sr=SR, tags={"bpm": 50.6})
+    assert _tags(b)["used"] and b.tempo == pytest.approx(50.0, rel=0.01)

@@ -298,7 +298,9 @@ def track_beats(
             # The analysis heard the tempo the user gives: its grid stands, undoubted.
             grid = replace(own, tempo_confidence=1.0, tempo_alternative=0.0)
         else:
-            grid = _hinted_beats(fe, harmony, chroma, hint.bpm)
+            hinted = _hinted_beats(fe, harmony, chroma, hint.bpm)
+            assert hinted is not None  # insist=True always lays a grid
+            grid = hinted
         return bars_as_given(fe, grid, hint, harmony=harmony, chroma=chroma)
     onset = _local_normalise(fe.onset.astype(np.float64), fe.fps)
     mid = _local_normalise(fe.onset_bands[1].astype(np.float64), fe.fps)
@@ -526,8 +528,10 @@ def follow_tag_tempo(
     ``own`` is the analysis' grid from the audio alone. A tag within :data:`HINT_AGREES` of its
     tempo confirms it (confidence 1, no runner-up); a tag at a simple ratio of it
     (:data:`TAG_TEMPO_TOLERANCE`) lays the grid at the tag's tempo as a tempo the user gives
-    does (:func:`track_beats`), the audio's own reading kept as the runner-up; any other tag
-    leaves ``own`` as it is.
+    does (:func:`track_beats`), the audio's own reading kept as the runner-up, unless the beats
+    fitted there settle more than :data:`HINT_AGREES` from the tag's tempo (the user's tempo
+    would then be laid exactly; a tag's is not followed); any other tag leaves ``own`` as it
+    is.
     """
     try:
         bpm = check_tempo_hint(tag_bpm)
@@ -538,9 +542,15 @@ def follow_tag_tempo(
         return own, TagTempo(bpm, relation, False, float(own.tempo))
     if abs(own.tempo / bpm - 1.0) <= HINT_AGREES:
         grid = replace(own, tempo_confidence=1.0, tempo_alternative=0.0)
-    else:
-        grid = replace(_hinted_beats(fe, harmony, chroma, bpm), tempo_alternative=float(own.tempo))
-    return grid, TagTempo(bpm, relation, True, float(own.tempo))
+        return grid, TagTempo(bpm, relation, True, float(own.tempo))
+    fitted = _hinted_beats(fe, harmony, chroma, bpm, insist=False)
+    if fitted is None:
+        # The beats fitted at the tag's level settle more than 2 % from its tempo: the audio
+        # holds that level but not that tempo (a tag of another edit, or one rounded far off).
+        return own, TagTempo(bpm, relation, False, float(own.tempo))
+    return replace(fitted, tempo_alternative=float(own.tempo)), TagTempo(
+        bpm, relation, True, float(own.tempo)
+    )
 
 
 def bars_as_given(
@@ -659,17 +669,28 @@ def check_tempo_hint(bpm: float) -> float:
 
 
 def _hinted_beats(
-    fe: Frontend, harmony: np.ndarray, chroma: np.ndarray | None, bpm: float
-) -> BeatGrid:
+    fe: Frontend,
+    harmony: np.ndarray,
+    chroma: np.ndarray | None,
+    bpm: float,
+    *,
+    insist: bool = True,
+) -> BeatGrid | None:
     """:func:`track_beats` at a tempo the user gave: the grid (phase from the onsets' fold and
     the beat network, a constant grid fitted, or dynamic programming where the tempo moves),
-    the meter and the bar lines as usual; no tempo decision to doubt."""
+    the meter and the bar lines as usual; no tempo decision to doubt.
+
+    Where the fit ends more than :data:`HINT_AGREES` from ``bpm``, a constant grid at exactly
+    ``bpm`` is laid (the user's word wins), or, with ``insist=False`` (a file's tag, not the
+    user's word), None: the audio does not hold that tempo."""
     onset = _local_normalise(fe.onset.astype(np.float64), fe.fps)
     start, end = active_span(fe)
     period = 60.0 * fe.fps / bpm
     act = beat_activation(fe)
     beats_f, steady = _beat_frames(fe, onset, period, start, end, act)
     beats, tempo = _beats_and_tempo(fe, beats_f, steady, period)
+    if abs(tempo / bpm - 1.0) > HINT_AGREES and not insist:
+        return None
     if abs(tempo / bpm - 1.0) > HINT_AGREES:
         # The onsets pulled the fit away from the tempo the user gave (noise, a free-time
         # intro, a part that drifts): a constant grid at exactly that tempo, on its best phase.
