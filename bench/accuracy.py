@@ -149,7 +149,7 @@ def cratedig_system() -> System:
         return System(name="cratedig", label="cratedig", run=None, unavailable=reason)
 
     def run(path: str) -> Estimate:
-        a = analyze_file(path)
+        a = analyze_file(path, use_tags=False)  # the audio alone
         alt = (a.estimates.get("tempo") or {}).get("alternative")
         return Estimate(
             tempo=float(a.tempo),

@@ -131,7 +131,7 @@ def _inputs_of(job: tuple[str, str, str | None, Any]) -> dict[str, Any] | None:
             return None
         rec["key"] = f"{item['key']} {item['mode']}"
         with _spy_key_inputs(rec):
-            pl.analyze_file(str(songs / item["path"]))
+            pl.analyze_file(str(songs / item["path"]), use_tags=False)
     elif kind == "hard":
         from hard_songs import hard_song
 
@@ -143,7 +143,7 @@ def _inputs_of(job: tuple[str, str, str | None, Any]) -> dict[str, Any] | None:
     else:  # an audio file with its key
         rec["key"] = extra
         with _spy_key_inputs(rec):
-            pl.analyze_file(str(path))
+            pl.analyze_file(str(path), use_tags=False)
     out.write_text(
         json.dumps({k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in rec.items()})
     )

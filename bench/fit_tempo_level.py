@@ -69,7 +69,7 @@ def _capture(job: tuple[str, str]) -> dict[str, Any] | None:
             y = np.load(path).astype(np.float32) / 32768.0
             pipeline.analyze_signal(y, sr=11025)
         else:
-            pipeline.analyze_file(path)
+            pipeline.analyze_file(path, use_tags=False)
     except Exception as e:  # noqa: BLE001 - one bad file never stops the fit
         return {"error": repr(e)}
     return got

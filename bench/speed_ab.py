@@ -48,7 +48,7 @@ for line in sys.stdin:
     path = json.loads(line)
     w0, c0 = time.perf_counter(), time.process_time()
     try:
-        a = analyze_file(path)
+        a = analyze_file(path, use_tags=False)  # the audio alone
     except Exception as exc:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
         continue
