@@ -142,3 +142,43 @@ def test_write_tags_round_trips_in_every_format_it_writes(tmp_path):
         assert read_tags(tmp_path / name) == WANT, name
     with pytest.raises(ParameterError, match="tags are written to"):
         write_tags(tmp_path / "x.m4a", given)
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("Loops/Bass_Loop_124bpm_Am.wav", {"bpm": 124.0, "key": "8A"}),
+        ("ESM_Bass_Loop_128_F#min.wav", {"bpm": 128.0, "key": "11A"}),
+        ("128 BPM - F# minor - pad.flac", {"bpm": 128.0, "key": "11A"}),
+        ("Drums_Am_126.wav", {"bpm": 126.0, "key": "8A"}),
+        ("dm_90.wav", {"bpm": 90.0, "key": "7A"}),
+        ("loop 87.5bpm Ebm.wav", {"bpm": 87.5, "key": "2A"}),
+        ("bpm140_dnb_loop.wav", {"bpm": 140.0}),
+        ("Piano_Loop_Gmaj.wav", {"key": "9B"}),
+        ("Sonata in A major.flac", {"key": "11B"}),
+        ("8A - 6 - Artist - Title.mp3", {"key": "8A"}),  # a key-renaming tool's prefix
+        # a word, a take, a track number, a side: nothing
+        ("I Am Legend.mp3", {}),
+        ("DJ Am - Title.mp3", {}),
+        ("Part A - Take 2.wav", {}),
+        ("Track 12B.mp3", {}),
+        ("Artist - Title (Original Mix).mp3", {}),
+        ("KSHMR_Kick_01.wav", {}),
+        ("loop_999bpm.wav", {}),  # no tempo
+    ],
+)
+def test_what_a_files_name_says(name, said):
+    from cratedig.audio.tags import name_tags
+
+    assert name_tags(name) == said
+
+
+def test_file_tags_take_the_name_where_the_tags_are_silent(tmp_path):
+    from cratedig.audio.tags import file_tags, write_tags
+
+    path = tmp_path / "Bass_Loop_124bpm_Am.flac"
+    sf.write(path, np.zeros(2205, dtype=np.float32), 22050, format="FLAC")
+    assert file_tags(path) == {"bpm": 124.0, "key": "8A", "from_name": ["bpm", "key"]}
+    write_tags(path, {"title": "Bass", "bpm": "125"})
+    assert file_tags(path) == {"title": "Bass", "bpm": 125.0, "key": "8A", "from_name": ["key"]}
+    assert read_tags(path) == {"title": "Bass", "bpm": 125.0}

@@ -209,3 +209,32 @@ def test_a_new_bpm_tag_brings_a_new_analysis(tmp_path):
     # a match still finds the other song's partners on the replaced segments
     matched = json.loads(run("match", music / "b.flac", "--db", db, "--json", "--top", "3").stdout)
     assert any(c for m in matched["matches"] for c in m["candidates"])
+
+
+def test_a_loop_named_by_its_bpm_and_key(tmp_path):
+    """Sample packs name loops by tempo and key ("Groove_62bpm_Am.flac"): with no tags, the
+    name is read as tags are, followed where the audio allows it, and said to come from the
+    name; a copy whose name alone says something wipes no tags."""
+    music = tmp_path / "loops"
+    music.mkdir()
+    song = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=8, seed=5, sr=SR)
+    path = music / "Groove_62bpm_Am.flac"
+    sf.write(path, song.audio, SR, format="FLAC")
+    shown = " ".join(run("analyze", path).stdout.split())
+    assert "tempo 62 from the file's name, 1:2 of the 12" in shown
+    db = f"sqlite:///{tmp_path / 'lib.db'}"
+    run("ingest", music, "--db", db, "--json")
+    (t,) = _tracks(db)
+    assert abs(t["tempo"] - 62.0) < 1.0 and t["camelot"] == "8A"
+    assert t["tags"] == {"bpm": 62.0, "key": "8A", "from_name": ["bpm", "key"]}
+    # a name that says 100 BPM: no reading of a 124 BPM groove, said so
+    other = music / "Groove_100bpm.flac"
+    shutil.copy(path, other)
+    shown = " ".join(run("analyze", other).stdout.split())
+    assert "? the file's name says 100 BPM (not a reading the audio allows)" in shown
+    # ingested, it is a duplicate of the first: the track keeps what it had
+    report = json.loads(run("ingest", music, "--db", db, "--json").stdout)
+    assert [d["path"].rsplit("/", 1)[-1] for d in report["duplicates"]] == ["Groove_100bpm.flac"]
+    assert report["analysed"] == 0
+    (t,) = _tracks(db)
+    assert t["tags"]["bpm"] == 62.0 and abs(t["tempo"] - 62.0) < 1.0

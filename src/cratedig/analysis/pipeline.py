@@ -79,7 +79,8 @@ def analyze_file(
         Recorded as ``estimates["grid"]["given"]``.
     tags : mapping, optional
         What the file's tags say; default: read from ``path``
-        (:func:`cratedig.audio.tags.read_tags`) unless ``use_tags`` is False. A ``bpm``
+        (:func:`cratedig.audio.tags.file_tags`: its tags, else what its name states) unless
+        ``use_tags`` is False. A ``bpm``
         decides the beat's level where the audio allows that reading
         (:func:`cratedig.analysis.rhythm.follow_tag_tempo`; a tempo in ``hint`` wins).
         Recorded as ``estimates["tempo"]["tags"]``.
@@ -107,9 +108,9 @@ def analyze_file(
     if not use_tags:
         tags = None
     elif tags is None:
-        from cratedig.audio.tags import read_tags
+        from cratedig.audio.tags import file_tags
 
-        tags = read_tags(path)
+        tags = file_tags(path)
     result = analyze_decoded(audio, path, hint=hint, tags=tags)
     result.timings = {"decode": t1 - t0, **result.timings}
     return result

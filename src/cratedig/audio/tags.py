@@ -25,7 +25,7 @@ from cratedig.theory import Key
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FIELDS", "MAX_TEXT", "read_tags", "write_tags"]
+__all__ = ["FIELDS", "MAX_TEXT", "file_tags", "name_tags", "read_tags", "write_tags"]
 
 #: The fields read, in the order shown.
 FIELDS = ("artist", "title", "album", "genre", "year", "bpm", "key")
@@ -100,6 +100,100 @@ def read_tags(path: str | os.PathLike[str]) -> dict[str, Any]:
                     out[field] = value
                     break
     return out
+
+
+# What a sample pack's or a DJ's file name says (name_tags): "Bass_Loop_124bpm_Am.wav",
+# "128 BPM - F# minor - pad.flac", "8A - Artist - Title.mp3", "Drums_Am_126.wav".
+_BPM_MARKED = re.compile(
+    r"(?<![\d.])(\d{2,3}(?:[.,]\d{1,2})?)\s*[-_ ]?\s*bpm(?![a-z])"
+    r"|(?<![a-z])bpm\s*[-_ ]?\s*(\d{2,3}(?:[.,]\d{1,2})?)(?![\d])",
+    re.IGNORECASE,
+)
+_SEPARATORS = re.compile(r"[\s_\-.,()\[\]{}+]+")
+# A key token needs its mode spelt out (Am, F#min, Ebmaj, C major): a bare "A" or "E" in a
+# name is a word or a take, not a key.
+_KEY_TOKEN = re.compile(r"([A-G])([#b\u266f\u266d]?)(m|min|minor|maj|major)", re.IGNORECASE)
+_CAMELOT_TOKEN = re.compile(r"(1[0-2]|[1-9])([AB])")
+_BARE_BPM = re.compile(r"\d{2,3}")
+
+
+def name_tags(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The BPM and key a file's name states, as sample packs and DJs name files:
+    ``{"bpm": 124.0, "key": "8A"}`` (either may be missing; ``{}`` when it states neither).
+
+    A BPM needs its unit ("124bpm", "BPM 124", "124 BPM"), or must stand beside a key
+    ("Drums_Am_126"). A key needs its mode spelt out ("Am", "F#min", "Eb major"; a note
+    letter alone is too often a word or a take), or is a Camelot code that opens the name
+    ("8A - Artist - Title", as key-renaming tools write it) or stands beside a BPM.
+
+    Examples
+    --------
+    >>> name_tags("Loops/Bass_Loop_124bpm_Am.wav")
+    {'bpm': 124.0, 'key': '8A'}
+    >>> name_tags("8A - 6 - Artist - Title.mp3")
+    {'key': '8A'}
+    >>> name_tags("Part A - Take 2.wav")
+    {}
+    """
+    stem = os.path.basename(os.fspath(path))
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    out: dict[str, Any] = {}
+    m = _BPM_MARKED.search(stem)
+    if m:
+        bpm = _clean("bpm", m.group(1) or m.group(2))
+        if bpm is not None:
+            out["bpm"] = bpm
+    tokens = [t for t in _SEPARATORS.split(stem) if t]
+    for i, tok in enumerate(tokens):
+        key = _key_of_tokens(tokens, i)
+        if key is None:
+            continue
+        beside = [t for t in tokens[max(i - 1, 0) : i + 3] if _BARE_BPM.fullmatch(t)]
+        # "8A" or "Am" alone may be a take or a word ("I Am..."): they need a BPM by them.
+        if _CAMELOT_TOKEN.fullmatch(tok):
+            sure = i == 0
+        else:
+            sure = not re.fullmatch(r"[A-Ga-g][mM]", tok)
+        if not (sure or "bpm" in out or beside):
+            continue
+        out["key"] = key
+        if "bpm" not in out:
+            near = [b for b in (_clean("bpm", t) for t in beside) if b is not None and b >= 60]
+            if near:
+                out["bpm"] = near[0]
+        break
+    return out
+
+
+def _key_of_tokens(tokens: list[str], i: int) -> str | None:
+    """The Camelot code of the key that token ``i`` (with the next, for "F# minor") spells."""
+    tok = tokens[i]
+    text = None
+    if _CAMELOT_TOKEN.fullmatch(tok):
+        text = tok
+    elif m := _KEY_TOKEN.fullmatch(tok):
+        minor = m.group(3).lower() in ("m", "min", "minor")
+        text = f"{m.group(1).upper()}{m.group(2)} {'minor' if minor else 'major'}"
+    elif re.fullmatch(r"[A-G][#b\u266f\u266d]?", tok) and i + 1 < len(tokens):
+        mode = tokens[i + 1].lower()
+        if mode in ("minor", "min", "major", "maj"):
+            text = f"{tok} {'minor' if mode.startswith('mi') else 'major'}"
+    if text is None:
+        return None
+    try:
+        return Key.parse(text.replace("\u266f", "#").replace("\u266d", "b")).camelot
+    except ParameterError:
+        return None
+
+
+def file_tags(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """:func:`read_tags`, with the BPM and key that the file's name states
+    (:func:`name_tags`) where its tags have none; ``"from_name"`` then lists those fields."""
+    tags = read_tags(path)
+    named = {k: v for k, v in name_tags(path).items() if k not in tags}
+    if named:
+        tags = {**tags, **named, "from_name": sorted(named)}
+    return tags
 
 
 def _vorbis(tags: Any, key: str) -> list[Any]:

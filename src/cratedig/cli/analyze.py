@@ -146,39 +146,40 @@ def _print_analysis(a: Any) -> None:  # a: TrackAnalysis
 
 
 def _print_tags(a: Any) -> None:  # a: TrackAnalysis
-    """The file's tags in one line, and where their BPM or key disagree with the analysis."""
-    from cratedig.audio.tags import read_tags
+    """The file's tags in one line, and where their BPM or key (or those its name states)
+    disagree with the analysis or decided it."""
+    from cratedig.audio.tags import file_tags
 
-    tags = read_tags(a.path)
+    tags = file_tags(a.path)
     if not tags:
         return
     words = [str(tags[k]) for k in ("artist", "title", "album", "genre", "year") if k in tags]
     if words:
         out.print(f"  tags: {shown(' · '.join(words))}", highlight=False)
+    named = tags.get("from_name") or []
     bpm = tags.get("bpm")
     followed = (a.estimates.get("tempo") or {}).get("tags") or {}
     if followed.get("used") and followed.get("relation") != "1:1":
+        where = "the file's name" if "bpm" in named else "the file's BPM tag"
         out.print(
-            f"  tempo {followed['bpm']:g} from the file's BPM tag, {followed['relation']} of the "
+            f"  tempo {followed['bpm']:g} from {where}, {followed['relation']} of the "
             f"{followed['heard']:.2f} the audio alone reads (--ignore-tags to keep that)"
         )
     elif bpm and not any(abs(bpm / a.tempo / m - 1.0) <= 0.04 for m in (0.5, 1.0, 2.0)):
+        says = "the file's name says" if "bpm" in named else "the file's tags say"
         why = " (not a reading the audio allows)" if followed else ""
-        out.print(
-            f"  [yellow]? the file's tags say {bpm:g} BPM{why}[/yellow] (--bpm {bpm:g} to use it)"
-        )
+        out.print(f"  [yellow]? {says} {bpm:g} BPM{why}[/yellow] (--bpm {bpm:g} to use it)")
     key_tag = (a.estimates.get("key") or {}).get("tags") or {}
     if key_tag.get("used") and key_tag.get("heard") != a.camelot:
+        where = "the file's name" if "key" in named else "the file's key tag"
         out.print(
-            f"  key {a.camelot} from the file's key tag; the audio alone reads "
+            f"  key {a.camelot} from {where}; the audio alone reads "
             f"{key_tag['heard']} (--ignore-tags to keep that)"
         )
     elif tags.get("key") and tags["key"] != a.camelot:
+        says = "the file's name says" if "key" in named else "the file's tags say"
         why = " (not a reading the audio allows)" if key_tag else ""
-        out.print(
-            f"  [yellow]? the file's tags say key {tags['key']}{why}, the analysis "
-            f"{a.camelot}[/yellow]"
-        )
+        out.print(f"  [yellow]? {says} key {tags['key']}{why}, the analysis {a.camelot}[/yellow]")
 
 
 def register(app: typer.Typer) -> None:

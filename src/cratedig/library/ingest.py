@@ -40,7 +40,7 @@ from cratedig.audio.decode import (
     check_max_duration,
     decode,
 )
-from cratedig.audio.tags import read_tags
+from cratedig.audio.tags import file_tags
 from cratedig.compute import Executor, InProcessExecutor
 from cratedig.errors import AudioError, ParameterError
 from cratedig.library import repository as repo
@@ -125,7 +125,7 @@ class Analysed:
     seconds: float  # wall time of decode + analysis
     slices: int = 0
     slice_error: str | None = None
-    tags: dict[str, Any] = field(default_factory=dict)  # cratedig.audio.tags.read_tags
+    tags: dict[str, Any] = field(default_factory=dict)  # cratedig.audio.tags.file_tags
     #: A known track analysed again because its file's BPM or key tag changed: its analysis
     #: replaces the stored one.
     replaces: bool = False
@@ -201,7 +201,7 @@ def process_file(ctx: WorkerContext, scanned: ScannedFile) -> Outcome:
             return Vanished(current)
         return Failed(current, exc.reason)
     track_id = track_id_from_hash(audio.content_hash)
-    tags = read_tags(current.path)
+    tags = file_tags(current.path)
     hint = _hint_of(ctx, track_id)
     known = ctx.knows(track_id)
     if known and not ctx.retagged(track_id, tags, hint):
@@ -578,6 +578,15 @@ def _write_outcome(
         report.failed.append((f.path, outcome.reason))
         log.info("failed: %s: %s", f.path, outcome.reason)
         return "failed"
+    if isinstance(outcome, Analysed) and outcome.replaces:
+        # Analysed again for its tags: only a file the track already has speaks for it (a
+        # copy elsewhere whose tags or name say another tempo is a duplicate, not a retag).
+        with library.reader() as s:
+            paths = repo.track_paths(s, outcome.analysis.track_id)
+        if f.path not in paths and any(os.path.exists(p) for p in paths):
+            outcome = AlreadyKnown(
+                f, outcome.analysis.track_id, outcome.analysis.duration, outcome.tags
+            )
     if isinstance(outcome, Analysed) and (
         outcome.analysis.track_id not in stored or outcome.replaces
     ):
@@ -602,8 +611,10 @@ def _write_outcome(
         repo.forget_files(s, [p for p in others if p not in live])
         repo.record_file(s, path=f.path, track_id=track_id, size=f.size, mtime_ns=f.mtime_ns)
         # A retagged file (its audio unchanged) brings its new tags; a tagless copy of a
-        # tagged file does not wipe the original's.
-        if outcome.tags or not live:
+        # tagged file does not wipe the original's (nor does one whose name alone says
+        # something: "loop_124bpm (copy).wav").
+        named = set(outcome.tags.get("from_name") or []) | {"from_name"}
+        if any(k not in named for k in outcome.tags) or not live:
             repo.set_tags(s, track_id, outcome.tags)
     seen_tracks.add(track_id)
     if live:

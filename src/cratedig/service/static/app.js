@@ -162,20 +162,23 @@ function showSong(track, match) {
 function tagTempoWords(track) {
   const e = track.estimates || {};
   const t = (e.tempo && e.tempo.tags) || null, k = (e.key && e.key.tags) || null;
+  const named = ((track.tags || {}).from_name) || [];
   const out = [];
-  if (t && t.used && t.relation !== "1:1") out.push(`tempo ${t.bpm} from the file's BPM tag, ${t.relation} of the ${Number(t.heard).toFixed(1)} the audio alone reads`);
-  if (k && k.used && k.heard !== track.camelot) out.push(`key ${track.camelot} from the file's key tag; the audio alone reads ${k.heard}`);
+  if (t && t.used && t.relation !== "1:1") out.push(`tempo ${t.bpm} from ${named.includes("bpm") ? "the file's name" : "the file's BPM tag"}, ${t.relation} of the ${Number(t.heard).toFixed(1)} the audio alone reads`);
+  if (k && k.used && k.heard !== track.camelot) out.push(`key ${track.camelot} from ${named.includes("key") ? "the file's name" : "the file's key tag"}; the audio alone reads ${k.heard}`);
   return out;
 }
 
 // Where the file's tags disagree with the analysis (beyond 4 %, octaves allowed for tempo).
 function tagDoubts(tags, track) {
   const out = [];
+  const named = tags.from_name || [];
+  const says = (f) => (named.includes(f) ? "the file's name says" : "the file's tags say");
   if (tags.bpm) {
     const r = tags.bpm / track.tempo;
-    if (![0.5, 1, 2].some((m) => Math.abs(r / m - 1) <= 0.04)) out.push(`the file's tags say ${tags.bpm} BPM (Fix grid if you hear that)`);
+    if (![0.5, 1, 2].some((m) => Math.abs(r / m - 1) <= 0.04)) out.push(`${says("bpm")} ${tags.bpm} BPM (Fix grid if you hear that)`);
   }
-  if (tags.key && tags.key !== track.camelot) out.push(`the file's tags say key ${tags.key}, the analysis ${track.camelot}`);
+  if (tags.key && tags.key !== track.camelot) out.push(`${says("key")} key ${tags.key}, the analysis ${track.camelot}`);
   return out;
 }
 
