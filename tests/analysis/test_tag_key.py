@@ -40,7 +40,7 @@ def test_the_tag_picks_between_readings_the_audio_allows(am_c) -> None:
     a = analyze_signal(am_c, sr=SR, tags={"key": other})
     assert a.key.camelot == other
     k = a.estimates["key"]
-    assert k["tags"] == {"key": other, "used": True, "heard": own.key.camelot}
+    assert k["tags"] == {"key": other, "used": True, "heard": own.key.camelot, "source": "tags"}
     assert Key.parse(k["alternative"]).camelot == own.key.camelot  # the audio's own, runner-up
 
 

@@ -44,6 +44,7 @@ def test_a_tag_that_agrees_confirms_the_grid(song) -> None:
         "relation": "1:1",
         "used": True,
         "heard": round(own.tempo, 2),
+        "source": "tags",
     }
 
 

@@ -252,6 +252,26 @@ def test_match_at_a_tempo_the_user_gives(client, service_library, tmp_path):
     assert r.json()["query"]["tempo"] == pytest.approx(2 * tempo, rel=0.02)
 
 
+def test_an_uploads_own_name_counts_where_its_tags_are_silent(client, service_library, tmp_path):
+    """Stored under a made-up name, an upload still has its own: "groove_<half>bpm.wav" lays
+    the half-time grid, and the query says the tempo came from the name."""
+    x, sr = sf.read(service_library["music"] / "crate" / "house_b.flac")
+    up = tmp_path / "up.wav"
+    sf.write(up, 0.6 * x, sr)
+    plain = client.post("/api/match", files={"file": ("plain.wav", up.read_bytes(), "audio/wav")})
+    tempo = plain.json()["query"]["tempo"]
+    half = round(tempo / 2)
+    name = f"groove_{half}bpm.wav"
+    r = client.post("/api/match", files={"file": (name, up.read_bytes(), "audio/wav")})
+    assert r.status_code == 200, r.text
+    q = r.json()["query"]
+    assert abs(q["tempo"] - tempo / 2) < 0.02 * tempo
+    assert q["estimates"]["tempo"]["tags"] == {
+        "bpm": float(half), "relation": "1:2", "used": True, "heard": round(tempo, 2),
+        "source": "name",
+    }  # fmt: skip
+
+
 def test_upload_bad_audio_empty_and_missing_field(client):
     state = client.app.state.cratedig
     before = set(state.upload_dir.iterdir())

@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,8 @@ def analyze_signal(
     if tag_bpm and (hint is None or hint.bpm is None):
         own = track_beats(fe, harmony=bass, chroma=chroma)
         grid, tag_tempo = follow_tag_tempo(fe, own, float(tag_bpm), harmony=bass, chroma=chroma)
+        if "bpm" in ((tags or {}).get("from_name") or []):
+            tag_tempo = replace(tag_tempo, source="name")
         if hint is not None and not hint.empty:
             grid = bars_as_given(fe, grid, hint, harmony=bass, chroma=chroma)
     else:
@@ -260,6 +263,8 @@ def analyze_signal(
     tag_key: TagKey | None = None
     if tags and tags.get("key"):
         track_key, tag_key = follow_tag_key(track_key, str(tags["key"]))
+        if tag_key is not None and "key" in (tags.get("from_name") or []):
+            tag_key = replace(tag_key, source="name")
     lap("key")
 
     segments = _phrase_segments(

@@ -499,12 +499,15 @@ class TagTempo:
         True when the grid is laid at the tag's tempo (or the analysis' own agreed with it).
     heard : float
         The tempo the audio alone gave.
+    source : str
+        ``"tags"`` (the file's BPM tag) or ``"name"`` (what its file name states).
     """
 
     bpm: float
     relation: str
     used: bool
     heard: float
+    source: str = "tags"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -512,6 +515,7 @@ class TagTempo:
             "relation": self.relation,
             "used": self.used,
             "heard": round(self.heard, 2),
+            "source": self.source,
         }
 
 

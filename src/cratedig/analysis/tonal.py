@@ -127,14 +127,17 @@ class TagKey:
         :data:`TAG_KEY_MARGIN` of it).
     heard : str
         The key the audio alone gave (Camelot code).
+    source : str
+        ``"tags"`` (the file's key tag) or ``"name"`` (what its file name states).
     """
 
     key: str
     used: bool
     heard: str
+    source: str = "tags"
 
     def to_json(self) -> dict[str, object]:
-        return {"key": self.key, "used": self.used, "heard": self.heard}
+        return {"key": self.key, "used": self.used, "heard": self.heard, "source": self.source}
 
 
 def follow_tag_key(

@@ -186,11 +186,12 @@ def _key_of_tokens(tokens: list[str], i: int) -> str | None:
         return None
 
 
-def file_tags(path: str | os.PathLike[str]) -> dict[str, Any]:
+def file_tags(path: str | os.PathLike[str], *, name: str | None = None) -> dict[str, Any]:
     """:func:`read_tags`, with the BPM and key that the file's name states
-    (:func:`name_tags`) where its tags have none; ``"from_name"`` then lists those fields."""
+    (:func:`name_tags`; ``name`` instead of the path's, e.g. an upload's own file name) where
+    its tags have none; ``"from_name"`` then lists those fields."""
     tags = read_tags(path)
-    named = {k: v for k, v in name_tags(path).items() if k not in tags}
+    named = {k: v for k, v in name_tags(name or path).items() if k not in tags}
     if named:
         tags = {**tags, **named, "from_name": sorted(named)}
     return tags

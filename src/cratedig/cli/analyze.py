@@ -160,7 +160,7 @@ def _print_tags(a: Any) -> None:  # a: TrackAnalysis
     bpm = tags.get("bpm")
     followed = (a.estimates.get("tempo") or {}).get("tags") or {}
     if followed.get("used") and followed.get("relation") != "1:1":
-        where = "the file's name" if "bpm" in named else "the file's BPM tag"
+        where = "the file's name" if followed.get("source") == "name" else "the file's BPM tag"
         out.print(
             f"  tempo {followed['bpm']:g} from {where}, {followed['relation']} of the "
             f"{followed['heard']:.2f} the audio alone reads (--ignore-tags to keep that)"
@@ -171,7 +171,7 @@ def _print_tags(a: Any) -> None:  # a: TrackAnalysis
         out.print(f"  [yellow]? {says} {bpm:g} BPM{why}[/yellow] (--bpm {bpm:g} to use it)")
     key_tag = (a.estimates.get("key") or {}).get("tags") or {}
     if key_tag.get("used") and key_tag.get("heard") != a.camelot:
-        where = "the file's name" if "key" in named else "the file's key tag"
+        where = "the file's name" if key_tag.get("source") == "name" else "the file's key tag"
         out.print(
             f"  key {a.camelot} from {where}; the audio alone reads "
             f"{key_tag['heard']} (--ignore-tags to keep that)"

@@ -1020,10 +1020,14 @@ async def _match_upload(state: ServiceState, request: Request) -> dict[str, Any]
                         raise HTTPException(413, f"upload larger than {limit // (1024 * 1024)} MB")
                     f.write(chunk)
             from cratedig.analysis.pipeline import analyze_file
+            from cratedig.audio.tags import file_tags
 
+            # its tags, else what its own name states ("loop_124bpm_Am.wav"; stored as uuid)
+            tags = await run_in_threadpool(file_tags, tmp, name=name)
             loop = asyncio.get_running_loop()
             analysis = await loop.run_in_executor(
-                state.analysis_pool, partial(analyze_file, str(tmp), hint=options.hint)
+                state.analysis_pool,
+                partial(analyze_file, str(tmp), hint=options.hint, tags=tags),
             )
             stored = await run_in_threadpool(workflows.stored_analysis, state.library, analysis)
             if stored is not None:

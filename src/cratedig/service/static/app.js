@@ -162,10 +162,9 @@ function showSong(track, match) {
 function tagTempoWords(track) {
   const e = track.estimates || {};
   const t = (e.tempo && e.tempo.tags) || null, k = (e.key && e.key.tags) || null;
-  const named = ((track.tags || {}).from_name) || [];
   const out = [];
-  if (t && t.used && t.relation !== "1:1") out.push(`tempo ${t.bpm} from ${named.includes("bpm") ? "the file's name" : "the file's BPM tag"}, ${t.relation} of the ${Number(t.heard).toFixed(1)} the audio alone reads`);
-  if (k && k.used && k.heard !== track.camelot) out.push(`key ${track.camelot} from ${named.includes("key") ? "the file's name" : "the file's key tag"}; the audio alone reads ${k.heard}`);
+  if (t && t.used && t.relation !== "1:1") out.push(`tempo ${t.bpm} from ${t.source === "name" ? "the file's name" : "the file's BPM tag"}, ${t.relation} of the ${Number(t.heard).toFixed(1)} the audio alone reads`);
+  if (k && k.used && k.heard !== track.camelot) out.push(`key ${track.camelot} from ${k.source === "name" ? "the file's name" : "the file's key tag"}; the audio alone reads ${k.heard}`);
   return out;
 }
 
