@@ -216,10 +216,18 @@ def test_corrupt_middle_of_flac(formats, tmp_path):
 
 
 def test_too_short(tmp_path):
+    """Under a second is a one-shot: refused at decoding. A 2.1 s tone decodes, but is no loop
+    (no bars), so the analysis refuses it with the reason."""
+    from cratedig.analysis.pipeline import analyze_file
+
     p = tmp_path / "short.wav"
-    sf.write(p, tone(seconds=2.1), SR)
-    with pytest.raises(UnsupportedAudio, match=r"only 2\.1 s long"):
+    sf.write(p, tone(seconds=0.6), SR)
+    with pytest.raises(UnsupportedAudio, match=r"only 0\.6 s long"):
         decode(p)
+    sf.write(p, tone(seconds=2.1), SR)
+    assert decode(p).duration == pytest.approx(2.1)
+    with pytest.raises(UnsupportedAudio, match=r"only 2\.1 s long and not a loop"):
+        analyze_file(p)
 
 
 def test_silent(tmp_path):

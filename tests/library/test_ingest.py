@@ -193,7 +193,8 @@ def _break(folder):
     (folder / "noise.mp3").write_bytes(rng.bytes(20_000))
     (folder / "empty.flac").write_bytes(b"")
     (folder / "text.wav").write_text("this is not a wave file\n" * 100)
-    sf.write(str(folder / "short.wav"), good.audio[: 22050 * 2], 22050)
+    # 2.5 s of a 120 BPM song: a bar and a quarter, no loop (exactly 2 s would be a 1-bar loop)
+    sf.write(str(folder / "short.wav"), good.audio[: int(22050 * 2.5)], 22050)
     sf.write(str(folder / "silent.flac"), np.zeros(22050 * 8, np.float32), 22050)
     return {
         "truncated.wav": "truncated",

@@ -33,6 +33,7 @@ from cratedig.analysis.rhythm import (
     TagTempo,
     active_span,
     bars_as_given,
+    fit_loop,
     follow_tag_tempo,
     track_beats,
 )
@@ -49,8 +50,14 @@ from cratedig.analysis.tonal import (
     hypermetric_spans,
     opening_end,
 )
-from cratedig.audio.decode import ANALYSIS_SR, MAX_DURATION, DecodedAudio, decode
-from cratedig.errors import ParameterError
+from cratedig.audio.decode import (
+    ANALYSIS_SR,
+    MAX_DURATION,
+    MIN_SONG_DURATION,
+    DecodedAudio,
+    decode,
+)
+from cratedig.errors import ParameterError, UnsupportedAudio
 from cratedig.theory import Key, key_relation, tempo_relation
 
 log = logging.getLogger("cratedig.analysis")
@@ -135,6 +142,11 @@ def analyze_decoded(
     hint : GridHint, optional
     tags : mapping, optional
         See :func:`analyze_file`.
+
+    Raises
+    ------
+    cratedig.errors.UnsupportedAudio
+        Audio shorter than :data:`~cratedig.audio.decode.MIN_SONG_DURATION` that is not a loop.
     """
     result = analyze_signal(
         audio.samples,
@@ -148,6 +160,12 @@ def analyze_decoded(
         tags=tags,
     )
     result.duration = audio.duration
+    if audio.duration < MIN_SONG_DURATION and not (result.estimates.get("grid") or {}).get("loop"):
+        raise UnsupportedAudio(
+            f"only {audio.duration:.1f} s long and not a loop (whole bars sounding end to end); "
+            f"cratedig needs at least {MIN_SONG_DURATION:g} s otherwise",
+            str(path),
+        )
     result.quality = assess_quality(audio, result)
     return result
 
@@ -216,6 +234,12 @@ def analyze_signal(
             grid = bars_as_given(fe, grid, hint, harmony=bass, chroma=chroma)
     else:
         grid = track_beats(fe, harmony=bass, chroma=chroma, hint=hint)
+    loop_bars: int | None = None
+    if hint is None or (hint.bpm is None and hint.downbeat is None):
+        # A short file sounding end to end is a loop: whole bars, bar 1 at its start.
+        looped = fit_loop(fe, grid)
+        if looped is not None:
+            grid, loop_bars = looped
     lap("rhythm")
     a0, a1 = active_span(fe)
     blocks = loudness_blocks(y, sr)
@@ -337,6 +361,7 @@ def analyze_signal(
             hint=hint,
             tag_tempo=tag_tempo,
             tag_key=tag_key,
+            loop_bars=loop_bars,
         ),
     )
 
@@ -417,17 +442,24 @@ def estimates_of(
     hint: GridHint | None = None,
     tag_tempo: TagTempo | None = None,
     tag_key: TagKey | None = None,
+    loop_bars: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Confidence and runner-up of each track-level estimate (the ``estimates`` record field).
 
     ``key_confidence`` defaults to the key's clarity (see :func:`key_agreement`). What the user
     gave of the grid (``hint``) is ``"grid": {"given": {...}}``; what the file's BPM tag did
     (``tag_tempo``) is ``"tempo": {"tags": {...}}``, its key tag (``tag_key``)
-    ``"key": {"tags": {...}}``.
+    ``"key": {"tags": {...}}``; a file read as a loop of ``loop_bars`` bars
+    (:func:`cratedig.analysis.rhythm.fit_loop`) ``"grid": {"loop": {"bars": n}}``.
     """
     runner = Key.from_index(int(np.argsort(key.scores)[-2]))
     alt = float(grid.tempo_alternative)
-    given = {"grid": {"given": hint.to_json()}} if hint is not None and not hint.empty else {}
+    grid_json: dict[str, Any] = {}
+    if hint is not None and not hint.empty:
+        grid_json["given"] = hint.to_json()
+    if loop_bars is not None:
+        grid_json["loop"] = {"bars": int(loop_bars)}
+    given = {"grid": grid_json} if grid_json else {}
     return given | {
         "tempo": {
             "value": round(float(grid.tempo), 2),

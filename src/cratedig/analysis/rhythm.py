@@ -557,6 +557,91 @@ def follow_tag_tempo(
     )
 
 
+#: A file this short (seconds) that sounds from its first frame to its last may be a loop
+#: (a sample pack's, a bounce from a DAW): cut on bar lines, a whole number of bars long.
+LOOP_MAX_S = 32.0
+#: Bar counts a loop may have.
+LOOP_BARS = (1, 2, 4, 8, 16)
+#: The tempo that makes the file whole bars must lie this close (relative) to the analysis'.
+LOOP_FIT = 0.03
+#: Sound (RMS within this many dB of the loud frames) at both ends: no lead-in, no tail.
+LOOP_EDGE_DB = -30.0
+#: Seconds at each end that must sound.
+LOOP_EDGE_S = 0.1
+#: Share of a loop's beats (after the first) that must carry an onset peak of at least
+#: :data:`LOOP_ONSET` (the locally normalised onset envelope, its loud peaks near 1): every
+#: beat of 108 synthesized loops does (``bench/loops.py``), a steady tone none, white noise 0.6.
+LOOP_BEATS_HEARD = 0.75
+LOOP_ONSET = 0.2
+
+
+def fit_loop(fe: Frontend, grid: BeatGrid) -> tuple[BeatGrid, int] | None:
+    """``grid`` laid as a loop's: the whole file a whole number of bars, bar 1 at its start.
+
+    Ableton Live and every sampler treat a short file this way; a loop's length is its
+    surest tempo cue (a 2-bar loop of 3.871 s is 124.00 BPM, where onsets give 124.5). A file
+    qualifies when it is at most :data:`LOOP_MAX_S` long, sounds at both ends
+    (:data:`LOOP_EDGE_DB` over :data:`LOOP_EDGE_S`), has onsets on most of the loop's beats
+    (:data:`LOOP_BEATS_HEARD`), and a bar count of :data:`LOOP_BARS` at the
+    grid's meter (else at the other of 3 and 4) gives a tempo within :data:`LOOP_FIT` of the
+    grid's (the nearest such). The beats are then evenly spread from 0, a downbeat at 0; the
+    tempo's level is the grid's. Returns ``(grid, bars)``, or None where the file is not a
+    loop.
+    """
+    duration = float(fe.duration)
+    if duration > LOOP_MAX_S or duration <= 0 or grid.tempo <= 0 or len(fe.rms) < 4:
+        return None
+    rms = fe.rms
+    loud = float(np.percentile(rms, 95))
+    edge = max(1, int(round(LOOP_EDGE_S * fe.fps)))
+    floor = loud * 10 ** (LOOP_EDGE_DB / 20)
+    if loud <= 0 or rms[:edge].min() < floor or rms[-edge:].min() < floor:
+        return None
+    # The grid's meter first; the other only where the grid's makes no whole bars (8 beats
+    # read in 3/4 are two bars of 4/4, not 2.67 of 3/4).
+    for meter in (grid.meter, 7 - grid.meter if grid.meter in (3, 4) else grid.meter):
+        fits = [
+            (abs(np.log(bars * meter * 60.0 / duration / grid.tempo)), bars)
+            for bars in LOOP_BARS
+            if abs(bars * meter * 60.0 / duration / grid.tempo - 1.0) <= LOOP_FIT
+        ]
+        if fits:
+            break
+    else:
+        return None
+    bars = min(fits)[1]
+    n = bars * meter
+    beats = np.arange(n, dtype=np.float64) * (duration / n)
+    # A loop's beats carry onsets: a steady tone or a drone (no onset after its start) or noise
+    # (onsets anywhere) that happens to last whole bars at some tempo is no loop.
+    onset = _local_normalise(fe.onset.astype(np.float64), fe.fps)
+    frames = np.round((beats[1:] + ONSET_LAG) * fe.fps).astype(int)
+    heard = [
+        float(onset[max(f - 1, 0) : f + 2].max()) >= LOOP_ONSET for f in frames if f < len(onset)
+    ]
+    if not heard or float(np.mean(heard)) < LOOP_BEATS_HEARD:
+        return None
+    return (
+        replace(
+            grid,
+            tempo=60.0 * n / duration,
+            beats=beats,
+            downbeats=beats[::meter],
+            meter=meter,
+            steady=True,
+            first_downbeat=0,
+            meter_confidence=grid.meter_confidence if meter == grid.meter else 0.5,
+            downbeat_confidence=max(float(grid.downbeat_confidence), LOOP_BAR_CONFIDENCE),
+        ),
+        bars,
+    )
+
+
+#: Confidence in a loop's bar lines (:func:`fit_loop`): loops are cut on bar lines, but some
+#: start on a pickup.
+LOOP_BAR_CONFIDENCE = 0.9
+
+
 def bars_as_given(
     fe: Frontend,
     grid: BeatGrid,

@@ -39,8 +39,13 @@ log = logging.getLogger("cratedig.audio")
 
 #: Analysis sample rate: keeps everything up to 11 kHz, halves the work of 44.1 kHz.
 ANALYSIS_SR = 22050
-#: Shorter files have too few bars to analyse (two bars at 60 BPM 4/4 are 8 s).
-MIN_DURATION = 5.0
+#: Shorter files are refused outright: a one-shot (a kick, a clap), not music to layer. A
+#: one-bar loop at 174 BPM is 1.4 s.
+MIN_DURATION = 1.0
+#: Shorter files are analysed only as loops (whole bars sounding end to end,
+#: :func:`cratedig.analysis.rhythm.fit_loop`): a song needs more bars than that (two bars at
+#: 60 BPM 4/4 are 8 s). Checked by :func:`cratedig.analysis.pipeline.analyze_decoded`.
+MIN_SONG_DURATION = 5.0
 #: Longer files are refused by default: a 2-hour DJ mix is not a track to cut into phrases.
 MAX_DURATION = 30 * 60.0
 #: Peak below which a file is called silent (-80 dBFS).

@@ -112,6 +112,12 @@ def _print_analysis(a: Any) -> None:  # a: TrackAnalysis
         from cratedig.analysis.rhythm import GridHint
 
         out.print(f"  grid as you gave it: {GridHint.from_json(given).describe()}")
+    loop = (a.estimates.get("grid") or {}).get("loop")
+    if loop:
+        n = int(loop["bars"])
+        out.print(
+            f"  a loop of {n} bar{'s' if n > 1 else ''}: tempo from its length, bar 1 at its start"
+        )
     _print_tags(a)
     for doubt in a.doubts():
         out.print(f"  [yellow]? {shown(doubt)}[/yellow]")

@@ -163,6 +163,8 @@ function tagTempoWords(track) {
   const e = track.estimates || {};
   const t = (e.tempo && e.tempo.tags) || null, k = (e.key && e.key.tags) || null;
   const out = [];
+  const loop = e.grid && e.grid.loop;
+  if (loop) out.push(`a loop of ${loop.bars} bar${loop.bars > 1 ? "s" : ""}: tempo from its length, bar 1 at its start`);
   if (t && t.used && t.relation !== "1:1") out.push(`tempo ${t.bpm} from ${t.source === "name" ? "the file's name" : "the file's BPM tag"}, ${t.relation} of the ${Number(t.heard).toFixed(1)} the audio alone reads`);
   if (k && k.used && k.heard !== track.camelot) out.push(`key ${track.camelot} from ${k.source === "name" ? "the file's name" : "the file's key tag"}; the audio alone reads ${k.heard}`);
   return out;

@@ -1,0 +1,98 @@
+"""Loops (``rhythm.fit_loop``): a short file cut on bar lines and sounding end to end is read
+as a sampler reads it: a whole number of bars, bar 1 at its start, its tempo from its length
+(sample-true, so that it repeats without drift). Other short files are left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cratedig.analysis.pipeline import analyze_signal
+from cratedig.analysis.rhythm import GridHint
+from cratedig.synth import synthesize_song
+from cratedig.theory import Key
+
+SR = 22050
+
+
+def _loop(tempo: float, bars: int, meter: int = 4, seed: int = 3) -> np.ndarray:
+    """``bars`` bars cut sample-exactly from bar 2 of a song (the bar before rings in)."""
+    song = synthesize_song(
+        tempo=tempo, key=Key.parse("A minor"), meter=meter, bars=bars + 3, sr=SR, seed=seed
+    )
+    bar = meter * 60.0 / tempo
+    return song.audio[int(round(bar * SR)) : int(round((1 + bars) * bar * SR))]
+
+
+@pytest.mark.parametrize(("tempo", "bars", "meter"), [(124.0, 2, 4), (90.0, 4, 4), (150.0, 2, 3)])
+def test_a_loop_is_whole_bars_from_its_start(tempo, bars, meter) -> None:
+    y = _loop(tempo, bars, meter)
+    a = analyze_signal(y, sr=SR)
+    assert a.tempo == pytest.approx(tempo, rel=2e-4)  # from the length: sample-true
+    assert a.time_signature[0] == meter
+    assert a.estimates["grid"]["loop"] == {"bars": bars}
+    assert a.downbeats[0] == 0.0 and len(a.downbeats) == bars
+    np.testing.assert_allclose(np.diff(a.beats), 60.0 / tempo, rtol=2e-4)
+    assert sum(s.bars for s in a.segments) == bars
+    assert a.segments[0].start == 0.0
+
+
+def test_eight_beats_read_in_three_four_are_two_bars_of_four() -> None:
+    """Seed 3's 2-bar loop at 124 was read in 3/4 with its bar line at 0.48 s."""
+    a = analyze_signal(_loop(124.0, 2), sr=SR)
+    assert a.time_signature[0] == 4 and a.downbeats[0] == 0.0
+
+
+def test_short_files_that_are_not_loops_are_left_alone() -> None:
+    y = _loop(124.0, 2)
+    silence = np.zeros(int(0.5 * SR), dtype=y.dtype)
+    lead_in = analyze_signal(np.r_[silence, y], sr=SR)  # a lead-in: a clip, not a loop
+    tail = analyze_signal(np.r_[y, silence], sr=SR)  # a tail
+    for a in (lead_in, tail):
+        assert "loop" not in (a.estimates.get("grid") or {})
+    song = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=20, sr=SR, seed=3)
+    assert "loop" not in (analyze_signal(song.audio, sr=SR).estimates.get("grid") or {})
+    # sound end to end without beats: a steady tone (read as 114 BPM, one bar, before the
+    # onset check), noise
+    t = np.arange(int(2.1 * SR)) / SR
+    tone = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    for seconds in (2.0, 3.0, 4.0):
+        noise = (0.1 * rng.standard_normal(int(seconds * SR))).astype(np.float32)
+        assert "loop" not in (analyze_signal(noise, sr=SR).estimates.get("grid") or {})
+    assert "loop" not in (analyze_signal(tone, sr=SR).estimates.get("grid") or {})
+
+
+def test_a_tempo_the_user_gives_is_laid_exactly_not_fitted_to_the_length() -> None:
+    a = analyze_signal(_loop(124.0, 2), sr=SR, hint=GridHint(bpm=125.0))
+    assert a.tempo == pytest.approx(125.0, rel=0.02)
+    assert "loop" not in a.estimates["grid"]
+
+
+def test_a_loop_named_by_its_tempo_gets_the_names_level() -> None:
+    """A 174 BPM loop reads at 87 from the audio alone; its name says 174: the tag's level,
+    the loop's exact length."""
+    y = _loop(174.0, 2)
+    alone = analyze_signal(y, sr=SR)
+    named = analyze_signal(y, sr=SR, tags={"bpm": 174.0, "from_name": ["bpm"]})
+    assert named.tempo == pytest.approx(174.0, rel=2e-4)
+    assert named.estimates["grid"]["loop"] == {"bars": 2}
+    assert named.estimates["tempo"]["tags"]["source"] == "name"
+    assert alone.tempo == pytest.approx(174.0, rel=2e-4) or alone.tempo == pytest.approx(
+        87.0, rel=2e-4
+    )
+
+
+def test_analyze_says_it_is_a_loop(tmp_path) -> None:
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from cratedig.cli import app
+
+    path = tmp_path / "Groove_Am_124bpm.flac"
+    sf.write(path, _loop(124.0, 2), SR, format="FLAC")
+    r = CliRunner().invoke(app, ["analyze", str(path)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    shown = " ".join(r.stdout.split())
+    assert "124.00 BPM 4/4" in shown
+    assert "a loop of 2 bars: tempo from its length, bar 1 at its start" in shown
