@@ -562,8 +562,11 @@ def follow_tag_tempo(
 LOOP_MAX_S = 32.0
 #: Bar counts a loop may have.
 LOOP_BARS = (1, 2, 4, 8, 16)
-#: The tempo that makes the file whole bars must lie this close (relative) to the analysis'.
+#: The tempo that makes the file whole bars must lie this close (relative) to the analysis',
+#: and close enough that the evenly spread beats stay within LOOP_DRIFT beats of the heard ones
+#: at the loop's end (a 16-bar song with a release tail 1 % long is no loop: 0.64 beats).
 LOOP_FIT = 0.03
+LOOP_DRIFT = 0.25
 #: Sound (RMS within this many dB of the loud frames) at both ends: no lead-in, no tail.
 LOOP_EDGE_DB = -30.0
 #: Seconds at each end that must sound.
@@ -584,7 +587,7 @@ def fit_loop(fe: Frontend, grid: BeatGrid) -> tuple[BeatGrid, int] | None:
     (:data:`LOOP_EDGE_DB` over :data:`LOOP_EDGE_S`), has onsets on most of the loop's beats
     (:data:`LOOP_BEATS_HEARD`), and a bar count of :data:`LOOP_BARS` at the
     grid's meter (else at the other of 3 and 4) gives a tempo within :data:`LOOP_FIT` of the
-    grid's (the nearest such). The beats are then evenly spread from 0, a downbeat at 0; the
+    grid's, and within :data:`LOOP_DRIFT` beats over the loop (the nearest such). The beats are then evenly spread from 0, a downbeat at 0; the
     tempo's level is the grid's. Returns ``(grid, bars)``, or None where the file is not a
     loop.
     """
@@ -603,7 +606,8 @@ def fit_loop(fe: Frontend, grid: BeatGrid) -> tuple[BeatGrid, int] | None:
         fits = [
             (abs(np.log(bars * meter * 60.0 / duration / grid.tempo)), bars)
             for bars in LOOP_BARS
-            if abs(bars * meter * 60.0 / duration / grid.tempo - 1.0) <= LOOP_FIT
+            if abs(bars * meter * 60.0 / duration / grid.tempo - 1.0)
+            <= min(LOOP_FIT, LOOP_DRIFT / (bars * meter))
         ]
         if fits:
             break
