@@ -96,3 +96,44 @@ def test_analyze_says_it_is_a_loop(tmp_path) -> None:
     shown = " ".join(r.stdout.split())
     assert "124.00 BPM 4/4" in shown
     assert "a loop of 2 bars: tempo from its length, bar 1 at its start" in shown
+
+
+def test_a_loop_is_matched_and_rendered_repeated_under_a_longer_phrase(tmp_path) -> None:
+    """In a library, a 2-bar loop under a song's 4-bar phrase counts as covering all of it
+    (its bars repeat: no "covers 2 of 4 bars"), and the rendered pair plays it twice."""
+    import json
+
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from cratedig.cli import app
+    from cratedig.library.db import open_library
+    from cratedig.render.service import render_segments
+
+    music = tmp_path / "music"
+    music.mkdir()
+    song = synthesize_song(tempo=124.0, key=Key.parse("A minor"), bars=8, sr=SR, seed=11)
+    sf.write(music / "song.flac", song.audio, SR, format="FLAC")
+    sf.write(music / "Loop_124bpm.flac", _loop(124.0, 2, seed=12), SR, format="FLAC")
+    db = f"sqlite:///{tmp_path / 'lib.db'}"
+    runner = CliRunner()
+    r = runner.invoke(app, ["ingest", str(music), "--db", db, "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app, ["match", str(music / "song.flac"), "--db", db, "--json", "--top", "1"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    found = json.loads(r.stdout)
+    pairs = [(m["query_segment"], c) for m in found["matches"] for c in m["candidates"]]
+    assert pairs and all(c["label"] == "loop" for _, c in pairs)  # the only other track
+    q_id, c = pairs[0]
+    assert c["coverage"] == 1.0
+    assert "a loop, repeated under the phrase" in c["reason"] and "covers" not in c["reason"]
+    with open_library(db) as lib:
+        pair = render_segments(lib, q_id, c["segment"], use_cache=False)
+    partner = np.asarray(pair.partner)
+    partner = partner if partner.ndim == 1 else partner.mean(axis=0)
+    quarter = len(partner) // 4
+    last = float(np.sqrt(np.mean(partner[-quarter:] ** 2)))
+    first = float(np.sqrt(np.mean(partner[:quarter] ** 2)))
+    assert last > 0.3 * first  # the loop plays to the phrase's end, not 2 bars then silence

@@ -37,7 +37,7 @@ from cratedig.analysis.rhythm import (
     follow_tag_tempo,
     track_beats,
 )
-from cratedig.analysis.structure import bar_bounds, bar_cues, segment_structure
+from cratedig.analysis.structure import LOOP_LABEL, bar_bounds, bar_cues, segment_structure
 from cratedig.analysis.tonal import (
     OPENING_WEIGHT,
     KeyEstimate,
@@ -322,6 +322,13 @@ def analyze_signal(
         )
         for i, (p0, k, label, group) in enumerate(structure.sections)
     ]
+    if loop_bars is not None:
+        # A loop is one thing played over and over, not an intro or a drop: the matcher
+        # repeats it under longer phrases (match.scoring.LOOP_LABEL).
+        for seg in segments:
+            seg.label = LOOP_LABEL
+        for sec in sections:
+            sec.label = LOOP_LABEL
     lap("segments")
     return TrackAnalysis(
         path=path,

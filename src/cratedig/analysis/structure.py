@@ -76,6 +76,10 @@ _WEIGHTS = {
     "texture": 0.5,
     "repetition": 0.6,
 }
+#: The section (and phrase) label of a loop (:func:`cratedig.analysis.rhythm.fit_loop`): one
+#: thing played over and over, not an intro or a drop; the matcher repeats its bars under a
+#: longer phrase, the renderer its audio (it has no energy role).
+LOOP_LABEL = "loop"
 #: What each section label does for the energy of a mix: a drop and a chorus are its peaks, a
 #: break its low point; a build rises toward a peak; intro and outro are the mixing edges.
 SECTION_ROLES: dict[str, str] = {

@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from cratedig.analysis.structure import SECTION_ROLES, section_fit
+from cratedig.analysis.structure import LOOP_LABEL, SECTION_ROLES, section_fit
 from cratedig.errors import ParameterError
 from cratedig.match.batch import RHYTHM_STEPS, SegmentBatch
 from cratedig.theory import (
@@ -329,6 +329,18 @@ def _unit_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(norm > 1e-6, xc / np.maximum(norm, 1e-12), 0.0), ok
 
 
+def _tiled(ia: np.ndarray, mask: np.ndarray, loops: np.ndarray | None) -> np.ndarray:
+    """Row maps ``ia`` (n, bq) with each loop candidate's rows taken modulo its length (the
+    rows up to its last sounding one): query bar 5 falls on bar 1 of a 4-bar loop."""
+    if loops is None or not np.any(loops):
+        return ia
+    filled = np.asarray(mask, bool)
+    length = np.where(
+        filled.any(axis=1), filled.shape[1] - np.argmax(filled[:, ::-1], axis=1), filled.shape[1]
+    )
+    return np.where(np.asarray(loops, bool)[:, None], ia % np.maximum(length, 1)[:, None], ia)
+
+
 def harmonic_fit(
     query_chroma: np.ndarray,
     query_mask: np.ndarray,
@@ -336,6 +348,7 @@ def harmonic_fit(
     mask: np.ndarray,
     ratio_index: np.ndarray,
     shifts: np.ndarray,
+    loops: np.ndarray | None = None,
 ) -> np.ndarray:
     """Mean row-by-row (bar or beat) chroma correlation per shift -> (n, len(shifts)) in [0, 1].
 
@@ -350,10 +363,13 @@ def harmonic_fit(
         to candidate rows of the same unit.
     shifts : np.ndarray [shape=(s,), dtype=int]
         Pitch shifts of the candidate in semitones.
+    loops : np.ndarray [shape=(n,), dtype=bool], optional
+        Candidates that are loops: their rows repeat under a longer query (:func:`_tiled`).
     """
     bq, bc = query_chroma.shape[0], chroma.shape[1]
     map_a, map_b = _bar_maps(bq)
     ia, ib = map_a[ratio_index], map_b[ratio_index]  # (n, bq)
+    ia, ib = _tiled(ia, mask, loops), _tiled(ib, mask, loops)
     inside = (ia < bc) & (ib < bc)
     ia, ib = np.minimum(ia, bc - 1), np.minimum(ib, bc - 1)
     aligned = np.take_along_axis(chroma, ia[..., None], axis=1)
@@ -431,7 +447,10 @@ def energy_fit(query_energy: float, energy: np.ndarray) -> np.ndarray:
 
 
 def coverage_fit(
-    query_mask: np.ndarray, mask: np.ndarray, ratio_index: np.ndarray
+    query_mask: np.ndarray,
+    mask: np.ndarray,
+    ratio_index: np.ndarray,
+    loops: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Share of the query's sounding bars under which each candidate sounds -> ((n,), bars).
 
@@ -444,6 +463,8 @@ def coverage_fit(
     ratio_index : np.ndarray [shape=(n,)]
         Tempo ratio per candidate (index into TEMPO_RATIOS): under 2:1 one candidate bar spans
         two query bars; under 1:2 a query bar holds two candidate bars (either sounding counts).
+    loops : np.ndarray [shape=(n,), dtype=bool], optional
+        Candidates that are loops: repeated, they sound under every query bar their bars do.
 
     Returns
     -------
@@ -468,6 +489,7 @@ def coverage_fit(
         return np.ones(n), bars
     map_a, map_b = _bar_maps(len(q))
     ia, ib = map_a[ratio_index], map_b[ratio_index]  # (n, bq)
+    ia, ib = _tiled(ia, mask, loops), _tiled(ib, mask, loops)
     sa = np.take_along_axis(mask, np.minimum(ia, bc - 1), axis=1) & (ia < bc)
     sb = np.take_along_axis(mask, np.minimum(ib, bc - 1), axis=1) & (ib < bc)
     return ((sa | sb) & q[None, :]).sum(axis=1) / bars, bars
@@ -616,9 +638,14 @@ def score_candidates(
     )
     # Every rotation, allowed or not: index 0..len(shifts)-1 are the allowed shifts.
     rotations = np.r_[shifts, np.setdiff1d(np.arange(-5, 7), shifts)]
+    loops = (
+        np.array([str(x) == LOOP_LABEL for x in candidates.labels], dtype=bool)
+        if len(candidates.labels) == n
+        else None
+    )
     harm_rot = harmonic_fit(
         query.chroma[0], query.chroma_mask[0], candidates.chroma, candidates.chroma_mask, ratio_index,
-        rotations,
+        rotations, loops,
     )  # fmt: skip
     harm_all = harm_rot[:, : len(shifts)]
     transposition_all = 1.0 - (harm_rot.max(axis=1, keepdims=True) - harm_all)
@@ -642,7 +669,7 @@ def score_candidates(
     terms["transposition"] = transposition_all[rows, best]
     terms = {t: terms[t] for t in TERMS}
     score = tempo_term * terms["shift"] * terms["transposition"] * content_all[rows, best]
-    coverage, n_bars = coverage_fit(query.bar_mask()[0], candidates.bar_mask(), ratio_index)
+    coverage, n_bars = coverage_fit(query.bar_mask()[0], candidates.bar_mask(), ratio_index, loops)
     section = section_role_fit(str(query.labels[0]), candidates.labels)
     score = np.minimum(score * coverage_factor(coverage) * section_factor(section), 1.0)
     return MatchScores(
@@ -735,6 +762,8 @@ def explain(
         cover = float(scores.coverage[i])
         if cover < COVERAGE_SAY and scores.query_bars:
             parts.append(f"covers {round(cover * scores.query_bars)} of {scores.query_bars} bars")
+        if str(candidates.labels[i]) == LOOP_LABEL if len(candidates.labels) > i else False:
+            parts.append("a loop, repeated under the phrase")
         roles = section_words(str(query.labels[0]), str(candidates.labels[i]))
         if roles:
             parts.append(roles)

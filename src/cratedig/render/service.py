@@ -16,7 +16,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from cratedig.analysis.pipeline import track_id_from_hash
 from cratedig.analysis.records import Segment, TrackAnalysis
+from cratedig.analysis.structure import LOOP_LABEL
 from cratedig.audio.decode import AudioStream, content_hash, decode, decode_region
 from cratedig.errors import CratedigError, ParameterError
 from cratedig.fileio import check_output, output_path
@@ -477,6 +478,22 @@ def _cache_put(cache: RenderCache, key: str, audio: np.ndarray, sr: int) -> None
         log.warning("render cache %s not written (%s)", cache.directory, exc)
 
 
+def looped(c: SegmentSource, beats_needed: float) -> SegmentSource:
+    """A loop's audio played over and over until it has ``beats_needed`` beats (as a sampler
+    loops it under a longer phrase); any other segment, or a loop long enough, as it is.
+
+    A loop (its segment labelled ``"loop"``, :func:`cratedig.analysis.rhythm.fit_loop`) is the
+    whole file, cut on bar lines, so copies join sample to sample.
+    """
+    if c.segment.label != LOOP_LABEL or len(c.beats) >= beats_needed or len(c.beats) == 0:
+        return c
+    n = c.audio.shape[1]
+    reps = int(np.ceil(beats_needed / len(c.beats)))
+    audio = np.tile(c.audio, (1, reps))
+    beats = np.concatenate([c.beats + k * n / c.sr for k in range(reps)])
+    return replace(c, audio=np.ascontiguousarray(audio), beats=beats)
+
+
 def _render(
     loader: AudioLoader,
     query_id: str,
@@ -490,6 +507,7 @@ def _render(
     q = loader.cut(query_id)
     c = loader.cut(candidate_id, lead=PIECE_MARGIN, tail=TAIL, stems=stems,
                    offset_beats=offset_beats)  # fmt: skip
+    c = looped(c, len(q.beats) / ratio)
     meter = q.track.time_signature[0]
     pair = render_pair(
         q.audio,
@@ -724,6 +742,7 @@ def _mix_blocks(
             continue
         c = loader.cut(str(cue.partner["segment"]), lead=PIECE_MARGIN, tail=TAIL, stems=stems)
         t = cue.partner.get("transform", cue.partner)
+        c = looped(c, len(q_beats) / float(t["tempo_ratio"]))
         cents = tuning_correction(analysis.tuning, c.track.tuning)
         pair = render_pair(
             y,

@@ -8,7 +8,7 @@ const state = {
   auth: false, playing: null, job: null,
 };
 const SECTION_COLORS = { intro: "#6b7280", verse: "#3dd6ff", chorus: "#ff7a3d", break: "#b57bff",
-  outro: "#6b7280", bridge: "#5ee08a", build: "#ffd23d", drop: "#ff3d6e" };
+  outro: "#6b7280", bridge: "#5ee08a", build: "#ffd23d", drop: "#ff3d6e", loop: "#5ee0c8" };
 
 function token() { return localStorage.getItem("cratedig-token") || ""; }
 function authHeaders() { return state.auth && token() ? { Authorization: "Bearer " + token() } : {}; }
