@@ -137,3 +137,31 @@ def test_a_loop_is_matched_and_rendered_repeated_under_a_longer_phrase(tmp_path)
     last = float(np.sqrt(np.mean(partner[-quarter:] ** 2)))
     first = float(np.sqrt(np.mean(partner[:quarter] ** 2)))
     assert last > 0.3 * first  # the loop plays to the phrase's end, not 2 bars then silence
+
+
+def test_a_loop_query_meets_every_bar_of_a_partners_phrase() -> None:
+    """A 2-bar Am-F loop asked for partners: a phrase playing Am-F-Am-F fits, one playing
+    Am-F-Dm-E clashes on its bars 3-4, which the loop plays over too (untiled, the two tie)."""
+    from cratedig.match import SegmentBatch, score_candidates
+
+    key = Key.parse("A minor")
+    verse = [("verse", 8)]
+    src = synthesize_song(tempo=124.0, key=key, bars=8, sr=SR, seed=21, progression=[1, 6],
+                          sections=verse)  # fmt: skip
+    bar = 4 * 60.0 / 124.0
+    loop = analyze_signal(src.audio[int(round(2 * bar * SR)) : int(round(4 * bar * SR))], sr=SR)
+    assert [s.label for s in loop.segments] == ["loop"]
+    same, other = (
+        analyze_signal(
+            synthesize_song(tempo=124.0, key=key, bars=8, sr=SR, seed=22, progression=p,
+                            sections=verse).audio,
+            sr=SR,
+        )
+        for p in ([1, 6, 1, 6], [1, 6, 4, 5])
+    )  # fmt: skip
+    sc = score_candidates(
+        SegmentBatch.from_segments([loop.segments[0]]),
+        SegmentBatch.from_segments([same.segments[0], other.segments[0]]),
+    )
+    h = sc.terms["harmonic"]
+    assert h[0] > 0.75 and h[1] < 0.6 and sc.score[0] > sc.score[1] + 0.1

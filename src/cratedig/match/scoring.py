@@ -341,6 +341,17 @@ def _tiled(ia: np.ndarray, mask: np.ndarray, loops: np.ndarray | None) -> np.nda
     return np.where(np.asarray(loops, bool)[:, None], ia % np.maximum(length, 1)[:, None], ia)
 
 
+def _looped_query(chroma: np.ndarray, mask: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """A loop query's chroma rows repeated to ``rows`` (the candidates' length): a loop plays
+    over the whole of a partner's phrase, so its chords meet every bar of it."""
+    filled = np.asarray(mask, bool)
+    length = len(filled) - int(np.argmax(filled[::-1])) if filled.any() else len(filled)
+    if length == 0 or rows <= length:
+        return chroma, mask
+    reps = -(-rows // length)
+    return np.tile(chroma[:length], (reps, 1))[:rows], np.tile(filled[:length], reps)[:rows]
+
+
 def harmonic_fit(
     query_chroma: np.ndarray,
     query_mask: np.ndarray,
@@ -643,10 +654,12 @@ def score_candidates(
         if len(candidates.labels) == n
         else None
     )
+    q_chroma, q_mask = query.chroma[0], query.chroma_mask[0]
+    if len(query.labels) and str(query.labels[0]) == LOOP_LABEL:
+        q_chroma, q_mask = _looped_query(q_chroma, q_mask, candidates.chroma.shape[1])
     harm_rot = harmonic_fit(
-        query.chroma[0], query.chroma_mask[0], candidates.chroma, candidates.chroma_mask, ratio_index,
-        rotations, loops,
-    )  # fmt: skip
+        q_chroma, q_mask, candidates.chroma, candidates.chroma_mask, ratio_index, rotations, loops
+    )
     harm_all = harm_rot[:, : len(shifts)]
     transposition_all = 1.0 - (harm_rot.max(axis=1, keepdims=True) - harm_all)
     rest = np.zeros(n)
