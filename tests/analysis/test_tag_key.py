@@ -42,6 +42,8 @@ def test_the_tag_picks_between_readings_the_audio_allows(am_c) -> None:
     k = a.estimates["key"]
     assert k["tags"] == {"key": other, "used": True, "heard": own.key.camelot, "source": "tags"}
     assert Key.parse(k["alternative"]).camelot == own.key.camelot  # the audio's own, runner-up
+    # not "unclear": the tag names it and the audio allows it (the matcher weighs its relations)
+    assert k["confidence"] >= 0.6 and a.key_clarity >= 0.6
 
 
 @pytest.mark.parametrize("tag", ["9B", "7A", "2A"])  # G major, D minor, D# minor

@@ -40,6 +40,7 @@ from cratedig.analysis.rhythm import (
 from cratedig.analysis.structure import LOOP_LABEL, bar_bounds, bar_cues, segment_structure
 from cratedig.analysis.tonal import (
     OPENING_WEIGHT,
+    TAG_KEY_CLARITY,
     KeyEstimate,
     TagKey,
     bass_notes,
@@ -352,18 +353,22 @@ def analyze_signal(
         estimates=estimates_of(
             grid,
             track_key,
-            key_confidence(
-                key_agreement(
-                    segments,
-                    track_key.key,
-                    chroma,
-                    bass,
-                    fe.tonal_fps,
-                    (h_starts, cadence),
-                    evidence=(evidence, t_lo),
+            max(
+                key_confidence(
+                    key_agreement(
+                        segments,
+                        track_key.key,
+                        chroma,
+                        bass,
+                        fe.tonal_fps,
+                        (h_starts, cadence),
+                        evidence=(evidence, t_lo),
+                    ),
+                    track_key.clarity,
+                    opening_agrees=opening.key == track_key.key,
                 ),
-                track_key.clarity,
-                opening_agrees=opening.key == track_key.key,
+                # a key the file's tag names and the audio allows is not unclear
+                TAG_KEY_CLARITY if tag_key is not None and tag_key.used else 0.0,
             ),
             hint=hint,
             tag_tempo=tag_tempo,

@@ -112,6 +112,9 @@ class KeyEstimate:
 #: the time (fifth 10 %, relative 15 %) and for tags right only half the time. 0.5 moved too
 #: little (0.820 with right tags), 2.0 followed wrong tags too often (0.413 relative).
 TAG_KEY_MARGIN = 1.0
+#: Clarity (and, in the pipeline, confidence) at least of a key the tag decided: above the
+#: matcher's "unclear" line (``match.scoring.KEY_UNCLEAR`` 0.5), so its relations count.
+TAG_KEY_CLARITY = 0.6
 
 
 @dataclass(frozen=True)
@@ -167,8 +170,9 @@ def follow_tag_key(
         return estimate, TagKey(tagged.camelot, False, heard)
     lifted = scores.copy()
     lifted[i] = best + 1e-6
-    second = float(np.sort(lifted)[-2])
-    clarity = float(np.clip((lifted[i] - second) / 0.2, 0.0, 1.0))
+    # The audio's margin for its own reading is gone, but the key is not unclear: the tag
+    # names it and the audio allows it.
+    clarity = max(float(estimate.clarity), TAG_KEY_CLARITY)
     return KeyEstimate(key=tagged, clarity=clarity, scores=lifted), TagKey(
         tagged.camelot, True, heard
     )
