@@ -225,9 +225,11 @@ def list_tracks(
     quality: str | None = None,
     sort: str = "tempo",
     descending: bool = False,
+    kind: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Tracks by key (Camelot or name), BPM range, text (in the path, the id or the tags: artist,
-    title, album, genre) and input quality (``"low"``: suspects only, ``"ok"``), in ``sort``
+    title, album, genre), kind (``"loops"``, ``"songs"``) and input quality (``"low"``:
+    suspects only, ``"ok"``), in ``sort``
     order (:data:`TRACK_SORTS`: ``tempo``, slowest first, by default; ``name`` is "Artist -
     Title" from the tags, else the file name; ``camelot`` goes round the wheel, 1A 1B 2A...).
 
@@ -241,7 +243,7 @@ def list_tracks(
     if sort not in TRACK_SORTS:
         raise ParameterError(f"sort={sort!r} must be one of {', '.join(TRACK_SORTS)}")
     with library.reader() as s:
-        rows = repo.query_tracks(s, key=key, bpm=bpm, quality=quality)
+        rows = repo.query_tracks(s, key=key, bpm=bpm, quality=quality, kind=kind)
         energy = repo.track_energies(s)
     if text:
         needle = text.strip().lower()

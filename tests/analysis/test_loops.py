@@ -119,6 +119,19 @@ def test_a_loop_is_matched_and_rendered_repeated_under_a_longer_phrase(tmp_path)
     runner = CliRunner()
     r = runner.invoke(app, ["ingest", str(music), "--db", db, "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
+    # a producer's crate: loops apart from songs (CLI and REST)
+    for kind, names in (("loops", ["Loop_124bpm.flac"]), ("songs", ["song.flac"])):
+        r = runner.invoke(app, ["tracks", "--db", db, "--json", "--kind", kind])
+        listed = json.loads(r.stdout)["tracks"]
+        assert [t["path"].rsplit("/", 1)[-1] for t in listed] == names
+        assert [t["loop_bars"] for t in listed] == ([2] if kind == "loops" else [None])
+    from fastapi.testclient import TestClient
+
+    from cratedig.service import ServiceSettings, create_app
+
+    with TestClient(create_app(ServiceSettings(db=db, music=[music]))) as client:
+        assert client.get("/api/tracks", params={"kind": "loops"}).json()["total"] == 1
+        assert client.get("/api/tracks", params={"kind": "drums"}).status_code == 422
     r = runner.invoke(
         app, ["match", str(music / "song.flac"), "--db", db, "--json", "--top", "1"],
         catch_exceptions=False,

@@ -118,6 +118,11 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     shot(page, "01-library")
 
     # Filter, then sort: by energy, then by BPM (descending: it was sorted by BPM already).
+    # Loops apart (none in this crate), then all again.
+    page.select_option("#kind", "loops")
+    page.wait_for_function("document.querySelector('#count').textContent === '0 tracks'")
+    page.select_option("#kind", "")
+    page.wait_for_function("document.querySelectorAll('#tracks tbody tr').length === 3")
     page.fill("#search", "deep")
     page.wait_for_function("document.querySelectorAll('#tracks tbody tr').length === 1")
     page.fill("#search", "")

@@ -202,18 +202,22 @@ def tracks_command(
         str | None,
         typer.Option("--quality", help="low: only suspect tracks, with the reasons; ok: the rest."),
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="loops: only loops (a sample pack's); songs: the rest."),
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """List tracks, optionally by key, tempo range, text and input quality, slowest first (or
-    ``--sort``)."""
+    """List tracks, optionally by key, tempo range, text, kind and input quality, slowest
+    first (or ``--sort``)."""
     from cratedig import workflows
     from cratedig.library.db import open_library
 
     with open_library(db, create=False) as lib:
         rows, total = workflows.list_tracks(
             lib, key=key, bpm=bpm, text=text, limit=limit, offset=offset, quality=quality,
-            sort=sort, descending=desc,
+            sort=sort, descending=desc, kind=kind,
         )  # fmt: skip
     if json_out:
         print(json.dumps({"tracks": rows, "total": total}), flush=True)
@@ -230,7 +234,8 @@ def tracks_command(
             r["track_id"],
             f"{r['tempo']:.1f}" + ("*" if r["grid_given"] else ""),
             f"{r['camelot']} {r['key']} {r['mode'][:3]}",
-            f"{r['time_signature'][0]}/{r['time_signature'][1]}",
+            f"{r['time_signature'][0]}/{r['time_signature'][1]}"
+            + (f" loop {r['loop_bars']}" if r.get("loop_bars") else ""),
             f"{m}:{sec:02d}",
             f"{r['energy']:.2f}",
             str(r["segments"]),

@@ -825,6 +825,12 @@ def parse_bpm_range(text: str) -> tuple[float, float]:
     return (lo, hi)
 
 
+def _loop_bars(estimates: Mapping[str, Any] | None) -> int | None:
+    """Bars of a loop from a track's stored estimates (``grid.loop.bars``), else None."""
+    loop = ((estimates or {}).get("grid") or {}).get("loop") or {}
+    return int(loop["bars"]) if loop.get("bars") else None
+
+
 @dataclass
 class TrackSummary:
     """One line of ``cratedig tracks``."""
@@ -846,6 +852,8 @@ class TrackSummary:
     grid_given: dict[str, Any] = field(default_factory=dict)
     # what its file's tags say (artist, title, album, genre, year, bpm, key), empty if nothing
     tags: dict[str, Any] = field(default_factory=dict)
+    # bars of a loop (cratedig.analysis.rhythm.fit_loop); None for a song
+    loop_bars: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -862,10 +870,12 @@ def query_tracks(
     bpm: tuple[float, float] | str | None = None,
     limit: int | None = None,
     quality: str | None = None,
+    kind: str | None = None,
 ) -> list[TrackSummary]:
     """Tracks matching a key (any spelling :meth:`Key.parse` reads: "8A", "A minor", "Am")
     and a BPM range, slowest first; ``quality="low"`` keeps only tracks with a quality flag,
-    ``"ok"`` only assessed tracks without one.
+    ``"ok"`` only assessed tracks without one; ``kind="loops"`` only loops
+    (:func:`cratedig.analysis.rhythm.fit_loop`), ``"songs"`` only the others.
 
     Examples
     --------
@@ -897,7 +907,9 @@ def query_tracks(
             q = q.where(TrackRow.tempo <= hi)
     if quality not in (None, "low", "ok"):
         raise ParameterError(f"quality={quality!r} must be 'low' or 'ok'")
-    if limit is not None and quality is None:
+    if kind not in (None, "loops", "songs"):
+        raise ParameterError(f"kind={kind!r} must be 'loops' or 'songs'")
+    if limit is not None and quality is None and kind is None:
         q = q.limit(limit)
     rows = [
         TrackSummary(
@@ -916,14 +928,18 @@ def query_tracks(
             quality=dict(t.quality or {}),
             grid_given=dict(t.grid_hint or {}),
             tags=dict(t.tags or {}),
+            loop_bars=_loop_bars(t.estimates),
         )
         for t, n, path, paths in session.execute(q).all()
     ]
+    # JSON is filtered here, not in SQL: SQLite and PostgreSQL spell JSON paths differently,
+    # and a library holds thousands of tracks, not millions.
+    if kind is not None:
+        rows = [r for r in rows if (r.loop_bars is not None) == (kind == "loops")]
     if quality is not None:
-        # JSON is filtered here, not in SQL: SQLite and PostgreSQL spell JSON paths differently,
-        # and a library holds thousands of tracks, not millions.
         rows = [r for r in rows if r.quality and (r.quality.get("level") == quality)]
-        rows = rows[:limit] if limit is not None else rows
+    if limit is not None and (quality is not None or kind is not None):
+        rows = rows[:limit]
     return rows
 
 

@@ -475,12 +475,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             str, Query(description="tempo (default), name, camelot, energy or duration")
         ] = "tempo",
         desc: Annotated[bool, Query(description="Descending")] = False,
+        kind: Annotated[str | None, Query(description="loops: only loops; songs: the rest")] = None,
     ) -> dict[str, Any]:
-        """Tracks by key, tempo range and text, sorted (slowest first by default) and paged by
-        ``limit`` and ``offset`` over the whole library: ``{"tracks": [...], "total": n}``."""
+        """Tracks by key, tempo range, text and kind, sorted (slowest first by default) and
+        paged by ``limit`` and ``offset`` over the whole library: ``{"tracks": [...],
+        "total": n}`` (a loop's ``loop_bars`` is its length in bars)."""
         rows, total = workflows.list_tracks(
             state.library, key=key or None, bpm=bpm or None, text=q, limit=limit, offset=offset,
-            sort=sort, descending=desc,
+            sort=sort, descending=desc, kind=kind or None,
         )  # fmt: skip
         for r in rows:
             r["path"] = state.public_path(r["path"])

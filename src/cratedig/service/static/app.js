@@ -77,6 +77,7 @@ function trackQuery(offset) {
   if ($("#search").value.trim()) p.set("q", $("#search").value.trim());
   if ($("#key").value.trim()) p.set("key", $("#key").value.trim());
   if ($("#bpm").value.trim()) p.set("bpm", $("#bpm").value.trim());
+  if ($("#kind").value) p.set("kind", $("#kind").value);
   return "/api/tracks?" + p;
 }
 
@@ -112,7 +113,7 @@ function renderTracks() {
       <td class="num"${t.grid_given && Object.keys(t.grid_given).length ? ` title="grid as you gave it: ${esc(gridWords(t.grid_given))}"` : ""}>${t.tempo.toFixed(1)}${t.grid_given && Object.keys(t.grid_given).length ? "*" : ""}</td>
       <td>${keyChip(t.camelot, t.key + " " + t.mode)} <span class="dim">${esc(t.key)}${t.mode === "minor" ? "m" : ""}</span></td>
       <td class="num"><span class="energy" style="width:${Math.round(8 + 40 * t.energy)}px"></span> ${t.energy.toFixed(2)}</td>
-      <td class="num">${clock(t.duration)}</td>
+      <td class="num">${clock(t.duration)}${t.loop_bars ? ` <span class="dim" data-testid="loop" title="a loop of ${t.loop_bars} bar${t.loop_bars > 1 ? "s" : ""}">⟳${t.loop_bars}</span>` : ""}</td>
     </tr>`).join("");
 }
 
@@ -480,6 +481,7 @@ async function upload(ev) {
 
 function wire() {
   ["#search", "#key", "#bpm"].forEach((s) => $(s).addEventListener("input", scheduleSearch));
+  $("#kind").addEventListener("change", () => loadTracks());
   document.querySelectorAll("#tracks th").forEach((th) => th.addEventListener("click", () => {
     if (state.sort === th.dataset.sort) state.desc = !state.desc; else { state.sort = th.dataset.sort; state.desc = false; }
     loadTracks();
