@@ -109,11 +109,11 @@ function renderTracks() {
   $("#more").textContent = `Show ${Math.min(left, PAGE)} more (${left} not shown)`;
   $("#tracks tbody").innerHTML = rows.map((t) => `
     <tr data-id="${t.track_id}" class="${state.track && state.track.track_id === t.track_id ? "active" : ""}">
-      <td class="name" title="${esc(t.path)}">${esc(trackName(t))}</td>
+      <td class="name" title="${esc(t.path)}">${t.loop_bars ? `<span class="dim" data-testid="loop" title="a loop of ${t.loop_bars} bar${t.loop_bars > 1 ? "s" : ""}">⟳${t.loop_bars}</span> ` : ""}${esc(trackName(t))}</td>
       <td class="num"${t.grid_given && Object.keys(t.grid_given).length ? ` title="grid as you gave it: ${esc(gridWords(t.grid_given))}"` : ""}>${t.tempo.toFixed(1)}${t.grid_given && Object.keys(t.grid_given).length ? "*" : ""}</td>
       <td>${keyChip(t.camelot, t.key + " " + t.mode)} <span class="dim">${esc(t.key)}${t.mode === "minor" ? "m" : ""}</span></td>
       <td class="num"><span class="energy" style="width:${Math.round(8 + 40 * t.energy)}px"></span> ${t.energy.toFixed(2)}</td>
-      <td class="num">${clock(t.duration)}${t.loop_bars ? ` <span class="dim" data-testid="loop" title="a loop of ${t.loop_bars} bar${t.loop_bars > 1 ? "s" : ""}">⟳${t.loop_bars}</span>` : ""}</td>
+      <td class="num">${clock(t.duration)}</td>
     </tr>`).join("");
 }
 
