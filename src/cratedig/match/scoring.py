@@ -329,23 +329,28 @@ def _unit_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(norm > 1e-6, xc / np.maximum(norm, 1e-12), 0.0), ok
 
 
+def _sounding_length(mask: np.ndarray) -> np.ndarray:
+    """Rows up to the last sounding one, per row of ``mask`` (n, rows) -> (n,); all of them
+    where none sounds."""
+    filled = np.asarray(mask, bool)
+    rows = filled.shape[-1]
+    return np.where(filled.any(axis=-1), rows - np.argmax(filled[..., ::-1], axis=-1), rows)
+
+
 def _tiled(ia: np.ndarray, mask: np.ndarray, loops: np.ndarray | None) -> np.ndarray:
     """Row maps ``ia`` (n, bq) with each loop candidate's rows taken modulo its length (the
     rows up to its last sounding one): query bar 5 falls on bar 1 of a 4-bar loop."""
     if loops is None or not np.any(loops):
         return ia
-    filled = np.asarray(mask, bool)
-    length = np.where(
-        filled.any(axis=1), filled.shape[1] - np.argmax(filled[:, ::-1], axis=1), filled.shape[1]
-    )
-    return np.where(np.asarray(loops, bool)[:, None], ia % np.maximum(length, 1)[:, None], ia)
+    length = np.maximum(_sounding_length(mask), 1)
+    return np.where(np.asarray(loops, bool)[:, None], ia % length[:, None], ia)
 
 
 def _looped_query(chroma: np.ndarray, mask: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
     """A loop query's chroma rows repeated to ``rows`` (the candidates' length): a loop plays
     over the whole of a partner's phrase, so its chords meet every bar of it."""
     filled = np.asarray(mask, bool)
-    length = len(filled) - int(np.argmax(filled[::-1])) if filled.any() else len(filled)
+    length = int(_sounding_length(filled))
     if length == 0 or rows <= length:
         return chroma, mask
     reps = -(-rows // length)
