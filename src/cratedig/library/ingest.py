@@ -78,8 +78,9 @@ class WorkerContext:
         Track id -> what its user gave of its grid (``cratedig regrid``): laid again when the
         track is analysed again.
     use_tags : bool
-        A file's BPM tag decides the beat's level where the audio allows that reading
-        (:func:`cratedig.analysis.rhythm.follow_tag_tempo`); False: the audio alone.
+        A file's BPM and key tags (else what its name states) pick among the readings the
+        audio allows (:func:`cratedig.analysis.rhythm.follow_tag_tempo`,
+        :func:`cratedig.analysis.tonal.follow_tag_key`); False: the audio alone.
     tags_considered : dict
         Track id -> the BPM and key tags its stored analysis considered (absent: none): a
         known track's file whose BPM or key tag now says something else is analysed again.
@@ -167,7 +168,8 @@ def analyse_decoded(
     tags: dict[str, Any] | None = None,
 ) -> TrackAnalysis:
     """Analyse audio the worker already decoded (see :func:`~cratedig.analysis.pipeline.analyze_decoded`),
-    on the grid its user gave (``hint``) if any, the BPM of its file's ``tags`` considered."""
+    on the grid its user gave (``hint``) if any, the BPM and key of its file's ``tags``
+    considered."""
     return analyze_decoded(audio, path, hint=hint, tags=tags)
 
 
@@ -359,9 +361,10 @@ def ingest(
     max_duration : float
         Refuse files longer than this many seconds.
     use_tags : bool
-        A file's BPM tag decides the beat's level where the audio allows that reading
-        (:func:`cratedig.analysis.rhythm.follow_tag_tempo`); False: the audio alone, for the
-        files analysed in this run.
+        A file's BPM and key tags (else what its name states) pick among the readings the
+        audio allows (:func:`cratedig.analysis.rhythm.follow_tag_tempo`,
+        :func:`cratedig.analysis.tonal.follow_tag_key`); False: the audio alone, for the files
+        analysed in this run.
     progress : callable, optional
         Called with ``"planned"`` once, then ``"done"`` per file processed.
 
