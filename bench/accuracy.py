@@ -697,6 +697,46 @@ def beat_f_any_level(ref: list[float], est: np.ndarray, offbeat: bool = False) -
     return max(beat_f_trimmed(list(v), est) for v in variants)
 
 
+def pattern_bar_variants(t: dict[str, Any]) -> list[np.ndarray]:
+    """A tracker module's bar lines at three levels, all on its pattern grid: as assumed
+    (``rows_per_measure`` rows from each pattern's start), twice as long (every other bar line
+    of each pattern, from its start) and half as long (the half-bar beats added, even meters).
+    Empty where the module's pattern starts (``sections.units``) are unknown."""
+    units = ((t.get("sections") or {}).get("units")) or []
+    downs = np.sort(np.asarray(t.get("downbeats") or [], dtype=float))
+    beats = np.sort(np.asarray(t.get("beats") or [], dtype=float))
+    if not units or downs.size < 4 or beats.size < 8:
+        return []
+    starts = np.sort(np.asarray([u["start"] for u in units], dtype=float))
+    unit_of = np.searchsorted(starts, downs + 1e-3, side="right") - 1
+    index, last, k = np.zeros(len(downs), dtype=int), None, 0
+    for i, u in enumerate(unit_of):
+        k = 0 if u != last else k + 1
+        index[i], last = k, u
+    meter = int(t.get("meter") or 4)
+    halves = np.zeros(0)
+    if meter % 2 == 0:
+        bar_of = np.searchsorted(downs, beats + 1e-3, side="right") - 1
+        first = np.searchsorted(beats, downs - 1e-3)
+        pos = np.arange(len(beats)) - np.where(bar_of >= 0, first[np.maximum(bar_of, 0)], 0)
+        halves = beats[(bar_of >= 0) & (pos == meter // 2)]
+    return [downs, downs[index % 2 == 0], np.union1d(downs, halves)]
+
+
+def bar_f_pattern_grid(t: dict[str, Any], est_downbeats: np.ndarray) -> float | None:
+    """Downbeat F of our bar lines against the module's pattern-grid bar lines at the level
+    whose bar length is nearest ours (:func:`pattern_bar_variants`): are our bars, whatever
+    their length, where the composer's patterns put bar lines, or half a bar off?"""
+    variants = pattern_bar_variants(t)
+    e = np.sort(np.asarray(est_downbeats, dtype=float))
+    if not variants or e.size < 2:
+        return None if not variants else 0.0
+    ours = float(np.median(np.diff(e)))
+    lengths = [float(np.median(np.diff(v))) if v.size > 1 else np.inf for v in variants]
+    best = int(np.argmin([abs(np.log(ours / n)) for n in lengths]))
+    return beat_f_trimmed(list(variants[best]), e)
+
+
 def score_real(t: dict[str, Any], e: Estimate) -> dict[str, Any]:
     """Per-file scores on a real-set item; None where the truth lacks the field."""
     ok = e.error is None
@@ -719,6 +759,9 @@ def score_real(t: dict[str, Any], e: Estimate) -> dict[str, Any]:
         else None,
         "downbeat_f": (beat_f_trimmed(t["downbeats"], e.downbeats) if ok else 0.0)
         if has_beats and t.get("downbeats_certain")
+        else None,
+        "bar_f_grid": (bar_f_pattern_grid(t, e.downbeats) if ok else 0.0)
+        if has_beats and t.get("kind") == "tracker"
         else None,
         "meter_ok": (e.meter == t["meter"]) if t.get("meter_certain") else None,
         "key_mirex": kscore,
@@ -853,6 +896,8 @@ def aggregate_real(
         "downbeat_f_4_4": avg("downbeat_f", four) if has_downbeats else nan,
         "n_downbeat_f": count("downbeat_f"),
         "n_downbeat_f_4_4": count("downbeat_f", four),
+        "bar_f_grid": avg("bar_f_grid") if has_downbeats else nan,
+        "n_bar_f_grid": count("bar_f_grid"),
         "meter_acc": avg("meter_ok") if has_downbeats else nan,
         "n_meter": count("meter_ok"),
         "key_mirex": avg("key_mirex"),
@@ -884,6 +929,7 @@ REAL_ROWS: list[tuple[str, str, float | None, str, str | None]] = [
     ("beat_f_any", "beat F, any level (truth ×1, ×2, ×½)", None, "{:.3f}", "n_beat_f_any"),
     ("downbeat_f", "downbeat F, certain downbeats", 0.85, "{:.3f}", "n_downbeat_f"),
     ("downbeat_f_4_4", "downbeat F, 4/4 items", 0.85, "{:.3f}", "n_downbeat_f_4_4"),
+    ("bar_f_grid", "bar lines on the pattern grid (trackers)", None, "{:.3f}", "n_bar_f_grid"),
     ("meter_acc", "time-signature accuracy", None, "{:.3f}", "n_meter"),
     ("key_mirex", "key MIREX weighted score", 0.90, "{:.3f}", "n_key"),
     ("key_exact", "key exact rate", None, "{:.3f}", "n_key"),
@@ -1055,7 +1101,7 @@ def write_real_csv(
         "notes",
     ]
     cols = ("tempo", "ratio", "key", "meter", "key_mirex", "beat_f", "beat_f_any")
-    cols += ("downbeat_f", "seconds", "error", "tempo_alternative")
+    cols += ("downbeat_f", "bar_f_grid", "seconds", "error", "tempo_alternative")
     cols += ("tempo_confidence", "meter_confidence", "downbeat_confidence", "key_confidence")
     for s in ran:
         header += [f"{s.name}_{c}" for c in cols]
@@ -1095,7 +1141,7 @@ def write_real_csv(
                 e = est[s.name][t["id"]]
                 sc = score_real(t, e)
                 if not s.has_downbeats:  # no downbeat tracker: n/a, not 0
-                    sc["downbeat_f"] = None
+                    sc["downbeat_f"] = sc["bar_f_grid"] = None
                 row += [
                     fmt(float(e.tempo)),
                     sc["ratio"],
@@ -1105,6 +1151,7 @@ def write_real_csv(
                     fmt(sc["beat_f"]),
                     fmt(sc["beat_f_any"]),
                     fmt(sc["downbeat_f"]),
+                    fmt(sc["bar_f_grid"]),
                     fmt(statistics.median(e.seconds)) if e.seconds else "",
                     e.error or "",
                     fmt(float(e.tempo_alternative)),
@@ -1175,6 +1222,9 @@ def render_kind_table(kinds: dict[str, dict[str, dict[str, tuple[float, int]]]])
     console.print(table)
 
 
+SET_TITLES = {"midi": "MIDI (Freedoom)", "modules": "tracker-module (bench/moduleset.py)"}
+
+
 def run_real(a: argparse.Namespace, systems: list[System]) -> int:
     """``--set real``: every system on the chosen split of the real-music set; ``--set midi``:
     on the whole second set (``bench/midiset.py``, held out whole, no dev half)."""
@@ -1187,6 +1237,10 @@ def run_real(a: argparse.Namespace, systems: list[System]) -> int:
 
         data = midiset.load()
         a.split = "heldout"
+    elif a.set == "modules":
+        import moduleset
+
+        data = moduleset.load()
     else:
         import realset
 
@@ -1227,7 +1281,7 @@ def run_real(a: argparse.Namespace, systems: list[System]) -> int:
     }
     kinds = Counter(s["kind"] for s in songs)
     title = (
-        f"cratedig {'MIDI (Freedoom)' if a.set == 'midi' else 'real-music'} benchmark — "
+        f"cratedig {SET_TITLES.get(a.set, 'real-music')} benchmark — "
         f"split {a.split}: {len(songs)} pieces "
         f"({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}), {len(copies)} Rubber "
         f"Band copies, {sum(s['duration'] for s in songs) / 60:.1f} min"
@@ -1236,7 +1290,9 @@ def run_real(a: argparse.Namespace, systems: list[System]) -> int:
     kinds_of = {s.name: by_kind(songs, est[s.name], has_downbeats=s.has_downbeats) for s in ran}
     render_kind_table(kinds_of)
     a.out.mkdir(parents=True, exist_ok=True)
-    stem = "accuracy_midi" if a.set == "midi" else f"accuracy_real_{a.split}"
+    stem = {"midi": "accuracy_midi", "modules": f"accuracy_modules_{a.split}"}.get(
+        a.set, f"accuracy_real_{a.split}"
+    )
     summary = {
         "meta": {
             "split": a.split,
@@ -1275,16 +1331,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--copy-sources", type=int, default=15, help="songs with Rubber Band copies")
     p.add_argument(
         "--set",
-        choices=("synthetic", "real", "midi"),
+        choices=("synthetic", "real", "midi", "modules"),
         default="synthetic",
-        help="synthetic truth set (bench/truthset.py), real music (bench/realset.py) or the "
-        "second real set, held out whole (bench/midiset.py)",
+        help="synthetic truth set (bench/truthset.py), real music (bench/realset.py), the "
+        "second real set, held out whole (bench/midiset.py), or the tracker modules of 21 more "
+        "game packages (bench/moduleset.py; dev and held-out halves)",
     )
     p.add_argument(
         "--split",
         choices=("dev", "heldout", "all"),
         default="dev",
-        help="real set: the half to run (dev for tuning, heldout to report)",
+        help="real and modules sets: the half to run (dev for tuning, heldout to report)",
     )
     p.add_argument(
         "--only",
@@ -1314,7 +1371,7 @@ def main(argv: list[str] | None = None) -> int:
         "madmom": madmom_system,
         "mixxx": mixxx_system,
     }
-    if a.set in ("real", "midi"):
+    if a.set in ("real", "midi", "modules"):
         return run_real(a, [factories[n]() for n in factories if n in wanted])
     from rich.console import Console
     from rich.progress import Progress

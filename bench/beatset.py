@@ -16,6 +16,9 @@ Development halves only, never a held-out half, a reserved package or anything `
 - **Grooves** (``bench/grooveset.py``): drum grooves of 16 styles over syncopated bass, chords
   and melody, FluidSynth with GM kits of two soundfonts: which sounds mark the beat, in the
   grooves where the off-beat is the louder.
+- **More tracker modules** (``--part modules``, written apart to ``modules.npz``): the dev
+  half of ``bench/moduleset.py`` (modules of 21 more game packages), beats and bar lines from
+  their rows as realset's trackers (items without trusted beats left out).
 - **More scores** (``--corpus``, written apart to ``corpus.npz``): music21 corpus scores by
   composers that ``realset.py`` never takes (Bach, Monteverdi, the trecento, Josquin...), rendered with FluidSynth (half of them with drawn GM instruments, as
   ``keyset.py`` draws them), their first minute, with the score's beats, bar lines and pickups
@@ -31,6 +34,7 @@ Usage::
 
     .venv/bin/python bench/beatset.py                 # ~10 min on 2 cores (the grooves' renders)
     .venv/bin/python bench/beatset.py --part corpus   # the scores part alone
+    .venv/bin/python bench/beatset.py --part modules  # moduleset's dev half alone
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ CACHE = HERE / ".cache"
 OUT = CACHE / "beatset" / "beatset.npz"
 #: The scores part (``--corpus``), written apart: it is slow to render and rarely rebuilt.
 OUT_CORPUS = CACHE / "beatset" / "corpus.npz"
+#: The modules part (``--part modules``): moduleset's dev half.
+OUT_MODULES = CACHE / "beatset" / "modules.npz"
 #: music21 corpus folders of the scores part, with the share of each taken (by a hash of the
 #: path). None of them is a realset composer (``realset.CORPUS_COMPOSERS``).
 CORPUS_SOURCES = {
@@ -130,6 +136,29 @@ def _items(grooves: int) -> list[dict[str, Any]]:
                     "offset": 0.0,
                 }
             )
+    return items
+
+
+def module_items() -> list[dict[str, Any]]:
+    """moduleset's dev half: modules with exact beats and a steady tempo."""
+    import moduleset
+
+    items = []
+    for s in moduleset.load()["songs"]:
+        if s["split"] != "dev" or not s.get("beats") or len(s["beats"]) < 16:
+            continue
+        if not s.get("beats_exact") or not s.get("tempo_steady"):
+            continue
+        items.append(
+            {
+                "id": f"modules:{s['id']}",
+                "group": f"modules:{s['id']}",
+                "path": s["path"],
+                "beats": s["beats"],
+                "downbeats": s.get("downbeats") or [],
+                "offset": 0.0,
+            }
+        )
     return items
 
 
@@ -276,16 +305,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grooves", type=int, default=480, help="grooves of bench/grooveset.py")
     ap.add_argument(
         "--part",
-        choices=("all", "base", "corpus"),
+        choices=("all", "base", "corpus", "modules"),
         default="all",
-        help="which part to (re)build: beatset.npz (base), corpus.npz (corpus) or both",
+        help="which part to (re)build: beatset.npz (base), corpus.npz (corpus), modules.npz "
+        "(modules) or all three",
     )
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
-    parts = ("base", "corpus") if args.part == "all" else (args.part,)
+    parts = ("base", "corpus", "modules") if args.part == "all" else (args.part,)
     for part in parts:
-        items = _items(args.grooves) if part == "base" else corpus_items()
-        write(items, OUT if part == "base" else OUT_CORPUS, args.workers)
+        if part == "base":
+            write(_items(args.grooves), OUT, args.workers)
+        elif part == "corpus":
+            write(corpus_items(), OUT_CORPUS, args.workers)
+        else:
+            write(module_items(), OUT_MODULES, args.workers)
     return 0
 
 

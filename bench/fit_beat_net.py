@@ -38,6 +38,9 @@ from cratedig.analysis import beatnet  # noqa: E402
 DATA = HERE / ".cache" / "beatset" / "beatset.npz"
 #: The scores part of ``beatset.py`` (``--part corpus``), read beside DATA where it exists.
 DATA_CORPUS = HERE / ".cache" / "beatset" / "corpus.npz"
+#: The modules part of ``beatset.py`` (``--part modules``: moduleset's dev half), read beside
+#: DATA where it exists; its excerpts join the real-music pool.
+DATA_MODULES = HERE / ".cache" / "beatset" / "modules.npz"
 #: ``--pack``: log-mel in dB stored as uint8 steps of MEL_STEP dB from MEL_FLOOR (the analysis'
 #: floor), a third of the float16 file: small enough to carry to a training machine.
 MEL_FLOOR, MEL_STEP = -100.0, 0.5
@@ -48,10 +51,11 @@ NET_WINDOW = -(-WINDOW // beatnet.POOL)
 
 
 def load(paths: list[Path] | None = None) -> list[dict]:
-    """Every excerpt of ``paths`` (default: DATA, and DATA_CORPUS where it exists); the
-    scores part's groups start with ``corpus:``."""
+    """Every excerpt of ``paths`` (default: DATA, and DATA_CORPUS and DATA_MODULES where they
+    exist); the scores part's groups start with ``corpus:``, the modules part's with
+    ``modules:``."""
     if paths is None:
-        paths = [DATA] + ([DATA_CORPUS] if DATA_CORPUS.exists() else [])
+        paths = [DATA] + [p for p in (DATA_CORPUS, DATA_MODULES) if p.exists()]
     return [it for p in paths for it in _load_one(p)]
 
 
@@ -224,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="one ensemble member per seed"
     )
     ap.add_argument("--all", action="store_true", help="train on every piece (no validation)")
+    ap.add_argument(
+        "--last-epoch",
+        action="store_true",
+        help="keep the last epoch, as --all does (the held-back fold then only reports, so it "
+        "can score the fold's pieces with a network chosen without them)",
+    )
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--fold", type=int, default=0, help="the fold held back for validation")
     ap.add_argument(
@@ -237,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--data", type=Path, nargs="+", default=None, help="beatset files to read")
     ap.add_argument("--no-corpus", action="store_true", help="leave the scores part out")
+    ap.add_argument("--no-modules", action="store_true", help="leave the modules part out")
     ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
@@ -244,10 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.pack:
-        return pack(args.data or [DATA, DATA_CORPUS], args.pack)
+        return pack(args.data or [DATA, DATA_CORPUS, DATA_MODULES], args.pack)
     items = load(args.data)
     if args.no_corpus:
         items = [it for it in items if not it["group"].startswith("corpus:")]
+    if args.no_modules:
+        items = [it for it in items if not it["group"].startswith("modules:")]
     nets = [train_one(args, items, seed) for seed in args.seeds]
     if args.out:
         export(nets, args.out, f"beatnet-ens{len(nets)}-c{args.channels}-p{beatnet.POOL}")
@@ -341,7 +354,7 @@ def train_one(args: argparse.Namespace, items: list[dict], seed: int):
             f"{ghit_ons:.3f} ({time.time() - t0:.0f} s)",
             file=sys.stderr,
         )
-        score = hit_net + ghit_net if not args.all else epoch
+        score = hit_net + ghit_net if not (args.all or args.last_epoch) else epoch
         if score >= best:
             best = score
             best_state = {k: v.clone() for k, v in net.state_dict().items()}

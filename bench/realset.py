@@ -91,7 +91,9 @@ BUILD_VERSION = 5
 SR = 44100
 CACHE_ROOT = Path(__file__).resolve().parent / ".cache" / "realset"
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-RESERVED = ("hedgewars", "supertuxkart", "wesnoth", "frozen-bubble", "lmms")
+#: Packages reserved for outside checks (substrings of package names). ``fb-music`` is
+#: frozen-bubble's music (``fb-music-high``), whose name does not say so.
+RESERVED = ("hedgewars", "supertuxkart", "wesnoth", "frozen-bubble", "fb-music", "lmms")
 
 HYDROGEN_SONGS = Path("/usr/share/hydrogen/data/demo_songs")
 MUSESCORE_DEMOS = Path("/usr/share/mscore3-3.2/demos")

@@ -308,8 +308,9 @@ def _interior(bounds: list[float] | np.ndarray, end: float) -> np.ndarray:
     return np.unique(b[(b > 0.05) & (b < end - 0.05)])
 
 
-def real_set(split: str, with_baseline: bool) -> dict[str, object]:
-    """Boundaries and grouping on the real-music set's pieces with section truth."""
+def real_set(split: str, with_baseline: bool, source: str = "real") -> dict[str, object]:
+    """Boundaries and grouping on the real-music set's pieces with section truth (``source``
+    "modules": on ``bench/moduleset.py``'s modules instead)."""
     import librosa
     import mir_eval
 
@@ -318,7 +319,12 @@ def real_set(split: str, with_baseline: bool) -> dict[str, object]:
     sys.path.insert(0, str(Path(__file__).parent))
     import realset
 
-    data = realset.load()
+    if source == "modules":
+        import moduleset
+
+        data = moduleset.load()
+    else:
+        data = realset.load()
     items = [
         s
         for s in data["songs"]
@@ -446,7 +452,7 @@ def real_set(split: str, with_baseline: bool) -> dict[str, object]:
         "sections_share": t_sections / max(t_total, 1e-9),
     }
     OUT.mkdir(exist_ok=True)
-    (OUT / f"sections_real_{split}.json").write_text(
+    (OUT / f"sections_{source}_{split}.json").write_text(
         json.dumps({"summary": out, "pieces": rows}, indent=1)
     )
     return out
@@ -467,17 +473,22 @@ def main(argv: list[str] | None = None) -> int:
         "--truthset-dev", action="store_true", help="the development truth set (n=32, seed=7)"
     )
     ap.add_argument(
-        "--set", choices=("synth", "real"), default="synth", help="real: bench/realset.py pieces"
+        "--set",
+        choices=("synth", "real", "modules"),
+        default="synth",
+        help="real: bench/realset.py pieces; modules: bench/moduleset.py's",
     )
-    ap.add_argument("--split", choices=("dev", "heldout"), default="dev", help="with --set real")
+    ap.add_argument(
+        "--split", choices=("dev", "heldout"), default="dev", help="with --set real or modules"
+    )
     args = ap.parse_args(argv)
     global FILLS
     FILLS = args.fills
     import mir_eval
 
     warnings.filterwarnings("ignore")
-    if args.set == "real":
-        print(json.dumps(real_set(args.split, not args.no_baseline), indent=1))
+    if args.set in ("real", "modules"):
+        print(json.dumps(real_set(args.split, not args.no_baseline, args.set), indent=1))
         return 0
     rows = []
     labels_all: list[tuple[str, str]] = []
