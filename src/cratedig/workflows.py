@@ -145,6 +145,7 @@ def update_library(
     retry_failed: bool = False,
     max_duration: float = MAX_DURATION,
     use_tags: bool = True,
+    bpm_range: tuple[float, float] | None = None,
     progress: ProgressCallback = _no_progress,
     cancel: threading.Event | None = None,
 ) -> LibraryUpdate:
@@ -157,7 +158,7 @@ def update_library(
         Scanned recursively; only new or changed files are analysed.
     executor : Executor, optional
         Where analysis runs (:func:`cratedig.compute.make_executor`); default: this process.
-    slices_dir, slice_fmt, retry_failed, max_duration, use_tags
+    slices_dir, slice_fmt, retry_failed, max_duration, use_tags, bpm_range
         As :func:`cratedig.library.ingest.ingest`.
     progress : callable
         ``progress(event, **details)``: the ingest's ``"planned"`` (``total``) and ``"done"``
@@ -205,6 +206,7 @@ def update_library(
         retry_failed=retry_failed,
         max_duration=max_duration,
         use_tags=use_tags,
+        bpm_range=bpm_range,
         progress=on_event,
     )
     progress("index")

@@ -30,10 +30,12 @@ from cratedig.analysis.rhythm import (
     ONSET_LAG,
     BeatGrid,
     GridHint,
+    RangeTempo,
     TagTempo,
     active_span,
     bars_as_given,
     fit_loop,
+    fold_into_range,
     follow_tag_tempo,
     track_beats,
 )
@@ -74,6 +76,7 @@ def analyze_file(
     hint: GridHint | None = None,
     tags: Mapping[str, Any] | None = None,
     use_tags: bool = True,
+    bpm_range: tuple[float, float] | None = None,
 ) -> TrackAnalysis:
     """Decode and analyse one audio file.
 
@@ -95,6 +98,10 @@ def analyze_file(
         Recorded as ``estimates["tempo"]["tags"]``.
     use_tags : bool
         False: the audio alone decides (no tags read or used).
+    bpm_range : (float, float), optional
+        The DJ's BPM range: a tempo outside it is read at its octave inside it where the audio
+        holds that level (:func:`cratedig.analysis.rhythm.fold_into_range`); a tempo the user
+        gives and a BPM tag that was followed win. Recorded as ``estimates["tempo"]["range"]``.
 
     Returns
     -------
@@ -120,7 +127,7 @@ def analyze_file(
         from cratedig.audio.tags import file_tags
 
         tags = file_tags(path)
-    result = analyze_decoded(audio, path, hint=hint, tags=tags)
+    result = analyze_decoded(audio, path, hint=hint, tags=tags, bpm_range=bpm_range)
     result.timings = {"decode": t1 - t0, **result.timings}
     return result
 
@@ -131,6 +138,7 @@ def analyze_decoded(
     *,
     hint: GridHint | None = None,
     tags: Mapping[str, Any] | None = None,
+    bpm_range: tuple[float, float] | None = None,
 ) -> TrackAnalysis:
     """:func:`analyze_file` on audio already decoded (ingest decodes once, hashes, then analyses).
 
@@ -142,6 +150,7 @@ def analyze_decoded(
         Recorded in the result.
     hint : GridHint, optional
     tags : mapping, optional
+    bpm_range : (float, float), optional
         See :func:`analyze_file`.
 
     Raises
@@ -159,6 +168,7 @@ def analyze_decoded(
         channels=audio.channels,
         hint=hint,
         tags=tags,
+        bpm_range=bpm_range,
     )
     result.duration = audio.duration
     if audio.duration < MIN_SONG_DURATION and not (result.estimates.get("grid") or {}).get("loop"):
@@ -187,6 +197,7 @@ def analyze_signal(
     channels: int = 1,
     hint: GridHint | None = None,
     tags: Mapping[str, Any] | None = None,
+    bpm_range: tuple[float, float] | None = None,
 ) -> TrackAnalysis:
     """Analyse a mono signal: beats, downbeats, tempo, meter, key, structure and features.
 
@@ -198,6 +209,7 @@ def analyze_signal(
         Carried into the record; ``track_id`` defaults to a hash of ``y``.
     hint : GridHint, optional
     tags : mapping, optional
+    bpm_range : (float, float), optional
         See :func:`analyze_file`.
 
     Returns
@@ -235,6 +247,16 @@ def analyze_signal(
             grid = bars_as_given(fe, grid, hint, harmony=bass, chroma=chroma)
     else:
         grid = track_beats(fe, harmony=bass, chroma=chroma, hint=hint)
+    range_tempo: RangeTempo | None = None
+    if (
+        bpm_range is not None
+        and (hint is None or hint.bpm is None)
+        and not (tag_tempo is not None and tag_tempo.used)
+    ):
+        before = grid
+        grid, range_tempo = fold_into_range(fe, grid, *bpm_range, harmony=bass, chroma=chroma)
+        if grid is not before and hint is not None and not hint.empty:
+            grid = bars_as_given(fe, grid, hint, harmony=bass, chroma=chroma)
     loop_bars: int | None = None
     if hint is None or (hint.bpm is None and hint.downbeat is None):
         # A short file sounding end to end is a loop: whole bars, bar 1 at its start.
@@ -372,6 +394,7 @@ def analyze_signal(
             ),
             hint=hint,
             tag_tempo=tag_tempo,
+            range_tempo=range_tempo,
             tag_key=tag_key,
             loop_bars=loop_bars,
         ),
@@ -455,13 +478,15 @@ def estimates_of(
     tag_tempo: TagTempo | None = None,
     tag_key: TagKey | None = None,
     loop_bars: int | None = None,
+    range_tempo: RangeTempo | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Confidence and runner-up of each track-level estimate (the ``estimates`` record field).
 
     ``key_confidence`` defaults to the key's clarity (see :func:`key_agreement`). What the user
     gave of the grid (``hint``) is ``"grid": {"given": {...}}``; what the file's BPM tag did
     (``tag_tempo``) is ``"tempo": {"tags": {...}}``, its key tag (``tag_key``)
-    ``"key": {"tags": {...}}``; a file read as a loop of ``loop_bars`` bars
+    ``"key": {"tags": {...}}``; what the DJ's BPM range did (``range_tempo``) is
+    ``"tempo": {"range": {...}}``; a file read as a loop of ``loop_bars`` bars
     (:func:`cratedig.analysis.rhythm.fit_loop`) ``"grid": {"loop": {"bars": n}}``.
     """
     runner = Key.from_index(int(np.argsort(key.scores)[-2]))
@@ -479,7 +504,8 @@ def estimates_of(
             "alternative": round(alt, 2) if alt > 0 else None,
             "relation": tempo_relation(grid.tempo, alt) if alt > 0 else None,
         }
-        | ({"tags": tag_tempo.to_json()} if tag_tempo is not None else {}),
+        | ({"tags": tag_tempo.to_json()} if tag_tempo is not None else {})
+        | ({"range": range_tempo.to_json()} if range_tempo is not None else {}),
         "meter": {
             "value": int(grid.meter),
             "confidence": round(float(grid.meter_confidence), 3),

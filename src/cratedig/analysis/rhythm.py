@@ -557,6 +557,84 @@ def follow_tag_tempo(
     )
 
 
+@dataclass(frozen=True)
+class RangeTempo:
+    """What a DJ's BPM range did to a track's tempo (:func:`fold_into_range`).
+
+    Attributes
+    ----------
+    lo, hi : float
+        The range (BPM).
+    bpm : float
+        The tempo the grid was laid at: the audio's own where it lies in the range, else the
+        octave of it inside the range where the audio holds that level.
+    used : bool
+        True when the grid's tempo lies in the range (folded there, or there already).
+    heard : float
+        The tempo the audio alone gave.
+    """
+
+    lo: float
+    hi: float
+    bpm: float
+    used: bool
+    heard: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "range": [round(self.lo, 2), round(self.hi, 2)],
+            "bpm": round(self.bpm, 2),
+            "used": self.used,
+            "heard": round(self.heard, 2),
+        }
+
+
+def check_bpm_range(lo: float, hi: float) -> tuple[float, float]:
+    """``(lo, hi)`` as floats, or :class:`~cratedig.errors.ParameterError` unless both lie in
+    :data:`TEMPO_HINT_RANGE` with ``lo < hi``. A range narrower than an octave leaves some
+    tempi with no octave inside it; those keep their reading."""
+    lo_f, hi_f = check_tempo_hint(lo), check_tempo_hint(hi)
+    if lo_f >= hi_f:
+        raise ParameterError(f"BPM range {lo:g}-{hi:g}: the low end must be below the high end")
+    return lo_f, hi_f
+
+
+def fold_into_range(
+    fe: Frontend,
+    own: BeatGrid,
+    lo: float,
+    hi: float,
+    *,
+    harmony: np.ndarray,
+    chroma: np.ndarray | None = None,
+) -> tuple[BeatGrid, RangeTempo]:
+    """The grid at the octave of its tempo that lies in the BPM range ``lo``-``hi``.
+
+    What every DJ program offers (rekordbox, Traktor, Serato, Mixxx: "BPM range"): a hip-hop
+    DJ wants 90, not 180; a drum and bass DJ 174, not 87. The beat's level is often a matter
+    of taste, and the range says whose. Only octaves move (x2, x4, /2, /4; the nearest): a 3:4
+    reading is an error, not a taste. The grid is fitted again at that level, as for a file's
+    BPM tag (:func:`follow_tag_tempo`), and the audio's own reading stays as the runner-up;
+    where the beats fitted there settle more than :data:`HINT_AGREES` from the folded tempo,
+    or no octave lies in the range, ``own`` stays (``used`` False).
+    """
+    lo, hi = check_bpm_range(lo, hi)
+    tempo = float(own.tempo)
+    if tempo <= 0:
+        return own, RangeTempo(lo, hi, tempo, False, tempo)
+    if lo <= tempo <= hi:
+        return own, RangeTempo(lo, hi, tempo, True, tempo)
+    inside = [k for k in (-1, 1, -2, 2) if lo <= tempo * 2.0**k <= hi]
+    if not inside:
+        return own, RangeTempo(lo, hi, tempo, False, tempo)
+    target = tempo * 2.0 ** inside[0]
+    fitted = _hinted_beats(fe, harmony, chroma, target, insist=False)
+    if fitted is None or not lo * (1 - HINT_AGREES) <= fitted.tempo <= hi * (1 + HINT_AGREES):
+        return own, RangeTempo(lo, hi, tempo, False, tempo)
+    grid = replace(fitted, tempo_alternative=tempo)
+    return grid, RangeTempo(lo, hi, float(grid.tempo), True, tempo)
+
+
 #: A file this short (seconds) that sounds from its first frame to its last may be a loop
 #: (a sample pack's, a bounce from a DAW): cut on bar lines, a whole number of bars long.
 LOOP_MAX_S = 32.0

@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.text import Text
 
 from cratedig.audio.decode import MAX_DURATION
+from cratedig.errors import ParameterError
 from cratedig.match.query import MAX_SHIFT_BOUND, MAX_STRETCH_BOUND
 from cratedig.match.scoring import DEFAULT_MAX_SHIFT, DEFAULT_MAX_STRETCH
 from cratedig.render.service import MAX_OFFSET_BEATS
@@ -75,6 +76,27 @@ IgnoreTagsOption = Annotated[
         "--ignore-tags",
         help="Let the audio alone decide tempo and key (by default a file's BPM and key "
         "tags pick among the readings the audio allows, e.g. 140 over 105).",
+    ),
+]
+
+
+def _check_bpm_range(text: str | None) -> str | None:
+    try:
+        bpm_range(text)
+    except ParameterError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return text
+
+
+BpmRangeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--bpm-range",
+        metavar="LO-HI",
+        callback=_check_bpm_range,
+        help="Your BPM range, as DJ programs have it (e.g. 70-140 for hip-hop, 88-175 for "
+        "drum and bass): a tempo outside it is read at its octave inside it where the audio "
+        "holds that level. --bpm and a file's BPM tag win.",
     ),
 ]
 MaxDurationOption = Annotated[
@@ -242,6 +264,22 @@ class null_context:
 def spinner(enabled: bool, text: str) -> Any:
     """A Rich spinner on stderr, or nothing."""
     return err.status(text, spinner="dots") if enabled else null_context()
+
+
+def bpm_range(text: str | None) -> tuple[float, float] | None:
+    """``--bpm-range LO-HI`` as ``(lo, hi)``; a clear error for anything else."""
+    if text is None:
+        return None
+    from cratedig.analysis.rhythm import check_bpm_range
+
+    parts = text.replace(" ", "").split("-")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ParameterError(f"--bpm-range {text!r}: give it as LO-HI, e.g. 70-140") from None
+    return check_bpm_range(lo, hi)
 
 
 def grid_hint(bpm: float | None, downbeat: float | None, beats_per_bar: int | None) -> Any:

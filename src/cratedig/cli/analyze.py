@@ -13,9 +13,11 @@ from cratedig.cli._options import (
     MAX_DURATION_DEFAULT,
     BeatsPerBarOption,
     BpmOption,
+    BpmRangeOption,
     DownbeatOption,
     IgnoreTagsOption,
     MaxDurationOption,
+    bpm_range,
     clock,
     err,
     grid_hint,
@@ -39,6 +41,7 @@ def analyze_command(
     downbeat: DownbeatOption = None,
     beats_per_bar: BeatsPerBarOption = None,
     ignore_tags: IgnoreTagsOption = False,
+    bpm_range_text: BpmRangeOption = None,
     rekordbox: Annotated[
         Path | None,
         typer.Option(
@@ -56,6 +59,7 @@ def analyze_command(
 
     check_max_duration(max_duration)
     hint = grid_hint(bpm, downbeat, beats_per_bar)
+    tempo_range = bpm_range(bpm_range_text)
     if rekordbox is not None:
         if str(rekordbox) == "-" and json_out:
             raise OutputError("--rekordbox - and --json both want standard output: name a file")
@@ -66,7 +70,11 @@ def analyze_command(
         try:
             with spinner(not json_out, f"analysing {shown(path)}"):
                 result = analyze_file(
-                    path, max_duration=max_duration, hint=hint, use_tags=not ignore_tags
+                    path,
+                    max_duration=max_duration,
+                    hint=hint,
+                    use_tags=not ignore_tags,
+                    bpm_range=tempo_range,
                 )
         except (AudioError, OSError) as exc:
             failures += 1
@@ -119,6 +127,7 @@ def _print_analysis(a: Any) -> None:  # a: TrackAnalysis
             f"  a loop of {n} bar{'s' if n > 1 else ''}: tempo from its length, bar 1 at its start"
         )
     _print_tags(a)
+    _print_range(a)
     for doubt in a.doubts():
         out.print(f"  [yellow]? {shown(doubt)}[/yellow]")
     table = Table(show_edge=False)
@@ -149,6 +158,30 @@ def _print_analysis(a: Any) -> None:  # a: TrackAnalysis
                 "start" if x.index == 0 else f"{x.confidence:.2f}",
             )
         out.print(sections)
+
+
+def _print_range(a: Any) -> None:  # a: TrackAnalysis
+    """What the BPM range did, where it moved the tempo or could not."""
+    r = (a.estimates.get("tempo") or {}).get("range") or {}
+    if not r:
+        return
+    lo, hi = r["range"]
+    if r["used"] and abs(r["bpm"] - r["heard"]) > 0.01:
+        out.print(
+            f"  tempo {r['bpm']:.2f} in your BPM range {lo:g}-{hi:g}; the audio alone reads "
+            f"{r['heard']:.2f}"
+        )
+    elif not r["used"]:
+        octaves = [r["heard"] * 2.0**k for k in (-2, -1, 1, 2)]
+        why = (
+            "the audio does not hold its octave there"
+            if any(lo <= t <= hi for t in octaves)
+            else "no octave of it lies in it (a range narrower than an octave)"
+        )
+        out.print(
+            f"  [yellow]? {r['heard']:.2f} BPM lies outside your BPM range {lo:g}-{hi:g}: "
+            f"{why}[/yellow]"
+        )
 
 
 def _print_tags(a: Any) -> None:  # a: TrackAnalysis

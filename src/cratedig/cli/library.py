@@ -19,6 +19,7 @@ from cratedig.cli._options import (
     MAX_DURATION_DEFAULT,
     BeatsPerBarOption,
     BpmOption,
+    BpmRangeOption,
     DaskOption,
     DbOption,
     DownbeatOption,
@@ -26,6 +27,7 @@ from cratedig.cli._options import (
     JsonOption,
     MaxDurationOption,
     WorkersOption,
+    bpm_range,
     clock,
     err,
     grid_hint,
@@ -56,6 +58,7 @@ def ingest_command(
     ] = False,
     max_duration: MaxDurationOption = MAX_DURATION_DEFAULT,
     ignore_tags: IgnoreTagsOption = False,
+    bpm_range_text: BpmRangeOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Analyse new and changed audio under FOLDER into the library (resumable: run it again)."""
@@ -64,6 +67,7 @@ def ingest_command(
     from cratedig.library.errors import LibraryError
     from cratedig.library.ingest import IngestInterrupted
 
+    tempo_range = bpm_range(bpm_range_text)
     if not folder.exists():
         raise LibraryError(f"{folder}: no such folder")
     with open_library(db) as lib, make_executor(workers, dask) as executor:
@@ -80,6 +84,7 @@ def ingest_command(
                     retry_failed=retry_failed,
                     max_duration=max_duration,
                     use_tags=not ignore_tags,
+                    bpm_range=tempo_range,
                     progress=progress,
                 )
         except IngestInterrupted as exc:
@@ -116,6 +121,8 @@ def _print_ingest(report: Any, json_out: bool, whole: dict[str, Any] | None = No
     )
     t.add_row("analysed", f"{report.analysed}{rate}")
     t.add_row("unchanged", f"{report.unchanged} (skipped)")
+    if report.refolded:
+        t.add_row("read again", f"{report.refolded} (their tempo lay outside --bpm-range)")
     if report.moved:
         t.add_row("moved/renamed", f"{len(report.moved)} (not analysed again)")
     if report.duplicates:

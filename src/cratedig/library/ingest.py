@@ -84,6 +84,12 @@ class WorkerContext:
     tags_considered : dict
         Track id -> the BPM and key tags its stored analysis considered (absent: none): a
         known track's file whose BPM or key tag now says something else is analysed again.
+    bpm_range : (float, float) or None
+        The DJ's BPM range (:func:`cratedig.analysis.rhythm.fold_into_range`) for the files
+        analysed in this run.
+    refold : frozenset
+        Known tracks whose stored tempo lies outside ``bpm_range`` (and that this range was not
+        already tried on): analysed again.
     """
 
     known_ids: np.ndarray
@@ -93,6 +99,8 @@ class WorkerContext:
     grid_hints: dict[str, dict[str, object]] = field(default_factory=dict)
     use_tags: bool = True
     tags_considered: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bpm_range: tuple[float, float] | None = None
+    refold: frozenset[str] = frozenset()
 
     def retagged(self, track_id: str, tags: dict[str, Any], hint: GridHint | None) -> bool:
         """Whether a known track's file now has a BPM or key tag its stored analysis did not
@@ -166,11 +174,12 @@ def analyse_decoded(
     *,
     hint: GridHint | None = None,
     tags: dict[str, Any] | None = None,
+    bpm_range: tuple[float, float] | None = None,
 ) -> TrackAnalysis:
     """Analyse audio the worker already decoded (see :func:`~cratedig.analysis.pipeline.analyze_decoded`),
     on the grid its user gave (``hint``) if any, the BPM and key of its file's ``tags``
-    considered."""
-    return analyze_decoded(audio, path, hint=hint, tags=tags)
+    considered, in the DJ's ``bpm_range`` if any."""
+    return analyze_decoded(audio, path, hint=hint, tags=tags, bpm_range=bpm_range)
 
 
 def _hint_of(ctx: WorkerContext, track_id: str) -> GridHint | None:
@@ -206,11 +215,15 @@ def process_file(ctx: WorkerContext, scanned: ScannedFile) -> Outcome:
     tags = file_tags(current.path)
     hint = _hint_of(ctx, track_id)
     known = ctx.knows(track_id)
-    if known and not ctx.retagged(track_id, tags, hint):
+    if known and not ctx.retagged(track_id, tags, hint) and track_id not in ctx.refold:
         return AlreadyKnown(current, track_id, audio.duration, tags)
     try:
         analysis = analyse_decoded(
-            audio, current.path, hint=hint, tags=tags if ctx.use_tags else None
+            audio,
+            current.path,
+            hint=hint,
+            tags=tags if ctx.use_tags else None,
+            bpm_range=ctx.bpm_range,
         )
     except AudioError as exc:
         return Failed(current, exc.reason)
@@ -275,6 +288,8 @@ class IngestReport:
     audio_seconds: float = 0.0  # of the files analysed
     elapsed: float = 0.0
     interrupted: bool = False
+    #: Unchanged files analysed again because their tempo lay outside ``--bpm-range``.
+    refolded: int = 0
     #: Names this run in ``tracks.ingest_id`` (``cratedig drift --batch``): UTC start time.
     ingest_id: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ"))
 
@@ -312,6 +327,7 @@ class IngestReport:
             "tracks_per_minute": round(self.tracks_per_minute, 2),
             "realtime_factor": round(self.realtime_factor, 2),
             "interrupted": self.interrupted,
+            "refolded": self.refolded,
             "ingest_id": self.ingest_id,
         }
 
@@ -339,6 +355,7 @@ def ingest(
     retry_failed: bool = False,
     max_duration: float = MAX_DURATION,
     use_tags: bool = True,
+    bpm_range: tuple[float, float] | None = None,
     progress: ProgressCallback = _no_progress,
 ) -> IngestReport:
     """Bring the library up to date with the audio under ``root``.
@@ -365,6 +382,11 @@ def ingest(
         audio allows (:func:`cratedig.analysis.rhythm.follow_tag_tempo`,
         :func:`cratedig.analysis.tonal.follow_tag_key`); False: the audio alone, for the files
         analysed in this run.
+    bpm_range : (float, float), optional
+        The DJ's BPM range (:func:`cratedig.analysis.rhythm.fold_into_range`): the files
+        analysed in this run read their tempo in it where the audio allows, and known tracks
+        whose tempo lies outside it are analysed again (once per range: a track the range could
+        not move is not tried again with the same range).
     progress : callable, optional
         Called with ``"planned"`` once, then ``"done"`` per file processed.
 
@@ -404,6 +426,7 @@ def ingest(
             retry_failed=retry_failed,
             max_duration=max_duration,
             use_tags=use_tags,
+            bpm_range=bpm_range,
             progress=progress,
             t0=t0,
         )
@@ -419,6 +442,7 @@ def _ingest(
     retry_failed: bool,
     max_duration: float,
     use_tags: bool,
+    bpm_range: tuple[float, float] | None,
     progress: ProgressCallback,
     t0: float,
 ) -> IngestReport:
@@ -437,8 +461,14 @@ def _ingest(
         current = repo.current_track_ids(s, analysis_version=ANALYSIS_VERSION)
         hints = repo.grid_hints(s)
         considered = repo.tags_considered(s) if use_tags else {}
+        refold = (
+            repo.tempos_outside(s, *bpm_range, analysis_version=ANALYSIS_VERSION)
+            if bpm_range is not None
+            else frozenset()
+        )
     todo: list[ScannedFile] = []
     seen_tracks: set[str] = set()  # tracks this ingest saw unchanged: may need their slices
+    refolding: set[str] = set()  # tracks read again in the BPM range
     for f in scan.files:
         k = files.get(f.path)
         if (
@@ -446,6 +476,12 @@ def _ingest(
             and (k.size, k.mtime_ns) == (f.size, f.mtime_ns)
             and k.analysis_version == ANALYSIS_VERSION
         ):
+            if k.track_id in refold and k.track_id not in refolding:
+                # read again in the DJ's BPM range (one of its files is enough)
+                refolding.add(k.track_id)
+                report.refolded += 1
+                todo.append(f)
+                continue
             report.unchanged += 1
             seen_tracks.add(k.track_id)
             continue
@@ -477,6 +513,8 @@ def _ingest(
         grid_hints=hints,
         use_tags=use_tags,
         tags_considered=considered,
+        bpm_range=bpm_range,
+        refold=frozenset(refold),
     )
     stored: set[str] = set(current)  # current tracks, including those stored by this ingest
     try:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import CursorResult, delete, func, insert, select, update
+from sqlalchemy import CursorResult, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cratedig import ANALYSIS_VERSION
@@ -696,6 +696,31 @@ def tags_considered(session: Session) -> dict[str, dict[str, Any]]:
         if seen:
             out[r.id] = seen
     return out
+
+
+def tempos_outside(
+    session: Session, lo: float, hi: float, *, analysis_version: int
+) -> frozenset[str]:
+    """Current tracks (of ``analysis_version``) whose tempo lies outside the BPM range
+    ``lo``-``hi`` and that the range may move: not where its user gave the tempo
+    (``cratedig regrid``), nor where a BPM tag was followed, nor where this very range was
+    already tried and could not move it (its ``estimates["tempo"]["range"]``)."""
+    q = select(TrackRow.id, TrackRow.estimates, TrackRow.grid_hint).where(
+        TrackRow.analysis_version == analysis_version,
+        or_(TrackRow.tempo < lo, TrackRow.tempo > hi),
+    )
+    out = set()
+    for r in session.execute(q):
+        if (r.grid_hint or {}).get("bpm") is not None:
+            continue
+        tempo = (r.estimates or {}).get("tempo") or {}
+        if (tempo.get("tags") or {}).get("used"):
+            continue
+        tried = tempo.get("range") or {}
+        if tried and [float(x) for x in tried.get("range", [])] == [round(lo, 2), round(hi, 2)]:
+            continue
+        out.add(r.id)
+    return frozenset(out)
 
 
 def grid_hints(

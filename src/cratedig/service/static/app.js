@@ -159,7 +159,8 @@ function showSong(track, match) {
   $("#song").scrollIntoView({ block: "start" });
 }
 
-// The tempo and key the file's tags chose over the audio's own readings (readings it allows).
+// The tempo and key the file's tags (or the DJ's BPM range) chose over the audio's own
+// readings (readings it allows).
 function tagTempoWords(track) {
   const e = track.estimates || {};
   const t = (e.tempo && e.tempo.tags) || null, k = (e.key && e.key.tags) || null;
@@ -168,6 +169,8 @@ function tagTempoWords(track) {
   if (loop) out.push(`a loop of ${loop.bars} bar${loop.bars > 1 ? "s" : ""}: tempo from its length, bar 1 at its start`);
   if (t && t.used && t.relation !== "1:1") out.push(`tempo ${t.bpm} from ${t.source === "name" ? "the file's name" : "the file's BPM tag"}, ${t.relation} of the ${Number(t.heard).toFixed(1)} the audio alone reads`);
   if (k && k.used && k.heard !== track.camelot) out.push(`key ${track.camelot} from ${k.source === "name" ? "the file's name" : "the file's key tag"}; the audio alone reads ${k.heard}`);
+  const r = e.tempo && e.tempo.range;
+  if (r && r.used && Math.abs(r.bpm - r.heard) > 0.01) out.push(`tempo ${Number(r.bpm).toFixed(1)} in your BPM range ${r.range[0]}-${r.range[1]}; the audio alone reads ${Number(r.heard).toFixed(1)}`);
   return out;
 }
 

@@ -1,0 +1,95 @@
+"""``ingest --bpm-range``: the files analysed in the run read their tempo in the DJ's range, and
+known tracks whose tempo lies outside it are analysed again, once per range (a track the range
+cannot move is not tried again with the same range; a tempo its user gave is never moved)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from cratedig.cli import app
+from cratedig.synth import synthesize_song
+from cratedig.theory import Key
+
+SR = 22050
+
+
+def run(*args, code=0):
+    r = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert r.exit_code == code, r.output
+    return r
+
+
+def _tempos(db):
+    tracks = json.loads(run("tracks", "--db", db, "--json").stdout)["tracks"]
+    return {t["path"].rsplit("/", 1)[-1]: t["tempo"] for t in tracks}
+
+
+def test_ingest_reads_tempos_in_the_range_and_reads_known_tracks_again(tmp_path):
+    music = tmp_path / "music"
+    music.mkdir()
+    for name, bpm, seed in (("slow.flac", 84.0, 3), ("mid.flac", 126.0, 4)):
+        song = synthesize_song(tempo=bpm, key=Key.parse("C minor"), bars=12, seed=seed, sr=SR)
+        sf.write(music / name, song.audio, SR, format="FLAC")
+    db = f"sqlite:///{tmp_path / 'lib.db'}"
+    first = json.loads(run("ingest", music, "--db", db, "--json").stdout)
+    assert first.get("ingest", first)["analysed"] == 2
+    before = _tempos(db)
+    assert before["slow.flac"] == pytest.approx(84.0, rel=0.02)
+
+    # The 84 is read at 168 in a range of 120-240; 126 lies inside and is not touched.
+    again = json.loads(run("ingest", music, "--db", db, "--json", "--bpm-range", "120-240").stdout)
+    report = again.get("ingest", again)
+    assert report["refolded"] == 1 and report["analysed"] == 1
+    after = _tempos(db)
+    assert after["slow.flac"] == pytest.approx(168.0, rel=0.02)
+    assert after["mid.flac"] == before["mid.flac"]
+    assert _estimates(tmp_path, _track_id(db, "slow.flac"))["tempo"]["range"] == {
+        "range": [120.0, 240.0],
+        "bpm": pytest.approx(168.0, rel=0.02),
+        "used": True,
+        "heard": pytest.approx(84.0, rel=0.02),
+    }
+
+    # The same range again: nothing left outside it that it can move.
+    third = json.loads(run("ingest", music, "--db", db, "--json", "--bpm-range", "120-240").stdout)
+    assert third.get("ingest", third)["analysed"] == 0
+    # A range no octave of 84 or 126 falls in: both read again once, at the audio's own
+    # tempo (the last range's 168 was that range's), then left alone.
+    narrow = ["--bpm-range", "130-150"]
+    fourth = json.loads(run("ingest", music, "--db", db, "--json", *narrow).stdout)
+    assert fourth.get("ingest", fourth)["refolded"] == 2
+    assert _tempos(db) == before
+    fifth = json.loads(run("ingest", music, "--db", db, "--json", *narrow).stdout)
+    assert fifth.get("ingest", fifth)["refolded"] == 0
+
+
+def _estimates(tmp_path, track_id):
+    from cratedig.library.db import open_library
+    from cratedig.library.schema import TrackRow
+
+    with open_library(f"sqlite:///{tmp_path / 'lib.db'}") as lib, lib.reader() as s:
+        return s.get(TrackRow, track_id).estimates
+
+
+def _track_id(db, name):
+    tracks = json.loads(run("tracks", "--db", db, "--json").stdout)["tracks"]
+    return next(t["track_id"] for t in tracks if t["path"].endswith(name))
+
+
+def test_a_range_that_is_no_range_is_refused_before_any_work(tmp_path):
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    r = run("ingest", tmp_path, "--bpm-range", "140-70", "--db", db, code=2)
+    assert "low end must be below the high end" in _words(r.output)
+    r = run("analyze", tmp_path / "nothing.wav", "--bpm-range", "fast", code=2)
+    assert "give it as LO-HI" in _words(r.output)
+    assert not (tmp_path / "x.db").exists()
+
+
+def _words(text):
+    """The words of a usage error, out of its box and line breaks."""
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", text).split())
