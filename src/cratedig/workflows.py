@@ -145,7 +145,7 @@ def update_library(
     retry_failed: bool = False,
     max_duration: float = MAX_DURATION,
     use_tags: bool = True,
-    bpm_range: tuple[float, float] | None = None,
+    bpm_range: tuple[float, float] | str | None = None,
     progress: ProgressCallback = _no_progress,
     cancel: threading.Event | None = None,
 ) -> LibraryUpdate:

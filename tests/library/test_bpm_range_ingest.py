@@ -1,6 +1,7 @@
-"""``ingest --bpm-range``: the files analysed in the run read their tempo in the DJ's range, and
-known tracks whose tempo lies outside it are analysed again, once per range (a track the range
-cannot move is not tried again with the same range; a tempo its user gave is never moved)."""
+"""``ingest --bpm-range``: the library keeps the DJ's range for every later ingest; files
+analysed read their tempo in it, and known tracks it would read otherwise are analysed again,
+once per range (a track the range cannot move is not tried again with the same range); ``off``
+clears it, and the tracks it had folded go back to the audio's own reading."""
 
 from __future__ import annotations
 
@@ -55,9 +56,18 @@ def test_ingest_reads_tempos_in_the_range_and_reads_known_tracks_again(tmp_path)
         "heard": pytest.approx(84.0, rel=0.02),
     }
 
-    # The same range again: nothing left outside it that it can move.
-    third = json.loads(run("ingest", music, "--db", db, "--json", "--bpm-range", "120-240").stdout)
+    # The library keeps the range: an ingest without the option reads in it, and finds nothing
+    # left to move.
+    third = json.loads(run("ingest", music, "--db", db, "--json").stdout)
     assert third.get("ingest", third)["analysed"] == 0
+    assert third.get("ingest", third)["bpm_range"] == [120.0, 240.0]
+    # A new song ingested later is read in the kept range too.
+    late = synthesize_song(tempo=80.0, key=Key.parse("G minor"), bars=12, seed=9, sr=SR)
+    sf.write(music / "late.flac", late.audio, SR, format="FLAC")
+    run("ingest", music, "--db", db, "--json")
+    assert _tempos(db)["late.flac"] == pytest.approx(160.0, rel=0.02)
+    (music / "late.flac").unlink()
+    run("prune", "--db", db)
     # A range no octave of 84 or 126 falls in: both read again once, at the audio's own
     # tempo (the last range's 168 was that range's), then left alone.
     narrow = ["--bpm-range", "130-150"]
@@ -66,6 +76,15 @@ def test_ingest_reads_tempos_in_the_range_and_reads_known_tracks_again(tmp_path)
     assert _tempos(db) == before
     fifth = json.loads(run("ingest", music, "--db", db, "--json", *narrow).stdout)
     assert fifth.get("ingest", fifth)["refolded"] == 0
+
+    # Back to 120-240 (168 again), then off: the fold goes, the audio's own 84 comes back.
+    run("ingest", music, "--db", db, "--json", "--bpm-range", "120-240")
+    assert _tempos(db)["slow.flac"] == pytest.approx(168.0, rel=0.02)
+    off = json.loads(run("ingest", music, "--db", db, "--json", "--bpm-range", "off").stdout)
+    assert off.get("ingest", off)["refolded"] == 1 and off.get("ingest", off)["bpm_range"] is None
+    assert _tempos(db) == before
+    again_off = json.loads(run("ingest", music, "--db", db, "--json").stdout)
+    assert again_off.get("ingest", again_off)["analysed"] == 0
 
 
 def _estimates(tmp_path, track_id):

@@ -96,7 +96,8 @@ BpmRangeOption = Annotated[
         callback=_check_bpm_range,
         help="Your BPM range, as DJ programs have it (e.g. 70-140 for hip-hop, 88-175 for "
         "drum and bass): a tempo outside it is read at its octave inside it where the audio "
-        "holds that level. --bpm and a file's BPM tag win.",
+        "holds that level. --bpm and a file's BPM tag win. ingest keeps it in the library "
+        "for later ingests (off clears it).",
     ),
 ]
 MaxDurationOption = Annotated[
@@ -266,10 +267,13 @@ def spinner(enabled: bool, text: str) -> Any:
     return err.status(text, spinner="dots") if enabled else null_context()
 
 
-def bpm_range(text: str | None) -> tuple[float, float] | None:
-    """``--bpm-range LO-HI`` as ``(lo, hi)``; a clear error for anything else."""
+def bpm_range(text: str | None) -> tuple[float, float] | str | None:
+    """``--bpm-range LO-HI`` as ``(lo, hi)``, ``off`` (or ``none``) as ``"off"``; a clear error
+    for anything else."""
     if text is None:
         return None
+    if text.strip().lower() in ("off", "none"):
+        return "off"
     from cratedig.analysis.rhythm import check_bpm_range
 
     parts = text.replace(" ", "").split("-")

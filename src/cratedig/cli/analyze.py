@@ -59,7 +59,8 @@ def analyze_command(
 
     check_max_duration(max_duration)
     hint = grid_hint(bpm, downbeat, beats_per_bar)
-    tempo_range = bpm_range(bpm_range_text)
+    given_range = bpm_range(bpm_range_text)
+    tempo_range = given_range if isinstance(given_range, tuple) else None  # "off": none
     if rekordbox is not None:
         if str(rekordbox) == "-" and json_out:
             raise OutputError("--rekordbox - and --json both want standard output: name a file")

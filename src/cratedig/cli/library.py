@@ -121,8 +121,11 @@ def _print_ingest(report: Any, json_out: bool, whole: dict[str, Any] | None = No
     )
     t.add_row("analysed", f"{report.analysed}{rate}")
     t.add_row("unchanged", f"{report.unchanged} (skipped)")
+    if report.bpm_range is not None:
+        lo, hi = report.bpm_range
+        t.add_row("BPM range", f"{lo:g}-{hi:g} (kept by the library; --bpm-range off clears it)")
     if report.refolded:
-        t.add_row("read again", f"{report.refolded} (their tempo lay outside --bpm-range)")
+        t.add_row("read again", f"{report.refolded} (for the BPM range)")
     if report.moved:
         t.add_row("moved/renamed", f"{len(report.moved)} (not analysed again)")
     if report.duplicates:

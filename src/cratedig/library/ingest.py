@@ -288,8 +288,11 @@ class IngestReport:
     audio_seconds: float = 0.0  # of the files analysed
     elapsed: float = 0.0
     interrupted: bool = False
-    #: Unchanged files analysed again because their tempo lay outside ``--bpm-range``.
+    #: Unchanged files analysed again for the BPM range (a tempo outside it, or one another
+    #: range folded).
     refolded: int = 0
+    #: The BPM range this ingest read tempi in (given or kept by the library), if any.
+    bpm_range: tuple[float, float] | None = None
     #: Names this run in ``tracks.ingest_id`` (``cratedig drift --batch``): UTC start time.
     ingest_id: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ"))
 
@@ -328,6 +331,7 @@ class IngestReport:
             "realtime_factor": round(self.realtime_factor, 2),
             "interrupted": self.interrupted,
             "refolded": self.refolded,
+            "bpm_range": list(self.bpm_range) if self.bpm_range is not None else None,
             "ingest_id": self.ingest_id,
         }
 
@@ -355,7 +359,7 @@ def ingest(
     retry_failed: bool = False,
     max_duration: float = MAX_DURATION,
     use_tags: bool = True,
-    bpm_range: tuple[float, float] | None = None,
+    bpm_range: tuple[float, float] | str | None = None,
     progress: ProgressCallback = _no_progress,
 ) -> IngestReport:
     """Bring the library up to date with the audio under ``root``.
@@ -382,11 +386,13 @@ def ingest(
         audio allows (:func:`cratedig.analysis.rhythm.follow_tag_tempo`,
         :func:`cratedig.analysis.tonal.follow_tag_key`); False: the audio alone, for the files
         analysed in this run.
-    bpm_range : (float, float), optional
-        The DJ's BPM range (:func:`cratedig.analysis.rhythm.fold_into_range`): the files
-        analysed in this run read their tempo in it where the audio allows, and known tracks
-        whose tempo lies outside it are analysed again (once per range: a track the range could
-        not move is not tried again with the same range).
+    bpm_range : (float, float) or "off", optional
+        The DJ's BPM range (:func:`cratedig.analysis.rhythm.fold_into_range`), kept in the
+        library (``settings``) for every later ingest; ``"off"`` clears it; None (default):
+        the one the library keeps, if any. Files analysed read their tempo in it where the
+        audio allows, and known tracks it would read otherwise are analysed again
+        (:func:`cratedig.library.repository.tempos_to_refold`: a tempo outside it, or one
+        another range folded; once per range).
     progress : callable, optional
         Called with ``"planned"`` once, then ``"done"`` per file processed.
 
@@ -442,7 +448,7 @@ def _ingest(
     retry_failed: bool,
     max_duration: float,
     use_tags: bool,
-    bpm_range: tuple[float, float] | None,
+    bpm_range: tuple[float, float] | str | None,
     progress: ProgressCallback,
     t0: float,
 ) -> IngestReport:
@@ -461,11 +467,10 @@ def _ingest(
         current = repo.current_track_ids(s, analysis_version=ANALYSIS_VERSION)
         hints = repo.grid_hints(s)
         considered = repo.tags_considered(s) if use_tags else {}
-        refold = (
-            repo.tempos_outside(s, *bpm_range, analysis_version=ANALYSIS_VERSION)
-            if bpm_range is not None
-            else frozenset()
-        )
+    tempo_range = _bpm_range_of(library, bpm_range)
+    report.bpm_range = tempo_range
+    with library.reader() as s:
+        refold = repo.tempos_to_refold(s, tempo_range, analysis_version=ANALYSIS_VERSION)
     todo: list[ScannedFile] = []
     seen_tracks: set[str] = set()  # tracks this ingest saw unchanged: may need their slices
     refolding: set[str] = set()  # tracks read again in the BPM range
@@ -513,8 +518,8 @@ def _ingest(
         grid_hints=hints,
         use_tags=use_tags,
         tags_considered=considered,
-        bpm_range=bpm_range,
-        refold=frozenset(refold),
+        bpm_range=tempo_range,
+        refold=refold,
     )
     stored: set[str] = set(current)  # current tracks, including those stored by this ingest
     try:
@@ -584,6 +589,32 @@ def _prune_missing(
         return 0
     with library.transaction() as s:
         return repo.forget_files(s, gone)
+
+
+def _bpm_range_of(
+    library: Library, given: tuple[float, float] | str | None
+) -> tuple[float, float] | None:
+    """The BPM range of this ingest: ``given`` (then kept in the library), cleared by "off", or
+    the one the library keeps."""
+    from cratedig.analysis.rhythm import check_bpm_range
+
+    if given is None:
+        with library.reader() as s:
+            stored = repo.get_setting(s, "bpm_range")
+        try:
+            return check_bpm_range(*stored) if stored else None
+        except (TypeError, ValueError, ParameterError):
+            log.warning("the library's BPM range %r is not a range: ignored", stored)
+            return None
+    if given == "off":
+        value = None
+    elif isinstance(given, str):
+        raise ParameterError(f"bpm_range {given!r}: a (lo, hi) pair or 'off'")
+    else:
+        value = check_bpm_range(*given)
+    with library.transaction() as s:
+        repo.set_setting(s, "bpm_range", list(value) if value is not None else None)
+    return value
 
 
 def _write_outcome(

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import CursorResult, delete, func, insert, or_, select, update
+from sqlalchemy import CursorResult, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cratedig import ANALYSIS_VERSION
@@ -29,6 +29,7 @@ from cratedig.library.schema import (
     ModelRow,
     RatingRow,
     SegmentRow,
+    SettingRow,
     StemRow,
     TrackRow,
 )
@@ -698,17 +699,38 @@ def tags_considered(session: Session) -> dict[str, dict[str, Any]]:
     return out
 
 
-def tempos_outside(
-    session: Session, lo: float, hi: float, *, analysis_version: int
+def get_setting(session: Session, key: str) -> Any:
+    """A library-wide preference (``settings``), or None where it is not set."""
+    row = session.get(SettingRow, key)
+    return None if row is None else row.value
+
+
+def set_setting(session: Session, key: str, value: Any) -> None:
+    """Set a library-wide preference; None clears it."""
+    row = session.get(SettingRow, key)
+    if value is None:
+        if row is not None:
+            session.delete(row)
+    elif row is None:
+        session.add(SettingRow(key=key, value=value))
+    else:
+        row.value = value
+
+
+def tempos_to_refold(
+    session: Session, bpm_range: tuple[float, float] | None, *, analysis_version: int
 ) -> frozenset[str]:
-    """Current tracks (of ``analysis_version``) whose tempo lies outside the BPM range
-    ``lo``-``hi`` and that the range may move: not where its user gave the tempo
-    (``cratedig regrid``), nor where a BPM tag was followed, nor where this very range was
-    already tried and could not move it (its ``estimates["tempo"]["range"]``)."""
-    q = select(TrackRow.id, TrackRow.estimates, TrackRow.grid_hint).where(
-        TrackRow.analysis_version == analysis_version,
-        or_(TrackRow.tempo < lo, TrackRow.tempo > hi),
+    """Current tracks (of ``analysis_version``) whose tempo the DJ's BPM range ``bpm_range``
+    (None: no range) would read otherwise than their stored analysis does: a tempo outside
+    the range, or a tempo an earlier, other range folded (read again, it may stay or move).
+
+    Left out: a track whose user gave its tempo (``cratedig regrid``), one whose BPM tag was
+    followed, and one this very range was already tried on (its
+    ``estimates["tempo"]["range"]``): a range that cannot move a tempo is tried once."""
+    q = select(TrackRow.id, TrackRow.tempo, TrackRow.estimates, TrackRow.grid_hint).where(
+        TrackRow.analysis_version == analysis_version
     )
+    want = [round(float(x), 2) for x in bpm_range] if bpm_range is not None else None
     out = set()
     for r in session.execute(q):
         if (r.grid_hint or {}).get("bpm") is not None:
@@ -717,9 +739,13 @@ def tempos_outside(
         if (tempo.get("tags") or {}).get("used"):
             continue
         tried = tempo.get("range") or {}
-        if tried and [float(x) for x in tried.get("range", [])] == [round(lo, 2), round(hi, 2)]:
-            continue
-        out.add(r.id)
+        before = [float(x) for x in tried.get("range", [])] if tried else None
+        if before == want:
+            continue  # analysed in this very range (or, with none, in none)
+        folded = bool(tried) and abs(float(tried["bpm"]) - float(tried["heard"])) > 0.01
+        outside = want is not None and not want[0] <= float(r.tempo) <= want[1]
+        if folded or outside:
+            out.add(r.id)
     return frozenset(out)
 
 

@@ -334,3 +334,13 @@ class ModelRow(Base):
     parameters: Mapped[dict[str, object]] = mapped_column(JSON)
     metrics: Mapped[dict[str, object]] = mapped_column(JSON)
     artefact: Mapped[str | None] = mapped_column(Text, nullable=True)  # relative to the DB dir
+
+
+class SettingRow(Base):
+    """A library-wide preference, kept across ingests: ``key`` -> a JSON value
+    (``bpm_range``: the DJ's BPM range, ``[lo, hi]``, set by ``cratedig ingest --bpm-range``)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
