@@ -362,9 +362,11 @@ def resolve_query(
 
     if hint is not None and hint.empty:
         hint = None
+    with library.reader() as s:
+        tempo_range = repo.stored_bpm_range(s)  # the DJ's BPM range, as the library reads
     path = Path(query).expanduser()
     if path.exists():
-        analysis = analyze_file(path, max_duration=max_duration, hint=hint)
+        analysis = analyze_file(path, max_duration=max_duration, hint=hint, bpm_range=tempo_range)
         stored = stored_analysis(library, analysis)
         if stored is not None and hint is None:
             stored.path = str(path)
@@ -386,7 +388,9 @@ def resolve_query(
                 f"{text}: the track's file is gone, so it cannot be analysed again on the "
                 f"grid given ({hint.describe()}); match it without one or give its file"
             )
-        return analyze_file(here[0], max_duration=max_duration, hint=hint), True
+        return analyze_file(
+            here[0], max_duration=max_duration, hint=hint, bpm_range=tempo_range
+        ), True
     if paths:
         stored.path = next((p for p in paths if os.path.exists(p)), paths[0])
     return stored, True
@@ -467,14 +471,18 @@ def _regrid_plan(library: Library, track: str, hint: GridHint | None) -> _Regrid
     return _RegridPlan(track_id, here[0], hint, before, row_ingest)
 
 
-def _regrid_analysis(max_duration: float, item: tuple[str, dict[str, Any] | None]) -> TrackAnalysis:
-    """Worker: the analysis of file ``item[0]`` on the grid of hint JSON ``item[1]``."""
+def _regrid_analysis(
+    max_duration: float,
+    item: tuple[str, dict[str, Any] | None, tuple[float, float] | None],
+) -> TrackAnalysis:
+    """Worker: the analysis of file ``item[0]`` on the grid of hint JSON ``item[1]``, in the
+    library's BPM range ``item[2]`` (a tempo in the hint wins over it)."""
     from cratedig.analysis.pipeline import analyze_file
     from cratedig.analysis.rhythm import GridHint as _GridHint
 
-    path, given = item
+    path, given, tempo_range = item
     hint = _GridHint.from_json(given) if given else None
-    return analyze_file(path, max_duration=max_duration, hint=hint)
+    return analyze_file(path, max_duration=max_duration, hint=hint, bpm_range=tempo_range)
 
 
 def _store_regrid(library: Library, plan: _RegridPlan, analysis: TrackAnalysis) -> Regrid:
@@ -544,7 +552,11 @@ def regrid(
     """
     plan = _regrid_plan(library, track, hint)
     given = plan.hint.to_json() if plan.hint is not None else None
-    done = _store_regrid(library, plan, _regrid_analysis(max_duration, (plan.path, given)))
+    with library.reader() as s:
+        tempo_range = repo.stored_bpm_range(s)
+    done = _store_regrid(
+        library, plan, _regrid_analysis(max_duration, (plan.path, given, tempo_range))
+    )
     if sync:
         _sync_after_regrid(library)
     return done
@@ -630,7 +642,11 @@ def import_rekordbox_grids(
     todo = {tid: v for tid, v in plans.items() if v[1]["action"] is None}
     if todo:
         executor = executor or InProcessExecutor()
-        items = [(p.path, p.hint.to_json() if p.hint else None) for p, _ in todo.values()]
+        with library.reader() as s:
+            tempo_range = repo.stored_bpm_range(s)
+        items = [
+            (p.path, p.hint.to_json() if p.hint else None, tempo_range) for p, _ in todo.values()
+        ]
         by_file = {p.path: (p, row) for p, row in todo.values()}
         for item, result in executor.imap_unordered(_regrid_analysis, items, context=max_duration):
             plan, row = by_file[item[0]]

@@ -56,6 +56,19 @@ def test_ingest_reads_tempos_in_the_range_and_reads_known_tracks_again(tmp_path)
         "heard": pytest.approx(84.0, rel=0.02),
     }
 
+    # A fixed bar line keeps the tempo in the range; a query file new to the library is read
+    # in it as the library is.
+    slow_id = _track_id(db, "slow.flac")
+    run("regrid", slow_id, "--downbeat", "2.0", "--db", db)
+    assert _tempos(db)["slow.flac"] == pytest.approx(168.0, rel=0.02)
+    run("regrid", slow_id, "--clear", "--db", db)
+    outsider = tmp_path / "outsider.flac"
+    other = synthesize_song(tempo=90.0, key=Key.parse("F minor"), bars=12, seed=11, sr=SR)
+    sf.write(outsider, other.audio, SR, format="FLAC")
+    query = json.loads(run("match", outsider, "--db", db, "--json").stdout)["query"]
+    assert query["tempo"] == pytest.approx(180.0, rel=0.02)
+    assert query["estimates"]["tempo"]["range"]["heard"] == pytest.approx(90.0, rel=0.02)
+
     # The library keeps the range: an ingest without the option reads in it, and finds nothing
     # left to move.
     third = json.loads(run("ingest", music, "--db", db, "--json").stdout)

@@ -600,12 +600,7 @@ def _bpm_range_of(
 
     if given is None:
         with library.reader() as s:
-            stored = repo.get_setting(s, "bpm_range")
-        try:
-            return check_bpm_range(*stored) if stored else None
-        except (TypeError, ValueError, ParameterError):
-            log.warning("the library's BPM range %r is not a range: ignored", stored)
-            return None
+            return repo.stored_bpm_range(s)
     if given == "off":
         value = None
     elif isinstance(given, str):

@@ -7,6 +7,7 @@ transaction" is decided by the caller. Arrays go in as little-endian float32 byt
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +35,8 @@ from cratedig.library.schema import (
     TrackRow,
 )
 from cratedig.theory import Key
+
+log = logging.getLogger("cratedig.library")
 
 _F32 = np.dtype("<f4")
 
@@ -715,6 +718,21 @@ def set_setting(session: Session, key: str, value: Any) -> None:
         session.add(SettingRow(key=key, value=value))
     else:
         row.value = value
+
+
+def stored_bpm_range(session: Session) -> tuple[float, float] | None:
+    """The DJ's BPM range the library keeps (``cratedig ingest --bpm-range``), or None (none
+    set, or a stored value that is no range: logged, not fatal)."""
+    from cratedig.analysis.rhythm import check_bpm_range
+
+    stored = get_setting(session, "bpm_range")
+    if not stored:
+        return None
+    try:
+        return check_bpm_range(*stored)
+    except (TypeError, ValueError, ParameterError):
+        log.warning("the library's BPM range %r is not a range: ignored", stored)
+        return None
 
 
 def tempos_to_refold(

@@ -871,6 +871,14 @@ def _regrid(state: ServiceState, track_id: str, hint: GridHint | None) -> dict[s
     return out
 
 
+def _stored_bpm_range(state: ServiceState) -> tuple[float, float] | None:
+    """The DJ's BPM range the library keeps: an upload is read in it as the library is."""
+    from cratedig.library import repository as repo
+
+    with state.library.reader() as s:
+        return repo.stored_bpm_range(s)
+
+
 def _analysis_of(state: ServiceState, track_id: str) -> TrackAnalysis:
     """A library track's analysis (path set to a file on disk), or an upload's; 404 else."""
     from cratedig.library import repository as repo
@@ -944,7 +952,9 @@ def _match_track(state: ServiceState, body: MatchRequest) -> dict[str, Any]:
         if body.hint is not None:
             from cratedig.analysis.pipeline import analyze_file
 
-            analysis = analyze_file(up.path, hint=body.hint)
+            with state.library.reader() as s:
+                tempo_range = repo.stored_bpm_range(s)
+            analysis = analyze_file(up.path, hint=body.hint, bpm_range=tempo_range)
     elif body.hint is not None:
         analysis, in_library = workflows.resolve_query(state.library, tid, hint=body.hint)
         return _match_json(state, analysis, in_library, body, None)
@@ -1026,10 +1036,13 @@ async def _match_upload(state: ServiceState, request: Request) -> dict[str, Any]
 
             # its tags, else what its own name states ("loop_124bpm_Am.wav"; stored as uuid)
             tags = await run_in_threadpool(file_tags, tmp, name=name)
+            tempo_range = await run_in_threadpool(_stored_bpm_range, state)
             loop = asyncio.get_running_loop()
             analysis = await loop.run_in_executor(
                 state.analysis_pool,
-                partial(analyze_file, str(tmp), hint=options.hint, tags=tags),
+                partial(
+                    analyze_file, str(tmp), hint=options.hint, tags=tags, bpm_range=tempo_range
+                ),
             )
             stored = await run_in_threadpool(workflows.stored_analysis, state.library, analysis)
             if stored is not None:
