@@ -490,6 +490,33 @@ def test_scan_job_progress_and_refusals(scan_client):
     assert client.get("/api/tracks").json()["total"] == 1  # no secret.wav
 
 
+def test_a_scan_sets_keeps_and_clears_the_bpm_range(scan_client):
+    """The page's BPM range field: a scan given ``bpm_range`` stores it (``/api/config`` says
+    it), a scan without one reads in it, ``off`` clears it; a bad range is a 422 before any
+    job starts."""
+    client, _, _ = scan_client
+    assert client.get("/api/config").json()["bpm_range"] is None
+    for bad in ("fast", "140-70", "10-20", "1-2-3"):
+        assert_error(
+            client.post("/api/library/scan", json={"folder": "other", "bpm_range": bad}), 422
+        )
+    assert client.get("/api/jobs").json()["jobs"] == []
+    r = client.post("/api/library/scan", json={"folder": "other", "bpm_range": "150-250"})
+    job = wait_job(client, r.json()["job"])
+    assert job["state"] == "done" and job["report"]["bpm_range"] == [150, 250]
+    assert client.get("/api/config").json()["bpm_range"] == [150, 250]
+    (track,) = client.get("/api/tracks").json()["tracks"]
+    assert track["tempo"] == pytest.approx(180.0, rel=0.03)  # the 90 BPM waltz, at 180
+    again = wait_job(
+        client, client.post("/api/library/scan", json={"folder": "other"}).json()["job"]
+    )
+    assert again["report"]["bpm_range"] == [150, 250] and again["report"]["analysed"] == 0
+    off = client.post("/api/library/scan", json={"folder": "other", "bpm_range": "off"})
+    cleared = wait_job(client, off.json()["job"])
+    assert cleared["report"]["bpm_range"] is None
+    assert client.get("/api/config").json()["bpm_range"] is None
+
+
 def test_scan_can_be_cancelled(scan_client):
     client, music, _ = scan_client
     r = client.post("/api/library/scan", json={"folder": "crate"})

@@ -326,9 +326,11 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     words = page.text_content("[data-testid=tag-tempo]")
     assert f"tempo {half:g} from the file's BPM tag, 1:2 of the" in words, words
 
-    # Scan the music folder (the waltz is new) with live progress.
+    # Scan the music folder (the waltz is new) with live progress, in a BPM range the library
+    # keeps (wide: no song here lies outside it).
     seen: list[str] = []
     page.on("response", lambda r: seen.append(r.url) if "/api/jobs/" in r.url else None)
+    page.fill("#scan-bpm-range", "60-200")
     page.click("#scan")
     page.wait_for_selector("#job:not(.hidden)")
     page.wait_for_function(
@@ -337,6 +339,10 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     shot(page, "08-scan")
     assert seen  # polled
     page.wait_for_function("document.querySelectorAll('#tracks tbody tr').length === 4")
+    assert page.evaluate("fetch('/api/config').then(r => r.json())")["bpm_range"] == [60, 200]
+    page.reload()
+    page.wait_for_selector("#tracks tbody tr")
+    assert page.input_value("#scan-bpm-range") == "60-200"
     assert errors == []
     assert load_s < 5  # first load (generous under a loaded CI machine; bench/serve.py measures)
     page.close()

@@ -599,6 +599,24 @@ def check_bpm_range(lo: float, hi: float) -> tuple[float, float]:
     return lo_f, hi_f
 
 
+def parse_bpm_range(text: str | None) -> tuple[float, float] | str | None:
+    """A BPM range as a user writes it: ``"70-140"`` -> ``(70.0, 140.0)``, ``"off"`` (or
+    ``"none"``) -> ``"off"``, None -> None; :class:`~cratedig.errors.ParameterError` for
+    anything else (or a range :func:`check_bpm_range` refuses)."""
+    if text is None:
+        return None
+    if text.strip().lower() in ("off", "none"):
+        return "off"
+    parts = text.replace(" ", "").split("-")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ParameterError(f"BPM range {text!r}: give it as LO-HI, e.g. 70-140") from None
+    return check_bpm_range(lo, hi)
+
+
 def fold_into_range(
     fe: Frontend,
     own: BeatGrid,

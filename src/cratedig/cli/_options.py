@@ -269,21 +269,10 @@ def spinner(enabled: bool, text: str) -> Any:
 
 def bpm_range(text: str | None) -> tuple[float, float] | str | None:
     """``--bpm-range LO-HI`` as ``(lo, hi)``, ``off`` (or ``none``) as ``"off"``; a clear error
-    for anything else."""
-    if text is None:
-        return None
-    if text.strip().lower() in ("off", "none"):
-        return "off"
-    from cratedig.analysis.rhythm import check_bpm_range
+    for anything else (:func:`cratedig.analysis.rhythm.parse_bpm_range`)."""
+    from cratedig.analysis.rhythm import parse_bpm_range
 
-    parts = text.replace(" ", "").split("-")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        lo, hi = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise ParameterError(f"--bpm-range {text!r}: give it as LO-HI, e.g. 70-140") from None
-    return check_bpm_range(lo, hi)
+    return parse_bpm_range(text)
 
 
 def grid_hint(bpm: float | None, downbeat: float | None, beats_per_bar: int | None) -> Any:

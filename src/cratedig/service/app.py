@@ -76,6 +76,13 @@ def lower_priority(increment: int = 10) -> None:
 
 class ScanRequest(BaseModel):
     folder: str = Field("", description="A folder under one of the --music roots ('' = the first).")
+    bpm_range: str | None = Field(
+        None,
+        description="LO-HI: the DJ's BPM range, kept by the library for every later scan "
+        "(tempi outside it are read at their octave inside it); 'off' clears it; absent: the "
+        "range the library keeps.",
+        max_length=32,
+    )
 
 
 class MatchRequest(BaseModel):
@@ -334,7 +341,9 @@ class ServiceState:
 
     # -- scans ---------------------------------------------------------------------------------
 
-    def _scan(self, job: Job, folder: Path) -> dict[str, Any]:
+    def _scan(
+        self, job: Job, folder: Path, bpm_range: tuple[float, float] | str | None = None
+    ) -> dict[str, Any]:
         def progress(event: str, **d: Any) -> None:
             if event == "planned":
                 job.stage, job.total, job.skipped = "analysing", d["total"], d.get("skipped", 0)
@@ -346,7 +355,7 @@ class ServiceState:
                 job.stage = event
 
         update = workflows.update_library(
-            self.library, folder, progress=progress, cancel=job.cancel
+            self.library, folder, progress=progress, cancel=job.cancel, bpm_range=bpm_range
         )
         self.reload_index()
         r = update.ingest
@@ -358,6 +367,8 @@ class ServiceState:
             "duplicates": len(r.duplicates),
             "segments": update.segments,
             "elapsed": round(r.elapsed, 3),
+            "bpm_range": list(r.bpm_range) if r.bpm_range is not None else None,
+            "refolded": r.refolded,
         }
 
     # -- training ------------------------------------------------------------------------------
@@ -455,6 +466,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "tracks": len(state.index.stamps),
             "segments": len(state.index),
             "version": _version(),
+            "bpm_range": _stored_bpm_range_list(state),
         }
 
     # -- library -------------------------------------------------------------------------------
@@ -537,6 +549,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     def scan(body: ScanRequest, _: Writer) -> dict[str, Any]:
         """Scan a folder under a ``--music`` root as a background job: ``{"job": id}``."""
         folder, shown = _music_folder(state, body.folder)
+        from cratedig.analysis.rhythm import parse_bpm_range
+
+        try:
+            tempo_range = parse_bpm_range(body.bpm_range)
+        except ParameterError as exc:
+            raise HTTPException(422, f"bpm_range: {exc}") from None
         escapes = _links_out(state, folder)
         if escapes:
             raise HTTPException(
@@ -546,7 +564,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 + (", ..." if len(escapes) > 3 else "")
                 + "); remove them or scan a folder without them",
             )
-        job = state.jobs.start(folder, shown)
+        job = state.jobs.start_job(
+            "scan", lambda job: state._scan(job, folder, tempo_range), folder=shown
+        )
         if job is None:
             raise HTTPException(409, _busy(state))
         return {"job": job.id, **job.to_json()}
@@ -869,6 +889,11 @@ def _regrid(state: ServiceState, track_id: str, hint: GridHint | None) -> dict[s
     out = done.to_json()
     out["path"] = state.public_path(out["path"])
     return out
+
+
+def _stored_bpm_range_list(state: ServiceState) -> list[float] | None:
+    r = _stored_bpm_range(state)
+    return list(r) if r is not None else None
 
 
 def _stored_bpm_range(state: ServiceState) -> tuple[float, float] | None:

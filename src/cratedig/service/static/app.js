@@ -62,6 +62,8 @@ async function loadConfig() {
   const sel = $("#scan-folder");
   sel.innerHTML = cfg.music.map((m) => `<option value="${esc(m)}">${esc(baseName(m))}</option>`).join("");
   $("#scan-form").classList.toggle("hidden", cfg.music.length === 0);
+  state.bpmRange = cfg.bpm_range ? `${cfg.bpm_range[0]}-${cfg.bpm_range[1]}` : "";
+  $("#scan-bpm-range").value = state.bpmRange;
   setStatus(`${cfg.tracks} tracks · ${cfg.segments} phrases indexed`);
 }
 
@@ -379,7 +381,12 @@ async function mashup() {
 async function scan(ev) {
   ev.preventDefault();
   try {
-    const r = await postJSON("/api/library/scan", { folder: $("#scan-folder").value });
+    // The BPM range the library keeps: sent only when changed (emptied: cleared).
+    const range = $("#scan-bpm-range").value.trim();
+    const body = { folder: $("#scan-folder").value };
+    if (range !== state.bpmRange) body.bpm_range = range || "off";
+    const r = await postJSON("/api/library/scan", body);
+    state.bpmRange = range;
     state.job = r.job;
     pollJob();
   } catch (e) { setStatus(e.message, true); }
