@@ -469,8 +469,16 @@ def _ingest(
         considered = repo.tags_considered(s) if use_tags else {}
     tempo_range = _bpm_range_of(library, bpm_range)
     report.bpm_range = tempo_range
-    with library.reader() as s:
-        refold = repo.tempos_to_refold(s, tempo_range, analysis_version=ANALYSIS_VERSION)
+    refold: frozenset[str] = frozenset()
+    if bpm_range is not None or tempo_range is not None:
+        # Nothing to read again where no range was given and none is kept (most ingests).
+        with library.reader() as s:
+            refold = repo.tempos_to_refold(
+                s,
+                tempo_range,
+                analysis_version=ANALYSIS_VERSION,
+                changed=bpm_range is not None,
+            )
     todo: list[ScannedFile] = []
     seen_tracks: set[str] = set()  # tracks this ingest saw unchanged: may need their slices
     refolding: set[str] = set()  # tracks read again in the BPM range

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import CursorResult, delete, func, insert, select, update
+from sqlalchemy import CursorResult, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cratedig import ANALYSIS_VERSION
@@ -736,7 +736,11 @@ def stored_bpm_range(session: Session) -> tuple[float, float] | None:
 
 
 def tempos_to_refold(
-    session: Session, bpm_range: tuple[float, float] | None, *, analysis_version: int
+    session: Session,
+    bpm_range: tuple[float, float] | None,
+    *,
+    analysis_version: int,
+    changed: bool = True,
 ) -> frozenset[str]:
     """Current tracks (of ``analysis_version``) whose tempo the DJ's BPM range ``bpm_range``
     (None: no range) would read otherwise than their stored analysis does: a tempo outside
@@ -744,10 +748,17 @@ def tempos_to_refold(
 
     Left out: a track whose user gave its tempo (``cratedig regrid``), one whose BPM tag was
     followed, and one this very range was already tried on (its
-    ``estimates["tempo"]["range"]``): a range that cannot move a tempo is tried once."""
+    ``estimates["tempo"]["range"]``): a range that cannot move a tempo is tried once.
+
+    ``changed=False`` (no range given: the one the library keeps): the ingest that set it read
+    again what other ranges had folded, so only tempi outside it are looked at (an indexed
+    query). An ingest interrupted while setting a range is resumed by the same command.
+    """
     q = select(TrackRow.id, TrackRow.tempo, TrackRow.estimates, TrackRow.grid_hint).where(
         TrackRow.analysis_version == analysis_version
     )
+    if not changed and bpm_range is not None:
+        q = q.where(or_(TrackRow.tempo < bpm_range[0], TrackRow.tempo > bpm_range[1]))
     want = [round(float(x), 2) for x in bpm_range] if bpm_range is not None else None
     out = set()
     for r in session.execute(q):
