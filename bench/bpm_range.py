@@ -48,6 +48,7 @@ def _run(job: tuple[str, str]) -> tuple[str, dict[str, float]]:
     """id -> {range name: tempo}; a range the audio-only tempo already lies in is not run
     again (the fold leaves such a reading as it is)."""
     from cratedig.analysis.pipeline import analyze_signal
+    from cratedig.analysis.rhythm import in_bpm_range
     from cratedig.audio import decode
 
     sid, path = job
@@ -57,7 +58,7 @@ def _run(job: tuple[str, str]) -> tuple[str, dict[str, float]]:
     for name, rng in RANGES.items():
         if rng is None:
             continue
-        if rng[0] <= own <= rng[1]:
+        if in_bpm_range(own, *rng):
             out[name] = float(own)
         else:
             out[name] = float(analyze_signal(a.samples, sr=a.sr, bpm_range=rng).tempo)
@@ -65,6 +66,8 @@ def _run(job: tuple[str, str]) -> tuple[str, dict[str, float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cratedig.analysis.rhythm import in_bpm_range
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--set", choices=("real", "consensus"), default="consensus")
     p.add_argument("--split", choices=("dev", "heldout"), default="dev")
@@ -80,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def folded(r: float, rng: tuple[float, float] | None) -> float:
         """The reference at its octave in the range (as it is where none lies in it)."""
-        if rng is None or rng[0] <= r <= rng[1]:
+        if rng is None or in_bpm_range(r, *rng):
             return r
-        inside = [r * 2.0**k for k in (-1, 1, -2, 2) if rng[0] <= r * 2.0**k <= rng[1]]
+        inside = [r * 2.0**k for k in (-1, 1, -2, 2) if in_bpm_range(r * 2.0**k, *rng)]
         return inside[0] if inside else r
 
     rows: dict[str, Any] = {}
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, rng in RANGES.items():
         acc = sum(right(got[s][name], ref[s]) for s in ref) / max(len(ref), 1)
         acc_f = sum(right(got[s][name], folded(ref[s], rng)) for s in ref) / max(len(ref), 1)
-        inside = sum(rng is None or rng[0] <= ref[s] <= rng[1] for s in ref)
+        inside = sum(rng is None or in_bpm_range(ref[s], *rng) for s in ref)
         moved = [s for s in ref if abs(got[s][name] / got[s]["none"] - 1.0) > 0.01]
         gained = sum(
             right(got[s][name], ref[s]) and not right(got[s]["none"], ref[s]) for s in moved

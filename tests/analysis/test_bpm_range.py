@@ -102,3 +102,10 @@ def test_a_bar_line_the_user_gives_is_laid_on_the_folded_grid(song) -> None:
 def test_a_range_that_is_no_range_is_refused(lo, hi) -> None:
     with pytest.raises(ParameterError):
         check_bpm_range(lo, hi)
+
+
+def test_an_octave_on_the_ranges_edge_is_inside_it(song, own) -> None:
+    """A DJ's 150-200 holds a 100 BPM track read at 200.0004: the ends allow the 2 % a grid's
+    tempo settles within (found on a produced track, Endgame: Singularity's *Aberrations*)."""
+    a = analyze_signal(song.audio, sr=SR, bpm_range=(150.0, 2 * own.tempo * 0.9995))
+    assert a.tempo == pytest.approx(200.0, rel=0.02) and _range(a)["used"]

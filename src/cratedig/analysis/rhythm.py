@@ -617,6 +617,12 @@ def parse_bpm_range(text: str | None) -> tuple[float, float] | str | None:
     return check_bpm_range(lo, hi)
 
 
+def in_bpm_range(bpm: float, lo: float, hi: float) -> bool:
+    """Whether ``bpm`` lies in ``lo``-``hi``, its ends widened by :data:`HINT_AGREES` (a track
+    at 200.0004 is in a range up to 200)."""
+    return lo * (1.0 - HINT_AGREES) <= bpm <= hi * (1.0 + HINT_AGREES)
+
+
 def fold_into_range(
     fe: Frontend,
     own: BeatGrid,
@@ -640,14 +646,14 @@ def fold_into_range(
     tempo = float(own.tempo)
     if tempo <= 0:
         return own, RangeTempo(lo, hi, tempo, False, tempo)
-    if lo <= tempo <= hi:
+    if in_bpm_range(tempo, lo, hi):
         return own, RangeTempo(lo, hi, tempo, True, tempo)
-    inside = [k for k in (-1, 1, -2, 2) if lo <= tempo * 2.0**k <= hi]
+    inside = [k for k in (-1, 1, -2, 2) if in_bpm_range(tempo * 2.0**k, lo, hi)]
     if not inside:
         return own, RangeTempo(lo, hi, tempo, False, tempo)
     target = tempo * 2.0 ** inside[0]
     fitted = _hinted_beats(fe, harmony, chroma, target, insist=False)
-    if fitted is None or not lo * (1 - HINT_AGREES) <= fitted.tempo <= hi * (1 + HINT_AGREES):
+    if fitted is None or not in_bpm_range(fitted.tempo, lo, hi):
         return own, RangeTempo(lo, hi, tempo, False, tempo)
     grid = replace(fitted, tempo_alternative=tempo)
     return grid, RangeTempo(lo, hi, float(grid.tempo), True, tempo)

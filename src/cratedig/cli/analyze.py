@@ -173,10 +173,12 @@ def _print_range(a: Any) -> None:  # a: TrackAnalysis
             f"{r['heard']:.2f}"
         )
     elif not r["used"]:
+        from cratedig.analysis.rhythm import in_bpm_range
+
         octaves = [r["heard"] * 2.0**k for k in (-2, -1, 1, 2)]
         why = (
             "the audio does not hold its octave there"
-            if any(lo <= t <= hi for t in octaves)
+            if any(in_bpm_range(t, lo, hi) for t in octaves)
             else "no octave of it lies in it (a range narrower than an octave)"
         )
         out.print(

@@ -754,6 +754,8 @@ def tempos_to_refold(
     again what other ranges had folded, so only tempi outside it are looked at (an indexed
     query). An ingest interrupted while setting a range is resumed by the same command.
     """
+    from cratedig.analysis.rhythm import in_bpm_range
+
     q = select(TrackRow.id, TrackRow.tempo, TrackRow.estimates, TrackRow.grid_hint).where(
         TrackRow.analysis_version == analysis_version
     )
@@ -772,7 +774,7 @@ def tempos_to_refold(
         if before == want:
             continue  # analysed in this very range (or, with none, in none)
         folded = bool(tried) and abs(float(tried["bpm"]) - float(tried["heard"])) > 0.01
-        outside = want is not None and not want[0] <= float(r.tempo) <= want[1]
+        outside = want is not None and not in_bpm_range(float(r.tempo), want[0], want[1])
         if folded or outside:
             out.add(r.id)
     return frozenset(out)
