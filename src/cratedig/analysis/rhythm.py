@@ -593,7 +593,12 @@ def check_bpm_range(lo: float, hi: float) -> tuple[float, float]:
     """``(lo, hi)`` as floats, or :class:`~cratedig.errors.ParameterError` unless both lie in
     :data:`TEMPO_HINT_RANGE` with ``lo < hi``. A range narrower than an octave leaves some
     tempi with no octave inside it; those keep their reading."""
-    lo_f, hi_f = check_tempo_hint(lo), check_tempo_hint(hi)
+    try:
+        lo_f, hi_f = check_tempo_hint(lo), check_tempo_hint(hi)
+    except ParameterError:
+        a, b = TEMPO_HINT_RANGE
+        shown = "-".join(f"{x:g}" if isinstance(x, (int, float)) else str(x) for x in (lo, hi))
+        raise ParameterError(f"BPM range {shown}: each end must be within {a:g}-{b:g}") from None
     if lo_f >= hi_f:
         raise ParameterError(f"BPM range {lo:g}-{hi:g}: the low end must be below the high end")
     return lo_f, hi_f
