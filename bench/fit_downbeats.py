@@ -101,6 +101,7 @@ def _piece(
     sr: int,
     downbeats_true: np.ndarray,
     beatset_group: str = "",
+    score_bars=None,
 ) -> Piece | None:
     fe = compute_frontend(y, sr=sr)
     chroma, bass = chroma_pair(fe, tuning=estimate_tuning(fe))
@@ -114,11 +115,14 @@ def _piece(
         cues = np.vstack([cues, extra[None]])
     cands, feats = rhythm.meter_phase_features(cues, rhythm.first_strong_beat(fe, beats))
     trim = source == "real"
-    f = np.array([_f(downbeats_true, beats[p::m], trim) for m, p in cands])
+    if score_bars is not None:  # a tracker module: bar lines on its pattern grid
+        f = np.array([score_bars(beats[p::m]) or 0.0 for m, p in cands])
+    else:
+        f = np.array([_f(downbeats_true, beats[p::m], trim) for m, p in cands])
     return Piece(name, group, source, scored, feats, f, float(grid.tempo_confidence))
 
 
-def collect(real_truth: Path | None, *, more: bool = False) -> list[Piece]:
+def collect(real_truth: Path | None, *, more: bool = False, modules: bool = False) -> list[Piece]:
     """Analyse the development pieces (a few minutes on one core).
 
     ``more`` adds, where their caches are built, both layers of every song of the stems set's
@@ -175,9 +179,35 @@ def collect(real_truth: Path | None, *, more: bool = False) -> list[Piece]:
                     f"realset:{item['id']}",
                 )
             )
+    if modules:
+        data += _module_pieces()
     if more:
         data += _more_pieces()
     return [p for p in data if p is not None]
+
+
+def _module_pieces() -> list[Piece | None]:
+    """The moduleset's dev half (``bench/moduleset.py``): each candidate scored as
+    ``accuracy.py``'s "bar lines on the pattern grid" row scores bar lines (the level nearest
+    ours, counted from each pattern's start)."""
+    import accuracy
+    import moduleset
+
+    truth = moduleset.CACHE_ROOT / "truth.json"
+    if not truth.exists():
+        print(f"no moduleset at {truth} (bench/moduleset.py)")
+        return []
+    out: list[Piece | None] = []
+    for item in json.loads(truth.read_text())["songs"]:
+        if item.get("split") != "dev" or not item.get("beats_exact"):
+            continue
+        a = decode(truth.parent / "songs" / item["path"], sr=ANALYSIS_SR)
+        out.append(
+            _piece(f"module:{item['id']}", f"module:{item['source_id']}", "module", True,
+                   a.samples, a.sr, np.asarray(item["downbeats"]), f"moduleset:{item['id']}",
+                   score_bars=lambda e, t=item: accuracy.bar_f_pattern_grid(t, e))
+        )  # fmt: skip
+    return out
 
 
 def _more_pieces() -> list[Piece | None]:
@@ -311,7 +341,7 @@ def fit(data: list[Piece], l2: float) -> np.ndarray:
 def scores(data: list[Piece], chosen: dict[str, float]) -> dict[str, float]:
     """Mean downbeat F of the chosen candidates, per source (scored pieces only)."""
     out = {}
-    for src in ("real", "synth", "hard"):
+    for src in ("real", "synth", "hard", "module"):
         v = [chosen[p.name] for p in data if p.source == src and p.scored]
         if v:
             out[src] = float(np.mean(v))
@@ -344,6 +374,8 @@ def main() -> None:
     ap.add_argument("--real", type=Path, default=None, help="real-music truth.json (dev half)")
     ap.add_argument("--folds", type=int, default=10, help="grouped CV folds")
     ap.add_argument("--repeats", type=int, default=3, help="CV repeats (fold shuffles)")
+    ap.add_argument("--modules", action="store_true",
+                    help="add the moduleset's dev half (bar lines on the pattern grid)")
     ap.add_argument("--confidence", action="store_true",
                     help="fit the bar-line confidence instead (adds the stems and temposet "
                     "dev data)")  # fmt: skip
@@ -356,12 +388,12 @@ def main() -> None:
 
         NET_CUE.extend(BeatNet.from_npz(p) for p in args.net_cue)
     real = args.real if args.real is not None else HERE / ".cache" / "realset" / "truth.json"
-    data = collect(real, more=args.confidence)
+    data = collect(real, more=args.confidence, modules=args.modules)
     if args.confidence:
         w_now = np.r_[rhythm.DOWNBEAT_WEIGHTS, rhythm.START_PRIOR, rhythm.TRIPLE_METER_BIAS]
         fit_confidence(data, w_now)
         return
-    counts = {s: sum(p.source == s for p in data) for s in ("hard", "synth", "real")}
+    counts = {s: sum(p.source == s for p in data) for s in ("hard", "synth", "real", "module")}
     labelled = sum(p.f.max() >= LABEL_MIN_F for p in data)
     print(f"{len(data)} pieces ({counts}); {labelled} with a candidate at F >= {LABEL_MIN_F}")
     w_now = np.r_[rhythm.DOWNBEAT_WEIGHTS, rhythm.START_PRIOR, rhythm.TRIPLE_METER_BIAS]
@@ -377,7 +409,10 @@ def main() -> None:
         runs = [grouped_cv(data, l2, args.folds, seed) for seed in range(args.repeats)]
         cv[l2] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
         print(f"  L2 {l2:<5g} grouped {args.folds}-fold CV: {_fmt(cv[l2])}")
-    l2 = max(PENALTIES, key=lambda x: (cv[x].get("real", 0.0), cv[x].get("synth", 0.0)))
+    l2 = max(
+        PENALTIES,
+        key=lambda x: (cv[x].get("real", 0.0) + cv[x].get("module", 0.0), cv[x].get("synth", 0.0)),
+    )
     w = fit(data, l2)
     print(f"chosen L2 {l2:g}; in-sample downbeat F {_fmt(scores(data, choose(data, w)))}")
     names = (*rhythm.DOWNBEAT_CUES, *(["net_downbeat"] if NET_CUE else []), "start_prior",
