@@ -343,6 +343,26 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     page.reload()
     page.wait_for_selector("#tracks tbody tr")
     assert page.input_value("#scan-bpm-range") == "60-200"
+
+    # A range that holds only half the fresh take's tempo: a scan keeps it, the take uploaded
+    # again is read at half its tempo, and the song view says why. Then the range is cleared.
+    def scan(range_text: str) -> None:
+        page.fill("#scan-bpm-range", range_text)
+        page.click("#scan")
+        page.wait_for_function(
+            "document.querySelector('#job-text').textContent.includes('done')", timeout=180_000
+        )
+
+    tempo = 2 * half
+    scan(f"{0.4 * tempo:.0f}-{0.8 * tempo:.0f}")
+    page.set_input_files("#upload", str(up))
+    page.wait_for_function(
+        f"state.track && Math.abs(state.track.tempo - {half}) < {0.02 * half}", timeout=120_000
+    )
+    words = page.text_content("[data-testid=tag-tempo]")
+    assert f"in your BPM range {0.4 * tempo:.0f}-{0.8 * tempo:.0f}; the audio alone reads" in words
+    scan("")
+    assert page.evaluate("fetch('/api/config').then(r => r.json())")["bpm_range"] is None
     assert errors == []
     assert load_s < 5  # first load (generous under a loaded CI machine; bench/serve.py measures)
     page.close()
