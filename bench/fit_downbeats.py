@@ -374,8 +374,11 @@ def main() -> None:
     ap.add_argument("--real", type=Path, default=None, help="real-music truth.json (dev half)")
     ap.add_argument("--folds", type=int, default=10, help="grouped CV folds")
     ap.add_argument("--repeats", type=int, default=3, help="CV repeats (fold shuffles)")
-    ap.add_argument("--modules", action="store_true",
-                    help="add the moduleset's dev half (bar lines on the pattern grid)")
+    ap.add_argument(
+        "--modules",
+        action="store_true",
+        help="add the moduleset's dev half (bar lines on the pattern grid)",
+    )
     ap.add_argument("--confidence", action="store_true",
                     help="fit the bar-line confidence instead (adds the stems and temposet "
                     "dev data)")  # fmt: skip
