@@ -347,11 +347,22 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     # A range that holds only half the fresh take's tempo: a scan keeps it, the take uploaded
     # again is read at half its tempo, and the song view says why. Then the range is cleared.
     def scan(range_text: str) -> None:
+        """Scan from the page and wait for that scan's own job to end (the job line still
+        says "done" from the scan before)."""
         page.fill("#scan-bpm-range", range_text)
-        page.click("#scan")
-        page.wait_for_function(
-            "document.querySelector('#job-text').textContent.includes('done')", timeout=180_000
-        )
+        with page.expect_response(
+            lambda r: r.url.endswith("/api/library/scan") and r.request.method == "POST"
+        ) as posted:
+            page.click("#scan")
+        assert posted.value.status == 202, posted.value.text()
+        job = posted.value.json()["job"]
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            state = page.evaluate(f"fetch('/api/jobs/{job}').then(r => r.json())")["state"]
+            if state not in ("queued", "running"):
+                break
+            page.wait_for_timeout(200)
+        assert state == "done", state
 
     tempo = 2 * half
     scan(f"{0.4 * tempo:.0f}-{0.8 * tempo:.0f}")
