@@ -1,14 +1,16 @@
 """Every operation of the REST API, fed requests generated from its own OpenAPI schema by
 Schemathesis (valid and invalid parameters and bodies), answers without a server error.
 
-Where an operation names a track or a segment (a path parameter, a query field or a body
-field), the generated id is replaced, in most examples, by one the library holds, so that the
-requests reach past validation: real tracks' waveforms and grids, real segments' audio,
-renders and mashups at generated transforms, ratings, matches."""
+Where an operation names a track, a segment, a job or a mashup file (a path parameter, a query
+field or a body field), the generated name is replaced, in most examples, by one that exists,
+so that the requests reach past validation: real tracks' waveforms and grids, real segments'
+audio, renders and mashups at generated transforms, ratings, matches, a finished scan's job,
+a rendered mashup's file."""
 
 from __future__ import annotations
 
 import os
+import time
 
 import schemathesis
 import sqlalchemy as sa
@@ -28,6 +30,8 @@ ID_FIELDS = {
     "segment_id": "segment",
     "query_segment": "segment",
     "candidate_segment": "segment",
+    "job_id": "job",
+    "name": "mashup",
 }
 
 
@@ -74,7 +78,17 @@ def test_no_request_gets_a_server_error(service_music, tmp_path):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures: list[str] = []
     statuses: dict[str, set[int]] = {}
-    with TestClient(app):  # the app's lifespan: its jobs are shut down at the end
+    with TestClient(app) as client:  # the app's lifespan: its jobs are shut down at the end
+        # a finished scan's job and a rendered mashup's file, for the operations that name them
+        job = client.post("/api/library/scan", json={"folder": ""}).json()["job"]
+        deadline = time.monotonic() + 180
+        while client.get(f"/api/jobs/{job}").json()["state"] in ("queued", "running"):
+            assert time.monotonic() < deadline, "the scan did not end"
+            time.sleep(0.1)
+        mashup = client.post("/api/mashup", json={"track_id": ids["track"][0]})
+        assert mashup.status_code == 200, mashup.text
+        ids["job"] = [job]
+        ids["mashup"] = [mashup.json()["audio"].rsplit("/", 1)[1]]
         for mode, result in ((m, r) for m in GenerationMode for r in schema.get_all_operations()):
             operation = result.ok()
             fuzz = _fuzzer(operation, mode, ids, statuses.setdefault(operation.label, set()))
@@ -98,3 +112,5 @@ def test_no_request_gets_a_server_error(service_music, tmp_path):
     ):
         assert 200 in statuses[label], (label, statuses[label])
     assert 201 in statuses["POST /api/ratings"]
+    assert 200 in statuses["GET /api/jobs/{job_id}"]
+    assert 200 in statuses["GET /api/mashups/{name}"]
