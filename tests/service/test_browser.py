@@ -372,6 +372,16 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     )
     words = page.text_content("[data-testid=tag-tempo]")
     assert f"in your BPM range {0.4 * tempo:.0f}-{0.8 * tempo:.0f}; the audio alone reads" in words
+    # the page's own poll sees the scan end, and the library's songs are read in the range
+    page.wait_for_function(
+        "document.querySelector('#job-text').textContent.includes('done')", timeout=30_000
+    )
+    page.wait_for_function(
+        "[...document.querySelectorAll('#tracks tbody tr')].some(r => r.textContent.includes("
+        f"'{half:.1f}'))",
+        timeout=30_000,
+    )
+    shot(page, "09-bpm-range")
     scan("")
     assert page.evaluate("fetch('/api/config').then(r => r.json())")["bpm_range"] is None
     assert errors == []
