@@ -1118,12 +1118,12 @@ def _fold_phase(
     (:data:`PHASE_TIE`) in a bass-heavy mix (:data:`KICK_MIX_LOW_SHARE`): then the one of the
     two that the kick and hats bands mark, in both halves of the track (:data:`PHASE_VOTE`).
 
-    The kick's vote weighs :data:`KICK_VOTE` times the hats'. A near tie is the off-beat against
-    the beat, equally loud: off-beat chord stabs, open hats
+    A near tie is the off-beat against the beat, equally loud: off-beat chord stabs, open hats
     and a bass on eighths against the kick and closed hats. The broadband flux is mostly the
-    mid band (snare, chords, stabs), so in a tie the two outer bands decide: kick drums and
-    hi-hats keep time on the beat in produced music. Not in a piano piece or a string quartet
-    (their low band is a bass line, free to fall between beats): those mixes are not
+    mid band (snare, chords, stabs), so in a tie the two outer bands decide: kick drums keep
+    time on the beat in produced music, and hi-hats mostly do (open ones sit on the off-beat,
+    so the kick's vote weighs :data:`KICK_VOTE` times the hats'). Not in a piano piece or a
+    string quartet (their low band is a bass line, free to fall between beats): those mixes are not
     bass-heavy, and their tie stays with the fold. A tied fold also lowers the onsets' fold
     contrast enough for :func:`_grid_envelope` to take the note flux, which then follows the
     off-beat notes; the kick and hats overrule it too. Both halves must agree: a track whose
