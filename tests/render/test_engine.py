@@ -8,11 +8,13 @@ import pytest
 
 from cratedig.errors import ParameterError
 from cratedig.render.engine import (
+    DCBlocker,
     RenderCache,
     beat_time_map,
     cache_key,
     limit_true_peak,
     loudness_db,
+    remove_dc,
     render_pair,
     stretch_shift,
 )
@@ -163,8 +165,62 @@ def test_silent_candidate_is_quiet_not_boosted(query_segment):
     out = render_pair(q, SR, q_beats, silent, q_beats, semitones=3)
     assert out.gain_db == 0.0
     assert np.all(np.isfinite(out.mix)) and np.abs(out.partner).max() == 0.0
-    # The mix is the query at mix_gain_db, limited only if needed.
-    np.testing.assert_allclose(out.mix, q * 10 ** (-3 / 20), atol=1e-5)
+    # The mix is the query (its DC offset out) at mix_gain_db, limited only if needed.
+    np.testing.assert_allclose(out.mix, remove_dc(q, SR) * 10 ** (-3 / 20), atol=1e-5)
+
+
+def _below(y: np.ndarray, hz: float) -> np.ndarray:
+    """``y`` low-passed at ``hz`` (what a woofer makes of a DC step: a thump)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    return sosfiltfilt(butter(2, hz, fs=SR, output="sos"), np.asarray(y, np.float64))
+
+
+def test_a_partner_with_a_dc_offset_neither_thumps_nor_eats_the_headroom(query_segment, cand_song):
+    """Tracker modules with biased samples carry DC (0.29 of full scale in one real module):
+    the layers lose it before they are summed, so the partner's fade-in is no 10 ms step and
+    the limiter works as hard as on the same music without DC."""
+    q, q_beats = query_segment
+    c, c_beats, _, _ = cut(cand_song, 2, 8, pad=0.3)
+    offset = np.float32(0.3)
+    clean = render_pair(q, SR, q_beats, c, c_beats, semitones=2)
+    biased = render_pair(q + offset, SR, q_beats, c + offset, c_beats, semitones=2)
+    old = render_pair(q + offset, SR, q_beats, c + offset, c_beats, semitones=2, dc_cutoff_hz=None)
+    clean_sub = _below(clean.partner, 20.0)
+    # Without the fix the offsets stay in the mix and the partner steps up at its entry.
+    assert abs(float(old.mix.mean())) > 0.1
+    assert np.abs(_below(old.partner, 20.0) - clean_sub).max() > 0.1
+    # With it: no DC, no sub-20 Hz step, and the limiter and the partner's gain as without DC.
+    assert abs(float(biased.mix.mean())) < 2e-3 and abs(float(biased.partner.mean())) < 2e-3
+    assert np.abs(_below(biased.partner, 20.0) - clean_sub).max() < 0.01
+    assert biased.limiter_db == pytest.approx(clean.limiter_db, abs=0.5)
+    assert old.limiter_db < clean.limiter_db - 1.0  # the constant cost the old render headroom
+    assert biased.gain_db == pytest.approx(clean.gain_db, abs=0.3)
+    np.testing.assert_allclose(biased.mix, clean.mix, atol=0.02)
+
+
+def test_remove_dc_keeps_the_bass_and_the_blocker_streams():
+    t = np.arange(3 * SR) / SR
+    sub = (0.5 * np.sin(2 * np.pi * 40.0 * t)).astype(np.float32)
+    out = remove_dc(sub + np.float32(0.25), SR)
+    # A 40 Hz sub-bass passes (the corner is 5 Hz), inside the edges' mirror padding.
+    core = slice(SR // 2, -SR // 2)
+    assert 20 * np.log10(np.std(out[core]) / np.std(sub[core])) == pytest.approx(0.0, abs=0.05)
+    assert abs(float(out.mean())) < 1e-3
+    # The causal blocker over blocks equals one pass over the whole, and settles on the first
+    # sample's level: a song that opens at 0.25 does not thump.
+    y = np.stack([sub + np.float32(0.25), -sub + np.float32(0.1)])
+    whole = DCBlocker(SR)(y)
+    hp = DCBlocker(SR)
+    blocks = np.concatenate([hp(b) for b in np.array_split(y, 7, axis=1)], axis=1)
+    np.testing.assert_allclose(blocks, whole, atol=1e-5)
+    tenths = whole[:, : whole.shape[1] // 2205 * 2205].reshape(2, -1, 2205).mean(axis=2)
+    # Every 0.1 s (four periods of the sub) sits at zero; the first holds the filter's own
+    # settling on the sine's onset (-27 dB of it), no step of 0.25.
+    assert np.abs(tenths[:, 0]).max() < 0.03 and np.abs(tenths[:, 1:]).max() < 0.005
+    with pytest.raises(ParameterError, match="dc_cutoff_hz"):
+        render_pair(sub, SR, np.arange(0, 3, 0.5), sub, np.arange(0, 3, 0.5), semitones=0,
+                    dc_cutoff_hz=0.0)  # fmt: skip
 
 
 def test_short_candidate_leaves_the_rest_silent(query_segment, cand_song):

@@ -301,3 +301,39 @@ def test_an_offset_starts_the_partner_that_many_of_its_beats_later(library):
     at_lag = corr(s2[edge:n], s0[edge + f : n + f])
     unshifted = corr(s2[edge:n], s0[edge:n])
     assert at_lag > 0.95 and at_lag > unshifted + 0.1, (at_lag, unshifted)
+
+
+def test_a_mashup_keeps_one_level_where_its_last_phrases_play_alone(library):
+    """The song after its last partnered phrase plays at the mix gain like every other
+    unpartnered phrase (it came out 3 dB louder before)."""
+    from cratedig.audio.decode import AudioStream
+    from cratedig.render.engine import DEFAULT_MIX_GAIN_DB
+    from cratedig.render.plan import Cue, MashupPlan
+    from cratedig.render.service import (
+        AudioLoader,
+        _mix_blocks,
+        _QueryCursor,
+        render_mashup,
+    )
+
+    with open_library(library["url"]) as lib:
+        from cratedig.match.store import sync_index
+
+        analysis = library["analyses"]["query"]
+        full = render_mashup(lib, sync_index(lib)[0], analysis, sr=SR)
+        cues = full.plan.cues
+        first = next(i for i, c in enumerate(cues) if c.partner is not None)
+        # Only the first partnered phrase keeps its partner: the rest of the song plays alone.
+        kept = [Cue(**{**vars(c), "partner": c.partner if i == first else None})
+                for i, c in enumerate(cues)]  # fmt: skip
+        plan = MashupPlan(**{**vars(full.plan), "cues": kept})
+        path = str(library["music"] / "query.wav")
+        loader = AudioLoader(lib, sr=SR, keep=3)
+        query = _QueryCursor(AudioStream(path, sr=SR), analysis.track_id)
+        mix = np.concatenate(list(_mix_blocks(loader, query, analysis, plan, stems=None, sr=SR,
+                                              mix_gain_db=DEFAULT_MIX_GAIN_DB)), axis=1)  # fmt: skip
+    song, _ = sf.read(path, always_2d=True, dtype="float32")
+    tail = slice(int(round(cues[first].end * SR)) + SR, len(song) - SR)
+    assert tail.stop - tail.start > 2 * SR
+    level = 20 * np.log10(np.std(mix[0, tail]) / np.std(song[tail, 0]))
+    assert level == pytest.approx(DEFAULT_MIX_GAIN_DB, abs=0.2)

@@ -13,6 +13,7 @@ from cratedig.render.engine import (
     cache_key,
     limit_true_peak,
     loudness_db,
+    remove_dc,
     render_pair,
     stretch_shift,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "limit_true_peak",
     "loudness_db",
     "plan_mashup",
+    "remove_dc",
     "render_pair",
     "stretch_shift",
 ]

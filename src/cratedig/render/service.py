@@ -35,6 +35,7 @@ from cratedig.render.engine import (
     DEFAULT_MIX_GAIN_DB,
     MAX_SEMITONES,
     PIECE_MARGIN,
+    DCBlocker,
     PairRender,
     RenderCache,
     cache_key,
@@ -716,12 +717,14 @@ def _mix_blocks(
     """``gain * (query + partner)`` from the first sample to the last, phrase by phrase."""
     gain = np.float32(10 ** (mix_gain_db / 20))
     step = int(MIX_BLOCK * sr)
+    # The query's DC offset out, causally over the whole song (every span is taken in order).
+    hp = DCBlocker(sr)
     beats = np.asarray(analysis.beats, np.float64)
     by_id = {s.id: s for s in analysis.segments}
 
     def alone(a: int, b: int) -> Iterator[np.ndarray]:
         for i in range(a, b, step):
-            yield query.take(i, min(i + step, b)) * gain
+            yield hp(query.take(i, min(i + step, b))) * gain
 
     pos = 0
     cues = sorted(
@@ -735,7 +738,7 @@ def _mix_blocks(
         if len(q_beats) < 2 or hi <= lo or lo < pos:  # phrases never overlap
             continue
         yield from alone(pos, lo)
-        y = query.take(lo, hi)
+        y = hp(query.take(lo, hi))
         pos = lo + y.shape[1]
         if y.shape[1] < int(0.5 * sr):
             yield y * gain
@@ -760,4 +763,5 @@ def _mix_blocks(
             p = np.repeat(p, y.shape[0], 0)
         del pair, c
         yield (y + p[:, : y.shape[1]]) * gain
-    yield from query.rest(pos, step)
+    for y in query.rest(pos, step):
+        yield hp(y) * gain
