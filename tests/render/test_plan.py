@@ -59,6 +59,28 @@ def test_stays_with_one_partner_track_when_scores_are_close():
     assert partners(plan) == ["a_0", "b_1", "a_2", "b_3"]
 
 
+def test_a_partner_track_that_plays_on_keeps_its_pitch_shift():
+    # The song's phrases read I and V, so the matcher's best shift for the same partner track
+    # alternates (-2, 0, -2): a DJ keeps a playing track's key. A slightly weaker segment of the
+    # same track at the same shift wins over the key jump.
+    cands = [
+        [cand("a", 0, 0.80, semitones=-2)],
+        [cand("a", 1, 0.80, semitones=0), cand("a", 2, 0.75, semitones=-2)],
+        [cand("a", 3, 0.80, semitones=-2)],
+    ]
+    plan = plan_mashup(segments(3), cands)
+    assert partners(plan) == ["a_0", "a_2", "a_3"]
+    assert plan.totals["stays"] == 2 and plan.totals["retunes"] == 0
+    # A much better segment at another shift still plays (the jump costs the stay and flow
+    # bonus and the penalty, twice here: 0.5 in all).
+    cands[1][0]["score"], cands[1][1]["score"] = 1.0, 0.4
+    jumpy = plan_mashup(segments(3), cands)
+    assert partners(jumpy) == ["a_0", "a_1", "a_3"] and jumpy.totals["retunes"] == 2
+    # A half-time reading of the same track (tempo ratio 2) is another transform too.
+    half = [[cand("a", 0, 0.8)], [cand("a", 1, 0.8, tempo_ratio=2.0), cand("a", 2, 0.75)]]
+    assert partners(plan_mashup(segments(2), half)) == ["a_0", "a_2"]
+
+
 def test_a_clearly_better_candidate_beats_the_stay_bonus():
     cands = [[cand("a", 0, 0.8)], [cand("b", 4, 0.95), cand("a", 1, 0.6)]]
     assert partners(plan_mashup(segments(2), cands)) == ["a_0", "b_4"]
@@ -182,7 +204,7 @@ def test_a_drop_takes_a_drop_partner_and_a_break_a_break():
 
 def test_plan_is_the_exhaustive_optimum(rng):
     """Viterbi equals brute force on small random instances (ties aside, same objective)."""
-    bonus, flow, penalty, weight = 0.1, 0.05, 0.3, 0.2
+    bonus, flow, penalty, weight, retune = 0.1, 0.05, 0.3, 0.2, 0.07
     for _ in range(40):
         n = int(rng.integers(1, 5))
         cands = []
@@ -191,13 +213,13 @@ def test_plan_is_the_exhaustive_optimum(rng):
             cands.append(
                 [
                     cand(str(rng.integers(0, 2)), int(rng.integers(0, 3)), float(rng.random()),
-                         energy=float(rng.random()))
+                         energy=float(rng.random()), semitones=int(rng.choice([-2, 0])))
                     for _ in range(m)
                 ]
             )  # fmt: skip
         plan = plan_mashup(
             segments(n), cands, stay_bonus=bonus, repeat_penalty=penalty, energy_weight=weight,
-            flow_bonus=flow, reuse_penalty=0.0,
+            flow_bonus=flow, reuse_penalty=0.0, retune_penalty=retune,
         )  # fmt: skip
 
         def value(choice, cands=cands):
@@ -209,7 +231,10 @@ def test_plan_is_the_exhaustive_optimum(rng):
                     if prev["segment"] == cur["segment"]:
                         total -= penalty
                     elif prev["track_id"] == cur["track_id"]:
-                        total += bonus + (flow if cur["start"] > prev["start"] else 0.0)
+                        if prev["semitones"] != cur["semitones"]:
+                            total -= retune
+                        else:
+                            total += bonus + (flow if cur["start"] > prev["start"] else 0.0)
                     total -= weight * abs(prev["energy"] - cur["energy"])
                 prev = cur
             return total

@@ -6,10 +6,16 @@ candidate per phrase by dynamic programming (Viterbi) over the phrase sequence, 
 
     sum of the chosen candidates' match scores
     + ``stay_bonus``       for each pair of consecutive phrases whose partners come from the
-                           same track (different segments: the partner track plays on)
+                           same track (different segments: the partner track plays on) under
+                           the same transform (pitch shift and tempo ratio)
     + ``flow_bonus``       on top, when that partner moves forward in its track (the next
                            segment starts later than the previous one: the partner plays on
                            in order instead of hopping back and forth)
+    - ``retune_penalty``   instead of both, where the partner track plays on under another
+                           pitch shift or tempo ratio: its key would jump under the same
+                           song, which no DJ does to a track that keeps playing (the phrases'
+                           own keys ask for it: a song's phrases read I and V, and the partner
+                           is shifted to each in turn)
     - ``repeat_penalty``   for each pair of consecutive phrases with the very same partner
                            segment (``inf``, the default, forbids it: a loop, not a mashup)
     - ``energy_weight`` x  |energy jump| between consecutive partners (candidate ``energy``,
@@ -70,6 +76,11 @@ DEFAULT_REPEAT_PENALTY = math.inf
 DEFAULT_ENERGY_WEIGHT = 0.2
 #: Default extra bonus when the partner track plays forward (A1 -> A2, not A2 -> A1).
 DEFAULT_FLOW_BONUS = 0.05
+#: Default penalty where the partner track plays on under another transform (its pitch shift or
+#: tempo ratio changes between two phrases). It comes on top of the stay and flow bonuses the
+#: jump forgoes, so a key jump of a playing track costs more than a change of track (which
+#: forgoes only the bonuses): about a rank's gap more.
+DEFAULT_RETUNE_PENALTY = 0.1
 #: Default penalty on a segment's second and later uses anywhere in the song.
 DEFAULT_REUSE_PENALTY = 0.15
 #: Default weight of the section fit (drop with drop, break with break): about a rank's gap in a
@@ -171,16 +182,20 @@ class MashupPlan:
 
     @property
     def totals(self) -> dict[str, Any]:
-        """Summary: cues, cues with a partner, summed and mean score, partner tracks, stays."""
+        """Summary: cues, cues with a partner, summed and mean score, partner tracks, stays
+        (and ``retunes``: stays whose partner changes its pitch shift or tempo ratio)."""
         chosen = [c for c in self.cues if c.partner is not None]
         tracks = {c.partner["track_id"] for c in chosen if c.partner is not None}
-        stays = jumps = 0
+        stays = jumps = retunes = 0
         energy_jump = 0.0
         for a, b in zip(self.cues, self.cues[1:], strict=False):
             if a.partner is None or b.partner is None:
                 continue
             if a.partner["track_id"] == b.partner["track_id"]:
                 stays += 1
+                ta, tb = a.partner.get("transform", {}), b.partner.get("transform", {})
+                if any(ta.get(k) != tb.get(k) for k in ("semitones", "tempo_ratio")):
+                    retunes += 1
             else:
                 jumps += 1
             ea, eb = a.partner.get("energy"), b.partner.get("energy")
@@ -200,6 +215,7 @@ class MashupPlan:
             "distinct_segments": len(uses),
             "reused": sum(n - 1 for n in uses.values()),
             "stays": stays,
+            "retunes": retunes,
             "track_changes": jumps,
             "energy_jump": energy_jump,
             "objective": self.objective,
@@ -243,6 +259,12 @@ def _number(value: Any) -> float:
     return np.nan if value is None else float(value)
 
 
+def _differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise ``a[i] != b[j]`` where both are known (NaN: missing, never a difference)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(a)[:, None] & np.isfinite(b)[None, :] & (a[:, None] != b[None, :])
+
+
 def _partner(candidate: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(candidate)
     out["transform"] = {
@@ -265,6 +287,7 @@ def plan_mashup(
     flow_bonus: float = DEFAULT_FLOW_BONUS,
     reuse_penalty: float = DEFAULT_REUSE_PENALTY,
     section_weight: float = DEFAULT_SECTION_WEIGHT,
+    retune_penalty: float = DEFAULT_RETUNE_PENALTY,
 ) -> MashupPlan:
     """Choose one partner per query phrase maximising score, continuity and smooth energy.
 
@@ -281,7 +304,8 @@ def plan_mashup(
     query : dict, optional
         Carried into the plan's ``query`` (``track_id``, ``path``, ``tempo``...).
     stay_bonus : float >= 0
-        Added when consecutive partners are different segments of the same track.
+        Added when consecutive partners are different segments of the same track under the
+        same transform (``semitones`` and ``tempo_ratio``; a missing one counts as the same).
     repeat_penalty : float >= 0 or inf
         Subtracted when consecutive partners are the same segment; ``inf`` forbids it.
     energy_weight : float >= 0
@@ -295,6 +319,9 @@ def plan_mashup(
     section_weight : float >= 0
         Times the section fit of phrase and partner (query ``label`` against candidate
         ``label``), added: a drop prefers a drop-energy partner, a break a break.
+    retune_penalty : float >= 0
+        Subtracted (with no stay or flow bonus) when consecutive partners are different
+        segments of the same track under different transforms.
 
     Returns
     -------
@@ -326,6 +353,7 @@ def plan_mashup(
         "flow_bonus": _check_weight("flow_bonus", flow_bonus),
         "reuse_penalty": _check_weight("reuse_penalty", reuse_penalty),
         "section_weight": _check_weight("section_weight", section_weight),
+        "retune_penalty": _check_weight("retune_penalty", retune_penalty),
     }
     for i, seg in enumerate(query_segments):
         missing = [f for f in _QUERY_FIELDS if f not in seg]
@@ -353,6 +381,8 @@ def plan_mashup(
         track = np.array([str(c["track_id"]) for c in cands] + [""], dtype=object)
         energy = np.array([_number(c.get("energy")) for c in cands] + [np.nan])
         start = np.array([_number(c.get("start")) for c in cands] + [np.nan])
+        shift = np.array([_number(c.get("semitones")) for c in cands] + [np.nan])
+        ratio = np.array([_number(c.get("tempo_ratio")) for c in cands] + [np.nan])
         fit = [section_fit(query_label, c.get("label")) for c in cands]
         emit = np.array(
             [
@@ -362,20 +392,23 @@ def plan_mashup(
             + [0.0]
         )
         real = np.arange(len(cands) + 1) < len(cands)
-        return seg, track, energy, start, emit, real
+        return seg, track, energy, start, emit, real, shift, ratio
 
     def transition(prev: tuple[np.ndarray, ...], cur: tuple[np.ndarray, ...]) -> np.ndarray:
-        s0, t0, e0, st0, _, r0 = prev
-        s1, t1, e1, st1, _, r1 = cur
+        s0, t0, e0, st0, _, r0, k0, q0 = prev
+        s1, t1, e1, st1, _, r1, k1, q1 = cur
         both = r0[:, None] & r1[None, :]
         same_seg = both & (s0[:, None] == s1[None, :])
         same_track = both & (t0[:, None] == t1[None, :]) & ~same_seg
+        retuned = same_track & (_differ(k0, k1) | _differ(q0, q1))
+        stay = same_track & ~retuned
         with np.errstate(invalid="ignore"):
-            forward = same_track & (st1[None, :] > st0[:, None])
+            forward = stay & (st1[None, :] > st0[:, None])
         jump = np.abs(e0[:, None] - e1[None, :])
         out = (
-            settings["stay_bonus"] * same_track
+            settings["stay_bonus"] * stay
             + settings["flow_bonus"] * forward
+            - settings["retune_penalty"] * retuned
             - settings["energy_weight"] * np.where(both & np.isfinite(jump), jump, 0.0)
         )
         if math.isinf(settings["repeat_penalty"]):
