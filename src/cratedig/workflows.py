@@ -569,7 +569,19 @@ GRID_AGREES_TEMPO = 0.002
 GRID_AGREES_SECONDS = 0.02
 
 
-def _bars_agree(a: TrackAnalysis, downbeat: float, bpm: float | None, meter: int | None) -> bool:
+def _bars_agree(
+    a: TrackAnalysis,
+    downbeat: float,
+    bpm: float | None,
+    meter: int | None,
+    bar_lines: Sequence[float] = (),
+) -> bool:
+    """Whether the analysis' grid is the rekordbox grid's: same meter, tempo within
+    :data:`GRID_AGREES_TEMPO` (a steady grid), and its bar lines within
+    :data:`GRID_AGREES_SECONDS` (median) of the grid's. A grid whose tempo moves (``bpm``
+    None) is compared bar line by bar line (``bar_lines``), as its own marks lay them out: a
+    constant bar from its first bar line would drift off the analysis' own bar lines (a
+    collection exported by cratedig and read back would not agree with itself)."""
     import numpy as np
 
     if meter is not None and meter != a.time_signature[0]:
@@ -579,6 +591,14 @@ def _bars_agree(a: TrackAnalysis, downbeat: float, bpm: float | None, meter: int
     d = np.asarray(a.downbeats, dtype=np.float64)
     if len(d) == 0:
         return False
+    lines = np.asarray(bar_lines, dtype=np.float64)
+    if bpm is None and len(lines) >= 2:
+        inside = d[(d >= lines[0] - GRID_AGREES_SECONDS) & (d <= lines[-1] + GRID_AGREES_SECONDS)]
+        if len(inside) == 0:
+            return False
+        i = np.clip(np.searchsorted(lines, inside), 1, len(lines) - 1)
+        off = np.minimum(np.abs(inside - lines[i - 1]), np.abs(inside - lines[i]))
+        return bool(np.median(off) <= GRID_AGREES_SECONDS)
     bar = a.time_signature[0] * 60.0 / (bpm or a.tempo)
     off = np.mod(d - downbeat + bar / 2, bar) - bar / 2
     return bool(np.median(np.abs(off)) <= GRID_AGREES_SECONDS)
@@ -625,7 +645,7 @@ def import_rekordbox_grids(
             row.update(track_id=tid, given=hint.to_json())
             if tid is None or a is None:
                 row["action"] = "not in the library"
-            elif _bars_agree(a, g.downbeat, g.bpm, g.beats_per_bar):
+            elif _bars_agree(a, g.downbeat, g.bpm, g.beats_per_bar, g.bar_lines):
                 row["action"] = "agrees"
             elif tid in plans:
                 # two files of one track in the collection: the first one's grid is taken

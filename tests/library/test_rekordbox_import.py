@@ -176,3 +176,44 @@ def test_a_grid_that_cannot_be_laid_fails_alone(library):
     assert got["b.wav"]["action"] == "regridded"
     with open_library(db) as lib, lib.reader() as s:
         assert set(repo.grid_hints(s)) == {library["b"]}
+
+
+def test_a_grid_whose_tempo_moves_agrees_with_itself_bar_line_by_bar_line(tmp_path):
+    """A collection cratedig exported reads back as agreeing, even for a track whose tempo
+    moves (a rubato piece, a live drummer): its bar lines are compared with the marks' own bar
+    lines, not with a steady bar from the first one (16 of 160 real pieces would have been
+    analysed again on the way back). Bar lines a DJ moved by a beat still differ."""
+    from types import SimpleNamespace
+
+    from cratedig.library.rekordbox import tempo_marks
+    from cratedig.workflows import _bars_agree
+
+    period = np.linspace(0.5, 60 / 132, 128)  # 120 -> 132 BPM over 32 bars of 4/4
+    beats = 0.3 + np.r_[0.0, np.cumsum(period[:-1])]
+    downbeats = beats[::4]
+    marks = tempo_marks(beats, downbeats, 4)
+    assert len(marks) > 1
+
+    def collection(shift_beats: int) -> str:
+        root = ET.Element("DJ_PLAYLISTS", Version="1.0.0")
+        coll = ET.SubElement(root, "COLLECTION", Entries="1")
+        t = ET.SubElement(coll, "TRACK", TrackID="1", TotalTime=str(int(beats[-1]) + 1),
+                          Location=location(tmp_path / "rubato.wav"))  # fmt: skip
+        for m in marks:
+            ET.SubElement(t, "TEMPO", Inizio=f"{m.start:.3f}", Bpm=f"{m.bpm:.2f}", Metro="4/4",
+                          Battito=str((m.beat - 1 + shift_beats) % 4 + 1))  # fmt: skip
+        out = tmp_path / f"c{shift_beats}.xml"
+        ET.ElementTree(root).write(out, encoding="UTF-8", xml_declaration=True)
+        return str(out)
+
+    analysis = SimpleNamespace(time_signature=(4, 4), tempo=126.0, downbeats=downbeats)
+    (g,) = read_grids(collection(0))
+    assert g.bpm is None and g.beats_per_bar == 4  # the tempo moves: no BPM to take
+    assert len(g.bar_lines) == len(downbeats)
+    assert np.max(np.abs(np.asarray(g.bar_lines) - downbeats)) < 0.01
+    assert _bars_agree(analysis, g.downbeat, g.bpm, g.beats_per_bar, g.bar_lines)
+    # A steady bar laid from the first bar line drifts off these bar lines: that was the bug.
+    assert not _bars_agree(analysis, g.downbeat, g.bpm, g.beats_per_bar)
+    (moved,) = read_grids(collection(1))  # bar 1 counted a beat later in rekordbox
+    assert not _bars_agree(analysis, moved.downbeat, moved.bpm, moved.beats_per_bar,
+                           moved.bar_lines)  # fmt: skip

@@ -243,7 +243,9 @@ class RekordboxGrid:
 
     ``bpm`` None: a grid whose tempo moves (marks more than :data:`STEADY_MARKS` apart);
     ``downbeat``: the first bar line of the first mark at or after 0 s; ``beats_per_bar``
-    None unless ``Metro`` is 3/4 or 4/4 (the meters the analysis knows).
+    None unless ``Metro`` is 3/4 or 4/4 (the meters the analysis knows); ``bar_lines``: every
+    bar line the marks lay out (:func:`grid_beats`, up to the track's ``TotalTime``), so that a
+    grid whose tempo moves can be compared bar line by bar line.
     """
 
     path: str
@@ -251,6 +253,7 @@ class RekordboxGrid:
     downbeat: float
     beats_per_bar: int | None
     marks: int
+    bar_lines: tuple[float, ...] = ()
 
 
 def read_grids(source: str | os.PathLike[str]) -> list[RekordboxGrid]:
@@ -295,6 +298,14 @@ def read_grids(source: str | os.PathLike[str]) -> list[RekordboxGrid]:
         while bar < 0.0:
             bar += (meter or 4) * step
         steady = all(abs(b / bpm - 1.0) <= STEADY_MARKS for _, b, _, _ in marks)
+        try:
+            total = float(t.get("TotalTime") or 0.0)
+        except ValueError:
+            total = 0.0
+        end = max(total, marks[-1][0] + 60.0 / marks[-1][1])
+        times, numbers = grid_beats(
+            [TempoMark(start=a, bpm=b, beat=c) for a, b, c, _ in marks], end, meter or 4
+        )
         out.append(
             RekordboxGrid(
                 path=path_of_location(url),
@@ -302,6 +313,7 @@ def read_grids(source: str | os.PathLike[str]) -> list[RekordboxGrid]:
                 downbeat=round(bar, 4),
                 beats_per_bar=meter,
                 marks=len(marks),
+                bar_lines=tuple(round(float(x), 4) for x in times[numbers == 1] if x >= 0.0),
             )
         )
     return out
