@@ -367,7 +367,9 @@ def similar_segments(library: Library, segment_id: str, *, top: int = 10) -> lis
         raise ParameterError(f"top={top} must be >= 1")
     model = active_embedding(library)
     if model is None:
-        raise ParameterError("no segment embedding: train one with `cratedig train --embedding`")
+        raise ParameterError(
+            "no segment embedding: train one with `cratedig train --embedding pca` (or autoencoder)"
+        )
     segments = _current_segments(library)
     row = next((i for i, g in enumerate(segments) if g.id == segment_id), None)
     if row is None:
