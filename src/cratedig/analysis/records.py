@@ -36,7 +36,7 @@ class SegmentFeatures:
     energy : float
         RMS energy relative to the track's loudest segment, in [0, 1].
     rms_db : float
-        RMS level in dBFS.
+        RMS level in dBFS (of the analysis signal: the mix below 5.5 kHz).
     loudness : float
         Integrated loudness in LUFS (ITU-R BS.1770-4), -70.0 for silence.
     key_clarity : float
