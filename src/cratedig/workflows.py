@@ -859,6 +859,8 @@ def match(
     )  # fmt: skip
     if options.tracks is not None:
         result.ruled_out = partner_fit(library, analysis, options.tracks, options)
+    with library.reader() as s:
+        result.stale_tracks = repo.stale_track_count(s)
     return result
 
 

@@ -639,3 +639,51 @@ def test_the_library_downloads_as_a_rekordbox_collection(client, service_library
         assert hot and hot[0].get("Num") == "0"
     page = client.get("/").text
     assert 'href="/api/export/rekordbox.xml"' in page
+
+
+def test_after_an_upgrade_the_library_keeps_matching_until_it_is_analysed_again(
+    service_music, tmp_path
+):
+    """A new cratedig (a new ``ANALYSIS_VERSION``) finds every track analysed by the old one.
+    They stay in the match index on that analysis, so ``match`` and the page keep suggesting
+    partners and say how many tracks a scan will bring up to date; before, the index dropped
+    them all and ``match`` said "the library is empty" until a full re-ingest."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import update
+    from typer.testing import CliRunner
+
+    from cratedig import workflows
+    from cratedig.cli import app as cli
+    from cratedig.library.db import open_library
+    from cratedig.library.schema import TrackRow
+    from cratedig.match.store import sync_index
+    from cratedig.service import ServiceSettings, create_app
+
+    from .conftest import ingested_copy
+
+    url, music = ingested_copy(service_music, tmp_path)
+    with open_library(url) as lib:
+        index, _ = sync_index(lib)
+        before = len(index)
+        with lib.transaction() as s:  # what the tracks look like to the next version
+            s.execute(update(TrackRow).values(analysis_version=0))
+        index, sync = sync_index(lib)
+        assert len(index) == before and sync.removed_tracks == 0
+        query = sorted(p for p in (music / "crate").iterdir() if p.is_file())[0]
+        result = workflows.match(lib, query)
+        assert result.stale_tracks == 3
+        assert any(m.candidates for m in result.matches)
+    r = CliRunner().invoke(cli, ["match", str(query), "--db", url], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "3 library tracks were analysed by an older cratedig" in r.output
+    assert "library is empty" not in r.output
+    settings = ServiceSettings(db=url, music=[music])
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        cfg = c.get("/api/config").json()
+        assert cfg["stale_tracks"] == 3 and cfg["segments"] == before
+    # A scan analyses them again: their new stamps replace their segments in the index.
+    with open_library(url) as lib:
+        workflows.update_library(lib, music / "crate")
+        index, _ = sync_index(lib)
+        assert workflows.match(lib, query).stale_tracks == 0
+        assert len(index) == before

@@ -114,6 +114,13 @@ def _print_matches(result: Any, names: dict[str, str] | None = None) -> None:
         out.print(f"  [yellow]? {shown(doubt)}[/yellow]", soft_wrap=True)
     if result.library_segments == 0:
         out.print("[yellow]the library is empty: run `cratedig ingest FOLDER` first[/yellow]")
+    elif result.stale_tracks:
+        out.print(
+            f"[yellow]{result.stale_tracks} library tracks were analysed by an older cratedig: "
+            "they match on that analysis until `cratedig ingest FOLDER` brings them up to "
+            "date[/yellow]",
+            soft_wrap=True,
+        )
     for m in result.matches:
         q = m.query
         out.print(

@@ -278,14 +278,16 @@ def load_segments(
     return out
 
 
-def track_stamps(session: Session, *, analysis_version: int = ANALYSIS_VERSION) -> dict[str, str]:
-    """``track id -> analysed-at`` (ISO text) of every current track: what a derived store
-    (the match index) compares to find tracks added, re-analysed or removed since it was built."""
-    rows = session.execute(
-        select(TrackRow.id, TrackRow.analysed_at).where(
-            TrackRow.analysis_version == analysis_version
-        )
-    ).all()
+def track_stamps(session: Session, *, analysis_version: int | None = None) -> dict[str, str]:
+    """``track id -> analysed-at`` (ISO text) of every analysed track (only those at
+    ``analysis_version`` if given): what a derived store (the match index) compares to find
+    tracks added, re-analysed or removed since it was built. A track analysed by an older
+    cratedig keeps its stamp until ``ingest`` analyses it again, so the index keeps matching
+    it meanwhile instead of dropping the whole library at an upgrade."""
+    stmt = select(TrackRow.id, TrackRow.analysed_at)
+    if analysis_version is not None:
+        stmt = stmt.where(TrackRow.analysis_version == analysis_version)
+    rows = session.execute(stmt).all()
     return {r.id: r.analysed_at.isoformat() for r in rows}
 
 
@@ -657,6 +659,12 @@ def known_errors(session: Session) -> dict[str, KnownError]:
         )
     ).all()
     return {r.path: KnownError(*r) for r in rows}
+
+
+def stale_track_count(session: Session, *, analysis_version: int = ANALYSIS_VERSION) -> int:
+    """How many tracks an older cratedig analysed (``ingest`` will analyse them again)."""
+    q = select(func.count()).select_from(TrackRow)
+    return int(session.execute(q.where(TrackRow.analysis_version != analysis_version)).scalar_one())
 
 
 def current_track_ids(session: Session, *, analysis_version: int = ANALYSIS_VERSION) -> set[str]:

@@ -172,6 +172,9 @@ class MatchResult:
     #: With chosen partner tracks (``match --with``): why each track the rules rule out whole
     #: cannot go under the query (empty when none is); None for a library-wide match.
     ruled_out: list[str] | None = None
+    #: Library tracks analysed by an older cratedig: they match on that analysis until
+    #: ``ingest`` analyses them again.
+    stale_tracks: int = 0
 
     def to_json(self) -> dict[str, Any]:
         a = self.analysis
@@ -191,6 +194,7 @@ class MatchResult:
                 "estimates": a.estimates,
             },
             "matches": [m.to_json() for m in self.matches],
+            "stale_tracks": self.stale_tracks,
             **({"ruled_out": self.ruled_out} if self.ruled_out is not None else {}),
         }
 

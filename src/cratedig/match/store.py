@@ -8,6 +8,11 @@ are dropped, segments of new or re-analysed tracks are loaded and added, then th
 replaced atomically. ``cratedig ingest`` calls it when it finishes, ``cratedig match`` before
 every search (a no-op when nothing changed, so an ingest killed before its sync costs nothing
 but a catch-up), and ``cratedig index --rebuild`` starts from scratch.
+
+Tracks analysed by an older cratedig (an earlier ``ANALYSIS_VERSION``) stay in the index on
+that analysis until ``ingest`` analyses them again (their stamp then changes and their
+segments are replaced): after an upgrade the library keeps matching, and ``match`` says how
+many tracks wait for it (:attr:`cratedig.match.query.MatchResult.stale_tracks`).
 """
 
 from __future__ import annotations

@@ -459,12 +459,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.get("/api/config", tags=["health"])
     def config() -> dict[str, Any]:
-        """What the page needs to know: music roots, whether writes need a token, sizes."""
+        """What the page needs to know: music roots, whether writes need a token, sizes, and
+        how many tracks an older cratedig analysed (they match on that analysis until a scan
+        analyses them again)."""
+        from cratedig.library import repository as repo
+
+        with state.library.reader() as s:
+            stale = repo.stale_track_count(s)
         return {
             "music": [str(m) for m in settings.music],
             "auth": settings.writes_need_token,
             "tracks": len(state.index.stamps),
             "segments": len(state.index),
+            "stale_tracks": stale,
             "version": _version(),
             "bpm_range": _stored_bpm_range_list(state),
         }

@@ -64,7 +64,10 @@ async function loadConfig() {
   $("#scan-form").classList.toggle("hidden", cfg.music.length === 0);
   state.bpmRange = cfg.bpm_range ? `${cfg.bpm_range[0]}-${cfg.bpm_range[1]}` : "";
   $("#scan-bpm-range").value = state.bpmRange;
-  setStatus(`${cfg.tracks} tracks · ${cfg.segments} phrases indexed`);
+  const stale = cfg.stale_tracks
+    ? ` · ${cfg.stale_tracks} analysed by an older cratedig (a scan brings them up to date)`
+    : "";
+  setStatus(`${cfg.tracks} tracks · ${cfg.segments} phrases indexed${stale}`);
 }
 
 let searchTimer = null;
