@@ -44,7 +44,7 @@ def one(job: tuple[float, int, int, int]) -> dict[str, Any]:
     import cratedig.analysis.rhythm as rhythm
     from cratedig.analysis.pipeline import analyze_signal
     from cratedig.synth import synthesize_song
-    from cratedig.theory import Key
+    from cratedig.theory import Key, mirex_key_score
 
     tempo, bars, meter, seed = job
     keys = ["A minor", "C major", "F# minor", "Eb major"]
@@ -80,6 +80,12 @@ def one(job: tuple[float, int, int, int]) -> dict[str, Any]:
             "beat_f": float(mir_eval.beat.f_measure(beats, est_b, 0.07)) if len(est_b) else 0.0,
             "loop": bool((a.estimates.get("grid") or {}).get("loop")),
             "seconds": round(dur, 3),
+            # the song's key (its loop may dwell on other chords); the phrases' keys are what
+            # the matcher and the page use
+            "key_track": mirex_key_score(song.key, a.key),
+            "key_phrase": float(np.mean([mirex_key_score(song.key, g.key) for g in a.segments]))
+            if a.segments
+            else 0.0,
         }
     return out
 
@@ -115,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{np.mean([r['after']['exact'] for r in sub]):.2f}, bar 1 at 0 "
               f"{np.mean([r['before']['bar1_at_start'] for r in sub]):.2f} -> "
               f"{np.mean([r['after']['bar1_at_start'] for r in sub]):.2f}")  # fmt: skip
+    after = [r["after"] for r in rows if r["after"]["loop"]]
+    print(f"  keys of the {len(after)} files read as loops (MIREX against the song's key): "
+          f"track {np.mean([r['key_track'] for r in after]):.3f}, its phrases "
+          f"{np.mean([r['key_phrase'] for r in after]):.3f}")  # fmt: skip
     worse = [r for r in rows if r["after"]["acc1"] < r["before"]["acc1"]]
     for r in worse:
         print(
