@@ -113,7 +113,10 @@ def test_train_an_embedding_and_ask_what_sounds_like_a_phrase(stems_library):
     analysis = json.loads(run("analyze", "--json", music / "p.wav").stdout)
     seg = analysis["segments"][0]["id"]
     missing = CliRunner().invoke(app, ["similar", seg, "--db", db])
-    assert missing.exit_code != 0  # no embedding yet: one clear error
+    assert missing.exit_code != 0  # no embedding yet: one clear error, with a command that works
+    assert "`cratedig train --embedding pca`" in " ".join(
+        (missing.output + str(missing.exception)).split()
+    )
     bad = CliRunner().invoke(app, ["train", "--embedding", "umap", "--db", db])
     assert bad.exit_code != 0
     trained = json.loads(
