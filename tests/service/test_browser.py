@@ -307,6 +307,23 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     page.locator(f".phrase[data-i='{j}']").click()
     page.wait_for_selector("[data-testid=partner]")
     shot(page, "07-upload")
+    # A producer's 2-bar loop of it, named as sample packs name loops: read as a loop, and
+    # its one phrase's partners are shown at once (there is no phrase to choose).
+    from cratedig.synth import synthesize_song
+    from cratedig.theory import Key
+
+    song = synthesize_song(tempo=126.0, key=Key.parse("A minor"), meter=4, bars=16, sr=sr, seed=72)
+    a, b = (int(round(t * sr)) for t in (song.downbeats[4], song.downbeats[6]))
+    loop = tmp_path / "Groove_126bpm_Am.wav"
+    sf.write(loop, song.audio[a:b], sr)
+    page.set_input_files("#upload", str(loop))
+    page.wait_for_function(
+        "document.querySelector('#song-title').textContent === 'Groove_126bpm_Am.wav'",
+        timeout=120_000,
+    )
+    assert page.evaluate("state.track.estimates.grid.loop.bars") == 2
+    assert page.evaluate("state.selected") == 0
+    page.wait_for_selector("[data-testid=partner]")
     # The same file at a tempo the user knows (half the analysed one): its grid follows.
     half = round(page.evaluate("state.track.tempo") / 2, 1)
     page.fill("#upload-bpm", str(half))

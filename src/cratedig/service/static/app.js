@@ -160,6 +160,8 @@ function showSong(track, match) {
   renderPhrases();
   drawWave(track.track_id, track.duration);
   $("#phrase-view").innerHTML = `<p class="hint">Click a phrase above to see what mixes with it.</p>`;
+  // A loop (or any file that is one phrase) has nothing to choose: its partners at once.
+  if (track.segments.length === 1) selectPhrase(0);
   renderTracks();
   $("#song").scrollIntoView({ block: "start" });
 }
