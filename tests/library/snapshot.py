@@ -49,7 +49,12 @@ def assert_same_library(a: dict[str, Any], b: dict[str, Any], *, rtol: float = 1
             other = b[table][key]
             for col, x in row.items():
                 y = other[col]
-                if isinstance(x, bytes):
+                if col == "fingerprint" and x is not None and y is not None:
+                    # bits (uint16 frames): a sum's last bit may flip one, never more than a few
+                    fx, fy = np.frombuffer(x, "<u2"), np.frombuffer(y, "<u2")
+                    assert len(fx) == len(fy), f"{table}.{col} of {key}"
+                    assert np.count_nonzero(fx != fy) <= max(2, len(fx) // 1000), key
+                elif isinstance(x, bytes):
                     np.testing.assert_allclose(
                         np.frombuffer(x, "<f4"),
                         np.frombuffer(y, "<f4"),

@@ -495,3 +495,41 @@ def test_the_fit_label_reads_the_rule_score_whatever_the_learned_term_says(
     }
     assert all(c["rule_score"] == rules[(q, c["segment"])] > 0 for q, c in cands)
     assert all(c["rule_score"] >= c["score"] - 1e-4 for m in before for c in m["candidates"])
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg encodes the copy")
+def test_the_same_recording_in_another_file_is_no_partner(songs_dir, tmp_path):
+    """A DJ's library holds a song twice (its WAV and an MP3 of it): two tracks, and the copy
+    was every phrase's best partner ("chords agree bar by bar (1.00)"), a song layered on
+    itself. It is left out, as the query's own track is, and named; partners made from the
+    song (the copy 2 semitones up) are still suggested."""
+    lib = tmp_path / "lib"
+    shutil.copytree(songs_dir / "lib", lib)
+    mp3 = lib / "query (2).mp3"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(songs_dir / "query.wav"),
+                    "-c:a", "libmp3lame", "-b:a", "192k", str(mp3)], check=True)  # fmt: skip
+    db = str(tmp_path / "lib.sqlite")
+    assert ingest(lib, db)["analysed"] == 6
+    tracks = json.loads(run("tracks", "--db", db, "--json").stdout)["tracks"]
+    mp3_id = next(t["track_id"] for t in tracks if t["path"].endswith(".mp3"))
+    copy_id = next(t["track_id"] for t in tracks if t["path"].endswith("copy_up2.flac"))
+
+    res = json.loads(run("match", songs_dir / "query.wav", "--db", db, "--json").stdout)
+    shown = [c["track_id"] for m in res["matches"] for c in m["candidates"]]
+    assert mp3_id not in shown and copy_id in shown
+    (same,) = res["same_recording"]
+    assert same["track_id"] == mp3_id and same["path"] == str(mp3)
+    assert same["ber"] <= 0.25 and abs(same["offset"]) < 0.15
+    human = run("match", songs_dir / "query.wav", "--db", db).stdout
+    assert "is this recording in another file" in " ".join(human.split())
+
+    # Asked for (the own track's option), the copy is there, and first.
+    own = json.loads(
+        run("match", songs_dir / "query.wav", "--db", db, "--json", "--include-own-track").stdout
+    )
+    assert own["same_recording"] == []
+    tops = [m["candidates"][0]["track_id"] for m in own["matches"] if m["candidates"]]
+    assert tops.count(mp3_id) >= 0.75 * len(own["matches"])
+    # The library's MP3 as the query, by id: the WAV is not in the library, nothing is left out.
+    by_id = json.loads(run("match", mp3_id, "--db", db, "--json").stdout)
+    assert by_id["query"]["in_library"] and by_id["same_recording"] == []

@@ -687,3 +687,23 @@ def test_after_an_upgrade_the_library_keeps_matching_until_it_is_analysed_again(
         index, _ = sync_index(lib)
         assert workflows.match(lib, query).stale_tracks == 0
         assert len(index) == before
+
+
+def test_an_upload_of_a_library_song_leaves_its_library_copy_out(
+    client, tracks, service_library, tmp_path
+):
+    """A DJ drops an OGG of a song their library holds as FLAC: the FLAC is the upload's own
+    recording, never its partner, and the answer names it (as the page does), by the path the
+    service shows."""
+    x, sr = sf.read(service_library["music"] / "crate" / "house_b.flac")
+    up = tmp_path / "house b (radio).ogg"
+    sf.write(up, 0.7 * x, sr, format="OGG")
+    with up.open("rb") as f:
+        r = client.post("/api/match", files={"file": (up.name, f, "audio/ogg")})
+    assert r.status_code == 200, r.text
+    m = r.json()
+    flac = tracks["house_b.flac"]
+    assert all(c["track_id"] != flac["track_id"] for sm in m["matches"] for c in sm["candidates"])
+    (same,) = m["same_recording"]
+    assert same["track_id"] == flac["track_id"] and same["path"] == flac["path"]
+    assert same["ber"] <= 0.25

@@ -14,6 +14,7 @@ import numpy as np
 
 from cratedig import ANALYSIS_VERSION
 from cratedig.analysis import features as feat
+from cratedig.analysis.fingerprint import fingerprint
 from cratedig.analysis.frontend import compute_frontend
 from cratedig.analysis.keynet import (
     OPENING_NET_WEIGHT,
@@ -232,6 +233,7 @@ def analyze_signal(
         t = now
 
     fe = compute_frontend(y, sr=sr)
+    audio_print = fingerprint(fe.mel_db)
     lap("frontend")
     tuning = estimate_tuning(fe)
     chroma, bass = chroma_pair(fe, tuning=tuning)
@@ -372,6 +374,7 @@ def analyze_signal(
         sections=sections,
         analysis_version=ANALYSIS_VERSION,
         timings=timings,
+        fingerprint=audio_print,
         estimates=estimates_of(
             grid,
             track_key,

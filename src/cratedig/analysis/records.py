@@ -175,6 +175,10 @@ class TrackAnalysis:
     #: Input quality (:func:`cratedig.analysis.quality.assess_quality`): bandwidth, fake
     #: lossless, clipping, flags... Empty when not assessed (analyses stored before it existed).
     quality: dict[str, Any] = field(default_factory=dict)
+    #: The audio fingerprint (:mod:`cratedig.analysis.fingerprint`, analysis v31): tells the
+    #: same recording in another file, which is never the song's partner. Empty for analyses
+    #: stored before it existed.
+    fingerprint: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint16))
 
     @property
     def camelot(self) -> str:

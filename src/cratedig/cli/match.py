@@ -121,6 +121,13 @@ def _print_matches(result: Any, names: dict[str, str] | None = None) -> None:
             "date[/yellow]",
             soft_wrap=True,
         )
+    for t, o in result.same_recording.items():
+        out.print(
+            f"  [dim]left out: {shown(result.same_recording_paths.get(t) or t)} is this "
+            f"recording in another file (fingerprints agree on {o.seconds:.0f} s, "
+            f"{100 * (1 - o.ber):.0f} % of bits)[/dim]",
+            soft_wrap=True,
+        )
     for m in result.matches:
         q = m.query
         out.print(

@@ -20,6 +20,8 @@ from sqlalchemy import CursorResult, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cratedig import ANALYSIS_VERSION
+from cratedig.analysis.fingerprint import from_bytes as fp_from_bytes
+from cratedig.analysis.fingerprint import to_bytes as fp_to_bytes
 from cratedig.analysis.records import Section, Segment, SegmentFeatures, TrackAnalysis
 from cratedig.errors import ParameterError
 from cratedig.library.schema import (
@@ -116,6 +118,7 @@ def store_analysis(
     row.sections = [s.to_json() for s in a.sections]
     row.estimates = dict(a.estimates) if a.estimates else None
     row.quality = a.quality or None
+    row.fingerprint = fp_to_bytes(a.fingerprint) if len(a.fingerprint) else None
     row.ingest_id = ingest_id
     row.analysis_version = int(a.analysis_version)
     row.analysed_at = analysed_at or now()
@@ -214,6 +217,7 @@ def load_analysis(session: Session, track_id: str) -> TrackAnalysis | None:
         analysis_version=row.analysis_version,
         estimates=dict(row.estimates or {}),  # type: ignore[arg-type]
         quality=dict(row.quality or {}),
+        fingerprint=fp_from_bytes(row.fingerprint),
     )
 
 
@@ -326,6 +330,20 @@ def track_estimates(session: Session, track_ids: Iterable[str]) -> dict[str, dic
             select(TrackRow.id, TrackRow.estimates).where(TrackRow.id.in_(ids[i : i + _IN_CHUNK]))
         ).all()
         out.update({r.id: dict(r.estimates or {}) for r in rows})
+    return out
+
+
+def track_fingerprints(session: Session, track_ids: Iterable[str]) -> dict[str, np.ndarray]:
+    """The audio fingerprint of each track that has one (analysed since analysis v31)."""
+    ids = sorted(set(track_ids))
+    out: dict[str, np.ndarray] = {}
+    for i in range(0, len(ids), _IN_CHUNK):
+        rows = session.execute(
+            select(TrackRow.id, TrackRow.fingerprint).where(
+                TrackRow.id.in_(ids[i : i + _IN_CHUNK]), TrackRow.fingerprint.is_not(None)
+            )
+        ).all()
+        out.update({r.id: fp_from_bytes(r.fingerprint) for r in rows})
     return out
 
 

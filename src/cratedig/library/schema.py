@@ -172,6 +172,9 @@ class TrackRow(Base):
     # What the file's tags say (artist, title, album, genre, year, bpm, key; migration 0008):
     # read at ingest, refreshed when the file is retagged. NULL where there are none.
     tags: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    # The audio fingerprint (cratedig.analysis.fingerprint; migration 0010): the same
+    # recording in another file is never a partner. NULL for analyses stored before it.
+    fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     # The ingest run that stored this analysis (``cratedig drift --batch``).
     ingest_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     analysis_version: Mapped[int] = mapped_column(Integer, index=True)

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from cratedig.analysis.fingerprint import Overlap, same_recording
 from cratedig.analysis.records import LOW_CONFIDENCE, Segment, TrackAnalysis
 from cratedig.errors import ParameterError
 from cratedig.learn.ranker import Ranker, blend, pair_features
@@ -175,6 +176,11 @@ class MatchResult:
     #: Library tracks analysed by an older cratedig: they match on that analysis until
     #: ``ingest`` analyses them again.
     stale_tracks: int = 0
+    #: Library tracks left out as the query's own recording in another file (its MP3, a
+    #: copy, an edit): track id -> where their fingerprints agree (:class:`Overlap`).
+    same_recording: dict[str, Overlap] = field(default_factory=dict)
+    #: The paths of those tracks (for the reports).
+    same_recording_paths: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         a = self.analysis
@@ -195,6 +201,17 @@ class MatchResult:
             },
             "matches": [m.to_json() for m in self.matches],
             "stale_tracks": self.stale_tracks,
+            # left out: the query's own recording in another file
+            "same_recording": [
+                {
+                    "track_id": t,
+                    "path": self.same_recording_paths.get(t),
+                    "ber": o.ber,
+                    "offset": o.offset,
+                    "seconds": o.seconds,
+                }
+                for t, o in self.same_recording.items()
+            ],
             **({"ruled_out": self.ruled_out} if self.ruled_out is not None else {}),
         }
 
@@ -341,6 +358,41 @@ def _index_hits(
     return hit_ids
 
 
+class _Copies:
+    """Which candidate tracks are the query's own recording in another file, judged lazily
+    (a fingerprint comparison costs about a millisecond; only tracks that would be shown are
+    judged) and remembered for the whole query."""
+
+    def __init__(self, query: np.ndarray, prints: dict[str, np.ndarray], keep: set[str]):
+        self.query, self.prints, self.keep = query, prints, keep
+        self.judged: dict[str, Overlap | None] = {}
+
+    def same(self, track_id: str) -> bool:
+        if track_id in self.keep or not len(self.query) or track_id not in self.prints:
+            return False
+        if track_id not in self.judged:
+            self.judged[track_id] = same_recording(self.query, self.prints[track_id])
+        return self.judged[track_id] is not None
+
+    def found(self) -> dict[str, Overlap]:
+        return {t: o for t, o in self.judged.items() if o is not None}
+
+
+def without_copies(ranked: list[int], tracks: list[str], copies: _Copies, top: int) -> list[int]:
+    """``ranked`` (candidate indices, best first) without the query's own recording in other
+    files, judged only until ``top`` candidates of ``top`` tracks are in hand (enough for any
+    per-track cap); the rest follow unjudged, and are cut by the caller."""
+    out: list[int] = []
+    seen: set[str] = set()
+    for n, i in enumerate(ranked):
+        if len(out) >= top and len(seen) >= top:
+            return out + ranked[n:]
+        if not copies.same(tracks[i]):
+            out.append(i)
+            seen.add(tracks[i])
+    return out
+
+
 def _segments_of_tracks(library: Library, tracks: tuple[str, ...], n: int) -> list[list[Any]]:
     """Every segment of ``tracks`` as the candidates of each of ``n`` query segments."""
     with library.reader() as s:
@@ -409,6 +461,14 @@ def match_analysis(
         recorded = repo.paths_of(s, {c.track_id for c in found.values()})
         estimates = repo.track_estimates(s, {c.track_id for c in found.values()})
         tunings = repo.track_tunings(s, {c.track_id for c in found.values()})
+        # The same recording in another file is the query's own track under another id: left
+        # out as the own track is, unless that is asked for (or the track is named).
+        prints = (
+            repo.track_fingerprints(s, {c.track_id for c in found.values()})
+            if len(analysis.fingerprint) and not opt.include_own_track
+            else {}
+        )
+    copies = _Copies(analysis.fingerprint, prints, {analysis.track_id, *(opt.tracks or ())})
     # Suggest only tracks whose audio is still on disk: a deleted file's track (a "ghost",
     # until the next ingest removes it) is no partner anyone can play.
     paths = {t: next((p for p in ps if os.path.exists(p)), None) for t, ps in recorded.items()}
@@ -504,7 +564,9 @@ def match_analysis(
         scores.score = scores.score * doubt_weight
         label_score = rule_score * doubt_weight
         ranked = [int(i) for i in scores.ranking() if scores.valid[i]]
-        order = capped_per_track(ranked, [c.track_id for c in cands], opt.per_track)[: opt.top]
+        c_tracks = [c.track_id for c in cands]
+        ranked = without_copies(ranked, c_tracks, copies, opt.top)
+        order = capped_per_track(ranked, c_tracks, opt.per_track)[: opt.top]
         records = candidate_records(
             queries.take([qi]),
             batch,
@@ -557,4 +619,6 @@ def match_analysis(
             )
         records.sort(key=lambda r: -float(r["score"]))
         out.candidates = records
+    result.same_recording = copies.found()
+    result.same_recording_paths = {t: paths.get(t) or "" for t in result.same_recording}
     return result

@@ -1022,9 +1022,16 @@ def _match_json(
 def _public_match(state: ServiceState, out: dict[str, Any], name: str | None) -> dict[str, Any]:
     out["query"]["path"] = name if name is not None else state.public_path(out["query"]["path"])
     # Each partner as a DJ names it ("Artist - Title" from its tags), where its tags do.
+    same = out.get("same_recording") or []
     names = workflows.track_names(
-        state.library, [c["track_id"] for m in out["matches"] for c in m["candidates"]]
+        state.library,
+        [c["track_id"] for m in out["matches"] for c in m["candidates"]]
+        + [c["track_id"] for c in same],
     )
+    for c in same:  # left out: the query's own recording in another file
+        c["path"] = state.public_path(c.get("path"))
+        if c["track_id"] in names:
+            c["name"] = names[c["track_id"]]
     for m in out["matches"]:
         for c in m["candidates"]:
             c["path"] = state.public_path(c.get("path"))

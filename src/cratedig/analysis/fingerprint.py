@@ -1,0 +1,188 @@
+"""An audio fingerprint that tells the same recording in two files (another encoding, level,
+sample rate, a trimmed start), so that a song is never suggested as its own partner.
+
+Why: a DJ's library holds one song several times: the FLAC and the MP3 of it, a WAV bounce,
+an AAC from a store, the same track on two compilations. Their audio differs byte for byte, so
+each is a track of its own, and ``match`` put the copy first under every phrase of the song
+("chords agree bar by bar (1.00)"): a song layered on itself. (Found on the real-music set,
+whose corpus holds Schumann's *Dichterliebe* no. 2 under two names.)
+
+Method (Haitsma & Kalker 2002, "A highly robust audio fingerprinting system", on the front
+end's own log-mel spectrum, so it costs about nothing):
+
+- the mel power between 100 and 3500 Hz (what survives MP3, AAC and an 8 kHz copy alike) in
+  :data:`N_BANDS` contiguous bands, smoothed by a Hann window of :data:`WINDOW` rhythm frames
+  and sampled every :data:`HOP` (10.8 frames a second);
+- one bit per band pair and frame: does the energy difference between the two neighbouring
+  bands grow from the previous frame? Gain, EQ and coding noise rarely flip it; other music
+  flips half the bits;
+- a frame whose loudest band is more than :data:`SOUNDING_DB` below the track's loudest (or
+  near digital silence) is silent and compares with nothing.
+
+Each frame is one ``uint16``: 15 bits and a "sounding" flag (bit 15). :func:`compare` finds the
+time offset (either way, every one at once by FFT) where two fingerprints agree most and gives
+the bit error rate (BER) there; :func:`same_recording` says "the same recording" where they
+overlap for at least :data:`SAME_MIN_SECONDS` (or most of the shorter one) with a BER of at
+most :data:`SAME_MAX_BER`.
+
+Measured on the real-music set (``bench/fingerprint.py``): a file against its MP3 at 128 kb/s,
+AAC at 96 kb/s, an 8 kHz copy, -9 dB through a high-pass, and its start trimmed by 7.3 s:
+BER at most 0.21; any two different pieces of the set: at least 0.40.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from cratedig.analysis.frontend import FRONTEND_SR, N_MEL, RHYTHM_HOP, RHYTHM_NFFT, _mel_basis
+from cratedig.errors import ParameterError
+
+#: Band edges (Hz) of the spectrum the bits read.
+FMIN, FMAX = 100.0, 3500.0
+#: Bands: N_BANDS - 1 = 15 bits a frame.
+N_BANDS = 16
+#: Hann window and hop, in rhythm frames (43.07 a second): 0.37 s windows every 93 ms.
+WINDOW, HOP = 16, 4
+#: Frames quieter than this (dB under the track's loudest band value) carry no bits, nor do
+#: frames under SILENT_FLOOR_DB (the front end's power scale: digital silence reads -100 dB).
+SOUNDING_DB = 50.0
+SILENT_FLOOR_DB = -80.0
+#: Frames per second of a fingerprint.
+FPS = FRONTEND_SR / RHYTHM_HOP / HOP
+#: "The same recording": at most this bit error rate where the two agree best ...
+SAME_MAX_BER = 0.3
+#: ... over at least this much sounding audio together, or SAME_MIN_SHARE of the shorter.
+SAME_MIN_SECONDS = 20.0
+SAME_MIN_SHARE = 0.8
+_BITS = N_BANDS - 1
+_SOUNDING = np.uint16(1 << 15)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Where two fingerprints agree best: the bit error rate there (0 = identical, 0.5 =
+    unrelated), ``offset`` seconds by which the second's audio is late against the first's,
+    and ``seconds`` of sounding audio the two share at that offset."""
+
+    ber: float
+    offset: float
+    seconds: float
+
+
+@lru_cache(maxsize=1)
+def _band_groups() -> tuple[np.ndarray, ...]:
+    basis = _mel_basis(FRONTEND_SR, RHYTHM_NFFT, N_MEL)
+    freqs = np.fft.rfftfreq(RHYTHM_NFFT, 1.0 / FRONTEND_SR)
+    centre = (basis * freqs).sum(axis=1) / np.maximum(basis.sum(axis=1), 1e-12)
+    keep = np.flatnonzero((centre >= FMIN) & (centre <= FMAX))
+    return tuple(np.array_split(keep, N_BANDS))
+
+
+def fingerprint(mel_db: np.ndarray) -> np.ndarray:
+    """The fingerprint of a log-mel spectrum ``mel_db`` (N_MEL, n) in dB (the front end's
+    ``Frontend.mel_db``): one ``uint16`` per hop (empty for audio under two windows).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> fp = fingerprint(rng.normal(-40, 10, size=(N_MEL, 430)))
+    >>> fp.dtype, len(fp)
+    (dtype('uint16'), 103)
+    """
+    mel = np.asarray(mel_db, dtype=np.float64)
+    if mel.ndim != 2 or mel.shape[0] != N_MEL:
+        raise ParameterError(f"mel_db must have shape ({N_MEL}, n), got {mel.shape}")
+    n = (mel.shape[1] - WINDOW) // HOP + 1
+    if n < 2:
+        return np.zeros(0, dtype=np.uint16)
+    power = 10.0 ** (mel / 10.0)
+    bands = np.stack([power[g].sum(axis=0) for g in _band_groups()])  # (N_BANDS, frames)
+    frames = np.arange(n)[:, None] * HOP + np.arange(WINDOW)[None, :]
+    w = np.hanning(WINDOW + 2)[1:-1]
+    e = 10.0 * np.log10(np.maximum((bands[:, frames] * w).sum(axis=2), 1e-12))  # (N_BANDS, n)
+    sounding = e.max(axis=0) > max(float(e.max()) - SOUNDING_DB, SILENT_FLOOR_DB)
+    bits = np.diff(np.diff(e, axis=0), axis=1) > 0  # (15, n - 1)
+    out = (bits.astype(np.uint16) << np.arange(_BITS, dtype=np.uint16)[:, None]).sum(
+        axis=0, dtype=np.uint16
+    )
+    out[sounding[1:] & sounding[:-1]] |= _SOUNDING
+    return out
+
+
+def _signs(fp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(+-1 per bit and frame, 0 where silent: (15, n); sounding mask (n,) as float)."""
+    fp = np.asarray(fp, dtype=np.uint16)
+    on = (fp & _SOUNDING) > 0
+    bits = (fp[None, :] >> np.arange(_BITS, dtype=np.uint16)[:, None]) & 1
+    return np.where(on, 2.0 * bits - 1.0, 0.0), on.astype(np.float64)
+
+
+def compare(a: np.ndarray, b: np.ndarray, *, min_seconds: float = 5.0) -> Overlap:
+    """Where fingerprints ``a`` and ``b`` agree best, over offsets sharing at least
+    ``min_seconds`` of sounding audio (BER 0.5 and 0 seconds where none does).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> x = fingerprint(rng.normal(-40, 10, size=(N_MEL, 4000)))
+    >>> compare(x, x[50:]).ber, round(compare(x, x[50:]).offset, 2)
+    (0.0, -4.64)
+    >>> y = fingerprint(rng.normal(-40, 10, size=(N_MEL, 4000)))
+    >>> 0.4 < compare(x, y).ber <= 0.5
+    True
+    """
+    sa, ma = _signs(a)
+    sb, mb = _signs(b)
+    na, nb = sa.shape[1], sb.shape[1]
+    if na == 0 or nb == 0:
+        return Overlap(0.5, 0.0, 0.0)
+    size = 1 << int(np.ceil(np.log2(na + nb)))
+    corr = np.fft.irfft(
+        (np.fft.rfft(sa, size, axis=1) * np.conj(np.fft.rfft(sb, size, axis=1))).sum(axis=0), size
+    )
+    count = np.rint(np.fft.irfft(np.fft.rfft(ma, size) * np.conj(np.fft.rfft(mb, size)), size))
+    ok = count >= max(1.0, min_seconds * FPS)
+    if not ok.any():
+        return Overlap(0.5, 0.0, 0.0)
+    agree = np.where(ok, corr / (_BITS * np.maximum(count, 1.0)), -np.inf)
+    d = int(np.argmax(agree))
+    lag = d if d < size // 2 else d - size  # a[t] meets b[t - lag]
+    ber = float(np.clip((1.0 - agree[d]) / 2.0, 0.0, 0.5))
+    return Overlap(round(ber, 4), round(-lag / FPS, 3), round(float(count[d]) / FPS, 2))
+
+
+def sounding_seconds(fp: np.ndarray) -> float:
+    """Seconds of a fingerprint's sounding frames."""
+    return float(np.count_nonzero(np.asarray(fp, dtype=np.uint16) & _SOUNDING)) / FPS
+
+
+def same_recording(a: np.ndarray, b: np.ndarray) -> Overlap | None:
+    """The overlap where ``a`` and ``b`` are the same recording, else None.
+
+    "The same" is a BER of at most :data:`SAME_MAX_BER` over at least :data:`SAME_MIN_SECONDS`
+    of sounding audio shared, or :data:`SAME_MIN_SHARE` of the shorter one's where that is
+    less (a 15 s jingle and its copy). An edit that keeps the rest in place (an intro cut)
+    still agrees; two remixes that share a vocal do not (the rest of the mix differs).
+    """
+    shorter = min(sounding_seconds(a), sounding_seconds(b))
+    need = min(SAME_MIN_SECONDS, SAME_MIN_SHARE * shorter)
+    if need < 2.0:
+        return None
+    o = compare(a, b, min_seconds=need)
+    return o if o.seconds > 0 and o.ber <= SAME_MAX_BER else None
+
+
+def to_bytes(fp: np.ndarray) -> bytes:
+    """Little-endian ``uint16`` bytes (the database column)."""
+    return np.asarray(fp, dtype="<u2").tobytes()
+
+
+def from_bytes(data: bytes | None) -> np.ndarray:
+    """The fingerprint stored by :func:`to_bytes` (empty for None: an analysis stored before
+    fingerprints existed)."""
+    if not data:
+        return np.zeros(0, dtype=np.uint16)
+    return np.frombuffer(data, dtype="<u2").astype(np.uint16)
