@@ -44,6 +44,7 @@ from cratedig.analysis.fingerprint import (  # noqa: E402
     SAME_MAX_BER,
     compare,
     fingerprint,
+    near_ber,
     same_recording,
 )
 from cratedig.analysis.frontend import compute_frontend  # noqa: E402
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         t_an += time.perf_counter() - t0
         sample_s += len(y) / ANALYSIS_SR
     rows: dict[str, list[tuple[float, bool]]] = {k: [] for k in [*SAME, *OTHER]}
+    quick_same: list[float] = []  # cratedig duplicates' quick look at the copies of one length
     with tempfile.TemporaryDirectory() as tmp:
         for f in files[: a.copies]:
             ref = prints[f.name]
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows[tag].append(
                     (compare(ref, b, min_seconds=10).ber, same_recording(ref, b) is not None)
                 )
+                if tag != "first 7.3 s cut":
+                    quick_same.append(near_ber(ref, b, max_offset=3.0))
             y = decode(str(f), sr=ANALYSIS_SR).samples
             for tag, (st, r) in OTHER.items():
                 z = time_stretch(y[None], ANALYSIS_SR, stretch_factor=r,
@@ -131,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         o = compare(prints[x], prints[y2], min_seconds=10)
         pairs.append((o.ber, x, y2, same_recording(prints[x], prints[y2]) is not None))
     per_pair = (time.perf_counter() - t0) / max(1, len(pairs))
+    t0 = time.perf_counter()
+    quick_other = [
+        near_ber(prints[x], prints[y2], max_offset=3.0) for _, x, y2, s in pairs if not s
+    ]
+    per_quick = (time.perf_counter() - t0) / max(1, len(quick_other))
     pairs.sort()
     print(f"set {a.set}: {len(files)} files, {audio_s / 60:.0f} min; copies of the first "
           f"{min(a.copies, len(files))}; same recording: BER <= {SAME_MAX_BER}")  # fmt: skip
@@ -145,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(pairs)} pairs of different files: lowest BER of the rest "
         f"{next(b for b, _, _, s in pairs if not s):.3f}; read as the same recording: {flagged}"
     )
+    print(f"quick look (near_ber within 3 s, every 8th frame): copies of one length max "
+          f"{max(quick_same):.3f}; different files min {min(quick_other):.3f}, "
+          f"{1000 * per_quick:.2f} ms a pair")  # fmt: skip
     print(f"fingerprint: {1000 * fp_s / (audio_s / 60):.2f} ms a minute of audio, "
           f"{100 * (fp_s / audio_s) / (t_an / sample_s):.2f} % of the analysis; "
           f"a comparison {1000 * per_pair:.2f} ms")  # fmt: skip

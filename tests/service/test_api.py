@@ -707,3 +707,22 @@ def test_an_upload_of_a_library_song_leaves_its_library_copy_out(
     (same,) = m["same_recording"]
     assert same["track_id"] == flac["track_id"] and same["path"] == flac["path"]
     assert same["ber"] <= 0.25
+
+
+def test_the_library_s_duplicates_are_listed_with_the_copy_to_keep(scan_client):
+    """``GET /api/duplicates``: after a scan of a crate holding a song twice (FLAC and an OGG
+    of it), one group, the FLAC to keep, paths as the service shows them."""
+    client, music, outside = scan_client
+    assert client.get("/api/duplicates").json()["groups"] == []
+    x, sr = sf.read(music / "crate" / "house_b.flac")
+    sf.write(music / "crate" / "house_b (copy).ogg", 0.5 * x, sr, format="OGG")
+    job = wait_job(client, client.post("/api/library/scan", json={"folder": "crate"}).json()["job"])
+    assert job["state"] == "done" and job["report"]["analysed"] == 4
+    found = client.get("/api/duplicates").json()
+    assert found["tracks"] == 4 and found["without_fingerprint"] == 0
+    (group,) = found["groups"]
+    shown = {t["track_id"]: t["path"] for t in client.get("/api/tracks").json()["tracks"]}
+    paths = [c["path"] for c in group["copies"]]
+    assert paths == [shown[c["track_id"]] for c in group["copies"]]  # as /api/tracks shows them
+    assert [Path(p).name for p in paths] == ["house_b.flac", "house_b (copy).ogg"]
+    assert group["keep"] == group["copies"][0]["track_id"] and str(outside) not in str(found)

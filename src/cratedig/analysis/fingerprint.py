@@ -154,6 +154,35 @@ def compare(a: np.ndarray, b: np.ndarray, *, min_seconds: float = 5.0) -> Overla
     return Overlap(round(ber, 4), round(-lag / FPS, 3), round(float(count[d]) / FPS, 2))
 
 
+#: Frames :func:`near_ber` must read at an offset to judge it.
+NEAR_MIN_FRAMES = 20
+_POPCOUNT = np.array([bin(i).count("1") for i in range(1 << _BITS)], dtype=np.uint8)
+
+
+def near_ber(a: np.ndarray, b: np.ndarray, *, max_offset: float, every: int = 8) -> float:
+    """The least bit error rate of ``a`` against ``b`` over offsets within ``max_offset``
+    seconds, read on every ``every``-th frame of ``a``: a quick look that tells unrelated
+    tracks (about 0.5) from copies laid about the same way (under :data:`SAME_MAX_BER`)
+    in a tenth of :func:`compare`'s time. 0.5 where they share no sounding frame.
+
+    >>> rng = np.random.default_rng(2)
+    >>> x = rng.integers(0, 1 << 16, 3000).astype(np.uint16)
+    >>> near_ber(x, x[10:], max_offset=2.0), round(near_ber(x, x[::-1], max_offset=2.0), 1)
+    (0.0, 0.5)
+    """
+    a, b = np.asarray(a, dtype=np.uint16), np.asarray(b, dtype=np.uint16)
+    lags = np.arange(-int(max_offset * FPS), int(max_offset * FPS) + 1)
+    t = np.arange(0, len(a), every)
+    j = t[None, :] + lags[:, None]  # (lags, frames): a[t] against b[t + lag]
+    inside = (j >= 0) & (j < len(b))
+    x, y = a[t][None, :], b[np.clip(j, 0, max(len(b) - 1, 0))] if len(b) else np.zeros_like(j)
+    both = inside & ((x & y & _SOUNDING) > 0)
+    errors = np.where(both, _POPCOUNT[(x ^ y) & (_SOUNDING - 1)], 0).sum(axis=1)
+    n = both.sum(axis=1)
+    ber = np.where(n >= NEAR_MIN_FRAMES, errors / (_BITS * np.maximum(n, 1)), 0.5)
+    return float(ber.min()) if len(ber) else 0.5
+
+
 def sounding_seconds(fp: np.ndarray) -> float:
     """Seconds of a fingerprint's sounding frames."""
     return float(np.count_nonzero(np.asarray(fp, dtype=np.uint16) & _SOUNDING)) / FPS

@@ -385,6 +385,41 @@ def import_rekordbox_command(
     )
 
 
+def duplicates_command(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Recordings the library holds more than once (the FLAC and the MP3 of a song...), by
+    audio fingerprint, with the copy to keep (the best-sounding) named first."""
+    from cratedig.library.db import open_library
+    from cratedig.library.duplicates import library_duplicates
+
+    with open_library(db, create=False) as lib:
+        found = library_duplicates(lib)
+    if json_out:
+        print(json.dumps(found.to_json()), flush=True)
+        return
+    groups = found.groups
+    extra = sum(len(g.copies) - 1 for g in groups)
+    out.print(
+        f"{len(groups)} recordings held more than once ({extra} copies to spare) among "
+        f"{found.tracks} tracks",
+        soft_wrap=True,
+    )
+    if found.without_fingerprint:
+        out.print(
+            f"[yellow]{found.without_fingerprint} tracks were analysed by an older cratedig and have no "
+            "fingerprint yet: `cratedig ingest FOLDER` brings them up to date[/yellow]",
+            soft_wrap=True,
+        )
+    for g in groups:
+        out.print("")
+        for k, c in enumerate(g.copies):
+            mark = "[green]keep[/green]" if k == 0 else "copy"
+            out.print(
+                f"  {mark}  {shown(c.path)}  [dim]{shown(c.summary)}; {c.duration:.1f} s; "
+                f"id {c.track_id}[/dim]",
+                soft_wrap=True,
+            )
+
+
 def prune_command(db: DbOption = None, json_out: JsonOption = False) -> None:
     """Drop files gone from disk and the tracks no file holds any more (and their index
     entries); `ingest` does the same for the folder it scans."""
@@ -462,7 +497,7 @@ def regrid_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``ingest``, ``stats``, ``tracks``, ``regrid``, ``export-slices``,
-    ``export-rekordbox``, ``import-rekordbox`` and ``prune`` to ``app``."""
+    ``export-rekordbox``, ``import-rekordbox``, ``prune`` and ``duplicates`` to ``app``."""
     app.command("ingest")(ingest_command)
     app.command("stats")(stats_command)
     app.command("tracks")(tracks_command)
@@ -471,6 +506,7 @@ def register(app: typer.Typer) -> None:
     app.command("export-rekordbox")(export_rekordbox_command)
     app.command("import-rekordbox")(import_rekordbox_command)
     app.command("prune")(prune_command)
+    app.command("duplicates")(duplicates_command)
 
 
 def _quality_cell(q: dict[str, Any], *, reasons: bool) -> str:

@@ -347,6 +347,36 @@ def track_fingerprints(session: Session, track_ids: Iterable[str]) -> dict[str, 
     return out
 
 
+def fingerprinted_tracks(session: Session) -> list[dict[str, Any]]:
+    """Every analysed track that has a fingerprint, with what
+    :func:`cratedig.library.duplicates.find_groups` reads (its first path on record)."""
+    rows = session.execute(
+        select(
+            TrackRow.id,
+            TrackRow.format,
+            TrackRow.sample_rate,
+            TrackRow.duration,
+            TrackRow.tempo,
+            TrackRow.quality,
+            TrackRow.fingerprint,
+        ).where(TrackRow.fingerprint.is_not(None), TrackRow.status == "ok")
+    ).all()
+    paths = paths_of(session, [r.id for r in rows])
+    return [
+        {
+            "track_id": r.id,
+            "path": (sorted(paths.get(r.id) or [""]))[0],
+            "format": r.format,
+            "sample_rate": int(r.sample_rate),
+            "duration": float(r.duration),
+            "tempo": float(r.tempo),
+            "quality": dict(r.quality or {}),
+            "fingerprint": fp_from_bytes(r.fingerprint),
+        }
+        for r in rows
+    ]
+
+
 def track_tunings(session: Session, track_ids: Iterable[str]) -> dict[str, float]:
     """The tuning (cents off A440) of each track."""
     ids = sorted(set(track_ids))
@@ -683,6 +713,13 @@ def stale_track_count(session: Session, *, analysis_version: int = ANALYSIS_VERS
     """How many tracks an older cratedig analysed (``ingest`` will analyse them again)."""
     q = select(func.count()).select_from(TrackRow)
     return int(session.execute(q.where(TrackRow.analysis_version != analysis_version)).scalar_one())
+
+
+def unfingerprinted_count(session: Session) -> int:
+    """How many analysed tracks have no fingerprint (analysed before analysis v31)."""
+    q = select(func.count()).select_from(TrackRow)
+    q = q.where(TrackRow.fingerprint.is_(None), TrackRow.status == "ok")
+    return int(session.execute(q).scalar_one())
 
 
 def current_track_ids(session: Session, *, analysis_version: int = ANALYSIS_VERSION) -> set[str]:

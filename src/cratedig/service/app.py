@@ -478,6 +478,18 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     # -- library -------------------------------------------------------------------------------
 
+    @app.get("/api/duplicates", tags=["library"])
+    def duplicates() -> dict[str, Any]:
+        """Recordings the library holds more than once (``cratedig duplicates``): groups of
+        copies, the one to keep (the best-sounding) first, with the fingerprint evidence."""
+        from cratedig.library.duplicates import library_duplicates
+
+        found = library_duplicates(state.library).to_json()
+        for g in found["groups"]:
+            for c in g["copies"]:
+                c["path"] = state.public_path(c["path"])
+        return found
+
     @app.get("/api/tracks", tags=["library"])
     def tracks(
         key: Annotated[
