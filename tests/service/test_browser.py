@@ -289,7 +289,8 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     with open_library(server["url"]) as lib, lib.reader() as s:
         assert c_id not in repo.grid_hints(s)
 
-    # Upload a song that is not in the library and see its matches.
+    # Upload a file that is not in the library and see its matches. It is house_b at another
+    # level: the library's house_b is its own recording, left out of its partners and named.
     x, sr = sf.read(server["music"] / "crate" / "house_b.flac")
     up = tmp_path / "fresh take.wav"
     sf.write(up, 0.7 * x, sr)
@@ -299,6 +300,12 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     )
     assert "uploaded" in page.inner_text("#song-meta")
     assert not page.is_visible("#grid-fix")  # an upload is not a library track to fix
+    same = page.text_content("[data-testid=same-recording]")
+    assert "Warehouse B is this recording in another file" in same, same
+    assert page.evaluate(
+        "state.match.matches.every(m => m.candidates.every(c => c.track_id !== "
+        "state.match.same_recording[0].track_id))"
+    )
     j = page.evaluate(
         "state.track.segments.findIndex(s => (state.match.matches.find(m => m.query_segment"
         " === s.id) || {candidates: []}).candidates.length > 0)"
