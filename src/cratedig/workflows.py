@@ -125,13 +125,18 @@ class LibraryUpdate:
     index: Any  # IndexSync
     clusters: Any  # ClusterReport
     segments: int = 0
+    #: Tracks this run stored that are another file of a recording the library holds
+    #: (:func:`cratedig.library.duplicates.copies_of_run`).
+    same_recording: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The ingest report with ``index`` and ``clusters`` (``cratedig ingest --json``)."""
+        """The ingest report with ``index``, ``clusters`` and ``same_recording`` (``cratedig
+        ingest --json``)."""
         return {
             **self.ingest.to_json(),
             "index": self.index.to_json(),
             "clusters": self.clusters.to_json(),
+            "same_recording": self.same_recording,
         }
 
 
@@ -181,6 +186,7 @@ def update_library(
         ``cancel`` was set before anything started. Both are ``KeyboardInterrupt``\ s.
     """
     from cratedig.learn.clusters import refresh_clusters
+    from cratedig.library.duplicates import copies_of_run
     from cratedig.library.errors import LibraryError
     from cratedig.library.ingest import ingest
     from cratedig.match.store import sync_index
@@ -213,7 +219,8 @@ def update_library(
     index, synced = sync_index(library)
     progress("clusters")
     clusters = refresh_clusters(library)
-    return LibraryUpdate(report, synced, clusters, segments=len(index))
+    copies = copies_of_run(library, report.ingest_id) if report.analysed else []
+    return LibraryUpdate(report, synced, clusters, segments=len(index), same_recording=copies)
 
 
 def list_tracks(

@@ -50,7 +50,23 @@ def test_copies_are_grouped_with_the_best_copy_first_and_partners_stay_apart(tmp
         subprocess.run([FFMPEG, "-loglevel", "error", "-y", "-i", str(music / src), *args,
                         str(music / dst)], check=True)  # fmt: skip
     db = str(tmp_path / "lib.sqlite")
-    _run("ingest", music, "--db", db, "--json")
+    ingested = json.loads(_run("ingest", music, "--db", db, "--json"))
+    # The ingest says which files it took are recordings it holds already (each pair once).
+    said = {
+        tuple(sorted(p.split("music/")[1] for p in (c["path"], c["same_as_path"])))
+        for c in ingested["same_recording"]
+    }
+    assert said == {("a (radio).ogg", "a.wav"), ("a (radio).ogg", "sub/a.mp3"),
+                    ("a.wav", "sub/a.mp3"), ("b.flac", "sub/b_8k.wav")}  # fmt: skip
+    assert len(ingested["same_recording"]) == 4
+    # A second file of a held recording, ingested alone later: said, and only it.
+    sf.write(music / "sub" / "b again.wav", 0.5 * sf.read(music / "b.flac")[0], SR)
+    again = json.loads(_run("ingest", music, "--db", db, "--json"))
+    assert again["analysed"] == 1
+    assert {c["path"].split("music/")[1] for c in again["same_recording"]} == {"sub/b again.wav"}
+    assert len(again["same_recording"]) == 2  # b.flac and its 8 kHz copy
+    (music / "sub" / "b again.wav").unlink()
+    _run("ingest", music, "--db", db, "--json")  # forgets it
     report = json.loads(_run("duplicates", "--db", db, "--json"))
     assert report["tracks"] == 7 and report["without_fingerprint"] == 0
     groups = sorted(

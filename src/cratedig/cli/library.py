@@ -102,10 +102,15 @@ def ingest_command(
             ),
             soft_wrap=True,
         )
-    _print_ingest(update.ingest, json_out, update.to_json())
+    _print_ingest(update.ingest, json_out, update.to_json(), update.same_recording)
 
 
-def _print_ingest(report: Any, json_out: bool, whole: dict[str, Any] | None = None) -> None:
+def _print_ingest(
+    report: Any,
+    json_out: bool,
+    whole: dict[str, Any] | None = None,
+    same_recording: list[dict[str, Any]] | None = None,
+) -> None:
     if json_out:
         print(json.dumps(whole or report.to_json()), flush=True)
         return
@@ -130,6 +135,13 @@ def _print_ingest(report: Any, json_out: bool, whole: dict[str, Any] | None = No
         t.add_row("moved/renamed", f"{len(report.moved)} (not analysed again)")
     if report.duplicates:
         t.add_row("duplicates", f"{len(report.duplicates)} (exact copies of a known track)")
+    if same_recording:
+        t.add_row(
+            "same recording",
+            f"{len({c['track_id'] for c in same_recording})} (another file of a recording the "
+            "library holds: "
+            "`cratedig duplicates`)",
+        )
     t.add_row("failed", f"[red]{len(report.failed)}[/red]" if report.failed else "0")
     if report.failed_before:
         t.add_row("failed before", f"{report.failed_before} (unchanged; --retry-failed)")
@@ -148,6 +160,11 @@ def _print_ingest(report: Any, json_out: bool, whole: dict[str, Any] | None = No
         out.print(f"  [red]failed[/red] {shown(path)}: {shown(reason)}", soft_wrap=True)
     for path, other in report.duplicates[:50]:
         out.print(f"  [yellow]duplicate[/yellow] {shown(path)} = {shown(other)}", soft_wrap=True)
+    for c in (same_recording or [])[:50]:
+        out.print(
+            f"  [yellow]same recording[/yellow] {shown(c['path'])} = {shown(c['same_as_path'])}",
+            soft_wrap=True,
+        )
     for path, reason in report.slice_errors:
         out.print(f"  [red]slices[/red] {shown(path)}: {shown(reason)}", soft_wrap=True)
     for folder, reason in report.unreadable_folders:

@@ -220,3 +220,59 @@ def library_duplicates(library: Any) -> Duplicates:
         unprinted = repo.unfingerprinted_count(s)
     groups, compared = find_groups(tracks)
     return Duplicates(groups, len(tracks), compared, unprinted)
+
+
+def copies_of_run(library: Any, ingest_id: str) -> list[dict[str, Any]]:
+    """The tracks an ingest run (``ingest_id``) stored that are another file of a recording
+    the library holds: ``{"path", "track_id", "same_as", "same_as_path", "ber"}`` each, for
+    the ingest's report ("you have this one already"). Only candidates of one length and
+    tempo are compared, their fingerprints read from the database as needed."""
+    from sqlalchemy import select
+
+    from cratedig.library import repository as repo
+    from cratedig.library.schema import TrackRow
+
+    with library.reader() as s:
+        rows = s.execute(
+            select(TrackRow.id, TrackRow.duration, TrackRow.tempo, TrackRow.ingest_id).where(
+                TrackRow.fingerprint.is_not(None), TrackRow.status == "ok"
+            )
+        ).all()
+        new = [r for r in rows if r.ingest_id == ingest_id]
+        if not new:
+            return []
+        order = sorted(rows, key=lambda r: r.duration)
+        durations = np.array([r.duration for r in order])
+        pairs: list[tuple[str, str]] = []
+        for r in new:
+            lo = int(np.searchsorted(durations, r.duration - DURATION_TOLERANCE, side="left"))
+            hi = int(np.searchsorted(durations, r.duration + DURATION_TOLERANCE, side="right"))
+            for o in order[lo:hi]:
+                if o.id == r.id or not _maybe_copies(float(r.tempo), float(o.tempo)):
+                    continue
+                if o.ingest_id == ingest_id and o.id < r.id:
+                    continue  # two new tracks: judged once
+                pairs.append((r.id, o.id))
+        if not pairs:
+            return []
+        prints = repo.track_fingerprints(s, {t for p in pairs for t in p})
+        paths = repo.paths_of(s, {t for p in pairs for t in p})
+    out = []
+    for a, b in pairs:
+        fa, fb = prints.get(a), prints.get(b)
+        if fa is None or fb is None:
+            continue
+        if near_ber(fa, fb, max_offset=DURATION_TOLERANCE + 1.0) > QUICK_REJECT_BER:
+            continue
+        o = same_recording(fa, fb)
+        if o is not None:
+            out.append(
+                {
+                    "track_id": a,
+                    "path": sorted(paths.get(a) or [""])[0],
+                    "same_as": b,
+                    "same_as_path": sorted(paths.get(b) or [""])[0],
+                    "ber": o.ber,
+                }
+            )
+    return out
