@@ -718,6 +718,11 @@ def test_the_library_s_duplicates_are_listed_with_the_copy_to_keep(scan_client):
     sf.write(music / "crate" / "house_b (copy).ogg", 0.5 * x, sr, format="OGG")
     job = wait_job(client, client.post("/api/library/scan", json={"folder": "crate"}).json()["job"])
     assert job["state"] == "done" and job["report"]["analysed"] == 4
+    (said,) = job["report"]["same_recording"]  # the scan says so
+    assert {Path(said["path"]).name, Path(said["same_as"]).name} == {
+        "house_b.flac",
+        "house_b (copy).ogg",
+    }
     found = client.get("/api/duplicates").json()
     assert found["tracks"] == 4 and found["without_fingerprint"] == 0
     (group,) = found["groups"]

@@ -365,6 +365,14 @@ class ServiceState:
             "unchanged": r.unchanged,
             "failed": [[self.public_path(p), self.public_error(Exception(e))] for p, e in r.failed],
             "duplicates": len(r.duplicates),
+            # new files that are another file of a recording the library holds
+            "same_recording": [
+                {
+                    "path": self.public_path(c["path"]),
+                    "same_as": self.public_path(c["same_as_path"]),
+                }
+                for c in update.same_recording
+            ],
             "segments": update.segments,
             "elapsed": round(r.elapsed, 3),
             "bpm_range": list(r.bpm_range) if r.bpm_range is not None else None,

@@ -468,7 +468,11 @@ async function pollJob() {
     else setStatus(jobText(j), j.state === "failed");
     return;
   }
-  if (j.report) $("#job-text").textContent = `${j.folder}: ${j.state} · ${j.report.analysed} analysed, ${j.report.unchanged} unchanged, ${j.report.failed.length} failed`;
+  if (j.report) {
+    const same = (j.report.same_recording || []).length;
+    $("#job-text").textContent = `${j.folder}: ${j.state} · ${j.report.analysed} analysed, ${j.report.unchanged} unchanged, ${j.report.failed.length} failed` +
+      (same ? ` · ${same} already held in another file (see /api/duplicates)` : "");
+  }
   loadConfig(); loadTracks();
 }
 
