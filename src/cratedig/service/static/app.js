@@ -471,7 +471,7 @@ async function pollJob() {
   if (j.report) {
     const same = (j.report.same_recording || []).length;
     $("#job-text").textContent = `${j.folder}: ${j.state} · ${j.report.analysed} analysed, ${j.report.unchanged} unchanged, ${j.report.failed.length} failed` +
-      (same ? ` · ${same} already held in another file (see /api/duplicates)` : "");
+      (same ? ` · ${same} of them already in the library as another file` : "");
   }
   loadConfig(); loadTracks();
 }
