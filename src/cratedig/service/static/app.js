@@ -469,7 +469,7 @@ async function pollJob() {
     return;
   }
   if (j.report) {
-    const same = (j.report.same_recording || []).length;
+    const same = new Set((j.report.same_recording || []).map((c) => c.path)).size;
     $("#job-text").textContent = `${j.folder}: ${j.state} · ${j.report.analysed} analysed, ${j.report.unchanged} unchanged, ${j.report.failed.length} failed` +
       (same ? ` · ${same} of them already in the library as another file` : "");
   }
