@@ -533,3 +533,11 @@ def test_the_same_recording_in_another_file_is_no_partner(songs_dir, tmp_path):
     # The library's MP3 as the query, by id: the WAV is not in the library, nothing is left out.
     by_id = json.loads(run("match", mp3_id, "--db", db, "--json").stdout)
     assert by_id["query"]["in_library"] and by_id["same_recording"] == []
+    # The whole-song mashup plans on the same lists: the copy plays under no phrase.
+    mix = tmp_path / "mix.wav"
+    sheet = json.loads(
+        run("mashup", songs_dir / "query.wav", "--db", db, "-o", mix, "--json").stdout
+    )
+    assert [c["track_id"] for c in sheet["plan"]["query"]["same_recording"]] == [mp3_id]
+    partners = [c["partner"]["track_id"] for c in sheet["plan"]["cues"] if c["partner"]]
+    assert partners and mp3_id not in partners and mix.exists()

@@ -171,6 +171,12 @@ def mashup_command(
         )
     for line in m.ruled_out or []:
         out.print(f"[yellow]{shown(line)}[/yellow]", soft_wrap=True)
+    for c in m.plan.query.get("same_recording") or []:
+        out.print(
+            f"  [dim]left out: {shown(c.get('path') or c['track_id'])} is this recording in "
+            "another file[/dim]",
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

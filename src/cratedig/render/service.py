@@ -619,6 +619,11 @@ def render_mashup(
             "tempo": round(analysis.tempo, 2),
             "camelot": analysis.key.camelot,
             "stems": list(stems or []),
+            # left out as partners: the query's own recording in other files
+            "same_recording": [
+                {"track_id": t, "path": result.same_recording_paths.get(t), "ber": o.ber}
+                for t, o in result.same_recording.items()
+            ],
         },
     )
     del result
