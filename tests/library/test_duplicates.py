@@ -29,7 +29,7 @@ def _run(*args: object) -> str:
 
 
 @pytest.mark.skipif(FFMPEG is None, reason="ffmpeg encodes the copies")
-def test_copies_are_grouped_with_the_best_copy_first_and_partners_stay_apart(tmp_path):
+def test_copies_are_grouped_with_the_best_copy_first_and_partners_stay_apart(tmp_path, db_url):
     from pedalboard import time_stretch
 
     music = tmp_path / "music"
@@ -49,7 +49,7 @@ def test_copies_are_grouped_with_the_best_copy_first_and_partners_stay_apart(tmp
     ):
         subprocess.run([FFMPEG, "-loglevel", "error", "-y", "-i", str(music / src), *args,
                         str(music / dst)], check=True)  # fmt: skip
-    db = str(tmp_path / "lib.sqlite")
+    db = db_url  # SQLite and PostgreSQL: the fingerprint column and its queries
     ingested = json.loads(_run("ingest", music, "--db", db, "--json"))
     # The ingest says which files it took are recordings it holds already (each pair once).
     said = {
