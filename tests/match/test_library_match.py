@@ -497,7 +497,6 @@ def test_the_fit_label_reads_the_rule_score_whatever_the_learned_term_says(
     assert all(c["rule_score"] >= c["score"] - 1e-4 for m in before for c in m["candidates"])
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg encodes the copy")
 def test_the_same_recording_in_another_file_is_no_partner(songs_dir, tmp_path):
     """A DJ's library holds a song twice (its WAV and an MP3 of it): two tracks, and the copy
     was every phrase's best partner ("chords agree bar by bar (1.00)"), a song layered on
