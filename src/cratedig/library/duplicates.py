@@ -118,6 +118,14 @@ def _maybe_copies(t1: float, t2: float) -> bool:
     return any(abs(r / k - 1.0) <= TEMPO_TOLERANCE for k in (1.0, 2.0))
 
 
+def _copy_overlap(a: np.ndarray, b: np.ndarray) -> Overlap | None:
+    """Where two fingerprints of one length are the same recording: the quick look, then the
+    whole comparison (None: not copies)."""
+    if near_ber(a, b, max_offset=DURATION_TOLERANCE + 1.0) > QUICK_REJECT_BER:
+        return None
+    return same_recording(a, b)
+
+
 def find_groups(
     tracks: list[dict[str, Any]],
     *,
@@ -148,12 +156,7 @@ def find_groups(
             if not _maybe_copies(float(a["tempo"]), float(b["tempo"])):
                 continue
             compared += 1
-            quick = near_ber(
-                a["fingerprint"], b["fingerprint"], max_offset=DURATION_TOLERANCE + 1.0
-            )
-            if quick > QUICK_REJECT_BER:
-                continue
-            o = same_recording(a["fingerprint"], b["fingerprint"])
+            o = _copy_overlap(a["fingerprint"], b["fingerprint"])
             if o is not None:
                 evidence[(i, j)] = o
                 parent[find(j)] = find(i)
@@ -260,11 +263,7 @@ def copies_of_run(library: Any, ingest_id: str) -> list[dict[str, Any]]:
     out = []
     for a, b in pairs:
         fa, fb = prints.get(a), prints.get(b)
-        if fa is None or fb is None:
-            continue
-        if near_ber(fa, fb, max_offset=DURATION_TOLERANCE + 1.0) > QUICK_REJECT_BER:
-            continue
-        o = same_recording(fa, fb)
+        o = None if fa is None or fb is None else _copy_overlap(fa, fb)
         if o is not None:
             out.append(
                 {
