@@ -301,7 +301,7 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     assert "uploaded" in page.inner_text("#song-meta")
     assert not page.is_visible("#grid-fix")  # an upload is not a library track to fix
     same = page.text_content("[data-testid=same-recording]")
-    assert "Warehouse B is this recording in another file" in same, same
+    assert "holds this recording as DJ Ada – Warehouse B: not suggested" in same, same
     assert page.evaluate(
         "state.match.matches.every(m => m.candidates.every(c => c.track_id !== "
         "state.match.same_recording[0].track_id))"
@@ -433,6 +433,24 @@ def test_the_page_at_a_phone_width(server, browser):
     shot(page, "11-phone-song")
     page.click("#back")
     assert page.is_visible("#library")
+    page.close()
+
+
+def test_an_upload_of_a_library_song_at_a_phone_width(server, browser, tmp_path):
+    """A DJ drops a copy of a song the library holds, on a phone: the song view says which
+    library track is this recording (left out of its partners), within the screen's width."""
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    page.goto(server["base"] + "/")
+    page.wait_for_selector("#tracks tbody tr")
+    x, sr = sf.read(server["music"] / "crate" / "house_b.flac")
+    up = tmp_path / "house b from the club's USB stick.ogg"
+    sf.write(up, 0.6 * x, sr, format="OGG")
+    page.set_input_files("#upload", str(up))
+    page.wait_for_selector("[data-testid=same-recording]", timeout=120_000)
+    words = page.text_content("[data-testid=same-recording]")
+    assert "holds this recording as DJ Ada – Warehouse B: not suggested" in words, words
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "11b-phone-upload")
     page.close()
 
 

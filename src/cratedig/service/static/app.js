@@ -148,7 +148,7 @@ function showSong(track, match) {
     tagTempoWords(track).map((w) => `<div class="given" data-testid="tag-tempo">${esc(w)}</div>`).join("") +
     tagDoubts(tags, track).map((d) => `<div class="doubt" data-testid="tag-doubt">? ${esc(d)}</div>`).join("") +
     (match.query.doubts || []).map((d) => `<div class="doubt">? ${esc(d)}</div>`).join("") +
-    (match.same_recording || []).map((c) => `<div class="dim" data-testid="same-recording">left out: ${esc(c.name || baseName(c.path || c.track_id))} is this recording in another file</div>`).join("");
+    (match.same_recording || []).map((c) => `<div class="dim" data-testid="same-recording">the library holds this recording as ${esc(c.name || baseName(c.path || c.track_id))}: not suggested as its partner</div>`).join("");
   // Fixing the grid is for library tracks (an upload is matched once, with "file BPM").
   $("#grid-fix").classList.toggle("hidden", !!match.query.upload);
   $("#grid-bpm").value = ""; $("#grid-downbeat").value = ""; $("#grid-bpb").value = "";
