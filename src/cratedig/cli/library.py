@@ -416,7 +416,8 @@ def duplicates_command(db: DbOption = None, json_out: JsonOption = False) -> Non
     groups = found.groups
     extra = sum(len(g.copies) - 1 for g in groups)
     out.print(
-        f"{len(groups)} recordings held more than once ({extra} copies to spare) among "
+        f"{len(groups)} recording{'' if len(groups) == 1 else 's'} held more than once "
+        f"({extra} cop{'y' if extra == 1 else 'ies'} to spare) among "
         f"{found.tracks} tracks",
         soft_wrap=True,
     )
