@@ -18,6 +18,7 @@ import soundfile as sf
 from cratedig.analysis.fingerprint import (
     SAME_MAX_BER,
     compare,
+    edit_overlap,
     fingerprint,
     from_bytes,
     same_recording,
@@ -87,6 +88,67 @@ def test_other_songs_and_partners_made_from_the_song_are_not_the_same_recording(
         assert compare(x, y, min_seconds=10).ber > SAME_MAX_BER + 0.05
 
 
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    out, k = parts[0], int(0.01 * SR)
+    ramp = np.linspace(0.0, 1.0, k, dtype=np.float32)
+    for p in parts[1:]:
+        out = np.concatenate([out[:-k], out[-k:] * (1 - ramp) + p[:k] * ramp, p[k:]])
+    return out
+
+
+def test_edits_of_a_recording_are_the_same_recording_piece_by_piece(song, tmp_path):
+    """A radio edit (the middle cut out), an extended mix (a part played twice), a re-edit
+    (the halves swapped) and a loop cut from the song hold the song's audio at several
+    offsets, or only part of it: found piece by piece, each is the same recording, the edits
+    as such (``pieces`` > 1), with their offsets; an MP3 of an edit too."""
+    y = song.audio.astype(np.float32)
+    n = len(y)
+    a = _print_of(y)
+    edits = {
+        "radio edit": _joined([y[: int(0.35 * n)], y[int(0.6 * n) :]]),
+        "extended": _joined([y[: int(0.6 * n)], y[int(0.4 * n) :]]),
+        "halves swapped": _joined([y[n // 2 :], y[: n // 2]]),
+        "16 s loop": y[int(0.3 * n) : int(0.3 * n) + 16 * SR],
+    }
+    for name, z in edits.items():
+        b = _print_of(z)
+        whole = compare(a, b, min_seconds=0.8 * min(len(y), len(z)) / SR)
+        o, share = edit_overlap(a, b)
+        assert share >= 0.9, (name, o, share)
+        s = same_recording(a, b)
+        assert s is not None, (name, whole, o, share)
+        if name == "16 s loop":  # all of it at one offset: a plain copy of a part
+            assert s.pieces == 1 and abs(s.offset + 0.3 * n / SR) < 0.1, s  # 14.7 s early
+        else:  # at no one offset do the two agree over most of the shorter
+            assert whole.ber > SAME_MAX_BER and s.edit and s.pieces >= 2, (name, whole, s)
+    # either way round; the offset named is the longer piece's: the edit's second part plays
+    # 25 % of the song earlier than in the song
+    radio = _print_of(edits["radio edit"])
+    (o1, s1), (o2, s2) = edit_overlap(a, radio), edit_overlap(radio, a)
+    assert s1 == s2 >= 0.9 and o1.offset == -o2.offset
+    assert abs(o1.offset + 0.25 * n / SR) < 0.1, o1
+    wav, mp3 = tmp_path / "edit.wav", tmp_path / "edit.mp3"
+    sf.write(wav, edits["radio edit"], SR)
+    subprocess.run([FFMPEG, "-loglevel", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame",
+                    "-b:a", "128k", str(mp3)], check=True)  # fmt: skip
+    o = same_recording(a, _print_of(decode(str(mp3), sr=ANALYSIS_SR).samples, sr=ANALYSIS_SR))
+    assert o is not None and o.edit
+
+
+def test_songs_that_share_their_drums_are_not_one_recording_piece_by_piece(analyses):
+    """Two stems of one song that share its drums (lead + drums, and the rest + drums) agree
+    only where the drums play alone; other songs nowhere."""
+    song = synthesize_song(tempo=126.0, key=Key.parse("A minor"), bars=24, seed=73, sr=SR)
+    st = song.stems
+    lead = _print_of(st["lead"] + st["drums"])
+    rest = _print_of(st["bass"] + st["chords"] + st["drums"])
+    assert same_recording(lead, rest) is None
+    assert edit_overlap(lead, rest)[1] < 0.5
+    prints = [x.fingerprint for x in analyses]
+    for x, y in itertools.combinations(prints, 2):
+        assert edit_overlap(x, y)[1] < 0.2
+
+
 def test_a_short_or_silent_print_is_the_same_as_nothing():
     silent = np.full((40, 2000), -100.0)
     fp = fingerprint(silent)
@@ -94,5 +156,6 @@ def test_a_short_or_silent_print_is_the_same_as_nothing():
     assert same_recording(fp, fp) is None
     assert len(fingerprint(np.zeros((40, 10)))) == 0
     assert compare(np.zeros(0, np.uint16), fp).seconds == 0.0
+    assert edit_overlap(fp, fp) == (edit_overlap(fp[:0], fp)[0], 0.0)
     with pytest.raises(ParameterError, match="shape"):
         fingerprint(np.zeros((12, 100)))

@@ -507,20 +507,37 @@ def test_the_same_recording_in_another_file_is_no_partner(songs_dir, tmp_path):
     mp3 = lib / "query (2).mp3"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(songs_dir / "query.wav"),
                     "-c:a", "libmp3lame", "-b:a", "192k", str(mp3)], check=True)  # fmt: skip
+    # ...and a radio edit of it: the middle quarter cut out (a crossfade of 10 ms at the cut),
+    # an MP3 too. Its halves lie at two offsets, so it agrees with the song only piece by piece.
+    y, sr = sf.read(songs_dir / "query.wav", dtype="float32")
+    n, fade = len(y), np.linspace(0.0, 1.0, int(0.01 * sr), dtype=np.float32)
+    head, tail = y[: int(0.4 * n)], y[int(0.65 * n) :]
+    k = len(fade)
+    cut = np.concatenate([head[:-k], head[-k:] * (1 - fade) + tail[:k] * fade, tail[k:]])
+    sf.write(tmp_path / "edit.wav", cut, sr)
+    edit = lib / "query (radio edit).mp3"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(tmp_path / "edit.wav"),
+                    "-c:a", "libmp3lame", "-b:a", "192k", str(edit)], check=True)  # fmt: skip
     db = str(tmp_path / "lib.sqlite")
-    assert ingest(lib, db)["analysed"] == 6
+    assert ingest(lib, db)["analysed"] == 7
     tracks = json.loads(run("tracks", "--db", db, "--json").stdout)["tracks"]
-    mp3_id = next(t["track_id"] for t in tracks if t["path"].endswith(".mp3"))
+    mp3_id = next(t["track_id"] for t in tracks if t["path"].endswith("query (2).mp3"))
+    edit_id = next(t["track_id"] for t in tracks if t["path"].endswith("(radio edit).mp3"))
     copy_id = next(t["track_id"] for t in tracks if t["path"].endswith("copy_up2.flac"))
 
     res = json.loads(run("match", songs_dir / "query.wav", "--db", db, "--json").stdout)
     shown = [c["track_id"] for m in res["matches"] for c in m["candidates"]]
-    assert mp3_id not in shown and copy_id in shown
-    (same,) = res["same_recording"]
-    assert same["track_id"] == mp3_id and same["path"] == str(mp3)
-    assert same["ber"] <= 0.25 and abs(same["offset"]) < 0.15
-    human = run("match", songs_dir / "query.wav", "--db", db).stdout
-    assert "is this recording in another file" in " ".join(human.split())
+    assert mp3_id not in shown and edit_id not in shown and copy_id in shown
+    same = {c["track_id"]: c for c in res["same_recording"]}
+    assert set(same) == {mp3_id, edit_id}
+    assert same[mp3_id]["path"] == str(mp3) and same[mp3_id]["pieces"] == 1
+    assert same[mp3_id]["ber"] <= 0.25 and abs(same[mp3_id]["offset"]) < 0.15
+    assert same[edit_id]["pieces"] >= 2 and same[edit_id]["ber"] <= 0.17
+    # the edit's halves cover nearly all of it (a second or two is lost around the cut)
+    assert same[edit_id]["seconds"] >= 0.85 * 0.75 * n / sr
+    human = " ".join(run("match", songs_dir / "query.wav", "--db", db).stdout.split())
+    assert "is this recording in another file" in human
+    assert "is an edit of this recording" in human
 
     # Asked for (the own track's option), the copy is there, and first.
     own = json.loads(
@@ -528,15 +545,17 @@ def test_the_same_recording_in_another_file_is_no_partner(songs_dir, tmp_path):
     )
     assert own["same_recording"] == []
     tops = [m["candidates"][0]["track_id"] for m in own["matches"] if m["candidates"]]
-    assert tops.count(mp3_id) >= 0.75 * len(own["matches"])
-    # The library's MP3 as the query, by id: the WAV is not in the library, nothing is left out.
+    assert tops.count(mp3_id) + tops.count(edit_id) >= 0.75 * len(own["matches"])
+    # The library's MP3 as the query, by id: the WAV is not in the library; the radio edit is,
+    # and is left out.
     by_id = json.loads(run("match", mp3_id, "--db", db, "--json").stdout)
-    assert by_id["query"]["in_library"] and by_id["same_recording"] == []
+    assert by_id["query"]["in_library"]
+    assert [c["track_id"] for c in by_id["same_recording"]] == [edit_id]
     # The whole-song mashup plans on the same lists: the copy plays under no phrase.
     mix = tmp_path / "mix.wav"
     sheet = json.loads(
         run("mashup", songs_dir / "query.wav", "--db", db, "-o", mix, "--json").stdout
     )
-    assert [c["track_id"] for c in sheet["plan"]["query"]["same_recording"]] == [mp3_id]
+    assert {c["track_id"] for c in sheet["plan"]["query"]["same_recording"]} == {mp3_id, edit_id}
     partners = [c["partner"]["track_id"] for c in sheet["plan"]["cues"] if c["partner"]]
-    assert partners and mp3_id not in partners and mix.exists()
+    assert partners and not {mp3_id, edit_id} & set(partners) and mix.exists()

@@ -122,10 +122,14 @@ def _print_matches(result: Any, names: dict[str, str] | None = None) -> None:
             soft_wrap=True,
         )
     for t, o in result.same_recording.items():
+        what = (
+            f"an edit of this recording (fingerprints agree piece by piece, {o.pieces} pieces, "
+            if o.edit
+            else "this recording in another file (fingerprints agree "
+        )
         out.print(
-            f"  [dim]left out: {shown(result.same_recording_paths.get(t) or t)} is this "
-            f"recording in another file (fingerprints agree on {o.seconds:.0f} s, "
-            f"{100 * (1 - o.ber):.0f} % of bits)[/dim]",
+            f"  [dim]left out: {shown(result.same_recording_paths.get(t) or t)} is {what}"
+            f"on {o.seconds:.0f} s, {100 * (1 - o.ber):.0f} % of bits)[/dim]",
             soft_wrap=True,
         )
     for m in result.matches:

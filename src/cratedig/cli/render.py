@@ -172,9 +172,13 @@ def mashup_command(
     for line in m.ruled_out or []:
         out.print(f"[yellow]{shown(line)}[/yellow]", soft_wrap=True)
     for c in m.plan.query.get("same_recording") or []:
+        what = (
+            "an edit of this recording"
+            if c.get("pieces", 1) > 1
+            else "this recording in another file"
+        )
         out.print(
-            f"  [dim]left out: {shown(c.get('path') or c['track_id'])} is this recording in "
-            "another file[/dim]",
+            f"  [dim]left out: {shown(c.get('path') or c['track_id'])} is {what}[/dim]",
             soft_wrap=True,
         )
 

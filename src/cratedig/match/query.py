@@ -209,6 +209,8 @@ class MatchResult:
                     "ber": o.ber,
                     "offset": o.offset,
                     "seconds": o.seconds,
+                    # > 1: an edit of it (a radio edit, an extended mix), found piece by piece
+                    "pieces": o.pieces,
                 }
                 for t, o in self.same_recording.items()
             ],

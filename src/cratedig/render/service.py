@@ -621,7 +621,12 @@ def render_mashup(
             "stems": list(stems or []),
             # left out as partners: the query's own recording in other files
             "same_recording": [
-                {"track_id": t, "path": result.same_recording_paths.get(t), "ber": o.ber}
+                {
+                    "track_id": t,
+                    "path": result.same_recording_paths.get(t),
+                    "ber": o.ber,
+                    "pieces": o.pieces,
+                }
                 for t, o in result.same_recording.items()
             ],
         },
