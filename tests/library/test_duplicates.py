@@ -13,7 +13,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from cratedig.cli import app
-from cratedig.library.duplicates import Copy, find_groups
+from cratedig.library.duplicates import Copy, edit_candidates, find_edits, find_groups
 from cratedig.synth import synthesize_song
 from cratedig.theory import Key
 
@@ -41,10 +41,16 @@ def test_copies_are_grouped_with_the_best_copy_first_and_partners_stay_apart(tmp
     sf.write(music / "c.flac", c.audio, SR)
     up2 = time_stretch(a.audio[None], SR, stretch_factor=1.0, pitch_shift_in_semitones=2.0)[0]
     sf.write(music / "a_up2.flac", up2, SR)  # a partner made from a, not a copy of it
+    # Edits, kept beside the songs they come from: an extended mix of a (its middle 8 bars
+    # played twice) and a radio edit of c (8 bars of its middle cut out), an MP3.
+    bar = int(4 * 60 / 122.0 * SR)
+    sf.write(music / "a (extended).flac", np.r_[a.audio[: 10 * bar], a.audio[2 * bar :]], SR)
+    sf.write(tmp_path / "c_edit.wav", np.r_[c.audio[: 4 * bar], c.audio[12 * bar :]], SR)
     for src, dst, args in (
         ("a.wav", "sub/a.mp3", ["-c:a", "libmp3lame", "-b:a", "128k"]),
         ("a.wav", "a (radio).ogg", ["-af", "volume=-6dB", "-c:a", "libvorbis"]),
         ("b.flac", "sub/b_8k.wav", ["-ar", "8000"]),
+        ("../c_edit.wav", "c (radio edit).mp3", ["-c:a", "libmp3lame", "-b:a", "128k"]),
     ):
         subprocess.run([FFMPEG, "-loglevel", "error", "-y", "-i", str(music / src), *args,
                         str(music / dst)], check=True)  # fmt: skip
@@ -52,12 +58,21 @@ def test_copies_are_grouped_with_the_best_copy_first_and_partners_stay_apart(tmp
     ingested = json.loads(_run("ingest", music, "--db", db, "--json"))
     # The ingest says which files it took are recordings it holds already (each pair once).
     said = {
-        tuple(sorted(p.split("music/")[1] for p in (c["path"], c["same_as_path"])))
+        tuple(sorted(p.split("music/")[1] for p in (c["path"], c["same_as_path"]))): c["edit"]
         for c in ingested["same_recording"]
     }
-    assert said == {("a (radio).ogg", "a.wav"), ("a (radio).ogg", "sub/a.mp3"),
-                    ("a.wav", "sub/a.mp3"), ("b.flac", "sub/b_8k.wav")}  # fmt: skip
-    assert len(ingested["same_recording"]) == 4
+    assert said == {
+        ("a (radio).ogg", "a.wav"): False,
+        ("a (radio).ogg", "sub/a.mp3"): False,
+        ("a.wav", "sub/a.mp3"): False,
+        ("b.flac", "sub/b_8k.wav"): False,
+        # the edits, of another length: against every file of their recording
+        ("a (extended).flac", "a (radio).ogg"): True,
+        ("a (extended).flac", "a.wav"): True,
+        ("a (extended).flac", "sub/a.mp3"): True,
+        ("c (radio edit).mp3", "c.flac"): True,
+    }
+    assert len(ingested["same_recording"]) == 8
     # A second file of a held recording, ingested alone later: said, and only it.
     sf.write(music / "sub" / "b again.wav", 0.5 * sf.read(music / "b.flac")[0], SR)
     again = json.loads(_run("ingest", music, "--db", db, "--json"))
@@ -67,7 +82,7 @@ def test_copies_are_grouped_with_the_best_copy_first_and_partners_stay_apart(tmp
     (music / "sub" / "b again.wav").unlink()
     _run("ingest", music, "--db", db, "--json")  # forgets it
     report = json.loads(_run("duplicates", "--db", db, "--json"))
-    assert report["tracks"] == 7 and report["without_fingerprint"] == 0
+    assert report["tracks"] == 9 and report["without_fingerprint"] == 0
     groups = sorted(
         ([c["path"].split("music/")[1] for c in g["copies"]] for g in report["groups"]),
         key=len,
@@ -77,9 +92,22 @@ def test_copies_are_grouped_with_the_best_copy_first_and_partners_stay_apart(tmp
     for g in report["groups"]:
         assert g["keep"] == g["copies"][0]["track_id"]
         assert all(p["ber"] <= 0.3 for p in g["pairs"]) and len(g["pairs"]) >= len(g["copies"]) - 1
+    # The edits are listed apart, each against the copy to keep of its recording (a.wav
+    # stands for the MP3 and the OGG); no copy to spare.
+    edits = sorted(
+        (e["shorter"]["path"].split("music/")[1], e["longer"]["path"].split("music/")[1])
+        for e in report["edits"]
+    )
+    assert edits == [("a.wav", "a (extended).flac"), ("c (radio edit).mp3", "c.flac")]
+    assert all(e["ber"] <= 0.17 for e in report["edits"])
+    # the radio edit's two halves lie at two offsets in c (the extended mix holds a whole
+    # at one offset: its last 14 bars)
+    assert [e["pieces"] >= 2 for e in report["edits"]] == [False, True]
     human = " ".join(_run("duplicates", "--db", db).split())
-    assert "2 recordings held more than once (3 copies to spare) among 7 tracks" in human
+    assert "2 recordings held more than once (3 copies to spare) among 9 tracks" in human
     assert "keep" in human and "band-limited to 4.0 kHz" in human
+    assert "2 edits of a recording the library holds (both kept; match never pairs them)" in human
+    assert "c (radio edit).mp3" in human and "one recording, edited" in human
 
 
 def test_only_copies_of_one_length_and_tempo_are_compared():
@@ -97,6 +125,44 @@ def test_only_copies_of_one_length_and_tempo_are_compared():
     # x-y (an octave within 2 %) are compared and grouped; z is 4 s longer, w 9 % faster, v
     # has no fingerprint: none of them is compared.
     assert compared == 1 and [[c.track_id for c in g.copies] for g in groups] == [["x", "y"]]
+
+
+def test_edits_are_found_by_shared_keys_whatever_their_length():
+    """A radio edit, an extended mix and a loop cut from a track share runs of exact frame
+    pairs with it at one offset each: they, and only they, are compared; a track that only
+    repeats its own loop (frames found many times) or shares a few frames by chance is not."""
+    rng = np.random.default_rng(6)
+    on = np.uint16(1 << 15)
+    song = rng.integers(0, 1 << 16, 4000, dtype=np.uint16) | on
+    other = rng.integers(0, 1 << 16, 4000, dtype=np.uint16) | on
+    loop = rng.integers(0, 1 << 16, 80, dtype=np.uint16) | on
+    third = rng.integers(0, 1 << 16, 4000, dtype=np.uint16) | on
+    flips = rng.random((len(song), 15)) < 0.04  # an MP3: one bit in 25 flipped
+    noisy = song ^ (flips * (1 << np.arange(15))).sum(axis=1).astype(np.uint16)
+    prints = [
+        song,
+        np.r_[noisy[:1500], noisy[2600:]],  # a radio edit, an MP3 of it
+        np.r_[song[:3000], song[1000:]],  # an extended mix
+        song[2000:2350],  # a 16 s loop
+        other,
+        np.tile(loop, 50),  # a loop repeated: its keys are found too often to say anything
+        np.r_[third[:6], song[:6], third[6:]],  # six frames of the song by chance
+    ]
+    pairs = edit_candidates(prints)
+    assert {(0, 1), (0, 2), (0, 3)} <= set(pairs)
+    assert not {p for p in pairs if 4 in p or 5 in p or 6 in p}
+
+    def track(i: int, fp: np.ndarray) -> dict:
+        return {"track_id": f"t{i}", "path": f"/m/{i}", "format": "FLAC", "sample_rate": 44100,
+                "duration": len(fp) / 21.5, "tempo": 120.0, "quality": {}, "fingerprint": fp}  # fmt: skip
+
+    edits, compared = find_edits([track(i, fp) for i, fp in enumerate(prints)])
+    assert compared == len(pairs)
+    found = {(e.shorter.track_id, e.longer.track_id): e.overlap for e in edits}
+    assert set(found) >= {("t1", "t0"), ("t0", "t2"), ("t3", "t0")}
+    assert found[("t1", "t0")].edit  # (the extended mix agrees with the song at one offset
+    # over 3/4 of it: the one-offset rule already holds it)
+    assert not found[("t3", "t0")].edit  # the loop lies whole at one offset
 
 
 def test_the_copy_to_keep_is_lossless_then_widest_then_highest_rate():

@@ -716,18 +716,31 @@ def test_the_library_s_duplicates_are_listed_with_the_copy_to_keep(scan_client):
     assert client.get("/api/duplicates").json()["groups"] == []
     x, sr = sf.read(music / "crate" / "house_b.flac")
     sf.write(music / "crate" / "house_b (copy).ogg", 0.5 * x, sr, format="OGG")
+    n = len(x)  # and a radio edit of it: its middle third cut out
+    sf.write(music / "crate" / "house_b (edit).wav", np.r_[x[: n // 3], x[2 * n // 3 :]], sr)
     job = wait_job(client, client.post("/api/library/scan", json={"folder": "crate"}).json()["job"])
-    assert job["state"] == "done" and job["report"]["analysed"] == 4
-    (said,) = job["report"]["same_recording"]  # the scan says so
-    assert {Path(said["path"]).name, Path(said["same_as"]).name} == {
-        "house_b.flac",
-        "house_b (copy).ogg",
+    assert job["state"] == "done" and job["report"]["analysed"] == 5
+    said = {  # the scan says so: the copy, and the edit against the song and its copy
+        frozenset((Path(c["path"]).name, Path(c["same_as"]).name)): c["edit"]
+        for c in job["report"]["same_recording"]
+    }
+    assert said == {
+        frozenset(("house_b.flac", "house_b (copy).ogg")): False,
+        frozenset(("house_b (edit).wav", "house_b.flac")): True,
+        frozenset(("house_b (edit).wav", "house_b (copy).ogg")): True,
     }
     found = client.get("/api/duplicates").json()
-    assert found["tracks"] == 4 and found["without_fingerprint"] == 0
+    assert found["tracks"] == 5 and found["without_fingerprint"] == 0
     (group,) = found["groups"]
     shown = {t["track_id"]: t["path"] for t in client.get("/api/tracks").json()["tracks"]}
     paths = [c["path"] for c in group["copies"]]
     assert paths == [shown[c["track_id"]] for c in group["copies"]]  # as /api/tracks shows them
     assert [Path(p).name for p in paths] == ["house_b.flac", "house_b (copy).ogg"]
     assert group["keep"] == group["copies"][0]["track_id"] and str(outside) not in str(found)
+    # the edit is listed apart (kept, never paired), against the copy to keep
+    (edit,) = found["edits"]
+    assert [Path(edit[k]["path"]).name for k in ("shorter", "longer")] == [
+        "house_b (edit).wav",
+        "house_b.flac",
+    ]
+    assert edit["shorter"]["path"] == shown[edit["shorter"]["track_id"]] and edit["pieces"] >= 2

@@ -161,8 +161,9 @@ def _print_ingest(
     for path, other in report.duplicates[:50]:
         out.print(f"  [yellow]duplicate[/yellow] {shown(path)} = {shown(other)}", soft_wrap=True)
     for c in (same_recording or [])[:50]:
+        what, sign = ("an edit", "~") if c.get("edit") else ("same recording", "=")
         out.print(
-            f"  [yellow]same recording[/yellow] {shown(c['path'])} = {shown(c['same_as_path'])}",
+            f"  [yellow]{what}[/yellow] {shown(c['path'])} {sign} {shown(c['same_as_path'])}",
             soft_wrap=True,
         )
     for path, reason in report.slice_errors:
@@ -404,7 +405,8 @@ def import_rekordbox_command(
 
 def duplicates_command(db: DbOption = None, json_out: JsonOption = False) -> None:
     """Recordings the library holds more than once (the FLAC and the MP3 of a song...), by
-    audio fingerprint, with the copy to keep (the best-sounding) named first."""
+    audio fingerprint, with the copy to keep (the best-sounding) named first; and edits of
+    one recording (a radio edit and the extended mix), which you keep and match never pairs."""
     from cratedig.library.db import open_library
     from cratedig.library.duplicates import library_duplicates
 
@@ -436,6 +438,21 @@ def duplicates_command(db: DbOption = None, json_out: JsonOption = False) -> Non
                 f"id {c.track_id}[/dim]",
                 soft_wrap=True,
             )
+    if found.edits:
+        n = len(found.edits)
+        out.print(
+            f"\n{n} edit{'' if n == 1 else 's'} of a recording the library holds (both kept; "
+            "match never pairs them):",
+            soft_wrap=True,
+        )
+    for e in found.edits:
+        out.print(
+            f"  {shown(e.shorter.path)} [dim]({e.shorter.duration:.1f} s)[/dim] and "
+            f"{shown(e.longer.path)} [dim]({e.longer.duration:.1f} s)[/dim]: one recording, "
+            f"edited [dim]({e.overlap.pieces} piece{'' if e.overlap.pieces == 1 else 's'} of the "
+            f"shorter found in the longer, {e.overlap.seconds:.0f} s alike)[/dim]",
+            soft_wrap=True,
+        )
 
 
 def prune_command(db: DbOption = None, json_out: JsonOption = False) -> None:

@@ -11,19 +11,27 @@ highest bit rate and sample rate).
 Comparing every two tracks' fingerprints would take 50 million comparisons for 10 000 tracks.
 Copies of one recording last as long (within :data:`DURATION_TOLERANCE` seconds) and read the
 same tempo (within :data:`TEMPO_TOLERANCE`, or an octave of it), so only such pairs are
-compared. An edit of another length (an intro cut) is not looked for here; ``match`` still
-leaves it out.
+compared.
+
+Edits are listed apart: a radio edit and the extended mix, a re-edit, a loop cut from a song
+(one holds the other piece by piece, :func:`~cratedig.analysis.fingerprint.edit_overlap`).
+A DJ keeps both, so neither is a copy to spare, but ``match`` never pairs them. Their lengths
+differ, so candidates come from a look-up instead (:func:`edit_candidates`): pairs of frames a
+few frames apart, as 30-bit keys, that two tracks share exactly at one offset (Wang 2003,
+the look-up behind Shazam, on our own frames); only such pairs are compared.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from cratedig.analysis.fingerprint import Overlap, near_ber, same_recording
+
+_SOUNDING = np.uint16(1 << 15)
 
 #: Seconds by which two copies of a recording may differ in length (encoder padding, a
 #: trimmed silence).
@@ -37,6 +45,17 @@ TEMPO_TOLERANCE = 0.02
 QUICK_REJECT_BER = 0.4
 #: "Full band" is full for the file's sample rate and at least this wide (Hz).
 FULL_BAND_MIN_HZ = 15000.0
+#: Edit look-up (:func:`edit_candidates`): a key is two sounding frames this many frames
+#: apart (30 bits); one key in EDIT_KEEP is kept, chosen by its value (so every copy keeps the
+#: same ones wherever its frames fall); a track's loop repeats its keys, of which the first
+#: EDIT_PER_TRACK are looked up; a key held by more than EDIT_KEY_CAP tracks says nothing; a
+#: pair of tracks sharing EDIT_MIN_VOTES kept keys at one offset (within a frame) is compared.
+#: An MP3 keeps about a quarter of its keys exact: a shared minute gives about 80 votes.
+EDIT_KEY_GAP = 4
+EDIT_KEEP = 4
+EDIT_PER_TRACK = 4
+EDIT_KEY_CAP = 16
+EDIT_MIN_VOTES = 8
 
 
 @dataclass(frozen=True)
@@ -119,11 +138,102 @@ def _maybe_copies(t1: float, t2: float) -> bool:
 
 
 def _copy_overlap(a: np.ndarray, b: np.ndarray) -> Overlap | None:
-    """Where two fingerprints of one length are the same recording: the quick look, then the
-    whole comparison (None: not copies)."""
+    """Where two fingerprints of one length are the same recording at one offset: the quick
+    look, then the whole comparison (None: not copies; an edit of the same length is listed
+    with the edits)."""
     if near_ber(a, b, max_offset=DURATION_TOLERANCE + 1.0) > QUICK_REJECT_BER:
         return None
-    return same_recording(a, b)
+    o = same_recording(a, b)
+    return o if o is not None and not o.edit else None
+
+
+def _keys(fp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(kept 30-bit keys, their frames) of one fingerprint."""
+    fp = np.asarray(fp, dtype=np.uint16)
+    if len(fp) <= EDIT_KEY_GAP:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    a, b = fp[:-EDIT_KEY_GAP], fp[EDIT_KEY_GAP:]
+    key = ((a & 0x7FFF).astype(np.int64) << 15) | (b & 0x7FFF).astype(np.int64)
+    mixed = (key * 0x9E3779B1) >> 11  # which keys to keep: by value, spread over all bits
+    keep = ((a & b & _SOUNDING) > 0) & (mixed % EDIT_KEEP == 0)
+    return key[keep], np.flatnonzero(keep)
+
+
+def edit_candidates(
+    prints: Iterable[np.ndarray], among: Collection[int] | None = None
+) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)``, ``i < j``, of ``prints`` that share :data:`EDIT_MIN_VOTES` or more
+    kept keys at one offset (within a frame): the only pairs worth comparing for an edit.
+    With ``among`` (indices), only pairs with one of those tracks, and only the keys those
+    tracks hold are kept from the others as they stream by (an ingest's new files against the
+    library).
+
+    >>> rng = np.random.default_rng(4)
+    >>> x = rng.integers(0, 1 << 16, 3000).astype(np.uint16) | _SOUNDING
+    >>> y = rng.integers(0, 1 << 16, 3000).astype(np.uint16) | _SOUNDING
+    >>> edit_candidates([x, y, np.r_[x[:800], x[2000:]]])
+    [(0, 2)]
+    >>> edit_candidates([x, y, np.r_[x[:800], x[2000:]]], among=[1])
+    []
+    """
+    prints = list(prints)
+    wanted: np.ndarray | None = None
+    if among is not None:
+        focus = sorted(set(among))
+        if not focus:
+            return []
+        wanted = np.unique(np.concatenate([_keys(prints[i])[0] for i in focus]))
+    parts = []
+    for fp in prints:
+        k, t = _keys(fp)
+        if wanted is not None:
+            hit = np.isin(k, wanted, assume_unique=False)
+            k, t = k[hit], t[hit]
+        parts.append((k, t))
+    keys = np.concatenate([k for k, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
+    if len(keys) < 2:
+        return []
+    owner = np.concatenate([np.full(len(k), i, dtype=np.int64) for i, (k, _) in enumerate(parts)])
+    frame = np.concatenate([t for _, t in parts])
+    order = np.lexsort((frame, owner, keys))
+    keys, owner, frame = keys[order], owner[order], frame[order]
+    # each track's first EDIT_PER_TRACK entries of a key (a loop repeats its frames)
+    run = np.r_[True, (keys[1:] != keys[:-1]) | (owner[1:] != owner[:-1])]
+    starts = np.flatnonzero(run)
+    rank = np.arange(len(keys)) - starts[np.cumsum(run) - 1]
+    keep = rank < EDIT_PER_TRACK
+    keys, owner, frame, run = keys[keep], owner[keep], frame[keep], run[keep]
+    # keys held by 2..EDIT_KEY_CAP tracks
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    key_id = np.cumsum(first) - 1
+    holders = np.bincount(key_id, weights=run.astype(np.float64))[key_id]
+    ok = (holders >= 2) & (holders <= EDIT_KEY_CAP)
+    keys, owner, frame = keys[ok], owner[ok], frame[ok]
+    n = len(prints)
+    codes = []
+    for d in range(1, EDIT_KEY_CAP * EDIT_PER_TRACK):  # the most entries a key keeps
+        same = (keys[:-d] == keys[d:]) & (owner[:-d] != owner[d:])
+        if not same.any():
+            if d > 1 and not (keys[:-d] == keys[d:]).any():
+                break
+            continue
+        i, j = owner[:-d][same], owner[d:][same]
+        ti, tj = frame[:-d][same], frame[d:][same]
+        lo, hi = np.minimum(i, j), np.maximum(i, j)
+        dt = np.where(i < j, ti - tj, tj - ti)
+        codes.append(((lo * n + hi) << 21) + (dt + (1 << 20)))
+    if not codes:
+        return []
+    code, votes = np.unique(np.concatenate(codes), return_counts=True)
+    # an offset and the next one pool their votes (the same audio falls a frame apart)
+    nxt = np.r_[code[1:] == code[:-1] + 1, False]
+    pooled = votes + np.where(nxt, np.r_[votes[1:], 0], 0)
+    pair = np.unique(code[pooled >= EDIT_MIN_VOTES] >> 21)
+    out = [(int(p // n), int(p % n)) for p in pair]
+    if among is not None:
+        focus_set = set(among)
+        out = [(i, j) for i, j in out if i in focus_set or j in focus_set]
+    return out
 
 
 def find_groups(
@@ -169,17 +279,7 @@ def find_groups(
     for idx in members.values():
         if len(idx) < 2:
             continue
-        copies = [
-            Copy(
-                track_id=rows[i]["track_id"],
-                path=rows[i]["path"],
-                format=rows[i]["format"],
-                sample_rate=int(rows[i]["sample_rate"]),
-                duration=float(rows[i]["duration"]),
-                quality=dict(rows[i].get("quality") or {}),
-            )
-            for i in idx
-        ]
+        copies = [_copy_of(rows[i]) for i in idx]
         copies.sort(key=lambda c: (tuple(-x for x in c.rank()), c.path))
         ids = set(idx)
         groups.append(
@@ -196,6 +296,60 @@ def find_groups(
     return groups, compared
 
 
+def _copy_of(row: dict[str, Any]) -> Copy:
+    return Copy(
+        track_id=row["track_id"],
+        path=row["path"],
+        format=row["format"],
+        sample_rate=int(row["sample_rate"]),
+        duration=float(row["duration"]),
+        quality=dict(row.get("quality") or {}),
+    )
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Two tracks of one recording, one an edit of the other (a radio edit and the extended
+    mix): ``shorter`` is found in ``longer`` piece by piece. Both are kept; ``match`` never
+    pairs them."""
+
+    shorter: Copy
+    longer: Copy
+    overlap: Overlap
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shorter": {"track_id": self.shorter.track_id, "path": self.shorter.path,
+                        "duration": round(self.shorter.duration, 3)},
+            "longer": {"track_id": self.longer.track_id, "path": self.longer.path,
+                       "duration": round(self.longer.duration, 3)},
+            "ber": self.overlap.ber,
+            "seconds": self.overlap.seconds,
+            "pieces": self.overlap.pieces,
+        }  # fmt: skip
+
+
+def find_edits(
+    tracks: list[dict[str, Any]], groups: list[Group] | None = None
+) -> tuple[list[Edit], int]:
+    """Pairs of ``tracks`` (as :func:`find_groups` takes them) of which one is an edit of the
+    other, and the number of fingerprint comparisons made. Candidates come from
+    :func:`edit_candidates`; two tracks of one group of copies (``groups``) are no edit, and
+    of a group only its first copy (the one to keep) is looked at."""
+    spare = {c.track_id for g in groups or [] for c in g.copies[1:]}
+    rows = [t for t in tracks if len(t["fingerprint"]) and t["track_id"] not in spare]
+    edits = []
+    pairs = edit_candidates([t["fingerprint"] for t in rows])
+    for i, j in pairs:
+        o = same_recording(rows[i]["fingerprint"], rows[j]["fingerprint"])
+        if o is None:
+            continue
+        a, b = sorted((rows[i], rows[j]), key=lambda t: (t["duration"], t["path"]))
+        edits.append(Edit(_copy_of(a), _copy_of(b), o))
+    edits.sort(key=lambda e: (e.longer.path, e.shorter.path))
+    return edits, len(pairs)
+
+
 @dataclass
 class Duplicates:
     """What :func:`library_duplicates` found."""
@@ -204,6 +358,7 @@ class Duplicates:
     tracks: int  # tracks with a fingerprint
     compared: int  # pairs of them compared
     without_fingerprint: int  # analysed before analysis v31
+    edits: list[Edit] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -211,25 +366,29 @@ class Duplicates:
             "compared": self.compared,
             "without_fingerprint": self.without_fingerprint,
             "groups": [g.to_json() for g in self.groups],
+            "edits": [e.to_json() for e in self.edits],
         }
 
 
 def library_duplicates(library: Any) -> Duplicates:
-    """The groups of copies in a :class:`cratedig.library.db.Library`."""
+    """The groups of copies, and the edits, in a :class:`cratedig.library.db.Library`."""
     from cratedig.library import repository as repo
 
     with library.reader() as s:
         tracks = repo.fingerprinted_tracks(s)
         unprinted = repo.unfingerprinted_count(s)
     groups, compared = find_groups(tracks)
-    return Duplicates(groups, len(tracks), compared, unprinted)
+    edits, more = find_edits(tracks, groups)
+    return Duplicates(groups, len(tracks), compared + more, unprinted, edits)
 
 
 def copies_of_run(library: Any, ingest_id: str) -> list[dict[str, Any]]:
     """The tracks an ingest run (``ingest_id``) stored that are another file of a recording
-    the library holds: ``{"path", "track_id", "same_as", "same_as_path", "ber"}`` each, for
-    the ingest's report ("you have this one already"). Only candidates of one length and
-    tempo are compared, their fingerprints read from the database as needed."""
+    the library holds: ``{"path", "track_id", "same_as", "same_as_path", "ber", "edit"}``
+    each, for the ingest's report ("you have this one already"). Copies are candidates of one
+    length and tempo, their fingerprints read from the database as needed; edits (``"edit":
+    true``: a radio edit of a held extended mix...) come from the look-up of the new tracks'
+    keys in every fingerprint (:func:`edit_candidates` with ``among``)."""
     from sqlalchemy import select
 
     from cratedig.library import repository as repo
@@ -256,14 +415,26 @@ def copies_of_run(library: Any, ingest_id: str) -> list[dict[str, Any]]:
                 if o.ingest_id == ingest_id and o.id < r.id:
                     continue  # two new tracks: judged once
                 pairs.append((r.id, o.id))
-        if not pairs:
-            return []
-        prints = repo.track_fingerprints(s, {t for p in pairs for t in p})
-        paths = repo.paths_of(s, {t for p in pairs for t in p})
+        ids = [r.id for r in rows]
+        length = {r.id: float(r.duration) for r in rows}
+        prints = repo.track_fingerprints(s, ids)
+        ids = [t for t in ids if t in prints]
+        is_new = {r.id for r in new}
+        edits = [
+            (ids[i], ids[j]) if ids[i] in is_new else (ids[j], ids[i])
+            for i, j in edit_candidates(
+                [prints[t] for t in ids], among=[k for k, t in enumerate(ids) if t in is_new]
+            )
+        ]
+        seen = {frozenset(p) for p in pairs}
+        edits = [p for p in edits if frozenset(p) not in seen]
+        paths = repo.paths_of(s, {t for p in pairs + edits for t in p})
     out = []
-    for a, b in pairs:
+    for (a, b), edit in [(p, False) for p in pairs] + [(p, True) for p in edits]:
         fa, fb = prints.get(a), prints.get(b)
-        o = None if fa is None or fb is None else _copy_overlap(fa, fb)
+        if fa is None or fb is None:
+            continue
+        o = same_recording(fa, fb) if edit else _copy_overlap(fa, fb)
         if o is not None:
             out.append(
                 {
@@ -272,6 +443,9 @@ def copies_of_run(library: Any, ingest_id: str) -> list[dict[str, Any]]:
                     "same_as": b,
                     "same_as_path": sorted(paths.get(b) or [""])[0],
                     "ber": o.ber,
+                    # one recording edited (not a copy): found piece by piece, or of another
+                    # length
+                    "edit": o.edit or (edit and abs(length[a] - length[b]) > DURATION_TOLERANCE),
                 }
             )
     return out

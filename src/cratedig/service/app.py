@@ -370,6 +370,7 @@ class ServiceState:
                 {
                     "path": self.public_path(c["path"]),
                     "same_as": self.public_path(c["same_as_path"]),
+                    "edit": bool(c.get("edit")),
                 }
                 for c in update.same_recording
             ],
@@ -489,13 +490,20 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @app.get("/api/duplicates", tags=["library"])
     def duplicates() -> dict[str, Any]:
         """Recordings the library holds more than once (``cratedig duplicates``): groups of
-        copies, the one to keep (the best-sounding) first, with the fingerprint evidence."""
+        copies, the one to keep (the best-sounding) first, with the fingerprint evidence; and
+        edits (a radio edit and its extended mix), which are both kept and never paired."""
         from cratedig.library.duplicates import library_duplicates
 
         found = library_duplicates(state.library).to_json()
-        for g in found["groups"]:
-            for c in g["copies"]:
-                c["path"] = state.public_path(c["path"])
+        everyone = [c for g in found["groups"] for c in g["copies"]] + [
+            e[side] for e in found["edits"] for side in ("shorter", "longer")
+        ]
+        # each as a DJ names it ("Artist - Title" from its tags), where its tags do
+        names = workflows.track_names(state.library, [c["track_id"] for c in everyone])
+        for c in everyone:
+            c["path"] = state.public_path(c["path"])
+            if names.get(c["track_id"]):
+                c["name"] = names[c["track_id"]]
         return found
 
     @app.get("/api/tracks", tags=["library"])
