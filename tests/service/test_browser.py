@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -408,6 +409,32 @@ def test_the_page_end_to_end(server, browser, tmp_path):
     shot(page, "09-bpm-range")
     scan("")
     assert page.evaluate("fetch('/api/config').then(r => r.json())")["bpm_range"] is None
+
+    # A radio edit of house_b (its middle third cut out) joins the crate: the scan says it is
+    # an edit of a song the library holds, the Duplicates panel lists the two as one recording
+    # (both kept), and a name there opens the song. Then it goes again.
+    n = len(x)
+    edit = server["music"] / "crate" / "house_b (radio edit).wav"
+    sf.write(edit, np.r_[x[: n // 3], x[2 * n // 3 :]], sr)
+    scan("")
+    page.wait_for_function(
+        "document.querySelector('#job-text').textContent.includes('1 edit of a song already held')",
+        timeout=30_000,
+    )
+    page.click("#duplicates summary")
+    page.wait_for_selector("[data-testid=dup-edit]")
+    words = " ".join(page.text_content("[data-testid=dup-edit]").split())
+    assert words.startswith("house_b (radio edit).wav (") and "and DJ Ada – Warehouse B (" in words
+    assert "one recording, edited · both kept, never paired" in words, words
+    assert page.text_content("#duplicates summary") == "Duplicates (1)"
+    shot(page, "10-duplicates")
+    page.locator("[data-testid=dup-edit] a.open").nth(1).click()
+    page.wait_for_function(
+        "document.querySelector('#song-title').textContent === 'DJ Ada – Warehouse B'"
+    )
+    edit.unlink()
+    scan("")
+    page.wait_for_function("document.querySelectorAll('#tracks tbody tr').length === 4")
     assert errors == []
     assert load_s < 5  # first load (generous under a loaded CI machine; bench/serve.py measures)
     page.close()

@@ -148,7 +148,7 @@ function showSong(track, match) {
     tagTempoWords(track).map((w) => `<div class="given" data-testid="tag-tempo">${esc(w)}</div>`).join("") +
     tagDoubts(tags, track).map((d) => `<div class="doubt" data-testid="tag-doubt">? ${esc(d)}</div>`).join("") +
     (match.query.doubts || []).map((d) => `<div class="doubt">? ${esc(d)}</div>`).join("") +
-    (match.same_recording || []).map((c) => `<div class="dim" data-testid="same-recording">the library holds this recording as ${esc(c.name || baseName(c.path || c.track_id))}: not suggested as its partner</div>`).join("");
+    (match.same_recording || []).map((c) => `<div class="dim" data-testid="same-recording">the library holds ${(c.pieces || 1) > 1 ? "an edit of this recording" : "this recording"} as ${esc(c.name || baseName(c.path || c.track_id))}: not suggested as its partner</div>`).join("");
   // Fixing the grid is for library tracks (an upload is matched once, with "file BPM").
   $("#grid-fix").classList.toggle("hidden", !!match.query.upload);
   $("#grid-bpm").value = ""; $("#grid-downbeat").value = ""; $("#grid-bpb").value = "";
@@ -442,6 +442,21 @@ async function loadModels() {
   }).join("") : "<li>none yet: the rules rank (Learn from ratings trains one)</li>";
 }
 
+function fmtLength(s) { return `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, "0")}`; }
+
+async function loadDuplicates() {
+  let r;
+  try { r = await api("/api/duplicates"); } catch (e) { setStatus(e.message, true); return; }
+  const name = (c) => `<a href="#" class="open" data-id="${esc(c.track_id)}">${esc(c.name || baseName(c.path))}</a>`;
+  const groups = (r.groups || []).map((g) => `<li data-testid="dup-group">` + g.copies.map((c, k) =>
+    `${k ? "copy" : "<b>keep</b>"} ${name(c)} <span>${esc(c.quality)}</span>`).join(" · ") + "</li>");
+  const edits = (r.edits || []).map((e) => `<li data-testid="dup-edit">${name(e.shorter)} (${fmtLength(e.shorter.duration)}) and ` +
+    `${name(e.longer)} (${fmtLength(e.longer.duration)}): one recording, edited · both kept, never paired</li>`);
+  const n = groups.length + edits.length;
+  $("#duplicates summary").textContent = n ? `Duplicates (${n})` : "Duplicates";
+  $("#dup-list").innerHTML = n ? groups.concat(edits).join("") : "<li>no song is held twice</li>";
+}
+
 async function useModel(version) {
   try {
     await api("/api/models/active", { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ version }) });
@@ -469,11 +484,15 @@ async function pollJob() {
     return;
   }
   if (j.report) {
-    const same = new Set((j.report.same_recording || []).map((c) => c.path)).size;
+    const held = j.report.same_recording || [];
+    const same = new Set(held.filter((c) => !c.edit).map((c) => c.path)).size;
+    const edits = new Set(held.filter((c) => c.edit).map((c) => c.path)).size;
     $("#job-text").textContent = `${j.folder}: ${j.state} · ${j.report.analysed} analysed, ${j.report.unchanged} unchanged, ${j.report.failed.length} failed` +
-      (same ? ` · ${same} of them already in the library as another file` : "");
+      (same ? ` · ${same} of them already in the library as another file` : "") +
+      (edits ? ` · ${edits} edit${edits > 1 ? "s" : ""} of a song already held` : "");
   }
   loadConfig(); loadTracks();
+  if ($("#duplicates").open) loadDuplicates();
 }
 
 async function upload(ev) {
@@ -544,6 +563,8 @@ function wire() {
   $("#scan-form").addEventListener("submit", scan);
   $("#learn").addEventListener("click", learn);
   $("#model-list").addEventListener("click", (ev) => { const b = ev.target.closest("button.use"); if (b) useModel(+b.dataset.version); });
+  $("#duplicates").addEventListener("toggle", () => { if ($("#duplicates").open) loadDuplicates(); });
+  $("#dup-list").addEventListener("click", (ev) => { const a = ev.target.closest("a.open"); if (a) { ev.preventDefault(); openTrack(a.dataset.id); } });
   $("#job-cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message, true)));
   $("#upload").addEventListener("change", upload);
   $("#token").addEventListener("change", (ev) => localStorage.setItem("cratedig-token", ev.target.value));
