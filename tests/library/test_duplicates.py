@@ -160,6 +160,9 @@ def test_edits_are_found_by_shared_keys_whatever_their_length():
     assert compared == len(pairs)
     found = {(e.shorter.track_id, e.longer.track_id): e.overlap for e in edits}
     assert set(found) >= {("t1", "t0"), ("t0", "t2"), ("t3", "t0")}
+    # the loop is heard inside the song (a ninth of it), the radio edit is the song edited
+    inside = {(e.shorter.track_id, e.longer.track_id): e.inside for e in edits}
+    assert inside[("t3", "t0")] and not inside[("t1", "t0")] and not inside[("t0", "t2")]
     assert found[("t1", "t0")].edit  # (the extended mix agrees with the song at one offset
     # over 3/4 of it: the one-offset rule already holds it)
     assert not found[("t3", "t0")].edit  # the loop lies whole at one offset

@@ -446,10 +446,12 @@ def duplicates_command(db: DbOption = None, json_out: JsonOption = False) -> Non
             soft_wrap=True,
         )
     for e in found.edits:
+        how = "is heard inside" if e.inside else "and"
+        what = "" if e.inside else ": one recording, edited"
         out.print(
-            f"  {shown(e.shorter.path)} [dim]({e.shorter.duration:.1f} s)[/dim] and "
-            f"{shown(e.longer.path)} [dim]({e.longer.duration:.1f} s)[/dim]: one recording, "
-            f"edited [dim]({e.overlap.pieces} piece{'' if e.overlap.pieces == 1 else 's'} of the "
+            f"  {shown(e.shorter.path)} [dim]({e.shorter.duration:.1f} s)[/dim] {how} "
+            f"{shown(e.longer.path)} [dim]({e.longer.duration:.1f} s)[/dim]{what} "
+            f"[dim]({e.overlap.pieces} piece{'' if e.overlap.pieces == 1 else 's'} of the "
             f"shorter found in the longer, {e.overlap.seconds:.0f} s alike)[/dim]",
             soft_wrap=True,
         )

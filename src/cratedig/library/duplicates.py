@@ -52,6 +52,10 @@ FULL_BAND_MIN_HZ = 15000.0
 #: pair of tracks sharing EDIT_MIN_VOTES kept keys at one offset (within a frame) is compared.
 #: An MP3 keeps about a quarter of its keys exact: a shared minute gives about 80 votes.
 EDIT_KEY_GAP = 4
+#: A shorter track found in a longer one over less than this share of the longer's length is
+#: heard inside it (a track in a DJ mix, a loop in its song), not an edit of it (an extended
+#: mix is rarely over twice its radio edit).
+INSIDE_SHARE = 0.4
 EDIT_KEEP = 4
 EDIT_PER_TRACK = 4
 EDIT_KEY_CAP = 16
@@ -311,11 +315,17 @@ def _copy_of(row: dict[str, Any]) -> Copy:
 class Edit:
     """Two tracks of one recording, one an edit of the other (a radio edit and the extended
     mix): ``shorter`` is found in ``longer`` piece by piece. Both are kept; ``match`` never
-    pairs them."""
+    pairs them. Where the shorter fills only a small part of the longer (under
+    :data:`INSIDE_SHARE`: a track in a DJ mix, a loop in its song), it is ``inside`` it rather
+    than an edit of it."""
 
     shorter: Copy
     longer: Copy
     overlap: Overlap
+
+    @property
+    def inside(self) -> bool:
+        return self.overlap.seconds < INSIDE_SHARE * self.longer.duration
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -326,6 +336,7 @@ class Edit:
             "ber": self.overlap.ber,
             "seconds": self.overlap.seconds,
             "pieces": self.overlap.pieces,
+            "inside": self.inside,
         }  # fmt: skip
 
 
