@@ -106,8 +106,14 @@ def test_copies_are_grouped_with_the_best_copy_first_and_partners_stay_apart(tmp
     human = " ".join(_run("duplicates", "--db", db).split())
     assert "2 recordings held more than once (3 copies to spare) among 9 tracks" in human
     assert "keep" in human and "band-limited to 4.0 kHz" in human
-    assert "2 edits of a recording the library holds (both kept; match never pairs them)" in human
-    assert "c (radio edit).mp3" in human and "one recording, edited" in human
+    # and as families of versions, shortest first (a's edit against the copy kept of a)
+    versions = [[c["path"].split("music/")[1] for c in f] for f in report["versions"]]
+    assert versions == [["a.wav", "a (extended).flac"], ["c (radio edit).mp3", "c.flac"]]
+    assert (
+        "2 recordings held in edited versions (a radio edit, an extended mix...; all kept, "
+        "match never pairs them)" in human
+    )
+    assert "c (radio edit).mp3" in human and "is heard inside" not in human
 
 
 def test_only_copies_of_one_length_and_tempo_are_compared():

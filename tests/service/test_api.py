@@ -744,3 +744,7 @@ def test_the_library_s_duplicates_are_listed_with_the_copy_to_keep(scan_client):
         "house_b.flac",
     ]
     assert edit["shorter"]["path"] == shown[edit["shorter"]["track_id"]] and edit["pieces"] >= 2
+    assert not edit["inside"]
+    (family,) = found["versions"]  # one recording in two versions, shortest first, named
+    assert [c["path"] for c in family] == [edit["shorter"]["path"], edit["longer"]["path"]]
+    assert all(c["path"] == shown[c["track_id"]] for c in family)

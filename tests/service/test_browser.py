@@ -422,13 +422,13 @@ def test_the_page_end_to_end(server, browser, tmp_path):
         timeout=30_000,
     )
     page.click("#duplicates summary")
-    page.wait_for_selector("[data-testid=dup-edit]")
-    words = " ".join(page.text_content("[data-testid=dup-edit]").split())
-    assert words.startswith("house_b (radio edit).wav (") and "and DJ Ada – Warehouse B (" in words
-    assert "one recording, edited · both kept, never paired" in words, words
+    page.wait_for_selector("[data-testid=dup-versions]")
+    words = " ".join(page.text_content("[data-testid=dup-versions]").split())
+    assert words.startswith("one recording in 2 versions: house_b (radio edit).wav (0:"), words
+    assert "· DJ Ada – Warehouse B (0:" in words and words.endswith("all kept, never paired")
     assert page.text_content("#duplicates summary") == "Duplicates (1)"
     shot(page, "10-duplicates")
-    page.locator("[data-testid=dup-edit] a.open").nth(1).click()
+    page.locator("[data-testid=dup-versions] a.open").nth(1).click()
     page.wait_for_function(
         "document.querySelector('#song-title').textContent === 'DJ Ada – Warehouse B'"
     )

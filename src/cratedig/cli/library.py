@@ -408,7 +408,7 @@ def duplicates_command(db: DbOption = None, json_out: JsonOption = False) -> Non
     audio fingerprint, with the copy to keep (the best-sounding) named first; and edits of
     one recording (a radio edit and the extended mix), which you keep and match never pairs."""
     from cratedig.library.db import open_library
-    from cratedig.library.duplicates import library_duplicates
+    from cratedig.library.duplicates import library_duplicates, versions_of
 
     with open_library(db, create=False) as lib:
         found = library_duplicates(lib)
@@ -438,21 +438,26 @@ def duplicates_command(db: DbOption = None, json_out: JsonOption = False) -> Non
                 f"id {c.track_id}[/dim]",
                 soft_wrap=True,
             )
-    if found.edits:
-        n = len(found.edits)
+    families = versions_of(found.edits)
+    if families:
+        n = len(families)
         out.print(
-            f"\n{n} edit{'' if n == 1 else 's'} of a recording the library holds (both kept; "
-            "match never pairs them):",
+            f"\n{n} recording{'' if n == 1 else 's'} held in edited versions (a radio edit, "
+            "an extended mix...; all kept, match never pairs them):",
             soft_wrap=True,
         )
-    for e in found.edits:
-        how = "is heard inside" if e.inside else "and"
-        what = "" if e.inside else ": one recording, edited"
+    for family in families:
+        out.print("")
+        for c in family:
+            out.print(f"  {shown(c.path)}  [dim]{c.duration:.1f} s; id {c.track_id}[/dim]",
+                      soft_wrap=True)  # fmt: skip
+    inside = [e for e in found.edits if e.inside]
+    if inside:
+        out.print("")
+    for e in inside:
         out.print(
-            f"  {shown(e.shorter.path)} [dim]({e.shorter.duration:.1f} s)[/dim] {how} "
-            f"{shown(e.longer.path)} [dim]({e.longer.duration:.1f} s)[/dim]{what} "
-            f"[dim]({e.overlap.pieces} piece{'' if e.overlap.pieces == 1 else 's'} of the "
-            f"shorter found in the longer, {e.overlap.seconds:.0f} s alike)[/dim]",
+            f"  {shown(e.shorter.path)} [dim]({e.shorter.duration:.1f} s)[/dim] is heard inside "
+            f"{shown(e.longer.path)} [dim]({e.longer.duration:.1f} s; never paired)[/dim]",
             soft_wrap=True,
         )
 

@@ -361,6 +361,38 @@ def find_edits(
     return edits, len(pairs)
 
 
+def versions_of(edits: list[Edit]) -> list[list[Copy]]:
+    """The recordings held in several edited versions: tracks joined by edits (not by one held
+    inside another: a DJ mix holds tracks of many recordings), each family shortest first.
+
+    >>> c = lambda i, d: Copy(i, f"/m/{i}", "FLAC", 44100, d, {})
+    >>> o = Overlap(0.02, 0.0, 200.0, 2)
+    >>> radio, orig, ext, mix = c("r", 210.0), c("o", 300.0), c("e", 400.0), c("m", 3600.0)
+    >>> fams = versions_of([Edit(radio, orig, o), Edit(orig, ext, o), Edit(orig, mix, o)])
+    >>> [[x.track_id for x in f] for f in fams]
+    [['r', 'o', 'e']]
+    """
+    parent: dict[str, str] = {}
+    copies: dict[str, Copy] = {}
+
+    def find(t: str) -> str:
+        while parent.setdefault(t, t) != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for e in edits:
+        if e.inside:
+            continue
+        copies[e.shorter.track_id], copies[e.longer.track_id] = e.shorter, e.longer
+        parent[find(e.shorter.track_id)] = find(e.longer.track_id)
+    families: dict[str, list[Copy]] = {}
+    for t, c in copies.items():
+        families.setdefault(find(t), []).append(c)
+    out = [sorted(f, key=lambda c: (c.duration, c.path)) for f in families.values()]
+    return sorted(out, key=lambda f: f[0].path)
+
+
 @dataclass
 class Duplicates:
     """What :func:`library_duplicates` found."""
@@ -378,7 +410,13 @@ class Duplicates:
             "without_fingerprint": self.without_fingerprint,
             "groups": [g.to_json() for g in self.groups],
             "edits": [e.to_json() for e in self.edits],
-        }
+            # the recordings held in several edited versions, each shortest first
+            "versions": [
+                [{"track_id": c.track_id, "path": c.path, "duration": round(c.duration, 3)}
+                 for c in family]
+                for family in versions_of(self.edits)
+            ],
+        }  # fmt: skip
 
 
 def library_duplicates(library: Any) -> Duplicates:

@@ -491,13 +491,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     def duplicates() -> dict[str, Any]:
         """Recordings the library holds more than once (``cratedig duplicates``): groups of
         copies, the one to keep (the best-sounding) first, with the fingerprint evidence; and
-        edits (a radio edit and its extended mix), which are both kept and never paired."""
+        edits (a radio edit and its extended mix), which are both kept and never paired:
+        pairwise, and as the recordings held in several versions."""
         from cratedig.library.duplicates import library_duplicates
 
         found = library_duplicates(state.library).to_json()
-        everyone = [c for g in found["groups"] for c in g["copies"]] + [
-            e[side] for e in found["edits"] for side in ("shorter", "longer")
-        ]
+        everyone = (
+            [c for g in found["groups"] for c in g["copies"]]
+            + [e[side] for e in found["edits"] for side in ("shorter", "longer")]
+            + [c for family in found["versions"] for c in family]
+        )
         # each as a DJ names it ("Artist - Title" from its tags), where its tags do
         names = workflows.track_names(state.library, [c["track_id"] for c in everyone])
         for c in everyone:

@@ -450,9 +450,11 @@ async function loadDuplicates() {
   const name = (c) => `<a href="#" class="open" data-id="${esc(c.track_id)}">${esc(c.name || baseName(c.path))}</a>`;
   const groups = (r.groups || []).map((g) => `<li data-testid="dup-group">` + g.copies.map((c, k) =>
     `${k ? "copy" : "<b>keep</b>"} ${name(c)} <span>${esc(c.quality)}</span>`).join(" · ") + "</li>");
-  const edits = (r.edits || []).map((e) => `<li data-testid="dup-edit">${name(e.shorter)} (${fmtLength(e.shorter.duration)}) ` +
-    (e.inside ? `is heard inside ${name(e.longer)} (${fmtLength(e.longer.duration)}) · both kept, never paired</li>`
-      : `and ${name(e.longer)} (${fmtLength(e.longer.duration)}): one recording, edited · both kept, never paired</li>`));
+  const versions = (r.versions || []).map((f) => `<li data-testid="dup-versions">one recording in ${f.length} versions: ` +
+    f.map((c) => `${name(c)} (${fmtLength(c.duration)})`).join(" · ") + " · all kept, never paired</li>");
+  const inside = (r.edits || []).filter((e) => e.inside).map((e) => `<li data-testid="dup-inside">${name(e.shorter)} (${fmtLength(e.shorter.duration)}) ` +
+    `is heard inside ${name(e.longer)} (${fmtLength(e.longer.duration)}) · never paired</li>`);
+  const edits = versions.concat(inside);
   const n = groups.length + edits.length;
   $("#duplicates summary").textContent = n ? `Duplicates (${n})` : "Duplicates";
   $("#dup-list").innerHTML = n ? groups.concat(edits).join("") : "<li>no song is held twice</li>";
