@@ -114,6 +114,13 @@ def test_copies_are_grouped_with_the_best_copy_first_and_partners_stay_apart(tmp
         "match never pairs them)" in human
     )
     assert "c (radio edit).mp3" in human and "is heard inside" not in human
+    # An edit ingested later: the ingest's table counts it apart from copies, and names it.
+    y = sf.read(music / "b.flac")[0]
+    sf.write(music / "b (edit).flac", np.r_[y[: len(y) // 3], y[2 * len(y) // 3 :]], SR)
+    said = " ".join(_run("ingest", music, "--db", db).split())
+    assert "edits 1 (an edit of a recording the library holds" in said, said
+    assert "same recording" not in said  # an edit, not a copy
+    assert "an edit " in said and "b (edit).flac ~ " in said
 
 
 def test_only_copies_of_one_length_and_tempo_are_compared():

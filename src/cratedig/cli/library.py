@@ -135,12 +135,18 @@ def _print_ingest(
         t.add_row("moved/renamed", f"{len(report.moved)} (not analysed again)")
     if report.duplicates:
         t.add_row("duplicates", f"{len(report.duplicates)} (exact copies of a known track)")
-    if same_recording:
+    copies = {c["track_id"] for c in same_recording or [] if not c.get("edit")}
+    edits = {c["track_id"] for c in same_recording or [] if c.get("edit")} - copies
+    if copies:
         t.add_row(
             "same recording",
-            f"{len({c['track_id'] for c in same_recording})} (another file of a recording the "
-            "library holds: "
-            "`cratedig duplicates`)",
+            f"{len(copies)} (another file of a recording the library holds: `cratedig duplicates`)",
+        )
+    if edits:
+        t.add_row(
+            "edits",
+            f"{len(edits)} (an edit of a recording the library holds, a radio edit or an "
+            "extended mix: kept, never paired with it)",
         )
     t.add_row("failed", f"[red]{len(report.failed)}[/red]" if report.failed else "0")
     if report.failed_before:
