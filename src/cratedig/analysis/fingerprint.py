@@ -68,7 +68,9 @@ SAME_MIN_SHARE = 0.8
 #: Less sounding audio than this (seconds) is too little to call two files one recording.
 SAME_MIN_SECONDS = 5.0
 _BITS = N_BANDS - 1
-_SOUNDING = np.uint16(1 << 15)
+#: The "sounding" flag of a frame (the 16th bit; the other 15 are the bits compared).
+SOUNDING = np.uint16(1 << 15)
+_SOUNDING = SOUNDING
 
 
 #: Edits (:func:`edit_overlap`): offsets tried (the strongest peaks of the correlation, at

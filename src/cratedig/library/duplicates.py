@@ -29,9 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from cratedig.analysis.fingerprint import SOUNDING as _SOUNDING
 from cratedig.analysis.fingerprint import Overlap, near_ber, same_recording
-
-_SOUNDING = np.uint16(1 << 15)
 
 #: Seconds by which two copies of a recording may differ in length (encoder padding, a
 #: trimmed silence).
@@ -52,14 +51,14 @@ FULL_BAND_MIN_HZ = 15000.0
 #: pair of tracks sharing EDIT_MIN_VOTES kept keys at one offset (within a frame) is compared.
 #: An MP3 keeps about a quarter of its keys exact: a shared minute gives about 80 votes.
 EDIT_KEY_GAP = 4
-#: A shorter track found in a longer one over less than this share of the longer's length is
-#: heard inside it (a track in a DJ mix, a loop in its song), not an edit of it (an extended
-#: mix is rarely over twice its radio edit).
-INSIDE_SHARE = 0.4
 EDIT_KEEP = 4
 EDIT_PER_TRACK = 4
 EDIT_KEY_CAP = 16
 EDIT_MIN_VOTES = 8
+#: A shorter track found in a longer one over less than this share of the longer's length is
+#: heard inside it (a track in a DJ mix, a loop in its song), not an edit of it (an extended
+#: mix is rarely over twice its radio edit).
+INSIDE_SHARE = 0.4
 
 
 @dataclass(frozen=True)
